@@ -1,0 +1,112 @@
+# Makefile for replicad. `make` (or `make help`) lists the targets.
+#
+# Every recipe runs in bash with -eu -o pipefail, so a failing command
+# anywhere in a pipeline fails the target. Targets that run the go tool over
+# ./... say "no packages yet" instead of failing while the module is empty.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+# Settings; override on the command line, e.g. `make fuzz FUZZTIME=2s`.
+# (No trailing comments here: make would keep the space before them.)
+FUZZTIME ?= 30s
+BENCHCOUNT ?= 6
+BENCHDIR ?= bench-results
+ARGS ?=
+
+# The daemon's main package; build and run change behaviour once it exists.
+DAEMON := $(wildcard cmd/replicad/*.go)
+
+# Succeeds if ./... matches at least one package. -e lists packages that fail
+# to load too, so a broken package is reported by the go command that follows
+# rather than hidden as "no packages".
+HAVE_PKGS = test -n "$$(go list -e ./... 2>/dev/null)"
+NO_PKGS = echo "no packages yet"
+
+.PHONY: help build test race lint fuzz bench tidy-check run clean
+
+help: ## Show this help
+	@echo "Usage: make TARGET [VAR=value ...]"
+	@echo
+	@echo "Targets:"
+	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "Settings (current value, then meaning):"
+	@printf '  %-12s %-14s %s\n' \
+		FUZZTIME '$(FUZZTIME)' 'time per Fuzz* target in make fuzz' \
+		BENCHCOUNT '$(BENCHCOUNT)' '-count for make bench (benchstat wants >= 6)' \
+		BENCHDIR '$(BENCHDIR)' 'where make bench writes bench.txt' \
+		ARGS '$(ARGS)' "extra flags for make run, e.g. ARGS='--role hub'"
+
+build: ## Build bin/replicad (or, before the daemon exists, every package)
+ifneq ($(DAEMON),)
+	go build -o bin/replicad ./cmd/replicad
+else
+	@if $(HAVE_PKGS); then set -x; go build ./...; else $(NO_PKGS); fi
+endif
+
+test: ## Run every test (timeout 14m)
+	@if $(HAVE_PKGS); then set -x; go test -timeout 14m ./...; else $(NO_PKGS); fi
+
+race: ## Run every test with the race detector (timeout 20m)
+	@if $(HAVE_PKGS); then set -x; go test -race -timeout 20m ./...; else $(NO_PKGS); fi
+
+lint: ## Fail on any gofmt difference (tracked and untracked .go files) or go vet finding
+	@files=$$(git ls-files --cached --others --exclude-standard -- '*.go' 2>/dev/null \
+		|| find . -path ./.git -prune -o -name '*.go' -print); \
+	existing=(); for f in $$files; do if [[ -f $$f ]]; then existing+=("$$f"); fi; done; \
+	if (( $${#existing[@]} > 0 )); then \
+		unformatted=$$(gofmt -l "$${existing[@]}"); \
+		if [[ -n $$unformatted ]]; then \
+			echo "gofmt: these files need formatting (run gofmt -w on them):"; \
+			echo "$$unformatted"; exit 1; \
+		fi; \
+	fi; \
+	echo "gofmt: $${#existing[@]} files ok"
+	@if $(HAVE_PKGS); then set -x; go vet ./...; else $(NO_PKGS); fi
+
+fuzz: ## Run every Fuzz* target in the repository, one at a time, each for FUZZTIME
+	@FUZZTIME='$(FUZZTIME)' scripts/fuzz-all.sh
+
+bench: ## Run every benchmark BENCHCOUNT times into BENCHDIR/bench.txt (benchstat summary if installed)
+	@if ! $(HAVE_PKGS); then $(NO_PKGS); exit 0; fi; \
+	mkdir -p '$(BENCHDIR)'; \
+	if [[ -f '$(BENCHDIR)/bench.txt' ]]; then mv '$(BENCHDIR)/bench.txt' '$(BENCHDIR)/bench.old.txt'; fi; \
+	echo "go test -run '^\$$' -bench . -benchmem -count $(BENCHCOUNT) ./... | tee $(BENCHDIR)/bench.txt"; \
+	go test -run '^$$' -bench . -benchmem -count '$(BENCHCOUNT)' ./... | tee '$(BENCHDIR)/bench.txt'; echo; \
+	if ! command -v benchstat >/dev/null; then \
+		echo "benchstat not found; install it with: go install golang.org/x/perf/cmd/benchstat@latest"; \
+	elif [[ -f '$(BENCHDIR)/bench.old.txt' ]]; then \
+		echo "benchstat (previous run vs this one):"; \
+		benchstat '$(BENCHDIR)/bench.old.txt' '$(BENCHDIR)/bench.txt'; \
+	else \
+		echo "benchstat:"; benchstat '$(BENCHDIR)/bench.txt'; \
+	fi
+
+tidy-check: ## Fail if `go mod tidy` would change go.mod or go.sum (leaves them untouched)
+	@tmp=$$(mktemp -d); \
+	cp go.mod "$$tmp/go.mod"; if [[ -f go.sum ]]; then cp go.sum "$$tmp/go.sum"; fi; \
+	restore() { cp "$$tmp/go.mod" go.mod; \
+		if [[ -f $$tmp/go.sum ]]; then cp "$$tmp/go.sum" go.sum; else rm -f go.sum; fi; \
+		rm -rf "$$tmp"; }; \
+	trap restore EXIT; \
+	go mod tidy; \
+	status=0; \
+	diff -u --label go.mod.before --label go.mod "$$tmp/go.mod" go.mod || status=1; \
+	diff -u --label go.sum.before --label go.sum \
+		<(cat "$$tmp/go.sum" 2>/dev/null) <(cat go.sum 2>/dev/null) || status=1; \
+	if (( status != 0 )); then echo "go.mod/go.sum are not tidy: run go mod tidy and commit the result"; exit 1; fi; \
+	echo "go.mod and go.sum are tidy"
+
+run: $(if $(DAEMON),build) ## Build and run `bin/replicad agent` with its defaults (extra flags: ARGS=...)
+ifeq ($(DAEMON),)
+	@echo "the daemon is not built yet (see issue on the daemon)" >&2; exit 1
+else
+	./bin/replicad agent $(ARGS)
+endif
+
+clean: ## Remove bin/ and the benchmark results
+	rm -rf bin bench-results $(filter-out bench-results,$(BENCHDIR))
