@@ -52,3 +52,30 @@ func TestBasicLWW(t *testing.T) {
 	}
 	t.Logf("%d bytes: %+v", len(enc), a)
 }
+
+func TestWriteCodecRoundTrip(t *testing.T) {
+	w := &Write{Table: "t", ID: "x", Origin: 7, Seq: 3, TS: hlc.New(5, 1), Ctx: VV{{1, 2}, {7, 2}},
+		Fields: []FieldValue{{"a", MustValue(map[string]any{"k": []any{1, "two", nil}})}, {"b", Null}}}
+	b, err := AppendWrite(nil, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeWrite(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := AppendWrite(nil, got)
+	if string(b) != string(b2) {
+		t.Fatalf("round trip changed encoding")
+	}
+	for i := 0; i < len(b); i++ {
+		if _, err := DecodeWrite(b[:i], true); err == nil {
+			t.Fatalf("truncated at %d decoded without error", i)
+		}
+	}
+	e := w.Elide()
+	b3, _ := AppendWrite(nil, e)
+	if got, err := DecodeWrite(b3, true); err != nil || !got.Elided || got.Fields[0].Value != nil {
+		t.Fatalf("elided: %v %+v", err, got)
+	}
+}

@@ -25,6 +25,13 @@ type Write struct {
 	// Fields are the fields set, sorted by name, names unique. Empty for a
 	// delete; empty for a write that only creates the record.
 	Fields []FieldValue
+	// Elided marks a write whose values were dropped from a change log
+	// because every value it set (and its existence entry) was already
+	// superseded there. Its field values are nil. Applying it records it as
+	// applied and lets its context supersede what it had seen, but adds no
+	// candidate: once the writes that superseded it arrive too, the state is
+	// the same as if it had been applied whole.
+	Elided bool
 }
 
 // FieldValue is one field set by a write.
@@ -53,6 +60,8 @@ func (w *Write) Validate() error {
 		return fmt.Errorf("write %s/%s: malformed causal context", w.Table, w.ID)
 	case w.Ctx.Covers(w.Dot()):
 		return fmt.Errorf("write %s/%s: causal context covers the write itself", w.Table, w.ID)
+	case w.Elided && len(w.Fields) == 0 && !w.Delete:
+		return fmt.Errorf("write %s/%s: an elided write names the fields it set", w.Table, w.ID)
 	case w.Delete && len(w.Fields) > 0:
 		return fmt.Errorf("write %s/%s: a delete sets no fields", w.Table, w.ID)
 	}
@@ -63,7 +72,7 @@ func (w *Write) Validate() error {
 		if i > 0 && w.Fields[i-1].Name >= f.Name {
 			return fmt.Errorf("write %s/%s: fields not sorted or not unique at %q", w.Table, w.ID, f.Name)
 		}
-		if len(f.Value) == 0 {
+		if len(f.Value) == 0 && !w.Elided {
 			return fmt.Errorf("write %s/%s: field %q has no value", w.Table, w.ID, f.Name)
 		}
 	}
@@ -161,12 +170,23 @@ type FieldOutcome struct {
 	Dead bool
 }
 
+// Ready reports whether w can be applied to r: the origin's previous write
+// to this record (which w's context names, since an origin always sees its
+// own writes) has been applied. A write that is not ready must wait for its
+// predecessor; [Record.Apply] refuses it.
+func (r *Record) Ready(w *Write) bool {
+	return w.Ctx.Get(w.Origin) <= r.Applied.Get(w.Origin)
+}
+
 // Outcome reports what Apply did, for the policy layer. An Outcome can be
 // reused across calls; Apply resets it.
 type Outcome struct {
 	// Duplicate is true when the write had already been applied; nothing
 	// changed.
 	Duplicate bool
+	// NotReady is true when the origin's previous write to the record has
+	// not been applied yet (see [Record.Ready]); nothing changed.
+	NotReady bool
 	// Fields: for a write, one per field it sets, in the write's order; for a
 	// delete, one per field with a value it cleared or stands beside.
 	Fields []FieldOutcome
@@ -178,7 +198,7 @@ type Outcome struct {
 }
 
 func (o *Outcome) reset() {
-	o.Duplicate = false
+	o.Duplicate, o.NotReady = false, false
 	o.ExistSuperseded = o.ExistSuperseded[:0]
 	o.ExistConcurrent = o.ExistConcurrent[:0]
 	if cap(o.Fields) > 0 {
@@ -200,9 +220,9 @@ func (o *Outcome) field(name string) *FieldOutcome {
 }
 
 // Apply applies w to r in place. out, when not nil, is filled with what
-// happened. The precondition: every earlier write of w.Origin to this record
-// was applied before (Apply cannot check this; the store's per-origin
-// bookkeeping guarantees it). w must have passed Validate. r keeps
+// happened. Writes of one origin to a record must be applied in the order
+// the origin made them: a write whose predecessor is missing is refused
+// (out.NotReady) and changes nothing. w must have passed Validate. r keeps
 // references to w's values; the caller must not modify them afterwards.
 func (r *Record) Apply(w *Write, out *Outcome) {
 	if out != nil {
@@ -215,6 +235,12 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 		}
 		return
 	}
+	if !r.Ready(w) {
+		if out != nil {
+			out.NotReady = true
+		}
+		return
+	}
 	op := Entry{Origin: w.Origin, Seq: w.Seq, TS: w.TS, Delete: w.Delete}
 
 	// Existence register.
@@ -224,7 +250,7 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 	}
 	r.Exist = removeCovered(r.Exist, w.Ctx, exSup)
 	r.ExCov.Join(w.Ctx)
-	if !r.ExCov.Covers(d) {
+	if !r.ExCov.Covers(d) && !w.Elided {
 		if out != nil {
 			out.ExistConcurrent = append(out.ExistConcurrent, r.Exist...)
 		}
@@ -245,7 +271,7 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 			}
 			f.Cands = removeCovered(f.Cands, w.Ctx, sup)
 			f.Cov.Join(w.Ctx)
-			if f.Cov.Covers(d) || r.DelCov.Covers(d) {
+			if f.Cov.Covers(d) || r.DelCov.Covers(d) || w.Elided {
 				if fo != nil {
 					fo.Dead = true
 				}
@@ -267,7 +293,7 @@ func (r *Record) applyDelete(w *Write, op Entry, out *Outcome) {
 	d := op.Dot()
 	r.DelCov.Join(w.Ctx)
 	r.Dels = removeCovered(r.Dels, w.Ctx, nil)
-	live := !r.DelCov.Covers(d)
+	live := !r.DelCov.Covers(d) && !w.Elided
 	for i := range r.Fields {
 		f := &r.Fields[i]
 		var fo *FieldOutcome
