@@ -53,7 +53,7 @@ func (t Timestamp) String() string {
 // ParseTimestamp parses the form written by [Timestamp.String].
 func ParseTimestamp(s string) (Timestamp, error) {
 	w, l, ok := strings.Cut(s, ".")
-	if !ok {
+	if !ok || !plainDigits(w) || !plainDigits(l) {
 		return 0, fmt.Errorf("hlc: timestamp %q: want WALL.LOGICAL", s)
 	}
 	wall, err := strconv.ParseInt(w, 10, 64)
@@ -65,6 +65,20 @@ func ParseTimestamp(s string) (Timestamp, error) {
 		return 0, fmt.Errorf("hlc: timestamp %q: bad logical part", s)
 	}
 	return New(wall, uint16(lg)), nil
+}
+
+// plainDigits reports whether s is a decimal number as String writes it:
+// digits only, no sign, no leading zero.
+func plainDigits(s string) bool {
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // AppendKey appends the 8-byte big-endian encoding of t, which sorts
@@ -272,6 +286,9 @@ func (c *Clock) Update(remote Timestamp) error {
 func (c *Clock) Check(remote Timestamp) error { return c.check(remote, c.phys()) }
 
 func (c *Clock) check(remote Timestamp, pt int64) error {
+	if pt < 0 {
+		pt = 0
+	}
 	if c.maxOffset > 0 && remote.Wall()-pt > c.maxOffset.Milliseconds() {
 		return &OffsetError{Remote: remote, Physical: pt, MaxOffset: c.maxOffset}
 	}
