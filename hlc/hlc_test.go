@@ -795,7 +795,7 @@ func TestClockConcurrent(t *testing.T) {
 
 func TestParseTimestampRejectsNonCanonical(t *testing.T) {
 	for _, s := range []string{"+1.0", "-0.5", "01.00", "1.01", "1.", ".1", "1.+2"} {
-		if ts, err := ParseTimestamp(s); err == nil {
+		if ts, err := hlc.ParseTimestamp(s); err == nil {
 			t.Errorf("ParseTimestamp(%q) = %v, want an error", s, ts)
 		}
 	}
