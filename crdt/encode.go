@@ -155,6 +155,11 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 		}
 	}
 	c.w = wireRecord{}
+	for i := range r.Fields {
+		if len(r.Fields[i].Cov) > 0 {
+			r.covFields++
+		}
+	}
 	if msg := r.Check(); msg != "" {
 		return fmt.Errorf("decode record: %s", msg)
 	}

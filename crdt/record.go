@@ -2,7 +2,6 @@ package crdt
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/replicad/replicad/hlc"
 )
@@ -145,6 +144,11 @@ type Record struct {
 	Dels    []Entry // live deletes (not covered by a later delete)
 	DelCov  VV      // join of the deletes' contexts, above Applied
 	Fields  []Field // sorted by name
+
+	// covFields counts the fields with a non-empty cover, so that Apply
+	// can skip normalizing in the common case. Derived: recomputed by
+	// normalize and by decoding.
+	covFields int
 }
 
 // Context returns the causal context a new write to the record must carry:
@@ -248,14 +252,24 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 	if out != nil {
 		exSup = &out.ExistSuperseded
 	}
-	r.Exist = removeCovered(r.Exist, w.Ctx, exSup)
-	r.ExCov.Join(w.Ctx)
-	if !r.ExCov.Covers(d) && !w.Elided {
-		if out != nil {
-			out.ExistConcurrent = append(out.ExistConcurrent, r.Exist...)
+	causal := !w.Ctx.aboveAny(r.Applied) // w had seen nothing this replica lacks
+	if causal && len(r.Exist) == 1 && len(r.ExCov) == 0 && !w.Elided && w.Ctx.Covers(r.Exist[0].Dot()) {
+		// Fast path: w supersedes the one live operation.
+		if exSup != nil {
+			*exSup = append(*exSup, r.Exist[0])
 		}
-		r.Exist = insertEntry(r.Exist, op)
+		r.Exist[0] = op
+	} else {
+		r.Exist = removeCovered(r.Exist, w.Ctx, exSup)
+		r.ExCov.joinAbove(w.Ctx, r.Applied)
+		if !r.ExCov.Covers(d) && !w.Elided {
+			if out != nil {
+				out.ExistConcurrent = append(out.ExistConcurrent, r.Exist...)
+			}
+			r.Exist = insertEntry(r.Exist, op)
+		}
 	}
+	settle := !causal || w.Delete || r.covFields > 0 || len(r.ExCov) > 0 || len(r.DelCov) > 0 || len(r.Dels) > 0
 
 	if w.Delete {
 		r.applyDelete(w, op, out)
@@ -269,12 +283,24 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 				fo = out.field(fv.Name)
 				sup = &fo.Superseded
 			}
+			// Fast path: one candidate, which the write had seen.
+			if causal && len(f.Cands) == 1 && len(f.Cov) == 0 && len(r.DelCov) == 0 && !w.Elided &&
+				w.Ctx.Covers(f.Cands[0].Dot()) {
+				if sup != nil {
+					*sup = append(*sup, f.Cands[0])
+				}
+				e := op
+				e.Value = fv.Value
+				f.Cands[0] = e
+				continue
+			}
 			f.Cands = removeCovered(f.Cands, w.Ctx, sup)
-			f.Cov.Join(w.Ctx)
+			f.Cov.joinAbove(w.Ctx, r.Applied)
 			if f.Cov.Covers(d) || r.DelCov.Covers(d) || w.Elided {
 				if fo != nil {
 					fo.Dead = true
 				}
+				settle = true
 				continue
 			}
 			if fo != nil {
@@ -286,12 +312,14 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 		}
 	}
 	r.Applied.Set(d)
-	r.normalize()
+	if settle {
+		r.normalize()
+	}
 }
 
 func (r *Record) applyDelete(w *Write, op Entry, out *Outcome) {
 	d := op.Dot()
-	r.DelCov.Join(w.Ctx)
+	r.DelCov.joinAbove(w.Ctx, r.Applied)
 	r.Dels = removeCovered(r.Dels, w.Ctx, nil)
 	live := !r.DelCov.Covers(d) && !w.Elided
 	for i := range r.Fields {
@@ -329,10 +357,24 @@ func hasValue(es []Entry) bool {
 	return false
 }
 
+// search returns the index of the first field whose name is >= name.
+func (r *Record) search(name string) int {
+	lo, hi := 0, len(r.Fields)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.Fields[m].Name < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
 // field returns the field named name, materializing it from the live
 // deletes' markers if absent.
 func (r *Record) field(name string) *Field {
-	i := sort.Search(len(r.Fields), func(i int) bool { return r.Fields[i].Name >= name })
+	i := r.search(name)
 	if i < len(r.Fields) && r.Fields[i].Name == name {
 		return &r.Fields[i]
 	}
@@ -348,7 +390,7 @@ func (r *Record) field(name string) *Field {
 
 // lookup returns the field named name or nil.
 func (r *Record) lookup(name string) *Field {
-	i := sort.Search(len(r.Fields), func(i int) bool { return r.Fields[i].Name >= name })
+	i := r.search(name)
 	if i < len(r.Fields) && r.Fields[i].Name == name {
 		return &r.Fields[i]
 	}
@@ -361,6 +403,7 @@ func (r *Record) normalize() {
 	r.ExCov.PruneCovered(r.Applied)
 	r.DelCov.PruneCovered(r.Applied)
 	n := 0
+	r.covFields = 0
 	for i := range r.Fields {
 		f := &r.Fields[i]
 		if len(f.Cov) > 0 {
@@ -368,6 +411,9 @@ func (r *Record) normalize() {
 		}
 		if len(f.Cov) == 0 && sameEntries(f.Cands, r.Dels) {
 			continue
+		}
+		if len(f.Cov) > 0 {
+			r.covFields++
 		}
 		if n != i {
 			r.Fields[n] = *f
@@ -399,19 +445,22 @@ func removeCovered(es []Entry, ctx VV, removed *[]Entry) []Entry {
 		return es
 	}
 	n := 0
-	for _, e := range es {
-		if ctx.Covers(e.Dot()) {
+	for i := range es {
+		if ctx.Covers(es[i].Dot()) {
 			if removed != nil {
-				*removed = append(*removed, e)
+				*removed = append(*removed, es[i])
 			}
 			continue
 		}
-		es[n] = e
+		if n != i {
+			es[n] = es[i]
+		}
 		n++
 	}
-	for i := n; i < len(es); i++ {
-		es[i] = Entry{}
+	if n == len(es) {
+		return es
 	}
+	clear(es[n:])
 	return es[:n]
 }
 

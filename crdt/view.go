@@ -120,6 +120,8 @@ func (r *Record) Clone() *Record {
 		Dels:    append([]Entry(nil), r.Dels...),
 		DelCov:  r.DelCov.Clone(),
 		Fields:  make([]Field, len(r.Fields)),
+
+		covFields: r.covFields,
 	}
 	for i, f := range r.Fields {
 		c.Fields[i] = Field{Name: f.Name, Cands: append([]Entry(nil), f.Cands...), Cov: f.Cov.Clone()}

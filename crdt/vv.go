@@ -104,6 +104,26 @@ func (v *VV) Join(o VV) {
 	}
 }
 
+// joinAbove joins into v the entries of ctx above applied: the part of a
+// cover that can still decide anything (see [Record]).
+func (v *VV) joinAbove(ctx, applied VV) {
+	for _, d := range ctx {
+		if d.Seq > applied.Get(d.Node) {
+			v.Set(d)
+		}
+	}
+}
+
+// aboveAny reports whether v has an entry above applied.
+func (v VV) aboveAny(applied VV) bool {
+	for _, d := range v {
+		if d.Seq > applied.Get(d.Node) {
+			return true
+		}
+	}
+	return false
+}
+
 // PruneCovered removes the entries of v that applied covers. See
 // [Record] for why covers are kept only above what was applied.
 func (v *VV) PruneCovered(applied VV) {
