@@ -84,7 +84,9 @@ func (n *scNode) rec(id string) *Record {
 	return r
 }
 
-func (e *scenarioEnv) dot(d Dot) string { return e.nameOf(d.Node) + ":" + strconv.FormatUint(d.Seq, 10) }
+func (e *scenarioEnv) dot(d Dot) string {
+	return e.nameOf(d.Node) + ":" + strconv.FormatUint(d.Seq, 10)
+}
 
 func (e *scenarioEnv) run(d *datadriven.TestData) (string, error) {
 	pos := []string{}
