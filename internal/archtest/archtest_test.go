@@ -1,0 +1,140 @@
+package archtest
+
+import (
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/replicad/replicad"
+
+type pkg struct {
+	ImportPath string
+	Dir        string
+	Imports    []string
+	Deps       []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", module+"/...")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(out)
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return pkgs
+}
+
+func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }
+
+// TestLayering checks the dependency rules: crdt and policy are pure (the
+// standard library, hlc and the value codec only; no I/O packages); store
+// and gossip know nothing of merge rules (gossip does not import crdt or
+// policy; store does not import policy); only cmd/replicad wires the
+// packages together.
+func TestLayering(t *testing.T) {
+	pure := map[string]bool{"crdt": true, "policy": true}
+	allowedPure := map[string]bool{
+		module + "/hlc":                     true,
+		module + "/crdt":                    true,
+		"github.com/ugorji/go/codec":        true,
+		"github.com/cockroachdb/datadriven": true, // tests only
+	}
+	forbiddenStd := []string{"os", "net", "net/http", "io/ioutil", "os/exec", "syscall", "log"}
+	for _, p := range listPackages(t) {
+		name := rel(p.ImportPath)
+		if pure[name] {
+			for _, imp := range p.Imports {
+				if strings.Contains(imp, ".") && !allowedPure[imp] {
+					t.Errorf("%s imports %s: pure packages may import only the standard library, hlc, crdt and the value codec", name, imp)
+				}
+				for _, f := range forbiddenStd {
+					if imp == f {
+						t.Errorf("%s imports %s: pure packages do no I/O", name, imp)
+					}
+				}
+			}
+		}
+		for _, imp := range p.Imports {
+			r := rel(imp)
+			if !strings.HasPrefix(imp, module) {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(r, "cmd/"):
+				t.Errorf("%s imports %s: nothing imports a command", name, r)
+			case name == "gossip" && (r == "crdt" || r == "policy" || r == "store"):
+				t.Errorf("gossip imports %s: gossip carries opaque bytes and knows nothing of records or merge rules", r)
+			case name == "store" && r == "policy":
+				t.Errorf("store imports policy: the store knows nothing of merge rules")
+			case r == "hlc" || r == "crdt" || r == "internal/archtest":
+			}
+		}
+	}
+}
+
+// TestPackageDocs checks that every package has a doc comment that starts
+// "Package name".
+func TestPackageDocs(t *testing.T) {
+	for _, p := range listPackages(t) {
+		fset := token.NewFileSet()
+		files, err := filepath.Glob(filepath.Join(p.Dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			af, err := parser.ParseFile(fset, f, nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if af.Doc != nil {
+				text := af.Doc.Text()
+				want := "Package " + af.Name.Name + " "
+				if af.Name.Name == "main" {
+					want = "Command "
+				}
+				if !strings.HasPrefix(text, want) {
+					t.Errorf("%s: package doc starts %q, want %q", f, firstLine(text), want)
+				}
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("package %s has no doc comment (add a doc.go)", rel(p.ImportPath))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
