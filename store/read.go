@@ -1,0 +1,242 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+)
+
+// feedValue is the value of f<feed>: the write behind a feed entry.
+type feedValue struct {
+	_struct bool `codec:",toarray"` //nolint:unused // codec tag
+	Origin  uint64
+	Seq     uint64
+	Table   string
+	ID      string
+}
+
+// FeedEntry is one entry of the local change feed: a write applied here
+// (local or remote), in application order.
+type FeedEntry struct {
+	Feed   uint64 // position in the feed, from 1, gapless
+	Origin hlc.NodeID
+	Seq    uint64
+	Table  string
+	ID     string
+}
+
+// RecordEntry is one record returned by Scan.
+type RecordEntry struct {
+	ID     string
+	Record *crdt.Record
+}
+
+// Get returns the state of table/id. The record is the caller's. Errors:
+// ErrNotFound (never written here), ErrInvalid, ErrCorrupt, ErrClosed,
+// ErrFailed. A deleted record is returned (Record.Deleted reports it).
+// Get may observe a write whose fsync is still in progress (not yet
+// acknowledged to its writer).
+func (s *Store) Get(table, id string) (*crdt.Record, error) {
+	if err := checkName(table, id); err != nil {
+		return nil, err
+	}
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	rec, found, err := s.readRecord(recordKey(nil, table, id))
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: record %s/%q", ErrNotFound, table, id)
+	}
+	return rec, nil
+}
+
+// Scan returns up to limit records of table with ids greater than after
+// ("" for the start), in id order (bytewise), and the id to pass as after
+// for the next page ("" when there are no more). limit <= 0 means 100.
+// Records are the caller's. Deleted records are included. Each call is a
+// consistent snapshot; pages of one scan may see later writes.
+func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, error) {
+	if !ValidTable(table) {
+		return nil, "", checkName(table, "x")
+	}
+	if err := s.usable(); err != nil {
+		return nil, "", err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	lower := recordKey(nil, table, after)
+	if after != "" {
+		lower = append(lower, 0) // strictly after
+	}
+	upper := append([]byte{pRecord}, table...)
+	upper = append(upper, 1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, "", err
+	}
+	defer it.Close()
+	var out []RecordEntry
+	for it.First(); it.Valid(); it.Next() {
+		if len(out) == limit {
+			return out, out[len(out)-1].ID, nil
+		}
+		k := it.Key()
+		_, id, ok := splitName(k[1:])
+		if !ok {
+			return nil, "", corruptf(k, "malformed record key")
+		}
+		rec, err := decodeRecord(k, it.Value())
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, RecordEntry{ID: id, Record: rec})
+	}
+	if err := it.Error(); err != nil {
+		return nil, "", err
+	}
+	return out, "", nil
+}
+
+// Tables returns the names of the tables that have at least one record,
+// sorted. Its cost grows with the number of tables (it skips from table to
+// table).
+func (s *Store) Tables() ([]string, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pRecord}, UpperBound: []byte{pRecord + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			return nil, corruptf(k, "malformed record key")
+		}
+		t := string(k[1:i])
+		out = append(out, t)
+		next := append([]byte{pRecord}, t...)
+		ok = it.SeekGE(append(next, 1))
+	}
+	return out, it.Error()
+}
+
+// Holdings returns, per origin, the sequence numbers this replica holds.
+// It is a cheap copy of state kept in memory (loaded at open); the map and
+// its Held values are the caller's. It may include writes whose fsync is
+// in progress.
+func (s *Store) Holdings() map[hlc.NodeID]Held {
+	s.hmu.RLock()
+	defer s.hmu.RUnlock()
+	out := make(map[hlc.NodeID]Held, len(s.held))
+	for o, h := range s.held {
+		out[o] = h.Clone()
+	}
+	return out
+}
+
+// HeldOf returns a copy of what this replica holds of origin.
+func (s *Store) HeldOf(origin hlc.NodeID) Held {
+	s.hmu.RLock()
+	defer s.hmu.RUnlock()
+	if h := s.held[origin]; h != nil {
+		return h.Clone()
+	}
+	return Held{}
+}
+
+// Stream calls fn, in sequence order, for every logged write of origin
+// with a sequence number greater than after, stopping early when fn
+// returns an error (which Stream returns). Writes are as applied here,
+// some possibly Elided by CompactLog; each is fn's to keep. Its cost grows
+// with the number of writes streamed, not with the size of the log
+// (iterator bounds, no scan).
+//
+// Sequence numbers this replica holds (HeldOf(origin)) that Stream does
+// not yield are held empty (declared empty by a sender): a sync sender
+// reports them as empty ranges so that the receiver's gaps close. For
+// this node's own origin Stream stops at the last durable write, so no
+// write a crash could take back (and whose number would be reused)
+// leaves the node.
+//
+// Stream holds a Pebble iterator (which pins memtables and files) while it
+// runs: stream in bounded chunks (return an error from fn to stop, then
+// resume with the last sequence seen). Errors: ErrCorrupt (naming the
+// key), ErrClosed, ErrFailed, fn's error.
+func (s *Store) Stream(origin hlc.NodeID, after uint64, fn func(*crdt.Write) error) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	hi := ^uint64(0)
+	if origin == s.node {
+		hi = s.durableSeq.Load()
+	}
+	if after >= hi {
+		return nil
+	}
+	lower, upper := logBounds(origin, after+1, hi)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		w, err := decodeLogEntry(it.Key(), it.Value())
+		if err != nil {
+			return err
+		}
+		if err := fn(w); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Feed returns up to limit feed entries after position after, in order;
+// limit <= 0 means 100. Only durable entries are returned, so a consumer's
+// cursor never points at an entry a crash could take back. The slice is
+// the caller's.
+func (s *Store) Feed(after uint64, limit int) ([]FeedEntry, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	head := s.durableFeed.Load()
+	if after >= head {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: feedKey(nil, after+1), UpperBound: feedKey(nil, head+1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []FeedEntry
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			return nil, corruptf(k, "feed key of %d bytes", len(k))
+		}
+		var v feedValue
+		if err := decodeValue(k, it.Value(), &v); err != nil {
+			return nil, err
+		}
+		out = append(out, FeedEntry{Feed: be(k[1:]), Origin: hlc.NodeID(v.Origin), Seq: v.Seq, Table: v.Table, ID: v.ID})
+	}
+	return out, it.Error()
+}
+
+// FeedHead returns the position of the last durable feed entry (0 if
+// none).
+func (s *Store) FeedHead() uint64 { return s.durableFeed.Load() }

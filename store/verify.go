@@ -1,0 +1,302 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+)
+
+// Verify checks the store's consistency on a snapshot: every record
+// decodes and passes crdt's Record.Check; every log entry decodes and is
+// at its key; for each origin, the holdings (stored, and in memory) are
+// exactly the logged sequences plus the declared-empty ranges; each
+// record's Applied vector is exactly, per origin, the highest logged write
+// to it; every feed entry names a logged write and every logged write has
+// one feed entry. It reads the whole store and keeps per-record state in
+// memory: a tool for tests and operators, not for the hot path. The first
+// problem is returned (ErrCorrupt for undecodable values, naming the key).
+func (s *Store) Verify() error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	// Block writers so the in-memory holdings match the snapshot.
+	s.mu.Lock()
+	snap := s.db.NewSnapshot()
+	mem := s.Holdings()
+	s.mu.Unlock()
+	defer snap.Close()
+
+	iter := func(p byte, fn func(k, v []byte) error) error {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			if err := fn(it.Key(), it.Value()); err != nil {
+				return err
+			}
+		}
+		return it.Error()
+	}
+
+	// Log: per origin the held set, per record the max seq per origin.
+	logged := map[hlc.NodeID]*Held{}
+	perRec := map[string]crdt.VV{}
+	type dot = crdt.Dot
+	inLog := map[dot]bool{}
+	if err := iter(pLog, func(k, v []byte) error {
+		w, err := decodeLogEntry(k, v)
+		if err != nil {
+			return err
+		}
+		h := logged[w.Origin]
+		if h == nil {
+			h = &Held{}
+			logged[w.Origin] = h
+		}
+		h.Add(w.Seq, w.Seq)
+		rk := string(recordKey(nil, w.Table, w.ID))
+		vv := perRec[rk]
+		vv.Set(w.Dot())
+		perRec[rk] = vv
+		inLog[w.Dot()] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := iter(pEmpty, func(k, v []byte) error {
+		if len(k) != 17 || len(v) != 8 || be(v) < be(k[9:]) {
+			return corruptf(k, "malformed empty range")
+		}
+		o := hlc.NodeID(be(k[1:9]))
+		h := logged[o]
+		if h == nil {
+			h = &Held{}
+			logged[o] = h
+		}
+		h.Add(be(k[9:]), be(v))
+		return nil
+	}); err != nil {
+		return err
+	}
+	stored := map[hlc.NodeID]Held{}
+	if err := iter(pOrigin, func(k, v []byte) error {
+		if len(k) != 9 {
+			return corruptf(k, "holdings key of %d bytes", len(k))
+		}
+		h, err := decodeHeld(k, v)
+		if err != nil {
+			return err
+		}
+		stored[hlc.NodeID(be(k[1:]))] = h
+		return nil
+	}); err != nil {
+		return err
+	}
+	for o, h := range logged {
+		if !stored[o].Equal(*h) {
+			return fmt.Errorf("%w: holdings of %v are %v, log and empty ranges hold %v", ErrCorrupt, o, stored[o], h)
+		}
+		if !mem[o].Equal(*h) {
+			return fmt.Errorf("store: in-memory holdings of %v are %v, log holds %v", o, mem[o], h)
+		}
+	}
+	for o, h := range stored {
+		if logged[o] == nil && !h.Equal(Held{}) {
+			return fmt.Errorf("%w: holdings of %v are %v, log holds nothing", ErrCorrupt, o, h)
+		}
+	}
+	// Records.
+	nrec := 0
+	if err := iter(pRecord, func(k, v []byte) error {
+		if _, _, ok := splitName(k[1:]); !ok {
+			return corruptf(k, "malformed record key")
+		}
+		rec, err := decodeRecord(k, v)
+		if err != nil {
+			return err
+		}
+		if msg := rec.Check(); msg != "" {
+			return corruptf(k, "record check: %s", msg)
+		}
+		want := perRec[string(k)]
+		if !rec.Applied.Equal(want) {
+			return fmt.Errorf("%w: record %s applied %v, log has %v", ErrCorrupt, FormatKey(k), rec.Applied, want)
+		}
+		nrec++
+		return nil
+	}); err != nil {
+		return err
+	}
+	if nrec != len(perRec) {
+		return fmt.Errorf("%w: the log names %d records, %d are stored", ErrCorrupt, len(perRec), nrec)
+	}
+	// Feed.
+	nfeed := 0
+	var prev uint64
+	if err := iter(pFeed, func(k, v []byte) error {
+		if len(k) != 9 {
+			return corruptf(k, "feed key of %d bytes", len(k))
+		}
+		var fv feedValue
+		if err := decodeValue(k, v, &fv); err != nil {
+			return err
+		}
+		n := be(k[1:])
+		if n != prev+1 {
+			return fmt.Errorf("%w: feed jumps from %d to %d", ErrCorrupt, prev, n)
+		}
+		prev = n
+		if !inLog[dot{Node: hlc.NodeID(fv.Origin), Seq: fv.Seq}] {
+			return fmt.Errorf("%w: feed entry %s names %x:%d, not in the log", ErrCorrupt, FormatKey(k), fv.Origin, fv.Seq)
+		}
+		nfeed++
+		return nil
+	}); err != nil {
+		return err
+	}
+	if nfeed != len(inLog) {
+		return fmt.Errorf("%w: %d feed entries for %d logged writes", ErrCorrupt, nfeed, len(inLog))
+	}
+	// Metadata.
+	for _, name := range []string{metaMagic, metaFormat, metaNode, metaHLC} {
+		v, c, err := snap.Get(metaKey(name))
+		if err != nil {
+			return fmt.Errorf("store: metadata %s: %w", FormatKey(metaKey(name)), err)
+		}
+		c.Close()
+		_ = v
+	}
+	return nil
+}
+
+// CompactLog rewrites as Elided (crdt.Write.Elide) up to limit log entries
+// (limit <= 0: no limit) whose values are all dead in the current record:
+// the write's dot appears neither among the candidates of any field it set
+// (for a delete: any field, or the live deletes) nor in the record's
+// existence register. Elided entries stay in the log and are streamed like
+// others (a receiver applies them as dead), so sequences overwritten since
+// stay answerable. Writes that set no field (create-only) are not elided.
+// It works in batches of 1,000 entries under the write mutex and returns
+// how many entries it elided. It scans the whole log: run it in the
+// background, rarely.
+func (s *Store) CompactLog(limit int) (int, error) {
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	elided := 0
+	var next []byte = []byte{pLog}
+	for {
+		n, resume, err := s.compactChunk(next, 1000, limit-elided, limit > 0)
+		elided += n
+		if err != nil || resume == nil || (limit > 0 && elided >= limit) {
+			return elided, err
+		}
+		next = resume
+	}
+}
+
+func (s *Store) compactChunk(from []byte, chunk, left int, limited bool) (int, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return 0, nil, err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{pLog + 1}})
+	if err != nil {
+		return 0, nil, err
+	}
+	defer it.Close()
+	b := s.newBatch()
+	defer b.close()
+	recs := map[string]*crdt.Record{}
+	n, seen := 0, 0
+	var resume []byte
+	for it.First(); it.Valid(); it.Next() {
+		if seen == chunk || (limited && n >= left) {
+			resume = append([]byte(nil), it.Key()...)
+			break
+		}
+		seen++
+		w, err := decodeLogEntry(it.Key(), it.Value())
+		if err != nil {
+			return 0, nil, err
+		}
+		if w.Elided || (!w.Delete && len(w.Fields) == 0) {
+			continue
+		}
+		rk := string(recordKey(nil, w.Table, w.ID))
+		rec := recs[rk]
+		if rec == nil {
+			rec, _, err = s.readRecord([]byte(rk))
+			if err != nil {
+				return 0, nil, err
+			}
+			recs[rk] = rec
+		}
+		if liveIn(rec, w) {
+			continue
+		}
+		ev, err := crdt.AppendWrite(nil, w.Elide())
+		if err != nil {
+			return 0, nil, err
+		}
+		b.set(it.Key(), ev)
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return 0, nil, err
+	}
+	if n == 0 {
+		return 0, resume, nil
+	}
+	wait, err := s.submit(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	// Holding the mutex through the sync is fine here: compaction is
+	// background work.
+	if err := wait(); err != nil {
+		return 0, nil, err
+	}
+	return n, resume, nil
+}
+
+func hasDot(es []crdt.Entry, d crdt.Dot) bool {
+	for _, e := range es {
+		if e.Dot() == d {
+			return true
+		}
+	}
+	return false
+}
+
+// liveIn reports whether anything w wrote is still live in rec.
+func liveIn(rec *crdt.Record, w *crdt.Write) bool {
+	d := w.Dot()
+	if hasDot(rec.Exist, d) {
+		return true
+	}
+	if w.Delete {
+		if hasDot(rec.Dels, d) {
+			return true
+		}
+		for _, f := range rec.Fields {
+			if hasDot(f.Cands, d) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range w.Fields {
+		if hasDot(rec.Candidates(f.Name), d) {
+			return true
+		}
+	}
+	return false
+}
+
+

@@ -1,0 +1,642 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+)
+
+// Batch is a write batch under construction. The store builds one for each
+// local write, each ApplyRemote call and each bookkeeping call; hooks given
+// to [Store.WriteWith] and [Store.ApplyRemoteWith] receive it so the policy
+// layer can add its bookkeeping (conflicts, sync errors, tombstones, peer
+// state) to the same atomic, durable commit. A Batch is only valid during
+// the call that hands it out, and is not safe for concurrent use. Its
+// methods record the first error and return it from Err; the owning call
+// then fails and commits nothing.
+type Batch struct {
+	s      *Store
+	b      *pebble.Batch
+	err    error
+	errSeq uint64 // sync-error ids allocated so far
+	now    func() time.Time
+	buf    []byte
+}
+
+func (s *Store) newBatch() *Batch {
+	return &Batch{s: s, b: s.db.NewBatch(), errSeq: s.errSeq, now: time.Now}
+}
+
+// Err returns the first error a method of b met.
+func (b *Batch) Err() error { return b.err }
+
+func (b *Batch) set(key, val []byte) {
+	if b.err == nil {
+		b.err = b.b.Set(key, val, nil)
+	}
+}
+
+func (b *Batch) del(key []byte) {
+	if b.err == nil {
+		b.err = b.b.Delete(key, nil)
+	}
+}
+
+func (b *Batch) setEncoded(key []byte, v any) {
+	if b.err != nil {
+		return
+	}
+	val, err := encodeValue(b.buf[:0], v)
+	if err != nil {
+		b.err = err
+		return
+	}
+	b.set(key, val)
+	b.buf = val
+}
+
+func (b *Batch) close() {
+	if b.b != nil {
+		_ = b.b.Close()
+		b.b = nil
+	}
+}
+
+// submit hands b to Pebble. Without NoSync it uses ApplyNoSyncWait with
+// Sync set: the batch is written to the WAL and applied to the memtable,
+// and is visible to every read that starts after submit returns (Pebble's
+// commit pipeline publishes batches in WAL order before returning; see
+// the comment on DB.ApplyNoSyncWait: "the mutation is applied to the
+// memtable and is visible"), but the fsync may still be in progress. The
+// caller, once it has released the store's mutex, calls the returned wait
+// to block until the fsync that covers the batch completes. Concurrent
+// writers' batches thus share fsyncs (group commit).
+//
+// Any error or Pebble panic marks the store failed: a batch may already be
+// visible while its fsync failed, so nothing more is trusted until a
+// reopen replays exactly what is durable.
+func (s *Store) submit(b *Batch) (wait func() error, err error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	if s.testHookBatch != nil {
+		s.testHookBatch(b.b.Repr())
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			wait, err = nil, s.failWith(fmt.Errorf("pebble: %v", r))
+		}
+	}()
+	if s.opts.NoSync {
+		if err := s.db.Apply(b.b, pebble.NoSync); err != nil {
+			return nil, s.failWith(err)
+		}
+		return func() error { return nil }, nil
+	}
+	if err := s.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
+		return nil, s.failWith(err)
+	}
+	pb := b.b
+	return func() error {
+		if err := pb.SyncWait(); err != nil {
+			return s.failWith(fmt.Errorf("wal sync: %w", err))
+		}
+		return nil
+	}, nil
+}
+
+// commitPlain commits a batch synchronously (bookkeeping, metadata).
+// Caller holds s.mu (or has exclusive access during Open).
+func (s *Store) commitPlain(b *pebble.Batch) error {
+	bb := &Batch{s: s, b: b}
+	defer bb.close()
+	wait, err := s.submit(bb)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// commitBook runs fill on a fresh batch under the write mutex and commits
+// it durably. Used by the bookkeeping methods.
+func (s *Store) commitBook(fill func(b *Batch) error) error {
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	b := s.newBatch()
+	defer b.close()
+	if err := fill(b); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	wait, err := s.submit(b)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.errSeq = b.errSeq
+	s.mu.Unlock()
+	return wait()
+}
+
+// WriteResult is what a local write did.
+type WriteResult struct {
+	// Write is the write as made and logged; it belongs to the caller.
+	Write *crdt.Write
+	// Record is the record's state after the write; it belongs to the
+	// caller.
+	Record *crdt.Record
+	// Outcome is crdt's report of what the write superseded or stands
+	// beside.
+	Outcome crdt.Outcome
+	// Feed is the write's number in the local change feed.
+	Feed uint64
+}
+
+// Write makes a local write to table/id: it sets fields (any order; names
+// must be unique and non-empty, values valid crdt.Values) or, with del,
+// deletes the record. It stamps the write with clock.Now(), gives it the
+// next local sequence number and the record's causal context, applies it,
+// and commits in one batch the record, the change-log entry, this origin's
+// holdings, the feed entry, the tombstone bookkeeping and the HLC
+// high-water mark. Write returns once the batch is durable (fsynced;
+// unless Options.NoSync), so an acknowledged write survives any crash.
+// Concurrent writers share fsyncs.
+//
+// On error nothing was applied and the local sequence counter did not
+// advance. Errors: ErrInvalid (bad names, fields), ErrCorrupt (the stored
+// record does not decode), ErrClosed, ErrFailed (an I/O error; the store
+// must be reopened). The store keeps references to the field values: do
+// not modify them afterwards. The returned write is the caller's.
+func (s *Store) Write(clock *hlc.Clock, table, id string, fields []crdt.FieldValue, del bool) (*crdt.Write, error) {
+	r, err := s.WriteWith(clock, table, id, fields, del, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r.Write, nil
+}
+
+// WriteWith is Write with a hook: hook, if not nil, is called under the
+// store's write mutex after the write was applied to the record and before
+// the batch is committed; keys it adds to b commit atomically with the
+// write. An error from hook aborts the write (nothing is applied). hook
+// must not call other Store methods (it would deadlock) and must not keep
+// b.
+func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.FieldValue, del bool, hook func(b *Batch, r *WriteResult) error) (*WriteResult, error) {
+	if err := checkName(table, id); err != nil {
+		return nil, err
+	}
+	if del && len(fields) > 0 {
+		return nil, fmt.Errorf("%w: a delete sets no fields", ErrInvalid)
+	}
+	fs := append([]crdt.FieldValue(nil), fields...)
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+	for _, f := range fs {
+		if err := f.Value.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: field %q: %v", ErrInvalid, f.Name, err)
+		}
+	}
+	if len(fs) == 0 {
+		fs = nil
+	}
+
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	rkey := recordKey(nil, table, id)
+	rec, _, err := s.readRecord(rkey)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	wasDeleted := rec.Deleted()
+	seq := s.nextSeq
+	w := &crdt.Write{
+		Table: table, ID: id, Origin: s.node, Seq: seq, TS: clock.Now(),
+		Ctx: rec.Context(), Delete: del, Fields: fs,
+	}
+	if err := w.Validate(); err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	res := &WriteResult{Write: w, Record: rec}
+	rec.Apply(w, &res.Outcome)
+
+	b := s.newBatch()
+	defer b.close()
+	self := s.heldOf(s.node)
+	self.Add(seq, seq)
+	feed := s.feed + 1
+	res.Feed = feed
+	s.putApplied(b, rkey, rec, wasDeleted, w, feed)
+	b.setEncoded(originKey(s.node), self.flat())
+	hw := max(s.hw, clock.HighWater())
+	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	if hook != nil && b.err == nil {
+		if err := hook(b, res); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	wait, err := s.submit(b)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	// Committed to the memtable and WAL (not yet necessarily synced):
+	// publish the new in-memory state. Later writers build on it, and their
+	// batches follow this one in the WAL.
+	s.nextSeq = seq + 1
+	s.feed = feed
+	s.hw = hw
+	s.errSeq = b.errSeq
+	s.publishHeld(map[hlc.NodeID]*Held{s.node: &self})
+	s.mu.Unlock()
+
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	raise(&s.durableSeq, seq)
+	raise(&s.durableFeed, feed)
+	// The caller owns the result: give it a copy of the write's slices the
+	// record does not share.
+	return res, nil
+}
+
+// putApplied adds to b the record, the log entry, the feed entry and the
+// tombstone bookkeeping of an applied write.
+func (s *Store) putApplied(b *Batch, rkey []byte, rec *crdt.Record, wasDeleted bool, w *crdt.Write, feed uint64) {
+	if b.err != nil {
+		return
+	}
+	val, err := rec.AppendBinary(nil)
+	if err != nil {
+		b.err = err
+		return
+	}
+	b.set(rkey, val)
+	lv, err := crdt.AppendWrite(nil, w)
+	if err != nil {
+		b.err = err
+		return
+	}
+	b.set(logKey(nil, w.Origin, w.Seq), lv)
+	b.setEncoded(feedKey(nil, feed), &feedValue{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+	tk := tombKey(w.Table, w.ID)
+	if rec.Deleted() {
+		top := rec.Exist[len(rec.Exist)-1]
+		b.setEncoded(tk, tombFrom(top, rec.Applied))
+	} else if wasDeleted {
+		b.del(tk)
+	}
+}
+
+func raise(a interface {
+	Load() uint64
+	CompareAndSwap(old, new uint64) bool
+}, v uint64) {
+	for {
+		cur := a.Load()
+		if cur >= v || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// heldOf returns a private copy of origin's holdings. Caller holds s.mu.
+func (s *Store) heldOf(origin hlc.NodeID) Held {
+	s.hmu.RLock()
+	defer s.hmu.RUnlock()
+	if h := s.held[origin]; h != nil {
+		return h.Clone()
+	}
+	return Held{}
+}
+
+func (s *Store) publishHeld(m map[hlc.NodeID]*Held) {
+	s.hmu.Lock()
+	for o, h := range m {
+		s.held[o] = h
+	}
+	s.hmu.Unlock()
+}
+
+// readRecord reads and decodes a record; a missing record is an empty
+// one (found false).
+func (s *Store) readRecord(rkey []byte) (*crdt.Record, bool, error) {
+	v, c, err := s.db.Get(rkey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return &crdt.Record{}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: read %s: %w", FormatKey(rkey), err)
+	}
+	defer c.Close()
+	rec, err := decodeRecord(rkey, v)
+	if err != nil {
+		return nil, false, err
+	}
+	return rec, true, nil
+}
+
+func decodeRecord(key, v []byte) (rec *crdt.Record, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rec, err = nil, corruptf(key, "decode panic: %v", r)
+		}
+	}()
+	rec = &crdt.Record{}
+	if err := rec.UnmarshalBinary(v); err != nil {
+		return nil, corrupt(key, err)
+	}
+	return rec, nil
+}
+
+func decodeLogEntry(key, v []byte) (w *crdt.Write, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w, err = nil, corruptf(key, "decode panic: %v", r)
+		}
+	}()
+	w, err = crdt.DecodeWrite(v, false)
+	if err != nil {
+		return nil, corrupt(key, err)
+	}
+	if len(key) != 17 || uint64(w.Origin) != be(key[1:9]) || w.Seq != be(key[9:]) {
+		return nil, corruptf(key, "log entry holds write %v", w.Dot())
+	}
+	return w, nil
+}
+
+// Status says what ApplyRemote did with one write.
+type Status uint8
+
+// Statuses of remote writes.
+const (
+	// Applied: applied, logged, held.
+	Applied Status = iota
+	// Duplicate: already held here; nothing done.
+	Duplicate
+	// Parked: its stamp is beyond the clock's maximum offset; stored as a
+	// parked write (ListParked), not applied, not held.
+	Parked
+	// Deferred: its origin's previous write to the record is missing here
+	// (crdt.Record.Ready); not applied, not held. Send it again once the
+	// gap is filled.
+	Deferred
+)
+
+func (st Status) String() string {
+	return [...]string{"applied", "duplicate", "parked", "deferred"}[st]
+}
+
+// Result is what ApplyRemote did. Status and Outcomes are parallel to the
+// writes given.
+type Result struct {
+	Status []Status
+	// Outcomes[i] is crdt's report for writes[i] when it was applied (the
+	// candidates it superseded or stands beside, per field); zero
+	// otherwise.
+	Outcomes []crdt.Outcome
+	// Applied counts applied writes; Parked and Deferred are indices into
+	// writes.
+	Applied  int
+	Parked   []int
+	Deferred []int
+	// Records maps "table\x00id" to the state after the batch of every
+	// record the batch changed; for hooks (the policy layer).
+	Records map[string]*crdt.Record
+}
+
+// ApplyRemote applies writes received from peers, and marks as held the
+// sequence ranges in empties (ranges a sender declared hold nothing this
+// replica needs: elided or out of scope), in one atomic, durable batch.
+//
+// For each write in order: already held → Duplicate; its stamp beyond the
+// clock's bound (clock.Update fails with *hlc.OffsetError) → Parked (kept
+// under k<origin,seq>); its origin's previous write to the record missing
+// → Deferred; else applied (later writes of the call see earlier ones),
+// logged, held and added to the feed. The batch also updates the holdings
+// of every origin touched and the HLC high-water mark. It is durable when
+// ApplyRemote returns (unless Options.NoSync).
+//
+// Every write must pass crdt.Write.Validate and have valid table and id
+// names, and every range must have 1 <= Lo <= Hi, or ApplyRemote returns
+// ErrInvalid and does nothing. Other errors: ErrCorrupt (a stored record
+// does not decode; nothing applied), ErrClosed, ErrFailed. The store keeps
+// references to the writes' values; do not modify them afterwards.
+func (s *Store) ApplyRemote(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]SeqRange) (*Result, error) {
+	return s.ApplyRemoteWith(clock, writes, empties, nil)
+}
+
+// ApplyRemoteWith is ApplyRemote with a hook, called under the store's
+// write mutex before the commit with the batch and the result so far;
+// keys it adds commit atomically with the writes. An error from hook
+// aborts the call (nothing applied). hook must not call Store methods.
+func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]SeqRange, hook func(b *Batch, r *Result) error) (*Result, error) {
+	for _, w := range writes {
+		if w == nil {
+			return nil, fmt.Errorf("%w: nil write", ErrInvalid)
+		}
+		if err := checkName(w.Table, w.ID); err != nil {
+			return nil, err
+		}
+		if err := w.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	for o, rs := range empties {
+		if o == 0 {
+			return nil, fmt.Errorf("%w: empty range of origin 0", ErrInvalid)
+		}
+		for _, r := range rs {
+			if r.Lo == 0 || r.Hi < r.Lo {
+				return nil, fmt.Errorf("%w: range %v", ErrInvalid, r)
+			}
+		}
+	}
+	res := &Result{
+		Status:   make([]Status, len(writes)),
+		Outcomes: make([]crdt.Outcome, len(writes)),
+		Records:  map[string]*crdt.Record{},
+	}
+
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	b := s.newBatch()
+	defer b.close()
+	held := map[hlc.NodeID]*Held{}
+	heldFor := func(o hlc.NodeID) *Held {
+		h := held[o]
+		if h == nil {
+			c := s.heldOf(o)
+			h = &c
+			held[o] = h
+		}
+		return h
+	}
+	type recState struct {
+		rec        *crdt.Record
+		wasDeleted bool
+		key        []byte
+		last       *crdt.Write
+	}
+	recs := map[string]*recState{}
+	var order []*recState
+	feed := s.feed
+	var ownMax uint64
+	var keyBuf []byte
+	for i, w := range writes {
+		h := heldFor(w.Origin)
+		if h.Contains(w.Seq) {
+			res.Status[i] = Duplicate
+			continue
+		}
+		if err := clock.Update(w.TS); err != nil {
+			var oe *hlc.OffsetError
+			if !errors.As(err, &oe) {
+				s.mu.Unlock()
+				return nil, err
+			}
+			res.Status[i] = Parked
+			res.Parked = append(res.Parked, i)
+			enc, encErr := crdt.AppendWrite(nil, w)
+			if encErr != nil {
+				s.mu.Unlock()
+				return nil, encErr
+			}
+			b.setEncoded(parkedKey(w.Origin, w.Seq), &parkedValue{
+				Write: enc, Reason: oe.Error(), Time: time.Now().UnixMilli(), AheadMs: oe.Ahead().Milliseconds(),
+			})
+			continue
+		}
+		keyBuf = recordKey(keyBuf[:0], w.Table, w.ID)
+		rs := recs[string(keyBuf[1:])]
+		if rs == nil {
+			rec, _, err := s.readRecord(keyBuf)
+			if err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
+			rs = &recState{rec: rec, wasDeleted: rec.Deleted(), key: append([]byte(nil), keyBuf...)}
+			recs[string(keyBuf[1:])] = rs
+		}
+		out := &res.Outcomes[i]
+		rs.rec.Apply(w, out)
+		switch {
+		case out.NotReady:
+			res.Status[i] = Deferred
+			res.Deferred = append(res.Deferred, i)
+			*out = crdt.Outcome{}
+			continue
+		case out.Duplicate:
+			// The record has it but the holdings do not: cannot happen in
+			// a consistent store; log it, hold it, do not log it twice.
+			s.log.Warn("remote write already applied to its record but not held", "write", w.Dot().String())
+			res.Status[i] = Duplicate
+			*out = crdt.Outcome{}
+			continue
+		}
+		res.Status[i] = Applied
+		res.Applied++
+		h.Add(w.Seq, w.Seq)
+		if w.Origin == s.node {
+			ownMax = max(ownMax, w.Seq)
+		}
+		feed++
+		if rs.last == nil {
+			order = append(order, rs)
+		}
+		rs.last = w
+		// Log and feed entries now; the record once, after the loop.
+		lv, err := crdt.AppendWrite(b.buf[:0], w)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		b.set(logKey(keyBuf[:0], w.Origin, w.Seq), lv)
+		b.buf = lv
+		b.setEncoded(feedKey(keyBuf[:0], feed), &feedValue{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+	}
+	for _, rs := range order {
+		val, err := rs.rec.AppendBinary(b.buf[:0])
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		b.set(rs.key, val)
+		b.buf = val
+		tk := tombKey(rs.last.Table, rs.last.ID)
+		if rs.rec.Deleted() {
+			b.setEncoded(tk, tombFrom(rs.rec.Exist[len(rs.rec.Exist)-1], rs.rec.Applied))
+		} else if rs.wasDeleted {
+			b.del(tk)
+		}
+		res.Records[string(rs.key[1:])] = rs.rec
+	}
+	// Empty ranges: hold them, and remember them (g keys) for Verify and
+	// so that their holding is explained.
+	origins := make([]hlc.NodeID, 0, len(empties))
+	for o := range empties {
+		origins = append(origins, o)
+	}
+	sort.Slice(origins, func(i, j int) bool { return origins[i] < origins[j] })
+	for _, o := range origins {
+		h := heldFor(o)
+		for _, r := range empties[o] {
+			var want Held
+			want.Add(r.Lo, r.Hi)
+			for _, m := range h.Missing(want) {
+				b.set(emptyKey(o, m.Lo), u64val(m.Hi))
+				h.Add(m.Lo, m.Hi)
+				if o == s.node {
+					ownMax = max(ownMax, m.Hi)
+				}
+			}
+		}
+	}
+	for o, h := range held {
+		b.setEncoded(originKey(o), h.flat())
+	}
+	hw := max(s.hw, clock.HighWater())
+	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	if hook != nil && b.err == nil {
+		if err := hook(b, res); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	wait, err := s.submit(b)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.feed = feed
+	s.hw = hw
+	s.errSeq = b.errSeq
+	if ownMax >= s.nextSeq {
+		s.nextSeq = ownMax + 1
+	}
+	s.publishHeld(held)
+	s.mu.Unlock()
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	raise(&s.durableFeed, feed)
+	if ownMax > 0 {
+		raise(&s.durableSeq, ownMax)
+	}
+	return res, nil
+}
