@@ -79,10 +79,10 @@ type Conflict struct {
 // on every write (put when a record becomes deleted, removed when it comes
 // back); the policy layer deletes them once collected. Key t<table>\x00<id>.
 type Tombstone struct {
-	Table string    `codec:"-"`
-	ID    string    `codec:"-"`
-	TS    uint64    // hlc.Timestamp of the winning delete
-	Node  uint64    // its origin
+	Table string     `codec:"-"`
+	ID    string     `codec:"-"`
+	TS    uint64     // hlc.Timestamp of the winning delete
+	Node  uint64     // its origin
 	VV    []crdt.Dot // record's Applied at deletion
 }
 
@@ -414,5 +414,3 @@ func (s *Store) scanRange(lower, upper []byte, fn func(k, v []byte) error) error
 	}
 	return it.Error()
 }
-
-

@@ -31,7 +31,9 @@ func mustOpen(t testing.TB, o Options) *Store {
 	return s
 }
 
-func fv(name string, v any) crdt.FieldValue { return crdt.FieldValue{Name: name, Value: crdt.MustValue(v)} }
+func fv(name string, v any) crdt.FieldValue {
+	return crdt.FieldValue{Name: name, Value: crdt.MustValue(v)}
+}
 
 // peer is a second replica (in memory, NoSync) that makes writes for
 // ApplyRemote.

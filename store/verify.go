@@ -298,5 +298,3 @@ func liveIn(rec *crdt.Record, w *crdt.Write) bool {
 	}
 	return false
 }
-
-
