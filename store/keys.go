@@ -22,6 +22,7 @@ const (
 	pSyncErr  = 'e'
 	pConflict = 'c'
 	pTomb     = 't'
+	pMerged   = 'v'
 )
 
 // Metadata names (m<name>).

@@ -50,6 +50,10 @@ type Options struct {
 	MemTableSize uint64
 	// CacheSize is Pebble's block cache size; 0 means DefaultCacheSize.
 	CacheSize int64
+	// NodeID, when not 0, is the node id given to a new store (deterministic
+	// simulations and the research lab); an existing store keeps its own.
+	// Leave it 0 in production: ids are then random and never reused.
+	NodeID hlc.NodeID
 }
 
 // Store is replicad's durable state on Pebble. All methods are safe for
@@ -319,7 +323,7 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool) (*Store, error) {
 		return nil, err
 	}
 	if fresh {
-		var node hlc.NodeID
+		node := opts.NodeID
 		for node == 0 {
 			var b [8]byte
 			if _, err := rand.Read(b[:]); err != nil {

@@ -109,6 +109,18 @@ func (s *Store) Verify() error {
 			return fmt.Errorf("%w: holdings of %v are %v, log holds nothing", ErrCorrupt, o, h)
 		}
 	}
+	// Records merged whole: their Applied may exceed the log.
+	merged := map[string]crdt.VV{}
+	if err := iter(pMerged, func(k, v []byte) error {
+		vv, err := decodeVV(k, v)
+		if err != nil {
+			return err
+		}
+		merged[string(k[1:])] = vv
+		return nil
+	}); err != nil {
+		return err
+	}
 	// Records.
 	nrec := 0
 	if err := iter(pRecord, func(k, v []byte) error {
@@ -123,6 +135,10 @@ func (s *Store) Verify() error {
 			return corruptf(k, "record check: %s", msg)
 		}
 		want := perRec[string(k)]
+		if m, ok := merged[string(k[1:])]; ok {
+			want = want.Clone()
+			want.Join(m)
+		}
 		if !rec.Applied.Equal(want) {
 			return fmt.Errorf("%w: record %s applied %v, log has %v", ErrCorrupt, FormatKey(k), rec.Applied, want)
 		}
@@ -131,11 +147,17 @@ func (s *Store) Verify() error {
 	}); err != nil {
 		return err
 	}
-	if nrec != len(perRec) {
+	expect := len(perRec)
+	for k := range merged {
+		if _, ok := perRec[string(pRecord)+k]; !ok {
+			expect++
+		}
+	}
+	if nrec != expect {
 		return fmt.Errorf("%w: the log names %d records, %d are stored", ErrCorrupt, len(perRec), nrec)
 	}
 	// Feed.
-	nfeed := 0
+	nfeed, nmerge := 0, 0
 	var prev uint64
 	if err := iter(pFeed, func(k, v []byte) error {
 		if len(k) != 9 {
@@ -150,6 +172,15 @@ func (s *Store) Verify() error {
 			return fmt.Errorf("%w: feed jumps from %d to %d", ErrCorrupt, prev, n)
 		}
 		prev = n
+		if fv.Origin == 0 {
+			// A whole-record merge (MergeRecord).
+			if _, ok := merged[string(recordKey(nil, fv.Table, fv.ID)[1:])]; !ok {
+				return fmt.Errorf("%w: feed entry %s names a merge of %s/%s, which has no merge mark", ErrCorrupt, FormatKey(k), fv.Table, fv.ID)
+			}
+			nmerge++
+			nfeed++
+			return nil
+		}
 		if !inLog[dot{Node: hlc.NodeID(fv.Origin), Seq: fv.Seq}] {
 			return fmt.Errorf("%w: feed entry %s names %x:%d, not in the log", ErrCorrupt, FormatKey(k), fv.Origin, fv.Seq)
 		}
@@ -158,7 +189,7 @@ func (s *Store) Verify() error {
 	}); err != nil {
 		return err
 	}
-	if nfeed != len(inLog) {
+	if nfeed-nmerge != len(inLog) {
 		return fmt.Errorf("%w: %d feed entries for %d logged writes", ErrCorrupt, nfeed, len(inLog))
 	}
 	// Metadata.

@@ -393,10 +393,13 @@ const (
 	// (crdt.Record.Ready); not applied, not held. Send it again once the
 	// gap is filled.
 	Deferred
+	// Known: its record already held it (merged whole by MergeRecord);
+	// now logged and held, the record unchanged.
+	Known
 )
 
 func (st Status) String() string {
-	return [...]string{"applied", "duplicate", "parked", "deferred"}[st]
+	return [...]string{"applied", "duplicate", "parked", "deferred", "known"}[st]
 }
 
 // Result is what ApplyRemote did. Status and Outcomes are parallel to the
@@ -542,15 +545,15 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 			*out = crdt.Outcome{}
 			continue
 		case out.Duplicate:
-			// The record has it but the holdings do not: cannot happen in
-			// a consistent store; log it, hold it, do not log it twice.
-			s.log.Warn("remote write already applied to its record but not held", "write", w.Dot().String())
-			res.Status[i] = Duplicate
+			// The record already has it, from a whole-record merge
+			// (MergeRecord), but the holdings do not: log it and hold it
+			// (it can be forwarded now); the record does not change.
+			res.Status[i] = Known
 			*out = crdt.Outcome{}
-			continue
+		default:
+			res.Status[i] = Applied
+			res.Applied++
 		}
-		res.Status[i] = Applied
-		res.Applied++
 		h.Add(w.Seq, w.Seq)
 		if w.Origin == s.node {
 			ownMax = max(ownMax, w.Seq)

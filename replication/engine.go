@@ -1,0 +1,524 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
+)
+
+// Partner is a node this one syncs with: a hub's configured address, or a
+// member found through gossip.
+type Partner struct {
+	Addr string     // sync address
+	Node hlc.NodeID // 0 when not known yet (a configured hub)
+	Role string
+}
+
+// Config configures an Engine. Zero values take the defaults named.
+type Config struct {
+	Local Local
+	// Dial opens a stream to a sync address (default: TCP).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Hubs are hub sync addresses a device dials.
+	Hubs []string
+	// Members returns the partners gossip currently knows (may be nil).
+	Members func() []Partner
+	// MaxSessions bounds concurrent sessions, in and out (default 16).
+	// Extra incoming sessions are refused with a retry delay.
+	MaxSessions int
+	// PullInterval is how often every partner is synced (default 60s).
+	PullInterval time.Duration
+	// PushDelay batches local writes before pushing them (default 20ms).
+	PushDelay time.Duration
+	// IdleTimeout bounds every read and write of a session (default 30s).
+	IdleTimeout time.Duration
+	// MaxBackoff caps the wait after failed syncs with a partner
+	// (default 60s; the wait starts at 500ms and doubles).
+	MaxBackoff time.Duration
+	// Broadcast, if set, pushes a fresh local write to gossip peers.
+	Broadcast func(key string, payload []byte) error
+	// MaxBroadcast is the largest payload Broadcast takes.
+	MaxBroadcast int
+}
+
+// PartnerStatus is what the engine knows of one partner.
+type PartnerStatus struct {
+	Addr        string
+	Node        hlc.NodeID
+	Role        string
+	LastSuccess time.Time
+	LastAttempt time.Time
+	LastError   string
+	Failures    int
+	NextTry     time.Time
+	SkewMs      int64
+	Last        Stats
+}
+
+// Summary reports a sync round.
+type Summary struct {
+	Partners  int
+	Succeeded int
+	Failed    []string // "addr: reason"
+	Stats     Stats    // totals
+}
+
+// Engine runs sync sessions: it serves incoming ones, pushes local writes,
+// pulls on an interval, and syncs on demand. Safe for concurrent use.
+type Engine struct {
+	cfg Config
+	log hclog.Logger
+
+	sem chan struct{}
+
+	mu       sync.Mutex
+	online   bool
+	partners map[string]*partnerState
+	closed   bool
+	push     chan struct{}
+	wake     chan struct{}
+	wg       sync.WaitGroup
+	inflight map[net.Conn]struct{}
+}
+
+type partnerState struct {
+	PartnerStatus
+	busy sync.Mutex // one session per partner at a time
+}
+
+// NewEngine returns an engine; call Run to start its triggers and Serve to
+// accept sessions.
+func NewEngine(cfg Config) *Engine {
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 16
+	}
+	if cfg.PullInterval <= 0 {
+		cfg.PullInterval = 60 * time.Second
+	}
+	if cfg.PushDelay <= 0 {
+		cfg.PushDelay = 20 * time.Millisecond
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 60 * time.Second
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if cfg.Local.Log == nil {
+		cfg.Local.Log = hclog.NewNullLogger()
+	}
+	return &Engine{
+		cfg:      cfg,
+		log:      cfg.Local.Log.Named("sync"),
+		sem:      make(chan struct{}, cfg.MaxSessions),
+		online:   true,
+		partners: map[string]*partnerState{},
+		push:     make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		inflight: map[net.Conn]struct{}{},
+	}
+}
+
+// Online reports whether the engine may use the network.
+func (e *Engine) Online() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.online
+}
+
+// SetOnline puts the node offline (no session starts or is accepted, and
+// running ones are cut; writes queue locally) or back online (a sync round
+// starts at once).
+func (e *Engine) SetOnline(on bool) {
+	e.mu.Lock()
+	was := e.online
+	e.online = on
+	var cut []net.Conn
+	if !on {
+		for c := range e.inflight {
+			cut = append(cut, c)
+		}
+	}
+	e.mu.Unlock()
+	for _, c := range cut {
+		c.Close()
+	}
+	if on && !was {
+		e.mu.Lock()
+		for _, p := range e.partners {
+			p.NextTry = time.Time{}
+			p.Failures = 0
+		}
+		e.mu.Unlock()
+		e.signal(e.wake)
+	}
+}
+
+// Notify tells the engine a local write happened: it is pushed soon.
+func (e *Engine) Notify(w *crdt.Write) {
+	if w != nil && e.cfg.Broadcast != nil && e.Online() {
+		if b, err := crdt.AppendWrite(nil, w); err == nil && len(b) <= e.cfg.MaxBroadcast {
+			key := fmt.Sprintf("%s/%s/%s", w.Origin, w.Table, w.ID)
+			if err := e.cfg.Broadcast(key, b); err != nil {
+				e.log.Debug("broadcast failed", "error", err)
+			}
+		}
+	}
+	e.signal(e.push)
+}
+
+func (e *Engine) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// HandlePush applies a write pushed through gossip. A write whose
+// predecessors are missing here is dropped: anti-entropy brings it.
+func (e *Engine) HandlePush(payload []byte) {
+	if !e.Online() {
+		return
+	}
+	w, err := crdt.DecodeWrite(payload, true)
+	if err != nil || !store.ValidTable(w.Table) || !store.ValidID(w.ID) {
+		e.log.Debug("malformed gossip push dropped", "error", err)
+		return
+	}
+	if w.Origin == e.cfg.Local.Node || !e.cfg.Local.Scope.Selects(w.Table, nil) && !e.cfg.Local.Scope.NeedsRecord(w.Table) {
+		return
+	}
+	res, err := e.cfg.Local.Store.ApplyRemote(e.cfg.Local.Clock, []*crdt.Write{w}, nil)
+	if err != nil {
+		e.log.Warn("applying a gossip push failed", "error", err)
+		return
+	}
+	if e.cfg.Local.OnApplied != nil && res.Applied > 0 {
+		e.cfg.Local.OnApplied(w.Origin, []*crdt.Write{w}, res)
+	}
+}
+
+// Serve accepts sessions on l until it is closed.
+func (e *Engine) Serve(l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.serveConn(c)
+		}()
+	}
+}
+
+func (e *Engine) serveConn(c net.Conn) {
+	l := &e.cfg.Local
+	refuse := func(reason string, retry uint32) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		// Read the hello first so the refusal is an answer, not a reset.
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		ReadMsg(c)
+		WriteMsg(c, Refuse(l, reason, retry))
+		c.Close()
+	}
+	if !e.Online() {
+		refuse("node is offline", 5000)
+		return
+	}
+	select {
+	case e.sem <- struct{}{}:
+	default:
+		e.log.Debug("session refused: busy", "remote", c.RemoteAddr())
+		refuse(fmt.Sprintf("busy: %d sessions running", e.cfg.MaxSessions), 1000)
+		return
+	}
+	defer func() { <-e.sem }()
+	if !e.track(c) {
+		c.Close()
+		return
+	}
+	defer e.untrack(c)
+	s := NewSession(l, false)
+	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout})
+	p := s.Peer()
+	if err != nil {
+		e.log.Warn("incoming session failed", "remote", c.RemoteAddr(), "peer", p.Node, "error", err)
+		return
+	}
+	st := s.Snapshot()
+	e.log.Debug("incoming session done", "peer", p.Node, "received", st.WritesApplied, "sent", st.WritesSent)
+}
+
+func (e *Engine) track(c net.Conn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || !e.online {
+		return false
+	}
+	e.inflight[c] = struct{}{}
+	return true
+}
+
+func (e *Engine) untrack(c net.Conn) {
+	e.mu.Lock()
+	delete(e.inflight, c)
+	e.mu.Unlock()
+}
+
+// partnerList returns the current partners: configured hubs and gossip
+// members (a hub syncs with hubs only; devices with everyone).
+func (e *Engine) partnerList() []Partner {
+	seen := map[string]bool{}
+	var out []Partner
+	add := func(p Partner) {
+		if p.Addr == "" || seen[p.Addr] || p.Node == e.cfg.Local.Node {
+			return
+		}
+		if e.cfg.Local.Role == "hub" && p.Role == "device" {
+			return
+		}
+		seen[p.Addr] = true
+		out = append(out, p)
+	}
+	for _, h := range e.cfg.Hubs {
+		add(Partner{Addr: h, Role: "hub"})
+	}
+	if e.cfg.Members != nil {
+		for _, m := range e.cfg.Members() {
+			add(m)
+		}
+	}
+	return out
+}
+
+func (e *Engine) state(p Partner) *partnerState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps := e.partners[p.Addr]
+	if ps == nil {
+		ps = &partnerState{PartnerStatus: PartnerStatus{Addr: p.Addr, Node: p.Node, Role: p.Role}}
+		e.partners[p.Addr] = ps
+	}
+	return ps
+}
+
+// SyncNow syncs with every partner at once (ignoring backoff) and returns
+// when the round ends. progress, if set, is called with the round's
+// running totals.
+func (e *Engine) SyncNow(ctx context.Context, progress func(Stats)) Summary {
+	return e.round(ctx, true, progress)
+}
+
+func (e *Engine) round(ctx context.Context, force bool, progress func(Stats)) Summary {
+	var sum Summary
+	if !e.Online() {
+		sum.Failed = append(sum.Failed, "offline: nothing crosses the network")
+		return sum
+	}
+	partners := e.partnerList()
+	sum.Partners = len(partners)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var totals Stats
+	for _, p := range partners {
+		ps := e.state(p)
+		e.mu.Lock()
+		skip := !force && (ps.Failures == 0 || time.Now().Before(ps.NextTry))
+		e.mu.Unlock()
+		if skip {
+			sum.Partners--
+			continue
+		}
+		wg.Add(1)
+		go func(p Partner, ps *partnerState) {
+			defer wg.Done()
+			st, err := e.syncWith(ctx, p, ps, func(s Stats) {
+				if progress != nil {
+					mu.Lock()
+					t := totals
+					addStats(&t, s)
+					mu.Unlock()
+					progress(t)
+				}
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			addStats(&totals, st)
+			if err != nil {
+				sum.Failed = append(sum.Failed, p.Addr+": "+err.Error())
+			} else {
+				sum.Succeeded++
+			}
+		}(p, ps)
+	}
+	wg.Wait()
+	sum.Stats = totals
+	sort.Strings(sum.Failed)
+	return sum
+}
+
+func addStats(t *Stats, s Stats) {
+	t.WritesSent += s.WritesSent
+	t.WritesApplied += s.WritesApplied
+	t.Duplicates += s.Duplicates
+	t.Parked += s.Parked
+	t.Deferred += s.Deferred
+	t.EmptiesSent += s.EmptiesSent
+	t.EmptiesReceived += s.EmptiesReceived
+	t.ChunksSent += s.ChunksSent
+	t.ChunksReceived += s.ChunksReceived
+	t.RecordsFetched += s.RecordsFetched
+	t.BytesSent += s.BytesSent
+	t.BytesReceived += s.BytesReceived
+}
+
+// syncWith runs one session with p.
+func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, progress func(Stats)) (Stats, error) {
+	ps.busy.Lock()
+	defer ps.busy.Unlock()
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Stats{}, ctx.Err()
+	}
+	defer func() { <-e.sem }()
+	e.mu.Lock()
+	ps.LastAttempt = time.Now()
+	e.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, e.cfg.IdleTimeout)
+	c, err := e.cfg.Dial(dctx, p.Addr)
+	cancel()
+	var st Stats
+	var peer Peer
+	if err == nil {
+		if !e.track(c) {
+			c.Close()
+			err = errors.New("offline")
+		} else {
+			s := NewSession(&e.cfg.Local, true)
+			err = RunConn(ctx, c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, Progress: progress})
+			e.untrack(c)
+			st, peer = s.Snapshot(), s.Peer()
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps.Last = st
+	if peer.Node != 0 {
+		ps.Node, ps.Role, ps.SkewMs = peer.Node, peer.Role, peer.SkewMs
+	}
+	if err != nil {
+		ps.Failures++
+		ps.LastError = err.Error()
+		back := 500 * time.Millisecond << min(ps.Failures-1, 16)
+		var re *RefusedError
+		if errors.As(err, &re) && re.RetryAfter > 0 {
+			back = time.Duration(re.RetryAfter) * time.Millisecond
+		}
+		ps.NextTry = time.Now().Add(min(back, e.cfg.MaxBackoff))
+		e.log.Debug("sync failed", "partner", p.Addr, "error", err, "retry_in", min(back, e.cfg.MaxBackoff).String())
+		return st, err
+	}
+	ps.Failures = 0
+	ps.LastError = ""
+	ps.LastSuccess = time.Now()
+	ps.NextTry = time.Time{}
+	return st, nil
+}
+
+// Partners returns the status of every partner seen, sorted by address.
+func (e *Engine) Partners() []PartnerStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]PartnerStatus, 0, len(e.partners))
+	for _, p := range e.partners {
+		out = append(out, p.PartnerStatus)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out
+}
+
+// Run drives the triggers until ctx is done: pushes after local writes
+// (batched by PushDelay), and a pull of every partner each PullInterval,
+// retrying failed partners as their backoff allows.
+func (e *Engine) Run(ctx context.Context) {
+	ticker := time.NewTicker(e.cfg.PullInterval)
+	defer ticker.Stop()
+	retry := time.NewTicker(250 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		force := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.push:
+			t := time.NewTimer(e.cfg.PushDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			force = true
+		case <-e.wake:
+			force = true
+		case <-ticker.C:
+			force = true
+		case <-retry.C:
+			if !e.due() {
+				continue
+			}
+		}
+		if e.Online() {
+			e.round(ctx, force, nil)
+		}
+	}
+}
+
+// due reports whether a failed partner's backoff has expired.
+func (e *Engine) due() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	for _, p := range e.partners {
+		if p.Failures > 0 && !now.Before(p.NextTry) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close waits for incoming sessions to end (the caller closes the
+// listener first) after cutting them.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	for c := range e.inflight {
+		c.Close()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}

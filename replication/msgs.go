@@ -1,0 +1,433 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ugorji/go/codec"
+)
+
+// ProtocolVersion is the sync protocol's version. A peer speaking another
+// version is refused at the handshake.
+const ProtocolVersion uint16 = 1
+
+// Limits of the wire format.
+const (
+	// MaxChunkBytes bounds the encoded writes of one chunk (a single write
+	// larger than this travels alone, fragmented by the framing).
+	MaxChunkBytes = 1 << 20
+	// MaxFrameBytes bounds one frame on the wire; larger messages are split
+	// into fragment frames.
+	MaxFrameBytes = MaxChunkBytes + 64<<10
+	// MaxMessageBytes bounds a reassembled message; a peer announcing more
+	// is cut off.
+	MaxMessageBytes = 64 << 20
+	// Window is the number of chunks a sender may have unacknowledged.
+	Window = 2
+)
+
+// MsgType identifies a message on the wire.
+type MsgType uint8
+
+// Message types.
+const (
+	MsgHello MsgType = iota + 1
+	MsgWelcome
+	MsgHave
+	MsgChunk
+	MsgAck
+	MsgRecordReq
+	MsgRecords
+	MsgDone
+	MsgError
+	msgFragment // a piece of a message larger than a frame
+	msgTypeEnd
+)
+
+func (t MsgType) String() string {
+	names := [...]string{"", "hello", "welcome", "have", "chunk", "ack", "record-req", "records", "done", "error", "fragment"}
+	if int(t) < len(names) && t > 0 {
+		return names[t]
+	}
+	return fmt.Sprintf("msg(%d)", uint8(t))
+}
+
+// Msg is one protocol message: exactly one of the pointers is set.
+type Msg struct {
+	Hello     *Hello
+	Welcome   *Welcome
+	Have      *Have
+	Chunk     *Chunk
+	Ack       *Ack
+	RecordReq *RecordReq
+	Records   *Records
+	Done      *Done
+	Error     *ErrorMsg
+}
+
+// Type returns the message's type, or 0 if none is set.
+func (m Msg) Type() MsgType {
+	switch {
+	case m.Hello != nil:
+		return MsgHello
+	case m.Welcome != nil:
+		return MsgWelcome
+	case m.Have != nil:
+		return MsgHave
+	case m.Chunk != nil:
+		return MsgChunk
+	case m.Ack != nil:
+		return MsgAck
+	case m.RecordReq != nil:
+		return MsgRecordReq
+	case m.Records != nil:
+		return MsgRecords
+	case m.Done != nil:
+		return MsgDone
+	case m.Error != nil:
+		return MsgError
+	}
+	return 0
+}
+
+func (m Msg) body() any {
+	switch m.Type() {
+	case MsgHello:
+		return m.Hello
+	case MsgWelcome:
+		return m.Welcome
+	case MsgHave:
+		return m.Have
+	case MsgChunk:
+		return m.Chunk
+	case MsgAck:
+		return m.Ack
+	case MsgRecordReq:
+		return m.RecordReq
+	case MsgRecords:
+		return m.Records
+	case MsgDone:
+		return m.Done
+	case MsgError:
+		return m.Error
+	}
+	return nil
+}
+
+// Hello opens a session (dialer to listener).
+type Hello struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Proto   uint16
+	Cluster string
+	Node    uint64
+	Role    string
+	Scope   Scope
+	PhysMs  int64 // the sender's physical clock, to measure skew
+}
+
+// Welcome answers Hello: the listener's identity, or a refusal.
+type Welcome struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Proto   uint16
+	Cluster string
+	Node    uint64
+	Role    string
+	Scope   Scope
+	// Refused, when not empty, says why the session is refused; the dialer
+	// may retry after RetryAfterMs (0: do not retry soon).
+	Refused      string
+	RetryAfterMs uint32
+	PhysMs       int64
+}
+
+// Have lists what the sender holds, per origin.
+type Have struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Origins []OriginHeld
+}
+
+// OriginHeld is one origin's held sequence numbers: 1..Contig and the
+// inclusive ranges in Ranges (flattened lo, hi pairs, sorted, disjoint).
+type OriginHeld struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Origin  uint64
+	Contig  uint64
+	Ranges  []uint64
+}
+
+// Chunk carries writes the receiver lacks, in HLC order, and ranges it
+// needs nothing for.
+type Chunk struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	No      uint64
+	Writes  [][]byte // each encoded by crdt.AppendWrite
+	Empties []OriginHeld
+}
+
+// Ack acknowledges a chunk once applied durably.
+type Ack struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	No      uint64
+	Applied uint32
+}
+
+// RecordKey names a record.
+type RecordKey struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Table   string
+	ID      string
+}
+
+// RecordReq asks for whole records (records entering the asker's scope).
+type RecordReq struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Keys    []RecordKey
+}
+
+// Records answers RecordReq.
+type Records struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Recs    []RecordState
+}
+
+// RecordState is one whole record, or Missing when the sender does not
+// hold it whole.
+type RecordState struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Table   string
+	ID      string
+	State   []byte // crdt.Record encoding
+	Missing bool
+}
+
+// Done says the sender has sent everything the receiver lacked.
+type Done struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Writes  uint64
+	Empties uint64
+}
+
+// ErrorMsg ends a session with a reason.
+type ErrorMsg struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Reason  string
+}
+
+var wireHandle = func() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.WriteExt = true
+	h.RawToString = true
+	return h
+}()
+
+type msgCodec struct {
+	enc *codec.Encoder
+	dec *codec.Decoder
+	buf []byte
+}
+
+var msgPool = sync.Pool{New: func() any {
+	c := &msgCodec{}
+	c.enc = codec.NewEncoderBytes(&c.buf, wireHandle)
+	c.dec = codec.NewDecoderBytes(nil, wireHandle)
+	return c
+}}
+
+// EncodeMsg returns the message's body encoding, prefixed by its type byte.
+func EncodeMsg(m Msg) ([]byte, error) {
+	t := m.Type()
+	if t == 0 {
+		return nil, errors.New("replication: empty message")
+	}
+	c := msgPool.Get().(*msgCodec)
+	defer msgPool.Put(c)
+	c.buf = c.buf[:0]
+	c.enc.ResetBytes(&c.buf)
+	if err := c.enc.Encode(m.body()); err != nil {
+		return nil, fmt.Errorf("replication: encode %v: %w", t, err)
+	}
+	out := make([]byte, 1+len(c.buf))
+	out[0] = byte(t)
+	copy(out[1:], c.buf)
+	if cap(c.buf) > 1<<20 {
+		c.buf = nil // do not pin huge buffers in the pool
+	}
+	return out, nil
+}
+
+// DecodeMsg decodes a message encoded by EncodeMsg. It validates the shape
+// of what it decodes; it never panics on hostile input.
+func DecodeMsg(data []byte) (m Msg, err error) {
+	if len(data) == 0 {
+		return Msg{}, errors.New("replication: empty frame")
+	}
+	t := MsgType(data[0])
+	switch t {
+	case MsgHello:
+		m.Hello = &Hello{}
+	case MsgWelcome:
+		m.Welcome = &Welcome{}
+	case MsgHave:
+		m.Have = &Have{}
+	case MsgChunk:
+		m.Chunk = &Chunk{}
+	case MsgAck:
+		m.Ack = &Ack{}
+	case MsgRecordReq:
+		m.RecordReq = &RecordReq{}
+	case MsgRecords:
+		m.Records = &Records{}
+	case MsgDone:
+		m.Done = &Done{}
+	case MsgError:
+		m.Error = &ErrorMsg{}
+	default:
+		return Msg{}, fmt.Errorf("replication: unknown message type %d", data[0])
+	}
+	c := msgPool.Get().(*msgCodec)
+	defer msgPool.Put(c)
+	defer func() {
+		if p := recover(); p != nil { // the codec panics on some hostile input
+			m, err = Msg{}, fmt.Errorf("replication: malformed %v message: %v", t, p)
+		}
+	}()
+	c.dec.ResetBytes(data[1:])
+	if err := c.dec.Decode(m.body()); err != nil {
+		return Msg{}, fmt.Errorf("replication: malformed %v message: %w", t, err)
+	}
+	if err := m.validate(); err != nil {
+		return Msg{}, err
+	}
+	return m, nil
+}
+
+func (m Msg) validate() error {
+	checkHeld := func(hs []OriginHeld) error {
+		for _, h := range hs {
+			if h.Origin == 0 {
+				return errors.New("replication: origin 0")
+			}
+			if len(h.Ranges)%2 != 0 {
+				return errors.New("replication: odd range list")
+			}
+			prev := h.Contig
+			for i := 0; i < len(h.Ranges); i += 2 {
+				lo, hi := h.Ranges[i], h.Ranges[i+1]
+				if lo <= prev+1 || hi < lo {
+					return fmt.Errorf("replication: bad range %d-%d after %d", lo, hi, prev)
+				}
+				prev = hi
+			}
+		}
+		return nil
+	}
+	switch {
+	case m.Have != nil:
+		return checkHeld(m.Have.Origins)
+	case m.Chunk != nil:
+		return checkHeld(m.Chunk.Empties)
+	case m.Hello != nil:
+		if m.Hello.Node == 0 {
+			return errors.New("replication: hello without node id")
+		}
+		return m.Hello.Scope.Validate()
+	case m.Welcome != nil:
+		if m.Welcome.Node == 0 && m.Welcome.Refused == "" {
+			return errors.New("replication: welcome without node id")
+		}
+		return m.Welcome.Scope.Validate()
+	}
+	return nil
+}
+
+// Frames: a 4-byte big-endian length, then that many bytes: a type byte
+// and the body. A message longer than MaxFrameBytes is sent as fragment
+// frames (type msgFragment, then a "more" byte, then a piece), the last of
+// which completes it.
+
+// WriteMsg frames and writes m to w.
+func WriteMsg(w io.Writer, m Msg) (int, error) {
+	data, err := EncodeMsg(m)
+	if err != nil {
+		return 0, err
+	}
+	if len(data) > MaxMessageBytes {
+		return 0, fmt.Errorf("replication: %v message of %d bytes exceeds %d", m.Type(), len(data), MaxMessageBytes)
+	}
+	n := 0
+	var hdr [6]byte
+	if len(data) <= MaxFrameBytes {
+		binary.BigEndian.PutUint32(hdr[:4], uint32(len(data)))
+		k, err := writeAll(w, hdr[:4], data)
+		return k, err
+	}
+	for off := 0; off < len(data); {
+		piece := min(len(data)-off, MaxFrameBytes-2)
+		more := byte(0)
+		if off+piece < len(data) {
+			more = 1
+		}
+		binary.BigEndian.PutUint32(hdr[:4], uint32(piece+2))
+		hdr[4], hdr[5] = byte(msgFragment), more
+		k, err := writeAll(w, hdr[:6], data[off:off+piece])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		off += piece
+	}
+	return n, nil
+}
+
+func writeAll(w io.Writer, hdr, body []byte) (int, error) {
+	k1, err := w.Write(hdr)
+	if err != nil {
+		return k1, err
+	}
+	k2, err := w.Write(body)
+	return k1 + k2, err
+}
+
+// ReadMsg reads one message from r, reassembling fragments. It returns an
+// error for a frame over MaxFrameBytes, a message over MaxMessageBytes, or
+// a malformed body; the caller must then close the connection.
+func ReadMsg(r io.Reader) (Msg, int, error) {
+	var hdr [4]byte
+	var msg []byte
+	n := 0
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return Msg{}, n, err
+		}
+		size := binary.BigEndian.Uint32(hdr[:])
+		if size == 0 || size > MaxFrameBytes {
+			return Msg{}, n, fmt.Errorf("replication: frame of %d bytes (limit %d)", size, MaxFrameBytes)
+		}
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return Msg{}, n, fmt.Errorf("replication: truncated frame: %w", err)
+		}
+		n += 4 + int(size)
+		if MsgType(frame[0]) != msgFragment {
+			if msg != nil {
+				return Msg{}, n, errors.New("replication: message interleaved with fragments")
+			}
+			m, err := DecodeMsg(frame)
+			return m, n, err
+		}
+		if len(frame) < 2 {
+			return Msg{}, n, errors.New("replication: empty fragment")
+		}
+		if len(msg)+len(frame)-2 > MaxMessageBytes {
+			return Msg{}, n, fmt.Errorf("replication: message over %d bytes", MaxMessageBytes)
+		}
+		msg = append(msg, frame[2:]...)
+		if frame[1] == 0 {
+			m, err := DecodeMsg(msg)
+			return m, n, err
+		}
+	}
+}

@@ -1,0 +1,647 @@
+package replication
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
+)
+
+// Store is what replication needs of a replica's store; *store.Store
+// implements it. See the store package for each method's contract.
+type Store interface {
+	NodeID() hlc.NodeID
+	Holdings() map[hlc.NodeID]store.Held
+	Stream(origin hlc.NodeID, after uint64, fn func(*crdt.Write) error) error
+	ApplyRemote(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange) (*store.Result, error)
+	Get(table, id string) (*crdt.Record, error)
+	MergeRecord(clock *hlc.Clock, table, id string, rec *crdt.Record) (bool, error)
+}
+
+// Local is what a session knows of its own node.
+type Local struct {
+	Node    hlc.NodeID
+	Cluster string
+	Role    string
+	Scope   Scope
+	Clock   *hlc.Clock
+	Store   Store
+	Log     hclog.Logger
+	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
+	// use small chunks to cut sessions at many boundaries).
+	ChunkBytes int
+	// OnApplied, if set, is called after each applied chunk with the
+	// store's result (the policy layer and metrics listen here).
+	OnApplied func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result)
+}
+
+// Peer describes the other side of a session, once known.
+type Peer struct {
+	Node    hlc.NodeID
+	Cluster string
+	Role    string
+	Scope   Scope
+	// SkewMs is the peer's physical clock minus this node's, measured at
+	// the handshake (within the message's transit time).
+	SkewMs int64
+}
+
+// Stats counts what a session did.
+type Stats struct {
+	WritesSent, WritesApplied, Duplicates, Parked, Deferred uint64
+	EmptiesSent, EmptiesReceived                            uint64
+	ChunksSent, ChunksReceived                              uint64
+	RecordsFetched                                          uint64
+	BytesSent, BytesReceived                                uint64 // filled by the transport driver
+}
+
+// RefusedError is a handshake refusal, by either side.
+type RefusedError struct {
+	Reason     string
+	RetryAfter uint32 // ms; 0: not soon
+}
+
+func (e *RefusedError) Error() string { return "replication: session refused: " + e.Reason }
+
+// ErrProtocol marks a peer that broke the protocol (a message out of
+// place). The connection must be closed.
+var ErrProtocol = errors.New("replication: protocol violation")
+
+// Session is one sync session's state machine. It is not safe for
+// concurrent use: one goroutine feeds it.
+type Session struct {
+	l      *Local
+	dialer bool
+	phase  phase
+	peer   Peer
+
+	// Sending side.
+	snd      *sender
+	nextNo   uint64
+	unacked  int
+	sentDone bool
+
+	// Receiving side.
+	gotDone  bool
+	deferred []*crdt.Write
+	awaiting int // record requests outstanding
+
+	Stats Stats
+	mu    sync.Mutex // guards the byte counters, which the writer updates
+}
+
+type phase uint8
+
+const (
+	phaseStart phase = iota
+	phaseHandshake
+	phaseExchange
+	phaseFinished
+)
+
+// NewSession returns a session for the dialer (who sends Hello) or the
+// listener.
+func NewSession(l *Local, dialer bool) *Session {
+	if l.Log == nil {
+		l.Log = hclog.NewNullLogger()
+	}
+	return &Session{l: l, dialer: dialer}
+}
+
+// Peer returns the peer, once the handshake is done.
+func (s *Session) Peer() Peer { return s.peer }
+
+// Finished reports whether both sides have sent everything and every
+// chunk and record request is answered.
+func (s *Session) Finished() bool { return s.phase == phaseFinished }
+
+// Start returns the first messages: Hello for the dialer, nothing for the
+// listener.
+func (s *Session) Start() []Msg {
+	s.phase = phaseHandshake
+	if !s.dialer {
+		return nil
+	}
+	return []Msg{{Hello: &Hello{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.Scope, PhysMs: s.l.Clock.Physical()}}}
+}
+
+// Refuse builds the Welcome that refuses a session before it starts.
+func Refuse(l *Local, reason string, retryAfterMs uint32) Msg {
+	return Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: l.Cluster, Node: uint64(l.Node), Role: l.Role, Refused: reason, RetryAfterMs: retryAfterMs}}
+}
+
+// Handle takes one message from the peer and returns the messages to send.
+// An error ends the session; the caller closes the connection (after
+// sending the returned messages, if any: a refusal or an Error).
+func (s *Session) Handle(m Msg) ([]Msg, error) {
+	if m.Error != nil {
+		s.phase = phaseFinished
+		return nil, fmt.Errorf("replication: peer ended the session: %s", m.Error.Reason)
+	}
+	switch s.phase {
+	case phaseHandshake:
+		return s.handshake(m)
+	case phaseExchange:
+		return s.exchange(m)
+	default:
+		return nil, fmt.Errorf("%w: %v after the session ended", ErrProtocol, m.Type())
+	}
+}
+
+func (s *Session) handshake(m Msg) ([]Msg, error) {
+	var p Peer
+	var proto uint16
+	switch {
+	case !s.dialer && m.Hello != nil:
+		h := m.Hello
+		p, proto = Peer{Node: hlc.NodeID(h.Node), Cluster: h.Cluster, Role: h.Role, Scope: h.Scope, SkewMs: h.PhysMs - s.l.Clock.Physical()}, h.Proto
+	case s.dialer && m.Welcome != nil:
+		w := m.Welcome
+		if w.Refused != "" {
+			s.phase = phaseFinished
+			return nil, &RefusedError{Reason: w.Refused, RetryAfter: w.RetryAfterMs}
+		}
+		p, proto = Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope, SkewMs: w.PhysMs - s.l.Clock.Physical()}, w.Proto
+	default:
+		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
+	}
+	var reason string
+	switch {
+	case proto != ProtocolVersion:
+		reason = fmt.Sprintf("protocol version %d, this node speaks %d", proto, ProtocolVersion)
+	case p.Cluster != s.l.Cluster:
+		reason = fmt.Sprintf("cluster %q, this node is in cluster %q", p.Cluster, s.l.Cluster)
+	case p.Node == s.l.Node:
+		reason = "same node id as this node"
+	case p.Role != "hub" && p.Role != "device":
+		reason = fmt.Sprintf("unknown role %q", p.Role)
+	}
+	if reason != "" {
+		s.phase = phaseFinished
+		if s.dialer {
+			return []Msg{{Error: &ErrorMsg{Reason: reason}}}, &RefusedError{Reason: reason}
+		}
+		return []Msg{Refuse(s.l, reason, 0)}, &RefusedError{Reason: reason}
+	}
+	s.peer = p
+	s.phase = phaseExchange
+	var out []Msg
+	if !s.dialer {
+		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.Scope, PhysMs: s.l.Clock.Physical()}})
+	}
+	out = append(out, Msg{Have: &Have{Origins: toWireHeld(s.l.Store.Holdings())}})
+	return out, nil
+}
+
+func (s *Session) exchange(m Msg) ([]Msg, error) {
+	switch {
+	case m.Have != nil:
+		if s.snd != nil {
+			return nil, fmt.Errorf("%w: second have", ErrProtocol)
+		}
+		s.snd = newSender(s, fromWireHeld(m.Have.Origins))
+		return s.pump(nil)
+	case m.Chunk != nil:
+		if s.gotDone {
+			return nil, fmt.Errorf("%w: chunk after done", ErrProtocol)
+		}
+		return s.receiveChunk(m.Chunk)
+	case m.Ack != nil:
+		if s.unacked == 0 {
+			return nil, fmt.Errorf("%w: ack without a chunk", ErrProtocol)
+		}
+		s.unacked--
+		return s.pump(nil)
+	case m.RecordReq != nil:
+		return s.serveRecords(m.RecordReq)
+	case m.Records != nil:
+		if s.awaiting == 0 {
+			return nil, fmt.Errorf("%w: records not asked for", ErrProtocol)
+		}
+		s.awaiting--
+		return s.receiveRecords(m.Records)
+	case m.Done != nil:
+		if s.gotDone {
+			return nil, fmt.Errorf("%w: second done", ErrProtocol)
+		}
+		s.gotDone = true
+		s.checkFinished()
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: %v during the exchange", ErrProtocol, m.Type())
+}
+
+func (s *Session) checkFinished() {
+	if s.sentDone && s.gotDone && s.unacked == 0 && s.awaiting == 0 {
+		s.phase = phaseFinished
+	}
+}
+
+// pump sends chunks while the window allows, then Done.
+func (s *Session) pump(out []Msg) ([]Msg, error) {
+	if s.snd == nil {
+		return out, nil
+	}
+	for s.unacked < Window && !s.snd.done {
+		c, err := s.snd.next()
+		if err != nil {
+			return out, err
+		}
+		if c == nil {
+			break
+		}
+		s.nextNo++
+		c.No = s.nextNo
+		s.unacked++
+		s.Stats.ChunksSent++
+		out = append(out, Msg{Chunk: c})
+	}
+	if s.snd.done && s.unacked == 0 && !s.sentDone {
+		s.sentDone = true
+		out = append(out, Msg{Done: &Done{Writes: s.Stats.WritesSent, Empties: s.Stats.EmptiesSent}})
+	}
+	s.checkFinished()
+	return out, nil
+}
+
+func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
+	s.Stats.ChunksReceived++
+	writes := make([]*crdt.Write, 0, len(c.Writes))
+	for _, raw := range c.Writes {
+		w, err := crdt.DecodeWrite(raw, true)
+		if err != nil {
+			return nil, fmt.Errorf("%w: chunk %d: %v", ErrProtocol, c.No, err)
+		}
+		if !store.ValidTable(w.Table) || !store.ValidID(w.ID) {
+			return nil, fmt.Errorf("%w: chunk %d: invalid record name %q/%q", ErrProtocol, c.No, w.Table, w.ID)
+		}
+		writes = append(writes, w)
+	}
+	empties := map[hlc.NodeID][]store.SeqRange{}
+	for _, e := range c.Empties {
+		o := hlc.NodeID(e.Origin)
+		if e.Contig > 0 {
+			empties[o] = append(empties[o], store.SeqRange{Lo: 1, Hi: e.Contig})
+		}
+		for i := 0; i < len(e.Ranges); i += 2 {
+			empties[o] = append(empties[o], store.SeqRange{Lo: e.Ranges[i], Hi: e.Ranges[i+1]})
+			s.Stats.EmptiesReceived += e.Ranges[i+1] - e.Ranges[i] + 1
+		}
+	}
+	out, err := s.apply(writes, empties)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, Msg{Ack: &Ack{No: c.No, Applied: uint32(len(writes))}})
+	return out, nil
+}
+
+// apply applies writes and empties; deferred writes are kept and their
+// records requested from the peer.
+func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange) ([]Msg, error) {
+	res, err := s.l.Store.ApplyRemote(s.l.Clock, writes, empties)
+	if err != nil {
+		return nil, err
+	}
+	s.Stats.WritesApplied += uint64(res.Applied)
+	s.Stats.Parked += uint64(len(res.Parked))
+	for _, st := range res.Status {
+		if st == store.Duplicate {
+			s.Stats.Duplicates++
+		}
+	}
+	if s.l.OnApplied != nil && (res.Applied > 0 || len(res.Parked) > 0) {
+		s.l.OnApplied(s.peer.Node, writes, res)
+	}
+	if len(res.Deferred) == 0 {
+		return nil, nil
+	}
+	var keys []RecordKey
+	seen := map[RecordKey]bool{}
+	for _, i := range res.Deferred {
+		w := writes[i]
+		s.deferred = append(s.deferred, w)
+		k := RecordKey{Table: w.Table, ID: w.ID}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	s.Stats.Deferred += uint64(len(res.Deferred))
+	s.awaiting++
+	return []Msg{{RecordReq: &RecordReq{Keys: keys}}}, nil
+}
+
+func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
+	if len(req.Keys) > 10000 {
+		return nil, fmt.Errorf("%w: record request for %d records", ErrProtocol, len(req.Keys))
+	}
+	resp := &Records{}
+	for _, k := range req.Keys {
+		rs := RecordState{Table: k.Table, ID: k.ID}
+		rec, err := s.l.Store.Get(k.Table, k.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
+			rs.Missing = true
+		case err != nil:
+			return nil, err
+		case !s.peer.Scope.Selects(k.Table, rec):
+			rs.Missing = true
+		default:
+			b, err := rec.MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			rs.State = b
+		}
+		resp.Recs = append(resp.Recs, rs)
+	}
+	return []Msg{{Records: resp}}, nil
+}
+
+func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
+	for _, rs := range r.Recs {
+		if rs.Missing {
+			continue
+		}
+		if !store.ValidTable(rs.Table) || !store.ValidID(rs.ID) {
+			return nil, fmt.Errorf("%w: record with invalid name %q/%q", ErrProtocol, rs.Table, rs.ID)
+		}
+		var rec crdt.Record
+		if err := rec.UnmarshalBinary(rs.State); err != nil {
+			return nil, fmt.Errorf("%w: record %s/%s: %v", ErrProtocol, rs.Table, rs.ID, err)
+		}
+		ok, err := s.l.Store.MergeRecord(s.l.Clock, rs.Table, rs.ID, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s.Stats.RecordsFetched++
+		}
+	}
+	// Retry the deferred writes; those still not ready stay unheld and
+	// will be sent again by a later session.
+	retry := s.deferred
+	s.deferred = nil
+	var out []Msg
+	if len(retry) > 0 {
+		res, err := s.l.Store.ApplyRemote(s.l.Clock, retry, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.Stats.WritesApplied += uint64(res.Applied)
+		if s.l.OnApplied != nil && res.Applied > 0 {
+			s.l.OnApplied(s.peer.Node, retry, res)
+		}
+		if n := len(res.Deferred); n > 0 {
+			s.l.Log.Debug("writes still missing their predecessor after a record fetch", "peer", s.peer.Node, "count", n)
+		}
+	}
+	s.checkFinished()
+	return out, nil
+}
+
+// ---- sending ----
+
+// sender walks this node's change log for what the peer lacks.
+type sender struct {
+	s       *Session
+	cursors []*cursor
+	heads   cursorHeap
+	done    bool
+	started bool
+}
+
+type cursor struct {
+	origin   hlc.NodeID
+	mine     store.Held // what this node holds of origin
+	theirs   store.Held // what the peer holds
+	after    uint64     // last seq streamed
+	buf      []*crdt.Write
+	drained  bool // the log has nothing after buf
+	empties  store.Held
+	coverAll bool // this node's scope covers the peer's
+}
+
+const cursorBatch = 256
+
+var errStop = errors.New("stop")
+
+func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
+	snd := &sender{s: s}
+	coverAll := s.l.Scope.Covers(s.peer.Scope)
+	mine := s.l.Store.Holdings()
+	origins := make([]hlc.NodeID, 0, len(mine))
+	for o := range mine {
+		origins = append(origins, o)
+	}
+	sort.Slice(origins, func(i, j int) bool { return origins[i] < origins[j] })
+	for _, o := range origins {
+		m, t := mine[o], theirs[o]
+		if m.Max() <= t.Contig && len(t.Ranges) == 0 {
+			continue // the peer holds everything this node does
+		}
+		snd.cursors = append(snd.cursors, &cursor{origin: o, mine: m, theirs: t, after: t.Contig, coverAll: coverAll})
+	}
+	return snd
+}
+
+// fill loads the cursor's buffer; writes the peer holds or that fall
+// outside its scope are turned into empties on the way.
+func (c *cursor) fill(s *Session) error {
+	for len(c.buf) == 0 && !c.drained {
+		n := 0
+		prev := c.after
+		err := s.l.Store.Stream(c.origin, c.after, func(w *crdt.Write) error {
+			c.noteGap(prev, w.Seq)
+			prev = w.Seq
+			c.after = w.Seq
+			n++
+			if !c.theirs.Contains(w.Seq) {
+				var rec *crdt.Record
+				if s.peer.Scope.NeedsRecord(w.Table) {
+					r, err := s.l.Store.Get(w.Table, w.ID)
+					if err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					rec = r
+				}
+				if s.peer.Scope.Selects(w.Table, rec) {
+					c.buf = append(c.buf, w)
+				} else {
+					c.empties.Add(w.Seq, w.Seq)
+				}
+			}
+			if n >= cursorBatch {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		if n < cursorBatch {
+			c.drained = true
+			c.noteGap(prev, c.mine.Max()+1)
+		}
+	}
+	return nil
+}
+
+// noteGap records the sequence numbers strictly between a and b that this
+// node holds without a log entry (declared empty to it): empty for the
+// peer too when this node's scope covers the peer's.
+func (c *cursor) noteGap(a, b uint64) {
+	if !c.coverAll || b <= a+1 {
+		return
+	}
+	for _, g := range c.theirs.Missing(intersect(c.mine, a+1, b-1)) {
+		c.empties.Add(g.Lo, g.Hi)
+	}
+}
+
+type cursorHeap []*cursor
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
+	a, b := h[i].buf[0], h[j].buf[0]
+	if a.TS != b.TS {
+		return a.TS < b.TS
+	}
+	return a.Origin < b.Origin
+}
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// next builds the next chunk, or returns nil when everything is sent.
+func (snd *sender) next() (*Chunk, error) {
+	s := snd.s
+	if !snd.started {
+		snd.started = true
+		for _, c := range snd.cursors {
+			if err := c.fill(s); err != nil {
+				return nil, err
+			}
+			if len(c.buf) > 0 {
+				snd.heads = append(snd.heads, c)
+			}
+		}
+		heap.Init(&snd.heads)
+	}
+	chunk := &Chunk{}
+	size := 0
+	limit := s.l.ChunkBytes
+	if limit <= 0 || limit > MaxChunkBytes {
+		limit = MaxChunkBytes
+	}
+	for len(snd.heads) > 0 && size < limit {
+		c := snd.heads[0]
+		w := c.buf[0]
+		enc, err := crdt.AppendWrite(nil, w)
+		if err != nil {
+			return nil, err
+		}
+		if size > 0 && size+len(enc) > limit {
+			break
+		}
+		chunk.Writes = append(chunk.Writes, enc)
+		size += len(enc)
+		s.Stats.WritesSent++
+		c.buf = c.buf[1:]
+		if len(c.buf) == 0 {
+			if err := c.fill(s); err != nil {
+				return nil, err
+			}
+		}
+		if len(c.buf) == 0 {
+			heap.Pop(&snd.heads)
+		} else {
+			heap.Fix(&snd.heads, 0)
+		}
+	}
+	if len(snd.heads) == 0 {
+		// Everything streamed: flush every cursor's empties.
+		for _, c := range snd.cursors {
+			if c.empties.Contig > 0 || len(c.empties.Ranges) > 0 {
+				chunk.Empties = append(chunk.Empties, heldToWire(c.origin, c.empties))
+				s.Stats.EmptiesSent += count(c.empties)
+				c.empties = store.Held{}
+			}
+		}
+		snd.done = true
+	}
+	if len(chunk.Writes) == 0 && len(chunk.Empties) == 0 {
+		return nil, nil
+	}
+	return chunk, nil
+}
+
+// ---- holdings on the wire ----
+
+func heldToWire(o hlc.NodeID, h store.Held) OriginHeld {
+	w := OriginHeld{Origin: uint64(o), Contig: h.Contig}
+	for _, r := range h.Ranges {
+		w.Ranges = append(w.Ranges, r.Lo, r.Hi)
+	}
+	return w
+}
+
+func toWireHeld(m map[hlc.NodeID]store.Held) []OriginHeld {
+	out := make([]OriginHeld, 0, len(m))
+	for o, h := range m {
+		out = append(out, heldToWire(o, h))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
+	return out
+}
+
+func fromWireHeld(ws []OriginHeld) map[hlc.NodeID]store.Held {
+	m := make(map[hlc.NodeID]store.Held, len(ws))
+	for _, w := range ws {
+		h := store.Held{Contig: w.Contig}
+		for i := 0; i < len(w.Ranges); i += 2 {
+			h.Add(w.Ranges[i], w.Ranges[i+1])
+		}
+		m[hlc.NodeID(w.Origin)] = h
+	}
+	return m
+}
+
+// intersect returns h ∩ [lo, hi].
+func intersect(h store.Held, lo, hi uint64) store.Held {
+	var out store.Held
+	if lo > hi {
+		return out
+	}
+	if h.Contig >= lo {
+		out.Add(lo, min(hi, h.Contig))
+	}
+	for _, r := range h.Ranges {
+		if r.Hi < lo || r.Lo > hi {
+			continue
+		}
+		out.Add(max(lo, r.Lo), min(hi, r.Hi))
+	}
+	return out
+}
+
+// count returns how many sequence numbers h holds.
+func count(h store.Held) uint64 {
+	n := h.Contig
+	for _, r := range h.Ranges {
+		n += r.Hi - r.Lo + 1
+	}
+	return n
+}

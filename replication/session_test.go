@@ -1,0 +1,186 @@
+package replication
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+)
+
+func TestDeviceHubDevice(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	a := s.add("a", "device", FullScope())
+	b := s.add("b", "device", FullScope())
+	s.write(a, "wo", "1", map[string]any{"start": "08:00", "end": "10:00"}, false)
+	s.mustSync(a, hub)
+	s.mustSync(b, hub)
+	rec, err := b.st.Get("wo", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rec.Get("start"); v.String() != `"08:00"` {
+		t.Fatalf("b sees start=%s", v)
+	}
+	// Concurrent edits of different fields, offline, then sync both ways.
+	a.phys += 1000
+	b.phys += 2000
+	s.write(a, "wo", "1", map[string]any{"start": "09:00"}, false)
+	s.write(b, "wo", "1", map[string]any{"end": "12:00"}, false)
+	s.mustSync(a, hub)
+	s.mustSync(b, hub)
+	s.mustSync(a, hub)
+	for _, n := range []*simNode{a, b, hub} {
+		rec, _ := n.st.Get("wo", "1")
+		got := fmt.Sprint(rec.Values())
+		if v, _ := rec.Get("start"); v.String() != `"09:00"` {
+			t.Fatalf("%s: start %s (%s)", n.name, v, got)
+		}
+		if v, _ := rec.Get("end"); v.String() != `"12:00"` {
+			t.Fatalf("%s: end %s", n.name, v)
+		}
+	}
+	if digest(t, a) != digest(t, hub) || digest(t, b) != digest(t, hub) {
+		t.Fatal("replicas differ")
+	}
+	// A second session sends nothing.
+	sa, sh, err := s.session(a, hub, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.WritesSent != 0 || sh.WritesSent != 0 {
+		t.Fatalf("idle session sent %d and %d writes", sa.WritesSent, sh.WritesSent)
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	s := newSim(t)
+	a := s.add("a", "device", FullScope())
+	b := s.add("b", "hub", FullScope())
+	b.local.Cluster = "other"
+	if _, _, err := s.session(a, b, 0); err == nil {
+		t.Fatal("sessions across clusters must be refused")
+	} else if _, ok := err.(*RefusedError); !ok {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+	b.local.Cluster = "sim"
+	b.local.Node = a.local.Node
+	if _, _, err := s.session(a, b, 0); err == nil {
+		t.Fatal("a peer with the same node id must be refused")
+	}
+}
+
+// TestCutAtEveryMessage cuts a catch-up session after each message in
+// turn; every cut session resumes and the replicas end identical, and no
+// write is applied twice.
+func TestCutAtEveryMessage(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	a := s.add("a", "device", FullScope())
+	a.local.ChunkBytes = 2048 // many small chunks
+	hub.local.ChunkBytes = 2048
+	for i := 0; i < 400; i++ {
+		a.phys++
+		if i%37 == 36 {
+			s.write(a, "t", fmt.Sprint(i%50), nil, true)
+		} else {
+			s.write(a, "t", fmt.Sprint(i%50), map[string]any{fmt.Sprintf("f%d", i%7): i}, false)
+		}
+	}
+	total := uint64(len(a.acked))
+	var applied uint64
+	cutsDone := 0
+	for cut := 1; ; cut++ {
+		_, sh, err := s.session(a, hub, cut)
+		applied += sh.WritesApplied
+		if err == nil {
+			break
+		}
+		cutsDone++
+		if err != errCut {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		if cut > 1000 {
+			t.Fatal("never finished")
+		}
+	}
+	t.Logf("%d writes synced over %d cut sessions", total, cutsDone)
+	if applied != total {
+		t.Fatalf("hub applied %d writes over the cut sessions, want exactly %d", applied, total)
+	}
+	if digest(t, a) != digest(t, hub) {
+		t.Fatal("replicas differ after resumed sessions")
+	}
+	if err := hub.st.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPartialReplica: a device holding one table gets only that table, and
+// its gaps close (the other table's writes are declared empty to it). A
+// wider device that syncs only with the narrow one must not believe it
+// holds what the narrow one left out.
+func TestPartialReplica(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	office := s.add("office", "device", FullScope())
+	narrow := s.add("narrow", "device", TablesScope("jobs"))
+	wide := s.add("wide", "device", TablesScope("customers", "jobs"))
+	for i := 0; i < 20; i++ {
+		office.phys++
+		s.write(office, "jobs", fmt.Sprint(i), map[string]any{"n": i}, false)
+		s.write(office, "customers", fmt.Sprint(i), map[string]any{"n": i}, false)
+	}
+	s.mustSync(office, hub)
+	s.mustSync(narrow, hub)
+	if _, err := narrow.st.Get("customers", "1"); err == nil {
+		t.Fatal("narrow device holds a record outside its scope")
+	}
+	if _, err := narrow.st.Get("jobs", "19"); err != nil {
+		t.Fatalf("narrow device lacks jobs/19: %v", err)
+	}
+	oh := office.st.Holdings()[office.local.Node]
+	nh := narrow.st.Holdings()[office.local.Node]
+	if !nh.Equal(oh) {
+		t.Fatalf("narrow device holds %v of the office's writes, want %v (gaps must close)", nh, oh)
+	}
+	// wide syncs only with narrow: it gets the jobs, but not the belief
+	// that it holds the customers.
+	s.mustSync(wide, narrow)
+	if _, err := wide.st.Get("jobs", "3"); err != nil {
+		t.Fatalf("wide lacks jobs/3: %v", err)
+	}
+	wh := wide.st.Holdings()[office.local.Node]
+	if wh.Equal(oh) {
+		t.Fatal("wide device believes it holds every office write after syncing with a narrow peer")
+	}
+	s.mustSync(wide, hub)
+	if _, err := wide.st.Get("customers", "3"); err != nil {
+		t.Fatalf("wide lacks customers/3 after syncing with the hub: %v", err)
+	}
+	if got := wide.st.Holdings()[office.local.Node]; !got.Equal(oh) {
+		t.Fatalf("wide holds %v, want %v", got, oh)
+	}
+}
+
+// TestChainAcrossDevices: a change made on A reaches C through B, though A
+// and C never meet.
+func TestChainAcrossDevices(t *testing.T) {
+	s := newSim(t)
+	a := s.add("a", "device", FullScope())
+	b := s.add("b", "device", FullScope())
+	c := s.add("c", "device", FullScope())
+	s.write(a, "t", "x", map[string]any{"v": 1}, false)
+	s.mustSync(a, b)
+	s.mustSync(b, c)
+	rec, err := c.st.Get("t", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rec.Get("v"); v.String() != "1" {
+		t.Fatalf("c sees %s", v)
+	}
+	_ = crdt.Null
+	_ = hlc.NodeID(0)
+}

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+)
+
+// mergedKey is v<table>\x00<id>: the version vector of the record states
+// merged whole into the record (MergeRecord); its Applied may cover writes
+// the log does not hold.
+func mergedKey(table, id string) []byte {
+	k := recordKey(nil, table, id)
+	k[0] = pMerged
+	return k
+}
+
+func decodeVV(key, v []byte) (crdt.VV, error) {
+	var flat []uint64
+	if err := decodeValue(key, v, &flat); err != nil {
+		return nil, err
+	}
+	if len(flat)%2 != 0 {
+		return nil, corruptf(key, "odd version vector")
+	}
+	var vv crdt.VV
+	for i := 0; i < len(flat); i += 2 {
+		vv = append(vv, crdt.Dot{Node: hlc.NodeID(flat[i]), Seq: flat[i+1]})
+	}
+	if !vv.Valid() {
+		return nil, corruptf(key, "malformed version vector")
+	}
+	return vv, nil
+}
+
+func flatVV(vv crdt.VV) []uint64 {
+	out := make([]uint64, 0, 2*len(vv))
+	for _, d := range vv {
+		out = append(out, uint64(d.Node), d.Seq)
+	}
+	return out
+}
+
+// maxStamp returns the highest timestamp in a record state.
+func maxStamp(r *crdt.Record) hlc.Timestamp {
+	var m hlc.Timestamp
+	see := func(es []crdt.Entry) {
+		for _, e := range es {
+			m = max(m, e.TS)
+		}
+	}
+	see(r.Exist)
+	see(r.Dels)
+	for i := range r.Fields {
+		see(r.Fields[i].Cands)
+	}
+	return m
+}
+
+// MergeRecord joins a whole record state received from a peer (a record
+// entering this replica's scope, whose earlier writes this replica never
+// received) into the stored record, in one durable batch with a feed entry
+// (origin 0: a merge) and the record's merge mark. It returns whether the
+// stored record changed. It changes no holdings and no log: the writes
+// behind the state arrive later as Known (logged, held, record unchanged)
+// or never, if the sender elided them.
+//
+// A state carrying a stamp beyond the clock's maximum offset is refused
+// with the *hlc.OffsetError (nothing changes), so merging cannot bypass
+// parking. Errors: ErrInvalid (bad names or a state failing crdt's
+// Record.Check), ErrCorrupt, ErrClosed, ErrFailed.
+func (s *Store) MergeRecord(clock *hlc.Clock, table, id string, in *crdt.Record) (bool, error) {
+	if err := checkName(table, id); err != nil {
+		return false, err
+	}
+	if msg := in.Check(); msg != "" {
+		return false, fmt.Errorf("%w: merged record %s/%s: %s", ErrInvalid, table, id, msg)
+	}
+	top := maxStamp(in)
+	if err := clock.Update(top); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	rkey := recordKey(nil, table, id)
+	rec, _, err := s.readRecord(rkey)
+	if err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	before := rec.Digest()
+	wasDeleted := rec.Deleted()
+	rec.Merge(in)
+	if rec.Digest() == before {
+		s.mu.Unlock()
+		return false, nil
+	}
+	mkey := mergedKey(table, id)
+	var mvv crdt.VV
+	if v, c, err := s.db.Get(mkey); err == nil {
+		mvv, err = decodeVV(mkey, v)
+		c.Close()
+		if err != nil {
+			s.mu.Unlock()
+			return false, err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		s.mu.Unlock()
+		return false, fmt.Errorf("store: read %s: %w", FormatKey(mkey), err)
+	}
+	mvv.Join(in.Applied)
+
+	b := s.newBatch()
+	defer b.close()
+	val, err := rec.AppendBinary(nil)
+	if err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	b.set(rkey, val)
+	b.setEncoded(mkey, flatVV(mvv))
+	feed := s.feed + 1
+	b.setEncoded(feedKey(nil, feed), &feedValue{Table: table, ID: id})
+	tk := tombKey(table, id)
+	if rec.Deleted() {
+		b.setEncoded(tk, tombFrom(rec.Exist[len(rec.Exist)-1], rec.Applied))
+	} else if wasDeleted {
+		b.del(tk)
+	}
+	hw := max(s.hw, clock.HighWater())
+	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	wait, err := s.submit(b)
+	if err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	s.feed = feed
+	s.hw = hw
+	s.mu.Unlock()
+	if err := wait(); err != nil {
+		return false, err
+	}
+	raise(&s.durableFeed, feed)
+	return true, nil
+}
