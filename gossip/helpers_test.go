@@ -55,7 +55,11 @@ func testLogger(t testing.TB, name string) (hclog.Logger, *logBuf) {
 	l := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info, Output: buf})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("log of %s:\n%s", name, buf.String())
+			s := buf.String()
+			if len(s) > 2000 {
+				s = "..." + s[len(s)-2000:]
+			}
+			t.Logf("log of %s:\n%s", name, s)
 		}
 	})
 	return l, buf
