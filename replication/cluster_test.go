@@ -3,6 +3,7 @@ package replication
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -186,4 +187,98 @@ func supersededBySeen(all []*crdt.Write, w *crdt.Write, field string) bool {
 	return false
 }
 
-var _ = hlc.NodeID(0)
+const hlcBound = hlc.DefaultMaxOffset
+
+// TestThirtyNodes: 30 replicas each make writes, then meet in random pairs
+// (as gossip would pair them); the cluster converges within a bounded
+// number of rounds (epidemic spreading needs O(log n)).
+func TestThirtyNodes(t *testing.T) {
+	s := newSim(t)
+	var nodes []*simNode
+	for i := 0; i < 30; i++ {
+		role := "device"
+		if i < 3 {
+			role = "hub"
+		}
+		nodes = append(nodes, s.add(fmt.Sprintf("n%d", i), role, FullScope()))
+	}
+	for i, n := range nodes {
+		for j := 0; j < 10; j++ {
+			n.phys += int64(s.rng.IntN(5))
+			s.write(n, "t", fmt.Sprint(s.rng.IntN(40)), map[string]any{fmt.Sprintf("f%d", j%3): i*100 + j}, false)
+		}
+	}
+	rounds := 0
+	for !converged(t, nodes) {
+		rounds++
+		if rounds > 20 {
+			s.fail("30 nodes not converged after 20 rounds of random pairings")
+		}
+		perm := s.rng.Perm(len(nodes))
+		for i := 0; i+1 < len(perm); i += 2 {
+			s.mustSync(nodes[perm[i]], nodes[perm[i+1]])
+		}
+		// And each node with one more random partner.
+		for _, n := range nodes {
+			m := nodes[s.rng.IntN(len(nodes))]
+			if m != n {
+				s.mustSync(n, m)
+			}
+		}
+	}
+	t.Logf("30 nodes converged in %d rounds", rounds)
+	checkNoLoss(s, nodes[0], nodes)
+}
+
+// TestParkedBeyondClockBound: a write stamped far ahead of the receiver's
+// clock (a device whose clock runs an hour fast) is parked, not applied
+// and not dropped; the receiver's clock is not dragged forward; once time
+// catches up, a later session applies it.
+func TestParkedBeyondClockBound(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	fast := s.add("fast", "device", FullScope())
+	fast.phys += 3600_000 // an hour ahead
+	w := s.write(fast, "t", "x", map[string]any{"v": "from the future"}, false)
+	before := hub.clock.HighWater()
+	_, sh, err := s.session(fast, hub, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Parked != 1 || sh.WritesApplied != 0 {
+		t.Fatalf("hub stats %+v, want one parked write", sh)
+	}
+	if hw := hub.clock.HighWater(); hw.Wall() > hub.phys+int64(hlcBound/time.Millisecond) || hw.Wall() >= w.TS.Wall() {
+		t.Fatalf("hub clock dragged to %v by a parked write (was %v)", hw, before)
+	}
+	parked, err := hub.st.ListParked()
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("parked list: %v %v", parked, err)
+	}
+	if _, err := hub.st.Get("t", "x"); err == nil {
+		t.Fatal("a parked write was applied")
+	}
+	// Time passes on the hub; the next session applies it.
+	hub.phys += 3600_000
+	if _, sh, err = s.session(fast, hub, 0); err != nil {
+		t.Fatal(err)
+	}
+	if sh.WritesApplied != 1 {
+		t.Fatalf("after catching up: %+v", sh)
+	}
+	if parked, _ := hub.st.ListParked(); len(parked) != 0 {
+		t.Fatalf("applied write still listed as parked: %v", parked)
+	}
+	if got := fmt.Sprint(hubValue(t, hub, "t", "x", "v")); got != `"from the future"` {
+		t.Fatalf("hub has %s", got)
+	}
+}
+
+func hubValue(t *testing.T, n *simNode, table, id, field string) crdt.Value {
+	rec, err := n.st.Get(table, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := rec.Get(field)
+	return v
+}

@@ -235,6 +235,11 @@ func (s *Store) ReleaseParked(origin hlc.NodeID, seq uint64) (*ParkedWrite, erro
 		b.del(k)
 		return b.err
 	})
+	if err == nil {
+		s.mu.Lock()
+		delete(s.parked, crdt.Dot{Node: origin, Seq: seq})
+		s.mu.Unlock()
+	}
 	return p, err
 }
 

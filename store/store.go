@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 )
 
@@ -69,10 +70,11 @@ type Store struct {
 	// mu serializes writers (and CompactLog): it is held while a batch is
 	// built and handed to Pebble, so WAL order equals local sequence order.
 	mu      sync.Mutex
-	nextSeq uint64        // next local sequence number (own origin)
-	feed    uint64        // last feed sequence number used
-	errSeq  uint64        // last sync-error id used
-	hw      hlc.Timestamp // HLC high-water last written
+	nextSeq uint64            // next local sequence number (own origin)
+	parked  map[crdt.Dot]bool // parked writes (k keys), so applying one removes its key
+	feed    uint64            // last feed sequence number used
+	errSeq  uint64            // last sync-error id used
+	hw      hlc.Timestamp     // HLC high-water last written
 
 	// hmu guards held; published Held values are never modified in place.
 	hmu  sync.RWMutex
@@ -390,7 +392,14 @@ func (s *Store) load() error {
 	if s.errSeq, err = s.lastU64(pSyncErr); err != nil {
 		return err
 	}
-	return nil
+	s.parked = map[crdt.Dot]bool{}
+	return s.scanPrefix([]byte{pParked}, func(k, _ []byte) error {
+		if len(k) != 17 {
+			return corruptf(k, "parked key of %d bytes", len(k))
+		}
+		s.parked[crdt.Dot{Node: hlc.NodeID(be(k[1:9])), Seq: be(k[9:])}] = true
+		return nil
+	})
 }
 
 // lastU64 returns the 8-byte integer of the last key with prefix p.

@@ -501,6 +501,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	feed := s.feed
 	var ownMax uint64
 	var keyBuf []byte
+	var newParked, unparked []crdt.Dot
 	for i, w := range writes {
 		h := heldFor(w.Origin)
 		if h.Contains(w.Seq) {
@@ -520,6 +521,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 				s.mu.Unlock()
 				return nil, encErr
 			}
+			newParked = append(newParked, w.Dot())
 			b.setEncoded(parkedKey(w.Origin, w.Seq), &parkedValue{
 				Write: enc, Reason: oe.Error(), Time: time.Now().UnixMilli(), AheadMs: oe.Ahead().Milliseconds(),
 			})
@@ -553,6 +555,11 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 		default:
 			res.Status[i] = Applied
 			res.Applied++
+		}
+		if s.parked[w.Dot()] {
+			// It was parked earlier and is now within the clock bound.
+			b.del(parkedKey(w.Origin, w.Seq))
+			unparked = append(unparked, w.Dot())
 		}
 		h.Add(w.Seq, w.Seq)
 		if w.Origin == s.node {
@@ -629,6 +636,12 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	s.feed = feed
 	s.hw = hw
 	s.errSeq = b.errSeq
+	for _, d := range newParked {
+		s.parked[d] = true
+	}
+	for _, d := range unparked {
+		delete(s.parked, d)
+	}
 	if ownMax >= s.nextSeq {
 		s.nextSeq = ownMax + 1
 	}
