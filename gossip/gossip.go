@@ -67,6 +67,7 @@ const (
 	StateLeft
 )
 
+// String returns "alive", "dead" or "left".
 func (s State) String() string {
 	switch s {
 	case StateAlive:
@@ -104,6 +105,7 @@ const (
 	EventUpdate
 )
 
+// String returns "join", "leave" or "update".
 func (k EventKind) String() string {
 	switch k {
 	case EventJoin:

@@ -382,8 +382,11 @@ func TestThirtyNodes(t *testing.T) {
 // it dead, broadcasts wait; back online it rejoins and they are delivered.
 func TestOffline(t *testing.T) {
 	c := newCluster(t, testRand(t))
-	c.add(func(cfg *Config) { cfg.RejoinInterval = -1 }) // only the online switch may bring it back
-	c.add(nil, 0)
+	// The others never re-join on their own: only going back online may
+	// bring the offline node back.
+	noRejoin := func(cfg *Config) { cfg.RejoinInterval = -1 }
+	c.add(noRejoin)
+	c.add(noRejoin, 0)
 	off := c.add(func(cfg *Config) { cfg.RejoinInterval = time.Hour }, 0)
 	waitFor(t, 5*time.Second, "3 nodes", func() bool { return converged(c.nodes) })
 
