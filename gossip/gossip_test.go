@@ -427,15 +427,18 @@ func TestCallbacksNotUnderLock(t *testing.T) {
 	c := newCluster(t, testRand(t))
 	done := make(chan string, 10)
 	var a *testNode
+	ready := make(chan struct{}) // the first event (our own join) comes during New
 	a = c.add(func(cfg *Config) {
 		prev := cfg.OnMemberChange
 		cfg.OnMemberChange = func(m Member, k EventKind) {
 			prev(m, k)
+			<-ready
 			_ = a.Addr()
 			_ = a.Stats()
 			done <- m.Name
 		}
 	})
+	close(ready)
 	c.add(nil, 0)
 	timeout := time.After(5 * time.Second)
 	for got := 0; got < 2; got++ {
