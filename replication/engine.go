@@ -201,7 +201,10 @@ func (e *Engine) HandlePush(payload []byte) {
 	if w.Origin == e.cfg.Local.Node || !e.cfg.Local.Scope.Selects(w.Table, nil) && !e.cfg.Local.Scope.NeedsRecord(w.Table) {
 		return
 	}
-	res, err := e.cfg.Local.Store.ApplyRemote(e.cfg.Local.Clock, []*crdt.Write{w}, nil)
+	if _, held := e.cfg.Local.causalReady([]*crdt.Write{w}); len(held) > 0 {
+		return // the record is entering this replica's scope: anti-entropy fetches it whole
+	}
+	res, err := e.cfg.Local.applyRemote([]*crdt.Write{w}, nil, nil)
 	if err != nil {
 		e.log.Warn("applying a gossip push failed", "error", err)
 		return

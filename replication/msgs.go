@@ -12,7 +12,7 @@ import (
 
 // ProtocolVersion is the sync protocol's version. A peer speaking another
 // version is refused at the handshake.
-const ProtocolVersion uint16 = 1
+const ProtocolVersion uint16 = 2
 
 // Limits of the wire format.
 const (
@@ -163,7 +163,9 @@ type OriginHeld struct {
 type Chunk struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	No      uint64
-	Writes  [][]byte // each encoded by crdt.AppendWrite
+	// Body is the writes in the compact chunk encoding of wire.go (since
+	// protocol version 2; version 1 had one crdt.AppendWrite per write).
+	Body    []byte
 	Empties []OriginHeld
 }
 
@@ -193,14 +195,16 @@ type Records struct {
 	Recs    []RecordState
 }
 
-// RecordState is one whole record, or Missing when the sender does not
-// hold it whole.
+// RecordState is one whole record; or Missing when the sender does not
+// hold it; or OutOfScope when, by the sender's state, it is outside the
+// asker's scope.
 type RecordState struct {
-	_struct bool `codec:",toarray"` //nolint:unused
-	Table   string
-	ID      string
-	State   []byte // crdt.Record encoding
-	Missing bool
+	_struct    bool `codec:",toarray"` //nolint:unused
+	Table      string
+	ID         string
+	State      []byte // crdt.Record encoding
+	Missing    bool
+	OutOfScope bool
 }
 
 // Done says the sender has sent everything the receiver lacked.

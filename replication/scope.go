@@ -178,3 +178,26 @@ func (s Scope) String() string {
 	}
 	return b.String()
 }
+
+// Touches reports whether w sets a field that the scope's filter for w's
+// table reads: such a write may move its record out of (or into) the
+// scope, so it is sent to a replica of that scope whatever the record's
+// state, and the receiver decides (it hides the record, or fetches it
+// whole).
+func (s Scope) Touches(w *crdt.Write) bool {
+	if s.All {
+		return false
+	}
+	t := s.table(w.Table)
+	if t == nil || len(t.Where) == 0 {
+		return false
+	}
+	for _, f := range w.Fields {
+		for _, m := range t.Where {
+			if f.Name == m.Field {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,9 +20,38 @@ type Store interface {
 	NodeID() hlc.NodeID
 	Holdings() map[hlc.NodeID]store.Held
 	Stream(origin hlc.NodeID, after uint64, fn func(*crdt.Write) error) error
-	ApplyRemote(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange) (*store.Result, error)
-	Get(table, id string) (*crdt.Record, error)
-	MergeRecord(clock *hlc.Clock, table, id string, rec *crdt.Record) (bool, error)
+	ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(*store.Batch, *store.Result) error) (*store.Result, error)
+	GetAny(table, id string) (*crdt.Record, error)
+	MergeRecordWith(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(*store.Batch, *crdt.Record) error) (bool, error)
+}
+
+// applyRemote applies writes and empties and, in the same batch, hides
+// the records that are now outside this replica's scope (and shows those
+// back in it), and the records in hide.
+func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide []RecordKey) (*store.Result, error) {
+	return l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
+		if l.Scope.All {
+			return nil
+		}
+		for key, rec := range res.Records {
+			table, id, _ := strings.Cut(key, "\x00")
+			b.SetHidden(table, id, !l.Scope.Selects(table, rec))
+		}
+		for _, k := range hide {
+			b.SetHidden(k.Table, k.ID, true)
+		}
+		return nil
+	})
+}
+
+// mergeRecord merges a whole record and applies the same scope rule.
+func (l *Local) mergeRecord(table, id string, rec *crdt.Record) (bool, error) {
+	return l.Store.MergeRecordWith(l.Clock, table, id, rec, func(b *store.Batch, merged *crdt.Record) error {
+		if !l.Scope.All {
+			b.SetHidden(table, id, !l.Scope.Selects(table, merged))
+		}
+		return nil
+	})
 }
 
 // Local is what a session knows of its own node.
@@ -89,8 +119,9 @@ type Session struct {
 
 	// Receiving side.
 	gotDone  bool
-	deferred []*crdt.Write
-	awaiting int // record requests outstanding
+	deferred []*crdt.Write // writes waiting for their record
+	asked    []*crdt.Write // deferred writes whose records were requested
+	awaiting int           // record requests outstanding
 
 	Stats Stats
 	mu    sync.Mutex // guards the byte counters, which the writer updates
@@ -272,16 +303,11 @@ func (s *Session) pump(out []Msg) ([]Msg, error) {
 
 func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	s.Stats.ChunksReceived++
-	writes := make([]*crdt.Write, 0, len(c.Writes))
-	for _, raw := range c.Writes {
-		w, err := crdt.DecodeWrite(raw, true)
-		if err != nil {
-			return nil, fmt.Errorf("%w: chunk %d: %v", ErrProtocol, c.No, err)
-		}
-		if !store.ValidTable(w.Table) || !store.ValidID(w.ID) {
-			return nil, fmt.Errorf("%w: chunk %d: invalid record name %q/%q", ErrProtocol, c.No, w.Table, w.ID)
-		}
-		writes = append(writes, w)
+	// The body's origin dictionary starts with the sender, then us (see
+	// wire.go); decoding validates writes, values and names.
+	writes, err := decodeChunkWrites(c.Body, s.peer.Node, s.l.Node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk %d: %v", ErrProtocol, c.No, err)
 	}
 	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, e := range c.Empties {
@@ -305,10 +331,43 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 // apply applies writes and empties; deferred writes are kept and their
 // records requested from the peer.
 func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange) ([]Msg, error) {
-	res, err := s.l.Store.ApplyRemote(s.l.Clock, writes, empties)
+	// For tables this replica holds only in part (filtered scope), a write
+	// is applied only if this replica has every write to the record that
+	// the write had seen: otherwise the record is entering the scope, or
+	// writes to it were skipped while it was out of scope, and the whole
+	// record must be fetched.
+	var held []*crdt.Write
+	if writes, held = s.l.causalReady(writes); len(held) > 0 {
+		s.deferred = append(s.deferred, held...)
+	}
+	res, err := s.l.applyRemote(writes, empties, nil)
 	if err != nil {
 		return nil, err
 	}
+	s.count(writes, res)
+	for _, i := range res.Deferred {
+		s.deferred = append(s.deferred, writes[i])
+	}
+	s.Stats.Deferred += uint64(len(res.Deferred) + len(held))
+	if len(s.deferred) == 0 {
+		return nil, nil
+	}
+	var keys []RecordKey
+	seen := map[RecordKey]bool{}
+	for _, w := range s.deferred {
+		k := RecordKey{Table: w.Table, ID: w.ID}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	s.awaiting++
+	s.asked = append(s.asked, s.deferred...)
+	s.deferred = nil
+	return []Msg{{RecordReq: &RecordReq{Keys: keys}}}, nil
+}
+
+func (s *Session) count(writes []*crdt.Write, res *store.Result) {
 	s.Stats.WritesApplied += uint64(res.Applied)
 	s.Stats.Parked += uint64(len(res.Parked))
 	for _, st := range res.Status {
@@ -319,23 +378,39 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 	if s.l.OnApplied != nil && (res.Applied > 0 || len(res.Parked) > 0) {
 		s.l.OnApplied(s.peer.Node, writes, res)
 	}
-	if len(res.Deferred) == 0 {
-		return nil, nil
+}
+
+// causalReady splits writes to filtered tables whose causal context this
+// replica's record does not cover (tracking the writes earlier in the same
+// batch) from the rest.
+func (l *Local) causalReady(writes []*crdt.Write) (ready, held []*crdt.Write) {
+	if l.Scope.All {
+		return writes, nil
 	}
-	var keys []RecordKey
-	seen := map[RecordKey]bool{}
-	for _, i := range res.Deferred {
-		w := writes[i]
-		s.deferred = append(s.deferred, w)
-		k := RecordKey{Table: w.Table, ID: w.ID}
-		if !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+	applied := map[RecordKey]crdt.VV{}
+	ready = writes[:0:0]
+	for _, w := range writes {
+		if !l.Scope.NeedsRecord(w.Table) {
+			ready = append(ready, w)
+			continue
 		}
+		k := RecordKey{Table: w.Table, ID: w.ID}
+		vv, ok := applied[k]
+		if !ok {
+			if rec, err := l.Store.GetAny(w.Table, w.ID); err == nil {
+				vv = rec.Applied.Clone()
+			}
+		}
+		if vv.Covers(w.Dot()) || w.Ctx.LessEq(vv) {
+			vv.Set(w.Dot())
+			applied[k] = vv
+			ready = append(ready, w)
+			continue
+		}
+		applied[k] = vv
+		held = append(held, w)
 	}
-	s.Stats.Deferred += uint64(len(res.Deferred))
-	s.awaiting++
-	return []Msg{{RecordReq: &RecordReq{Keys: keys}}}, nil
+	return ready, held
 }
 
 func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
@@ -345,14 +420,14 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 	resp := &Records{}
 	for _, k := range req.Keys {
 		rs := RecordState{Table: k.Table, ID: k.ID}
-		rec, err := s.l.Store.Get(k.Table, k.ID)
+		rec, err := s.l.Store.GetAny(k.Table, k.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
 			rs.Missing = true
 		case err != nil:
 			return nil, err
 		case !s.peer.Scope.Selects(k.Table, rec):
-			rs.Missing = true
+			rs.OutOfScope = true
 		default:
 			b, err := rec.MarshalBinary()
 			if err != nil {
@@ -366,45 +441,70 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 }
 
 func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
+	asked := s.asked
+	s.asked = nil
+	byKey := map[RecordKey][]*crdt.Write{}
+	for _, w := range asked {
+		k := RecordKey{Table: w.Table, ID: w.ID}
+		byKey[k] = append(byKey[k], w)
+	}
+	var retry []*crdt.Write
+	var hide []RecordKey
+	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, rs := range r.Recs {
-		if rs.Missing {
-			continue
+		k := RecordKey{Table: rs.Table, ID: rs.ID}
+		ws, ok := byKey[k]
+		if !ok {
+			return nil, fmt.Errorf("%w: record %s/%s not asked for", ErrProtocol, rs.Table, rs.ID)
 		}
-		if !store.ValidTable(rs.Table) || !store.ValidID(rs.ID) {
-			return nil, fmt.Errorf("%w: record with invalid name %q/%q", ErrProtocol, rs.Table, rs.ID)
-		}
-		var rec crdt.Record
-		if err := rec.UnmarshalBinary(rs.State); err != nil {
-			return nil, fmt.Errorf("%w: record %s/%s: %v", ErrProtocol, rs.Table, rs.ID, err)
-		}
-		ok, err := s.l.Store.MergeRecord(s.l.Clock, rs.Table, rs.ID, &rec)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			s.Stats.RecordsFetched++
+		delete(byKey, k)
+		switch {
+		case rs.Missing:
+			// The peer does not hold it whole: the writes stay unheld, for
+			// another partner to bring.
+			s.l.Log.Debug("peer lacks a record this replica needs whole", "peer", s.peer.Node, "table", rs.Table, "id", rs.ID)
+		case rs.OutOfScope:
+			// Outside this replica's scope by the peer's (newer) state:
+			// hold the writes without applying them and hide the record.
+			for _, w := range ws {
+				empties[w.Origin] = append(empties[w.Origin], store.SeqRange{Lo: w.Seq, Hi: w.Seq})
+			}
+			hide = append(hide, k)
+		default:
+			if !store.ValidTable(rs.Table) || !store.ValidID(rs.ID) {
+				return nil, fmt.Errorf("%w: record with invalid name %q/%q", ErrProtocol, rs.Table, rs.ID)
+			}
+			var rec crdt.Record
+			if err := rec.UnmarshalBinary(rs.State); err != nil {
+				return nil, fmt.Errorf("%w: record %s/%s: %v", ErrProtocol, rs.Table, rs.ID, err)
+			}
+			merged, err := s.l.mergeRecord(rs.Table, rs.ID, &rec)
+			if err != nil && !errors.Is(err, hlc.ErrClockOffset) {
+				return nil, err
+			}
+			if merged {
+				s.Stats.RecordsFetched++
+			}
+			if err == nil {
+				retry = append(retry, ws...)
+			}
 		}
 	}
-	// Retry the deferred writes; those still not ready stay unheld and
-	// will be sent again by a later session.
-	retry := s.deferred
-	s.deferred = nil
-	var out []Msg
-	if len(retry) > 0 {
-		res, err := s.l.Store.ApplyRemote(s.l.Clock, retry, nil)
+	if len(byKey) > 0 {
+		return nil, fmt.Errorf("%w: records answer lacks %d asked records", ErrProtocol, len(byKey))
+	}
+	if len(retry) > 0 || len(empties) > 0 || len(hide) > 0 {
+		res, err := s.l.applyRemote(retry, empties, hide)
 		if err != nil {
 			return nil, err
 		}
-		s.Stats.WritesApplied += uint64(res.Applied)
-		if s.l.OnApplied != nil && res.Applied > 0 {
-			s.l.OnApplied(s.peer.Node, retry, res)
-		}
+		s.count(retry, res)
 		if n := len(res.Deferred); n > 0 {
 			s.l.Log.Debug("writes still missing their predecessor after a record fetch", "peer", s.peer.Node, "count", n)
 		}
 	}
 	s.checkFinished()
-	return out, nil
+	return nil, nil
 }
 
 // ---- sending ----
@@ -466,13 +566,13 @@ func (c *cursor) fill(s *Session) error {
 			if !c.theirs.Contains(w.Seq) {
 				var rec *crdt.Record
 				if s.peer.Scope.NeedsRecord(w.Table) {
-					r, err := s.l.Store.Get(w.Table, w.ID)
+					r, err := s.l.Store.GetAny(w.Table, w.ID)
 					if err != nil && !errors.Is(err, store.ErrNotFound) {
 						return err
 					}
 					rec = r
 				}
-				if s.peer.Scope.Selects(w.Table, rec) {
+				if s.peer.Scope.Selects(w.Table, rec) || s.peer.Scope.Touches(w) {
 					c.buf = append(c.buf, w)
 				} else {
 					c.empties.Add(w.Seq, w.Seq)
@@ -541,23 +641,21 @@ func (snd *sender) next() (*Chunk, error) {
 		heap.Init(&snd.heads)
 	}
 	chunk := &Chunk{}
-	size := 0
 	limit := s.l.ChunkBytes
 	if limit <= 0 || limit > MaxChunkBytes {
 		limit = MaxChunkBytes
 	}
-	for len(snd.heads) > 0 && size < limit {
+	// The body's origin dictionary starts with us, then the peer (wire.go).
+	enc := newChunkEncoder(s.l.Node, s.peer.Node)
+	for len(snd.heads) > 0 && enc.Len() < limit {
 		c := snd.heads[0]
 		w := c.buf[0]
-		enc, err := crdt.AppendWrite(nil, w)
-		if err != nil {
-			return nil, err
-		}
-		if size > 0 && size+len(enc) > limit {
+		if enc.Count() > 0 && enc.Len()+maxWireSize(w) > limit {
 			break
 		}
-		chunk.Writes = append(chunk.Writes, enc)
-		size += len(enc)
+		if err := enc.Add(w); err != nil {
+			return nil, err
+		}
 		s.Stats.WritesSent++
 		c.buf = c.buf[1:]
 		if len(c.buf) == 0 {
@@ -582,9 +680,10 @@ func (snd *sender) next() (*Chunk, error) {
 		}
 		snd.done = true
 	}
-	if len(chunk.Writes) == 0 && len(chunk.Empties) == 0 {
+	if enc.Count() == 0 && len(chunk.Empties) == 0 {
 		return nil, nil
 	}
+	chunk.Body = enc.Bytes()
 	return chunk, nil
 }
 

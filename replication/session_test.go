@@ -1,11 +1,13 @@
 package replication
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
 )
 
 func TestDeviceHubDevice(t *testing.T) {
@@ -183,4 +185,86 @@ func TestChainAcrossDevices(t *testing.T) {
 	}
 	_ = crdt.Null
 	_ = hlc.NodeID(0)
+}
+
+// TestScopeEnterLeave: a device whose scope is the open jobs. A job that
+// starts to match arrives whole; one that stops matching is hidden on the
+// device only (no delete replicated), and a peer with a stale view does
+// not push it back.
+func TestScopeEnterLeave(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	office := s.add("office", "device", FullScope())
+	peer := s.add("peer", "device", FullScope())
+	open := crdt.MustValue("open")
+	dev := s.add("dev", "device", Scope{Tables: []TableScope{{Table: "jobs", Where: []FieldMatch{{Field: "status", Value: open}}}}})
+	for i := 1; i <= 6; i++ {
+		status := "open"
+		if i > 3 {
+			status = "closed"
+		}
+		office.phys++
+		s.write(office, "jobs", fmt.Sprint(i), map[string]any{"status": status, "site": fmt.Sprintf("site %d", i)}, false)
+		s.write(office, "jobs", fmt.Sprint(i), map[string]any{"notes": "first visit"}, false)
+	}
+	s.mustSync(office, hub)
+	s.mustSync(dev, hub)
+	for i := 1; i <= 6; i++ {
+		_, err := dev.st.Get("jobs", fmt.Sprint(i))
+		if (i <= 3) != (err == nil) {
+			t.Fatalf("job %d on the device: err=%v", i, err)
+		}
+	}
+	if got, want := dev.st.Holdings()[office.local.Node], office.st.Holdings()[office.local.Node]; !got.Equal(want) {
+		t.Fatalf("device holds %v of the office's writes, want %v", got, want)
+	}
+	s.mustSync(peer, hub) // the peer's view, before the changes below
+
+	// Job 4 starts to match: it arrives whole, notes and all.
+	office.phys++
+	s.write(office, "jobs", "4", map[string]any{"status": "open"}, false)
+	// Job 1 stops matching.
+	s.write(office, "jobs", "1", map[string]any{"status": "closed"}, false)
+	s.mustSync(office, hub)
+	s.mustSync(dev, hub)
+	rec4, err := dev.st.Get("jobs", "4")
+	if err != nil {
+		t.Fatalf("job 4 did not arrive: %v", err)
+	}
+	hub4, _ := hub.st.Get("jobs", "4")
+	if rec4.Digest() != hub4.Digest() {
+		t.Fatalf("job 4 arrived partial:\n%v\nhub:\n%v", rec4.Values(), hub4.Values())
+	}
+	if _, err := dev.st.Get("jobs", "1"); !errors.Is(err, store.ErrOutOfScope) {
+		t.Fatalf("job 1 after leaving the scope: %v, want ErrOutOfScope", err)
+	}
+	if rec, err := hub.st.Get("jobs", "1"); err != nil || !rec.Exists() {
+		t.Fatalf("leaving a device's scope deleted job 1 at the hub: %v", err)
+	}
+	// A peer that still sees job 1 open does not push it back.
+	s.mustSync(peer, dev)
+	if _, err := dev.st.Get("jobs", "1"); !errors.Is(err, store.ErrOutOfScope) {
+		t.Fatalf("job 1 pushed back by a stale peer: %v", err)
+	}
+	if rec, err := peer.st.Get("jobs", "1"); err != nil || !rec.Exists() {
+		t.Fatalf("the peer lost job 1: %v", err)
+	}
+	// Job 1 comes back into scope: it is shown again, whole.
+	office.phys++
+	s.write(office, "jobs", "1", map[string]any{"status": "open", "notes": "second visit"}, false)
+	s.mustSync(office, hub)
+	s.mustSync(dev, hub)
+	rec1, err := dev.st.Get("jobs", "1")
+	if err != nil {
+		t.Fatalf("job 1 back in scope: %v", err)
+	}
+	hub1, _ := hub.st.Get("jobs", "1")
+	if rec1.Digest() != hub1.Digest() {
+		t.Fatal("job 1 back in scope differs from the hub's")
+	}
+	for _, n := range []*simNode{hub, office, peer, dev} {
+		if err := n.st.Verify(); err != nil {
+			t.Fatalf("%s: %v", n.name, err)
+		}
+	}
 }

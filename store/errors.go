@@ -11,6 +11,10 @@ import (
 var (
 	// ErrNotFound: the record or bookkeeping entry does not exist.
 	ErrNotFound = errors.New("store: not found")
+	// ErrOutOfScope: the record is held but hidden because it left this
+	// replica's scope (offline profile). errors.Is(ErrOutOfScope,
+	// ErrNotFound) holds.
+	ErrOutOfScope = fmt.Errorf("%w: not in this replica's scope", ErrNotFound)
 	// ErrNotReplicadStore: Open was given a directory that holds something
 	// other than a replicad store (another Pebble database, other files).
 	// Nothing was changed.

@@ -23,6 +23,7 @@ const (
 	pConflict = 'c'
 	pTomb     = 't'
 	pMerged   = 'v'
+	pHidden   = 'x'
 )
 
 // Metadata names (m<name>).

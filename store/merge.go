@@ -73,6 +73,13 @@ func maxStamp(r *crdt.Record) hlc.Timestamp {
 // parking. Errors: ErrInvalid (bad names or a state failing crdt's
 // Record.Check), ErrCorrupt, ErrClosed, ErrFailed.
 func (s *Store) MergeRecord(clock *hlc.Clock, table, id string, in *crdt.Record) (bool, error) {
+	return s.MergeRecordWith(clock, table, id, in, nil)
+}
+
+// MergeRecordWith is MergeRecord with a hook called under the write mutex
+// with the batch and the merged record (when it changed); keys it adds
+// commit atomically with the merge.
+func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Record, hook func(b *Batch, rec *crdt.Record) error) (bool, error) {
 	if err := checkName(table, id); err != nil {
 		return false, err
 	}
@@ -135,6 +142,12 @@ func (s *Store) MergeRecord(clock *hlc.Clock, table, id string, in *crdt.Record)
 	}
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	if hook != nil && b.err == nil {
+		if err := hook(b, rec); err != nil {
+			s.mu.Unlock()
+			return false, err
+		}
+	}
 	wait, err := s.submit(b)
 	if err != nil {
 		s.mu.Unlock()
@@ -142,6 +155,7 @@ func (s *Store) MergeRecord(clock *hlc.Clock, table, id string, in *crdt.Record)
 	}
 	s.feed = feed
 	s.hw = hw
+	s.applyHidden(b.hides)
 	s.mu.Unlock()
 	if err := wait(); err != nil {
 		return false, err

@@ -46,6 +46,21 @@ func (s *Store) Get(table, id string) (*crdt.Record, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
+	if s.isHidden(table, id) {
+		return nil, fmt.Errorf("%w: record %s/%q", ErrOutOfScope, table, id)
+	}
+	return s.GetAny(table, id)
+}
+
+// GetAny is Get including records hidden because they left this replica's
+// scope (the sync layer serves and re-evaluates them).
+func (s *Store) GetAny(table, id string) (*crdt.Record, error) {
+	if err := checkName(table, id); err != nil {
+		return nil, err
+	}
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
 	rec, found, err := s.readRecord(recordKey(nil, table, id))
 	if err != nil {
 		return nil, err
@@ -56,9 +71,38 @@ func (s *Store) Get(table, id string) (*crdt.Record, error) {
 	return rec, nil
 }
 
+// Hidden reports whether table/id is hidden (out of this replica's scope).
+func (s *Store) Hidden(table, id string) bool { return s.isHidden(table, id) }
+
+func (s *Store) isHidden(table, id string) bool {
+	s.hidmu.RLock()
+	defer s.hidmu.RUnlock()
+	if len(s.hidden) == 0 {
+		return false
+	}
+	return s.hidden[table+"\x00"+id]
+}
+
+// applyHidden publishes a committed batch's hide and unhide marks.
+func (s *Store) applyHidden(ops []hideOp) {
+	if len(ops) == 0 {
+		return
+	}
+	s.hidmu.Lock()
+	for _, op := range ops {
+		if op.hide {
+			s.hidden[op.key] = true
+		} else {
+			delete(s.hidden, op.key)
+		}
+	}
+	s.hidmu.Unlock()
+}
+
 // Scan returns up to limit records of table with ids greater than after
 // ("" for the start), in id order (bytewise), and the id to pass as after
 // for the next page ("" when there are no more). limit <= 0 means 100.
+// Hidden records (out of this replica's scope) are skipped.
 // Records are the caller's. Deleted records are included. Each call is a
 // consistent snapshot; pages of one scan may see later writes.
 func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, error) {
@@ -91,6 +135,9 @@ func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, err
 		_, id, ok := splitName(k[1:])
 		if !ok {
 			return nil, "", corruptf(k, "malformed record key")
+		}
+		if s.isHidden(table, id) {
+			continue
 		}
 		rec, err := decodeRecord(k, it.Value())
 		if err != nil {

@@ -80,6 +80,11 @@ type Store struct {
 	hmu  sync.RWMutex
 	held map[hlc.NodeID]*Held
 
+	// hidden holds the records outside this replica's scope (x keys),
+	// "table\x00id"; guarded by hidmu.
+	hidmu  sync.RWMutex
+	hidden map[string]bool
+
 	// Durable marks: everything at or below was fsynced (or committed, with
 	// NoSync). Streams of our own writes and the feed stop there, so no
 	// peer or feed consumer sees a write that a crash could still take back
@@ -390,6 +395,16 @@ func (s *Store) load() error {
 	}
 	s.durableFeed.Store(s.feed)
 	if s.errSeq, err = s.lastU64(pSyncErr); err != nil {
+		return err
+	}
+	s.hidden = map[string]bool{}
+	if err := s.scanPrefix([]byte{pHidden}, func(k, _ []byte) error {
+		if _, _, ok := splitName(k[1:]); !ok {
+			return corruptf(k, "malformed hidden-record key")
+		}
+		s.hidden[string(k[1:])] = true
+		return nil
+	}); err != nil {
 		return err
 	}
 	s.parked = map[crdt.Dot]bool{}

@@ -22,6 +22,7 @@ import (
 type Batch struct {
 	s      *Store
 	b      *pebble.Batch
+	hides  []hideOp
 	err    error
 	errSeq uint64 // sync-error ids allocated so far
 	now    func() time.Time
@@ -30,6 +31,31 @@ type Batch struct {
 
 func (s *Store) newBatch() *Batch {
 	return &Batch{s: s, b: s.db.NewBatch(), errSeq: s.errSeq, now: time.Now}
+}
+
+type hideOp struct {
+	key  string // table\x00id
+	hide bool
+}
+
+// SetHidden hides table/id (it left this replica's scope: reads report
+// ErrOutOfScope and Scan skips it, while its state is kept so that it
+// merges correctly if it comes back) or shows it again.
+func (b *Batch) SetHidden(table, id string, hidden bool) {
+	if b.err != nil {
+		return
+	}
+	if b.s.isHidden(table, id) == hidden {
+		return
+	}
+	k := recordKey(nil, table, id)
+	k[0] = pHidden
+	if hidden {
+		b.set(k, nil)
+	} else {
+		b.del(k)
+	}
+	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: hidden})
 }
 
 // Err returns the first error a method of b met.
@@ -142,6 +168,7 @@ func (s *Store) commitBook(fill func(b *Batch) error) error {
 		return err
 	}
 	s.errSeq = b.errSeq
+	s.applyHidden(b.hides)
 	s.mu.Unlock()
 	return wait()
 }
@@ -259,6 +286,7 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	s.feed = feed
 	s.hw = hw
 	s.errSeq = b.errSeq
+	s.applyHidden(b.hides)
 	s.publishHeld(map[hlc.NodeID]*Held{s.node: &self})
 	s.mu.Unlock()
 
@@ -636,6 +664,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	s.feed = feed
 	s.hw = hw
 	s.errSeq = b.errSeq
+	s.applyHidden(b.hides)
 	for _, d := range newParked {
 		s.parked[d] = true
 	}
