@@ -121,7 +121,7 @@ func TestHostileFrames(t *testing.T) {
 		out := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
 		return append(out, b...)
 	}
-	badChunk := append([]byte{byte(MsgChunk)}, 0x93, 0x01, 0x91, 0xc4, 0x03, 1, 2, 3, 0x90) // a write that does not decode
+	badChunk := append([]byte{byte(MsgChunk)}, 0x93, 0x01, 0xc4, 0x03, 1, 2, 3, 0x90) // a body that does not decode
 	cases := []struct {
 		name string
 		data []byte
@@ -180,7 +180,7 @@ func FuzzReadMsg(f *testing.F) {
 	for _, m := range []Msg{
 		{Hello: &Hello{Proto: 1, Cluster: "c", Node: 1, Role: "hub", Scope: TablesScope("a", "b")}},
 		{Have: &Have{Origins: []OriginHeld{{Origin: 1, Contig: 5, Ranges: []uint64{7, 9}}}}},
-		{Chunk: &Chunk{No: 1, Writes: [][]byte{{0x90}}, Empties: []OriginHeld{{Origin: 2, Contig: 3}}}},
+		{Chunk: &Chunk{No: 1, Body: []byte{0x90}, Empties: []OriginHeld{{Origin: 2, Contig: 3}}}},
 		{Ack: &Ack{No: 3}},
 		{Done: &Done{}},
 	} {
