@@ -1,0 +1,466 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/gossip"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/store"
+	"golang.org/x/sys/unix"
+)
+
+// ErrLocked is returned by New when another agent holds the data directory.
+var ErrLocked = errors.New("data directory in use")
+
+// NewLogger returns the agent's logger: text (colored on a terminal) or
+// JSON lines with cfg.LogJSON, on w, at cfg.LogLevel.
+func NewLogger(cfg Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "replicad",
+		Level:      cfg.hclogLevel(),
+		Output:     w,
+		JSONFormat: cfg.LogJSON,
+		Color:      hclog.AutoColor,
+	})
+}
+
+// Agent is a running replicad node. Create it with New, run it with Run.
+type Agent struct {
+	cfg     Config
+	log     hclog.Logger
+	lock    *os.File
+	metrics *metrics
+	feed    *notifier
+	apiLn   net.Listener
+	http    *http.Server
+	started time.Time
+
+	// mu guards rep: handlers hold it shared, a reset exclusively.
+	mu  sync.RWMutex
+	rep *replica
+
+	prog syncProgress
+}
+
+// replica is what a reset replaces: the store and everything built on it.
+type replica struct {
+	a      *Agent
+	node   hlc.NodeID
+	store  *store.Store
+	clock  *hlc.Clock
+	engine *replication.Engine
+	gossip *gossip.Gossip
+	syncLn net.Listener
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	out    *outbound
+}
+
+// New locks the data directory, opens the store, and binds the API and
+// sync listeners. Nothing runs until Run. On error everything opened is
+// closed again.
+func New(cfg Config, log hclog.Logger) (a *Agent, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	a = &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now()}
+	a.lock, err = lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	a.metrics = newMetrics(a)
+	a.rep, err = a.openReplica()
+	if err != nil {
+		return nil, err
+	}
+	a.apiLn, err = net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api address: %w", err)
+	}
+	a.http = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// APIAddr returns the address the API listens on.
+func (a *Agent) APIAddr() string { return a.apiLn.Addr().String() }
+
+// Run serves until ctx is done, then shuts down cleanly: the API, the
+// engine, gossip (leaving the cluster), and the store.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.rep.start()
+	a.mu.Unlock()
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Serve(a.apiLn) }()
+	a.mu.RLock()
+	r := a.rep
+	a.mu.RUnlock()
+	a.log.Info("agent running", "node", r.node, "role", a.cfg.Role, "api", a.APIAddr(), "sync", r.syncLn.Addr().String(),
+		"gossip", r.gossipAddr(), "hubs", strings.Join(a.cfg.Hubs, ","), "data_dir", a.cfg.DataDir)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("api server: %w", err)
+	}
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.feed.close()
+	if serr := a.http.Shutdown(sctx); serr != nil {
+		a.http.Close()
+	}
+	a.closeAll()
+	a.log.Info("stopped")
+	return err
+}
+
+func (a *Agent) closeAll() {
+	if a.apiLn != nil {
+		a.apiLn.Close()
+	}
+	a.mu.Lock()
+	if a.rep != nil {
+		a.rep.close()
+		a.rep = nil
+	}
+	a.mu.Unlock()
+	if a.lock != nil {
+		unix.Flock(int(a.lock.Fd()), unix.LOCK_UN)
+		a.lock.Close()
+		a.lock = nil
+	}
+}
+
+// lockDir creates dir if needed and takes an exclusive flock on its lock
+// file, writing our pid into it.
+func lockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	path := filepath.Join(dir, "replicad.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			pid, _ := os.ReadFile(path)
+			who := "another replicad agent"
+			if p := strings.TrimSpace(string(pid)); p != "" {
+				who += " (pid " + p + ")"
+			}
+			return nil, fmt.Errorf("%w: %s is used by %s; stop it or give another --data-dir", ErrLocked, dir, who)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store") }
+
+// openReplica opens the store and builds clock, engine, gossip and the
+// sync listener on it.
+func (a *Agent) openReplica() (r *replica, err error) {
+	cfg := a.cfg
+	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	r = &replica{a: a, node: st.NodeID(), store: st}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	offset := cfg.ClockOffset.Milliseconds()
+	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
+	r.clock.Restore(st.HighWater())
+	r.out = newOutbound(st.HeldOf(r.node).Max())
+
+	r.syncLn, err = net.Listen("tcp", cfg.SyncAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sync address: %w", err)
+	}
+	ecfg := replication.Config{
+		Local: replication.Local{
+			Node:      r.node,
+			Cluster:   cfg.ClusterID,
+			Role:      cfg.Role,
+			Scope:     replication.FullScope(),
+			Clock:     r.clock,
+			Store:     st,
+			Log:       a.log,
+			OnApplied: r.onApplied,
+		},
+		Hubs:         cfg.Hubs,
+		PullInterval: cfg.PullInterval,
+	}
+	if bind := cfg.gossipBind(); bind != "" {
+		host, port, _ := net.SplitHostPort(bind)
+		p, _ := strconv.Atoi(port)
+		var eng *replication.Engine
+		var engMu sync.Mutex
+		r.gossip, err = gossip.New(gossip.Config{
+			Name:     r.node.String(),
+			BindAddr: host,
+			BindPort: p,
+			Meta:     gossip.Meta{Role: gossip.Role(cfg.Role), SyncAddr: r.syncLn.Addr().String(), ClusterID: cfg.ClusterID},
+			Join:     cfg.Join,
+			Logger:   a.log.Named("gossip"),
+			Profile:  cfg.GossipProfile,
+			OnMessage: func(from string, payload []byte) {
+				engMu.Lock()
+				e := eng
+				engMu.Unlock()
+				if e != nil {
+					e.HandlePush(payload)
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gossip: %w", err)
+		}
+		ecfg.Members = r.members
+		ecfg.Broadcast = r.gossip.Broadcast
+		ecfg.MaxBroadcast = r.gossip.MaxPayload()
+		defer func() {
+			engMu.Lock()
+			eng = r.engine
+			engMu.Unlock()
+		}()
+	}
+	r.engine = replication.NewEngine(ecfg)
+	return r, nil
+}
+
+// start runs the sync listener, the engine's triggers and the outbound
+// tracker.
+func (r *replica) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(3)
+	go func() {
+		defer r.wg.Done()
+		if err := r.engine.Serve(r.syncLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			r.a.log.Debug("sync listener stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.engine.Run(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.out.observe(r.engine.Partners())
+			}
+		}
+	}()
+}
+
+// close stops everything of the replica and closes its store.
+func (r *replica) close() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.syncLn != nil {
+		r.syncLn.Close()
+	}
+	if r.engine != nil {
+		r.engine.Close()
+	}
+	if r.gossip != nil {
+		if err := r.gossip.Leave(time.Second); err != nil {
+			r.a.log.Debug("gossip leave", "error", err)
+		}
+		r.gossip.Shutdown()
+	}
+	r.wg.Wait()
+	if r.store != nil {
+		if err := r.store.Close(); err != nil {
+			r.a.log.Error("closing the store", "error", err)
+		}
+	}
+}
+
+func (r *replica) gossipAddr() string {
+	if r.gossip == nil {
+		return "off"
+	}
+	return r.gossip.Addr()
+}
+
+// members maps alive gossip members to sync partners.
+func (r *replica) members() []replication.Partner {
+	var out []replication.Partner
+	for _, m := range r.gossip.Members() {
+		if m.State != gossip.StateAlive || m.Meta.SyncAddr == "" {
+			continue
+		}
+		n, err := hlc.ParseNodeID(m.Name)
+		if err != nil || n == r.node {
+			continue
+		}
+		out = append(out, replication.Partner{Addr: m.Meta.SyncAddr, Node: n, Role: string(m.Meta.Role)})
+	}
+	return out
+}
+
+// onApplied is told of remote writes applied here (sessions and gossip
+// pushes).
+func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
+	r.a.metrics.remoteApplied.Add(float64(res.Applied))
+	r.a.metrics.parkedSeen.Add(float64(len(res.Parked)))
+	r.a.feed.notify()
+}
+
+// localWrite makes a local write, then wakes feed waiters and the engine.
+func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del bool) (*store.WriteResult, error) {
+	res, err := r.store.WriteWith(r.clock, table, id, fields, del, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.out.wrote(res.Write.Seq)
+	r.a.metrics.localApplied.Inc()
+	r.a.feed.notify()
+	r.engine.Notify(res.Write)
+	return res, nil
+}
+
+// notifier wakes change-feed waiters: wait returns a channel closed at the
+// next change.
+type notifier struct {
+	mu     sync.Mutex
+	ch     chan struct{}
+	closed bool
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	close(n.ch)
+	n.ch = make(chan struct{})
+}
+
+// close wakes every waiter for good (shutdown).
+func (n *notifier) close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed {
+		n.closed = true
+		close(n.ch)
+	}
+}
+
+// outbound estimates how many of this node's writes no hub holds yet.
+//
+// The engine does not export what a partner holds, so this is an
+// approximation from session times: a session with a hub that succeeded
+// delivered every local write made before it started (the session sends
+// everything the hub lacks as of its start). After a restart every write
+// made before the restart counts as pending until the first successful
+// session with a hub. Gossip pushes are not counted as delivery.
+type outbound struct {
+	mu        sync.Mutex
+	marks     []mark // local writes not known delivered, in order
+	delivered uint64 // highest own seq known delivered
+	last      uint64 // highest own seq
+	hubs      bool   // a hub partner was seen
+}
+
+type mark struct {
+	t   time.Time
+	seq uint64
+}
+
+func newOutbound(last uint64) *outbound {
+	o := &outbound{last: last}
+	if last > 0 {
+		o.marks = []mark{{time.Now(), last}}
+	}
+	return o
+}
+
+func (o *outbound) wrote(seq uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.marks = append(o.marks, mark{time.Now(), seq})
+	if seq > o.last {
+		o.last = seq
+	}
+}
+
+func (o *outbound) observe(ps []replication.PartnerStatus) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range ps {
+		if p.Role != "hub" {
+			continue
+		}
+		o.hubs = true
+		if p.LastError != "" || p.LastSuccess.IsZero() || p.LastAttempt.After(p.LastSuccess) {
+			continue
+		}
+		i := 0
+		for i < len(o.marks) && o.marks[i].t.Before(p.LastAttempt) {
+			if o.marks[i].seq > o.delivered {
+				o.delivered = o.marks[i].seq
+			}
+			i++
+		}
+		o.marks = o.marks[i:]
+	}
+}
+
+// pending returns the number of own writes not known to be held by a hub.
+func (o *outbound) pending() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last <= o.delivered {
+		return 0
+	}
+	return o.last - o.delivered
+}

@@ -1,0 +1,346 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
+)
+
+// Defaults of Config. The defaults run a single device node out of the box.
+const (
+	DefaultDataDir      = "./replicad-data"
+	DefaultRole         = "device"
+	DefaultAPIAddr      = "127.0.0.1:7400"
+	DefaultSyncAddr     = "127.0.0.1:7401"
+	DefaultHubGossip    = 7402 // a hub's gossip port on its sync host when --gossip-addr is not given
+	DefaultLogLevel     = "info"
+	DefaultPullInterval = 60 * time.Second
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// Policies a table may be given (DESIGN.md section 3).
+var Policies = []string{"lww", "client-wins", "server-wins", "manual"}
+
+// LogLevels are the accepted --log-level values.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error", "off"}
+
+// Config is the agent's configuration. Each field is one flag of
+// `replicad agent` and one key of the HCL config file (the name in the hcl
+// tag); flags override the file, the file overrides the defaults.
+type Config struct {
+	// DataDir holds the store and the lock file (default ./replicad-data).
+	DataDir string
+	// Role is "hub" (a full replica that devices dial) or "device"
+	// (default).
+	Role string
+	// APIAddr is the HTTP API's host:port (default 127.0.0.1:7400).
+	APIAddr string
+	// SyncAddr is the host:port sync sessions are accepted on (default
+	// 127.0.0.1:7401).
+	SyncAddr string
+	// GossipAddr is the host:port memberlist binds to. Empty means the
+	// default: off for a device unless Join is set (then the sync host on
+	// a free port); for a hub the sync host on port 7402. "off" disables
+	// gossip.
+	GossipAddr string
+	// GossipProfile is "lan" (default) or "local" (fast timings for
+	// loopback tests).
+	GossipProfile string
+	// Hubs are hub sync addresses this node dials.
+	Hubs []string
+	// Join are gossip addresses of members to join.
+	Join []string
+	// Policies maps a table to its policy. Recorded and reported only:
+	// the policy layer is not wired yet, every table merges as lww.
+	Policies map[string]string
+	// ClusterID names the cluster; peers of another cluster are refused
+	// and a store of another cluster is not opened.
+	ClusterID string
+	// LogLevel is one of LogLevels (default info).
+	LogLevel string
+	// LogJSON writes logs as JSON lines instead of text.
+	LogJSON bool
+	// MaxClockOffset bounds how far ahead of local time a remote stamp may
+	// be before its write is parked (default hlc.DefaultMaxOffset).
+	MaxClockOffset time.Duration
+	// ClockOffset skews this node's physical clock (testing only).
+	ClockOffset time.Duration
+	// PullInterval is how often every partner is synced (default 60s).
+	PullInterval time.Duration
+	// MaxBodyBytes limits an API request body (default 1 MiB).
+	MaxBodyBytes int64
+}
+
+// fileConfig is the HCL file's schema: a nil field was not set.
+type fileConfig struct {
+	DataDir        *string            `hcl:"data_dir,optional"`
+	Role           *string            `hcl:"role,optional"`
+	APIAddr        *string            `hcl:"api_addr,optional"`
+	SyncAddr       *string            `hcl:"sync_addr,optional"`
+	GossipAddr     *string            `hcl:"gossip_addr,optional"`
+	GossipProfile  *string            `hcl:"gossip_profile,optional"`
+	Hubs           *[]string          `hcl:"hub,optional"`
+	Join           *[]string          `hcl:"join,optional"`
+	Policies       *map[string]string `hcl:"policy,optional"`
+	ClusterID      *string            `hcl:"cluster_id,optional"`
+	LogLevel       *string            `hcl:"log_level,optional"`
+	LogJSON        *bool              `hcl:"log_json,optional"`
+	MaxClockOffset *string            `hcl:"max_clock_offset,optional"`
+	ClockOffset    *string            `hcl:"clock_offset,optional"`
+	PullInterval   *string            `hcl:"pull_interval,optional"`
+	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
+}
+
+// DefaultConfig returns the configuration of `replicad agent` without
+// flags or file.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:        DefaultDataDir,
+		Role:           DefaultRole,
+		APIAddr:        DefaultAPIAddr,
+		SyncAddr:       DefaultSyncAddr,
+		GossipProfile:  "lan",
+		LogLevel:       DefaultLogLevel,
+		MaxClockOffset: hlc.DefaultMaxOffset,
+		PullInterval:   DefaultPullInterval,
+		MaxBodyBytes:   DefaultMaxBodyBytes,
+		Policies:       map[string]string{},
+	}
+}
+
+// LoadFile reads an HCL config file over c. Unknown keys and bad values
+// are errors naming the file position.
+func (c *Config) LoadFile(path string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, path)
+	if diags.HasErrors() {
+		return diagErr(diags)
+	}
+	var fc fileConfig
+	if diags := gohcl.DecodeBody(f.Body, nil, &fc); diags.HasErrors() {
+		return diagErr(diags)
+	}
+	attrs := map[string]*hclsyntax.Attribute{}
+	if b, ok := f.Body.(*hclsyntax.Body); ok {
+		attrs = b.Attributes
+	}
+	set := func(key string) bool { return attrs[key] != nil }
+	pos := func(key string) string {
+		if a := attrs[key]; a != nil {
+			r := a.SrcRange
+			return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+		}
+		return path
+	}
+	str := func(v *string, dst *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	str(fc.DataDir, &c.DataDir)
+	str(fc.Role, &c.Role)
+	str(fc.APIAddr, &c.APIAddr)
+	str(fc.SyncAddr, &c.SyncAddr)
+	str(fc.GossipAddr, &c.GossipAddr)
+	str(fc.GossipProfile, &c.GossipProfile)
+	str(fc.ClusterID, &c.ClusterID)
+	str(fc.LogLevel, &c.LogLevel)
+	if fc.LogJSON != nil {
+		c.LogJSON = *fc.LogJSON
+	}
+	if fc.MaxBodyBytes != nil {
+		c.MaxBodyBytes = *fc.MaxBodyBytes
+	}
+	if fc.Hubs != nil {
+		c.Hubs = *fc.Hubs
+	}
+	if fc.Join != nil {
+		c.Join = *fc.Join
+	}
+	if fc.Policies != nil {
+		c.Policies = *fc.Policies
+	}
+	for _, d := range []struct {
+		key string
+		s   *string
+		dst *time.Duration
+	}{
+		{"max_clock_offset", fc.MaxClockOffset, &c.MaxClockOffset},
+		{"clock_offset", fc.ClockOffset, &c.ClockOffset},
+		{"pull_interval", fc.PullInterval, &c.PullInterval},
+	} {
+		if d.s == nil {
+			continue
+		}
+		v, err := time.ParseDuration(*d.s)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %q is not a duration (e.g. \"30s\", \"2m\")", pos(d.key), d.key, *d.s)
+		}
+		*d.dst = v
+	}
+	if err := c.Validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			if set(ke.key) {
+				return fmt.Errorf("%s: %s", pos(ke.key), ke.msg)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+func diagErr(diags hcl.Diagnostics) error {
+	var msgs []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		m := d.Summary
+		if d.Detail != "" {
+			m += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			m = fmt.Sprintf("%s:%d,%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, m)
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New("config: " + strings.Join(msgs, "; "))
+}
+
+// keyError is a validation error of one config key (the HCL name).
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string { return e.msg }
+
+func keyErr(key, format string, args ...any) error {
+	return &keyError{key: key, msg: key + ": " + fmt.Sprintf(format, args...)}
+}
+
+func checkHostPort(key, v string, allowEmpty bool) error {
+	if v == "" && allowEmpty {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil {
+		return keyErr(key, "%q is not HOST:PORT", v)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return keyErr(key, "%q: bad port", v)
+	}
+	return nil
+}
+
+// Validate checks every field; errors name the config key.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return keyErr("data_dir", "must not be empty")
+	}
+	if c.Role != "hub" && c.Role != "device" {
+		return keyErr("role", "%q: want hub or device", c.Role)
+	}
+	if err := checkHostPort("api_addr", c.APIAddr, false); err != nil {
+		return err
+	}
+	if err := checkHostPort("sync_addr", c.SyncAddr, false); err != nil {
+		return err
+	}
+	if c.GossipAddr != "off" {
+		if err := checkHostPort("gossip_addr", c.GossipAddr, true); err != nil {
+			return err
+		}
+	}
+	if c.GossipProfile != "lan" && c.GossipProfile != "local" {
+		return keyErr("gossip_profile", "%q: want lan or local", c.GossipProfile)
+	}
+	for _, h := range c.Hubs {
+		if err := checkHostPort("hub", h, false); err != nil {
+			return err
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkHostPort("join", j, false); err != nil {
+			return err
+		}
+	}
+	for t, p := range c.Policies {
+		if !store.ValidTable(t) {
+			return keyErr("policy", "table %q: 1-64 characters from [A-Za-z0-9_.-]", t)
+		}
+		if !contains(Policies, p) {
+			return keyErr("policy", "table %s: policy %q: want one of %s", t, p, strings.Join(Policies, ", "))
+		}
+	}
+	if len(c.ClusterID) > 64 {
+		return keyErr("cluster_id", "longer than 64 bytes")
+	}
+	if !contains(LogLevels, strings.ToLower(c.LogLevel)) {
+		return keyErr("log_level", "%q: want one of %s", c.LogLevel, strings.Join(LogLevels, ", "))
+	}
+	if c.MaxClockOffset <= 0 {
+		return keyErr("max_clock_offset", "must be positive")
+	}
+	if c.PullInterval <= 0 {
+		return keyErr("pull_interval", "must be positive")
+	}
+	if c.MaxBodyBytes <= 0 {
+		return keyErr("max_body_bytes", "must be positive")
+	}
+	return nil
+}
+
+// gossipBind returns the address gossip binds to, or "" when gossip is off.
+func (c *Config) gossipBind() string {
+	switch {
+	case c.GossipAddr == "off":
+		return ""
+	case c.GossipAddr != "":
+		return c.GossipAddr
+	}
+	host, _, _ := net.SplitHostPort(c.SyncAddr)
+	switch {
+	case c.Role == "hub":
+		return net.JoinHostPort(host, strconv.Itoa(DefaultHubGossip))
+	case len(c.Join) > 0:
+		return net.JoinHostPort(host, "0")
+	}
+	return ""
+}
+
+func (c *Config) hclogLevel() hclog.Level {
+	return hclog.LevelFromString(strings.ToLower(c.LogLevel))
+}
+
+// policyList returns the policies sorted by table, "table=policy".
+func (c *Config) policyList() []string {
+	var out []string
+	for t, p := range c.Policies {
+		out = append(out, t+"="+p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

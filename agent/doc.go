@@ -1,0 +1,26 @@
+// Package agent is the replicad daemon: its configuration (flags over an
+// HCL file), the lock on the data directory, the wiring of store, clock,
+// replication engine and gossip into one running node, the HTTP API under
+// /v1, the change feed, the status page and the Prometheus metrics.
+//
+// # Layout of the data directory
+//
+//	<data-dir>/replicad.lock   flock(2)-held while an agent runs
+//	<data-dir>/store/          the Pebble store (package store)
+//	<data-dir>/reset-<time>/   a store moved aside by a reset
+//
+// The store lives in a subdirectory because store.Open refuses a
+// directory that holds anything but a store, and the lock file must sit
+// next to it.
+//
+// # Subsystems and goroutines
+//
+// An [Agent] owns a replica (store, clock, engine, gossip, sync listener),
+// which a reset replaces with a fresh one, and an HTTP server that outlives
+// resets. Goroutines: the HTTP server, the sync listener (engine.Serve),
+// the engine's triggers (engine.Run), gossip's own, and a bookkeeping loop
+// that tracks what hubs hold of this node's writes. Run returns once all
+// of them have stopped and the store is closed.
+//
+// Only cmd/replicad imports this package.
+package agent

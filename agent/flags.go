@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/replicad/replicad/hlc"
+	"github.com/spf13/pflag"
+)
+
+// ErrHelp is returned by ParseArgs when help was asked for (and printed).
+var ErrHelp = pflag.ErrHelp
+
+const usageHead = `Usage: replicad agent [flags]
+
+Runs the replicad daemon. Out of the box it is a single device node with its
+data in ./replicad-data and its HTTP API on 127.0.0.1:7400. Flags override
+the HCL file given with --config (see examples/replicad.hcl, which documents
+every key); the file overrides the defaults. Every flag has a file key of
+the same name with dashes as underscores (--hub and --join: hub = [...],
+join = [...]; --policy: policy = { table = "manual" }).
+
+Gossip (hashicorp/memberlist) is off for a device unless --join or
+--gossip-addr is given (with --join alone it binds the sync host on a free
+port); a hub gossips on its sync host, port 7402, unless --gossip-addr says
+otherwise. --gossip-addr off disables it.
+
+Policies: --policy TABLE=POLICY is validated (lww, client-wins, server-wins,
+manual), recorded and reported in status, but not applied yet: the policy
+layer lands later, and until then every table merges as lww (concurrent
+values stay visible as conflicts).
+
+Flags:
+`
+
+// ParseArgs parses the arguments of `replicad agent` (without the
+// subcommand): defaults, then the --config file, then the flags given.
+// With -h/--help it prints the usage to out and returns ErrHelp.
+func ParseArgs(args []string, out io.Writer) (Config, error) {
+	def := DefaultConfig()
+	fv := DefaultConfig()
+	var configPath string
+	var policies []string
+	fs := pflag.NewFlagSet("replicad agent", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.SortFlags = false
+	fs.StringVar(&configPath, "config", "", "HCL config `FILE` (flags override it)")
+	fs.StringVar(&fv.DataDir, "data-dir", def.DataDir, "data `DIR`: the store and a lock file; a second agent on it is refused")
+	fs.StringVar(&fv.Role, "role", def.Role, "node role: hub or device")
+	fs.StringVar(&fv.APIAddr, "api-addr", def.APIAddr, "HTTP API `HOST:PORT` (/v1, /metrics, the status page at /)")
+	fs.StringVar(&fv.SyncAddr, "sync-addr", def.SyncAddr, "`HOST:PORT` to accept sync sessions on")
+	fs.StringVar(&fv.GossipAddr, "gossip-addr", "", "gossip (memberlist) `HOST:PORT`, or off (default: see above)")
+	fs.StringVar(&fv.GossipProfile, "gossip-profile", def.GossipProfile, "gossip timings: lan, or local for loopback tests")
+	fs.StringArrayVar(&fv.Hubs, "hub", nil, "a hub's sync `ADDR` to dial (repeatable)")
+	fs.StringArrayVar(&fv.Join, "join", nil, "a member's gossip `ADDR` to join (repeatable)")
+	fs.StringArrayVar(&policies, "policy", nil, "`TABLE=POLICY` (repeatable; lww|client-wins|server-wins|manual; recorded and reported only, not applied yet)")
+	fs.StringVar(&fv.ClusterID, "cluster-id", "", "cluster `ID`: peers and stores of another cluster are refused")
+	fs.StringVar(&fv.LogLevel, "log-level", def.LogLevel, "log `LEVEL`: "+strings.Join(LogLevels, ", "))
+	fs.BoolVar(&fv.LogJSON, "log-json", false, "log JSON lines instead of text")
+	fs.DurationVar(&fv.MaxClockOffset, "max-clock-offset", hlc.DefaultMaxOffset, "park remote writes stamped further than this ahead of local time")
+	fs.DurationVar(&fv.ClockOffset, "clock-offset", 0, "FOR TESTING: skew this node's physical clock by this much (e.g. 2m, -30s)")
+	fs.DurationVar(&fv.PullInterval, "pull-interval", def.PullInterval, "sync with every partner this often")
+	fs.Int64Var(&fv.MaxBodyBytes, "max-body-bytes", def.MaxBodyBytes, "largest API request body, in bytes")
+	fs.Usage = func() {
+		fmt.Fprint(out, usageHead)
+		fmt.Fprint(out, fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see replicad agent --help)", fs.Arg(0))
+	}
+	cfg := DefaultConfig()
+	if configPath != "" {
+		if err := cfg.LoadFile(configPath); err != nil {
+			return Config{}, err
+		}
+	}
+	var perr error
+	fs.Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = fv.DataDir
+		case "role":
+			cfg.Role = fv.Role
+		case "api-addr":
+			cfg.APIAddr = fv.APIAddr
+		case "sync-addr":
+			cfg.SyncAddr = fv.SyncAddr
+		case "gossip-addr":
+			cfg.GossipAddr = fv.GossipAddr
+		case "gossip-profile":
+			cfg.GossipProfile = fv.GossipProfile
+		case "hub":
+			cfg.Hubs = fv.Hubs
+		case "join":
+			cfg.Join = fv.Join
+		case "policy":
+			cfg.Policies = map[string]string{}
+			for _, p := range policies {
+				t, pol, ok := strings.Cut(p, "=")
+				if !ok {
+					perr = fmt.Errorf("--policy %q: want TABLE=POLICY", p)
+					return
+				}
+				cfg.Policies[t] = pol
+			}
+		case "cluster-id":
+			cfg.ClusterID = fv.ClusterID
+		case "log-level":
+			cfg.LogLevel = fv.LogLevel
+		case "log-json":
+			cfg.LogJSON = fv.LogJSON
+		case "max-clock-offset":
+			cfg.MaxClockOffset = fv.MaxClockOffset
+		case "clock-offset":
+			cfg.ClockOffset = fv.ClockOffset
+		case "pull-interval":
+			cfg.PullInterval = fv.PullInterval
+		case "max-body-bytes":
+			cfg.MaxBodyBytes = fv.MaxBodyBytes
+		}
+	})
+	if perr != nil {
+		return Config{}, perr
+	}
+	if err := cfg.Validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			return Config{}, errors.New("--" + strings.ReplaceAll(ke.key, "_", "-") + ke.msg[len(ke.key):])
+		}
+		return Config{}, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the agent's Prometheus metrics, on a registry of its own.
+type metrics struct {
+	reg           *prometheus.Registry
+	localApplied  prometheus.Counter
+	remoteApplied prometheus.Counter
+	parkedSeen    prometheus.Counter
+	syncRounds    *prometheus.CounterVec
+	bytesIn       prometheus.Counter
+	bytesOut      prometheus.Counter
+	rejected      *prometheus.CounterVec
+}
+
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := prometheus.NewCounter
+	m.localApplied = f(prometheus.CounterOpts{Name: "replicad_writes_applied_local_total", Help: "Local writes made through the API."})
+	m.remoteApplied = f(prometheus.CounterOpts{Name: "replicad_writes_applied_remote_total", Help: "Remote writes applied (sync sessions and gossip pushes)."})
+	m.parkedSeen = f(prometheus.CounterOpts{Name: "replicad_writes_parked_total", Help: "Remote writes parked because their stamp was beyond the clock bound."})
+	m.syncRounds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_sync_rounds_total", Help: "Sync rounds started through the API (sync now), by result."}, []string{"result"})
+	m.bytesIn = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_received_total", Help: "Bytes received in sync sessions this node dialed."})
+	m.bytesOut = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_sent_total", Help: "Bytes sent in sync sessions this node dialed."})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_api_rejected_total", Help: "API requests rejected with a 4xx, by status."}, []string{"code"})
+	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&agentCollector{a: a})
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// agentCollector reads gauges from the agent at scrape time.
+type agentCollector struct{ a *Agent }
+
+var (
+	descConflicts  = prometheus.NewDesc("replicad_conflicts_open", "Fields with more than one live candidate.", nil, nil)
+	descSyncErrors = prometheus.NewDesc("replicad_sync_errors", "Entries in the sync-error log not yet retried.", nil, nil)
+	descParked     = prometheus.NewDesc("replicad_parked_writes", "Remote writes parked now (stamp beyond the clock bound).", nil, nil)
+	descPending    = prometheus.NewDesc("replicad_pending_outbound_writes", "Local writes not yet known to be held by a hub (approximation, see status).", nil, nil)
+	descStoreSize  = prometheus.NewDesc("replicad_store_size_bytes", "Pebble's on-disk size (tables and WAL).", nil, nil)
+	descOnline     = prometheus.NewDesc("replicad_online", "1 when the node may use the network.", nil, nil)
+	descSkew       = prometheus.NewDesc("replicad_peer_clock_skew_seconds", "A peer's physical clock minus this node's, measured at the last handshake.", []string{"peer", "node"}, nil)
+	descSyncAge    = prometheus.NewDesc("replicad_peer_last_sync_age_seconds", "Time since the last successful sync with a peer (absent if never).", []string{"peer", "node"}, nil)
+	descFailures   = prometheus.NewDesc("replicad_peer_sync_failures", "Consecutive failed syncs with a peer.", []string{"peer", "node"}, nil)
+)
+
+func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConflicts, descSyncErrors, descParked, descPending, descStoreSize, descOnline, descSkew, descSyncAge, descFailures} {
+		ch <- d
+	}
+}
+
+func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	r := a.rep
+	if r == nil {
+		return
+	}
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counts := r.counts()
+	g(descConflicts, float64(counts.conflicts))
+	g(descSyncErrors, float64(counts.syncErrors))
+	g(descParked, float64(counts.parked))
+	g(descPending, float64(r.out.pending()))
+	m := r.store.Metrics()
+	g(descStoreSize, float64(m.DiskSpaceUsage()))
+	online := 0.0
+	if r.engine.Online() {
+		online = 1
+	}
+	g(descOnline, online)
+	now := time.Now()
+	for _, p := range r.engine.Partners() {
+		node := ""
+		if p.Node != 0 {
+			node = p.Node.String()
+		}
+		g(descSkew, float64(p.SkewMs)/1000, p.Addr, node)
+		g(descFailures, float64(p.Failures), p.Addr, node)
+		if !p.LastSuccess.IsZero() {
+			g(descSyncAge, now.Sub(p.LastSuccess).Seconds(), p.Addr, node)
+		}
+	}
+}

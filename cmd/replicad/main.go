@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/replicad/replicad/agent"
+	"github.com/replicad/replicad/client/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] != "agent" {
+		if !cli.IsCommand(args[0]) {
+			fmt.Fprintf(os.Stderr, "replicad: unknown command %q (see replicad help)\n", args[0])
+			return 2
+		}
+		return cli.Run(ctx, args, os.Stdout, os.Stderr)
+	}
+	cfg, err := agent.ParseArgs(args[1:], os.Stderr)
+	if errors.Is(err, agent.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replicad agent: "+err.Error())
+		return 2
+	}
+	a, err := agent.New(cfg, agent.NewLogger(cfg, os.Stderr))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replicad agent: "+err.Error())
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "replicad agent: "+err.Error())
+		return 1
+	}
+	return 0
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "Usage: replicad COMMAND [flags] [args]\n\nThe daemon:\n  agent                         run the daemon (replicad agent --help)\n\nClient commands (--addr HOST:PORT or $REPLICAD_ADDR, default 127.0.0.1:7400; --json):")
+	for _, c := range cli.Commands {
+		fmt.Fprintf(os.Stderr, "  %-29s %s\n", c[0], c[1])
+	}
+}
