@@ -648,12 +648,37 @@ func (d *wireDecoder) write() (*crdt.Write, error) {
 	}
 	if !w.Elided {
 		for _, f := range w.Fields {
-			if err := f.Value.Validate(); err != nil {
+			if err := validValue(f.Value); err != nil {
 				return nil, fmt.Errorf("field %q: %w", f.Name, err)
 			}
 		}
 	}
 	return w, nil
+}
+
+// validValue is crdt.Value.Validate with a fast path for the commonest
+// values, which it accepts without decoding and re-encoding them: one-byte
+// values (nil, booleans, fixints) and strings with the shortest header
+// (crdt.ValueOf keeps strings as they are: any bytes are a valid string).
+// TestValidValueFastPath checks that it accepts nothing Validate refuses.
+func validValue(v crdt.Value) error {
+	if len(v) == 0 {
+		return v.Validate()
+	}
+	c, n := v[0], uint64(len(v))
+	switch {
+	case n == 1 && (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3):
+		return nil
+	case c >= 0xa0 && c <= 0xbf && n == 1+uint64(c&0x1f):
+		return nil
+	case c == 0xd9 && n >= 2 && uint64(v[1]) >= 32 && n == 2+uint64(v[1]):
+		return nil
+	case c == 0xda && n >= 3 && uint64(binary.BigEndian.Uint16(v[1:])) >= 256 && n == 3+uint64(binary.BigEndian.Uint16(v[1:])):
+		return nil
+	case c == 0xdb && n >= 5 && uint64(binary.BigEndian.Uint32(v[1:])) >= 1<<16 && n == 5+uint64(binary.BigEndian.Uint32(v[1:])):
+		return nil
+	}
+	return v.Validate()
 }
 
 // value returns the next n bytes of the body as a value that does not

@@ -382,3 +382,28 @@ func FuzzDecodeChunkWrites(f *testing.F) {
 		}
 	})
 }
+
+// TestValidValueFastPath: the decoder's fast path accepts only what
+// crdt.Value.Validate accepts, and accepts every canonical string and
+// one-byte value.
+func TestValidValueFastPath(t *testing.T) {
+	var vs []crdt.Value
+	for i := range 256 {
+		vs = append(vs, crdt.Value{byte(i)})
+	}
+	for _, n := range []int{0, 1, 31, 32, 33, 255, 256, 257, 65535, 65536, 65537} {
+		s := strings.Repeat("a", n)
+		vs = append(vs, crdt.MustValue(s), crdt.MustValue(s+"\xff"))
+		enc := crdt.MustValue(s)
+		for _, h := range [][]byte{{0xd9, byte(n)}, {0xda, byte(n >> 8), byte(n)}, {0xdb, 0, byte(n >> 16), byte(n >> 8), byte(n)}} {
+			vs = append(vs, append(append(crdt.Value(nil), h...), enc[len(enc)-n:]...)) // other header sizes
+		}
+	}
+	for _, v := range vs {
+		fast := validValue(v) == nil
+		slow := v.Validate() == nil
+		if fast != slow {
+			t.Errorf("%x...: fast path %v, Validate %v", v[:min(len(v), 6)], fast, slow)
+		}
+	}
+}
