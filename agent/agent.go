@@ -73,14 +73,14 @@ type replica struct {
 // New locks the data directory, opens the store, and binds the API and
 // sync listeners. Nothing runs until Run. On error everything opened is
 // closed again.
-func New(cfg Config, log hclog.Logger) (a *Agent, err error) {
+func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a = &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now()}
+	a := &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now()}
 	a.lock, err = lockDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -192,10 +192,11 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	r = &replica{a: a, node: st.NodeID(), store: st}
+	rep := &replica{a: a, node: st.NodeID(), store: st}
+	r = rep
 	defer func() {
 		if err != nil {
-			r.close()
+			rep.close()
 		}
 	}()
 	offset := cfg.ClockOffset.Milliseconds()
@@ -251,7 +252,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		ecfg.MaxBroadcast = r.gossip.MaxPayload()
 		defer func() {
 			engMu.Lock()
-			eng = r.engine
+			eng = rep.engine
 			engMu.Unlock()
 		}()
 	}

@@ -27,6 +27,7 @@ const (
 	DefaultSyncAddr     = "127.0.0.1:7401"
 	DefaultHubGossip    = 7402 // a hub's gossip port on its sync host when --gossip-addr is not given
 	DefaultLogLevel     = "info"
+	DefaultClusterID    = "replicad"
 	DefaultPullInterval = 60 * time.Second
 	DefaultMaxBodyBytes = 1 << 20
 )
@@ -66,8 +67,8 @@ type Config struct {
 	// Policies maps a table to its policy. Recorded and reported only:
 	// the policy layer is not wired yet, every table merges as lww.
 	Policies map[string]string
-	// ClusterID names the cluster; peers of another cluster are refused
-	// and a store of another cluster is not opened.
+	// ClusterID names the cluster (default "replicad"); peers of another
+	// cluster are refused and a store of another cluster is not opened.
 	ClusterID string
 	// LogLevel is one of LogLevels (default info).
 	LogLevel string
@@ -113,6 +114,7 @@ func DefaultConfig() Config {
 		APIAddr:        DefaultAPIAddr,
 		SyncAddr:       DefaultSyncAddr,
 		GossipProfile:  "lan",
+		ClusterID:      DefaultClusterID,
 		LogLevel:       DefaultLogLevel,
 		MaxClockOffset: hlc.DefaultMaxOffset,
 		PullInterval:   DefaultPullInterval,
@@ -286,8 +288,8 @@ func (c *Config) Validate() error {
 			return keyErr("policy", "table %s: policy %q: want one of %s", t, p, strings.Join(Policies, ", "))
 		}
 	}
-	if len(c.ClusterID) > 64 {
-		return keyErr("cluster_id", "longer than 64 bytes")
+	if c.ClusterID == "" || len(c.ClusterID) > 64 {
+		return keyErr("cluster_id", "want 1-64 bytes")
 	}
 	if !contains(LogLevels, strings.ToLower(c.LogLevel)) {
 		return keyErr("log_level", "%q: want one of %s", c.LogLevel, strings.Join(LogLevels, ", "))

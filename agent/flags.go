@@ -56,7 +56,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.StringArrayVar(&fv.Hubs, "hub", nil, "a hub's sync `ADDR` to dial (repeatable)")
 	fs.StringArrayVar(&fv.Join, "join", nil, "a member's gossip `ADDR` to join (repeatable)")
 	fs.StringArrayVar(&policies, "policy", nil, "`TABLE=POLICY` (repeatable; lww|client-wins|server-wins|manual; recorded and reported only, not applied yet)")
-	fs.StringVar(&fv.ClusterID, "cluster-id", "", "cluster `ID`: peers and stores of another cluster are refused")
+	fs.StringVar(&fv.ClusterID, "cluster-id", def.ClusterID, "cluster `ID`: peers and stores of another cluster are refused")
 	fs.StringVar(&fv.LogLevel, "log-level", def.LogLevel, "log `LEVEL`: "+strings.Join(LogLevels, ", "))
 	fs.BoolVar(&fv.LogJSON, "log-json", false, "log JSON lines instead of text")
 	fs.DurationVar(&fv.MaxClockOffset, "max-clock-offset", hlc.DefaultMaxOffset, "park remote writes stamped further than this ahead of local time")

@@ -82,6 +82,22 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// CommandArgs moves the subcommand to the front when global flags come
+// first ("replicad --addr H:P get t 1"), so that args[0] names it. ok is
+// false when there is no subcommand.
+func CommandArgs(args []string) (out []string, ok bool) {
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			if i > 0 && (args[i-1] == "--addr") {
+				continue
+			}
+			out = append([]string{a}, args[:i]...)
+			return append(out, args[i+1:]...), true
+		}
+	}
+	return args, false
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {

@@ -27,6 +27,7 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	}
 	if args[0] != "agent" {
+		args, _ = cli.CommandArgs(args)
 		if !cli.IsCommand(args[0]) {
 			fmt.Fprintf(os.Stderr, "replicad: unknown command %q (see replicad help)\n", args[0])
 			return 2
