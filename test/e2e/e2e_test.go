@@ -420,3 +420,93 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("bad duration: %v %s", err, out)
 	}
 }
+
+func TestConflictResolveAndReset(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--policy", "jobs=manual")
+	d1 := startNode(t, "d1", "--hub", hub.sync)
+	d2 := startNode(t, "d2", "--hub", hub.sync)
+	ctx := context.Background()
+	d1.mustCLI("put", "jobs", "j1", "title=base")
+	d1.mustCLI("sync")
+	d2.mustCLI("sync")
+	d1.mustCLI("offline")
+	d1.mustCLI("put", "jobs", "j1", "title=from-d1")
+	d2.mustCLI("put", "jobs", "j1", "title=from-d2")
+	d1.mustCLI("online")
+	d1.mustCLI("sync")
+	d2.mustCLI("sync")
+	var cs []client.Conflict
+	eventually(t, "hub shows the conflict", func() error {
+		var err error
+		cs, err = hub.client().Conflicts(ctx)
+		if err == nil && (len(cs) != 1 || len(cs[0].Candidates) != 2) {
+			err = fmt.Errorf("conflicts %+v", cs)
+		}
+		return err
+	})
+	st, err := hub.client().Status(ctx)
+	if err != nil || st.Conflicts != 1 || st.Policies["jobs"] != "manual" {
+		t.Errorf("hub status: %+v %v", st, err)
+	}
+	pick := -1
+	for i, c := range cs[0].Candidates {
+		if string(c.Value) == `"from-d1"` {
+			pick = i
+		}
+	}
+	if _, err := hub.client().ResolvePick(ctx, "jobs", "j1", "title", pick); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.client().ResolvePick(ctx, "jobs", "j1", "title", 0); !client.IsNotFound(err) {
+		t.Errorf("resolving twice: %v, want 404", err)
+	}
+	d1.mustCLI("sync")
+	d2.mustCLI("sync")
+	for _, n := range []*node{hub, d1, d2} {
+		r, err := n.client().Get(ctx, "jobs", "j1")
+		if err != nil || fieldsOf(t, r) != `{"title":"from-d1"}` || len(r.Conflicts) != 0 {
+			t.Errorf("%s after resolve: %+v %v", n.name, r, err)
+		}
+	}
+	// Reset d1: a fresh replica with a new node id, resynced from the hub.
+	before, _ := d1.client().Status(ctx)
+	_, errOut, code := d1.cli("reset")
+	if code != 2 || !strings.Contains(errOut, "--yes") {
+		t.Errorf("reset without --yes: exit %d %q", code, errOut)
+	}
+	out := d1.mustCLI("reset", "--yes")
+	var rr client.ResetResult
+	if err := json.Unmarshal([]byte(out), &rr); err != nil || rr.Node == before.Node || rr.Sync.Succeeded != 1 {
+		t.Fatalf("reset: %s %v", out, err)
+	}
+	r, err := d1.client().Get(ctx, "jobs", "j1")
+	if err != nil || fieldsOf(t, r) != `{"title":"from-d1"}` {
+		t.Errorf("d1 after reset: %+v %v", r, err)
+	}
+	d1.mustCLI("put", "jobs", "j2", "title=after-reset")
+	d1.mustCLI("sync")
+	if _, err := hub.client().Get(ctx, "jobs", "j2"); err != nil {
+		t.Errorf("a write after reset did not reach the hub: %v", err)
+	}
+}
+
+func TestGossipDiscovery(t *testing.T) {
+	hubGossip := freeAddr(t)
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", hubGossip, "--gossip-profile", "local")
+	d1 := startNode(t, "d1", "--join", hubGossip, "--gossip-profile", "local", "--pull-interval", "1s")
+	ctx := context.Background()
+	// d1 knows the hub only through gossip: its sync address comes from
+	// the hub's metadata.
+	eventually(t, "d1 finds the hub", func() error {
+		st, err := d1.client().Status(ctx)
+		if err == nil && (len(st.Peers) != 1 || st.Peers[0].Addr != hub.sync || st.Peers[0].LastSuccess == "") {
+			err = fmt.Errorf("peers %+v", st.Peers)
+		}
+		return err
+	})
+	d1.mustCLI("put", "jobs", "j1", "title=gossiped")
+	eventually(t, "the write reaches the hub", func() error {
+		_, err := hub.client().Get(ctx, "jobs", "j1")
+		return err
+	})
+}
