@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"flag"
 	"fmt"
 	"testing"
 	"time"
@@ -15,13 +16,35 @@ import (
 // every replica holds identical state within a bounded number of rounds,
 // and every acknowledged write is either visible or superseded by a write
 // that had seen it (the merge rule), never lost.
+var (
+	flagClusterRuns  = flag.Int("sync.runs", 8, "number of TestRandomCluster runs")
+	flagClusterSteps = flag.Int("sync.steps", 600, "steps per TestRandomCluster run")
+	flagFiltered     = flag.Bool("sync.filtered", false, "run TestRandomClusterFiltered (known to fail on about 1% of seeds)")
+)
+
 func TestRandomCluster(t *testing.T) {
-	for run := 0; run < 8; run++ {
-		t.Run(fmt.Sprint(run), func(t *testing.T) { randomCluster(t, 8, 600) })
+	for run := 0; run < *flagClusterRuns; run++ {
+		t.Run(fmt.Sprint(run), func(t *testing.T) { randomCluster(t, 8, *flagClusterSteps, false) })
 	}
 }
 
-func randomCluster(t *testing.T, nnodes, steps int) {
+// TestRandomClusterFiltered adds a device whose scope is a field filter,
+// so that records enter and leave its scope as other replicas write. It
+// still fails on about 1% of seeds (the filtered device ends with a
+// visible record missing a concurrent write made by a peer-only device,
+// e.g. -sync.seed=8779312838148667782): the rules for records entering a
+// filtered scope are not complete yet (see ARCHITECTURE.md, partial
+// replicas). It runs with -sync.filtered.
+func TestRandomClusterFiltered(t *testing.T) {
+	if !*flagFiltered {
+		t.Skip("known gap in filtered scopes (about 1% of seeds fail); run with -sync.filtered")
+	}
+	for run := 0; run < *flagClusterRuns; run++ {
+		t.Run(fmt.Sprint(run), func(t *testing.T) { randomCluster(t, 8, *flagClusterSteps, true) })
+	}
+}
+
+func randomCluster(t *testing.T, nnodes, steps int, withFilter bool) {
 	s := newSim(t)
 	hub := s.add("hub", "hub", FullScope())
 	var devices []*simNode
@@ -36,12 +59,19 @@ func randomCluster(t *testing.T, nnodes, steps int) {
 	// and peers alike.
 	partial := devices[1]
 	partial.local.Scope = TablesScope("t")
+	// And one holds only the records of t whose f1 is "x": records enter
+	// and leave its scope as f1 changes.
+	var filtered *simNode
+	if withFilter {
+		filtered = devices[2]
+		filtered.local.Scope = Scope{Tables: []TableScope{{Table: "t", Where: []FieldMatch{{Field: "f1", Value: crdt.MustValue("x")}}}}}
+	}
 	tables := []string{"t", "u"}
 	offline := map[*simNode]bool{}
 	all := append([]*simNode{hub}, devices...)
 	var full []*simNode
 	for _, n := range all {
-		if n != partial {
+		if n != partial && n != filtered {
 			full = append(full, n)
 		}
 	}
@@ -67,7 +97,17 @@ func randomCluster(t *testing.T, nnodes, steps int) {
 				s.log = append(s.log, fmt.Sprintf("%s deletes %s/%s", n.name, table, id))
 			} else {
 				f := fields[s.rng.IntN(len(fields))]
-				s.write(n, table, id, map[string]any{f: fmt.Sprintf("%s.%d", n.name, step)}, false)
+				var v any = fmt.Sprintf("%s.%d", n.name, step)
+				if f == "f1" {
+					v = []string{"x", "y"}[s.rng.IntN(2)]
+				}
+				if filtered != nil && n == filtered {
+					table = "t"
+					if n.st.Hidden(table, id) {
+						continue // the API refuses writes to records outside the scope
+					}
+				}
+				s.write(n, table, id, map[string]any{f: v}, false)
 				s.log = append(s.log, fmt.Sprintf("%s writes %s/%s.%s", n.name, table, id, f))
 			}
 		case r < 6: // offline / online
@@ -100,7 +140,7 @@ func randomCluster(t *testing.T, nnodes, steps int) {
 				s.mustSync(d, hub)
 			}
 		}
-		if converged(t, full) && converged(t, []*simNode{hub, partial}, "t") {
+		if converged(t, full) && converged(t, []*simNode{hub, partial}, "t") && (filtered == nil || filteredMismatch(t, hub, filtered) == "") {
 			break
 		}
 	}
@@ -112,6 +152,11 @@ func randomCluster(t *testing.T, nnodes, steps int) {
 	}
 	if ts, _ := partial.st.Tables(); len(ts) > 1 || len(ts) == 1 && ts[0] != "t" {
 		s.fail("partial replica holds tables %v, its scope is t", ts)
+	}
+	if filtered != nil {
+		if msg := filteredMismatch(t, hub, filtered); msg != "" {
+			s.fail("%s", msg)
+		}
 	}
 	t.Logf("converged after %d healing rounds", rounds+1)
 	checkNoLoss(s, hub, all)
@@ -281,4 +326,28 @@ func hubValue(t *testing.T, n *simNode, table, id, field string) crdt.Value {
 	}
 	v, _ := rec.Get(field)
 	return v
+}
+
+// filteredMismatch checks that the filtered replica shows exactly the
+// hub's records that match its filter, each identical to the hub's.
+func filteredMismatch(t *testing.T, hub, filtered *simNode) string {
+	hubRecs, _, err := hub.st.Scan("t", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range hubRecs {
+		got, err := filtered.st.Get("t", e.ID)
+		want := filtered.local.Scope.Selects("t", e.Record) && e.Record.Exists()
+		switch {
+		case want && err != nil:
+			skipped, _ := filtered.st.HiddenSkipped("t", e.ID)
+			any, _ := filtered.st.GetAny("t", e.ID)
+			return fmt.Sprintf("filtered replica lacks t/%s, which matches its filter: %v\nskipped %v\nhub applied %v\nfiltered state %+v", e.ID, err, skipped, e.Record.Applied, any)
+		case want && got.Digest() != e.Record.Digest():
+			return fmt.Sprintf("filtered replica's t/%s differs from the hub's:\n%v\n%v\nfiltered: %+v\nhub: %+v", e.ID, got.Values(), e.Record.Values(), got, e.Record)
+		case !want && err == nil && got.Exists():
+			return fmt.Sprintf("filtered replica shows t/%s, which does not match its filter (%v)\nfiltered: %+v\nhub: %+v", e.ID, got.Values(), got, e.Record)
+		}
+	}
+	return ""
 }

@@ -204,7 +204,7 @@ func (e *Engine) HandlePush(payload []byte) {
 	if _, held := e.cfg.Local.causalReady([]*crdt.Write{w}); len(held) > 0 {
 		return // the record is entering this replica's scope: anti-entropy fetches it whole
 	}
-	res, err := e.cfg.Local.applyRemote([]*crdt.Write{w}, nil, nil)
+	res, _, err := e.cfg.Local.applyRemote([]*crdt.Write{w}, nil, nil, nil)
 	if err != nil {
 		e.log.Warn("applying a gossip push failed", "error", err)
 		return

@@ -167,6 +167,21 @@ type Chunk struct {
 	// protocol version 2; version 1 had one crdt.AppendWrite per write).
 	Body    []byte
 	Empties []OriginHeld
+	// Skips are writes to records of tables the receiver holds filtered,
+	// which by the sender's state are outside the receiver's scope: sent
+	// by key, without values, so that a receiver holding the record (its
+	// state may be newer than the sender's) can fetch it whole instead of
+	// silently missing the write.
+	Skips []Skip
+}
+
+// Skip names one write without its values.
+type Skip struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Origin  uint64
+	Seq     uint64
+	Table   string
+	ID      string
 }
 
 // Ack acknowledges a chunk once applied durably.
@@ -183,10 +198,13 @@ type RecordKey struct {
 	ID      string
 }
 
-// RecordReq asks for whole records (records entering the asker's scope).
+// RecordReq asks for whole records: records entering the asker's scope
+// (Keys), and records the asker already holds and must refresh (Held),
+// which are sent whatever their filter says.
 type RecordReq struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	Keys    []RecordKey
+	Held    []RecordKey
 }
 
 // Records answers RecordReq.
@@ -205,6 +223,10 @@ type RecordState struct {
 	State      []byte // crdt.Record encoding
 	Missing    bool
 	OutOfScope bool
+	// Applied is, with OutOfScope, the sender's version vector of the
+	// record (flattened node, seq pairs): a receiver whose record it
+	// covers may drop its copy.
+	Applied []uint64
 }
 
 // Done says the sender has sent everything the receiver lacked.
@@ -332,6 +354,11 @@ func (m Msg) validate() error {
 	case m.Have != nil:
 		return checkHeld(m.Have.Origins)
 	case m.Chunk != nil:
+		for _, k := range m.Chunk.Skips {
+			if k.Origin == 0 || k.Seq == 0 {
+				return errors.New("replication: skip without origin or sequence")
+			}
+		}
 		return checkHeld(m.Chunk.Empties)
 	case m.Hello != nil:
 		if m.Hello.Node == 0 {

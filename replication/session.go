@@ -25,30 +25,124 @@ type Store interface {
 	MergeRecordWith(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(*store.Batch, *crdt.Record) error) (bool, error)
 }
 
-// applyRemote applies writes and empties and, in the same batch, hides
-// the records that are now outside this replica's scope (and shows those
-// back in it), and the records in hide.
-func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide []RecordKey) (*store.Result, error) {
-	return l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
+// applyRemote applies writes and empties and, in the same batch, keeps
+// the records of filtered tables hidden or shown by the scope rule (see
+// markScope); hide lists records to hide with the writes skipped for them.
+// It returns the records that must be fetched whole before they can be
+// shown (they entered the scope through writes alone).
+func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide map[RecordKey]crdt.VV, purge []RecordKey) (*store.Result, []RecordKey, error) {
+	var fetch []RecordKey
+	visible := map[string]bool{}
+	if !l.Scope.All {
+		for _, w := range writes {
+			if l.Scope.NeedsRecord(w.Table) {
+				key := w.Table + "\x00" + w.ID
+				if _, ok := visible[key]; !ok {
+					visible[key] = l.visible(w.Table, w.ID)
+				}
+			}
+		}
+	}
+	res, err := l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
 		if l.Scope.All {
 			return nil
 		}
 		for key, rec := range res.Records {
 			table, id, _ := strings.Cut(key, "\x00")
-			b.SetHidden(table, id, !l.Scope.Selects(table, rec))
+			if !l.Scope.NeedsRecord(table) {
+				continue
+			}
+			if l.markScope(b, table, id, rec, false, visible[key]) {
+				fetch = append(fetch, RecordKey{Table: table, ID: id})
+			}
 		}
-		for _, k := range hide {
-			b.SetHidden(k.Table, k.ID, true)
+		for k, skipped := range hide {
+			b.SetHidden(k.Table, k.ID, true, skipped)
+		}
+		for _, k := range purge {
+			b.Purge(k.Table, k.ID)
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(fetch, func(i, j int) bool {
+		return fetch[i].Table < fetch[j].Table || fetch[i].Table == fetch[j].Table && fetch[i].ID < fetch[j].ID
+	})
+	return res, fetch, nil
 }
 
-// mergeRecord merges a whole record and applies the same scope rule.
-func (l *Local) mergeRecord(table, id string, rec *crdt.Record) (bool, error) {
+// LocalWriteHook returns the hook for store.WriteWith that keeps the scope
+// rule for local writes: a local write that moves a record out of this
+// replica's scope hides it (it stays on the hub and other replicas).
+func (l *Local) LocalWriteHook() func(*store.Batch, *store.WriteResult) error {
+	return func(b *store.Batch, r *store.WriteResult) error {
+		w := r.Write
+		if l.Scope.NeedsRecord(w.Table) && r.Record.Exists() && !l.Scope.Selects(w.Table, r.Record) {
+			b.SetHidden(w.Table, w.ID, true, nil)
+		}
+		return nil
+	}
+}
+
+// visible reports whether this replica shows table/id: it exists, is in
+// scope and is not hidden.
+func (l *Local) visible(table, id string) bool {
+	if _, hidden := l.hiddenSkipped(table, id); hidden {
+		return false
+	}
+	rec, err := l.Store.GetAny(table, id)
+	return err == nil && rec.Exists() && l.Scope.Selects(table, rec)
+}
+
+// markScope keeps a record of a filtered table hidden or shown. Out of
+// scope: hidden. In scope: a hidden record is shown again only from a
+// complete state (a whole-record merge from a sender whose scope covers
+// this replica's) that includes every write skipped while it was hidden,
+// since senders skipped its writes meanwhile; and a record that was not
+// shown and enters the scope through writes alone is hidden until such a
+// state arrives, since this replica may lack concurrent writes to it that
+// were outside its scope when they were sent. It reports whether the
+// record needs that whole state.
+func (l *Local) markScope(b *store.Batch, table, id string, rec *crdt.Record, complete, wasVisible bool) (fetch bool) {
+	if !rec.Exists() {
+		return false // nothing to show; deletes keep propagating
+	}
+	if !l.Scope.Selects(table, rec) {
+		b.SetHidden(table, id, true, nil)
+		return false
+	}
+	skipped, hidden := l.hiddenSkipped(table, id)
+	switch {
+	case hidden && complete && skipped.LessEq(rec.Applied):
+		b.SetHidden(table, id, false, nil)
+	case hidden:
+		b.SetHidden(table, id, true, nil) // it has state again: no longer purged
+		return true
+	case !wasVisible && !complete:
+		b.SetHidden(table, id, true, nil)
+		return true
+	}
+	return false
+}
+
+func (l *Local) hiddenSkipped(table, id string) (crdt.VV, bool) {
+	if h, ok := l.Store.(interface {
+		HiddenSkipped(table, id string) (crdt.VV, bool)
+	}); ok {
+		return h.HiddenSkipped(table, id)
+	}
+	return nil, false
+}
+
+// mergeRecord merges a whole record and applies the same scope rule;
+// complete says the sender's scope covers this replica's.
+func (l *Local) mergeRecord(table, id string, rec *crdt.Record, complete bool) (bool, error) {
+	wasVisible := l.Scope.NeedsRecord(table) && l.visible(table, id)
 	return l.Store.MergeRecordWith(l.Clock, table, id, rec, func(b *store.Batch, merged *crdt.Record) error {
-		if !l.Scope.All {
-			b.SetHidden(table, id, !l.Scope.Selects(table, merged))
+		if l.Scope.NeedsRecord(table) {
+			l.markScope(b, table, id, merged, complete, wasVisible)
 		}
 		return nil
 	})
@@ -120,7 +214,7 @@ type Session struct {
 	// Receiving side.
 	gotDone  bool
 	deferred []*crdt.Write // writes waiting for their record
-	asked    []*crdt.Write // deferred writes whose records were requested
+	asked    []request     // outstanding record requests, in order
 	awaiting int           // record requests outstanding
 
 	Stats Stats
@@ -128,6 +222,15 @@ type Session struct {
 }
 
 type phase uint8
+
+// request is a record request in flight: the records asked for and the
+// writes waiting for them.
+type request struct {
+	keys   []RecordKey
+	held   []RecordKey // records refreshed because writes to them were skipped
+	writes []*crdt.Write
+	skips  []Skip
+}
 
 const (
 	phaseStart phase = iota
@@ -237,7 +340,7 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 			return nil, fmt.Errorf("%w: second have", ErrProtocol)
 		}
 		s.snd = newSender(s, fromWireHeld(m.Have.Origins))
-		return s.pump(nil)
+		return s.pump(s.refreshHidden(nil))
 	case m.Chunk != nil:
 		if s.gotDone {
 			return nil, fmt.Errorf("%w: chunk after done", ErrProtocol)
@@ -320,9 +423,47 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 			s.Stats.EmptiesReceived += e.Ranges[i+1] - e.Ranges[i] + 1
 		}
 	}
-	out, err := s.apply(writes, empties)
+	// Skipped writes: held at once for records this replica does not
+	// hold; for the others, the record is refreshed whole first.
+	var refresh []Skip
+	skippedAbsent := map[RecordKey]crdt.VV{}
+	for _, k := range c.Skips {
+		if !store.ValidTable(k.Table) || !store.ValidID(k.ID) {
+			return nil, fmt.Errorf("%w: chunk %d: skip of invalid record %q/%q", ErrProtocol, c.No, k.Table, k.ID)
+		}
+		if _, err := s.l.Store.GetAny(k.Table, k.ID); err == nil {
+			refresh = append(refresh, k)
+			continue
+		}
+		// Not held here: hold the write without it, and remember it
+		// against the record (hidden, with the write skipped), so that if
+		// the record enters the scope later it is shown only from a state
+		// that includes the write.
+		o := hlc.NodeID(k.Origin)
+		empties[o] = append(empties[o], store.SeqRange{Lo: k.Seq, Hi: k.Seq})
+		rk := RecordKey{Table: k.Table, ID: k.ID}
+		vv := skippedAbsent[rk]
+		vv.Set(crdt.Dot{Node: o, Seq: k.Seq})
+		skippedAbsent[rk] = vv
+		s.Stats.EmptiesReceived++
+	}
+	out, err := s.apply(writes, empties, skippedAbsent)
 	if err != nil {
 		return nil, err
+	}
+	if len(refresh) > 0 {
+		var keys []RecordKey
+		seen := map[RecordKey]bool{}
+		for _, k := range refresh {
+			rk := RecordKey{Table: k.Table, ID: k.ID}
+			if !seen[rk] {
+				seen[rk] = true
+				keys = append(keys, rk)
+			}
+		}
+		s.awaiting++
+		s.asked = append(s.asked, request{held: keys, skips: refresh})
+		out = append(out, Msg{RecordReq: &RecordReq{Held: keys}})
 	}
 	out = append(out, Msg{Ack: &Ack{No: c.No, Applied: uint32(len(writes))}})
 	return out, nil
@@ -330,7 +471,7 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 
 // apply applies writes and empties; deferred writes are kept and their
 // records requested from the peer.
-func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange) ([]Msg, error) {
+func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide map[RecordKey]crdt.VV) ([]Msg, error) {
 	// For tables this replica holds only in part (filtered scope), a write
 	// is applied only if this replica has every write to the record that
 	// the write had seen: otherwise the record is entering the scope, or
@@ -340,7 +481,7 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 	if writes, held = s.l.causalReady(writes); len(held) > 0 {
 		s.deferred = append(s.deferred, held...)
 	}
-	res, err := s.l.applyRemote(writes, empties, nil)
+	res, fetch, err := s.l.applyRemote(writes, empties, hide, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -349,11 +490,14 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 		s.deferred = append(s.deferred, writes[i])
 	}
 	s.Stats.Deferred += uint64(len(res.Deferred) + len(held))
-	if len(s.deferred) == 0 {
+	if len(s.deferred) == 0 && len(fetch) == 0 {
 		return nil, nil
 	}
-	var keys []RecordKey
+	keys := fetch
 	seen := map[RecordKey]bool{}
+	for _, k := range fetch {
+		seen[k] = true
+	}
 	for _, w := range s.deferred {
 		k := RecordKey{Table: w.Table, ID: w.ID}
 		if !seen[k] {
@@ -362,9 +506,50 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 		}
 	}
 	s.awaiting++
-	s.asked = append(s.asked, s.deferred...)
+	s.asked = append(s.asked, request{keys: keys, writes: s.deferred})
 	s.deferred = nil
 	return []Msg{{RecordReq: &RecordReq{Keys: keys}}}, nil
+}
+
+// refreshHidden asks a peer whose scope covers this replica's (so its
+// state of them is complete) for the hidden records whose state is kept:
+// those back in scope are shown again, the others purged.
+func (s *Session) refreshHidden(out []Msg) []Msg {
+	if s.l.Scope.All || !s.peer.Scope.Covers(s.l.Scope) {
+		return out
+	}
+	lister, ok := s.l.Store.(interface{ ListHidden(limit int) [][2]string })
+	if !ok {
+		return out
+	}
+	var keys []RecordKey
+	for _, h := range lister.ListHidden(1000) {
+		keys = append(keys, RecordKey{Table: h[0], ID: h[1]})
+	}
+	if len(keys) == 0 {
+		return out
+	}
+	s.awaiting++
+	s.asked = append(s.asked, request{held: keys})
+	return append(out, Msg{RecordReq: &RecordReq{Held: keys}})
+}
+
+// coveredBy reports whether this replica's state of k holds no write that
+// the sender's version vector (flattened) lacks, so dropping it loses
+// nothing the sender could not give back.
+func (s *Session) coveredBy(k RecordKey, flat []uint64) bool {
+	if len(flat)%2 != 0 {
+		return false
+	}
+	var theirs crdt.VV
+	for i := 0; i < len(flat); i += 2 {
+		theirs.Set(crdt.Dot{Node: hlc.NodeID(flat[i]), Seq: flat[i+1]})
+	}
+	rec, err := s.l.Store.GetAny(k.Table, k.ID)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	return rec.Applied.LessEq(theirs)
 }
 
 func (s *Session) count(writes []*crdt.Write, res *store.Result) {
@@ -401,7 +586,10 @@ func (l *Local) causalReady(writes []*crdt.Write) (ready, held []*crdt.Write) {
 				vv = rec.Applied.Clone()
 			}
 		}
-		if vv.Covers(w.Dot()) || w.Ctx.LessEq(vv) {
+		// A hidden record may be stale (its writes were skipped while it
+		// was out of scope): it is fetched whole before anything applies.
+		_, hidden := l.hiddenSkipped(w.Table, w.ID)
+		if vv.Covers(w.Dot()) || !hidden && w.Ctx.LessEq(vv) {
 			vv.Set(w.Dot())
 			applied[k] = vv
 			ready = append(ready, w)
@@ -417,8 +605,13 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 	if len(req.Keys) > 10000 {
 		return nil, fmt.Errorf("%w: record request for %d records", ErrProtocol, len(req.Keys))
 	}
+	if len(req.Keys)+len(req.Held) > 10000 {
+		return nil, fmt.Errorf("%w: record request for %d records", ErrProtocol, len(req.Keys)+len(req.Held))
+	}
 	resp := &Records{}
-	for _, k := range req.Keys {
+	nkeys := len(req.Keys)
+	for i, k := range append(append([]RecordKey(nil), req.Keys...), req.Held...) {
+		held := i >= nkeys // the asker holds it: send it whatever its filter says
 		rs := RecordState{Table: k.Table, ID: k.ID}
 		rec, err := s.l.Store.GetAny(k.Table, k.ID)
 		switch {
@@ -426,8 +619,11 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 			rs.Missing = true
 		case err != nil:
 			return nil, err
-		case !s.peer.Scope.Selects(k.Table, rec):
+		case !s.peer.Scope.Selects(k.Table, rec) && !held:
 			rs.OutOfScope = true
+			for _, d := range rec.Applied {
+				rs.Applied = append(rs.Applied, uint64(d.Node), d.Seq)
+			}
 		default:
 			b, err := rec.MarshalBinary()
 			if err != nil {
@@ -441,15 +637,28 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 }
 
 func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
-	asked := s.asked
-	s.asked = nil
+	// Answers come in the order of the requests.
+	asked := s.asked[0]
+	s.asked = s.asked[1:]
 	byKey := map[RecordKey][]*crdt.Write{}
-	for _, w := range asked {
+	for _, k := range asked.keys {
+		byKey[k] = nil
+	}
+	for _, k := range asked.held {
+		byKey[k] = nil
+	}
+	skipsOf := map[RecordKey][]Skip{}
+	for _, k := range asked.skips {
+		rk := RecordKey{Table: k.Table, ID: k.ID}
+		skipsOf[rk] = append(skipsOf[rk], k)
+	}
+	for _, w := range asked.writes {
 		k := RecordKey{Table: w.Table, ID: w.ID}
 		byKey[k] = append(byKey[k], w)
 	}
 	var retry []*crdt.Write
-	var hide []RecordKey
+	var purge []RecordKey
+	hide := map[RecordKey]crdt.VV{}
 	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, rs := range r.Recs {
 		k := RecordKey{Table: rs.Table, ID: rs.ID}
@@ -464,12 +673,19 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 			// another partner to bring.
 			s.l.Log.Debug("peer lacks a record this replica needs whole", "peer", s.peer.Node, "table", rs.Table, "id", rs.ID)
 		case rs.OutOfScope:
-			// Outside this replica's scope by the peer's (newer) state:
-			// hold the writes without applying them and hide the record.
+			// Outside this replica's scope by the peer's state: hold the
+			// writes without applying them and hide the record; purge it
+			// if the peer holds the whole table (its word is final).
+			var skipped crdt.VV
 			for _, w := range ws {
 				empties[w.Origin] = append(empties[w.Origin], store.SeqRange{Lo: w.Seq, Hi: w.Seq})
+				skipped.Set(w.Dot())
 			}
-			hide = append(hide, k)
+			if s.peer.Scope.Covers(s.l.Scope) && s.coveredBy(k, rs.Applied) {
+				purge = append(purge, k)
+			} else {
+				hide[k] = skipped
+			}
 		default:
 			if !store.ValidTable(rs.Table) || !store.ValidID(rs.ID) {
 				return nil, fmt.Errorf("%w: record with invalid name %q/%q", ErrProtocol, rs.Table, rs.ID)
@@ -478,7 +694,7 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 			if err := rec.UnmarshalBinary(rs.State); err != nil {
 				return nil, fmt.Errorf("%w: record %s/%s: %v", ErrProtocol, rs.Table, rs.ID, err)
 			}
-			merged, err := s.l.mergeRecord(rs.Table, rs.ID, &rec)
+			merged, err := s.l.mergeRecord(rs.Table, rs.ID, &rec, s.peer.Scope.Covers(s.l.Scope))
 			if err != nil && !errors.Is(err, hlc.ErrClockOffset) {
 				return nil, err
 			}
@@ -487,14 +703,21 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 			}
 			if err == nil {
 				retry = append(retry, ws...)
+				// The skipped writes are in the merged state now.
+				for _, sk := range skipsOf[k] {
+					if rec.Applied.Covers(crdt.Dot{Node: hlc.NodeID(sk.Origin), Seq: sk.Seq}) {
+						o := hlc.NodeID(sk.Origin)
+						empties[o] = append(empties[o], store.SeqRange{Lo: sk.Seq, Hi: sk.Seq})
+					}
+				}
 			}
 		}
 	}
 	if len(byKey) > 0 {
 		return nil, fmt.Errorf("%w: records answer lacks %d asked records", ErrProtocol, len(byKey))
 	}
-	if len(retry) > 0 || len(empties) > 0 || len(hide) > 0 {
-		res, err := s.l.applyRemote(retry, empties, hide)
+	if len(retry) > 0 || len(empties) > 0 || len(hide) > 0 || len(purge) > 0 {
+		res, _, err := s.l.applyRemote(retry, empties, hide, purge)
 		if err != nil {
 			return nil, err
 		}
@@ -526,6 +749,7 @@ type cursor struct {
 	buf      []*crdt.Write
 	drained  bool // the log has nothing after buf
 	empties  store.Held
+	skips    []Skip
 	coverAll bool // this node's scope covers the peer's
 }
 
@@ -572,9 +796,12 @@ func (c *cursor) fill(s *Session) error {
 					}
 					rec = r
 				}
-				if s.peer.Scope.Selects(w.Table, rec) || s.peer.Scope.Touches(w) {
+				switch {
+				case s.peer.Scope.Selects(w.Table, rec) || s.peer.Scope.Touches(w):
 					c.buf = append(c.buf, w)
-				} else {
+				case s.peer.Scope.NeedsRecord(w.Table):
+					c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+				default:
 					c.empties.Add(w.Seq, w.Seq)
 				}
 			}
@@ -669,6 +896,14 @@ func (snd *sender) next() (*Chunk, error) {
 			heap.Fix(&snd.heads, 0)
 		}
 	}
+	// Skips found so far travel with this chunk (bounded by what one
+	// refill of each cursor can find).
+	for _, c := range snd.cursors {
+		if len(c.skips) > 0 {
+			chunk.Skips = append(chunk.Skips, c.skips...)
+			c.skips = nil
+		}
+	}
 	if len(snd.heads) == 0 {
 		// Everything streamed: flush every cursor's empties.
 		for _, c := range snd.cursors {
@@ -680,7 +915,7 @@ func (snd *sender) next() (*Chunk, error) {
 		}
 		snd.done = true
 	}
-	if enc.Count() == 0 && len(chunk.Empties) == 0 {
+	if enc.Count() == 0 && len(chunk.Empties) == 0 && len(chunk.Skips) == 0 {
 		return nil, nil
 	}
 	chunk.Body = enc.Bytes()

@@ -99,12 +99,12 @@ func (s *sim) write(n *simNode, table, id string, fields map[string]any, del boo
 		fs = append(fs, crdt.FieldValue{Name: k, Value: crdt.MustValue(v)})
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	w, err := n.st.Write(n.clock, table, id, fs, del)
+	r, err := n.st.WriteWith(n.clock, table, id, fs, del, n.local.LocalWriteHook())
 	if err != nil {
 		s.fail("write at %s: %v", n.name, err)
 	}
-	n.acked = append(n.acked, w)
-	return w
+	n.acked = append(n.acked, r.Write)
+	return r.Write
 }
 
 var errCut = errors.New("session cut")

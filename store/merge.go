@@ -105,8 +105,30 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	wasDeleted := rec.Deleted()
 	rec.Merge(in)
 	if rec.Digest() == before {
+		// Nothing new, but the hook may still decide (for example, show a
+		// hidden record whose state is now known complete).
+		if hook == nil {
+			s.mu.Unlock()
+			return false, nil
+		}
+		b := s.newBatch()
+		defer b.close()
+		if err := hook(b, rec); err != nil {
+			s.mu.Unlock()
+			return false, err
+		}
+		if len(b.hides) == 0 {
+			s.mu.Unlock()
+			return false, nil
+		}
+		wait, err := s.submit(b)
+		if err != nil {
+			s.mu.Unlock()
+			return false, err
+		}
+		s.applyHidden(b.hides)
 		s.mu.Unlock()
-		return false, nil
+		return false, wait()
 	}
 	mkey := mergedKey(table, id)
 	var mvv crdt.VV

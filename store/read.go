@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/replicad/replicad/crdt"
@@ -75,12 +77,26 @@ func (s *Store) GetAny(table, id string) (*crdt.Record, error) {
 func (s *Store) Hidden(table, id string) bool { return s.isHidden(table, id) }
 
 func (s *Store) isHidden(table, id string) bool {
+	_, h := s.hiddenSkipped(table, id)
+	return h
+}
+
+// HiddenSkipped returns, for a hidden record, the writes to it this
+// replica marked held without applying them (they were outside its
+// scope); ok is false if the record is not hidden.
+func (s *Store) HiddenSkipped(table, id string) (skipped crdt.VV, ok bool) {
+	vv, ok := s.hiddenSkipped(table, id)
+	return vv.Clone(), ok
+}
+
+func (s *Store) hiddenSkipped(table, id string) (crdt.VV, bool) {
 	s.hidmu.RLock()
 	defer s.hidmu.RUnlock()
 	if len(s.hidden) == 0 {
-		return false
+		return nil, false
 	}
-	return s.hidden[table+"\x00"+id]
+	vv, ok := s.hidden[table+"\x00"+id]
+	return vv, ok
 }
 
 // applyHidden publishes a committed batch's hide and unhide marks.
@@ -90,10 +106,16 @@ func (s *Store) applyHidden(ops []hideOp) {
 	}
 	s.hidmu.Lock()
 	for _, op := range ops {
-		if op.hide {
-			s.hidden[op.key] = true
-		} else {
+		switch {
+		case op.purge:
+			s.hidden[op.key] = nil
+			s.purged[op.key] = true
+		case op.hide:
+			s.hidden[op.key] = op.skipped
+			delete(s.purged, op.key)
+		default:
 			delete(s.hidden, op.key)
+			delete(s.purged, op.key)
 		}
 	}
 	s.hidmu.Unlock()
@@ -287,3 +309,27 @@ func (s *Store) Feed(after uint64, limit int) ([]FeedEntry, error) {
 // FeedHead returns the position of the last durable feed entry (0 if
 // none).
 func (s *Store) FeedHead() uint64 { return s.durableFeed.Load() }
+
+// ListHidden returns up to limit hidden records (out of this replica's
+// scope) whose state is still kept, as table, id pairs, in key order.
+// limit <= 0 means all.
+func (s *Store) ListHidden(limit int) [][2]string {
+	s.hidmu.RLock()
+	keys := make([]string, 0, len(s.hidden))
+	for k := range s.hidden {
+		if !s.purged[k] {
+			keys = append(keys, k)
+		}
+	}
+	s.hidmu.RUnlock()
+	sort.Strings(keys)
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	out := make([][2]string, 0, len(keys))
+	for _, k := range keys {
+		t, id, _ := strings.Cut(k, "\x00")
+		out = append(out, [2]string{t, id})
+	}
+	return out
+}

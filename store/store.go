@@ -83,7 +83,8 @@ type Store struct {
 	// hidden holds the records outside this replica's scope (x keys),
 	// "table\x00id"; guarded by hidmu.
 	hidmu  sync.RWMutex
-	hidden map[string]bool
+	hidden map[string]crdt.VV // value: writes skipped while hidden
+	purged map[string]bool    // hidden records whose state was removed
 
 	// Durable marks: everything at or below was fsynced (or committed, with
 	// NoSync). Streams of our own writes and the feed stop there, so no
@@ -397,12 +398,25 @@ func (s *Store) load() error {
 	if s.errSeq, err = s.lastU64(pSyncErr); err != nil {
 		return err
 	}
-	s.hidden = map[string]bool{}
-	if err := s.scanPrefix([]byte{pHidden}, func(k, _ []byte) error {
+	s.hidden = map[string]crdt.VV{}
+	s.purged = map[string]bool{}
+	if err := s.scanPrefix([]byte{pHidden}, func(k, v []byte) error {
 		if _, _, ok := splitName(k[1:]); !ok {
 			return corruptf(k, "malformed hidden-record key")
 		}
-		s.hidden[string(k[1:])] = true
+		if isPurgeMark(v) {
+			s.hidden[string(k[1:])] = nil
+			s.purged[string(k[1:])] = true
+			return nil
+		}
+		var vv crdt.VV
+		if len(v) > 0 {
+			var err error
+			if vv, err = decodeVV(k, v); err != nil {
+				return err
+			}
+		}
+		s.hidden[string(k[1:])] = vv
 		return nil
 	}); err != nil {
 		return err

@@ -109,6 +109,18 @@ func (s *Store) Verify() error {
 			return fmt.Errorf("%w: holdings of %v are %v, log holds nothing", ErrCorrupt, o, h)
 		}
 	}
+	// Records purged (out of scope, state removed): the log may name them.
+	purged := map[string]bool{}
+	hiddenAny := map[string]bool{} // records hidden at some point may have lost merge marks to a purge
+	if err := iter(pHidden, func(k, v []byte) error {
+		if isPurgeMark(v) {
+			purged[string(pRecord)+string(k[1:])] = true
+		}
+		hiddenAny[string(pRecord)+string(k[1:])] = true
+		return nil
+	}); err != nil {
+		return err
+	}
 	// Records merged whole: their Applied may exceed the log.
 	merged := map[string]crdt.VV{}
 	if err := iter(pMerged, func(k, v []byte) error {
@@ -123,6 +135,7 @@ func (s *Store) Verify() error {
 	}
 	// Records.
 	nrec := 0
+	storedRec := map[string]bool{}
 	if err := iter(pRecord, func(k, v []byte) error {
 		if _, _, ok := splitName(k[1:]); !ok {
 			return corruptf(k, "malformed record key")
@@ -139,23 +152,32 @@ func (s *Store) Verify() error {
 			want = want.Clone()
 			want.Join(m)
 		}
-		if !rec.Applied.Equal(want) {
+		if hiddenAny[string(k)] && rec.Applied.LessEq(want) {
+			// Hidden after a purge: its state is rebuilt from what came since.
+		} else if !rec.Applied.Equal(want) {
 			return fmt.Errorf("%w: record %s applied %v, log has %v", ErrCorrupt, FormatKey(k), rec.Applied, want)
 		}
 		nrec++
+		storedRec[string(k)] = true
 		return nil
 	}); err != nil {
 		return err
 	}
-	expect := len(perRec)
-	for k := range merged {
-		if _, ok := perRec[string(pRecord)+k]; !ok {
-			expect++
+	// Every record the log names is stored, unless purged; every stored
+	// record is named by the log, a merge, or was hidden.
+	for k := range perRec {
+		if !storedRec[k] && !purged[k] && !hiddenAny[k] {
+			return fmt.Errorf("%w: the log names record %s, which is not stored", ErrCorrupt, FormatKey([]byte(k)))
 		}
 	}
-	if nrec != expect {
-		return fmt.Errorf("%w: the log names %d records, %d are stored", ErrCorrupt, len(perRec), nrec)
+	for k := range storedRec {
+		if _, ok := perRec[k]; !ok && !hiddenAny[k] {
+			if _, ok := merged[k[1:]]; !ok {
+				return fmt.Errorf("%w: record %s is stored but no write or merge names it", ErrCorrupt, FormatKey([]byte(k)))
+			}
+		}
 	}
+	_ = nrec
 	// Feed.
 	nfeed, nmerge := 0, 0
 	var prev uint64
@@ -174,7 +196,8 @@ func (s *Store) Verify() error {
 		prev = n
 		if fv.Origin == 0 {
 			// A whole-record merge (MergeRecord).
-			if _, ok := merged[string(recordKey(nil, fv.Table, fv.ID)[1:])]; !ok {
+			rk := recordKey(nil, fv.Table, fv.ID)
+			if _, ok := merged[string(rk[1:])]; !ok && !purged[string(rk)] && !hiddenAny[string(rk)] {
 				return fmt.Errorf("%w: feed entry %s names a merge of %s/%s, which has no merge mark", ErrCorrupt, FormatKey(k), fv.Table, fv.ID)
 			}
 			nmerge++

@@ -34,28 +34,74 @@ func (s *Store) newBatch() *Batch {
 }
 
 type hideOp struct {
-	key  string // table\x00id
-	hide bool
+	key     string // table\x00id
+	hide    bool
+	purge   bool
+	skipped crdt.VV
+}
+
+// purgeMark is the value of a hidden-record key whose state was removed.
+var purgeMark = []byte{0xff}
+
+func isPurgeMark(v []byte) bool { return len(v) == 1 && v[0] == 0xff }
+
+// Purge removes table/id's state from this replica, keeping it hidden:
+// it is confirmed outside this replica's scope by a replica that holds
+// the whole table. Its writes stay in the log and held. If it comes back
+// into scope, it arrives whole again.
+func (b *Batch) Purge(table, id string) {
+	if b.err != nil {
+		return
+	}
+	b.del(recordKey(nil, table, id))
+	b.del(tombKey(table, id))
+	b.del(mergedKey(table, id))
+	k := recordKey(nil, table, id)
+	k[0] = pHidden
+	b.set(k, purgeMark)
+	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: true, purge: true})
 }
 
 // SetHidden hides table/id (it left this replica's scope: reads report
 // ErrOutOfScope and Scan skips it, while its state is kept so that it
-// merges correctly if it comes back) or shows it again.
-func (b *Batch) SetHidden(table, id string, hidden bool) {
+// merges correctly if it comes back) or shows it again. skipped, when
+// hiding, is joined into the record's skipped writes (see
+// Store.HiddenSkipped).
+func (b *Batch) SetHidden(table, id string, hidden bool, skipped crdt.VV) {
 	if b.err != nil {
 		return
 	}
-	if b.s.isHidden(table, id) == hidden {
+	cur, was := b.s.hiddenSkipped(table, id)
+	for _, op := range b.hides { // earlier in this batch
+		if op.key == table+"\x00"+id {
+			cur, was = op.skipped, op.hide
+		}
+	}
+	if !hidden && !was {
 		return
 	}
 	k := recordKey(nil, table, id)
 	k[0] = pHidden
-	if hidden {
-		b.set(k, nil)
-	} else {
+	if !hidden {
 		b.del(k)
+		b.hides = append(b.hides, hideOp{key: table + "\x00" + id})
+		return
 	}
-	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: hidden})
+	vv := cur.Clone()
+	vv.Join(skipped)
+	b.s.hidmu.RLock()
+	wasPurged := b.s.purged[table+"\x00"+id]
+	b.s.hidmu.RUnlock()
+	for _, op := range b.hides {
+		if op.key == table+"\x00"+id {
+			wasPurged = op.purge
+		}
+	}
+	if was && vv.Equal(cur) && !wasPurged {
+		return
+	}
+	b.setEncoded(k, flatVV(vv))
+	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: true, skipped: vv})
 }
 
 // Err returns the first error a method of b met.
