@@ -96,7 +96,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 		return false, err
 	}
 	rkey := recordKey(nil, table, id)
-	rec, _, err := s.readRecord(rkey)
+	rec, _, err := s.readCached(rkey)
 	if err != nil {
 		s.mu.Unlock()
 		return false, err
@@ -105,6 +105,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	wasDeleted := rec.Deleted()
 	rec.Merge(in)
 	if rec.Digest() == before {
+		s.rcache.put(rkey, rec)
 		// Nothing new, but the hook may still decide (for example, show a
 		// hidden record whose state is now known complete).
 		if hook == nil {
@@ -178,6 +179,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	s.feed = feed
 	s.hw = hw
 	s.applyHidden(b.hides)
+	s.rcache.put(rkey, rec)
 	s.mu.Unlock()
 	if err := wait(); err != nil {
 		return false, err

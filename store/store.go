@@ -51,6 +51,9 @@ type Options struct {
 	MemTableSize uint64
 	// CacheSize is Pebble's block cache size; 0 means DefaultCacheSize.
 	CacheSize int64
+	// RecordCache is how many decoded records the write paths keep
+	// (0: 65536).
+	RecordCache int
 	// NodeID, when not 0, is the node id given to a new store (deterministic
 	// simulations and the research lab); an existing store keeps its own.
 	// Leave it 0 in production: ids are then random and never reused.
@@ -72,6 +75,7 @@ type Store struct {
 	mu      sync.Mutex
 	nextSeq uint64            // next local sequence number (own origin)
 	parked  map[crdt.Dot]bool // parked writes (k keys), so applying one removes its key
+	rcache  *recCache         // decoded records for the write paths; guarded by mu
 	feed    uint64            // last feed sequence number used
 	errSeq  uint64            // last sync-error id used
 	hw      hlc.Timestamp     // HLC high-water last written
@@ -400,6 +404,7 @@ func (s *Store) load() error {
 	}
 	s.hidden = map[string]crdt.VV{}
 	s.purged = map[string]bool{}
+	s.rcache = newRecCache(s.opts.RecordCache)
 	if err := s.scanPrefix([]byte{pHidden}, func(k, v []byte) error {
 		if _, _, ok := splitName(k[1:]); !ok {
 			return corruptf(k, "malformed hidden-record key")

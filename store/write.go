@@ -54,6 +54,7 @@ func (b *Batch) Purge(table, id string) {
 		return
 	}
 	b.del(recordKey(nil, table, id))
+	b.s.rcache.drop(recordKey(nil, table, id))
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
 	k := recordKey(nil, table, id)
@@ -286,7 +287,7 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 		return nil, err
 	}
 	rkey := recordKey(nil, table, id)
-	rec, _, err := s.readRecord(rkey)
+	rec, _, err := s.readCached(rkey)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -333,6 +334,7 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	s.hw = hw
 	s.errSeq = b.errSeq
 	s.applyHidden(b.hides)
+	s.rcache.put(rkey, rec.Clone()) // res.Record is the caller's
 	s.publishHeld(map[hlc.NodeID]*Held{s.node: &self})
 	s.mu.Unlock()
 
@@ -364,7 +366,7 @@ func (s *Store) putApplied(b *Batch, rkey []byte, rec *crdt.Record, wasDeleted b
 		return
 	}
 	b.set(logKey(nil, w.Origin, w.Seq), lv)
-	b.setEncoded(feedKey(nil, feed), &feedValue{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+	b.set(feedKey(nil, feed), appendFeedValue(nil, uint64(w.Origin), w.Seq, w.Table, w.ID))
 	tk := tombKey(w.Table, w.ID)
 	if rec.Deleted() {
 		top := rec.Exist[len(rec.Exist)-1]
@@ -490,7 +492,8 @@ type Result struct {
 	Parked   []int
 	Deferred []int
 	// Records maps "table\x00id" to the state after the batch of every
-	// record the batch changed; for hooks (the policy layer).
+	// record the batch changed; for hooks (the policy layer). Read-only:
+	// the store keeps using them.
 	Records map[string]*crdt.Record
 }
 
@@ -604,7 +607,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 		keyBuf = recordKey(keyBuf[:0], w.Table, w.ID)
 		rs := recs[string(keyBuf[1:])]
 		if rs == nil {
-			rec, _, err := s.readRecord(keyBuf)
+			rec, _, err := s.readCached(keyBuf)
 			if err != nil {
 				s.mu.Unlock()
 				return nil, err
@@ -652,7 +655,8 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 		}
 		b.set(logKey(keyBuf[:0], w.Origin, w.Seq), lv)
 		b.buf = lv
-		b.setEncoded(feedKey(keyBuf[:0], feed), &feedValue{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+		b.buf = appendFeedValue(b.buf[:0], uint64(w.Origin), w.Seq, w.Table, w.ID)
+		b.set(feedKey(keyBuf[:0], feed), b.buf)
 	}
 	for _, rs := range order {
 		val, err := rs.rec.AppendBinary(b.buf[:0])
@@ -711,6 +715,9 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	s.hw = hw
 	s.errSeq = b.errSeq
 	s.applyHidden(b.hides)
+	for _, rs := range order {
+		s.rcache.put(rs.key, rs.rec) // res.Records are read-only for callers
+	}
 	for _, d := range newParked {
 		s.parked[d] = true
 	}
