@@ -8,53 +8,91 @@ import "github.com/replicad/replicad/crdt"
 // only after a batch was handed to Pebble, so it never holds a state the
 // store does not. Entries are never handed out: readers get clones.
 type recCache struct {
-	max    int
-	m      map[string]*crdt.Record
-	ringed map[string]struct{} // keys in order
-	order  []string            // ring of distinct keys, for eviction
-	next   int
+	maxBytes int
+	bytes    int
+	m        map[string]cached
+	order    []string // keys in insertion order (a key appears once), for eviction
+	head     int      // index of the oldest key in order
 }
 
-// defaultRecordCache is the number of records kept decoded.
-const defaultRecordCache = 65536
+type cached struct {
+	rec  *crdt.Record
+	size int
+}
 
-func newRecCache(max int) *recCache {
-	if max <= 0 {
-		max = defaultRecordCache
+// defaultRecordCache is the approximate memory, in bytes, of the records
+// kept decoded.
+const defaultRecordCache = 64 << 20
+
+func newRecCache(maxBytes int) *recCache {
+	if maxBytes <= 0 {
+		maxBytes = defaultRecordCache
 	}
-	return &recCache{max: max, m: make(map[string]*crdt.Record, max), ringed: make(map[string]struct{}, max)}
+	return &recCache{maxBytes: maxBytes, m: map[string]cached{}}
+}
+
+// approxSize estimates the memory a decoded record takes.
+func approxSize(r *crdt.Record) int {
+	n := 128 + 16*(len(r.Applied)+len(r.ExCov)+len(r.DelCov)) + 64*(len(r.Exist)+len(r.Dels))
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		n += 80 + len(f.Name) + 16*len(f.Cov)
+		for _, c := range f.Cands {
+			n += 64 + len(c.Value)
+		}
+	}
+	return n
 }
 
 // take removes and returns the state of key: the caller owns it and puts
 // it back (or a newer one) once its batch is handed to Pebble.
 func (c *recCache) take(key []byte) (*crdt.Record, bool) {
-	r, ok := c.m[string(key)]
-	if ok {
-		delete(c.m, string(key))
+	e, ok := c.m[string(key)]
+	if !ok || e.rec == nil {
+		return nil, false
 	}
-	return r, ok
+	c.m[string(key)] = cached{} // keep its place in order; no state
+	c.bytes -= e.size
+	return e.rec, true
 }
 
-// put stores rec (which the cache now owns) under key.
+// put stores rec (which the cache now owns) under key, evicting the
+// oldest keys beyond the byte budget.
 func (c *recCache) put(key []byte, rec *crdt.Record) {
 	k := string(key)
-	c.m[k] = rec
-	if _, ok := c.ringed[k]; ok {
+	size := approxSize(rec)
+	if size > c.maxBytes/4 {
+		c.drop(key)
 		return
 	}
-	if len(c.order) < c.max {
-		c.order = append(c.order, k)
+	old, ok := c.m[k]
+	if ok {
+		c.bytes -= old.size
 	} else {
-		old := c.order[c.next]
-		delete(c.m, old)
-		delete(c.ringed, old)
-		c.order[c.next] = k
-		c.next = (c.next + 1) % c.max
+		c.order = append(c.order, k)
 	}
-	c.ringed[k] = struct{}{}
+	c.m[k] = cached{rec: rec, size: size}
+	c.bytes += size
+	for c.bytes > c.maxBytes && c.head < len(c.order) {
+		ok := c.order[c.head]
+		c.head++
+		if e, found := c.m[ok]; found {
+			c.bytes -= e.size
+			delete(c.m, ok)
+		}
+	}
+	if c.head > len(c.order)/2 && c.head > 1024 {
+		c.order = append([]string(nil), c.order[c.head:]...)
+		c.head = 0
+	}
 }
 
-func (c *recCache) drop(key []byte) { delete(c.m, string(key)) }
+func (c *recCache) drop(key []byte) {
+	if e, ok := c.m[string(key)]; ok {
+		c.bytes -= e.size
+		delete(c.m, string(key))
+	}
+}
 
 // readCached returns the state of rkey for a writer holding s.mu: from the
 // cache (taking it out) or from Pebble.

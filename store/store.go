@@ -27,7 +27,7 @@ const PebbleFormat = pebble.FormatTableFormatV6
 // Defaults for Options.
 const (
 	DefaultMemTableSize = 32 << 20
-	DefaultCacheSize    = 32 << 20
+	DefaultCacheSize    = 128 << 20
 )
 
 // Options configure Open. The zero value of every field but Dir is usable.
@@ -51,8 +51,8 @@ type Options struct {
 	MemTableSize uint64
 	// CacheSize is Pebble's block cache size; 0 means DefaultCacheSize.
 	CacheSize int64
-	// RecordCache is how many decoded records the write paths keep
-	// (0: 65536).
+	// RecordCache is the approximate memory, in bytes, of the decoded
+	// records the write paths keep (0: 64 MiB).
 	RecordCache int
 	// NodeID, when not 0, is the node id given to a new store (deterministic
 	// simulations and the research lab); an existing store keeps its own.
