@@ -256,6 +256,11 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			engMu.Unlock()
 		}()
 	}
+	if cfg.Role == "hub" {
+		// A hub decides when deleted records are collected everywhere
+		// (see replication.Collector); devices follow its horizon.
+		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
+	}
 	r.engine = replication.NewEngine(ecfg)
 	return r, nil
 }

@@ -48,6 +48,9 @@ type Config struct {
 	Broadcast func(key string, payload []byte) error
 	// MaxBroadcast is the largest payload Broadcast takes.
 	MaxBroadcast int
+	// Collector, on a hub, decides tombstone collection; the engine feeds
+	// it every session's Have and steps it after every session.
+	Collector *Collector
 }
 
 // PartnerStatus is what the engine knows of one partner.
@@ -119,6 +122,15 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.Local.Log == nil {
 		cfg.Local.Log = hclog.NewNullLogger()
+	}
+	if c := cfg.Collector; c != nil {
+		prev := cfg.Local.OnPeerHave
+		cfg.Local.OnPeerHave = func(p Peer, have map[hlc.NodeID]store.Held) {
+			c.Observe(p, have)
+			if prev != nil {
+				prev(p, have)
+			}
+		}
 	}
 	return &Engine{
 		cfg:      cfg,
@@ -273,6 +285,17 @@ func (e *Engine) serveConn(c net.Conn) {
 	}
 	st := s.Snapshot()
 	e.log.Debug("incoming session done", "peer", p.Node, "received", st.WritesApplied, "sent", st.WritesSent)
+	e.stepCollector()
+}
+
+// stepCollector advances tombstone collection after a session.
+func (e *Engine) stepCollector() {
+	if e.cfg.Collector == nil {
+		return
+	}
+	if _, err := e.cfg.Collector.Step(); err != nil {
+		e.log.Warn("tombstone collection failed", "error", err)
+	}
 }
 
 func (e *Engine) track(c net.Conn) bool {
@@ -449,6 +472,7 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 	ps.LastError = ""
 	ps.LastSuccess = time.Now()
 	ps.NextTry = time.Time{}
+	go e.stepCollector()
 	return st, nil
 }
 

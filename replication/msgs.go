@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
 	"github.com/ugorji/go/codec"
 )
 
@@ -143,10 +145,12 @@ type Welcome struct {
 	PhysMs       int64
 }
 
-// Have lists what the sender holds, per origin.
+// Have lists what the sender holds, per origin, and its tombstone
+// horizon (flattened node, seq pairs; see Collector).
 type Have struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	Origins []OriginHeld
+	GC      []uint64
 }
 
 // OriginHeld is one origin's held sequence numbers: 1..Contig and the
@@ -352,6 +356,9 @@ func (m Msg) validate() error {
 	}
 	switch {
 	case m.Have != nil:
+		if _, err := flatToVV(m.Have.GC); err != nil {
+			return err
+		}
 		return checkHeld(m.Have.Origins)
 	case m.Chunk != nil:
 		for _, k := range m.Chunk.Skips {
@@ -461,4 +468,27 @@ func ReadMsg(r io.Reader) (Msg, int, error) {
 			return m, n, err
 		}
 	}
+}
+
+// flatToVV decodes a flattened version vector from the wire.
+func flatToVV(flat []uint64) (crdt.VV, error) {
+	if len(flat)%2 != 0 {
+		return nil, errors.New("replication: odd version vector")
+	}
+	var vv crdt.VV
+	for i := 0; i < len(flat); i += 2 {
+		vv = append(vv, crdt.Dot{Node: hlc.NodeID(flat[i]), Seq: flat[i+1]})
+	}
+	if !vv.Valid() {
+		return nil, errors.New("replication: malformed version vector")
+	}
+	return vv, nil
+}
+
+func vvToFlat(vv crdt.VV) []uint64 {
+	out := make([]uint64, 0, 2*len(vv))
+	for _, d := range vv {
+		out = append(out, uint64(d.Node), d.Seq)
+	}
+	return out
 }

@@ -23,6 +23,9 @@ type Store interface {
 	ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(*store.Batch, *store.Result) error) (*store.Result, error)
 	GetAny(table, id string) (*crdt.Record, error)
 	MergeRecordWith(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(*store.Batch, *crdt.Record) error) (bool, error)
+	GCHorizon() (crdt.VV, error)
+	RaiseGCHorizon(h crdt.VV) (crdt.VV, error)
+	Collect(limit int) (int, error)
 }
 
 // applyRemote applies writes and empties and, in the same batch, keeps
@@ -43,7 +46,21 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 			}
 		}
 	}
+	horizon, err := l.Store.GCHorizon()
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
+		// Deletes that arrive already under the tombstone horizon are
+		// collected at once, as every other replica has done.
+		if len(horizon) > 0 {
+			for key, rec := range res.Records {
+				if rec.Deleted() && rec.Applied.LessEq(horizon) {
+					table, id, _ := strings.Cut(key, "\x00")
+					b.CollectRecord(table, id)
+				}
+			}
+		}
 		if l.Scope.All {
 			return nil
 		}
@@ -160,6 +177,9 @@ type Local struct {
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).
 	ChunkBytes int
+	// OnPeerHave, if set, is told what a peer holds at the start of each
+	// session (a hub's Collector listens here).
+	OnPeerHave func(peer Peer, have map[hlc.NodeID]store.Held)
 	// OnApplied, if set, is called after each applied chunk with the
 	// store's result (the policy layer and metrics listen here).
 	OnApplied func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result)
@@ -329,7 +349,11 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	if !s.dialer {
 		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.Scope, PhysMs: s.l.Clock.Physical()}})
 	}
-	out = append(out, Msg{Have: &Have{Origins: toWireHeld(s.l.Store.Holdings())}})
+	h, err := s.l.Store.GCHorizon()
+	if err != nil {
+		return out, err
+	}
+	out = append(out, Msg{Have: &Have{Origins: toWireHeld(s.l.Store.Holdings()), GC: vvToFlat(h)}})
 	return out, nil
 }
 
@@ -339,7 +363,15 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 		if s.snd != nil {
 			return nil, fmt.Errorf("%w: second have", ErrProtocol)
 		}
-		s.snd = newSender(s, fromWireHeld(m.Have.Origins))
+		theirs := fromWireHeld(m.Have.Origins)
+		if err := s.checkHorizon(theirs, m.Have.GC); err != nil {
+			s.phase = phaseFinished
+			return []Msg{{Error: &ErrorMsg{Reason: err.Error()}}}, err
+		}
+		if s.l.OnPeerHave != nil {
+			s.l.OnPeerHave(s.peer, theirs)
+		}
+		s.snd = newSender(s, theirs)
 		return s.pump(s.refreshHidden(nil))
 	case m.Chunk != nil:
 		if s.gotDone {
@@ -509,6 +541,63 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 	s.asked = append(s.asked, request{keys: keys, writes: s.deferred})
 	s.deferred = nil
 	return []Msg{{RecordReq: &RecordReq{Keys: keys}}}, nil
+}
+
+// ErrResyncRequired: a replica's data is older than the tombstone horizon
+// (it was away while deleted records were collected); it must be reset and
+// resynced from scratch, or it could bring deleted data back.
+var ErrResyncRequired = errors.New("resync required: this replica was away while deleted records were collected; reset it (replicad reset) to resync from scratch")
+
+// checkHorizon refuses a peer whose holdings are below this replica's
+// tombstone horizon (a replica that holds some of an origin's writes, but
+// not all those the horizon covers), and adopts the peer's horizon when it
+// is higher and this replica is not itself below it, collecting what it
+// newly covers.
+func (s *Session) checkHorizon(theirs map[hlc.NodeID]store.Held, flat []uint64) error {
+	mine, err := s.l.Store.GCHorizon()
+	if err != nil {
+		return err
+	}
+	if below(theirs, mine, s.peer.Node) {
+		s.l.Log.Warn("peer refused: its data is older than the tombstone horizon", "peer", s.peer.Node)
+		return &RefusedError{Reason: "peer " + s.peer.Node.String() + ": " + ErrResyncRequired.Error()}
+	}
+	peerH, err := flatToVV(flat)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	if len(peerH) == 0 || peerH.LessEq(mine) {
+		return nil
+	}
+	if below(s.l.Store.Holdings(), peerH, s.l.Node) {
+		return ErrResyncRequired // the peer refuses us too; say why here
+	}
+	if _, err := s.l.Store.RaiseGCHorizon(peerH); err != nil {
+		return err
+	}
+	for {
+		n, err := s.l.Store.Collect(1000)
+		if err != nil {
+			return err
+		}
+		if n < 1000 {
+			return nil
+		}
+	}
+}
+
+// below reports whether holdings hold some but not all of an origin's
+// writes that horizon covers (a replica's own origin excepted).
+func below(held map[hlc.NodeID]store.Held, horizon crdt.VV, self hlc.NodeID) bool {
+	for _, d := range horizon {
+		if d.Node == self {
+			continue
+		}
+		if c := held[d.Node].Contig; c > 0 && c < d.Seq {
+			return true
+		}
+	}
+	return false
 }
 
 // refreshHidden asks a peer whose scope covers this replica's (so its

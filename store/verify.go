@@ -165,8 +165,19 @@ func (s *Store) Verify() error {
 	}
 	// Every record the log names is stored, unless purged; every stored
 	// record is named by the log, a merge, or was hidden.
-	for k := range perRec {
-		if !storedRec[k] && !purged[k] && !hiddenAny[k] {
+	horizon, err := func() (crdt.VV, error) {
+		v, c, err := snap.Get(metaKey(metaGC))
+		if err != nil {
+			return nil, nil // no horizon yet
+		}
+		defer c.Close()
+		return decodeVV(metaKey(metaGC), v)
+	}()
+	if err != nil {
+		return err
+	}
+	for k, vv := range perRec {
+		if !storedRec[k] && !purged[k] && !hiddenAny[k] && !(len(horizon) > 0 && vv.LessEq(horizon)) {
 			return fmt.Errorf("%w: the log names record %s, which is not stored", ErrCorrupt, FormatKey([]byte(k)))
 		}
 	}

@@ -20,13 +20,14 @@ import (
 // methods record the first error and return it from Err; the owning call
 // then fails and commits nothing.
 type Batch struct {
-	s      *Store
-	b      *pebble.Batch
-	hides  []hideOp
-	err    error
-	errSeq uint64 // sync-error ids allocated so far
-	now    func() time.Time
-	buf    []byte
+	s         *Store
+	b         *pebble.Batch
+	hides     []hideOp
+	collected map[string]bool // record keys removed by CollectRecord
+	err       error
+	errSeq    uint64 // sync-error ids allocated so far
+	now       func() time.Time
+	buf       []byte
 }
 
 func (s *Store) newBatch() *Batch {
@@ -103,6 +104,28 @@ func (b *Batch) SetHidden(table, id string, hidden bool, skipped crdt.VV) {
 	}
 	b.setEncoded(k, flatVV(vv))
 	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: true, skipped: vv})
+}
+
+// CollectRecord removes table/id's state with its tombstone, merge and
+// hidden marks (a deleted record under the tombstone horizon; see
+// Store.Collect), in this batch.
+func (b *Batch) CollectRecord(table, id string) {
+	if b.err != nil {
+		return
+	}
+	rkey := recordKey(nil, table, id)
+	b.del(rkey)
+	b.del(tombKey(table, id))
+	b.del(mergedKey(table, id))
+	xk := recordKey(nil, table, id)
+	xk[0] = pHidden
+	b.del(xk)
+	b.hides = append(b.hides, hideOp{key: table + "\x00" + id})
+	b.s.rcache.drop(rkey)
+	if b.collected == nil {
+		b.collected = map[string]bool{}
+	}
+	b.collected[string(rkey)] = true
 }
 
 // Err returns the first error a method of b met.
@@ -716,7 +739,9 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	s.errSeq = b.errSeq
 	s.applyHidden(b.hides)
 	for _, rs := range order {
-		s.rcache.put(rs.key, rs.rec) // res.Records are read-only for callers
+		if !b.collected[string(rs.key)] {
+			s.rcache.put(rs.key, rs.rec) // res.Records are read-only for callers
+		}
 	}
 	for _, d := range newParked {
 		s.parked[d] = true

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/crdt"
+)
+
+// Tombstone collection.
+//
+// The horizon is a version vector every replica that could still send
+// writes is known to hold (the sync layer's collector decides it and
+// replicates it). A deleted record whose Applied vector the horizon covers
+// can no longer receive a write concurrent with its delete, so its state
+// is removed: Collect. Its writes stay in the log and held, so re-sent old
+// writes are recognised as duplicates and never resurrect it.
+
+const metaGC = "gc"
+
+// GCHorizon returns the tombstone horizon (empty if none yet). The vector
+// is the caller's.
+func (s *Store) GCHorizon() (crdt.VV, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	k := metaKey(metaGC)
+	v, c, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read %s: %w", FormatKey(k), err)
+	}
+	defer c.Close()
+	return decodeVV(k, v)
+}
+
+// RaiseGCHorizon joins h into the stored horizon (it never lowers) and
+// returns the result.
+func (s *Store) RaiseGCHorizon(h crdt.VV) (crdt.VV, error) {
+	if !h.Valid() {
+		return nil, fmt.Errorf("%w: malformed horizon %v", ErrInvalid, h)
+	}
+	var out crdt.VV
+	err := s.commitBook(func(b *Batch) error {
+		cur, err := s.GCHorizon()
+		if err != nil {
+			return err
+		}
+		out = cur.Clone()
+		out.Join(h)
+		if out.Equal(cur) {
+			return nil
+		}
+		b.setEncoded(metaKey(metaGC), flatVV(out))
+		return b.err
+	})
+	return out, err
+}
+
+// Collect removes, in batches of up to limit (<= 0: 1,000) per call, the
+// state of deleted records whose Applied vector the stored horizon covers,
+// with their tombstone, merge and hidden marks. It returns how many it
+// removed. Call it until it returns fewer than limit.
+func (s *Store) Collect(limit int) (int, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	h, err := s.GCHorizon()
+	if err != nil || len(h) == 0 {
+		return 0, err
+	}
+	n := 0
+	err = s.commitBook(func(b *Batch) error {
+		err := s.scanPrefix([]byte{pTomb}, func(k, _ []byte) error {
+			if n == limit {
+				return errStopScan
+			}
+			table, id, ok := splitName(k[1:])
+			if !ok {
+				return corruptf(k, "malformed tombstone key")
+			}
+			rkey := recordKey(nil, table, id)
+			rec, found, err := s.readRecord(rkey)
+			if err != nil {
+				return err
+			}
+			if found && (!rec.Deleted() || !rec.Applied.LessEq(h)) {
+				return nil
+			}
+			b.CollectRecord(table, id)
+			n++
+			return b.err
+		})
+		if errors.Is(err, errStopScan) {
+			err = nil
+		}
+		return err
+	})
+	return n, err
+}
+
+var errStopScan = errors.New("stop")
