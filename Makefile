@@ -26,7 +26,7 @@ DAEMON := $(wildcard cmd/replicad/*.go)
 HAVE_PKGS = test -n "$$(go list -e ./... 2>/dev/null)"
 NO_PKGS = echo "no packages yet"
 
-.PHONY: help build test race lint fuzz bench tidy-check run e2e clean
+.PHONY: help build test race lint fuzz bench tidy-check run e2e soak-sync clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -67,6 +67,15 @@ lint: ## Fail on any gofmt difference (tracked and untracked .go files) or go ve
 	fi; \
 	echo "gofmt: $${#existing[@]} files ok"
 	@if $(HAVE_PKGS); then set -x; go vet ./...; else $(NO_PKGS); fi
+
+# Long variants of the randomized tests (not in make test).
+SOAK_RUNS ?= 500
+SOAK_STEPS ?= 2000
+SOAK_HISTORIES ?= 2000000
+
+soak-sync: ## Long randomized runs: SOAK_RUNS clusters of SOAK_STEPS steps, SOAK_HISTORIES merge histories
+	go test -timeout 0 -run 'TestRandomCluster$$' ./replication -sync.runs=$(SOAK_RUNS) -sync.steps=$(SOAK_STEPS) -v 2>&1 | grep -E '^(---|ok|FAIL)|seed' | tail -20
+	go test -timeout 0 -run 'TestRandomHistories$$' ./crdt -crdt.histories=$(SOAK_HISTORIES)
 
 fuzz: ## Run every Fuzz* target in the repository, one at a time, each for FUZZTIME
 	@FUZZTIME='$(FUZZTIME)' scripts/fuzz-all.sh

@@ -268,3 +268,41 @@ func TestScopeEnterLeave(t *testing.T) {
 		}
 	}
 }
+
+// TestHubCluster: two hubs are full replicas of each other; devices sync
+// with either and see the same data; a device may switch hubs.
+func TestHubCluster(t *testing.T) {
+	s := newSim(t)
+	h1 := s.add("h1", "hub", FullScope())
+	h2 := s.add("h2", "hub", FullScope())
+	a := s.add("a", "device", FullScope())
+	b := s.add("b", "device", FullScope())
+	s.write(a, "wo", "1", map[string]any{"start": "08:00"}, false)
+	s.write(b, "wo", "2", map[string]any{"start": "09:00"}, false)
+	s.mustSync(a, h1)
+	s.mustSync(b, h2)
+	s.mustSync(h1, h2)
+	s.mustSync(a, h1)
+	s.mustSync(b, h2)
+	if !converged(t, []*simNode{h1, h2, a, b}) {
+		t.Fatal("hub cluster and devices differ")
+	}
+	// a switches to h2 and writes; b reads it through h1.
+	a.phys += 10
+	s.write(a, "wo", "2", map[string]any{"end": "10:00"}, false)
+	s.mustSync(a, h2)
+	s.mustSync(h2, h1)
+	s.mustSync(b, h1)
+	rec, err := b.st.Get("wo", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rec.Get("end"); v.String() != `"10:00"` {
+		t.Fatalf("b sees end=%s", v)
+	}
+	// A second session between the hubs sends nothing: nothing is sent twice.
+	s1, s2, err := s.session(h1, h2, 0)
+	if err != nil || s1.WritesSent+s2.WritesSent != 0 {
+		t.Fatalf("idle hub session: %v, %d+%d writes", err, s1.WritesSent, s2.WritesSent)
+	}
+}
