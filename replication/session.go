@@ -33,7 +33,7 @@ type Store interface {
 // markScope); hide lists records to hide with the writes skipped for them.
 // It returns the records that must be fetched whole before they can be
 // shown (they entered the scope through writes alone).
-func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide map[RecordKey]crdt.VV, purge []RecordKey) (*store.Result, []RecordKey, error) {
+func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide, purge map[RecordKey]crdt.VV) (*store.Result, []RecordKey, error) {
 	var fetch []RecordKey
 	visible := map[string]bool{}
 	if !l.Scope.All {
@@ -76,8 +76,8 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 		for k, skipped := range hide {
 			b.SetHidden(k.Table, k.ID, true, skipped)
 		}
-		for _, k := range purge {
-			b.Purge(k.Table, k.ID)
+		for k, skipped := range purge {
+			b.Purge(k.Table, k.ID, skipped)
 		}
 		return nil
 	})
@@ -746,7 +746,7 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 		byKey[k] = append(byKey[k], w)
 	}
 	var retry []*crdt.Write
-	var purge []RecordKey
+	purge := map[RecordKey]crdt.VV{}
 	hide := map[RecordKey]crdt.VV{}
 	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, rs := range r.Recs {
@@ -771,7 +771,12 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 				skipped.Set(w.Dot())
 			}
 			if s.peer.Scope.Covers(s.l.Scope) && s.coveredBy(k, rs.Applied) {
-				purge = append(purge, k)
+				// Dropping the state: whatever it held must be in the
+				// state that shows the record again, as skipped writes are.
+				if rec, err := s.l.Store.GetAny(k.Table, k.ID); err == nil {
+					skipped.Join(rec.Applied)
+				}
+				purge[k] = skipped
 			} else {
 				hide[k] = skipped
 			}

@@ -100,6 +100,9 @@ func (s *sim) write(n *simNode, table, id string, fields map[string]any, del boo
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	r, err := n.st.WriteWith(n.clock, table, id, fs, del, n.local.LocalWriteHook())
+	if errors.Is(err, store.ErrOutOfScope) {
+		return nil // as the API does: the record is not in this replica's scope
+	}
 	if err != nil {
 		s.fail("write at %s: %v", n.name, err)
 	}

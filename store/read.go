@@ -108,7 +108,7 @@ func (s *Store) applyHidden(ops []hideOp) {
 	for _, op := range ops {
 		switch {
 		case op.purge:
-			s.hidden[op.key] = nil
+			s.hidden[op.key] = op.skipped
 			s.purged[op.key] = true
 		case op.hide:
 			s.hidden[op.key] = op.skipped

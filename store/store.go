@@ -410,7 +410,14 @@ func (s *Store) load() error {
 			return corruptf(k, "malformed hidden-record key")
 		}
 		if isPurgeMark(v) {
-			s.hidden[string(k[1:])] = nil
+			var vv crdt.VV
+			if len(v) > 1 {
+				var err error
+				if vv, err = decodeVV(k, v[1:]); err != nil {
+					return err
+				}
+			}
+			s.hidden[string(k[1:])] = vv
 			s.purged[string(k[1:])] = true
 			return nil
 		}

@@ -41,27 +41,43 @@ type hideOp struct {
 	skipped crdt.VV
 }
 
-// purgeMark is the value of a hidden-record key whose state was removed.
-var purgeMark = []byte{0xff}
-
-func isPurgeMark(v []byte) bool { return len(v) == 1 && v[0] == 0xff }
+// A hidden-record key whose state was removed holds 0xff, then the
+// writes skipped for it (a flattened version vector, msgpack), if any.
+func isPurgeMark(v []byte) bool { return len(v) >= 1 && v[0] == 0xff }
 
 // Purge removes table/id's state from this replica, keeping it hidden:
 // it is confirmed outside this replica's scope by a replica that holds
 // the whole table. Its writes stay in the log and held. If it comes back
 // into scope, it arrives whole again.
-func (b *Batch) Purge(table, id string) {
+func (b *Batch) Purge(table, id string, skipped crdt.VV) {
 	if b.err != nil {
 		return
 	}
+	cur, _ := b.s.hiddenSkipped(table, id)
+	for _, op := range b.hides {
+		if op.key == table+"\x00"+id {
+			cur = op.skipped
+		}
+	}
+	vv := cur.Clone()
+	vv.Join(skipped)
 	b.del(recordKey(nil, table, id))
 	b.s.rcache.drop(recordKey(nil, table, id))
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
 	k := recordKey(nil, table, id)
 	k[0] = pHidden
-	b.set(k, purgeMark)
-	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: true, purge: true})
+	mark := []byte{0xff}
+	if len(vv) > 0 {
+		enc, err := encodeValue(nil, flatVV(vv))
+		if err != nil {
+			b.err = err
+			return
+		}
+		mark = append(mark, enc...)
+	}
+	b.set(k, mark)
+	b.hides = append(b.hides, hideOp{key: table + "\x00" + id, hide: true, purge: true, skipped: vv})
 }
 
 // SetHidden hides table/id (it left this replica's scope: reads report
@@ -268,7 +284,8 @@ type WriteResult struct {
 // Concurrent writers share fsyncs.
 //
 // On error nothing was applied and the local sequence counter did not
-// advance. Errors: ErrInvalid (bad names, fields), ErrCorrupt (the stored
+// advance. Errors: ErrOutOfScope (the record is hidden: it left this
+// replica's scope), ErrInvalid (bad names, fields), ErrCorrupt (the stored
 // record does not decode), ErrClosed, ErrFailed (an I/O error; the store
 // must be reopened). The store keeps references to the field values: do
 // not modify them afterwards. The returned write is the caller's.
@@ -308,6 +325,12 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	if err := s.usable(); err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	if s.isHidden(table, id) {
+		// Its state here may be stale or gone: a write would not carry
+		// what it supersedes.
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: record %s/%q", ErrOutOfScope, table, id)
 	}
 	rkey := recordKey(nil, table, id)
 	rec, _, err := s.readCached(rkey)
