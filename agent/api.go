@@ -272,6 +272,9 @@ func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	return a.with(func(rp *replica) (any, error) {
 		rec, err := rp.store.Get(table, id)
+		if errors.Is(err, store.ErrOutOfScope) {
+			return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
+		}
 		if errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists() {
 			return nil, errf(http.StatusNotFound, "record %s/%s not found", table, id)
 		}
@@ -289,6 +292,9 @@ func (a *Agent) deleteRecord(w http.ResponseWriter, r *http.Request) (any, error
 	}
 	return a.with(func(rp *replica) (any, error) {
 		rec, err := rp.store.Get(table, id)
+		if errors.Is(err, store.ErrOutOfScope) {
+			return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
+		}
 		if errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists() {
 			return nil, errf(http.StatusNotFound, "record %s/%s not found", table, id)
 		}
