@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"github.com/replicad/replicad/internal/msgp"
 	"sync"
 
 	"github.com/ugorji/go/codec"
@@ -74,37 +75,8 @@ func decodeValue(key, data []byte, v any) (err error) {
 // id), without reflection: it is written once per applied write.
 func appendFeedValue(b []byte, origin, seq uint64, table, id string) []byte {
 	b = append(b, 0x94)
-	b = appendMsgpackUint(b, origin)
-	b = appendMsgpackUint(b, seq)
-	b = appendMsgpackStr(b, table)
-	return appendMsgpackStr(b, id)
-}
-
-func appendMsgpackUint(b []byte, v uint64) []byte {
-	switch {
-	case v < 128:
-		return append(b, byte(v))
-	case v <= 0xff:
-		return append(b, 0xcc, byte(v))
-	case v <= 0xffff:
-		return append(b, 0xcd, byte(v>>8), byte(v))
-	case v <= 0xffffffff:
-		return append(b, 0xce, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-	}
-	return append(b, 0xcf, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-}
-
-func appendMsgpackStr(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= 0xff:
-		b = append(b, 0xd9, byte(n))
-	case n <= 0xffff:
-		b = append(b, 0xda, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
+	b = msgp.Uint(b, origin)
+	b = msgp.Uint(b, seq)
+	b = msgp.Str(b, table)
+	return msgp.Str(b, id)
 }

@@ -60,6 +60,7 @@ func TestLayering(t *testing.T) {
 	allowedPure := map[string]bool{
 		module + "/hlc":                     true,
 		module + "/crdt":                    true,
+		module + "/internal/msgp":           true,
 		"github.com/ugorji/go/codec":        true,
 		"github.com/cockroachdb/datadriven": true, // tests only
 	}
