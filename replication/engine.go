@@ -213,6 +213,9 @@ func (e *Engine) HandlePush(payload []byte) {
 	if w.Origin == e.cfg.Local.Node || !e.cfg.Local.Scope.Selects(w.Table, nil) && !e.cfg.Local.Scope.NeedsRecord(w.Table) {
 		return
 	}
+	if e.cfg.Local.Scope.NeedsRecord(w.Table) && !e.cfg.Local.visible(w.Table, w.ID) {
+		return // not a record this replica shows: anti-entropy decides
+	}
 	if _, held := e.cfg.Local.causalReady([]*crdt.Write{w}); len(held) > 0 {
 		return // the record is entering this replica's scope: anti-entropy fetches it whole
 	}
@@ -450,6 +453,15 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 			st, peer = s.Snapshot(), s.Peer()
 		}
 	}
+	e.record(p, ps, st, peer, err)
+	if err == nil {
+		e.stepCollector()
+	}
+	return st, err
+}
+
+// record notes a session's outcome in the partner's status and backoff.
+func (e *Engine) record(p Partner, ps *partnerState, st Stats, peer Peer, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ps.Last = st
@@ -466,14 +478,12 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 		}
 		ps.NextTry = time.Now().Add(min(back, e.cfg.MaxBackoff))
 		e.log.Debug("sync failed", "partner", p.Addr, "error", err, "retry_in", min(back, e.cfg.MaxBackoff).String())
-		return st, err
+		return
 	}
 	ps.Failures = 0
 	ps.LastError = ""
 	ps.LastSuccess = time.Now()
 	ps.NextTry = time.Time{}
-	go e.stepCollector()
-	return st, nil
 }
 
 // Partners returns the status of every partner seen, sorted by address.
