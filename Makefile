@@ -26,7 +26,7 @@ DAEMON := $(wildcard cmd/replicad/*.go)
 HAVE_PKGS = test -n "$$(go list -e ./... 2>/dev/null)"
 NO_PKGS = echo "no packages yet"
 
-.PHONY: help build test race lint fuzz bench tidy-check run e2e soak-sync clean
+.PHONY: help build test race lint fuzz bench tidy-check run e2e demo soak-sync clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -115,6 +115,9 @@ run: build ## Build and run `bin/replicad agent` on its defaults: a device, data
 
 e2e: ## Run the end-to-end tests only (builds the binary once; hub and devices as processes on loopback)
 	go test -count=1 -timeout 5m ./test/e2e
+
+demo: build ## Hub and two devices on loopback: offline edits of a work order per policy, a conflict and its resolution (about 20 s; cleans up)
+	scripts/demo.sh
 
 clean: ## Remove bin/ and the benchmark results
 	rm -rf bin bench-results $(filter-out bench-results,$(BENCHDIR))
