@@ -81,7 +81,11 @@ func (s *sim) local(r *replica) {
 		perm := s.rng.Perm(len(s.fields))[:k]
 		sort.Ints(perm)
 		for _, fi := range perm {
-			w.Fields = append(w.Fields, FieldValue{s.fields[fi], MustValue(fmt.Sprintf("%d.%d.%s", r.id, r.seq, s.fields[fi]))})
+			v := MustValue(fmt.Sprintf("%d.%d.%s", r.id, r.seq, s.fields[fi]))
+			if s.rng.IntN(10) == 0 {
+				v = Cleared
+			}
+			w.Fields = append(w.Fields, FieldValue{s.fields[fi], v})
 		}
 	}
 	if err := w.Validate(); err != nil {

@@ -289,9 +289,7 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 				if sup != nil {
 					*sup = append(*sup, f.Cands[0])
 				}
-				e := op
-				e.Value = fv.Value
-				f.Cands[0] = e
+				f.Cands[0] = fieldEntry(op, fv.Value)
 				continue
 			}
 			f.Cands = removeCovered(f.Cands, w.Ctx, sup)
@@ -306,9 +304,7 @@ func (r *Record) Apply(w *Write, out *Outcome) {
 			if fo != nil {
 				fo.Concurrent = append(fo.Concurrent, f.Cands...)
 			}
-			e := op
-			e.Value = fv.Value
-			f.Cands = insertEntry(f.Cands, e)
+			f.Cands = insertEntry(f.Cands, fieldEntry(op, fv.Value))
 		}
 	}
 	r.Applied.Set(d)
@@ -346,6 +342,17 @@ func (r *Record) applyDelete(w *Write, op Entry, out *Outcome) {
 	if live {
 		r.Dels = insertEntry(r.Dels, op)
 	}
+}
+
+// fieldEntry is a write's candidate for one field: its value, or a
+// marker when the value is Cleared.
+func fieldEntry(op Entry, v Value) Entry {
+	if v.IsCleared() {
+		op.Delete = true
+		return op
+	}
+	op.Value = v
+	return op
 }
 
 func hasValue(es []Entry) bool {

@@ -24,6 +24,16 @@ type Value []byte
 // Null is the encoding of JSON null.
 var Null = Value{0xc0}
 
+// Cleared, as a field's value in a write, clears the field: the write's
+// candidate for it is a marker like a delete's, on that field only (the
+// policy layer undoes a rejected write that created a field this way). It
+// is a msgpack extension, never the encoding of a JSON value, so no API
+// input can produce it.
+var Cleared = Value{0xd4, 0x7f, 0x00}
+
+// IsCleared reports whether v is Cleared.
+func (v Value) IsCleared() bool { return len(v) == 3 && v[0] == 0xd4 && v[1] == 0x7f && v[2] == 0 }
+
 // ValueHandle is the msgpack configuration used for values. It is configured
 // once here and must not be changed.
 var ValueHandle = newValueHandle()
@@ -228,6 +238,9 @@ func (v Value) JSON() ([]byte, error) {
 // Validate checks that v is one canonical encoding of a JSON value, as a
 // receiver must before storing a value that came from the network.
 func (v Value) Validate() error {
+	if v.IsCleared() {
+		return nil
+	}
 	x, err := v.Decode()
 	if err != nil {
 		return err

@@ -1,0 +1,249 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+)
+
+// Kind is a table's policy.
+type Kind string
+
+// The policies.
+const (
+	LWW        Kind = "lww"
+	ClientWins Kind = "client-wins"
+	ServerWins Kind = "server-wins"
+	Manual     Kind = "manual"
+)
+
+// Parse reads a policy name.
+func Parse(s string) (Kind, error) {
+	switch k := Kind(s); k {
+	case LWW, ClientWins, ServerWins, Manual:
+		return k, nil
+	case "":
+		return LWW, nil
+	}
+	return "", fmt.Errorf("policy %q: want lww, client-wins, server-wins or manual", s)
+}
+
+// NeedsArbiter reports whether the policy's outcome is decided by the hub.
+func (k Kind) NeedsArbiter() bool { return k == ClientWins || k == ServerWins }
+
+// Loss is a value overridden or rejected, for the sync-error log.
+type Loss struct {
+	Field   string
+	Losing  crdt.Entry // the value that lost (Delete set: a delete or a cleared field)
+	Winning crdt.Entry // the value that won (Delete set: the field ends absent)
+}
+
+// Decision is what the arbiter does about a write it applied.
+type Decision struct {
+	// Fields, when not empty, is a write the arbiter makes now (sorted by
+	// name; crdt.Cleared clears a field). Made after the applied write,
+	// with the record's whole context, it supersedes every candidate.
+	Fields []crdt.FieldValue
+	// Rejected: server-wins undid the write.
+	Rejected bool
+	// Redelete: client-wins asserts a delete that arrived last.
+	Redelete bool
+	// Write: make the write even if Fields is empty (server-wins undoing a
+	// delete of a record that had no field values: it re-creates it).
+	Write bool
+	// Losses are the values overridden or rejected.
+	Losses []Loss
+}
+
+// Empty reports whether there is nothing to write.
+func (d Decision) Empty() bool { return len(d.Fields) == 0 && !d.Redelete && !d.Write }
+
+// Arbitrate decides, at the arbiter, about the remote write w that was
+// just applied with outcome out. Writes the arbiter made itself and
+// duplicates need no decision.
+func Arbitrate(k Kind, w *crdt.Write, out *crdt.Outcome, arbiter hlc.NodeID) Decision {
+	if out == nil || out.Duplicate || out.NotReady || w.Origin == arbiter || w.Elided {
+		return Decision{}
+	}
+	switch k {
+	case ClientWins:
+		return clientWins(w, out)
+	case ServerWins:
+		return serverWins(w, out)
+	case LWW:
+		return Decision{Losses: lwwLosses(w, out)}
+	}
+	return Decision{}
+}
+
+// writeEntry is w's own candidate for a field.
+func writeEntry(w *crdt.Write, v crdt.Value) crdt.Entry {
+	e := crdt.Entry{Origin: w.Origin, Seq: w.Seq, TS: w.TS, Delete: w.Delete}
+	if v.IsCleared() {
+		e.Delete = true
+	} else if !w.Delete {
+		e.Value = v
+	}
+	return e
+}
+
+func valueOf(w *crdt.Write, field string) crdt.Value {
+	for _, f := range w.Fields {
+		if f.Name == field {
+			return f.Value
+		}
+	}
+	return nil
+}
+
+func maxEntry(es []crdt.Entry, skip crdt.Dot) (crdt.Entry, bool) {
+	var best crdt.Entry
+	ok := false
+	for _, e := range es {
+		if e.Dot() == skip {
+			continue
+		}
+		if !ok || best.Stamp().Less(e.Stamp()) {
+			best, ok = e, true
+		}
+	}
+	return best, ok
+}
+
+// lwwLosses: where w stands beside concurrent candidates, every candidate
+// but the highest-stamped lost.
+func lwwLosses(w *crdt.Write, out *crdt.Outcome) []Loss {
+	var losses []Loss
+	for _, fo := range out.Fields {
+		if fo.Dead || len(fo.Concurrent) == 0 {
+			continue
+		}
+		all := append(append([]crdt.Entry(nil), fo.Concurrent...), writeEntry(w, valueOf(w, fo.Name)))
+		win, _ := maxEntry(all, crdt.Dot{})
+		for _, e := range all {
+			if e.Dot() != win.Dot() && !(e.Delete && win.Delete) {
+				losses = append(losses, Loss{Field: fo.Name, Losing: e, Winning: win})
+			}
+		}
+	}
+	return losses
+}
+
+func clientWins(w *crdt.Write, out *crdt.Outcome) Decision {
+	var d Decision
+	if w.Delete {
+		// A delete that arrives last wins over concurrent values.
+		if len(out.ExistConcurrent) == 0 {
+			return d
+		}
+		d.Redelete = true
+		for _, fo := range out.Fields {
+			for _, e := range fo.Concurrent {
+				if !e.Delete {
+					d.Losses = append(d.Losses, Loss{Field: fo.Name, Losing: e, Winning: writeEntry(w, nil)})
+				}
+			}
+		}
+		return d
+	}
+	for _, fo := range out.Fields {
+		if fo.Dead || len(fo.Concurrent) == 0 {
+			continue
+		}
+		v := valueOf(w, fo.Name)
+		d.Fields = append(d.Fields, crdt.FieldValue{Name: fo.Name, Value: v})
+		for _, e := range fo.Concurrent {
+			d.Losses = append(d.Losses, Loss{Field: fo.Name, Losing: e, Winning: writeEntry(w, v)})
+		}
+	}
+	// A concurrent delete of the record loses too: writing the values
+	// again brings the record back.
+	if len(d.Fields) == 0 {
+		for _, e := range out.ExistConcurrent {
+			if e.Delete {
+				for _, f := range w.Fields {
+					d.Fields = append(d.Fields, f)
+				}
+				d.Losses = append(d.Losses, Loss{Losing: e, Winning: writeEntry(w, nil)})
+				break
+			}
+		}
+	}
+	sortFields(d.Fields)
+	return d
+}
+
+func serverWins(w *crdt.Write, out *crdt.Outcome) Decision {
+	var d Decision
+	if len(out.ExistConcurrent) == 0 {
+		return d // the writer had seen every change the hub accepted
+	}
+	d.Rejected = true
+	d.Write = w.Delete // undoing a delete re-creates the record
+	self := crdt.Dot{Node: w.Origin, Seq: w.Seq}
+	for _, fo := range out.Fields {
+		// What the field was before w: the newest of what w replaced and
+		// what stands beside it.
+		prior := append(append([]crdt.Entry(nil), fo.Superseded...), fo.Concurrent...)
+		before, ok := maxEntry(prior, self)
+		mine := writeEntry(w, valueOf(w, fo.Name))
+		if fo.Dead {
+			continue // w's value never showed here
+		}
+		if !ok || before.Delete {
+			d.Fields = append(d.Fields, crdt.FieldValue{Name: fo.Name, Value: crdt.Cleared})
+			d.Losses = append(d.Losses, Loss{Field: fo.Name, Losing: mine, Winning: crdt.Entry{Delete: true}})
+			continue
+		}
+		d.Fields = append(d.Fields, crdt.FieldValue{Name: fo.Name, Value: before.Value})
+		d.Losses = append(d.Losses, Loss{Field: fo.Name, Losing: mine, Winning: before})
+	}
+	sortFields(d.Fields)
+	return d
+}
+
+func sortFields(fs []crdt.FieldValue) {
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+}
+
+// Conflict is a field (or, with Field "", the record's existence) whose
+// concurrent candidates a person must choose between.
+type Conflict struct {
+	Field      string
+	Candidates []crdt.Entry
+}
+
+// Conflicts returns what a person must choose under policy k: under
+// manual, every field with several live candidates of which one is a
+// value, and a delete concurrent with an update; under the other policies
+// nothing (lww picks, the arbiter decides).
+func Conflicts(k Kind, rec *crdt.Record) []Conflict {
+	if k != Manual {
+		return nil
+	}
+	var out []Conflict
+	if rec.ExistConflict() {
+		out = append(out, Conflict{Candidates: append([]crdt.Entry(nil), rec.Exist...)})
+	}
+	for _, f := range rec.Conflicted() {
+		out = append(out, Conflict{Field: f, Candidates: append([]crdt.Entry(nil), rec.Candidates(f)...)})
+	}
+	return out
+}
+
+// Pending reports whether a record of a table under policy k shows a
+// change the arbiter has not decided yet: a live candidate from a write
+// the arbiter is not known to hold (held tells).
+func Pending(k Kind, rec *crdt.Record, arbiter hlc.NodeID, held func(crdt.Dot) bool) bool {
+	if !k.NeedsArbiter() {
+		return false
+	}
+	for _, e := range rec.Exist {
+		if e.Origin != arbiter && !held(e.Dot()) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,148 @@
+package replication
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/store"
+)
+
+// arbiter makes the sim's hub arbitrate per table, as the daemon will:
+// decisions from each applied chunk, then the hub's compensating writes
+// and sync-error entries after the session.
+type arbiter struct {
+	hub      *simNode
+	policies map[string]policy.Kind
+	pending  []pendingDecision
+}
+
+type pendingDecision struct {
+	w *crdt.Write
+	d policy.Decision
+}
+
+func newArbiter(s *sim, hub *simNode, policies map[string]policy.Kind) *arbiter {
+	a := &arbiter{hub: hub, policies: policies}
+	hub.local.OnApplied = func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) {
+		for i, w := range ws {
+			if res.Status[i] != store.Applied {
+				continue
+			}
+			d := policy.Arbitrate(a.policies[w.Table], w, &res.Outcomes[i], hub.local.Node)
+			if !d.Empty() || len(d.Losses) > 0 {
+				a.pending = append(a.pending, pendingDecision{w, d})
+			}
+		}
+	}
+	return a
+}
+
+// settle makes the hub's decisions.
+func (a *arbiter) settle(t *testing.T) {
+	t.Helper()
+	for _, p := range a.pending {
+		if !p.d.Empty() {
+			if _, err := a.hub.st.Write(a.hub.clock, p.w.Table, p.w.ID, p.d.Fields, p.d.Redelete); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, l := range p.d.Losses {
+			e := &store.SyncError{Table: p.w.Table, Record: p.w.ID, Fields: []string{l.Field},
+				Policy: string(a.policies[p.w.Table]), Detail: fmt.Sprintf("rejected=%v", p.d.Rejected)}
+			if _, err := a.hub.st.AppendSyncError(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a.pending = nil
+}
+
+func (a *arbiter) sync(t *testing.T, s *sim, dev *simNode) {
+	t.Helper()
+	s.mustSync(dev, a.hub)
+	a.settle(t)
+}
+
+func get(t *testing.T, n *simNode, table, id, field string) string {
+	t.Helper()
+	rec, err := n.st.Get(table, id)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	v, ok := rec.Get(field)
+	if !ok {
+		return "<none>"
+	}
+	return v.String()
+}
+
+// TestPoliciesWorkOrder is the seed's example under each policy: a
+// technician offline changes a work order's Start Time, a dispatcher at
+// the office (the hub) changes its End Time; then both change Start Time.
+func TestPoliciesWorkOrder(t *testing.T) {
+	for _, tc := range []struct {
+		kind                 policy.Kind
+		wantStart, wantEnd   string // after the different-fields edits
+		wantSame             string // start after both edit it (tech syncs last)
+		wantErrors, conflict bool
+	}{
+		{policy.LWW, `"09:00"`, `"12:00"`, `"07:30"`, true, false},
+		{policy.ClientWins, `"09:00"`, `"12:00"`, `"10:00"`, true, false},
+		{policy.ServerWins, `"08:00"`, `"12:00"`, `"07:30"`, true, false},
+		{policy.Manual, `"09:00"`, `"12:00"`, `"07:30"`, false, true},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			s := newSim(t)
+			hub := s.add("hub", "hub", FullScope())
+			tech := s.add("tech", "device", FullScope())
+			a := newArbiter(s, hub, map[string]policy.Kind{"wo": tc.kind})
+			s.write(hub, "wo", "1", map[string]any{"start": "08:00", "end": "10:00"}, false)
+			a.sync(t, s, tech)
+			// Offline: the technician moves Start, the dispatcher moves End.
+			tech.phys += 100
+			s.write(tech, "wo", "1", map[string]any{"start": "09:00"}, false)
+			hub.phys += 200
+			s.write(hub, "wo", "1", map[string]any{"end": "12:00"}, false)
+			a.sync(t, s, tech)
+			a.sync(t, s, tech)
+			for _, n := range []*simNode{hub, tech} {
+				if got := get(t, n, "wo", "1", "start"); got != tc.wantStart {
+					t.Errorf("%s: start = %s, want %s", n.name, got, tc.wantStart)
+				}
+				if got := get(t, n, "wo", "1", "end"); got != tc.wantEnd {
+					t.Errorf("%s: end = %s, want %s", n.name, got, tc.wantEnd)
+				}
+			}
+			// Both change Start Time; the dispatcher's stamp is later, the
+			// technician's change reaches the hub last.
+			tech.phys += 1000
+			s.write(tech, "wo", "1", map[string]any{"start": "10:00"}, false)
+			hub.phys += 5000
+			s.write(hub, "wo", "1", map[string]any{"start": "07:30"}, false)
+			a.sync(t, s, tech)
+			a.sync(t, s, tech)
+			for _, n := range []*simNode{hub, tech} {
+				if got := get(t, n, "wo", "1", "start"); got != tc.wantSame {
+					t.Errorf("%s: start after the same-field edits = %s, want %s", n.name, got, tc.wantSame)
+				}
+			}
+			rec, _ := hub.st.Get("wo", "1")
+			if got := len(policy.Conflicts(tc.kind, rec)) > 0; got != tc.conflict {
+				t.Errorf("conflict shown: %v, want %v (%v)", got, tc.conflict, rec.Candidates("start"))
+			}
+			errs, err := hub.st.ListSyncErrors(0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(errs) > 0) != tc.wantErrors {
+				t.Errorf("%d sync errors, want some: %v", len(errs), tc.wantErrors)
+			}
+			if !converged(t, []*simNode{hub, tech}) {
+				t.Error("replicas differ")
+			}
+		})
+	}
+}
