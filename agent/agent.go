@@ -68,6 +68,7 @@ type replica struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	out    *outbound
+	arb    *arbiter // on the arbitrating hub
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -260,6 +261,10 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		// A hub decides when deleted records are collected everywhere
 		// (see replication.Collector); devices follow its horizon.
 		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
+		if !cfg.NoArbiter {
+			r.arb = newArbiter(r, cfg.Policies)
+			ecfg.Local.ApplyHook = r.arb.hook
+		}
 	}
 	r.engine = replication.NewEngine(ecfg)
 	return r, nil
@@ -294,6 +299,27 @@ func (r *replica) start() {
 			}
 		}
 	}()
+	if r.arb != nil {
+		// Carry out the policy decisions queued by applied batches (and
+		// any left by a crash), as they come.
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				if err := r.arb.drain(); err != nil {
+					r.a.log.Error("policy decisions", "error", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-r.arb.kick:
+				case <-t.C:
+				}
+			}
+		}()
+	}
 }
 
 // close stops everything of the replica and closes its store.

@@ -64,9 +64,13 @@ type Config struct {
 	Hubs []string
 	// Join are gossip addresses of members to join.
 	Join []string
-	// Policies maps a table to its policy. Recorded and reported only:
-	// the policy layer is not wired yet, every table merges as lww.
+	// Policies maps a table to its policy (package policy). A hub
+	// arbitrates client-wins and server-wins tables, and logs the values
+	// lww overrides; manual tables show conflicts.
 	Policies map[string]string
+	// NoArbiter stops a hub from arbitrating: in a hub cluster exactly one
+	// hub arbitrates, the others set this.
+	NoArbiter bool
 	// ClusterID names the cluster (default "replicad"); peers of another
 	// cluster are refused and a store of another cluster is not opened.
 	ClusterID string
@@ -99,6 +103,7 @@ type fileConfig struct {
 	ClusterID      *string            `hcl:"cluster_id,optional"`
 	LogLevel       *string            `hcl:"log_level,optional"`
 	LogJSON        *bool              `hcl:"log_json,optional"`
+	NoArbiter      *bool              `hcl:"no_arbiter,optional"`
 	MaxClockOffset *string            `hcl:"max_clock_offset,optional"`
 	ClockOffset    *string            `hcl:"clock_offset,optional"`
 	PullInterval   *string            `hcl:"pull_interval,optional"`
@@ -166,6 +171,9 @@ func (c *Config) LoadFile(path string) error {
 	str(fc.LogLevel, &c.LogLevel)
 	if fc.LogJSON != nil {
 		c.LogJSON = *fc.LogJSON
+	}
+	if fc.NoArbiter != nil {
+		c.NoArbiter = *fc.NoArbiter
 	}
 	if fc.MaxBodyBytes != nil {
 		c.MaxBodyBytes = *fc.MaxBodyBytes

@@ -55,10 +55,11 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.StringVar(&fv.GossipProfile, "gossip-profile", def.GossipProfile, "gossip timings: lan, or local for loopback tests")
 	fs.StringArrayVar(&fv.Hubs, "hub", nil, "a hub's sync `ADDR` to dial (repeatable)")
 	fs.StringArrayVar(&fv.Join, "join", nil, "a member's gossip `ADDR` to join (repeatable)")
-	fs.StringArrayVar(&policies, "policy", nil, "`TABLE=POLICY` (repeatable; lww|client-wins|server-wins|manual; recorded and reported only, not applied yet)")
+	fs.StringArrayVar(&policies, "policy", nil, "`TABLE=POLICY` (repeatable; lww|client-wins|server-wins|manual; the arbitrating hub applies them)")
 	fs.StringVar(&fv.ClusterID, "cluster-id", def.ClusterID, "cluster `ID`: peers and stores of another cluster are refused")
 	fs.StringVar(&fv.LogLevel, "log-level", def.LogLevel, "log `LEVEL`: "+strings.Join(LogLevels, ", "))
 	fs.BoolVar(&fv.LogJSON, "log-json", false, "log JSON lines instead of text")
+	fs.BoolVar(&fv.NoArbiter, "no-arbiter", false, "on a hub: do not arbitrate client-wins and server-wins tables (in a hub cluster, every hub but one)")
 	fs.DurationVar(&fv.MaxClockOffset, "max-clock-offset", hlc.DefaultMaxOffset, "park remote writes stamped further than this ahead of local time")
 	fs.DurationVar(&fv.ClockOffset, "clock-offset", 0, "FOR TESTING: skew this node's physical clock by this much (e.g. 2m, -30s)")
 	fs.DurationVar(&fv.PullInterval, "pull-interval", def.PullInterval, "sync with every partner this often")
@@ -114,6 +115,8 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			cfg.LogLevel = fv.LogLevel
 		case "log-json":
 			cfg.LogJSON = fv.LogJSON
+		case "no-arbiter":
+			cfg.NoArbiter = fv.NoArbiter
 		case "max-clock-offset":
 			cfg.MaxClockOffset = fv.MaxClockOffset
 		case "clock-offset":

@@ -56,6 +56,12 @@ log_level = "info"
 # Log JSON lines instead of text. Flag: --log-json.
 log_json = false
 
+# On a hub: do not arbitrate client-wins and server-wins tables. In a hub
+# cluster exactly one hub arbitrates; set this on the others. While the
+# arbitrating hub is away, those tables' changes stay tentative ("pending")
+# and nothing is lost. Flag: --no-arbiter.
+no_arbiter = false
+
 # A remote write stamped further ahead of this node's clock than this is
 # parked (not applied) until it is within bounds. Flag: --max-clock-offset.
 max_clock_offset = "1m0s"

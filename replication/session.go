@@ -50,7 +50,7 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
+	scopeHook := func(b *store.Batch, res *store.Result) error {
 		// Deletes that arrive already under the tombstone horizon are
 		// collected at once, as every other replica has done.
 		if len(horizon) > 0 {
@@ -78,6 +78,15 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 		}
 		for k, skipped := range purge {
 			b.Purge(k.Table, k.ID, skipped)
+		}
+		return nil
+	}
+	res, err := l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
+		if err := scopeHook(b, res); err != nil {
+			return err
+		}
+		if l.ApplyHook != nil {
+			return l.ApplyHook(b, writes, res)
 		}
 		return nil
 	})
@@ -177,6 +186,10 @@ type Local struct {
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).
 	ChunkBytes int
+	// ApplyHook, if set, runs inside the batch that applies remote writes
+	// (after the store's own changes); keys it adds commit atomically with
+	// them. The policy arbiter queues its decisions here.
+	ApplyHook func(b *store.Batch, writes []*crdt.Write, res *store.Result) error
 	// OnPeerHave, if set, is told what a peer holds at the start of each
 	// session (a hub's Collector listens here).
 	OnPeerHave func(peer Peer, have map[hlc.NodeID]store.Held)

@@ -24,6 +24,7 @@ const (
 	pTomb     = 't'
 	pMerged   = 'v'
 	pHidden   = 'x'
+	pQueue    = 'q'
 )
 
 // Metadata names (m<name>).

@@ -78,6 +78,7 @@ type Store struct {
 	rcache  *recCache         // decoded records for the write paths; guarded by mu
 	feed    uint64            // last feed sequence number used
 	errSeq  uint64            // last sync-error id used
+	qSeq    uint64            // last queue id used
 	hw      hlc.Timestamp     // HLC high-water last written
 
 	// hmu guards held; published Held values are never modified in place.
@@ -400,6 +401,9 @@ func (s *Store) load() error {
 	}
 	s.durableFeed.Store(s.feed)
 	if s.errSeq, err = s.lastU64(pSyncErr); err != nil {
+		return err
+	}
+	if s.qSeq, err = s.lastU64(pQueue); err != nil {
 		return err
 	}
 	s.hidden = map[string]crdt.VV{}

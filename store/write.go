@@ -24,6 +24,7 @@ type Batch struct {
 	b         *pebble.Batch
 	hides     []hideOp
 	collected map[string]bool // record keys removed by CollectRecord
+	qSeq      uint64          // queue ids allocated so far
 	err       error
 	errSeq    uint64 // sync-error ids allocated so far
 	now       func() time.Time
@@ -31,7 +32,7 @@ type Batch struct {
 }
 
 func (s *Store) newBatch() *Batch {
-	return &Batch{s: s, b: s.db.NewBatch(), errSeq: s.errSeq, now: time.Now}
+	return &Batch{s: s, b: s.db.NewBatch(), errSeq: s.errSeq, qSeq: s.qSeq, now: time.Now}
 }
 
 type hideOp struct {
@@ -254,6 +255,7 @@ func (s *Store) commitBook(fill func(b *Batch) error) error {
 		return err
 	}
 	s.errSeq = b.errSeq
+	s.qSeq = b.qSeq
 	s.applyHidden(b.hides)
 	s.mu.Unlock()
 	return wait()
@@ -379,6 +381,7 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	s.feed = feed
 	s.hw = hw
 	s.errSeq = b.errSeq
+	s.qSeq = b.qSeq
 	s.applyHidden(b.hides)
 	s.rcache.put(rkey, rec.Clone()) // res.Record is the caller's
 	s.publishHeld(map[hlc.NodeID]*Held{s.node: &self})
@@ -760,6 +763,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	s.feed = feed
 	s.hw = hw
 	s.errSeq = b.errSeq
+	s.qSeq = b.qSeq
 	s.applyHidden(b.hides)
 	for _, rs := range order {
 		if !b.collected[string(rs.key)] {

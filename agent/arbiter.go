@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/store"
+)
+
+// arbiter makes a hub's policy decisions (package policy) durable: they
+// are computed inside the batch that applies the remote writes and queued
+// in it (store.Batch.Enqueue), then carried out as local writes whose batch
+// also dequeues them and records the sync errors. A crash between the two
+// steps loses nothing: the queue is drained again at start.
+type arbiter struct {
+	r        *replica
+	policies map[string]policy.Kind
+	kick     chan struct{}
+	mu       sync.Mutex // one drain at a time
+}
+
+func newArbiter(r *replica, policies map[string]string) *arbiter {
+	a := &arbiter{r: r, policies: map[string]policy.Kind{}, kick: make(chan struct{}, 1)}
+	for t, p := range policies {
+		k, err := policy.Parse(p)
+		if err == nil {
+			a.policies[t] = k
+		}
+	}
+	return a
+}
+
+func (a *arbiter) kind(table string) policy.Kind {
+	if k, ok := a.policies[table]; ok {
+		return k
+	}
+	return policy.LWW
+}
+
+// queuedDecision is a decision as queued: what to write and what to log.
+type queuedDecision struct {
+	Table, ID string
+	Origin    uint64 // the judged write
+	Seq       uint64
+	Policy    string
+	Fields    []crdt.FieldValue
+	Redelete  bool
+	Write     bool
+	Rejected  bool
+	Losses    []policy.Loss
+}
+
+// hook runs inside the batch that applies remote writes.
+func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
+	n := 0
+	for i, w := range writes {
+		if res.Status[i] != store.Applied {
+			continue
+		}
+		k := a.kind(w.Table)
+		d := policy.Arbitrate(k, w, &res.Outcomes[i], a.r.node)
+		if d.Empty() && len(d.Losses) == 0 {
+			continue
+		}
+		data, err := json.Marshal(queuedDecision{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Policy: string(k),
+			Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses})
+		if err != nil {
+			return err
+		}
+		b.Enqueue(data)
+		n++
+	}
+	if n > 0 {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// syncErrors turns a decision's losses into sync-error entries.
+func (d *queuedDecision) syncErrors() []*store.SyncError {
+	var out []*store.SyncError
+	for _, l := range d.Losses {
+		e := &store.SyncError{Table: d.Table, Record: d.ID, Policy: d.Policy,
+			Losing: map[string][]byte{}, Winning: map[string][]byte{}}
+		if l.Field != "" {
+			e.Fields = []string{l.Field}
+			e.Losing[l.Field] = l.Losing.Value
+			e.Winning[l.Field] = l.Winning.Value
+		}
+		nodes := map[uint64]bool{uint64(l.Losing.Origin): true}
+		if l.Winning.Origin != 0 {
+			nodes[uint64(l.Winning.Origin)] = true
+		}
+		for n := range nodes {
+			e.Nodes = append(e.Nodes, n)
+		}
+		sort.Slice(e.Nodes, func(i, j int) bool { return e.Nodes[i] < e.Nodes[j] })
+		switch {
+		case d.Rejected:
+			e.Detail = fmt.Sprintf("%s: the change %x:%d was made without seeing a change the hub had accepted; it was undone", d.Policy, l.Losing.Origin, l.Losing.Seq)
+		default:
+			e.Detail = fmt.Sprintf("%s: the value of %x:%d was overridden by %x:%d", d.Policy, l.Losing.Origin, l.Losing.Seq, l.Winning.Origin, l.Winning.Seq)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// drain carries out the queued decisions.
+func (a *arbiter) drain() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.r.store
+	for {
+		qs, err := st.Queue(100)
+		if err != nil || len(qs) == 0 {
+			return err
+		}
+		for _, q := range qs {
+			var d queuedDecision
+			if err := json.Unmarshal(q.Value, &d); err != nil {
+				a.r.a.log.Error("dropping an undecodable policy decision", "id", q.ID, "error", err)
+				if err := st.Update(func(b *store.Batch) error { b.Dequeue(q.ID); return b.Err() }); err != nil {
+					return err
+				}
+				continue
+			}
+			errs := d.syncErrors()
+			fill := func(b *store.Batch) error {
+				b.Dequeue(q.ID)
+				for _, e := range errs {
+					b.AppendSyncError(e)
+				}
+				return b.Err()
+			}
+			if len(d.Fields) == 0 && !d.Redelete && !d.Write {
+				if err := st.Update(fill); err != nil {
+					return err
+				}
+				continue
+			}
+			res, err := st.WriteWith(a.r.clock, d.Table, d.ID, d.Fields, d.Redelete, func(b *store.Batch, _ *store.WriteResult) error { return fill(b) })
+			if err != nil {
+				return fmt.Errorf("policy decision on %s/%s: %w", d.Table, d.ID, err)
+			}
+			a.r.out.wrote(res.Write.Seq)
+			a.r.a.metrics.localApplied.Inc()
+			a.r.a.feed.notify()
+			if a.r.engine != nil {
+				a.r.engine.Notify(res.Write)
+			}
+		}
+	}
+}

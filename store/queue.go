@@ -1,0 +1,64 @@
+package store
+
+import (
+	"fmt"
+)
+
+// A durable work queue (q<id:8> → opaque bytes) for the layers above: an
+// entry enqueued in the batch that applies writes survives a crash with
+// them, and is removed in the batch of the work it asked for, so the work
+// happens exactly once. The policy arbiter queues its decisions here.
+
+// Queued is one queue entry.
+type Queued struct {
+	ID    uint64
+	Value []byte
+}
+
+// Enqueue adds v to the queue in this batch and returns its id.
+func (b *Batch) Enqueue(v []byte) uint64 {
+	if b.err != nil {
+		return 0
+	}
+	b.qSeq++
+	b.set(u64Key(nil, pQueue, b.qSeq), v)
+	return b.qSeq
+}
+
+// Dequeue removes entry id in this batch.
+func (b *Batch) Dequeue(id uint64) {
+	b.del(u64Key(nil, pQueue, id))
+}
+
+// Queue returns up to limit entries (<= 0: 100), oldest first. The values
+// are the caller's.
+func (s *Store) Queue(limit int) ([]Queued, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []Queued
+	err := s.scanPrefix([]byte{pQueue}, func(k, v []byte) error {
+		if len(k) != 9 {
+			return corruptf(k, "queue key of %d bytes", len(k))
+		}
+		if len(out) == limit {
+			return errStopScan
+		}
+		out = append(out, Queued{ID: be(k[1:]), Value: append([]byte(nil), v...)})
+		return nil
+	})
+	if err == errStopScan {
+		err = nil
+	}
+	return out, err
+}
+
+// Update runs fill on a fresh batch under the write mutex and commits it
+// durably: bookkeeping that must change together (for example a dequeue
+// with the sync errors it records).
+func (s *Store) Update(fill func(b *Batch) error) error {
+	if fill == nil {
+		return fmt.Errorf("%w: no fill", ErrInvalid)
+	}
+	return s.commitBook(fill)
+}

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestPoliciesThroughTheDaemon: the seed's work order under server-wins and
+// client-wins, with the hub arbitrating: a technician offline changes the
+// work order, the dispatcher (on the hub) changes it too; when the
+// technician syncs, server-wins undoes the technician's change everywhere
+// and logs it, client-wins keeps the technician's value (it reached the
+// hub last) although the dispatcher's is stamped later.
+func TestPoliciesThroughTheDaemon(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off",
+		"--policy", "sw=server-wins", "--policy", "cw=client-wins")
+	tech := startNode(t, "tech", "--hub", hub.sync, "--pull-interval", "1s")
+	ctx := context.Background()
+	for _, tb := range []string{"sw", "cw"} {
+		hub.mustCLI("put", tb, "wo1", `start="08:00"`, `end="10:00"`)
+	}
+	tech.mustCLI("sync")
+	tech.mustCLI("offline")
+	tech.mustCLI("put", "sw", "wo1", `start="09:00"`)
+	tech.mustCLI("put", "cw", "wo1", `start="09:30"`)
+	hub.mustCLI("put", "sw", "wo1", `end="12:00"`)
+	hub.mustCLI("put", "cw", "wo1", `start="07:00"`)
+	tech.mustCLI("online")
+	tech.mustCLI("sync")
+	want := map[string]string{
+		"sw": `{"end":"12:00","start":"08:00"}`, // the technician's change is undone
+		"cw": `{"end":"10:00","start":"09:30"}`, // the technician's change arrived last
+	}
+	for _, n := range []*node{hub, tech} {
+		for tb, w := range want {
+			eventually(t, fmt.Sprintf("%s: %s settles", n.name, tb), func() error {
+				if n == tech {
+					tech.mustCLI("sync")
+				}
+				r, err := n.client().Get(ctx, tb, "wo1")
+				if err != nil {
+					return err
+				}
+				if got := fieldsOf(t, r); got != w {
+					return fmt.Errorf("%s/wo1 = %s, want %s", tb, got, w)
+				}
+				if len(r.Conflicts) != 0 {
+					return fmt.Errorf("%s/wo1 still has conflicts %v", tb, r.Conflicts)
+				}
+				return nil
+			})
+		}
+	}
+	out := hub.mustCLI("errors", "--json")
+	for _, s := range []string{`"sw"`, `server-wins`, `"cw"`, `client-wins`} {
+		if !contains(out, s) {
+			t.Errorf("sync errors on the hub lack %s:\n%s", s, out)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
