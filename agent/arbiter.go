@@ -104,9 +104,9 @@ func (d *queuedDecision) syncErrors() []*store.SyncError {
 		sort.Slice(e.Nodes, func(i, j int) bool { return e.Nodes[i] < e.Nodes[j] })
 		switch {
 		case d.Rejected:
-			e.Detail = fmt.Sprintf("%s: the change %x:%d was made without seeing a change the hub had accepted; it was undone", d.Policy, l.Losing.Origin, l.Losing.Seq)
+			e.Detail = fmt.Sprintf("%s: the change %v:%d was made without seeing a change the hub had accepted; it was undone", d.Policy, l.Losing.Origin, l.Losing.Seq)
 		default:
-			e.Detail = fmt.Sprintf("%s: the value of %x:%d was overridden by %x:%d", d.Policy, l.Losing.Origin, l.Losing.Seq, l.Winning.Origin, l.Winning.Seq)
+			e.Detail = fmt.Sprintf("%s: the value of %v:%d was overridden by %v:%d", d.Policy, l.Losing.Origin, l.Losing.Seq, l.Winning.Origin, l.Winning.Seq)
 		}
 		out = append(out, e)
 	}

@@ -180,9 +180,9 @@ done
 NODE_NAMES="{$(IFS=,; echo "${ids[*]}")}"
 export NODE_NAMES
 note "policies (every node): ${POLICY_FLAGS[*]}"
-note "NOTE: the policy layer is not built yet. Policies are recorded and reported,"
-note "but every table merges as last-writer-wins per field, and concurrent edits of"
-note "one field are kept as candidates (a conflict to resolve) on every table."
+note "the hub arbitrates client-wins and server-wins tables; its decisions are"
+note "ordinary writes that reach the devices at their next sync. Every table lists"
+note "concurrent candidates of a field as a conflict until one is chosen or decided."
 
 say "the dispatcher creates work order $WO on the hub, in one table per policy"
 for p in "${POLICIES[@]}"; do
@@ -206,8 +206,10 @@ sync_node device1
 note "device2 pending outbound: $(rd device2 status | js 'd["pending_outbound"]') writes"
 show wo_lww "$WO" start end
 
-say "device2 comes back online and syncs; device1 syncs"
+say "device2 comes back online and syncs; the hub decides; both devices sync again"
 rd device2 online >/dev/null
+sync_node device2
+sleep 1 # the hub carries out its decisions
 sync_node device2
 sync_node device1
 note "device2 pending outbound: $(rd device2 status | js 'd["pending_outbound"]') writes"
@@ -222,12 +224,16 @@ for p in "${POLICIES[@]}"; do
 	client-wins)
 		note "design: field by field, the change that reached the hub last wins: both edits kept"
 		note "        here (different fields)."
-		note "today:  lww, which gives the same result for this edit." ;;
+		note "today:  as designed." ;;
 	server-wins)
 		note "design: record level: the hub had accepted the dispatcher's change, which the"
 		note "        technician had not seen, so the technician's whole change is rejected"
 		note "        (start back to 08:00 everywhere) and logged as a sync error with a retry."
-		note "today:  NOT APPLIED YET: merged as lww, both edits kept, no sync error." ;;
+		note "today:  as designed; the hub's sync errors:"
+		rd hub errors --json | python3 -c 'import json,sys
+for e in json.load(sys.stdin).get("errors", []):
+    if e.get("table") == "wo_server_wins":
+        print("          ", e.get("detail", ""))' ;;
 	manual)
 		note "design: only concurrent edits of the same field are conflicts: both edits kept."
 		note "today:  as designed." ;;
