@@ -69,6 +69,7 @@ type replica struct {
 	wg     sync.WaitGroup
 	out    *outbound
 	arb    *arbiter // on the arbitrating hub
+	hubs   *hubView // what the hubs hold, for pending changes
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -193,7 +194,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	rep := &replica{a: a, node: st.NodeID(), store: st}
+	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
 	r = rep
 	defer func() {
 		if err != nil {
@@ -219,6 +220,9 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Store:     st,
 			Log:       a.log,
 			OnApplied: r.onApplied,
+			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
+				rep.hubs.observe(p, have)
+			},
 		},
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
@@ -299,6 +303,11 @@ func (r *replica) start() {
 			}
 		}
 	}()
+	if r.a.cfg.Role == "hub" && len(r.a.cfg.Policies) > 0 {
+		if err := r.publishPolicies(r.a.cfg.Policies); err != nil {
+			r.a.log.Error("publishing the table policies", "error", err)
+		}
+	}
 	if r.arb != nil {
 		// Carry out the policy decisions queued by applied batches (and
 		// any left by a crash), as they come.

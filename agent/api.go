@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -222,12 +223,16 @@ func candidates(es []crdt.Entry) []candidateJSON {
 	return out
 }
 
-func recordView(table, id string, rec *crdt.Record) recordJSON {
+func (r *replica) recordView(table, id string, rec *crdt.Record) recordJSON {
 	out := recordJSON{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]candidateJSON{}, Deleted: !rec.Exists()}
 	rec.Visible(func(name string, v crdt.Value) { out.Fields[name] = jsonValue(v) })
-	for _, f := range rec.Conflicted() {
-		out.Conflicts[f] = candidates(rec.Candidates(f))
+	k := r.policyOf(table)
+	for _, c := range policy.Conflicts(k, rec) {
+		if c.Field != "" {
+			out.Conflicts[c.Field] = candidates(c.Candidates)
+		}
 	}
+	out.Pending = r.pending(k, rec)
 	return out
 }
 
@@ -263,7 +268,7 @@ func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return recordView(table, id, res.Record), nil
+		return rp.recordView(table, id, res.Record), nil
 	})
 }
 
@@ -283,7 +288,7 @@ func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return recordView(table, id, rec), nil
+		return rp.recordView(table, id, rec), nil
 	})
 }
 
@@ -307,7 +312,7 @@ func (a *Agent) deleteRecord(w http.ResponseWriter, r *http.Request) (any, error
 		if err != nil {
 			return nil, err
 		}
-		return recordView(table, id, res.Record), nil
+		return rp.recordView(table, id, res.Record), nil
 	})
 }
 
@@ -346,7 +351,7 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 			}
 			for _, e := range page {
 				if e.Record.Exists() {
-					out = append(out, recordView(table, e.ID, e.Record))
+					out = append(out, rp.recordView(table, e.ID, e.Record))
 				}
 			}
 			next = n
@@ -394,8 +399,10 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 				if !e.Record.Exists() {
 					continue
 				}
-				for _, f := range e.Record.Conflicted() {
-					out = append(out, conflictJSON{Table: t, ID: e.ID, Field: f, Candidates: candidates(e.Record.Candidates(f))})
+				for _, c := range policy.Conflicts(rp.policyOf(t), e.Record) {
+					if c.Field != "" {
+						out = append(out, conflictJSON{Table: t, ID: e.ID, Field: c.Field, Candidates: candidates(c.Candidates)})
+					}
 				}
 			}
 			if next == "" {
@@ -476,7 +483,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		if err != nil || !rec.Exists() || !contains(rec.Conflicted(), field) {
+		if err != nil || !rec.Exists() || !contains(rec.Conflicted(), field) || rp.policyOf(table) != policy.Manual {
 			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
 		}
 		del := false
@@ -496,7 +503,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 		if err != nil {
 			return nil, err
 		}
-		return recordView(table, id, res.Record), nil
+		return rp.recordView(table, id, res.Record), nil
 	})
 }
 
@@ -593,7 +600,7 @@ func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, err
 		if err := rp.store.MarkSyncErrorRetried(eid); err != nil {
 			return nil, err
 		}
-		return recordView(e.Table, e.Record, res.Record), nil
+		return rp.recordView(e.Table, e.Record, res.Record), nil
 	})
 }
 
@@ -747,7 +754,10 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		tj := []map[string]string{}
 		for _, t := range tables {
-			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(lastSync), "policy": policyOf(a.cfg.Policies, t)})
+			if t == policyTable {
+				continue // the system table behind the policies
+			}
+			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(lastSync), "policy": string(rp.policyOf(t))})
 		}
 		st["tables"] = tj
 		st["pending_outbound"] = rp.out.pending()
@@ -773,13 +783,6 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		return st, nil
 	})
-}
-
-func policyOf(m map[string]string, t string) string {
-	if p, ok := m[t]; ok {
-		return p
-	}
-	return "lww"
 }
 
 func nonNil(s []string) []string {

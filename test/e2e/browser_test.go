@@ -41,7 +41,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	start := time.Now()
 	// The hub's clock runs 1.5 s ahead, so the device shows a clock skew.
 	const hubSkew = 1500
-	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--clock-offset", fmt.Sprintf("%dms", hubSkew))
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--clock-offset", fmt.Sprintf("%dms", hubSkew), "--policy", "jobs=manual")
 	d1 := startNode(t, "d1", "--hub", hub.sync)
 	d2 := startNode(t, "d2", "--hub", hub.sync)
 	ctx := context.Background()
@@ -247,14 +247,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("peer clock skew %q, want about +%d ms", cells[6], hubSkew)
 		}
 	}
-	for _, table := range []string{"jobs", "notes"} {
+	for table, pol := range map[string]string{"jobs": "manual", "notes": "lww"} {
 		found := false
 		var rows []string
 		if err := chromedp.Run(bctx, chromedp.Evaluate(`Array.from(document.querySelectorAll("#tables tr.table")).map(r => r.innerText)`, &rows)); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range rows {
-			if strings.HasPrefix(r, table+"\tlww\t") && strings.Contains(r, "UTC (") {
+			if strings.HasPrefix(r, table+"\t"+pol+"\t") && strings.Contains(r, "UTC (") {
 				found = true
 			}
 		}

@@ -24,6 +24,10 @@ func TestPoliciesThroughTheDaemon(t *testing.T) {
 	tech.mustCLI("offline")
 	tech.mustCLI("put", "sw", "wo1", `start="09:00"`)
 	tech.mustCLI("put", "cw", "wo1", `start="09:30"`)
+	// Not seen by the arbiter yet: tentative.
+	if r, err := tech.client().Get(ctx, "sw", "wo1"); err != nil || !r.Pending {
+		t.Fatalf("an offline change to a server-wins table: pending=%v, %v; want pending", r != nil && r.Pending, err)
+	}
 	hub.mustCLI("put", "sw", "wo1", `end="12:00"`)
 	hub.mustCLI("put", "cw", "wo1", `start="07:00"`)
 	tech.mustCLI("online")
@@ -47,6 +51,9 @@ func TestPoliciesThroughTheDaemon(t *testing.T) {
 				}
 				if len(r.Conflicts) != 0 {
 					return fmt.Errorf("%s/wo1 still has conflicts %v", tb, r.Conflicts)
+				}
+				if r.Pending {
+					return fmt.Errorf("%s/wo1 still pending on %s", tb, n.name)
 				}
 				return nil
 			})

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/store"
+)
+
+// policyTable is the system table through which a hub distributes the
+// table policies to every replica: one record per table, its field
+// "policy" the policy's name. It replicates like any table.
+const policyTable = "_replicad_policy"
+
+// publishPolicies writes the configured policies into policyTable where
+// they differ (on a hub, at start).
+func (r *replica) publishPolicies(policies map[string]string) error {
+	for table, p := range policies {
+		if !store.ValidID(table) {
+			continue
+		}
+		v := crdt.MustValue(p)
+		if rec, err := r.store.Get(policyTable, table); err == nil {
+			if cur, ok := rec.Get("policy"); ok && string(cur) == string(v) {
+				continue
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if _, err := r.localWrite(policyTable, table, []crdt.FieldValue{{Name: "policy", Value: v}}, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// policyOf returns table's policy: this node's configuration, else what a
+// hub distributed, else lww.
+func (r *replica) policyOf(table string) policy.Kind {
+	if p, ok := r.a.cfg.Policies[table]; ok {
+		if k, err := policy.Parse(p); err == nil {
+			return k
+		}
+	}
+	if rec, err := r.store.Get(policyTable, table); err == nil {
+		if v, ok := rec.Get("policy"); ok {
+			if x, err := v.Decode(); err == nil {
+				if s, ok := x.(string); ok {
+					if k, err := policy.Parse(s); err == nil {
+						return k
+					}
+				}
+			}
+		}
+	}
+	return policy.LWW
+}
+
+// hubView remembers what the hubs this node syncs with hold (from their
+// Have at each session), to tell which changes are still tentative.
+type hubView struct {
+	mu   sync.Mutex
+	hubs map[hlc.NodeID]map[hlc.NodeID]store.Held
+}
+
+func (h *hubView) observe(p replication.Peer, have map[hlc.NodeID]store.Held) {
+	if p.Role != "hub" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hubs == nil {
+		h.hubs = map[hlc.NodeID]map[hlc.NodeID]store.Held{}
+	}
+	h.hubs[p.Node] = have
+}
+
+// pending reports whether rec, under policy k, shows a change no hub is
+// known to hold yet (the arbiter has not decided it). On a hub nothing is
+// pending: it decides as it applies.
+func (r *replica) pending(k policy.Kind, rec *crdt.Record) bool {
+	if !k.NeedsArbiter() || r.a.cfg.Role == "hub" {
+		return false
+	}
+	h := r.hubs
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.hubs) == 0 {
+		return policy.Pending(k, rec, 0, func(crdt.Dot) bool { return false })
+	}
+	for id, have := range h.hubs {
+		if !policy.Pending(k, rec, id, func(d crdt.Dot) bool { return have[d.Node].Contains(d.Seq) }) {
+			return false
+		}
+	}
+	return true
+}
