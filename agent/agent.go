@@ -267,8 +267,14 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
 		if !cfg.NoArbiter {
 			r.arb = newArbiter(r, cfg.Policies)
-			ecfg.Local.ApplyHook = r.arb.hook
 		}
+	}
+	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
+		if rep.arb != nil {
+			return rep.arb.hook(b, ws, res)
+		}
+		rep.mirrorSyncErrors(b, ws, res)
+		return b.Err()
 	}
 	r.engine = replication.NewEngine(ecfg)
 	return r, nil

@@ -754,8 +754,8 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		tj := []map[string]string{}
 		for _, t := range tables {
-			if t == policyTable {
-				continue // the system table behind the policies
+			if t == policyTable || t == errorTable {
+				continue // system tables
 			}
 			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(lastSync), "policy": string(rp.policyOf(t))})
 		}

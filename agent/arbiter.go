@@ -133,6 +133,15 @@ func (a *arbiter) drain() error {
 				continue
 			}
 			errs := d.syncErrors()
+			// The errors also travel to the device that made the change
+			// (and every replica) as records of errorTable; written first,
+			// with ids derived from the judged write, so that a crash and a
+			// second attempt write the same records again.
+			for i, e := range errs {
+				if err := a.r.publishSyncError(fmt.Sprintf("%v-%d-%d", hlcNode(d.Origin), d.Seq, i), e); err != nil {
+					return err
+				}
+			}
 			fill := func(b *store.Batch) error {
 				b.Dequeue(q.ID)
 				for _, e := range errs {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 )
 
@@ -65,6 +66,44 @@ func TestPoliciesThroughTheDaemon(t *testing.T) {
 			t.Errorf("sync errors on the hub lack %s:\n%s", s, out)
 		}
 	}
+	// The technician sees its rejected change in its own sync-error log,
+	// and retries it: made now with everything seen, the hub accepts it.
+	var eid uint64
+	eventually(t, "the technician's sync-error log lists the rejection", func() error {
+		tech.mustCLI("sync")
+		es, err := tech.client().SyncErrors(ctx, 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if e.Table == "sw" && e.Policy == "server-wins" {
+				eid = e.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("no server-wins error on the technician's device (%d entries)", len(es))
+	})
+	resp, err := http.Post(fmt.Sprintf("http://%s/v1/sync-errors/%d/retry", tech.api, eid), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry: HTTP %d", resp.StatusCode)
+	}
+	eventually(t, "the retried change is accepted everywhere", func() error {
+		tech.mustCLI("sync")
+		for _, n := range []*node{hub, tech} {
+			r, err := n.client().Get(ctx, "sw", "wo1")
+			if err != nil {
+				return err
+			}
+			if got := fieldsOf(t, r); got != `{"end":"12:00","start":"09:00"}` {
+				return fmt.Errorf("%s: sw/wo1 = %s", n.name, got)
+			}
+		}
+		return nil
+	})
 }
 
 func contains(s, sub string) bool {

@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
+)
+
+// errorTable is the system table through which the arbitrating hub sends
+// its sync errors to the other replicas: each replica copies into its own
+// sync-error log (GET /v1/sync-errors, with retry) the entries that name
+// it among the nodes involved, so the device that made a rejected or
+// overridden change can see it and retry it.
+const errorTable = "_replicad_errors"
+
+func hlcNode(u uint64) hlc.NodeID { return hlc.NodeID(u) }
+
+type replicatedError struct {
+	Table   string            `json:"table"`
+	Record  string            `json:"record"`
+	Fields  []string          `json:"fields"`
+	Losing  map[string][]byte `json:"losing"`
+	Winning map[string][]byte `json:"winning"`
+	Policy  string            `json:"policy"`
+	Nodes   []uint64          `json:"nodes"`
+	Detail  string            `json:"detail"`
+	Time    int64             `json:"time"`
+}
+
+// publishSyncError writes e as record id of errorTable.
+func (r *replica) publishSyncError(id string, e *store.SyncError) error {
+	data, err := json.Marshal(replicatedError{Table: e.Table, Record: e.Record, Fields: e.Fields, Losing: e.Losing,
+		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	v, err := crdt.ValueOf(string(data))
+	if err != nil {
+		return err
+	}
+	_, err = r.localWrite(errorTable, id, []crdt.FieldValue{{Name: "error", Value: v}}, false)
+	return err
+}
+
+// mirrorSyncErrors runs in the batch applying remote writes: the sync
+// errors of errorTable that name this node join its own log, once (the
+// write that carries one is applied once).
+func (r *replica) mirrorSyncErrors(b *store.Batch, writes []*crdt.Write, res *store.Result) {
+	for i, w := range writes {
+		if w.Table != errorTable || res.Status[i] != store.Applied || w.Delete {
+			continue
+		}
+		for _, f := range w.Fields {
+			if f.Name != "error" {
+				continue
+			}
+			x, err := f.Value.Decode()
+			s, ok := x.(string)
+			if err != nil || !ok {
+				continue
+			}
+			var e replicatedError
+			if json.Unmarshal([]byte(s), &e) != nil {
+				continue
+			}
+			mine := false
+			for _, n := range e.Nodes {
+				mine = mine || hlc.NodeID(n) == r.node
+			}
+			if mine {
+				b.AppendSyncError(&store.SyncError{Time: e.Time, Table: e.Table, Record: e.Record, Fields: e.Fields,
+					Losing: e.Losing, Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail})
+			}
+		}
+	}
+}
