@@ -266,7 +266,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		// (see replication.Collector); devices follow its horizon.
 		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
 		if !cfg.NoArbiter {
-			r.arb = newArbiter(r, cfg.Policies)
+			r.arb = newArbiter(r)
 		}
 	}
 	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
@@ -283,6 +283,13 @@ func (a *Agent) openReplica() (r *replica, err error) {
 // start runs the sync listener, the engine's triggers and the outbound
 // tracker.
 func (r *replica) start() {
+	if r.a.cfg.Role == "hub" && len(r.a.cfg.Policies) > 0 {
+		// Before any session: writes are judged by the policy in force
+		// when they were made.
+		if err := r.publishPolicies(r.a.cfg.Policies); err != nil {
+			r.a.log.Error("publishing the table policies", "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(3)
@@ -309,11 +316,6 @@ func (r *replica) start() {
 			}
 		}
 	}()
-	if r.a.cfg.Role == "hub" && len(r.a.cfg.Policies) > 0 {
-		if err := r.publishPolicies(r.a.cfg.Policies); err != nil {
-			r.a.log.Error("publishing the table policies", "error", err)
-		}
-	}
 	if r.arb != nil {
 		// Carry out the policy decisions queued by applied batches (and
 		// any left by a crash), as they come.

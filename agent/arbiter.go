@@ -17,28 +17,15 @@ import (
 // also dequeues them and records the sync errors. A crash between the two
 // steps loses nothing: the queue is drained again at start.
 type arbiter struct {
-	r        *replica
-	policies map[string]policy.Kind
-	kick     chan struct{}
-	mu       sync.Mutex // one drain at a time
+	r    *replica
+	kick chan struct{}
+	mu   sync.Mutex // one drain at a time
 }
 
-func newArbiter(r *replica, policies map[string]string) *arbiter {
-	a := &arbiter{r: r, policies: map[string]policy.Kind{}, kick: make(chan struct{}, 1)}
-	for t, p := range policies {
-		k, err := policy.Parse(p)
-		if err == nil {
-			a.policies[t] = k
-		}
-	}
-	return a
-}
-
-func (a *arbiter) kind(table string) policy.Kind {
-	if k, ok := a.policies[table]; ok {
-		return k
-	}
-	return policy.LWW
+// newArbiter returns the arbiter of hub r; it judges each write by the
+// policy in force when the write was made (replica.policyAt).
+func newArbiter(r *replica) *arbiter {
+	return &arbiter{r: r, kick: make(chan struct{}, 1)}
 }
 
 // queuedDecision is a decision as queued: what to write and what to log.
@@ -61,7 +48,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 		if res.Status[i] != store.Applied {
 			continue
 		}
-		k := a.kind(w.Table)
+		k := a.r.policyAt(w.Table, w.TS)
 		d := policy.Arbitrate(k, w, &res.Outcomes[i], a.r.node)
 		if d.Empty() && len(d.Losses) == 0 {
 			continue

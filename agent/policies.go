@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/replicad/replicad/crdt"
@@ -13,8 +14,14 @@ import (
 
 // policyTable is the system table through which a hub distributes the
 // table policies to every replica: one record per table, its field
-// "policy" the policy's name. It replicates like any table.
+// "policy" the policy in force, and one field "h<HLC>" per change (the
+// hub's clock when it made the change, 20 digits) naming the policy from
+// then on, so that every replica agrees which policy judged which write:
+// the latest change stamped before the write. It replicates like any
+// table.
 const policyTable = "_replicad_policy"
+
+func historyField(ts hlc.Timestamp) string { return fmt.Sprintf("h%020d", uint64(ts)) }
 
 // publishPolicies writes the configured policies into policyTable where
 // they differ (on a hub, at start).
@@ -31,7 +38,8 @@ func (r *replica) publishPolicies(policies map[string]string) error {
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if _, err := r.localWrite(policyTable, table, []crdt.FieldValue{{Name: "policy", Value: v}}, false); err != nil {
+		fields := []crdt.FieldValue{{Name: historyField(r.clock.Now()), Value: v}, {Name: "policy", Value: v}}
+		if _, err := r.localWrite(policyTable, table, fields, false); err != nil {
 			return err
 		}
 	}
@@ -54,6 +62,35 @@ func (r *replica) policyOf(table string) policy.Kind {
 						return k
 					}
 				}
+			}
+		}
+	}
+	return policy.LWW
+}
+
+// policyAt returns the policy that judges a write of table stamped ts:
+// the latest change stamped before it; before any change, lww.
+func (r *replica) policyAt(table string, ts hlc.Timestamp) policy.Kind {
+	rec, err := r.store.Get(policyTable, table)
+	if err != nil {
+		return policy.LWW
+	}
+	var best string
+	for _, name := range rec.FieldNames() {
+		if len(name) == 21 && name[0] == 'h' && name <= historyField(ts) && name > best {
+			if _, ok := rec.Get(name); ok {
+				best = name
+			}
+		}
+	}
+	if best == "" {
+		return policy.LWW
+	}
+	v, _ := rec.Get(best)
+	if x, err := v.Decode(); err == nil {
+		if s, ok := x.(string); ok {
+			if k, err := policy.Parse(s); err == nil {
+				return k
 			}
 		}
 	}
