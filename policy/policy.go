@@ -183,6 +183,20 @@ func serverWins(w *crdt.Write, out *crdt.Outcome) Decision {
 	d.Rejected = true
 	d.Write = w.Delete // undoing a delete re-creates the record
 	self := crdt.Dot{Node: w.Origin, Seq: w.Seq}
+	if !w.Delete {
+		// Undoing a change to a record the hub had deleted deletes it
+		// again: writing back cleared fields would leave it existing.
+		prior := append(append([]crdt.Entry(nil), out.ExistSuperseded...), out.ExistConcurrent...)
+		if last, ok := maxEntry(prior, self); ok && last.Delete {
+			d.Redelete = true
+			for _, fo := range out.Fields {
+				if !fo.Dead {
+					d.Losses = append(d.Losses, Loss{Field: fo.Name, Losing: writeEntry(w, valueOf(w, fo.Name)), Winning: last})
+				}
+			}
+			return d
+		}
+	}
 	for _, fo := range out.Fields {
 		// What the field was before w: the newest of what w replaced and
 		// what stands beside it.

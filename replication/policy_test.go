@@ -17,11 +17,26 @@ type arbiter struct {
 	hub      *simNode
 	policies map[string]policy.Kind
 	pending  []pendingDecision
+	// losses are every loss the hub logged, with the dots of both writes,
+	// so that a test can match a lost value exactly.
+	losses []loggedLoss
+	// name, if set, names nodes in sync-error details (default: the id).
+	name func(hlc.NodeID) string
 }
 
 type pendingDecision struct {
-	w *crdt.Write
-	d policy.Decision
+	w    *crdt.Write
+	kind policy.Kind // the table's policy when the hub applied w
+	d    policy.Decision
+}
+
+// loggedLoss is one loss as the hub logged it.
+type loggedLoss struct {
+	Table, ID string
+	Policy    policy.Kind
+	Judged    crdt.Dot // the write whose arrival the hub judged
+	Rejected  bool
+	policy.Loss
 }
 
 func newArbiter(s *sim, hub *simNode, policies map[string]policy.Kind) *arbiter {
@@ -31,17 +46,38 @@ func newArbiter(s *sim, hub *simNode, policies map[string]policy.Kind) *arbiter 
 			if res.Status[i] != store.Applied {
 				continue
 			}
-			d := policy.Arbitrate(a.policies[w.Table], w, &res.Outcomes[i], hub.local.Node)
+			k := a.policies[w.Table]
+			d := policy.Arbitrate(k, w, &res.Outcomes[i], hub.local.Node)
 			if !d.Empty() || len(d.Losses) > 0 {
-				a.pending = append(a.pending, pendingDecision{w, d})
+				a.pending = append(a.pending, pendingDecision{w, k, d})
 			}
 		}
 	}
 	return a
 }
 
+func (a *arbiter) nodeName(id hlc.NodeID) string {
+	if a.name != nil {
+		return a.name(id)
+	}
+	return id.String()
+}
+
+// entry names a candidate for a sync-error detail.
+func (a *arbiter) entry(e crdt.Entry) string {
+	switch {
+	case e.Origin == 0:
+		return "(absent)"
+	case e.Delete:
+		return fmt.Sprintf("(deleted)@%s:%d", a.nodeName(e.Origin), e.Seq)
+	case e.Value == nil:
+		return fmt.Sprintf("write@%s:%d", a.nodeName(e.Origin), e.Seq)
+	}
+	return fmt.Sprintf("%s@%s:%d", e.Value, a.nodeName(e.Origin), e.Seq)
+}
+
 // settle makes the hub's decisions.
-func (a *arbiter) settle(t *testing.T) {
+func (a *arbiter) settle(t testing.TB) {
 	t.Helper()
 	for _, p := range a.pending {
 		if !p.d.Empty() {
@@ -50,11 +86,22 @@ func (a *arbiter) settle(t *testing.T) {
 			}
 		}
 		for _, l := range p.d.Losses {
-			e := &store.SyncError{Table: p.w.Table, Record: p.w.ID, Fields: []string{l.Field},
-				Policy: string(a.policies[p.w.Table]), Detail: fmt.Sprintf("rejected=%v", p.d.Rejected)}
+			verb := "overridden by"
+			if p.d.Rejected {
+				verb = "rejected, kept"
+			}
+			e := &store.SyncError{Table: p.w.Table, Record: p.w.ID, Policy: string(p.kind),
+				Losing: map[string][]byte{}, Winning: map[string][]byte{},
+				Detail: fmt.Sprintf("%s %s %s", a.entry(l.Losing), verb, a.entry(l.Winning))}
+			if l.Field != "" {
+				e.Fields = []string{l.Field}
+				e.Losing[l.Field] = l.Losing.Value
+				e.Winning[l.Field] = l.Winning.Value
+			}
 			if _, err := a.hub.st.AppendSyncError(e); err != nil {
 				t.Fatal(err)
 			}
+			a.losses = append(a.losses, loggedLoss{Table: p.w.Table, ID: p.w.ID, Policy: p.kind, Judged: p.w.Dot(), Rejected: p.d.Rejected, Loss: l})
 		}
 	}
 	a.pending = nil
