@@ -209,6 +209,12 @@ func jsonValue(v crdt.Value) json.RawMessage {
 	return b
 }
 
+// existsField names, in conflicts, a delete concurrent with an update of
+// the record (manual policy): its candidates are the update (value null)
+// and the delete ("deleted": true); picking one keeps or deletes the
+// record.
+const existsField = "_exists"
+
 func candidates(es []crdt.Entry) []candidateJSON {
 	out := make([]candidateJSON, 0, len(es))
 	for _, e := range es {
@@ -228,9 +234,11 @@ func (r *replica) recordView(table, id string, rec *crdt.Record) recordJSON {
 	rec.Visible(func(name string, v crdt.Value) { out.Fields[name] = jsonValue(v) })
 	k := r.policyOf(table)
 	for _, c := range policy.Conflicts(k, rec) {
-		if c.Field != "" {
-			out.Conflicts[c.Field] = candidates(c.Candidates)
+		name := c.Field
+		if name == "" {
+			name = existsField
 		}
+		out.Conflicts[name] = candidates(c.Candidates)
 	}
 	out.Pending = r.pending(k, rec)
 	return out
@@ -396,13 +404,15 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 			}
 			for _, e := range page {
 				seen++
-				if !e.Record.Exists() {
+				if !e.Record.Exists() && !e.Record.ExistConflict() {
 					continue
 				}
 				for _, c := range policy.Conflicts(rp.policyOf(t), e.Record) {
-					if c.Field != "" {
-						out = append(out, conflictJSON{Table: t, ID: e.ID, Field: c.Field, Candidates: candidates(c.Candidates)})
+					name := c.Field
+					if name == "" {
+						name = existsField
 					}
+					out = append(out, conflictJSON{Table: t, ID: e.ID, Field: name, Candidates: candidates(c.Candidates)})
 				}
 			}
 			if next == "" {
@@ -483,7 +493,47 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		if err != nil || !rec.Exists() || !contains(rec.Conflicted(), field) || rp.policyOf(table) != policy.Manual {
+		if err != nil || rp.policyOf(table) != policy.Manual {
+			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
+		}
+		if field == existsField {
+			// A delete concurrent with an update: pick one.
+			if !rec.ExistConflict() || body.Pick == nil {
+				return nil, errf(http.StatusNotFound, "no delete/update conflict on %s/%s (resolve it with a pick)", table, id)
+			}
+			if *body.Pick < 0 || *body.Pick >= len(rec.Exist) {
+				return nil, errf(http.StatusBadRequest, "pick %d: the record has candidates 0 to %d", *body.Pick, len(rec.Exist)-1)
+			}
+			// A delete that has seen the update removes the record. Keeping
+			// it is a write that has seen the delete and sets again, on
+			// every field where the delete's marker stands beside values,
+			// the newest of them.
+			del := rec.Exist[*body.Pick].Delete
+			var fields []crdt.FieldValue
+			if !del {
+				for _, name := range rec.FieldNames() {
+					var best *crdt.Entry
+					marker := false
+					for _, c := range rec.Candidates(name) {
+						if c.Delete {
+							marker = true
+						} else if best == nil || best.Stamp().Less(c.Stamp()) {
+							c := c
+							best = &c
+						}
+					}
+					if marker && best != nil {
+						fields = append(fields, crdt.FieldValue{Name: name, Value: best.Value})
+					}
+				}
+			}
+			res, err := rp.localWrite(table, id, fields, del)
+			if err != nil {
+				return nil, err
+			}
+			return rp.recordView(table, id, res.Record), nil
+		}
+		if !rec.Exists() || !contains(rec.Conflicted(), field) {
 			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
 		}
 		del := false
@@ -493,7 +543,17 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 				return nil, errf(http.StatusBadRequest, "pick %d: the field has candidates 0 to %d", *body.Pick, len(cands)-1)
 			}
 			c := cands[*body.Pick]
-			del, val = c.Delete, c.Value
+			val = c.Value
+			if c.Delete {
+				// A record delete's marker deletes the record; a cleared
+				// field's marker clears the field.
+				val = crdt.Cleared
+				for _, d := range rec.Dels {
+					if d.Dot() == c.Dot() {
+						del = true
+					}
+				}
+			}
 		}
 		var fields []crdt.FieldValue
 		if !del {

@@ -114,3 +114,65 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestDeleteAgainstUpdateIsAConflict: under manual, a delete concurrent
+// with an update is a conflict to choose ("_exists"); picking the update
+// keeps the record everywhere.
+func TestDeleteAgainstUpdateIsAConflict(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--policy", "jobs=manual")
+	dev := startNode(t, "dev", "--hub", hub.sync, "--pull-interval", "1s")
+	ctx := context.Background()
+	hub.mustCLI("put", "jobs", "j1", "title=pump")
+	dev.mustCLI("sync")
+	dev.mustCLI("offline")
+	dev.mustCLI("delete", "jobs", "j1")
+	hub.mustCLI("put", "jobs", "j1", "status=urgent")
+	dev.mustCLI("online")
+	dev.mustCLI("sync")
+	var cands int
+	eventually(t, "the hub lists the delete/update conflict", func() error {
+		cs, err := hub.client().Conflicts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Table == "jobs" && c.ID == "j1" && c.Field == "_exists" {
+				cands = len(c.Candidates)
+				return nil
+			}
+		}
+		return fmt.Errorf("no _exists conflict in %+v", cs)
+	})
+	if cands != 2 {
+		t.Fatalf("%d candidates, want the update and the delete", cands)
+	}
+	// Keep the update: pick the candidate that is not the delete.
+	cs, _ := hub.client().Conflicts(ctx)
+	pick := -1
+	for _, c := range cs {
+		if c.Field == "_exists" {
+			for i, cand := range c.Candidates {
+				if !cand.Deleted {
+					pick = i
+				}
+			}
+		}
+	}
+	hub.mustCLI("resolve", "jobs", "j1", "_exists", "--pick", fmt.Sprint(pick))
+	eventually(t, "the record is kept everywhere", func() error {
+		dev.mustCLI("sync")
+		for _, n := range []*node{hub, dev} {
+			r, err := n.client().Get(ctx, "jobs", "j1")
+			if err != nil {
+				return fmt.Errorf("%s: %v", n.name, err)
+			}
+			if got := fieldsOf(t, r); got != `{"status":"urgent"}` {
+				return fmt.Errorf("%s: j1 = %s", n.name, got)
+			}
+			if len(r.Conflicts) != 0 {
+				return fmt.Errorf("%s: conflicts left %v", n.name, r.Conflicts)
+			}
+		}
+		return nil
+	})
+}
