@@ -22,6 +22,8 @@ type arbiter struct {
 	losses []loggedLoss
 	// name, if set, names nodes in sync-error details (default: the id).
 	name func(hlc.NodeID) string
+	// judged maps each decision write the hub made to the write it judged.
+	judged map[crdt.Dot]crdt.Dot
 }
 
 type pendingDecision struct {
@@ -40,7 +42,7 @@ type loggedLoss struct {
 }
 
 func newArbiter(s *sim, hub *simNode, policies map[string]policy.Kind) *arbiter {
-	a := &arbiter{hub: hub, policies: policies}
+	a := &arbiter{hub: hub, policies: policies, judged: map[crdt.Dot]crdt.Dot{}}
 	hub.local.OnApplied = func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) {
 		for i, w := range ws {
 			if res.Status[i] != store.Applied {
@@ -81,9 +83,12 @@ func (a *arbiter) settle(t testing.TB) {
 	t.Helper()
 	for _, p := range a.pending {
 		if !p.d.Empty() {
-			if _, err := a.hub.st.Write(a.hub.clock, p.w.Table, p.w.ID, p.d.Fields, p.d.Redelete); err != nil {
+			w, err := a.hub.st.Write(a.hub.clock, p.w.Table, p.w.ID, p.d.Fields, p.d.Redelete)
+			if err != nil {
 				t.Fatal(err)
 			}
+			a.hub.acked = append(a.hub.acked, w)
+			a.judged[w.Dot()] = p.w.Dot()
 		}
 		for _, l := range p.d.Losses {
 			verb := "overridden by"
