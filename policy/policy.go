@@ -64,6 +64,19 @@ func (d Decision) Empty() bool { return len(d.Fields) == 0 && !d.Redelete && !d.
 // just applied with outcome out. Writes the arbiter made itself and
 // duplicates need no decision.
 func Arbitrate(k Kind, w *crdt.Write, out *crdt.Outcome, arbiter hlc.NodeID) Decision {
+	return ArbitrateWith(k, w, out, arbiter, nil)
+}
+
+// Rejected tells, for a write the arbiter has rejected but whose undo is
+// not carried out yet, the decision that undoes it.
+type Rejected func(crdt.Dot) (Decision, bool)
+
+// ArbitrateWith is Arbitrate knowing the rejections still to carry out:
+// when server-wins restores what a field was before a rejected write, a
+// value written by another rejected write (the same device's earlier
+// change, judged in the same session) stands for the value that write's
+// own undo restores.
+func ArbitrateWith(k Kind, w *crdt.Write, out *crdt.Outcome, arbiter hlc.NodeID, rejected Rejected) Decision {
 	if out == nil || out.Duplicate || out.NotReady || w.Origin == arbiter || w.Elided {
 		return Decision{}
 	}
@@ -71,7 +84,7 @@ func Arbitrate(k Kind, w *crdt.Write, out *crdt.Outcome, arbiter hlc.NodeID) Dec
 	case ClientWins:
 		return clientWins(w, out)
 	case ServerWins:
-		return serverWins(w, out)
+		return serverWins(w, out, rejected)
 	case LWW:
 		return Decision{Losses: lwwLosses(w, out)}
 	}
@@ -175,7 +188,7 @@ func clientWins(w *crdt.Write, out *crdt.Outcome) Decision {
 	return d
 }
 
-func serverWins(w *crdt.Write, out *crdt.Outcome) Decision {
+func serverWins(w *crdt.Write, out *crdt.Outcome, rejected Rejected) Decision {
 	var d Decision
 	if len(out.ExistConcurrent) == 0 {
 		return d // the writer had seen every change the hub accepted
@@ -202,6 +215,13 @@ func serverWins(w *crdt.Write, out *crdt.Outcome) Decision {
 		// what stands beside it.
 		prior := append(append([]crdt.Entry(nil), fo.Superseded...), fo.Concurrent...)
 		before, ok := maxEntry(prior, self)
+		if ok && rejected != nil {
+			if rd, was := rejected(before.Dot()); was {
+				// That value is itself being undone: it stands for what
+				// its undo restores.
+				before = standIn(before, rd, fo.Name)
+			}
+		}
 		mine := writeEntry(w, valueOf(w, fo.Name))
 		if fo.Dead {
 			continue // w's value never showed here
@@ -215,6 +235,52 @@ func serverWins(w *crdt.Write, out *crdt.Outcome) Decision {
 		d.Losses = append(d.Losses, Loss{Field: fo.Name, Losing: mine, Winning: before})
 	}
 	sortFields(d.Fields)
+	return d
+}
+
+// standIn is e (a value of a rejected write) replaced by what the
+// rejection restores on field.
+func standIn(e crdt.Entry, rd Decision, field string) crdt.Entry {
+	for _, f := range rd.Fields {
+		if f.Name == field {
+			e.Value = f.Value
+			e.Delete = f.Value.IsCleared()
+			if e.Delete {
+				e.Value = nil
+			}
+			return e
+		}
+	}
+	if rd.Redelete {
+		e.Value, e.Delete = nil, true
+	}
+	return e
+}
+
+// Still narrows a decision about the write judged to what still applies
+// to the record now, when the decision is carried out: a field whose
+// judged value a later write has superseded (that write had seen it, so
+// its writer's choice stands) is left alone, and a re-delete or re-create
+// only happens while the judged operation is still live. Losses stay.
+func Still(d Decision, judged crdt.Dot, rec *crdt.Record) Decision {
+	live := func(es []crdt.Entry) bool {
+		for _, e := range es {
+			if e.Dot() == judged {
+				return true
+			}
+		}
+		return false
+	}
+	var fields []crdt.FieldValue
+	for _, f := range d.Fields {
+		if live(rec.Candidates(f.Name)) {
+			fields = append(fields, f)
+		}
+	}
+	d.Fields = fields
+	if (d.Redelete || d.Write) && !live(rec.Exist) {
+		d.Redelete, d.Write = false, false
+	}
 	return d
 }
 

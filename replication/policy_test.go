@@ -49,7 +49,14 @@ func newArbiter(s *sim, hub *simNode, policies map[string]policy.Kind) *arbiter 
 				continue
 			}
 			k := a.policies[w.Table]
-			d := policy.Arbitrate(k, w, &res.Outcomes[i], hub.local.Node)
+			d := policy.ArbitrateWith(k, w, &res.Outcomes[i], hub.local.Node, func(dot crdt.Dot) (policy.Decision, bool) {
+				for _, p := range a.pending {
+					if p.w.Dot() == dot && p.d.Rejected {
+						return p.d, true
+					}
+				}
+				return policy.Decision{}, false
+			})
 			if !d.Empty() || len(d.Losses) > 0 {
 				a.pending = append(a.pending, pendingDecision{w, k, d})
 			}
@@ -82,6 +89,9 @@ func (a *arbiter) entry(e crdt.Entry) string {
 func (a *arbiter) settle(t testing.TB) {
 	t.Helper()
 	for _, p := range a.pending {
+		if rec, err := a.hub.st.Get(p.w.Table, p.w.ID); err == nil {
+			p.d = policy.Still(p.d, p.w.Dot(), rec)
+		}
 		if !p.d.Empty() {
 			w, err := a.hub.st.Write(a.hub.clock, p.w.Table, p.w.ID, p.d.Fields, p.d.Redelete)
 			if err != nil {
