@@ -20,12 +20,32 @@ type arbiter struct {
 	r    *replica
 	kick chan struct{}
 	mu   sync.Mutex // one drain at a time
+
+	// rejected holds the server-wins rejections queued but not carried
+	// out yet, so that judging a later write of the same record restores
+	// past them (policy.ArbitrateWith). Rebuilt from the queue at start.
+	rmu      sync.Mutex
+	rejected map[crdt.Dot]policy.Decision
 }
 
 // newArbiter returns the arbiter of hub r; it judges each write by the
 // policy in force when the write was made (replica.policyAt).
 func newArbiter(r *replica) *arbiter {
-	return &arbiter{r: r, kick: make(chan struct{}, 1)}
+	a := &arbiter{r: r, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}}
+	if qs, err := r.store.Queue(0); err == nil {
+		for _, q := range qs {
+			var d queuedDecision
+			if json.Unmarshal(q.Value, &d) == nil && d.Rejected {
+				a.rejected[crdt.Dot{Node: hlcNode(d.Origin), Seq: d.Seq}] = d.decision()
+			}
+		}
+	}
+	return a
+}
+
+// decision is the policy.Decision a queued decision carries out.
+func (d *queuedDecision) decision() policy.Decision {
+	return policy.Decision{Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses}
 }
 
 // queuedDecision is a decision as queued: what to write and what to log.
@@ -49,7 +69,17 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 			continue
 		}
 		k := a.r.policyAt(w.Table, w.TS)
-		d := policy.Arbitrate(k, w, &res.Outcomes[i], a.r.node)
+		d := policy.ArbitrateWith(k, w, &res.Outcomes[i], a.r.node, func(dot crdt.Dot) (policy.Decision, bool) {
+			a.rmu.Lock()
+			defer a.rmu.Unlock()
+			rd, ok := a.rejected[dot]
+			return rd, ok
+		})
+		if d.Rejected {
+			a.rmu.Lock()
+			a.rejected[w.Dot()] = d
+			a.rmu.Unlock()
+		}
 		if d.Empty() && len(d.Losses) == 0 {
 			continue
 		}
@@ -119,6 +149,16 @@ func (a *arbiter) drain() error {
 				}
 				continue
 			}
+			// Narrowed to what still applies: a later write that had seen
+			// the judged one stands.
+			judged := crdt.Dot{Node: hlcNode(d.Origin), Seq: d.Seq}
+			if rec, err := st.Get(d.Table, d.ID); err == nil {
+				nd := policy.Still(d.decision(), judged, rec)
+				d.Fields, d.Redelete, d.Write = nd.Fields, nd.Redelete, nd.Write
+			}
+			a.rmu.Lock()
+			delete(a.rejected, judged)
+			a.rmu.Unlock()
 			errs := d.syncErrors()
 			// The errors also travel to the device that made the change
 			// (and every replica) as records of errorTable; written first,
