@@ -45,7 +45,7 @@ func newArbiter(r *replica) *arbiter {
 
 // decision is the policy.Decision a queued decision carries out.
 func (d *queuedDecision) decision() policy.Decision {
-	return policy.Decision{Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses, Judged: d.Judged}
+	return policy.Decision{Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses}
 }
 
 // queuedDecision is a decision as queued: what to write and what to log.
@@ -59,7 +59,6 @@ type queuedDecision struct {
 	Write     bool
 	Rejected  bool
 	Losses    []policy.Loss
-	Judged    map[string][]crdt.Dot
 }
 
 // hook runs inside the batch that applies remote writes.
@@ -85,7 +84,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 			continue
 		}
 		data, err := json.Marshal(queuedDecision{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Policy: string(k),
-			Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses, Judged: d.Judged})
+			Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses})
 		if err != nil {
 			return err
 		}

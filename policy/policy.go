@@ -55,10 +55,6 @@ type Decision struct {
 	Write bool
 	// Losses are the values overridden or rejected.
 	Losses []Loss
-	// Judged lists, per field of Fields ("" for the record's existence),
-	// the candidates the decision was made about: the judged write and
-	// those beside it. Still drops what other writes have changed since.
-	Judged map[string][]crdt.Dot
 }
 
 // Empty reports whether there is nothing to write.
@@ -86,31 +82,13 @@ func ArbitrateWith(k Kind, w *crdt.Write, out *crdt.Outcome, arbiter hlc.NodeID,
 	}
 	switch k {
 	case ClientWins:
-		return judgedBy(clientWins(w, out), w, out)
+		return clientWins(w, out)
 	case ServerWins:
-		return judgedBy(serverWins(w, out, rejected), w, out)
+		return serverWins(w, out, rejected)
 	case LWW:
 		return Decision{Losses: lwwLosses(w, out)}
 	}
 	return Decision{}
-}
-
-// judgedBy records in d the candidates the decision was made about.
-func judgedBy(d Decision, w *crdt.Write, out *crdt.Outcome) Decision {
-	d.Judged = map[string][]crdt.Dot{}
-	for _, fo := range out.Fields {
-		dots := []crdt.Dot{w.Dot()}
-		for _, e := range fo.Concurrent {
-			dots = append(dots, e.Dot())
-		}
-		d.Judged[fo.Name] = dots
-	}
-	ex := []crdt.Dot{w.Dot()}
-	for _, e := range out.ExistConcurrent {
-		ex = append(ex, e.Dot())
-	}
-	d.Judged[""] = ex
-	return d
 }
 
 // writeEntry is w's own candidate for a field.
@@ -280,46 +258,30 @@ func standIn(e crdt.Entry, rd Decision, field string) crdt.Entry {
 }
 
 // Still narrows a decision about the write judged to what still applies
-// to the record now, when the decision is carried out: a field is written
-// only if its live candidates are all among those the decision was made
-// about (d.Judged) and include the judged write (otherwise another write
-// changed it since: a later write that had seen the judged one stands, and
-// one that arrived after the judgment has its own decision); likewise for
-// a re-delete or re-create and the existence register. Losses stay.
+// to the record now, when the decision is carried out: a field whose
+// judged value a later write has superseded (that write had seen it, so
+// its writer's choice stands) is left alone, and a re-delete or re-create
+// only happens while the judged operation is still live. Losses stay.
 func Still(d Decision, judged crdt.Dot, rec *crdt.Record) Decision {
-	ok := func(name string, live []crdt.Entry) bool {
-		known := d.Judged[name]
-		found := false
-		for _, e := range live {
+	live := func(es []crdt.Entry) bool {
+		for _, e := range es {
 			if e.Dot() == judged {
-				found = true
-			}
-			if d.Judged != nil && !containsDot(known, e.Dot()) {
-				return false
+				return true
 			}
 		}
-		return found
+		return false
 	}
 	var fields []crdt.FieldValue
 	for _, f := range d.Fields {
-		if ok(f.Name, rec.Candidates(f.Name)) {
+		if live(rec.Candidates(f.Name)) {
 			fields = append(fields, f)
 		}
 	}
 	d.Fields = fields
-	if (d.Redelete || d.Write) && !ok("", rec.Exist) {
+	if (d.Redelete || d.Write) && !live(rec.Exist) {
 		d.Redelete, d.Write = false, false
 	}
 	return d
-}
-
-func containsDot(ds []crdt.Dot, d crdt.Dot) bool {
-	for _, x := range ds {
-		if x == d {
-			return true
-		}
-	}
-	return false
 }
 
 func sortFields(fs []crdt.FieldValue) {
