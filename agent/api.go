@@ -280,19 +280,25 @@ func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	})
 }
 
+// existing returns a record that exists here, or a 404 saying why not.
+func (rp *replica) existing(table, id string) (*crdt.Record, error) {
+	rec, err := rp.store.Get(table, id)
+	switch {
+	case errors.Is(err, store.ErrOutOfScope):
+		return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
+	case errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists():
+		return nil, errf(http.StatusNotFound, "record %s/%s not found", table, id)
+	}
+	return rec, err
+}
+
 func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	table, id, err := names(r)
 	if err != nil {
 		return nil, err
 	}
 	return a.with(func(rp *replica) (any, error) {
-		rec, err := rp.store.Get(table, id)
-		if errors.Is(err, store.ErrOutOfScope) {
-			return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
-		}
-		if errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists() {
-			return nil, errf(http.StatusNotFound, "record %s/%s not found", table, id)
-		}
+		rec, err := rp.existing(table, id)
 		if err != nil {
 			return nil, err
 		}
@@ -306,14 +312,7 @@ func (a *Agent) deleteRecord(w http.ResponseWriter, r *http.Request) (any, error
 		return nil, err
 	}
 	return a.with(func(rp *replica) (any, error) {
-		rec, err := rp.store.Get(table, id)
-		if errors.Is(err, store.ErrOutOfScope) {
-			return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
-		}
-		if errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists() {
-			return nil, errf(http.StatusNotFound, "record %s/%s not found", table, id)
-		}
-		if err != nil {
+		if _, err := rp.existing(table, id); err != nil {
 			return nil, err
 		}
 		res, err := rp.localWrite(table, id, nil, true)
