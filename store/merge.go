@@ -127,7 +127,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 			s.mu.Unlock()
 			return false, err
 		}
-		s.applyHidden(b.hides)
+		s.publish(b)
 		s.mu.Unlock()
 		return false, wait()
 	}
@@ -178,7 +178,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	}
 	s.feed = feed
 	s.hw = hw
-	s.applyHidden(b.hides)
+	s.publish(b)
 	s.rcache.put(rkey, rec)
 	s.mu.Unlock()
 	if err := wait(); err != nil {

@@ -235,6 +235,15 @@ func (s *Store) commitPlain(b *pebble.Batch) error {
 	return wait()
 }
 
+// publish makes what a batch handed to Pebble allocated or marked the
+// store's in-memory state: sync-error and queue ids, hidden marks. Caller
+// holds s.mu, after submit succeeded.
+func (s *Store) publish(b *Batch) {
+	s.errSeq = b.errSeq
+	s.qSeq = b.qSeq
+	s.applyHidden(b.hides)
+}
+
 // commitBook runs fill on a fresh batch under the write mutex and commits
 // it durably. Used by the bookkeeping methods.
 func (s *Store) commitBook(fill func(b *Batch) error) error {
@@ -254,9 +263,7 @@ func (s *Store) commitBook(fill func(b *Batch) error) error {
 		s.mu.Unlock()
 		return err
 	}
-	s.errSeq = b.errSeq
-	s.qSeq = b.qSeq
-	s.applyHidden(b.hides)
+	s.publish(b)
 	s.mu.Unlock()
 	return wait()
 }
@@ -380,9 +387,7 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	s.nextSeq = seq + 1
 	s.feed = feed
 	s.hw = hw
-	s.errSeq = b.errSeq
-	s.qSeq = b.qSeq
-	s.applyHidden(b.hides)
+	s.publish(b)
 	s.rcache.put(rkey, rec.Clone()) // res.Record is the caller's
 	s.publishHeld(map[hlc.NodeID]*Held{s.node: &self})
 	s.mu.Unlock()
@@ -762,9 +767,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	}
 	s.feed = feed
 	s.hw = hw
-	s.errSeq = b.errSeq
-	s.qSeq = b.qSeq
-	s.applyHidden(b.hides)
+	s.publish(b)
 	for _, rs := range order {
 		if !b.collected[string(rs.key)] {
 			s.rcache.put(rs.key, rs.rec) // res.Records are read-only for callers
