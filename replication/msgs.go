@@ -72,51 +72,38 @@ type Msg struct {
 
 // Type returns the message's type, or 0 if none is set.
 func (m Msg) Type() MsgType {
-	switch {
-	case m.Hello != nil:
-		return MsgHello
-	case m.Welcome != nil:
-		return MsgWelcome
-	case m.Have != nil:
-		return MsgHave
-	case m.Chunk != nil:
-		return MsgChunk
-	case m.Ack != nil:
-		return MsgAck
-	case m.RecordReq != nil:
-		return MsgRecordReq
-	case m.Records != nil:
-		return MsgRecords
-	case m.Done != nil:
-		return MsgDone
-	case m.Error != nil:
-		return MsgError
-	}
-	return 0
+	t, _ := m.typed()
+	return t
 }
 
 func (m Msg) body() any {
-	switch m.Type() {
-	case MsgHello:
-		return m.Hello
-	case MsgWelcome:
-		return m.Welcome
-	case MsgHave:
-		return m.Have
-	case MsgChunk:
-		return m.Chunk
-	case MsgAck:
-		return m.Ack
-	case MsgRecordReq:
-		return m.RecordReq
-	case MsgRecords:
-		return m.Records
-	case MsgDone:
-		return m.Done
-	case MsgError:
-		return m.Error
+	_, b := m.typed()
+	return b
+}
+
+// typed returns the message's type and the body that is set.
+func (m Msg) typed() (MsgType, any) {
+	switch {
+	case m.Hello != nil:
+		return MsgHello, m.Hello
+	case m.Welcome != nil:
+		return MsgWelcome, m.Welcome
+	case m.Have != nil:
+		return MsgHave, m.Have
+	case m.Chunk != nil:
+		return MsgChunk, m.Chunk
+	case m.Ack != nil:
+		return MsgAck, m.Ack
+	case m.RecordReq != nil:
+		return MsgRecordReq, m.RecordReq
+	case m.Records != nil:
+		return MsgRecords, m.Records
+	case m.Done != nil:
+		return MsgDone, m.Done
+	case m.Error != nil:
+		return MsgError, m.Error
 	}
-	return nil
+	return 0, nil
 }
 
 // Hello opens a session (dialer to listener).
