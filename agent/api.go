@@ -134,6 +134,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/reset", a.handle(a.reset))
 	mux.HandleFunc("GET /v1/parked", a.handle(a.listParked))
 	mux.HandleFunc("POST /v1/parked/{origin}/{seq}/release", a.handle(a.releaseParked))
+	a.debugRoutes(mux) // testing only: agent/debug.go
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := uiFS.ReadFile("ui/index.html")

@@ -1,0 +1,269 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/store"
+)
+
+// FOR TESTING ONLY: debug endpoints for the fault-testing harness
+// (test/e2e/faults_test.go). They exist only when the agent runs with the
+// environment variable REPLICAD_TESTING_DEBUG_API=1; otherwise they are
+// not registered and answer 404 like any unknown path. They expose
+// replication internals (dots, causal contexts, the change log) that the
+// public API keeps to itself, so that a checker can judge every
+// acknowledged write:
+//
+//	GET    /v1/debug/digest                       state digest of every table, parked and queued counts, the HLC
+//	GET    /v1/debug/dump                         every record's full state and every write in the change log
+//	PUT    /v1/debug/tables/{table}/records/{id}  as the public PUT, answering with the write's dot, stamp and context
+//	DELETE /v1/debug/tables/{table}/records/{id}  as the public DELETE, likewise
+const debugAPIEnv = "REPLICAD_TESTING_DEBUG_API"
+
+// debugRoutes registers the debug endpoints when the testing environment
+// variable enables them.
+func (a *Agent) debugRoutes(mux *http.ServeMux) {
+	if os.Getenv(debugAPIEnv) != "1" {
+		return
+	}
+	a.log.Warn("debug endpoints enabled (testing only)", "env", debugAPIEnv)
+	mux.HandleFunc("GET /v1/debug/digest", a.handle(a.debugDigest))
+	mux.HandleFunc("GET /v1/debug/dump", a.handle(a.debugDump))
+	mux.HandleFunc("PUT /v1/debug/tables/{table}/records/{id}", a.handle(a.debugPut))
+	mux.HandleFunc("DELETE /v1/debug/tables/{table}/records/{id}", a.handle(a.debugDelete))
+}
+
+func vvJSON(v crdt.VV) map[string]uint64 {
+	out := make(map[string]uint64, len(v))
+	for _, d := range v {
+		out[d.Node.String()] = d.Seq
+	}
+	return out
+}
+
+type debugEntry struct {
+	Node    string          `json:"node"`
+	Seq     uint64          `json:"seq"`
+	HLC     uint64          `json:"hlc"`
+	Deleted bool            `json:"deleted,omitempty"`
+	Value   json.RawMessage `json:"value,omitempty"`
+}
+
+func debugEntries(es []crdt.Entry) []debugEntry {
+	out := make([]debugEntry, 0, len(es))
+	for _, e := range es {
+		de := debugEntry{Node: e.Origin.String(), Seq: e.Seq, HLC: uint64(e.TS), Deleted: e.Delete}
+		if !e.Delete && e.Value != nil {
+			de.Value = jsonValue(e.Value)
+		}
+		out = append(out, de)
+	}
+	return out
+}
+
+type debugRecord struct {
+	Table   string                     `json:"table"`
+	ID      string                     `json:"id"`
+	Exists  bool                       `json:"exists"`
+	Applied map[string]uint64          `json:"applied"`
+	Exist   []debugEntry               `json:"exist"`
+	Fields  map[string][]debugEntry    `json:"fields"`
+	Visible map[string]json.RawMessage `json:"visible"`
+}
+
+func debugRecordView(table, id string, rec *crdt.Record) debugRecord {
+	out := debugRecord{Table: table, ID: id, Exists: rec.Exists(), Applied: vvJSON(rec.Applied), Exist: debugEntries(rec.Exist),
+		Fields: map[string][]debugEntry{}, Visible: map[string]json.RawMessage{}}
+	for _, name := range rec.FieldNames() {
+		out.Fields[name] = debugEntries(rec.Candidates(name))
+	}
+	rec.Visible(func(name string, v crdt.Value) { out.Visible[name] = jsonValue(v) })
+	return out
+}
+
+type debugWrite struct {
+	Table  string                     `json:"table"`
+	ID     string                     `json:"id"`
+	Node   string                     `json:"node"`
+	Seq    uint64                     `json:"seq"`
+	HLC    uint64                     `json:"hlc"`
+	Ctx    map[string]uint64          `json:"ctx"`
+	Delete bool                       `json:"delete,omitempty"`
+	Elided bool                       `json:"elided,omitempty"`
+	Fields map[string]json.RawMessage `json:"fields"`
+}
+
+func debugWriteView(w *crdt.Write) debugWrite {
+	out := debugWrite{Table: w.Table, ID: w.ID, Node: w.Origin.String(), Seq: w.Seq, HLC: uint64(w.TS), Ctx: vvJSON(w.Ctx),
+		Delete: w.Delete, Elided: w.Elided, Fields: map[string]json.RawMessage{}}
+	for _, f := range w.Fields {
+		if w.Elided || f.Value == nil {
+			out.Fields[f.Name] = nil
+		} else {
+			out.Fields[f.Name] = jsonValue(f.Value)
+		}
+	}
+	return out
+}
+
+// scanAll calls fn for every record of every table (deleted ones too).
+func (rp *replica) scanAll(fn func(table string, e store.RecordEntry)) error {
+	tables, err := rp.store.Tables()
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		after := ""
+		for {
+			page, next, err := rp.store.Scan(t, after, 500)
+			if err != nil {
+				return err
+			}
+			for _, e := range page {
+				fn(t, e)
+			}
+			if next == "" {
+				break
+			}
+			after = next
+		}
+	}
+	return nil
+}
+
+// debugDigest: one SHA-256 over every record's canonical form (table and
+// id included), per table too; replicas holding the same writes have equal
+// digests.
+func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
+	return a.with(func(rp *replica) (any, error) {
+		all := sha256.New()
+		tables := map[string]string{}
+		records := 0
+		var cur string
+		h := sha256.New()
+		flush := func() {
+			if cur != "" {
+				tables[cur] = hex.EncodeToString(h.Sum(nil))
+			}
+		}
+		err := rp.scanAll(func(t string, e store.RecordEntry) {
+			if t != cur {
+				flush()
+				cur = t
+				h = sha256.New()
+			}
+			for _, hh := range []interface{ Write([]byte) (int, error) }{all, h} {
+				hh.Write([]byte(t))
+				hh.Write([]byte{0})
+				hh.Write([]byte(e.ID))
+				hh.Write([]byte{0})
+			}
+			e.Record.WriteDigest(all)
+			e.Record.WriteDigest(h)
+			records++
+		})
+		if err != nil {
+			return nil, err
+		}
+		flush()
+		parked, err := rp.store.ListParked()
+		if err != nil {
+			return nil, err
+		}
+		queued, err := rp.store.Queue(1000)
+		if err != nil {
+			return nil, err
+		}
+		hw := rp.clock.HighWater()
+		return map[string]any{
+			"node": rp.node.String(), "digest": hex.EncodeToString(all.Sum(nil)), "records": records, "tables": tables,
+			"parked": len(parked), "queued": len(queued),
+			"physical_ms": rp.clock.Physical(), "high_water_ms": hw.Wall(), "max_offset_ms": a.cfg.MaxClockOffset.Milliseconds(),
+		}, nil
+	})
+}
+
+// debugDump returns every record's state and every write of the change
+// log (values of elided writes are null).
+func (a *Agent) debugDump(w http.ResponseWriter, r *http.Request) (any, error) {
+	return a.with(func(rp *replica) (any, error) {
+		recs := []debugRecord{}
+		if err := rp.scanAll(func(t string, e store.RecordEntry) {
+			recs = append(recs, debugRecordView(t, e.ID, e.Record))
+		}); err != nil {
+			return nil, err
+		}
+		writes := []debugWrite{}
+		for origin := range rp.store.Holdings() {
+			if err := rp.store.Stream(origin, 0, func(w *crdt.Write) error {
+				writes = append(writes, debugWriteView(w))
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]any{"node": rp.node.String(), "records": recs, "writes": writes}, nil
+	})
+}
+
+// debugWriteResult answers a debug write: the write's identity and the
+// record as the public API shows it.
+func debugWriteResult(rp *replica, table, id string, res *store.WriteResult) any {
+	return map[string]any{"write": debugWriteView(res.Write), "record": rp.recordView(table, id, res.Record)}
+}
+
+// debugPut is putRecord answering with the write made.
+func (a *Agent) debugPut(w http.ResponseWriter, r *http.Request) (any, error) {
+	table, id, err := names(r)
+	if err != nil {
+		return nil, err
+	}
+	var body putBody
+	if err := decodeBody(r, &body); err != nil {
+		return nil, err
+	}
+	if body.Fields == nil {
+		return nil, errf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
+	}
+	fields := make([]crdt.FieldValue, 0, len(body.Fields))
+	for name, raw := range body.Fields {
+		if name == "" {
+			return nil, errf(http.StatusBadRequest, "empty field name")
+		}
+		v, err := crdt.ValueFromJSON(raw)
+		if err != nil {
+			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
+		}
+		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
+	}
+	return a.with(func(rp *replica) (any, error) {
+		res, err := rp.localWrite(table, id, fields, false)
+		if err != nil {
+			return nil, err
+		}
+		return debugWriteResult(rp, table, id, res), nil
+	})
+}
+
+// debugDelete is deleteRecord answering with the write made.
+func (a *Agent) debugDelete(w http.ResponseWriter, r *http.Request) (any, error) {
+	table, id, err := names(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.with(func(rp *replica) (any, error) {
+		if _, err := rp.existing(table, id); err != nil {
+			return nil, err
+		}
+		res, err := rp.localWrite(table, id, nil, true)
+		if err != nil {
+			return nil, err
+		}
+		return debugWriteResult(rp, table, id, res), nil
+	})
+}
