@@ -1,0 +1,187 @@
+package loadgen
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/store"
+)
+
+// The baselines: what the machine does without replicad, measured in the
+// same run, on the same disk (a directory beside the agents' data) or
+// the same loopback.
+
+type nullLogger struct{}
+
+func (nullLogger) Infof(string, ...any)  {}
+func (nullLogger) Errorf(string, ...any) {}
+func (nullLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+// openRawPebble opens Pebble with the store's own settings (cache,
+// memtable, format) in a fresh directory.
+func openRawPebble(dir string) (*pebble.DB, error) {
+	os.RemoveAll(dir)
+	cache := pebble.NewCache(store.DefaultCacheSize)
+	defer cache.Unref()
+	return pebble.Open(dir, &pebble.Options{
+		Cache: cache, MemTableSize: store.DefaultMemTableSize, FormatMajorVersion: store.PebbleFormat, Logger: nullLogger{},
+	})
+}
+
+// SetsResult is the outcome of RawSyncedSets.
+type SetsResult struct {
+	Latencies []time.Duration // sorted
+	PerSecond float64
+}
+
+// RawSyncedSets runs clients goroutines doing synced Sets of valSize-byte
+// values over 1,000 keys in dir, n Sets in all (or until d has passed,
+// when d > 0), and returns the sorted latencies and the rate.
+func RawSyncedSets(dir string, clients, n int, d time.Duration, valSize int) (SetsResult, error) {
+	db, err := openRawPebble(dir)
+	if err != nil {
+		return SetsResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	defer db.Close()
+	val := make([]byte, valSize)
+	var ctr atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := make([]byte, 0, 32)
+			var mine []time.Duration
+			for {
+				i := ctr.Add(1)
+				if (n > 0 && i > int64(n)) || (d > 0 && time.Since(start) > d) {
+					break
+				}
+				key = fmt.Appendf(key[:0], "rbench\x00%012d", i%1000)
+				t := time.Now()
+				if err := db.Set(key, val, pebble.Sync); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					break
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	return SetsResult{Latencies: lat, PerSecond: float64(len(lat)) / el.Seconds()}, firstErr
+}
+
+// RawBatched applies, from writers goroutines at once, perWriter writes
+// each as raw Pebble batches of batch writes, synced per batch. A write is
+// what the store keeps for a one-field remote change: a change-log key
+// (80-byte value) and a record key (120-byte value). It returns writes
+// per second.
+func RawBatched(dir string, writers, perWriter, batch int) (float64, error) {
+	db, err := openRawPebble(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	defer db.Close()
+	logVal, recVal := make([]byte, 80), make([]byte, 120)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := make([]byte, 0, 64)
+			origin := uint64(w+1) * 0x9e3779b97f4a7c15
+			bt := db.NewBatch()
+			for i := range perWriter {
+				key = append(key[:0], 'l')
+				key = binary.BigEndian.AppendUint64(key, origin)
+				key = binary.BigEndian.AppendUint64(key, uint64(i+1))
+				bt.Set(key, logVal, nil)
+				key = fmt.Appendf(key[:0], "rd%04d\x00wo-%07d", w, i%1000)
+				bt.Set(key, recVal, nil)
+				if (i+1)%batch == 0 || i == perWriter-1 {
+					if err := db.Apply(bt, pebble.Sync); err != nil {
+						errs <- err
+						return
+					}
+					bt.Close()
+					bt = db.NewBatch()
+				}
+			}
+			bt.Close()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(writers*perWriter) / el.Seconds(), nil
+}
+
+// LoopbackThroughput moves n bytes (at least 64 MiB, for a stable figure)
+// over one loopback TCP connection, written by one goroutine and read by
+// another, and returns bytes per second.
+func LoopbackThroughput(n int64) (float64, error) {
+	n = max(n, 64<<20)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	go func() {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 256<<10)
+		for left := n; left > 0; {
+			k, err := c.Write(buf[:min(left, int64(len(buf)))])
+			if err != nil {
+				return
+			}
+			left -= int64(k)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	start := time.Now()
+	got, err := io.Copy(io.Discard, c)
+	el := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("loopback moved %d of %d bytes", got, n)
+	}
+	return float64(n) / el.Seconds(), nil
+}

@@ -1,0 +1,238 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HubMemoryOpts: a hub holding many records, with a fleet syncing steadily.
+type HubMemoryOpts struct {
+	Records int           // loaded before the steady run
+	Devices int           // simulated devices
+	Steady  time.Duration // length of the steady run
+	Every   time.Duration // each device writes and syncs this often (jittered)
+	Writes  int           // writes per device per cycle
+	Sample  time.Duration // RSS sampling interval
+}
+
+// HubMemory measures a hub's resident memory with Records records and
+// Devices devices: the hub is loaded, every device syncs once (warm-up),
+// then for Steady each device writes Writes fields every Every and syncs;
+// now and then a device goes offline for a while (it keeps writing) and
+// syncs its backlog when back online; two API readers read random loaded
+// records and one API writer writes on the hub meanwhile. The hub's RSS
+// is sampled every Sample. Reported: RSS after loading, at the start and
+// end of the steady run, its peak, its growth (mean of the last quarter
+// of the samples minus the first quarter's) and slope, against the
+// store's size on disk.
+func HubMemory(ctx context.Context, c *Config, o HubMemoryOpts) (*Result, error) {
+	start := time.Now()
+	if o.Every <= 0 {
+		o.Every = 10 * time.Second
+	}
+	if o.Sample <= 0 {
+		o.Sample = 5 * time.Second
+	}
+	o.Writes = max(o.Writes, 1)
+	hub, err := c.startOrUse(ctx, "memory-hub", c.HubAPI, c.HubSync, "--role", "hub")
+	if err != nil {
+		return nil, err
+	}
+	defer hub.Stop()
+	res := &Result{Name: fmt.Sprintf("hub-memory/records=%d/devices=%d", o.Records, o.Devices), Params: map[string]any{
+		"records": o.Records, "devices": o.Devices, "steady_s": o.Steady.Seconds(), "every_s": o.Every.Seconds(), "writes_per_cycle": o.Writes}}
+	if err := load(ctx, c, hub, "bulk", o.Records, 2, res); err != nil {
+		return nil, err
+	}
+	rssLoaded, err := hub.RSS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Add("rss-loaded", "MiB", mib(rssLoaded))
+
+	// Warm-up: every device writes a little and syncs once.
+	devs := make([]*SimDevice, o.Devices)
+	for i := range devs {
+		if devs[i], err = NewSimDevice(i, 100, c.cluster()); err != nil {
+			return nil, err
+		}
+		defer devs[i].Close()
+	}
+	t0 := time.Now()
+	if err := eachDevice(devs, func(d *SimDevice) error {
+		if err := d.Write(o.Writes); err != nil {
+			return err
+		}
+		_, err := d.Sync(ctx, hub.Sync)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	res.Add("warmup", "s", time.Since(t0).Seconds())
+	c.logf("  %d devices synced once in %.1fs; steady run of %v starts", o.Devices, time.Since(t0).Seconds(), o.Steady)
+
+	// The steady run.
+	sctx, cancel := context.WithTimeout(ctx, o.Steady)
+	defer cancel()
+	var sessions, offlines, reads, apiWrites atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, o.Devices+4)
+	for i, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 99))
+			offlineUntil := time.Time{}
+			// Spread the first cycle over the interval.
+			wait := time.Duration(rng.Int64N(int64(o.Every)))
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = o.Every/2 + time.Duration(rng.Int64N(int64(o.Every)))
+				if err := d.Write(o.Writes); err != nil {
+					errc <- err
+					return
+				}
+				if time.Now().Before(offlineUntil) {
+					continue
+				}
+				if rng.IntN(20) == 0 { // goes offline for 3 to 9 cycles
+					offlineUntil = time.Now().Add(time.Duration(3+rng.IntN(7)) * o.Every)
+					offlines.Add(1)
+					continue
+				}
+				if _, err := d.Sync(sctx, hub.Sync); err != nil {
+					if sctx.Err() != nil {
+						return
+					}
+					errc <- fmt.Errorf("device %d: %w", i, err)
+					return
+				}
+				sessions.Add(1)
+			}
+		}()
+	}
+	api := newAPIClient(hub.API, 3)
+	defer api.close()
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			for sctx.Err() == nil {
+				var err error
+				if r < 2 {
+					err = api.get(sctx, "bulk", fmt.Sprintf("r%08d", rng.IntN(max(o.Records, 1))))
+					reads.Add(1)
+				} else {
+					err = api.put(sctx, "hubnotes", "n"+strconv.Itoa(rng.IntN(1000)), putBodies[rng.IntN(len(putBodies))])
+					apiWrites.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				}
+				if err != nil && sctx.Err() == nil {
+					errc <- fmt.Errorf("api: %w", err)
+					return
+				}
+				if r < 2 {
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	var xs, ys []float64
+	steady0 := time.Now()
+	tick := time.NewTicker(o.Sample)
+sampling:
+	for {
+		select {
+		case <-sctx.Done():
+			break sampling
+		case err := <-errc:
+			cancel()
+			wg.Wait()
+			return nil, err
+		case <-tick.C:
+			rss, err := hub.RSS(ctx)
+			if err != nil {
+				cancel()
+				wg.Wait()
+				return nil, err
+			}
+			xs = append(xs, time.Since(steady0).Minutes())
+			ys = append(ys, mib(rss))
+			c.logf("  steady %4.0fs: hub RSS %.0f MiB, %d device sessions, %d offline periods, %d API reads", time.Since(steady0).Seconds(), mib(rss), sessions.Load(), offlines.Load(), reads.Load())
+		}
+	}
+	tick.Stop()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return nil, err
+	default:
+	}
+	if len(ys) < 4 {
+		return nil, fmt.Errorf("steady run too short: %d RSS samples", len(ys))
+	}
+	q := max(len(ys)/4, 1)
+	first, last := mean(ys[:q]), mean(ys[len(ys)-q:])
+	peak := 0.0
+	for _, y := range ys {
+		peak = max(peak, y)
+	}
+	size := float64(dirSize(hub.Dir))
+	res.Add("rss-start", "MiB", ys[0])
+	res.Add("rss-end", "MiB", ys[len(ys)-1])
+	res.Add("rss-peak", "MiB", peak)
+	res.Add("rss-growth", "MiB", last-first)
+	res.Add("rss-growth-pct", "%", 100*(last-first)/first)
+	res.Add("rss-slope", "MiB/min", linearSlope(xs, ys))
+	if hub.Dir != "" {
+		res.Add("store-size", "MiB", size/(1<<20))
+		res.Add("rss/store", "x", last/(size/(1<<20)))
+	}
+	res.Add("sessions", "sessions", float64(sessions.Load()))
+	res.Add("offline-periods", "count", float64(offlines.Load()))
+	res.Add("api-reads/s", "reads/s", float64(reads.Load())/o.Steady.Seconds())
+	res.Add("api-writes", "writes", float64(apiWrites.Load()))
+	res.Add("rss-samples", "samples", float64(len(ys)))
+	c.logf("hub-memory: RSS %.0f MiB loaded, %.0f→%.0f MiB over the steady run (peak %.0f, growth %+.1f MiB = %+.1f%%, slope %+.2f MiB/min); store %.0f MiB",
+		mib(rssLoaded), ys[0], ys[len(ys)-1], peak, last-first, 100*(last-first)/first, linearSlope(xs, ys), size/(1<<20))
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// eachDevice runs f for every device, 32 at a time, and returns the first
+// error.
+func eachDevice(devs []*SimDevice, f func(*SimDevice) error) error {
+	sem := make(chan struct{}, 32)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for _, d := range devs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(d); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,338 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Figure is one row of the performance table: a measured value, the
+// baseline measured in the same run (if any), their ratio, and a target.
+type Figure struct {
+	ID    string
+	Title string
+	Value Ref
+	Unit  string // shown after the value ("" = the samples' unit)
+	// Baseline, if set, is measured in the same run; BaselineName says
+	// what it is.
+	Baseline     *Ref
+	BaselineName string
+	// RatioOf, if set, is the numerator of the ratio instead of Value
+	// (e.g. total bytes where Value is the overhead).
+	RatioOf *Ref
+	Target  string
+	// Check says whether the target is met, from the medians of any
+	// refs (nil: no target, reported only). It returns ok and a note.
+	Check func(get func(Ref) (float64, bool)) (ok bool, note string, known bool)
+	// Needs, if set, must hold for the target to apply (e.g. the
+	// catch-up target is for 1,000,000 writes).
+	Needs func(get func(Ref) (float64, bool)) (bool, string)
+}
+
+// Stat is the summary of a set of samples.
+type Stat struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	N      int     `json:"n"`
+}
+
+func statOf(xs []float64) (Stat, bool) {
+	if len(xs) == 0 {
+		return Stat{}, false
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Stat{Median: m, Min: s[0], Max: s[len(s)-1], N: len(s)}, true
+}
+
+// Row is a computed figure.
+type Row struct {
+	ID           string `json:"id"`
+	Title        string `json:"title"`
+	Value        *Stat  `json:"value,omitempty"`
+	Unit         string `json:"unit"`
+	Baseline     *Stat  `json:"baseline,omitempty"`
+	BaselineName string `json:"baseline_name,omitempty"`
+	// Ratio is the median of the run-by-run ratios when value and
+	// baseline have as many samples (paired runs), else the ratio of the
+	// medians.
+	Ratio  *Stat  `json:"ratio,omitempty"`
+	Target string `json:"target,omitempty"`
+	// Status: "met", "missed", "reported" (no target), "n/a" (the target
+	// does not apply to this run's size), "missing" (no samples).
+	Status string `json:"status"`
+	Note   string `json:"note,omitempty"`
+	Source Ref    `json:"source"`
+}
+
+// Compute evaluates the figures over d.
+func Compute(d *Data, figs []Figure) []Row {
+	get := func(r Ref) (float64, bool) {
+		s, ok := statOf(d.Samples[r])
+		return s.Median, ok
+	}
+	var rows []Row
+	for _, f := range figs {
+		row := Row{ID: f.ID, Title: f.Title, Unit: f.Unit, Target: f.Target, BaselineName: f.BaselineName, Source: f.Value}
+		vs := d.Samples[f.Value]
+		v, ok := statOf(vs)
+		if !ok {
+			row.Status = "missing"
+			row.Note = fmt.Sprintf("no samples of %s %q", f.Value.Bench, f.Value.Metric)
+			rows = append(rows, row)
+			continue
+		}
+		row.Value = &v
+		if row.Unit == "" {
+			row.Unit = d.Units[f.Value]
+		}
+		if f.Baseline != nil {
+			bs := d.Samples[*f.Baseline]
+			if b, ok := statOf(bs); ok {
+				row.Baseline = &b
+				num := vs
+				if f.RatioOf != nil {
+					num = d.Samples[*f.RatioOf]
+				}
+				row.Ratio = ratioStat(num, bs)
+			}
+		}
+		switch {
+		case f.Check == nil:
+			row.Status = "reported"
+		default:
+			if f.Needs != nil {
+				if ok, why := f.Needs(get); !ok {
+					row.Status, row.Note = "n/a", why
+					break
+				}
+			}
+			ok, note, known := f.Check(get)
+			switch {
+			case !known:
+				row.Status = "missing"
+			case ok:
+				row.Status = "met"
+			default:
+				row.Status = "missed"
+			}
+			row.Note = note
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// ratioStat pairs the samples run by run when both have as many, else
+// divides the medians.
+func ratioStat(num, den []float64) *Stat {
+	if len(num) == 0 || len(den) == 0 {
+		return nil
+	}
+	if len(num) == len(den) {
+		rs := make([]float64, len(num))
+		for i := range num {
+			rs[i] = num[i] / den[i]
+		}
+		s, _ := statOf(rs)
+		return &s
+	}
+	a, _ := statOf(num)
+	b, _ := statOf(den)
+	r := a.Median / b.Median
+	return &Stat{Median: r, Min: r, Max: r, N: 1}
+}
+
+func ref(b, m string) Ref   { return Ref{Bench: b, Metric: m} }
+func pref(b, m string) *Ref { r := ref(b, m); return &r }
+
+// atMost checks the median of r against limit.
+func atMost(r Ref, limit float64, unit string) func(func(Ref) (float64, bool)) (bool, string, bool) {
+	return func(get func(Ref) (float64, bool)) (bool, string, bool) {
+		v, ok := get(r)
+		return ok && v <= limit, fmt.Sprintf("%s %s ≤ %s", fmtNum(v), unit, fmtNum(limit)), ok
+	}
+}
+
+func atLeast(r Ref, limit float64, unit string) func(func(Ref) (float64, bool)) (bool, string, bool) {
+	return func(get func(Ref) (float64, bool)) (bool, string, bool) {
+		v, ok := get(r)
+		return ok && v >= limit, fmt.Sprintf("%s %s ≥ %s", fmtNum(v), unit, fmtNum(limit)), ok
+	}
+}
+
+// ratioAtLeast checks median(num)/median(den) ≥ limit.
+func ratioAtLeast(num, den Ref, limit float64) func(func(Ref) (float64, bool)) (bool, string, bool) {
+	return func(get func(Ref) (float64, bool)) (bool, string, bool) {
+		a, ok1 := get(num)
+		b, ok2 := get(den)
+		if !ok1 || !ok2 || b == 0 {
+			return false, "", false
+		}
+		return a/b >= limit, fmt.Sprintf("%.2fx ≥ %.2fx", a/b, limit), true
+	}
+}
+
+// Figures is the performance table of the issue, in order. Load
+// scenarios whose name carries their size (initial sync, hub memory) are
+// read from the full-size result if d has it, else from the one present
+// (a quick run's), and the row says which.
+func Figures(d *Data) []Figure {
+	const (
+		merge   = "BenchmarkMerge/records=100/outcome=true"
+		merge10 = "BenchmarkMerge/records=10000/outcome=true"
+		lat     = "load:api-write-1"
+		tput    = "load:api-write-32"
+		catchup = "BenchmarkCatchUp"
+		wireIso = "BenchmarkWireBytesPerField/isolated"
+		wire100 = "BenchmarkWireBytesPerField/batch100-records"
+		heal    = "BenchmarkPartitionHeal"
+		prop    = "BenchmarkPropagation"
+	)
+	initial := pickBench(d, "load:initial-sync/", "load:initial-sync/records=200000")
+	figs := []Figure{
+		{ID: "merge", Title: "in-memory merge, single-field writes into 20-field records (100 records)", Value: ref(merge, "Mmerges/s"), Unit: "M/s",
+			Target: "≥ 5 M/s per core", Check: atLeast(ref(merge, "Mmerges/s"), 5, "M/s")},
+		{ID: "merge-10k", Title: "in-memory merge, 10,000 records (cache misses)", Value: ref(merge10, "Mmerges/s"), Unit: "M/s"},
+		{ID: "api-write-p50", Title: "durable local write through the API, one client: p50", Value: ref(lat, "p50"),
+			Baseline: pref(lat, "raw-p50"), BaselineName: "raw Pebble synced Set p50"},
+		{ID: "api-write-p99", Title: "durable local write through the API, one client: p99", Value: ref(lat, "p99"),
+			Baseline: pref(lat, "raw-p99"), BaselineName: "raw Pebble synced Set p99",
+			Target: "p99 ≤ 2x raw + HTTP overhead p99",
+			Check: func(get func(Ref) (float64, bool)) (bool, string, bool) {
+				v, ok1 := get(ref(lat, "p99"))
+				raw, ok2 := get(ref(lat, "raw-p99"))
+				h, ok3 := get(ref(lat, "http-p99"))
+				if !ok1 || !ok2 || !ok3 {
+					return false, "", false
+				}
+				lim := 2*raw + h
+				return v <= lim, fmt.Sprintf("%s µs ≤ 2×%s + %s = %s µs", fmtNum(v), fmtNum(raw), fmtNum(h), fmtNum(lim)), true
+			}},
+		{ID: "api-http-overhead", Title: "HTTP overhead: GET of the same records through the API (p50)", Value: ref(lat, "http-p50")},
+		{ID: "api-http-overhead-p99", Title: "HTTP overhead: GET of the same records through the API (p99)", Value: ref(lat, "http-p99")},
+		{ID: "api-write-32", Title: "local writes per second through the API, 32 concurrent clients", Value: ref(tput, "writes/s"),
+			Baseline: pref(tput, "raw-writes/s"), BaselineName: "raw Pebble synced Sets, 32 concurrent",
+			Target: "≥ 50% of raw", Check: ratioAtLeast(ref(tput, "writes/s"), ref(tput, "raw-writes/s"), 0.5)},
+	}
+	for _, n := range []int{10, 50, 200} {
+		b := fmt.Sprintf("load:hub-fanin/devices=%d", n)
+		f := Figure{ID: fmt.Sprintf("hub-fanin-%d", n), Title: fmt.Sprintf("hub applying writes from %d devices syncing at once", n),
+			Value: ref(b, "changes/s"), Unit: "field changes/s", Baseline: pref(b, "raw-changes/s"), BaselineName: "raw Pebble batched writes, same concurrency"}
+		if n == 50 {
+			f.Target = "≥ 50% of raw"
+			f.Check = ratioAtLeast(ref(b, "changes/s"), ref(b, "raw-changes/s"), 0.5)
+		}
+		figs = append(figs, f)
+		figs = append(figs, Figure{ID: fmt.Sprintf("hub-fanin-%d-cpu", n), Title: fmt.Sprintf("hub CPU per field change, %d devices", n), Value: ref(b, "hub-cpu/change")})
+	}
+	figs = append(figs,
+		Figure{ID: "catch-up", Title: "catch-up of a device that missed 1,000,000 writes, over loopback", Value: ref(catchup, "s"), Unit: "s",
+			Baseline: pref(catchup, "tcp-s"), BaselineName: "the same bytes over raw loopback TCP",
+			Target: "≤ 10 s", Check: atMost(ref(catchup, "s"), 10, "s"),
+			Needs: func(get func(Ref) (float64, bool)) (bool, string) {
+				s, _ := get(ref(catchup, "s"))
+				r, _ := get(ref(catchup, "writes/s"))
+				if n := s * r; n < 0.99e6 {
+					return false, fmt.Sprintf("run with %.0f writes; the target is for 1,000,000 (-sync.big)", n)
+				}
+				return true, ""
+			}},
+		Figure{ID: "catch-up-pebble", Title: "catch-up: raw Pebble writing the same keys, one synced batch per chunk", Value: ref(catchup, "pebble-s"), Unit: "s"},
+		Figure{ID: "wire-isolated", Title: "wire bytes per changed field beyond the value (and names), isolated change", Value: ref(wireIso, "overhead-B/field"), Unit: "B",
+			Baseline: pref(wireIso, "payload-B/field"), BaselineName: "the value's and names' bytes", RatioOf: pref(wireIso, "total-B/field"),
+			Target: "≤ 24 B", Check: atMost(ref(wireIso, "overhead-B/field"), 24, "B")},
+		Figure{ID: "wire-batch100", Title: "wire bytes per changed field beyond the value (and names), batches of 100", Value: ref(wire100, "overhead-B/field"), Unit: "B",
+			Baseline: pref(wire100, "payload-B/field"), BaselineName: "the value's and names' bytes", RatioOf: pref(wire100, "total-B/field"),
+			Target: "≤ 8 B", Check: atMost(ref(wire100, "overhead-B/field"), 8, "B")},
+		Figure{ID: "partition-heal", Title: "after a partition heals (1,000 changes each side), bytes sent", Value: ref(heal, "bytes-sent"), Unit: "B",
+			Baseline: pref(heal, "bytes-changed"), BaselineName: "bytes of the fields that changed",
+			Target: "≤ 1.2x", Check: atMost(ref(heal, "sent/changed"), 1.2, "x")},
+		Figure{ID: "propagation-p99", Title: "propagation in a 50-node cluster: p99 latency", Value: ref(prop, "p99-ms"), Unit: "ms",
+			Baseline: pref(prop, "gossip-interval-ms"), BaselineName: "memberlist's gossip interval",
+			Target: "< 2 s", Check: atMost(ref(prop, "p99-ms"), 2000, "ms")},
+		Figure{ID: "propagation-p50", Title: "propagation in a 50-node cluster: p50 latency", Value: ref(prop, "p50-ms"), Unit: "ms",
+			Baseline: pref(prop, "gossip-interval-ms"), BaselineName: "memberlist's gossip interval"},
+		Figure{ID: "propagation-msgs", Title: "propagation in a 50-node cluster: gossip messages per write", Value: ref(prop, "gossip-tx/write"), Unit: "messages"},
+	)
+	figs = append(figs, memoryFigures(pickBench(d, "load:hub-memory/", "load:hub-memory/records=1000000/devices=200"))...)
+	figs = append(figs,
+		Figure{ID: "initial-sync", Title: "initial sync to a new full-scope device (" + strings.TrimPrefix(initial, "load:initial-sync/") + ")", Value: ref(initial, "seconds"), Unit: "s",
+			Baseline: pref(initial, "loopback-seconds"), BaselineName: "the same bytes over raw loopback TCP"},
+		Figure{ID: "initial-sync-rate", Title: "initial sync: records per second", Value: ref(initial, "records/s")},
+		// The store without HTTP, for context.
+		Figure{ID: "store-write-p99", Title: "store alone: durable local write p99 (no HTTP)", Value: ref("BenchmarkLocalWrite/store", "p99-µs"), Unit: "µs",
+			Baseline: pref("BenchmarkLocalWrite/raw-pebble", "p99-µs"), BaselineName: "raw Pebble synced Set p99"},
+		Figure{ID: "store-group-commit-16", Title: "store alone: 16 concurrent durable writers", Value: ref("BenchmarkGroupCommit16/store", "writes/s"),
+			Baseline: pref("BenchmarkGroupCommit16/raw-pebble", "writes/s"), BaselineName: "raw Pebble synced Sets, 16 concurrent"},
+		Figure{ID: "store-apply-remote", Title: "store alone: remote writes applied in synced batches of 1,000", Value: ref("BenchmarkApplyRemote1000/store", "fieldchanges/s"),
+			Baseline: pref("BenchmarkApplyRemote1000/raw-pebble", "fieldchanges/s"), BaselineName: "raw Pebble, the same batches"},
+	)
+	return figs
+}
+
+// memoryFigures: the hub-memory scenario, whatever its size (the quick
+// run uses fewer records and devices; the row says which).
+func memoryFigures(memBench string) []Figure {
+	size := strings.TrimPrefix(memBench, "load:hub-memory/")
+	return []Figure{
+		{ID: "hub-memory", Title: "hub resident memory at the end of the steady run (" + size + ")", Value: ref(memBench, "rss-end"), Unit: "MiB",
+			Baseline: pref(memBench, "store-size"), BaselineName: "store size on disk"},
+		{ID: "hub-memory-growth", Title: "hub memory growth over the steady run (last quarter − first quarter)", Value: ref(memBench, "rss-growth"), Unit: "MiB",
+			Target: "no growth: ≤ 5% or one memtable (32 MiB)",
+			Check: func(get func(Ref) (float64, bool)) (bool, string, bool) {
+				g, ok1 := get(ref(memBench, "rss-growth"))
+				p, ok2 := get(ref(memBench, "rss-growth-pct"))
+				if !ok1 || !ok2 {
+					return false, "", false
+				}
+				return g <= 32 || p <= 5, fmt.Sprintf("%+.1f MiB (%+.1f%%)", g, p), true
+			}},
+		{ID: "hub-memory-slope", Title: "hub memory slope over the steady run", Value: ref(memBench, "rss-slope"), Unit: "MiB/min"},
+	}
+}
+
+// pickBench returns preferred if d has samples of it, else the first
+// (sorted) benchmark with prefix, else preferred.
+func pickBench(d *Data, prefix, preferred string) string {
+	var found []string
+	for r := range d.Samples {
+		if r.Bench == preferred {
+			return preferred
+		}
+		if strings.HasPrefix(r.Bench, prefix) {
+			found = append(found, r.Bench)
+		}
+	}
+	if len(found) == 0 {
+		return preferred
+	}
+	slices.Sort(found)
+	return found[0]
+}
+
+func fmtNum(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case a == 0:
+		return "0"
+	case a >= 100_000:
+		return fmt.Sprintf("%.3g", v)
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3g", v)
+	}
+}
