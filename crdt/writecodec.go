@@ -77,6 +77,29 @@ func appendWriteCodec(b []byte, w *Write) ([]byte, error) {
 // encoding ([Value.Validate]), as a receiver of network input must. The
 // result does not reference data.
 func DecodeWrite(data []byte, checkValues bool) (*Write, error) {
+	w, ok := decodeWriteFast(data)
+	if !ok {
+		var err error
+		if w, err = decodeWriteCodec(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	if checkValues && !w.Elided {
+		for _, f := range w.Fields {
+			if err := f.Value.Validate(); err != nil {
+				return nil, fmt.Errorf("write %s/%s field %q: %w", w.Table, w.ID, f.Name, err)
+			}
+		}
+	}
+	return w, nil
+}
+
+// decodeWriteCodec decodes a write through the codec (any msgpack form the
+// codec reads), without validating it.
+func decodeWriteCodec(data []byte) (*Write, error) {
 	c := writePool.Get().(*writeCodec)
 	defer writePool.Put(c)
 	c.w = wireWrite{}
@@ -102,16 +125,6 @@ func DecodeWrite(data []byte, checkValues bool) (*Write, error) {
 		}
 	}
 	c.w = wireWrite{}
-	if err := w.Validate(); err != nil {
-		return nil, err
-	}
-	if checkValues && !w.Elided {
-		for _, f := range w.Fields {
-			if err := f.Value.Validate(); err != nil {
-				return nil, fmt.Errorf("write %s/%s field %q: %w", w.Table, w.ID, f.Name, err)
-			}
-		}
-	}
 	return w, nil
 }
 
