@@ -26,22 +26,33 @@ type arbiter struct {
 	// past them (policy.ArbitrateWith). Rebuilt from the queue at start.
 	rmu      sync.Mutex
 	rejected map[crdt.Dot]policy.Decision
+	// arrivals orders the client-wins judgments by queue id, so that a
+	// decision carried out late never overrides a write that reached the
+	// hub after the one it judged (guarded by rmu; rebuilt at start).
+	arrivals policy.Arrivals
 }
 
 // newArbiter returns the arbiter of hub r; it judges each write by the
 // policy in force when the write was made (replica.policyAt).
 func newArbiter(r *replica) *arbiter {
 	a := &arbiter{r: r, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}}
-	if qs, err := r.store.Queue(0); err == nil {
+	if qs, err := r.store.Queue(-1); err == nil {
 		for _, q := range qs {
 			var d queuedDecision
-			if json.Unmarshal(q.Value, &d) == nil && d.Rejected {
-				a.rejected[crdt.Dot{Node: hlcNode(d.Origin), Seq: d.Seq}] = d.decision()
+			if json.Unmarshal(q.Value, &d) != nil {
+				continue
 			}
+			if d.Rejected {
+				a.rejected[d.judged()] = d.decision()
+			}
+			a.arrivals.Judged(policy.Kind(d.Policy), &crdt.Write{Table: d.Table, ID: d.ID, Origin: hlcNode(d.Origin), Seq: d.Seq}, q.ID, d.decision())
 		}
 	}
 	return a
 }
+
+// judged is the write the decision is about.
+func (d *queuedDecision) judged() crdt.Dot { return crdt.Dot{Node: hlcNode(d.Origin), Seq: d.Seq} }
 
 // decision is the policy.Decision a queued decision carries out.
 func (d *queuedDecision) decision() policy.Decision {
@@ -75,11 +86,9 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 			rd, ok := a.rejected[dot]
 			return rd, ok
 		})
-		if d.Rejected {
-			a.rmu.Lock()
-			a.rejected[w.Dot()] = d
-			a.rmu.Unlock()
-		}
+		a.rmu.Lock()
+		a.arrivals.Dedupe(k, w, &d)
+		a.rmu.Unlock()
 		if d.Empty() && len(d.Losses) == 0 {
 			continue
 		}
@@ -88,7 +97,13 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 		if err != nil {
 			return err
 		}
-		b.Enqueue(data)
+		id := b.Enqueue(data)
+		a.rmu.Lock()
+		if d.Rejected {
+			a.rejected[w.Dot()] = d
+		}
+		a.arrivals.Judged(k, w, id, d)
+		a.rmu.Unlock()
 		n++
 	}
 	if n > 0 {
@@ -149,16 +164,24 @@ func (a *arbiter) drain() error {
 				}
 				continue
 			}
-			// Narrowed to what still applies: a later write that had seen
-			// the judged one stands.
-			judged := crdt.Dot{Node: hlcNode(d.Origin), Seq: d.Seq}
-			if rec, err := st.Get(d.Table, d.ID); err == nil {
-				nd := policy.Still(d.decision(), judged, rec)
-				d.Fields, d.Redelete, d.Write = nd.Fields, nd.Redelete, nd.Write
+			judged := d.judged()
+			// The losses name the writes that made the values: a value the
+			// hub re-wrote for a client-wins decision is the judged
+			// write's, so its maker learns of the loss.
+			for i := range d.Losses {
+				for _, e := range []*crdt.Entry{&d.Losses[i].Losing, &d.Losses[i].Winning} {
+					if e.Origin != a.r.node {
+						continue
+					}
+					orig, ok, err := st.Restamp(e.Dot())
+					if err != nil {
+						return err
+					}
+					if ok {
+						e.Origin, e.Seq = orig.Node, orig.Seq
+					}
+				}
 			}
-			a.rmu.Lock()
-			delete(a.rejected, judged)
-			a.rmu.Unlock()
 			errs := d.syncErrors()
 			// The errors also travel to the device that made the change
 			// (and every replica) as records of errorTable; written first,
@@ -176,15 +199,36 @@ func (a *arbiter) drain() error {
 				}
 				return b.Err()
 			}
-			if len(d.Fields) == 0 && !d.Redelete && !d.Write {
+			// Narrowed, under the store's write mutex, to what still
+			// applies: a later write that had seen the judged one stands,
+			// and a write that reached the hub after it is left to its own
+			// decision.
+			res, err := st.WriteDecided(a.r.clock, d.Table, d.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+				a.rmu.Lock()
+				nd := policy.Still(d.decision(), judged, rec, a.arrivals.Overtaken(d.Table, d.ID, q.ID))
+				a.rmu.Unlock()
+				return nd.Fields, nd.Redelete, !nd.Empty()
+			}, func(b *store.Batch, r *store.WriteResult) error {
+				if d.Policy == string(policy.ClientWins) && len(r.Write.Fields) > 0 {
+					b.PutRestamp(r.Write.Dot(), judged)
+				}
+				return fill(b)
+			})
+			if err != nil {
+				return fmt.Errorf("policy decision on %s/%s: %w", d.Table, d.ID, err)
+			}
+			if res == nil {
+				// Nothing left to write: only the bookkeeping.
 				if err := st.Update(fill); err != nil {
 					return err
 				}
-				continue
 			}
-			res, err := st.WriteWith(a.r.clock, d.Table, d.ID, d.Fields, d.Redelete, func(b *store.Batch, _ *store.WriteResult) error { return fill(b) })
-			if err != nil {
-				return fmt.Errorf("policy decision on %s/%s: %w", d.Table, d.ID, err)
+			a.rmu.Lock()
+			delete(a.rejected, judged)
+			a.arrivals.Done(q.ID)
+			a.rmu.Unlock()
+			if res == nil {
+				continue
 			}
 			a.r.out.wrote(res.Write.Seq)
 			a.r.a.metrics.localApplied.Inc()

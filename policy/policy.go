@@ -125,23 +125,39 @@ func maxEntry(es []crdt.Entry, skip crdt.Dot) (crdt.Entry, bool) {
 	return best, ok
 }
 
-// lwwLosses: where w stands beside concurrent candidates, every candidate
-// but the highest-stamped lost.
+// lwwLosses: where w stands beside concurrent candidates, the values that
+// stop winning now: w itself if it does not win, and the value that won
+// before w arrived if w did not see it and it does not win any more. The
+// other concurrent candidates had already lost (and were logged) when the
+// value that beat them arrived.
 func lwwLosses(w *crdt.Write, out *crdt.Outcome) []Loss {
 	var losses []Loss
 	for _, fo := range out.Fields {
 		if fo.Dead || len(fo.Concurrent) == 0 {
 			continue
 		}
-		all := append(append([]crdt.Entry(nil), fo.Concurrent...), writeEntry(w, valueOf(w, fo.Name)))
+		mine := writeEntry(w, valueOf(w, fo.Name))
+		all := append(append([]crdt.Entry(nil), fo.Concurrent...), mine)
 		win, _ := maxEntry(all, crdt.Dot{})
-		for _, e := range all {
-			if e.Dot() != win.Dot() && !(e.Delete && win.Delete) {
-				losses = append(losses, Loss{Field: fo.Name, Losing: e, Winning: win})
+		prior := append(append([]crdt.Entry(nil), fo.Superseded...), fo.Concurrent...)
+		before, _ := maxEntry(prior, crdt.Dot{})
+		for _, e := range []crdt.Entry{before, mine} {
+			if e.Dot() == win.Dot() || (e.Delete && win.Delete) || !contains(all, e.Dot()) {
+				continue
 			}
+			losses = append(losses, Loss{Field: fo.Name, Losing: e, Winning: win})
 		}
 	}
 	return losses
+}
+
+func contains(es []crdt.Entry, d crdt.Dot) bool {
+	for _, e := range es {
+		if e.Dot() == d {
+			return true
+		}
+	}
+	return false
 }
 
 func clientWins(w *crdt.Write, out *crdt.Outcome) Decision {
@@ -200,7 +216,22 @@ func serverWins(w *crdt.Write, out *crdt.Outcome, rejected Rejected) Decision {
 		// Undoing a change to a record the hub had deleted deletes it
 		// again: writing back cleared fields would leave it existing.
 		prior := append(append([]crdt.Entry(nil), out.ExistSuperseded...), out.ExistConcurrent...)
-		if last, ok := maxEntry(prior, self); ok && last.Delete {
+		last, ok := maxEntry(prior, self)
+		if ok && rejected != nil {
+			if rd, was := rejected(last.Dot()); was {
+				// The newest existence change is itself being undone: it
+				// stands for what its undo leaves (a rejected delete
+				// re-creates, a rejected change to a deleted record
+				// deletes again).
+				switch {
+				case rd.Redelete:
+					last.Delete = true
+				case last.Delete:
+					last.Delete = false
+				}
+			}
+		}
+		if ok && last.Delete {
 			d.Redelete = true
 			for _, fo := range out.Fields {
 				if !fo.Dead {
@@ -261,8 +292,14 @@ func standIn(e crdt.Entry, rd Decision, field string) crdt.Entry {
 // to the record now, when the decision is carried out: a field whose
 // judged value a later write has superseded (that write had seen it, so
 // its writer's choice stands) is left alone, and a re-delete or re-create
-// only happens while the judged operation is still live. Losses stay.
-func Still(d Decision, judged crdt.Dot, rec *crdt.Record) Decision {
+// only happens while the judged operation is still live. overtaken, if
+// not nil, tells the fields (and, with "", the record's existence) that a
+// later judgment re-decides (client-wins: a write that reached the
+// arbiter after the judged one): those are left to it. A re-delete whose
+// existence is overtaken (a later write re-creates the record) becomes a
+// clear of the fields it overrode that nothing later re-decides. Losses
+// stay.
+func Still(d Decision, judged crdt.Dot, rec *crdt.Record, overtaken func(field string) bool) Decision {
 	live := func(es []crdt.Entry) bool {
 		for _, e := range es {
 			if e.Dot() == judged {
@@ -271,17 +308,138 @@ func Still(d Decision, judged crdt.Dot, rec *crdt.Record) Decision {
 		}
 		return false
 	}
+	over := func(f string) bool { return overtaken != nil && overtaken(f) }
 	var fields []crdt.FieldValue
 	for _, f := range d.Fields {
-		if live(rec.Candidates(f.Name)) {
+		if live(rec.Candidates(f.Name)) && !over(f.Name) {
 			fields = append(fields, f)
 		}
 	}
+	if d.Redelete && !d.Rejected && live(rec.Exist) && over("") {
+		// Client-wins: the delete arrived before a write that brings the
+		// record back; the delete still wins the fields that write did
+		// not touch.
+		seen := map[string]bool{}
+		for _, l := range d.Losses {
+			if l.Field == "" || seen[l.Field] || over(l.Field) {
+				continue
+			}
+			seen[l.Field] = true
+			if _, ok := rec.Get(l.Field); ok {
+				fields = append(fields, crdt.FieldValue{Name: l.Field, Value: crdt.Cleared})
+			}
+		}
+		sortFields(fields)
+		d.Redelete = false
+	}
 	d.Fields = fields
-	if (d.Redelete || d.Write) && !live(rec.Exist) {
+	if (d.Redelete || d.Write) && (!live(rec.Exist) || over("")) {
 		d.Redelete, d.Write = false, false
 	}
 	return d
+}
+
+// Arrivals keeps, at the arbiter, the order in which client-wins
+// judgments were made, so that a decision carried out late never
+// overrides a write that reached the arbiter after the one it judged
+// (that write's own decision re-decides the field), and so that a value
+// beaten by a judgment still to be carried out is not logged as lost a
+// second time. Judgments are numbered in arrival order (the daemon uses
+// its queue ids). The zero value is ready; not safe for concurrent use.
+type Arrivals struct {
+	m   map[arrivalKey]arrival
+	byN map[uint64][]arrivalKey // the keys each judgment set
+}
+
+type arrivalKey struct{ table, id, field string }
+
+type arrival struct {
+	n   uint64
+	dot crdt.Dot // the judged write
+}
+
+// Judged records judgment n of write w with decision d, under policy k
+// (only client-wins decisions are tracked).
+func (a *Arrivals) Judged(k Kind, w *crdt.Write, n uint64, d Decision) {
+	if k != ClientWins || d.Empty() {
+		return
+	}
+	if a.m == nil {
+		a.m, a.byN = map[arrivalKey]arrival{}, map[uint64][]arrivalKey{}
+	}
+	v := arrival{n, w.Dot()}
+	set := func(field string) {
+		k := arrivalKey{w.Table, w.ID, field}
+		a.m[k] = v
+		a.byN[n] = append(a.byN[n], k)
+	}
+	for _, f := range d.Fields {
+		set(f.Name)
+	}
+	// A re-delete re-decides every field ("*"); any decision re-decides
+	// the existence ("": a write brings the record back).
+	set("")
+	if d.Redelete {
+		set("*")
+	}
+}
+
+// Overtaken returns the overtaken function for policy.Still of judgment
+// n on table/id: whether a later judgment re-decides a field ("" for the
+// record's existence).
+func (a *Arrivals) Overtaken(table, id string, n uint64) func(field string) bool {
+	return func(field string) bool {
+		if field == "" {
+			return a.m[arrivalKey{table, id, ""}].n > n
+		}
+		return a.m[arrivalKey{table, id, field}].n > n || a.m[arrivalKey{table, id, "*"}].n > n
+	}
+}
+
+// Dedupe drops from a client-wins decision about w the losses of values
+// that a judgment not carried out yet had already beaten (and logged):
+// on a field with such a judgment, only that judgment's value loses now.
+func (a *Arrivals) Dedupe(k Kind, w *crdt.Write, d *Decision) {
+	if k != ClientWins || len(a.m) == 0 {
+		return
+	}
+	last := func(field string) (crdt.Dot, bool) {
+		v, ok := a.m[arrivalKey{w.Table, w.ID, field}]
+		if all, ok2 := a.m[arrivalKey{w.Table, w.ID, "*"}]; ok2 && (!ok || all.n > v.n) {
+			v, ok = all, true
+		}
+		return v.dot, ok
+	}
+	kept := d.Losses[:0]
+	for _, l := range d.Losses {
+		if l.Field != "" {
+			if dot, ok := last(l.Field); ok && l.Losing.Dot() != dot && losesTo(d.Losses, l.Field, dot) {
+				continue
+			}
+		}
+		kept = append(kept, l)
+	}
+	d.Losses = kept
+}
+
+// losesTo reports whether the losses on field include dot's value.
+func losesTo(ls []Loss, field string, dot crdt.Dot) bool {
+	for _, l := range ls {
+		if l.Field == field && l.Losing.Dot() == dot {
+			return true
+		}
+	}
+	return false
+}
+
+// Done forgets judgment n once its decision is carried out.
+func (a *Arrivals) Done(n uint64) {
+	for _, k := range a.byN[n] {
+		if a.m[k].n == n {
+			delete(a.m, k)
+		}
+	}
+	delete(a.byN, n)
 }
 
 func sortFields(fs []crdt.FieldValue) {

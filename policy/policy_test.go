@@ -160,3 +160,65 @@ func TestPending(t *testing.T) {
 		t.Fatal("lww tables are never pending")
 	}
 }
+
+// TestArrivalsLateDecision: client-wins, two devices' writes to one field
+// reach the hub in the order a, b; the hub carries out a's decision after
+// b arrived. a's decision must leave the field to b's (b reached the hub
+// last), and b's decision logs only a's value, not again the value a had
+// already beaten.
+func TestArrivalsLateDecision(t *testing.T) {
+	r := newRig()
+	r.write(hub, nil, false, "f", "0")
+	start := r.rec.Context()
+	base, _ := r.write(hub, nil, false, "f", "office")
+	wa, outA := r.write(2, start, false, "f", "a")
+	var arr Arrivals
+	da := Arbitrate(ClientWins, wa, outA, hub)
+	arr.Dedupe(ClientWins, wa, &da)
+	arr.Judged(ClientWins, wa, 1, da)
+	if len(da.Fields) != 1 || len(da.Losses) != 1 || da.Losses[0].Losing.Dot() != base.Dot() {
+		t.Fatalf("a's decision = %+v; want f re-written, the office's value lost", da)
+	}
+	wb, outB := r.write(3, start, false, "f", "b")
+	db := Arbitrate(ClientWins, wb, outB, hub)
+	arr.Dedupe(ClientWins, wb, &db)
+	arr.Judged(ClientWins, wb, 2, db)
+	if len(db.Losses) != 1 || db.Losses[0].Losing.Dot() != wa.Dot() {
+		t.Fatalf("b's losses = %+v; want only a's value (the office's was logged by a's decision)", db.Losses)
+	}
+	// a's decision, carried out now, is overtaken on f.
+	if nd := Still(da, wa.Dot(), &r.rec, arr.Overtaken("t", "r", 1)); !nd.Empty() {
+		t.Fatalf("a's late decision still writes %+v; want nothing (b re-decides f)", nd)
+	}
+	arr.Done(1)
+	if nd := Still(db, wb.Dot(), &r.rec, arr.Overtaken("t", "r", 2)); len(nd.Fields) != 1 || nd.Fields[0].Value.String() != `"b"` {
+		t.Fatalf("b's decision = %+v; want f = b", nd)
+	}
+	arr.Done(2)
+	if len(arr.m) != 0 || len(arr.byN) != 0 {
+		t.Fatalf("Arrivals keeps %v / %v after every decision is done", arr.m, arr.byN)
+	}
+}
+
+// TestLWWLogsOnce: a device offline makes two changes to a field the hub
+// changed meanwhile; its stamps are later. The hub's value is logged as
+// lost once, when the first change arrives; the second only replaces the
+// device's own first change.
+func TestLWWLogsOnce(t *testing.T) {
+	r := newRig()
+	r.write(hub, nil, false, "f", "0")
+	start := r.rec.Context()
+	h, _ := r.write(hub, nil, false, "f", "hub")
+	w1, out1 := r.write(2, start, false, "f", "d1")
+	ctx2 := start.Clone()
+	ctx2.Set(w1.Dot())
+	w2, out2 := r.write(2, ctx2, false, "f", "d2")
+	l1 := Arbitrate(LWW, w1, out1, hub).Losses
+	l2 := Arbitrate(LWW, w2, out2, hub).Losses
+	if len(l1) != 1 || l1[0].Losing.Dot() != h.Dot() || l1[0].Winning.Dot() != w1.Dot() {
+		t.Fatalf("first change's losses = %+v; want the hub's value, beaten by it", l1)
+	}
+	if len(l2) != 0 {
+		t.Fatalf("second change's losses = %+v; want none (the hub's value was logged)", l2)
+	}
+}

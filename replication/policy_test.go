@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"flag"
 	"fmt"
 	"testing"
 
@@ -24,9 +25,13 @@ type arbiter struct {
 	name func(hlc.NodeID) string
 	// judged maps each decision write the hub made to the write it judged.
 	judged map[crdt.Dot]crdt.Dot
+	// arrivals numbers the client-wins judgments in arrival order.
+	arrivals policy.Arrivals
+	n        uint64
 }
 
 type pendingDecision struct {
+	n    uint64 // arrival number
 	w    *crdt.Write
 	kind policy.Kind // the table's policy when the hub applied w
 	d    policy.Decision
@@ -57,13 +62,22 @@ func newArbiter(s *sim, hub *simNode, policies map[string]policy.Kind) *arbiter 
 				}
 				return policy.Decision{}, false
 			})
+			if *flagPolicyTrace {
+				fmt.Printf("APPLY %s/%s %v del=%v fields=%v ctx=%v\n   out=%+v\n   dec=%+v\n", w.Table, w.ID, w.Dot(), w.Delete, w.Fields, w.Ctx, res.Outcomes[i], d)
+			}
 			if !d.Empty() || len(d.Losses) > 0 {
-				a.pending = append(a.pending, pendingDecision{w, k, d})
+				a.n++
+				a.arrivals.Dedupe(k, w, &d)
+				a.arrivals.Judged(k, w, a.n, d)
+				a.pending = append(a.pending, pendingDecision{a.n, w, k, d})
 			}
 		}
 	}
 	return a
 }
+
+// -sync.policytrace prints every judgment and decision the sim's hub makes.
+var flagPolicyTrace = flag.Bool("sync.policytrace", false, "print the sim hub's judgments and decisions")
 
 func (a *arbiter) nodeName(id hlc.NodeID) string {
 	if a.name != nil {
@@ -85,22 +99,49 @@ func (a *arbiter) entry(e crdt.Entry) string {
 	return fmt.Sprintf("%s@%s:%d", e.Value, a.nodeName(e.Origin), e.Seq)
 }
 
+// author is e named by the write that made its value: a value the hub
+// re-wrote for a client-wins decision is the judged write's.
+func (a *arbiter) author(t testing.TB, e crdt.Entry) crdt.Entry {
+	if e.Origin != a.hub.local.Node {
+		return e
+	}
+	orig, ok, err := a.hub.st.Restamp(e.Dot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		e.Origin, e.Seq = orig.Node, orig.Seq
+	}
+	return e
+}
+
 // settle makes the hub's decisions.
 func (a *arbiter) settle(t testing.TB) {
 	t.Helper()
 	for _, p := range a.pending {
-		if rec, err := a.hub.st.Get(p.w.Table, p.w.ID); err == nil {
-			p.d = policy.Still(p.d, p.w.Dot(), rec)
-		}
-		if !p.d.Empty() {
-			w, err := a.hub.st.Write(a.hub.clock, p.w.Table, p.w.ID, p.d.Fields, p.d.Redelete)
-			if err != nil {
-				t.Fatal(err)
+		res, err := a.hub.st.WriteDecided(a.hub.clock, p.w.Table, p.w.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+			p.d = policy.Still(p.d, p.w.Dot(), rec, a.arrivals.Overtaken(p.w.Table, p.w.ID, p.n))
+			return p.d.Fields, p.d.Redelete, !p.d.Empty()
+		}, func(b *store.Batch, r *store.WriteResult) error {
+			if p.kind == policy.ClientWins && len(r.Write.Fields) > 0 {
+				b.PutRestamp(r.Write.Dot(), p.w.Dot())
 			}
+			return b.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.arrivals.Done(p.n)
+		if res != nil {
+			w := res.Write
 			a.hub.acked = append(a.hub.acked, w)
 			a.judged[w.Dot()] = p.w.Dot()
+			if *flagPolicyTrace {
+				fmt.Printf("DECIDE %s/%s judged %v -> %v fields=%v redel=%v\n", p.w.Table, p.w.ID, p.w.Dot(), w.Dot(), w.Fields, w.Delete)
+			}
 		}
 		for _, l := range p.d.Losses {
+			l.Losing, l.Winning = a.author(t, l.Losing), a.author(t, l.Winning)
 			verb := "overridden by"
 			if p.d.Rejected {
 				verb = "rejected, kept"

@@ -74,7 +74,7 @@ func FormatKey(k []byte) string {
 	p := k[0]
 	rest := k[1:]
 	switch p {
-	case pLog, pParked:
+	case pLog, pParked, pRestamp:
 		if len(rest) == 16 {
 			return string(p) + "/" + hexU(rest[:8]) + "/" + strconv.FormatUint(be(rest[8:]), 10)
 		}

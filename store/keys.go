@@ -25,6 +25,7 @@ const (
 	pMerged   = 'v'
 	pHidden   = 'x'
 	pQueue    = 'q'
+	pRestamp  = 'a'
 )
 
 // Metadata names (m<name>).

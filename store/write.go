@@ -316,6 +316,33 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	if err := checkName(table, id); err != nil {
 		return nil, err
 	}
+	fs, err := prepareFields(fields, del)
+	if err != nil {
+		return nil, err
+	}
+	return s.writeDecided(clock, table, id, func(*crdt.Record) ([]crdt.FieldValue, bool, bool) { return fs, del, true }, true, hook)
+}
+
+// WriteDecided is WriteWith whose write is decided under the write mutex
+// from the record's current state: decide (which must not modify or keep
+// rec, nor call Store methods) returns the fields, whether the write is a
+// delete, and ok false to write nothing, in which case WriteDecided
+// returns nil, nil and hook is not called. Nothing can change the record
+// between decide and the write: the policy arbiter narrows its decisions
+// with it.
+func (s *Store) WriteDecided(clock *hlc.Clock, table, id string, decide func(rec *crdt.Record) (fields []crdt.FieldValue, del bool, ok bool), hook func(b *Batch, r *WriteResult) error) (*WriteResult, error) {
+	if err := checkName(table, id); err != nil {
+		return nil, err
+	}
+	if decide == nil {
+		return nil, fmt.Errorf("%w: no decide function", ErrInvalid)
+	}
+	return s.writeDecided(clock, table, id, decide, false, hook)
+}
+
+// prepareFields checks a local write's fields and returns them sorted, in
+// a slice of their own (nil when empty).
+func prepareFields(fields []crdt.FieldValue, del bool) ([]crdt.FieldValue, error) {
 	if del && len(fields) > 0 {
 		return nil, fmt.Errorf("%w: a delete sets no fields", ErrInvalid)
 	}
@@ -329,7 +356,12 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	if len(fs) == 0 {
 		fs = nil
 	}
+	return fs, nil
+}
 
+// writeDecided makes the write decide returns; prepared: its fields have
+// been through prepareFields already.
+func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), prepared bool, hook func(b *Batch, r *WriteResult) error) (*WriteResult, error) {
 	s.mu.Lock()
 	if err := s.usable(); err != nil {
 		s.mu.Unlock()
@@ -346,6 +378,17 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	fs, del, ok := decide(rec)
+	if !ok {
+		s.mu.Unlock()
+		return nil, nil
+	}
+	if !prepared {
+		if fs, err = prepareFields(fs, del); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
 	}
 	wasDeleted := rec.Deleted()
 	seq := s.nextSeq
