@@ -1,0 +1,98 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+)
+
+// report is the Markdown report of a scenario's results: what was run,
+// the summary table, the plots, and what the numbers mean.
+func report(scs []*Scenario, runs []*RunResult, rows []SummaryRow, plots map[string][]byte) string {
+	sc := scs[0]
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Lab report: %s\n\n", sc.Name)
+	if sc.Description != "" {
+		fmt.Fprintf(&b, "%s\n\n", sc.Description)
+	}
+	devices := nodeCount(sc.Devices)
+	fmt.Fprintf(&b, "Scenario file `%s`: %d hub(s), %d device(s), topology %s, %s of workload (at most %s more to converge), table `%s` with %d record(s) and %d field(s).\n",
+		sc.File, len(sc.Hubs), devices, sc.Topology, sc.Duration, sc.Settle, sc.Table, sc.Records, len(sc.Fields))
+	fmt.Fprintf(&b, "Network: %s latency", sc.Net.Delay)
+	if sc.Net.Jitter > 0 {
+		fmt.Fprintf(&b, " + up to %s jitter", sc.Net.Jitter)
+	}
+	if sc.Net.BandwidthKbps > 0 {
+		fmt.Fprintf(&b, ", %s kbit/s", fmtF(sc.Net.BandwidthKbps))
+	}
+	if sc.Net.Loss > 0 {
+		fmt.Fprintf(&b, ", %s%% of messages lost (each cuts its session)", fmtF(sc.Net.Loss*100))
+	}
+	if sc.Net.SyncInterval > 0 {
+		fmt.Fprintf(&b, ", pull every %s", sc.Net.SyncInterval)
+	}
+	if sc.Net.Push {
+		b.WriteString(", push on every write")
+	}
+	b.WriteString(".\n")
+	seeds := map[uint64]bool{}
+	strats := map[string]bool{}
+	for _, r := range runs {
+		seeds[r.Seed] = true
+		strats[r.Strategy] = true
+	}
+	fmt.Fprintf(&b, "%d run(s): %d strateg(ies) × %d seed(s)", len(runs), len(strats), len(seeds))
+	if sc.Sweep != nil {
+		fmt.Fprintf(&b, " × %d values of %s", len(scs), sc.Sweep.Label)
+	}
+	b.WriteString("; the workload of a seed is the same for every strategy.\n\n")
+
+	b.WriteString("## Summary\n\nMean ± standard deviation over seeds (a single number: the same in every run).\n\n")
+	b.WriteString(SummaryTable(rows))
+	b.WriteString("\n")
+
+	b.WriteString("## Plots\n\n")
+	for _, p := range []struct{ name, caption string }{
+		{PlotLostConflicts, "Lost updates, conflicts shown to a person and rejected changes per strategy."},
+		{PlotConvergence, "Time from the last disturbance (a write, a device back online, a partition healed) until every replica holds every write."},
+		{PlotBytesPerWrite, "Bytes on the wire (replication messages with their frames) per write made."},
+	} {
+		if _, ok := plots["plots/"+p.name+".png"]; ok {
+			fmt.Fprintf(&b, "![%s](plots/%s.png)\n\n%s ([SVG](plots/%s.svg))\n\n", p.name, p.name, p.caption, p.name)
+		}
+	}
+
+	b.WriteString(`## What the numbers mean
+
+- **lost updates**: values written by a person that end neither shown, nor
+  replaced by a person who had seen them, nor shown side by side as a
+  conflict, nor rejected with a sync error: overwritten by a write that had
+  not seen them. One per field a write set (a delete counts once).
+- **conflicts shown**: distinct sets of concurrent values of one field (or a
+  delete against an update) that some replica showed side by side: to a
+  person under manual, to the reading application under multi-value.
+- **rejected**: changes the hub undid (server-wins), each logged as a sync
+  error the device can retry.
+- **tentative at end**: changes of an arbitrated policy that no hub had
+  judged (no hub reachable): they stay pending.
+- **convergence**: from the last disturbance until every replica held every
+  write and the hub had made every decision.
+- **bytes/write**: every replication message (framed, as on the wire)
+  divided by the writes people made.
+- **staleness**: for each write and each other replica, how long until that
+  replica held it (a reader there saw the older value meanwhile).
+
+Files: runs.csv and runs.json (every run), runs/ (one CSV and one JSON per
+run), summary.csv and summary.json (the table above with min and max),
+plots/ (PNG and SVG).
+`)
+	notConv := 0
+	for _, r := range runs {
+		if !r.Metrics.Converged {
+			notConv++
+		}
+	}
+	if notConv > 0 {
+		fmt.Fprintf(&b, "\n%d run(s) did not converge within the settle period; their convergence time is counted up to its end.\n", notConv)
+	}
+	return b.String()
+}
