@@ -17,6 +17,9 @@ const (
 	PlotLostConflicts = "lost-conflicts"
 	PlotConvergence   = "convergence"
 	PlotBytesPerWrite = "bytes-per-write"
+	// PlotLostSweep: lost updates and rejected changes against the swept
+	// parameter (scenarios with a sweep only).
+	PlotLostSweep = "lost-sweep"
 )
 
 var palette = []color.Color{
@@ -89,7 +92,7 @@ func Plots(sc *Scenario, rows []SummaryRow) (map[string][]byte, error) {
 	}
 	p.Legend.Top = true
 	p.NominalX(names(rs)...)
-	p.Y.Min = 0
+	headroom(p)
 	if err := render(out, PlotLostConflicts, p, 8, 4.5); err != nil {
 		return nil, err
 	}
@@ -121,7 +124,6 @@ func Plots(sc *Scenario, rows []SummaryRow) (map[string][]byte, error) {
 			p.Legend.Add(name, l, s)
 		}
 		p.Legend.Top = true
-		p.Legend.Left = true
 	} else {
 		p.Title.Text = sc.Name + ": time to convergence"
 		vals := make(plotter.Values, len(rs))
@@ -137,9 +139,59 @@ func Plots(sc *Scenario, rows []SummaryRow) (map[string][]byte, error) {
 		p.Add(bc)
 		p.NominalX(names(rs)...)
 	}
-	p.Y.Min = 0
+	headroom(p)
 	if err := render(out, PlotConvergence, p, 8, 4.5); err != nil {
 		return nil, err
+	}
+
+	// Lost updates and rejections as the swept parameter grows.
+	if sc.Sweep != nil && len(rows) > len(strategies) {
+		p = plot.New()
+		p.Title.Text = sc.Name + ": lost and rejected changes as " + sc.Sweep.Label + " grows"
+		p.X.Label.Text = sc.Sweep.Label
+		p.Y.Label.Text = "per run (mean over seeds)"
+		k := 0
+		for i, name := range strategies {
+			for _, ser := range []struct {
+				what string
+				get  func(SummaryRow) float64
+			}{
+				{"lost", func(r SummaryRow) float64 { return r.LostUpdates.Mean }},
+				{"rejected", func(r SummaryRow) float64 { return r.Rejected.Mean }},
+			} {
+				var pts plotter.XYs
+				any := false
+				for _, r := range rows {
+					if r.Strategy == name && r.Sweep != nil {
+						v := ser.get(r)
+						any = any || v > 0
+						pts = append(pts, plotter.XY{X: *r.Sweep, Y: v})
+					}
+				}
+				if !any {
+					continue
+				}
+				sort.Slice(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
+				l, sh, err := plotter.NewLinePoints(pts)
+				if err != nil {
+					return nil, err
+				}
+				l.Color = palette[i%len(palette)]
+				l.Width = vg.Points(1.5)
+				l.Dashes = plotutil.Dashes(k)
+				sh.Color = l.Color
+				sh.Shape = plotutil.Shape(k)
+				k++
+				p.Add(l, sh)
+				p.Legend.Add(name+" "+ser.what, l, sh)
+			}
+		}
+		p.Legend.Top = true
+		p.Legend.Left = true
+		headroom(p)
+		if err := render(out, PlotLostSweep, p, 8, 4.5); err != nil {
+			return nil, err
+		}
 	}
 
 	// Bytes per write.
@@ -158,11 +210,20 @@ func Plots(sc *Scenario, rows []SummaryRow) (map[string][]byte, error) {
 	bc.Color = palette[2]
 	p.Add(bc)
 	p.NominalX(names(rs)...)
-	p.Y.Min = 0
+	headroom(p)
 	if err := render(out, PlotBytesPerWrite, p, 8, 4.5); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// headroom leaves room above the data for the legend.
+func headroom(p *plot.Plot) {
+	p.Y.Min = 0
+	if p.Y.Max <= 0 {
+		p.Y.Max = 1
+	}
+	p.Y.Max *= 1.4
 }
 
 func names(rs []SummaryRow) []string {

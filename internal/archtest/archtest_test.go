@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,9 @@ func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path
 // standard library, hlc and the value codec only; no I/O packages); store
 // and gossip know nothing of merge rules (gossip does not import crdt or
 // policy; store does not import policy); only cmd/replicad wires the
-// packages together.
+// packages together; the lab (a deterministic simulation) uses no real
+// network, daemon or client, reads no wall clock, and only cmd/replicad
+// imports it.
 func TestLayering(t *testing.T) {
 	pure := map[string]bool{"crdt": true, "policy": true}
 	allowedPure := map[string]bool{
@@ -79,6 +82,16 @@ func TestLayering(t *testing.T) {
 				}
 			}
 		}
+		if name == "lab" {
+			// The lab is a deterministic simulation: no real network,
+			// no processes, no wall clock (checked in its sources).
+			for _, imp := range p.Imports {
+				if imp == "net" || imp == "net/http" || imp == "os/exec" || imp == "syscall" {
+					t.Errorf("lab imports %s: the lab simulates its network and does no I/O beyond writing its results", imp)
+				}
+			}
+			checkNoWallClock(t, p.Dir)
+		}
 		for _, imp := range p.Imports {
 			r := rel(imp)
 			if !strings.HasPrefix(imp, module) {
@@ -91,6 +104,10 @@ func TestLayering(t *testing.T) {
 				t.Errorf("gossip imports %s: gossip carries opaque bytes and knows nothing of records or merge rules", r)
 			case name == "store" && r == "policy":
 				t.Errorf("store imports policy: the store knows nothing of merge rules")
+			case name == "lab" && (r == "agent" || r == "gossip" || r == "client" || strings.HasPrefix(r, "client/") || r == "loadgen"):
+				t.Errorf("lab imports %s: the lab simulates nodes from crdt, policy and replication; it runs no daemon, gossip or client", r)
+			case r == "lab" && !strings.HasPrefix(name, "cmd/") && !strings.HasPrefix(name, "lab"):
+				t.Errorf("%s imports lab: only cmd/replicad wires the lab", name)
 			case r == "hlc" || r == "crdt" || r == "internal/archtest":
 			}
 		}
@@ -129,6 +146,29 @@ func TestPackageDocs(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("package %s has no doc comment (add a doc.go)", rel(p.ImportPath))
+		}
+	}
+}
+
+// checkNoWallClock fails on a non-test source file of dir that reads the
+// wall clock or sleeps: simulated time only.
+func checkNoWallClock(t *testing.T, dir string) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"time.Now(", "time.Since(", "time.Sleep(", "time.After(", "time.NewTimer(", "time.Tick("} {
+			if strings.Contains(string(src), bad) {
+				t.Errorf("%s calls %s: the lab reads no wall clock (simulated time only)", f, strings.TrimSuffix(bad, "("))
+			}
 		}
 	}
 }
