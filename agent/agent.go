@@ -270,6 +270,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		}
 	}
 	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
+		rep.trackApplied(b, ws, res)
 		if rep.arb != nil {
 			return rep.arb.hook(b, ws, res)
 		}
@@ -397,7 +398,10 @@ func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Re
 
 // localWrite makes a local write, then wakes feed waiters and the engine.
 func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del bool) (*store.WriteResult, error) {
-	res, err := r.store.WriteWith(r.clock, table, id, fields, del, nil)
+	res, err := r.store.WriteWith(r.clock, table, id, fields, del, func(b *store.Batch, res *store.WriteResult) error {
+		r.bases().track(b, res.Write, &res.Outcome)
+		return b.Err()
+	})
 	if err != nil {
 		return nil, err
 	}

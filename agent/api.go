@@ -196,8 +196,11 @@ type recordJSON struct {
 	ID        string                     `json:"id"`
 	Fields    map[string]json.RawMessage `json:"fields"`
 	Conflicts map[string][]candidateJSON `json:"conflicts"`
-	Pending   bool                       `json:"pending"`
-	Deleted   bool                       `json:"deleted,omitempty"`
+	// Bases: per conflicted field, the value its candidates started from,
+	// when this replica knows it (manual tables).
+	Bases   map[string]*candidateJSON `json:"bases,omitempty"`
+	Pending bool                      `json:"pending"`
+	Deleted bool                      `json:"deleted,omitempty"`
 }
 
 func jsonValue(v crdt.Value) json.RawMessage {
@@ -240,6 +243,14 @@ func (r *replica) recordView(table, id string, rec *crdt.Record) recordJSON {
 			name = existsField
 		}
 		out.Conflicts[name] = candidates(c.Candidates)
+		if c.Field != "" {
+			if b := r.baseOf(table, id, c.Field); b != nil {
+				if out.Bases == nil {
+					out.Bases = map[string]*candidateJSON{}
+				}
+				out.Bases[name] = b
+			}
+		}
 	}
 	out.Pending = r.pending(k, rec)
 	return out
@@ -383,6 +394,7 @@ type conflictJSON struct {
 	ID         string          `json:"id"`
 	Field      string          `json:"field"`
 	Candidates []candidateJSON `json:"candidates"`
+	Base       *candidateJSON  `json:"base,omitempty"` // the value the candidates started from, if known
 }
 
 // conflicts lists the fields with more than one live candidate. The
@@ -412,7 +424,11 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 					if name == "" {
 						name = existsField
 					}
-					out = append(out, conflictJSON{Table: t, ID: e.ID, Field: name, Candidates: candidates(c.Candidates)})
+					cj := conflictJSON{Table: t, ID: e.ID, Field: name, Candidates: candidates(c.Candidates)}
+					if c.Field != "" {
+						cj.Base = rp.baseOf(t, e.ID, c.Field)
+					}
+					out = append(out, cj)
 				}
 			}
 			if next == "" {

@@ -129,8 +129,11 @@ type Record struct {
 	ID        string                     `json:"id"`
 	Fields    map[string]json.RawMessage `json:"fields"`
 	Conflicts map[string][]Candidate     `json:"conflicts"`
-	Pending   bool                       `json:"pending"`
-	Deleted   bool                       `json:"deleted,omitempty"`
+	// Bases: per conflicted field, the value its candidates started from,
+	// when the replica knows it.
+	Bases   map[string]*Candidate `json:"bases,omitempty"`
+	Pending bool                  `json:"pending"`
+	Deleted bool                  `json:"deleted,omitempty"`
 }
 
 // Put sets fields of table/id (creating it if absent).
@@ -181,6 +184,7 @@ type Conflict struct {
 	ID         string      `json:"id"`
 	Field      string      `json:"field"`
 	Candidates []Candidate `json:"candidates"`
+	Base       *Candidate  `json:"base,omitempty"` // the value the candidates started from, if known
 }
 
 // Conflicts lists every conflicted field.

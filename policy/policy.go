@@ -485,3 +485,14 @@ func Pending(k Kind, rec *crdt.Record, arbiter hlc.NodeID, held func(crdt.Dot) b
 	}
 	return false
 }
+
+// Replaced returns the value a write replaced on a field (the newest of
+// the candidates it superseded), which a manual conflict shows as the
+// value its candidates started from. ok is false when the write replaced
+// nothing here.
+func Replaced(fo crdt.FieldOutcome) (crdt.Entry, bool) {
+	if fo.Dead {
+		return crdt.Entry{}, false
+	}
+	return maxEntry(fo.Superseded, crdt.Dot{})
+}

@@ -883,40 +883,58 @@ func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
 	return snd
 }
 
+// tableStreamer is implemented by a store that can stream a log without
+// decoding the writes of unwanted tables (*store.Store).
+type tableStreamer interface {
+	StreamTables(origin hlc.NodeID, after uint64, want func(table []byte) bool, fn func(seq uint64, w *crdt.Write) error) error
+}
+
 // fill loads the cursor's buffer; writes the peer holds or that fall
-// outside its scope are turned into empties on the way.
+// outside its scope are turned into empties on the way. For a peer whose
+// scope lists tables, writes of other tables are not even decoded.
 func (c *cursor) fill(s *Session) error {
 	for len(c.buf) == 0 && !c.drained {
 		n := 0
 		prev := c.after
-		err := s.l.Store.Stream(c.origin, c.after, func(w *crdt.Write) error {
-			c.noteGap(prev, w.Seq)
-			prev = w.Seq
-			c.after = w.Seq
+		handle := func(seq uint64, w *crdt.Write) error {
+			c.noteGap(prev, seq)
+			prev = seq
+			c.after = seq
 			n++
-			if !c.theirs.Contains(w.Seq) {
-				var rec *crdt.Record
-				if s.peer.Scope.NeedsRecord(w.Table) {
-					r, err := s.l.Store.GetAny(w.Table, w.ID)
-					if err != nil && !errors.Is(err, store.ErrNotFound) {
-						return err
+			if !c.theirs.Contains(seq) {
+				if w == nil {
+					// A table the peer's scope does not list.
+					c.empties.Add(seq, seq)
+				} else {
+					var rec *crdt.Record
+					if s.peer.Scope.NeedsRecord(w.Table) {
+						r, err := s.l.Store.GetAny(w.Table, w.ID)
+						if err != nil && !errors.Is(err, store.ErrNotFound) {
+							return err
+						}
+						rec = r
 					}
-					rec = r
-				}
-				switch {
-				case s.peer.Scope.Selects(w.Table, rec) || s.peer.Scope.Touches(w):
-					c.buf = append(c.buf, w)
-				case s.peer.Scope.NeedsRecord(w.Table):
-					c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
-				default:
-					c.empties.Add(w.Seq, w.Seq)
+					switch {
+					case s.peer.Scope.Selects(w.Table, rec) || s.peer.Scope.Touches(w):
+						c.buf = append(c.buf, w)
+					case s.peer.Scope.NeedsRecord(w.Table):
+						c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+					default:
+						c.empties.Add(w.Seq, w.Seq)
+					}
 				}
 			}
 			if n >= cursorBatch {
 				return errStop
 			}
 			return nil
-		})
+		}
+		var err error
+		if ts, ok := s.l.Store.(tableStreamer); ok && !s.peer.Scope.All {
+			err = ts.StreamTables(c.origin, c.after, s.peer.Scope.lists, handle)
+		} else {
+			err = s.l.Store.Stream(c.origin, c.after, func(w *crdt.Write) error { return handle(w.Seq, w) })
+		}
 		if err != nil && !errors.Is(err, errStop) {
 			return err
 		}

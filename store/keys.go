@@ -26,6 +26,7 @@ const (
 	pHidden   = 'x'
 	pQueue    = 'q'
 	pRestamp  = 'a'
+	pBase     = 'b'
 )
 
 // Metadata names (m<name>).

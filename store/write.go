@@ -66,6 +66,7 @@ func (b *Batch) Purge(table, id string, skipped crdt.VV) {
 	b.s.rcache.drop(recordKey(nil, table, id))
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
+	b.deleteBases(table, id)
 	k := recordKey(nil, table, id)
 	k[0] = pHidden
 	mark := []byte{0xff}
@@ -134,6 +135,7 @@ func (b *Batch) CollectRecord(table, id string) {
 	b.del(rkey)
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
+	b.deleteBases(table, id)
 	xk := recordKey(nil, table, id)
 	xk[0] = pHidden
 	b.del(xk)

@@ -234,6 +234,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rows := [][]string{{"TABLE", "ID", "FIELD", "#", "VALUE", "NODE", "HLC"}}
 		for _, c := range cs {
+			if c.Base != nil {
+				rows = append(rows, []string{c.Table, c.ID, c.Field, "base", candText(*c.Base), c.Base.Node, c.Base.HLC})
+			}
 			for i, cand := range c.Candidates {
 				rows = append(rows, []string{c.Table, c.ID, c.Field, strconv.Itoa(i), candText(cand), cand.Node, cand.HLC})
 			}

@@ -444,6 +444,25 @@ func TestConflictResolveAndReset(t *testing.T) {
 		}
 		return err
 	})
+	// Both started from "base": the conflict shows it, on the hub's list
+	// and on the record as a device that took part sees it.
+	if cs[0].Base == nil || string(cs[0].Base.Value) != `"base"` {
+		t.Errorf("hub's conflict base = %+v, want the value both started from", cs[0].Base)
+	}
+	eventually(t, "d2 shows the conflict with its base", func() error {
+		d2.mustCLI("sync")
+		r, err := d2.client().Get(ctx, "jobs", "j1")
+		if err != nil {
+			return err
+		}
+		if len(r.Conflicts["title"]) != 2 || r.Bases["title"] == nil || string(r.Bases["title"].Value) != `"base"` {
+			return fmt.Errorf("d2's record: conflicts %v, bases %v", r.Conflicts, r.Bases)
+		}
+		return nil
+	})
+	if out := hub.mustCLI("conflicts"); !strings.Contains(out, "base") || !strings.Contains(out, `from-d1`) {
+		t.Errorf("replicad conflicts does not show the base:\n%s", out)
+	}
 	st, err := hub.client().Status(ctx)
 	if err != nil || st.Conflicts != 1 || st.Policies["jobs"] != "manual" {
 		t.Errorf("hub status: %+v %v", st, err)
