@@ -240,3 +240,15 @@ func decodeWriteFast(data []byte) (*Write, bool) {
 	w.Delete, w.Elided = del, elided
 	return w, true
 }
+
+// WriteTable returns the table name of an encoded write (aliasing data)
+// without decoding the rest, or false if data is not in the canonical
+// layout (decode it whole then).
+func WriteTable(data []byte) ([]byte, bool) {
+	r := fastReader{b: data}
+	if r.byte1() != 0x99 {
+		return nil, false
+	}
+	t := r.take(r.length(0xa0, 0x1f, 0xd9, 0xda, 0xdb))
+	return t, !r.bad
+}

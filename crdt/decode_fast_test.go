@@ -67,6 +67,9 @@ func TestDecodeWriteFast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tb, ok := WriteTable(data); !ok || string(tb) != w.Table {
+				t.Fatalf("write %d: WriteTable %q, %v; want %q", i, tb, ok, w.Table)
+			}
 			if !reflect.DeepEqual(fast, slow) {
 				t.Fatalf("write %d: fast %+v, codec %+v", i, fast, slow)
 			}

@@ -71,6 +71,20 @@ func (s Scope) Validate() error {
 	return nil
 }
 
+// lists reports whether the scope names the table (whole or filtered);
+// a write to a table it does not name is outside it, whatever the write.
+func (s Scope) lists(table []byte) bool {
+	if s.All {
+		return true
+	}
+	for i := range s.Tables {
+		if s.Tables[i].Table == string(table) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s Scope) table(name string) *TableScope {
 	i := sort.Search(len(s.Tables), func(i int) bool { return s.Tables[i].Table >= name })
 	if i < len(s.Tables) && s.Tables[i].Table == name {
