@@ -202,9 +202,28 @@ func (s *Store) Tables() ([]string, error) {
 
 // Holdings returns, per origin, the sequence numbers this replica holds.
 // It is a cheap copy of state kept in memory (loaded at open); the map and
-// its Held values are the caller's. It may include writes whose fsync is
-// in progress.
+// its Held values are the caller's. Of other origins it may include
+// writes whose fsync is in progress (Stream yields them already).
+//
+// Of this node's own writes only the durable ones are reported: a local
+// write is held (in memory) as soon as its batch is handed to Pebble, but
+// Stream yields it only once it is durable, and a sync sender reports
+// every held number Stream does not yield as empty. Reporting a write
+// still waiting for its fsync would have the sender declare it empty to
+// its peer, which would then hold it without ever receiving it.
 func (s *Store) Holdings() map[hlc.NodeID]Held {
+	s.hmu.RLock()
+	defer s.hmu.RUnlock()
+	out := make(map[hlc.NodeID]Held, len(s.held))
+	for o, h := range s.held {
+		out[o] = s.durableHeld(o, h)
+	}
+	return out
+}
+
+// allHeld is Holdings including this node's writes whose fsync is in
+// progress (Verify compares it with a Pebble snapshot, which shows them).
+func (s *Store) allHeld() map[hlc.NodeID]Held {
 	s.hmu.RLock()
 	defer s.hmu.RUnlock()
 	out := make(map[hlc.NodeID]Held, len(s.held))
@@ -214,12 +233,35 @@ func (s *Store) Holdings() map[hlc.NodeID]Held {
 	return out
 }
 
+// durableHeld returns a copy of h, what this replica holds of origin o;
+// for its own origin, only up to the last durable write (see Holdings).
+func (s *Store) durableHeld(o hlc.NodeID, h *Held) Held {
+	c := h.Clone()
+	if o != s.node {
+		return c
+	}
+	d := s.durableSeq.Load()
+	if c.Contig > d {
+		c.Contig = d
+	}
+	var rs []SeqRange
+	for _, r := range c.Ranges {
+		if r.Lo > d {
+			break
+		}
+		r.Hi = min(r.Hi, d)
+		rs = append(rs, r)
+	}
+	c.Ranges = rs
+	return c
+}
+
 // HeldOf returns a copy of what this replica holds of origin.
 func (s *Store) HeldOf(origin hlc.NodeID) Held {
 	s.hmu.RLock()
 	defer s.hmu.RUnlock()
 	if h := s.held[origin]; h != nil {
-		return h.Clone()
+		return s.durableHeld(origin, h)
 	}
 	return Held{}
 }

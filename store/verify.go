@@ -24,7 +24,7 @@ func (s *Store) Verify() error {
 	// Block writers so the in-memory holdings match the snapshot.
 	s.mu.Lock()
 	snap := s.db.NewSnapshot()
-	mem := s.Holdings()
+	mem := s.allHeld()
 	s.mu.Unlock()
 	defer snap.Close()
 
