@@ -26,7 +26,7 @@ DAEMON := $(wildcard cmd/replicad/*.go)
 HAVE_PKGS = test -n "$$(go list -e ./... 2>/dev/null)"
 NO_PKGS = echo "no packages yet"
 
-.PHONY: help build test race lint fuzz bench tidy-check run e2e demo soak-sync clean
+.PHONY: help build test race lint fuzz bench tidy-check run e2e demo soak-sync soak clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -39,7 +39,10 @@ help: ## Show this help
 		FUZZTIME '$(FUZZTIME)' 'time per Fuzz* target in make fuzz' \
 		BENCHCOUNT '$(BENCHCOUNT)' '-count for make bench (benchstat wants >= 6)' \
 		BENCHDIR '$(BENCHDIR)' 'where make bench writes bench.txt' \
-		ARGS '$(ARGS)' "extra flags for make run, e.g. ARGS='--role hub'"
+		ARGS '$(ARGS)' "extra flags for make run, e.g. ARGS='--role hub'" \
+		DURATION '$(DURATION)' 'how long make soak keeps starting fault runs' \
+		NODES '$(NODES)' 'nodes per fault run in make soak (one hub, the rest devices)' \
+		SEED '$(SEED)' 'first seed of make soak (0: random, printed; run i uses SEED+i)'
 
 build: ## Build bin/replicad (or, before the daemon exists, every package)
 ifneq ($(DAEMON),)
@@ -76,6 +79,17 @@ SOAK_HISTORIES ?= 2000000
 soak-sync: ## Long randomized runs: SOAK_RUNS clusters of SOAK_STEPS steps, SOAK_HISTORIES merge histories
 	go test -timeout 0 -run 'TestRandomCluster' ./replication -sync.runs=$(SOAK_RUNS) -sync.steps=$(SOAK_STEPS) -v 2>&1 | grep -E '^(---|ok|FAIL)|seed' | tail -20
 	go test -timeout 0 -run 'TestRandomHistories$$' ./crdt -crdt.histories=$(SOAK_HISTORIES)
+
+# make soak: fault runs on real processes (test/e2e/faults_test.go).
+DURATION ?= 30m
+NODES ?= 4
+SEED ?= 0
+
+soak: ## Fault soak for DURATION on NODES nodes (hub + devices) from SEED (0: random, printed): partitions, kills, pauses, clock and disk faults; prints runs, faults, writes acknowledged and lost, time to converge
+	@echo "go test -count=1 -timeout 0 -run '^TestFaults$$' ./test/e2e -v -fault.duration=$(DURATION) -fault.nodes=$(NODES) -fault.seed=$(SEED)"
+	@go test -count=1 -timeout 0 -run '^TestFaults$$' ./test/e2e -v -fault.duration='$(DURATION)' -fault.nodes='$(NODES)' -fault.seed='$(SEED)' 2>&1 \
+		| tee soak.log | grep -E '^(--- |ok|FAIL|fault summary)|fault seed|FAILED|unexplained acknowledged|resurrected|not converged|problems' ; \
+	echo "full log: soak.log"
 
 fuzz: ## Run every Fuzz* target in the repository, one at a time, each for FUZZTIME
 	@FUZZTIME='$(FUZZTIME)' scripts/fuzz-all.sh
