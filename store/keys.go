@@ -27,7 +27,7 @@ const (
 	pQueue    = 'q'
 	pRestamp  = 'a'
 	pBase     = 'b'
-	pDraft    = 'd' // drafts.go: unpublished field values, device-only
+	pDraft    = 'u' // drafts.go: unpublished field values, device-only
 	pDupKey   = 'd' // duplicate detection: key-value index, pending flags (dupindex.go)
 	pConsumer = 'w' // feed consumers (workflows): cursor and outcomes (consumer.go)
 )
