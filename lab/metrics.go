@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 
@@ -233,7 +234,10 @@ func (s *sim) knowinglyReplaced(wi *winfo, f string) bool {
 }
 
 // source follows a hub decision to the write whose value (or existence
-// operation, field "") it shows.
+// operation, field "") it shows. A decision names it through its losses'
+// winning entries; when that entry stands for a value another pending
+// rejection restored (policy's stand-in), the value tells: the person's
+// write of that value to the field.
 func (s *sim) source(d crdt.Dot, f string) crdt.Dot {
 	for range 16 {
 		wi := s.writes[d]
@@ -242,10 +246,12 @@ func (s *sim) source(d crdt.Dot, f string) crdt.Dot {
 		}
 		next := wi.exSource
 		if f != "" {
-			var ok bool
-			if next, ok = wi.source[f]; !ok {
-				return d
+			v := fieldValue(wi.w, f)
+			src, ok := wi.source[f]
+			if !ok || !bytes.Equal(fieldValue(s.writes[src].w, f), v) {
+				src = s.wroteValue(wi.w.Table, wi.w.ID, f, v)
 			}
+			next = src
 		}
 		if next == (crdt.Dot{}) {
 			return d
@@ -253,6 +259,33 @@ func (s *sim) source(d crdt.Dot, f string) crdt.Dot {
 		d = next
 	}
 	return d
+}
+
+func fieldValue(w *crdt.Write, f string) crdt.Value {
+	if w == nil {
+		return nil
+	}
+	for _, fv := range w.Fields {
+		if fv.Name == f {
+			return fv.Value
+		}
+	}
+	return nil
+}
+
+// wroteValue is the latest person's write that set field f of the record
+// to v.
+func (s *sim) wroteValue(table, id, f string, v crdt.Value) crdt.Dot {
+	var best *winfo
+	for _, x := range s.byRecord[recKey(table, id)] {
+		if xv := fieldValue(x.w, f); xv != nil && bytes.Equal(xv, v) && (best == nil || best.w.Stamp().Less(x.w.Stamp())) {
+			best = x
+		}
+	}
+	if best == nil {
+		return crdt.Dot{}
+	}
+	return best.w.Dot()
 }
 
 // shown: the final state shows d's value on f (for a delete, f "": the

@@ -36,6 +36,7 @@ type Scenario struct {
 	FieldZipf      float64 // hot-field skew: P(field k) ∝ 1/k^s (0: uniform)
 	RecordZipf     float64 // the same over records
 	FieldsPerWrite int
+	ValueBytes     int // values written by the workload are padded to this length (0: short)
 	DeleteFraction float64
 	ResolveAfter   time.Duration // manual: a person resolves a conflict this long after the hub shows it (<0: never)
 	MaxClockOffset time.Duration // HLC bound on remote stamps ahead of local physical time
@@ -135,6 +136,7 @@ type bodySpec struct {
 	FieldZipf      float64  `hcl:"field_zipf,optional"`
 	RecordZipf     float64  `hcl:"record_zipf,optional"`
 	FieldsPerWrite int      `hcl:"fields_per_write,optional"`
+	ValueBytes     int      `hcl:"value_bytes,optional"`
 	DeleteFraction float64  `hcl:"delete_fraction,optional"`
 	ResolveAfter   string   `hcl:"resolve_after,optional"`
 	MaxClockOffset string   `hcl:"max_clock_offset,optional"`
@@ -270,7 +272,7 @@ func decodeScenario(file string, body hcl.Body, sweep *SweepPoint) (*Scenario, e
 	}
 	sc := &Scenario{Name: b.Name, Description: b.Description, File: file, Sweep: sweep,
 		Topology: b.Topology, Table: b.Table, Records: b.Records, Fields: b.Fields,
-		FieldZipf: b.FieldZipf, RecordZipf: b.RecordZipf, FieldsPerWrite: b.FieldsPerWrite,
+		FieldZipf: b.FieldZipf, RecordZipf: b.RecordZipf, FieldsPerWrite: b.FieldsPerWrite, ValueBytes: b.ValueBytes,
 		DeleteFraction: b.DeleteFraction, Strategies: b.Strategies}
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("%s: scenario %q: %s", file, b.Name, fmt.Sprintf(format, args...))
@@ -349,6 +351,9 @@ func decodeScenario(file string, body hcl.Body, sweep *SweepPoint) (*Scenario, e
 	}
 	if sc.FieldsPerWrite > len(sc.Fields) {
 		return nil, errf("fields_per_write %d > %d fields", sc.FieldsPerWrite, len(sc.Fields))
+	}
+	if sc.ValueBytes < 0 || sc.ValueBytes > 1<<16 {
+		return nil, errf("value_bytes must be in [0, 65536]")
 	}
 	if sc.FieldZipf < 0 || sc.RecordZipf < 0 || sc.DeleteFraction < 0 || sc.DeleteFraction > 1 {
 		return nil, errf("field_zipf and record_zipf must be >= 0, delete_fraction in [0, 1]")

@@ -289,7 +289,11 @@ func (s *sim) schedule(wrng *rand.Rand) {
 							continue
 						}
 						picked[f] = true
-						fs = append(fs, crdt.FieldValue{Name: sc.Fields[f], Value: crdt.MustValue(fmt.Sprintf("%s#%d", n.name, k))})
+						v := fmt.Sprintf("%s#%d", n.name, k)
+						if pad := sc.ValueBytes - len(v); pad > 0 {
+							v += " " + strings.Repeat(".", pad-1)
+						}
+						fs = append(fs, crdt.FieldValue{Name: sc.Fields[f], Value: crdt.MustValue(v)})
 					}
 					sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 				}
