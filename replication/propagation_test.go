@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,14 +31,19 @@ type propNode struct {
 	addr   string
 	mu     sync.Mutex
 	seenAt map[crdt.Dot]time.Time
+	probes map[string]time.Time // baseline broadcasts seen (not writes)
 }
+
+// probePrefix marks the baseline's raw gossip broadcasts.
+const probePrefix = "\x00probe:"
 
 // BenchmarkPropagation: in a cluster of 50 devices (one of them a hub)
 // wired as the agent wires them (writes pushed through gossip broadcasts,
 // anti-entropy sessions with gossip members every pull interval), each op
 // is one write on a random node; it reports the p50 and p99 time for a
-// write to reach every node, and gossip messages and sync sessions per
-// write. Baseline: memberlist's own gossip interval (local profile).
+// write to reach every node, and gossip messages per write. Baseline, in
+// the same cluster after the writes: memberlist alone, the time for a
+// small broadcast (no store, no sync) to reach every node.
 func BenchmarkPropagation(b *testing.B) {
 	n := *flagPropNodes
 	snet := replication.NewMemNet()
@@ -53,7 +59,7 @@ func BenchmarkPropagation(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer st.Close()
-		p := &propNode{st: st, clock: hlc.NewClock(nil, hlc.DefaultMaxOffset), addr: fmt.Sprintf("n%d:7401", i), seenAt: map[crdt.Dot]time.Time{}}
+		p := &propNode{st: st, clock: hlc.NewClock(nil, hlc.DefaultMaxOffset), addr: fmt.Sprintf("n%d:7401", i), seenAt: map[crdt.Dot]time.Time{}, probes: map[string]time.Time{}}
 		role := "device"
 		if i == 0 {
 			role = "hub"
@@ -79,9 +85,17 @@ func BenchmarkPropagation(b *testing.B) {
 		}
 		var eng *replication.Engine
 		g, err := gossip.New(gossip.Config{Name: st.NodeID().String(), Transport: tr, Profile: gossip.ProfileLocal, Join: join,
-			Meta:      gossip.Meta{Role: gossip.Role(role), SyncAddr: p.addr, ClusterID: "p"},
-			Logger:    hclog.NewNullLogger(),
-			OnMessage: func(_ string, payload []byte) { eng.HandlePush(payload) }})
+			Meta:   gossip.Meta{Role: gossip.Role(role), SyncAddr: p.addr, ClusterID: "p"},
+			Logger: hclog.NewNullLogger(),
+			OnMessage: func(_ string, payload []byte) {
+				if strings.HasPrefix(string(payload), probePrefix) {
+					p.mu.Lock()
+					p.probes[string(payload)] = time.Now()
+					p.mu.Unlock()
+					return
+				}
+				eng.HandlePush(payload)
+			}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -168,6 +182,46 @@ func BenchmarkPropagation(b *testing.B) {
 	for _, p := range nodes {
 		msgs += float64(p.g.Stats().Transmissions)
 	}
+	// Baseline: memberlist alone, the same cluster: a small broadcast
+	// (no store, no sync) until every other node has it.
+	var base []time.Duration
+	for i := range 30 {
+		p := nodes[i*7919%n]
+		key := fmt.Sprintf("%s%d", probePrefix, i)
+		t0 := time.Now()
+		if err := p.g.Broadcast(key, []byte(key)); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			last, all := t0, true
+			for _, q := range nodes {
+				if q == p {
+					continue
+				}
+				q.mu.Lock()
+				at, ok := q.probes[key]
+				q.mu.Unlock()
+				if !ok {
+					all = false
+					break
+				}
+				if at.After(last) {
+					last = at
+				}
+			}
+			if all {
+				base = append(base, last.Sub(t0))
+				break
+			}
+			if time.Since(t0) > 30*time.Second {
+				b.Fatalf("gossip broadcast %d did not reach every node in 30s", i)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	sort.Slice(base, func(i, j int) bool { return base[i] < base[j] })
+	b.ReportMetric(float64(base[len(base)/2].Milliseconds()), "gossip-p50-ms")
+	b.ReportMetric(float64(base[len(base)*99/100].Milliseconds()), "gossip-p99-ms")
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
