@@ -15,6 +15,7 @@ MAKEFLAGS += --no-builtin-rules
 FUZZTIME ?= 30s
 BENCHCOUNT ?= 6
 BENCHDIR ?= bench-results
+BENCHQUICK ?=
 ARGS ?=
 
 # The daemon's main package; build and run change behaviour once it exists.
@@ -26,7 +27,7 @@ DAEMON := $(wildcard cmd/replicad/*.go)
 HAVE_PKGS = test -n "$$(go list -e ./... 2>/dev/null)"
 NO_PKGS = echo "no packages yet"
 
-.PHONY: help build test race lint fuzz bench tidy-check run e2e demo soak-sync soak clean
+.PHONY: help build test race lint fuzz bench bench-memory tidy-check run e2e demo soak-sync soak clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -37,8 +38,9 @@ help: ## Show this help
 	@echo "Settings (current value, then meaning):"
 	@printf '  %-12s %-14s %s\n' \
 		FUZZTIME '$(FUZZTIME)' 'time per Fuzz* target in make fuzz' \
-		BENCHCOUNT '$(BENCHCOUNT)' '-count for make bench (benchstat wants >= 6)' \
-		BENCHDIR '$(BENCHDIR)' 'where make bench writes bench.txt' \
+		BENCHCOUNT '$(BENCHCOUNT)' '-count of the Go benchmarks in make bench (benchstat wants >= 6)' \
+		BENCHDIR '$(BENCHDIR)' 'where make bench writes go.txt, load.json, report.md, report.json' \
+		BENCHQUICK '$(BENCHQUICK)' 'non-empty: make bench and bench-memory in quick mode (smaller, fewer runs)' \
 		ARGS '$(ARGS)' "extra flags for make run, e.g. ARGS='--role hub'" \
 		DURATION '$(DURATION)' 'how long make soak keeps starting fault runs' \
 		NODES '$(NODES)' 'nodes per fault run in make soak (one hub, the rest devices)' \
@@ -94,20 +96,14 @@ soak: ## Fault soak for DURATION on NODES nodes (hub + devices) from SEED (0: ra
 fuzz: ## Run every Fuzz* target in the repository, one at a time, each for FUZZTIME
 	@FUZZTIME='$(FUZZTIME)' scripts/fuzz-all.sh
 
-bench: ## Run every benchmark BENCHCOUNT times into BENCHDIR/bench.txt (benchstat summary if installed)
-	@if ! $(HAVE_PKGS); then $(NO_PKGS); exit 0; fi; \
-	mkdir -p '$(BENCHDIR)'; \
-	if [[ -f '$(BENCHDIR)/bench.txt' ]]; then mv '$(BENCHDIR)/bench.txt' '$(BENCHDIR)/bench.old.txt'; fi; \
-	echo "go test -run '^\$$' -bench . -benchmem -count $(BENCHCOUNT) ./... | tee $(BENCHDIR)/bench.txt"; \
-	go test -run '^$$' -bench . -benchmem -count '$(BENCHCOUNT)' ./... | tee '$(BENCHDIR)/bench.txt'; echo; \
-	if ! command -v benchstat >/dev/null; then \
-		echo "benchstat not found; install it with: go install golang.org/x/perf/cmd/benchstat@latest"; \
-	elif [[ -f '$(BENCHDIR)/bench.old.txt' ]]; then \
-		echo "benchstat (previous run vs this one):"; \
-		benchstat '$(BENCHDIR)/bench.old.txt' '$(BENCHDIR)/bench.txt'; \
-	else \
-		echo "benchstat:"; benchstat '$(BENCHDIR)/bench.txt'; \
-	fi
+bench: build ## Benchmarks and load scenarios against real agents, each figure with a same-run baseline: BENCHDIR/report.md and report.json (~20 min; BENCHQUICK=1 a few)
+	@BENCHDIR='$(BENCHDIR)' BENCHCOUNT='$(BENCHCOUNT)' BENCHQUICK='$(BENCHQUICK)' BIN=bin/replicad scripts/bench.sh
+
+bench-memory: build ## Hub memory with 1,000,000 records and 200 devices over a 10-minute steady run (~15 min; BENCHQUICK=1: 100,000, 50, 1 min) into BENCHDIR/memory.json, which make bench's report includes
+	@mkdir -p '$(BENCHDIR)'
+	bin/replicad bench $(if $(BENCHQUICK),--quick) --out '$(BENCHDIR)/memory.json' hub-memory
+	@if [[ -f '$(BENCHDIR)/go.txt' && -f '$(BENCHDIR)/load.json' ]]; then \
+		bin/replicad bench report --go '$(BENCHDIR)/go.txt' --load '$(BENCHDIR)/load.json' --load '$(BENCHDIR)/memory.json' --out '$(BENCHDIR)'; fi
 
 tidy-check: ## Fail if `go mod tidy` would change go.mod or go.sum (leaves them untouched)
 	@tmp=$$(mktemp -d); \

@@ -276,10 +276,11 @@ func HubFanin(ctx context.Context, c *Config, o HubFaninOpts) (*Result, error) {
 		if int(applied) != nd*k {
 			return nil, fmt.Errorf("hub applied %.0f remote writes, the devices sent %d", applied, nd*k)
 		}
-		var refused, chunks, sent int
+		var refused, failed, chunks, sent int
 		var sess []time.Duration
 		for _, s := range stats {
 			refused += s.Refused
+			failed += s.Failed
 			chunks += int(s.ChunksSent)
 			sent += int(s.WritesSent)
 			sess = append(sess, s.Duration)
@@ -304,6 +305,7 @@ func HubFanin(ctx context.Context, c *Config, o HubFaninOpts) (*Result, error) {
 		res.Add("session-p50", "ms", float64(Percentile(sess, 50).Milliseconds()))
 		res.Add("session-max", "ms", float64(sess[len(sess)-1].Milliseconds()))
 		res.Add("refused", "sessions", float64(refused))
+		res.Add("failed", "sessions", float64(failed))
 		res.Add("hub-rss", "MiB", float64(rss)/(1<<20))
 		c.logf("hub-fanin devices=%d run %d/%d: %d changes in %.2fs = %.0f/s (hub CPU %.1fµs/change, %d refusals, slowest session %v); raw Pebble batches of %d: %.0f/s: %.2fx",
 			nd, run+1, c.runs(), nd*k, el.Seconds(), rate, cpu/float64(nd*k)*1e6, refused, sess[len(sess)-1].Round(time.Millisecond), batch, raw, rate/raw)

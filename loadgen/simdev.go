@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -93,6 +95,7 @@ func (d *SimDevice) Write(n int) error {
 type SyncStats struct {
 	replication.Stats
 	Refused  int           // sessions the hub refused (busy) before this one ran
+	Failed   int           // sessions cut by an error, retried
 	Duration time.Duration // from the first dial to the end, waits included
 }
 
@@ -107,17 +110,28 @@ func syncLocal(ctx context.Context, l *replication.Local, addr string, rng *rand
 	var out SyncStats
 	start := time.Now()
 	var dialer net.Dialer
+	backoff := 500 * time.Millisecond
 	for {
 		c, err := dialer.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return out, err
+		var s *replication.Session
+		if err == nil {
+			s = replication.NewSession(l, true)
+			err = replication.RunConn(ctx, c, s, replication.ConnOptions{IdleTimeout: 2 * time.Minute})
 		}
-		s := replication.NewSession(l, true)
-		err = replication.RunConn(ctx, c, s, replication.ConnOptions{IdleTimeout: 2 * time.Minute})
+		var wait time.Duration
 		var ref *replication.RefusedError
-		if errors.As(err, &ref) && ref.RetryAfter > 0 {
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.As(err, &ref) && ref.RetryAfter > 0:
 			out.Refused++
-			wait := time.Duration(ref.RetryAfter)*time.Millisecond/2 + time.Duration(rng.Int64N(int64(time.Duration(ref.RetryAfter)*time.Millisecond)))
+			wait = time.Duration(ref.RetryAfter) * time.Millisecond
+		case !errors.As(err, &ref) && out.Failed < 5:
+			// A cut session loses nothing; retry with the engine's backoff.
+			out.Failed++
+			wait, backoff = backoff, 2*backoff
+		}
+		if wait > 0 {
+			wait = wait/2 + time.Duration(rng.Int64N(int64(wait)))
 			select {
 			case <-ctx.Done():
 				return out, ctx.Err()
@@ -125,7 +139,9 @@ func syncLocal(ctx context.Context, l *replication.Local, addr string, rng *rand
 			}
 			continue
 		}
-		out.Stats = s.Snapshot()
+		if s != nil {
+			out.Stats = s.Snapshot()
+		}
 		out.Duration = time.Since(start)
 		return out, err
 	}
@@ -163,6 +179,7 @@ func NewLoader(dir, cluster, table string, n, fields int, progress func(done int
 			}
 			w.Fields = append(w.Fields, crdt.FieldValue{Name: name, Value: values[(i+f)%len(values)]})
 		}
+		slices.SortFunc(w.Fields, func(a, b crdt.FieldValue) int { return strings.Compare(a.Name, b.Name) })
 		batch = append(batch, w)
 		if len(batch) == cap(batch) || i == n-1 {
 			res, err := st.ApplyRemote(clock, batch, nil)
