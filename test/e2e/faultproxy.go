@@ -66,6 +66,21 @@ func NewLink(from, to, target string, seed int64) (*Link, error) {
 // Addr is the address the dialer uses.
 func (l *Link) Addr() string { return l.ln.Addr().String() }
 
+// Target is the listener's address.
+func (l *Link) Target() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.target
+}
+
+// SetTarget changes the listener's address (a node restarted on another
+// port); connections made from now on go there.
+func (l *Link) SetTarget(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.target = addr
+}
+
 // Name is "from->to".
 func (l *Link) Name() string { return l.From + "->" + l.To }
 
@@ -186,7 +201,7 @@ func (l *Link) serve() {
 
 // pipe forwards one connection.
 func (l *Link) pipe(down net.Conn) {
-	up, err := net.DialTimeout("tcp", l.target, 2*time.Second)
+	up, err := net.DialTimeout("tcp", l.Target(), 2*time.Second)
 	if err != nil {
 		down.Close()
 		return
@@ -302,7 +317,7 @@ func (l *Link) replay(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	c, err := net.DialTimeout("tcp", l.target, 2*time.Second)
+	c, err := net.DialTimeout("tcp", l.Target(), 2*time.Second)
 	if err != nil {
 		return
 	}

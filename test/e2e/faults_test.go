@@ -58,10 +58,14 @@ type fnode struct {
 	hub     bool
 	dir     string // data dir
 	logPath string
-	api     string
-	sync    string
+	addrMu  sync.Mutex
+	apiA    string
+	syncA   string
 	args    []string // role, hubs, policies
 	mount   string   // tmpfs mount point holding dir (disk faults), or ""
+	// rebind, when a start fails because a port was taken meanwhile,
+	// moves the node to new ports (and its links to the new sync port).
+	rebind func()
 
 	mu      sync.Mutex
 	offset  time.Duration // current --clock-offset
@@ -72,6 +76,18 @@ type fnode struct {
 	id      string // node id (stable across restarts)
 }
 
+func (n *fnode) api() string {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	return n.apiA
+}
+
+func (n *fnode) syncAddr() string {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	return n.syncA
+}
+
 func (n *fnode) start(maxOffset time.Duration) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -79,6 +95,19 @@ func (n *fnode) start(maxOffset time.Duration) error {
 }
 
 func (n *fnode) startLocked(maxOffset time.Duration) error {
+	return n.startAttempt(maxOffset, 0)
+}
+
+// logTail returns the end of a log file.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2048 {
+		b = b[len(b)-2048:]
+	}
+	return string(b)
+}
+
+func (n *fnode) startAttempt(maxOffset time.Duration, attempt int) error {
 	if n.cmd != nil {
 		return fmt.Errorf("%s already running", n.name)
 	}
@@ -87,7 +116,7 @@ func (n *fnode) startLocked(maxOffset time.Duration) error {
 		return err
 	}
 	fmt.Fprintf(lf, "\n=== harness: start %s at %s, clock offset %v ===\n", n.name, time.Now().UTC().Format(time.RFC3339Nano), n.offset)
-	args := append([]string{"agent", "--data-dir", n.dir, "--api-addr", n.api, "--sync-addr", n.sync,
+	args := append([]string{"agent", "--data-dir", n.dir, "--api-addr", n.api(), "--sync-addr", n.syncAddr(),
 		"--log-level", "info", "--gossip-addr", "off", "--pull-interval", "1s",
 		"--max-clock-offset", maxOffset.String(), "--clock-offset", n.offset.String()}, n.args...)
 	cmd := exec.Command(binary, args...)
@@ -109,7 +138,7 @@ func (n *fnode) startLocked(maxOffset time.Duration) error {
 		var st struct {
 			Node string `json:"node"`
 		}
-		if err := getJSON(n.api, "/v1/status", &st, time.Second); err == nil {
+		if err := getJSON(n.api(), "/v1/status", &st, time.Second); err == nil {
 			if n.id != "" && st.Node != n.id {
 				return fmt.Errorf("%s: node id changed across a restart: %s -> %s", n.name, n.id, st.Node)
 			}
@@ -119,6 +148,10 @@ func (n *fnode) startLocked(maxOffset time.Duration) error {
 		select {
 		case err := <-n.done:
 			n.cmd = nil
+			if tail := logTail(n.logPath); strings.Contains(tail, "address already in use") && n.rebind != nil && attempt < 3 {
+				n.rebind()
+				return n.startAttempt(maxOffset, attempt+1)
+			}
 			return fmt.Errorf("%s exited at start: %v (log %s)", n.name, err, n.logPath)
 		default:
 		}
@@ -397,14 +430,14 @@ func newRun(t *testing.T, seed int64, nodes int, length time.Duration, soak bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := &fnode{name: "hub", hub: true, api: freeAddr(t), sync: freeAddr(t)}
+	hub := &fnode{name: "hub", hub: true}
 	hub.args = []string{"--role", "hub"}
 	for _, tb := range faultTables {
 		hub.args = append(hub.args, "--policy", tb.name+"="+tb.policy)
 	}
 	r.nodes = append(r.nodes, hub)
 	for i := 1; i < nodes; i++ {
-		r.nodes = append(r.nodes, &fnode{name: fmt.Sprintf("d%d", i), api: freeAddr(t), sync: freeAddr(t)})
+		r.nodes = append(r.nodes, &fnode{name: fmt.Sprintf("d%d", i)})
 	}
 	for _, n := range r.nodes {
 		n.dir = filepath.Join(r.dir, n.name, "data")
@@ -417,20 +450,37 @@ func newRun(t *testing.T, seed int64, nodes int, length time.Duration, soak bool
 	r.ringLinks = make([]int, nodes)
 	for i := 1; i < nodes; i++ {
 		d := r.nodes[i]
-		l, err := NewLink(d.name, "hub", hub.sync, seed*1000+int64(i))
+		l, err := NewLink(d.name, "hub", "", seed*1000+int64(i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.hubLinks[i] = len(r.links)
 		r.links = append(r.links, l)
 		next := r.nodes[1+i%(nodes-1)]
-		l, err = NewLink(d.name, next.name, next.sync, seed*1000+100+int64(i))
+		l, err = NewLink(d.name, next.name, "", seed*1000+100+int64(i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.ringLinks[i] = len(r.links)
 		r.links = append(r.links, l)
 		d.args = []string{"--hub", r.links[r.hubLinks[i]].Addr(), "--hub", l.Addr()}
+	}
+	// Ports last: the proxies hold theirs for the whole run, so a node's
+	// port cannot be one of them.
+	for _, n := range r.nodes {
+		n := n
+		n.rebind = func() {
+			apiA, syncA := freeAddr(t), freeAddr(t)
+			n.addrMu.Lock()
+			n.apiA, n.syncA = apiA, syncA
+			n.addrMu.Unlock()
+			for _, l := range r.links {
+				if l.To == n.name {
+					l.SetTarget(syncA)
+				}
+			}
+		}
+		n.rebind()
 	}
 	// The disk-fault device keeps its data on a small tmpfs (root only).
 	if os.Geteuid() == 0 {
@@ -551,7 +601,7 @@ func (r *frun) client(idx int, n *fnode, wg *sync.WaitGroup) {
 					Value json.RawMessage `json:"value"`
 				} `json:"conflicts"`
 			}
-			if err := getJSON(n.api, "/v1/tables/"+tb+"/records/"+id, &got, 2*time.Second); err == nil {
+			if err := getJSON(n.api(), "/v1/tables/"+tb+"/records/"+id, &got, 2*time.Second); err == nil {
 				r.hist.mu.Lock()
 				r.hist.reads = append(r.hist.reads, readRec{node: n.name, table: tb, id: id, fields: got.Fields, conflicts: got.Conflicts})
 				r.hist.mu.Unlock()
@@ -568,7 +618,7 @@ func (r *frun) client(idx int, n *fnode, wg *sync.WaitGroup) {
 		path := "/v1/debug/tables/" + tb + "/records/" + id
 		if p < 17 {
 			o.del = true
-			code, err = doJSON("DELETE", n.api, path, nil, &res, 3*time.Second)
+			code, err = doJSON("DELETE", n.api(), path, nil, &res, 3*time.Second)
 		} else {
 			o.fields = map[string]string{}
 			names := []string{"a", "b", "c"}
@@ -584,7 +634,7 @@ func (r *frun) client(idx int, n *fnode, wg *sync.WaitGroup) {
 				r.hist.attempted[v] = true
 			}
 			r.hist.mu.Unlock()
-			code, err = doJSON("PUT", n.api, path, body, &res, 3*time.Second)
+			code, err = doJSON("PUT", n.api(), path, body, &res, 3*time.Second)
 		}
 		o.end = time.Now()
 		switch {
@@ -738,7 +788,7 @@ func (r *frun) clockFault(e faultEvent) func() {
 					Origin string `json:"origin"`
 				} `json:"parked"`
 			}
-			if err := getJSON(watch.api, "/v1/parked", &p, time.Second); err == nil {
+			if err := getJSON(watch.api(), "/v1/parked", &p, time.Second); err == nil {
 				for _, x := range p.Parked {
 					if (off > 0 && x.Origin == n.id) || (off < 0 && x.Origin != n.id) {
 						r.hist.mu.Lock()
@@ -770,7 +820,7 @@ func (r *frun) clockFault(e faultEvent) func() {
 func (r *frun) checkClocks() {
 	for _, n := range r.nodes {
 		var d dDigest
-		if !n.running() || getJSON(n.api, "/v1/debug/digest", &d, time.Second) != nil {
+		if !n.running() || getJSON(n.api(), "/v1/debug/digest", &d, time.Second) != nil {
 			continue
 		}
 		n.mu.Lock()
@@ -815,7 +865,7 @@ func (r *frun) diskFault(e faultEvent) func() {
 	probeEnd := time.Now().Add(20 * time.Second)
 	sawErr, probes := "", 0
 	for time.Now().Before(probeEnd) && n.running() {
-		code, err := doJSON("PUT", n.api, path, body, nil, 5*time.Second)
+		code, err := doJSON("PUT", n.api(), path, body, nil, 5*time.Second)
 		probes++
 		if err != nil && code >= 500 {
 			sawErr = err.Error()
@@ -851,7 +901,7 @@ func (r *frun) diskFault(e faultEvent) func() {
 		// Recovery: a write must succeed within 10 s, by itself or after
 		// a restart.
 		ok := func() bool {
-			_, err := doJSON("PUT", n.api, path, map[string]map[string]json.RawMessage{"fields": {"a": json.RawMessage(`"probe2"`)}}, nil, 2*time.Second)
+			_, err := doJSON("PUT", n.api(), path, map[string]map[string]json.RawMessage{"fields": {"a": json.RawMessage(`"probe2"`)}}, nil, 2*time.Second)
 			return err == nil
 		}
 		if n.running() && ok() {
@@ -945,7 +995,7 @@ func (r *frun) converge(bound time.Duration) bool {
 			wg.Add(1)
 			go func(n *fnode) {
 				defer wg.Done()
-				doJSON("POST", n.api, "/v1/sync", nil, nil, 10*time.Second)
+				doJSON("POST", n.api(), "/v1/sync", nil, nil, 10*time.Second)
 			}(n)
 		}
 		wg.Wait()
@@ -953,7 +1003,7 @@ func (r *frun) converge(bound time.Duration) bool {
 		same := true
 		for _, n := range r.nodes {
 			var d dDigest
-			if err := getJSON(n.api, "/v1/debug/digest", &d, 5*time.Second); err != nil {
+			if err := getJSON(n.api(), "/v1/debug/digest", &d, 5*time.Second); err != nil {
 				same = false
 				continue
 			}
@@ -981,7 +1031,7 @@ func (r *frun) converge(bound time.Duration) bool {
 			Node  string            `json:"node"`
 			Peers []json.RawMessage `json:"peers"`
 		}
-		if err := getJSON(n.api, "/v1/status", &st, 5*time.Second); err != nil {
+		if err := getJSON(n.api(), "/v1/status", &st, 5*time.Second); err != nil {
 			r.problem("status of %s: %v", n.name, err)
 			continue
 		}
@@ -1009,7 +1059,7 @@ func (r *frun) check() {
 		Records []dRecord `json:"records"`
 		Writes  []dWrite  `json:"writes"`
 	}
-	if err := getJSON(hub.api, "/v1/debug/dump", &dump, 60*time.Second); err != nil {
+	if err := getJSON(hub.api(), "/v1/debug/dump", &dump, 60*time.Second); err != nil {
 		r.problem("dump of the hub: %v", err)
 		return
 	}
@@ -1037,7 +1087,7 @@ func (r *frun) check() {
 					syncErr
 				} `json:"errors"`
 			}
-			if err := getJSON(n.api, fmt.Sprintf("/v1/sync-errors?after=%d&limit=1000", after), &page, 10*time.Second); err != nil {
+			if err := getJSON(n.api(), fmt.Sprintf("/v1/sync-errors?after=%d&limit=1000", after), &page, 10*time.Second); err != nil {
 				r.problem("sync errors of %s: %v", n.name, err)
 				break
 			}
@@ -1065,7 +1115,7 @@ func (r *frun) check() {
 			} `json:"candidates"`
 		} `json:"conflicts"`
 	}
-	if err := getJSON(hub.api, "/v1/conflicts", &cl, 30*time.Second); err != nil {
+	if err := getJSON(hub.api(), "/v1/conflicts", &cl, 30*time.Second); err != nil {
 		r.problem("conflicts of the hub: %v", err)
 	}
 	queued := map[ek]bool{}
