@@ -20,7 +20,7 @@ import (
 // acknowledged write:
 //
 //	GET    /v1/debug/digest                       state digest of every table, parked and queued counts, the HLC
-//	GET    /v1/debug/dump                         every record's full state and every write in the change log
+//	GET    /v1/debug/dump                         every record's full state, every write in the change log, the tombstone horizon
 //	PUT    /v1/debug/tables/{table}/records/{id}  as the public PUT, answering with the write's dot, stamp and context
 //	DELETE /v1/debug/tables/{table}/records/{id}  as the public DELETE, likewise
 const debugAPIEnv = "REPLICAD_TESTING_DEBUG_API"
@@ -188,8 +188,9 @@ func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error)
 	})
 }
 
-// debugDump returns every record's state and every write of the change
-// log (values of elided writes are null).
+// debugDump returns every record's state, every write of the change log
+// (values of elided writes are null) and the tombstone horizon (deleted
+// records whose writes it covers may have been collected).
 func (a *Agent) debugDump(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.with(func(rp *replica) (any, error) {
 		recs := []debugRecord{}
@@ -207,7 +208,11 @@ func (a *Agent) debugDump(w http.ResponseWriter, r *http.Request) (any, error) {
 				return nil, err
 			}
 		}
-		return map[string]any{"node": rp.node.String(), "records": recs, "writes": writes}, nil
+		horizon, err := rp.store.GCHorizon()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"node": rp.node.String(), "records": recs, "writes": writes, "gc_horizon": vvJSON(horizon)}, nil
 	})
 }
 
