@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -557,4 +560,101 @@ func ExampleSummaryTable() {
 	})
 	fmt.Print(rows[0].LostUpdates)
 	// Output: 3 ± 1.41
+}
+
+// OfficeWins is docs/lab.md's example strategy: field-level server
+// priority, carried out by the hub.
+type OfficeWins struct{ Base }
+
+func (OfficeWins) Name() string     { return "office-wins" }
+func (OfficeWins) Arbitrated() bool { return true }
+
+func (OfficeWins) Judge(w *crdt.Write, out *crdt.Outcome, hub hlc.NodeID, _ policy.Rejected) policy.Decision {
+	var d policy.Decision
+	if w.Delete || w.Origin == hub || out.Duplicate || out.NotReady {
+		return d
+	}
+	for i, fo := range out.Fields {
+		if fo.Dead || len(fo.Concurrent) == 0 {
+			continue
+		}
+		keep := fo.Concurrent[len(fo.Concurrent)-1] // sorted by stamp
+		mine := crdt.Entry{Origin: w.Origin, Seq: w.Seq, TS: w.TS, Value: w.Fields[i].Value}
+		v := keep.Value
+		if keep.Delete {
+			v = crdt.Cleared
+		}
+		d.Fields = append(d.Fields, crdt.FieldValue{Name: fo.Name, Value: v})
+		d.Losses = append(d.Losses, policy.Loss{Field: fo.Name, Losing: mine, Winning: keep})
+	}
+	return d
+}
+
+// TestCustomStrategy: a strategy from outside the package (the docs'
+// example) runs through the same machinery: the office's value stands
+// against a technician's later-stamped concurrent change, which is lost;
+// under lww the opposite.
+func TestCustomStrategy(t *testing.T) {
+	Register(OfficeWins{})
+	sc := parse(t, `
+name = "custom"
+duration = "20m"
+network {
+  sync_interval = "0"
+}
+hub "office" {}
+device "tech" {}
+event {
+  at = "0s"
+  node = "office"
+  action = "write"
+  record = "r"
+  fields = { status = "a" }
+}
+event {
+  at = "1m"
+  node = "tech"
+  action = "sync"
+}
+event {
+  at = "2m"
+  node = "tech"
+  action = "offline"
+}
+event {
+  at = "4m"
+  node = "office"
+  action = "write"
+  record = "r"
+  fields = { status = "c" }
+}
+event {
+  at = "5m"
+  node = "tech"
+  action = "write"
+  record = "r"
+  fields = { status = "b" }
+}
+event {
+  at = "10m"
+  node = "tech"
+  action = "online"
+}
+event {
+  at = "11m"
+  node = "tech"
+  action = "sync"
+}
+`)
+	for _, tc := range []struct {
+		strategy string
+		final    string
+		errors   int
+	}{{"office-wins", `"c"`, 1}, {"lww", `"b"`, 1}} {
+		r := run(t, sc, tc.strategy, 1)
+		m := r.Metrics
+		if got := r.Final["workorders/r"].Fields["status"]; got != tc.final || m.LostUpdates != 1 || m.SyncErrors != tc.errors || !m.Converged {
+			t.Errorf("%s: status %s, lost %d, sync errors %d, converged %v; want %s, 1, %d, true", tc.strategy, got, m.LostUpdates, m.SyncErrors, m.Converged, tc.final, tc.errors)
+		}
+	}
 }
