@@ -398,8 +398,17 @@ func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Re
 
 // localWrite makes a local write, then wakes feed waiters and the engine.
 func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del bool) (*store.WriteResult, error) {
+	return r.localWriteWith(table, id, fields, del, nil)
+}
+
+// localWriteWith is localWrite whose batch also carries what also adds
+// (committed atomically with the write; publishing a draft removes it).
+func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
 	res, err := r.store.WriteWith(r.clock, table, id, fields, del, func(b *store.Batch, res *store.WriteResult) error {
 		r.bases().track(b, res.Write, &res.Outcome)
+		if also != nil {
+			also(b)
+		}
 		return b.Err()
 	})
 	if err != nil {

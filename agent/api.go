@@ -119,10 +119,11 @@ func (a *Agent) with(fn func(r *replica) (any, error)) (any, error) {
 
 func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/tables/{table}/records/{id}", a.handle(a.putRecord))
-	mux.HandleFunc("GET /v1/tables/{table}/records/{id}", a.handle(a.getRecord))
-	mux.HandleFunc("DELETE /v1/tables/{table}/records/{id}", a.handle(a.deleteRecord))
-	mux.HandleFunc("GET /v1/tables/{table}/records", a.handle(a.listRecords))
+	mux.HandleFunc("PUT /v1/tables/{table}/records/{id}", a.handle(a.putRecordModes))
+	mux.HandleFunc("GET /v1/tables/{table}/records/{id}", a.handle(a.getRecordModes))
+	mux.HandleFunc("DELETE /v1/tables/{table}/records/{id}", a.handle(a.deleteRecordModes))
+	mux.HandleFunc("GET /v1/tables/{table}/records", a.handle(a.listRecordsModes)) // ?draft, ?online: drafts.go, onlinereads.go
+	a.draftRoutes(mux)
 	mux.HandleFunc("GET /v1/conflicts", a.handle(a.listConflicts))
 	mux.HandleFunc("POST /v1/conflicts/{table}/{id}/{field}", a.handle(a.resolveConflict))
 	mux.HandleFunc("GET /v1/sync-errors", a.handle(a.listSyncErrors))

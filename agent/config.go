@@ -87,6 +87,12 @@ type Config struct {
 	PullInterval time.Duration
 	// MaxBodyBytes limits an API request body (default 1 MiB).
 	MaxBodyBytes int64
+	// HubAPI is the hub's HTTP API (HOST:PORT or a URL) that online reads
+	// (?online=true) are forwarded to (onlinereads.go).
+	HubAPI string
+	// HubAPITokenFile holds the bearer token the hub's API requires, if
+	// any (the hub's <data-dir>/api-token).
+	HubAPITokenFile string
 }
 
 // fileConfig is the HCL file's schema: a nil field was not set.
@@ -108,6 +114,8 @@ type fileConfig struct {
 	ClockOffset    *string            `hcl:"clock_offset,optional"`
 	PullInterval   *string            `hcl:"pull_interval,optional"`
 	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
+	HubAPI         *string            `hcl:"hub_api,optional"`
+	HubAPIToken    *string            `hcl:"hub_api_token_file,optional"`
 }
 
 // DefaultConfig returns the configuration of `replicad agent` without
@@ -169,6 +177,8 @@ func (c *Config) LoadFile(path string) error {
 	str(fc.GossipProfile, &c.GossipProfile)
 	str(fc.ClusterID, &c.ClusterID)
 	str(fc.LogLevel, &c.LogLevel)
+	str(fc.HubAPI, &c.HubAPI)
+	str(fc.HubAPIToken, &c.HubAPITokenFile)
 	if fc.LogJSON != nil {
 		c.LogJSON = *fc.LogJSON
 	}
@@ -310,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return keyErr("max_body_bytes", "must be positive")
+	}
+	if err := checkHubAPI(c.HubAPI); err != nil {
+		return err
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ var Commands = [][2]string{
 	{"get TABLE ID", "show a record, with conflicted fields' candidates"},
 	{"delete TABLE ID", "delete a record"},
 	{"list TABLE", "list records (--limit N, --after ID)"},
+	{"drafts", "list the drafts kept on this device (--table T)"},
+	{"commit TABLE ID", "publish a record's draft as an ordinary write"},
+	{"discard TABLE ID", "discard a record's draft"},
 	{"conflicts", "list conflicted fields and their candidates"},
 	{"resolve TABLE ID FIELD", "resolve a conflict (--pick N | --value V)"},
 	{"errors", "list the sync-error log"},
@@ -141,6 +144,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "errors":
 		fs.StringVar(&after, "after", "", "list entries after this id")
 	}
+	var mf modeFlags // put --draft, get --draft|--online, list --online, drafts: drafts.go
+	addModeFlags(cmd, fs, &mf)
 	fs.Usage = func() {
 		for _, c := range Commands {
 			if strings.Fields(c[0])[0] == cmd {
@@ -163,6 +168,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usagef("usage: replicad %s %s", cmd, what)
 		}
 		return nil
+	}
+	if handled, err := e.modes(cmd, a, &mf, limit, after); handled {
+		return err
 	}
 	switch cmd {
 	case "put":

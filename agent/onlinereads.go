@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/replicad/replicad/store"
+)
+
+// Online mode (issue 9): while connected, a device reads records outside
+// its offline profile live from the hub: GET .../records/{id}?online=true
+// and GET .../records?online=true are forwarded to the hub's HTTP API
+// (Config.HubAPI) and answered with the hub's view, marked "online": true.
+// Nothing read online is stored here: the answer goes to the caller only.
+// Offline (set offline with POST /v1/connectivity, or the hub's API
+// unreachable) such reads fail with 503 and a reason starting "offline:".
+// A hub holds every record: it answers online reads from its own store.
+
+// Limits of online reads.
+const (
+	readOnlineTimeout  = 10 * time.Second
+	maxReadOnlineBytes = 32 << 20
+)
+
+var hubReadHTTP = &http.Client{Timeout: readOnlineTimeout}
+
+// checkHubAPI validates Config.HubAPI: empty, HOST:PORT, or an http(s)
+// URL with a host.
+func checkHubAPI(v string) error {
+	if v == "" {
+		return nil
+	}
+	if !strings.Contains(v, "://") {
+		return checkHostPort("hub_api", v, false)
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return keyErr("hub_api", "%q: want HOST:PORT or an http(s)://HOST:PORT URL", v)
+	}
+	return nil
+}
+
+// hubAPIBase returns the base URL of the hub's API, "" if none is known.
+func (a *Agent) hubAPIBase() string {
+	v := a.cfg.HubAPI
+	if v == "" {
+		return ""
+	}
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func offlinef(format string, args ...any) error {
+	return errf(http.StatusServiceUnavailable, "offline: "+format, args...)
+}
+
+// onlineReadGate checks that an online read can be made: this node is a
+// device, online, and knows the hub's API. hub is true on a hub (serve
+// the read locally).
+func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
+	if a.cfg.Role == "hub" {
+		return "", true, nil
+	}
+	_, err = a.with(func(rp *replica) (any, error) {
+		if !rp.engine.Online() {
+			return nil, offlinef("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return "", false, err
+	}
+	if base = a.hubAPIBase(); base == "" {
+		return "", false, offlinef("no hub API address is known for online reads: start the agent with --hub-api HOST:PORT (the hub's --api-addr)")
+	}
+	return base, false, nil
+}
+
+// forwardToHub makes GET base+path on the hub's API and returns its JSON
+// object answer with "online" and "hub_api" added. Nothing is stored.
+func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string]json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, readOnlineTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return nil, offlinef("bad hub API address %q: %v", base, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if f := a.cfg.HubAPITokenFile; f != "" {
+		tok, err := os.ReadFile(f)
+		if err != nil {
+			return nil, errf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	resp, err := hubReadHTTP.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, offlinef("the hub's API at %s did not answer within %s", base, readOnlineTimeout)
+		}
+		return nil, offlinef("the hub's API at %s is unreachable: %v", base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReadOnlineBytes+1))
+	if err != nil {
+		return nil, offlinef("reading the hub's answer from %s: %v", base, err)
+	}
+	if len(data) > maxReadOnlineBytes {
+		return nil, errf(http.StatusBadGateway, "the hub's answer is over %d bytes", maxReadOnlineBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(resp.Status)
+		}
+		code := resp.StatusCode
+		if code < 400 || code >= 500 {
+			code = http.StatusBadGateway
+		}
+		return nil, errf(code, "on the hub: %s", e.Error)
+	}
+	var out map[string]json.RawMessage
+	if err := json.Unmarshal(data, &out); err != nil || out == nil {
+		return nil, errf(http.StatusBadGateway, "the hub's API at %s answered something that is not a JSON object", base)
+	}
+	out["online"] = json.RawMessage("true")
+	out["hub_api"], _ = json.Marshal(base)
+	return out, nil
+}
+
+// getRecordOnline: GET /v1/tables/{table}/records/{id}?online=true.
+func (a *Agent) getRecordOnline(w http.ResponseWriter, r *http.Request) (any, error) {
+	table, id, err := names(r)
+	if err != nil {
+		return nil, err
+	}
+	base, hub, err := a.onlineReadGate()
+	if err != nil {
+		return nil, err
+	}
+	if hub {
+		return a.getRecord(w, r)
+	}
+	return a.forwardToHub(r.Context(), base, "/v1/tables/"+url.PathEscape(table)+"/records/"+url.PathEscape(id))
+}
+
+// listRecordsOnline: GET /v1/tables/{table}/records?online=true&limit=N&after=ID.
+func (a *Agent) listRecordsOnline(w http.ResponseWriter, r *http.Request) (any, error) {
+	table := r.PathValue("table")
+	if err := checkOnlineList(r, table); err != nil {
+		return nil, err
+	}
+	base, hub, err := a.onlineReadGate()
+	if err != nil {
+		return nil, err
+	}
+	if hub {
+		return a.listRecords(w, r)
+	}
+	q := url.Values{}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		q.Set("limit", s)
+	}
+	if s := r.URL.Query().Get("after"); s != "" {
+		q.Set("after", s)
+	}
+	p := "/v1/tables/" + url.PathEscape(table) + "/records"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	return a.forwardToHub(r.Context(), base, p)
+}
+
+// checkOnlineList validates a list's table and limit here, so a bad
+// request is refused without asking the hub.
+func checkOnlineList(r *http.Request, table string) error {
+	if !store.ValidTable(table) {
+		return errf(http.StatusBadRequest, "bad table name %q", table)
+	}
+	_, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	return err
+}
