@@ -70,6 +70,10 @@ type replica struct {
 	out    *outbound
 	arb    *arbiter // on the arbitrating hub
 	hubs   *hubView // what the hubs hold, for pending changes
+
+	// The work that only runs online (dedupe.go, workflows.go).
+	dupes *dedupe
+	flows *workflows
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -269,8 +273,10 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			r.arb = newArbiter(r)
 		}
 	}
+	r.dupes = newDedupe(r)
 	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
 		rep.trackApplied(b, ws, res)
+		rep.dupes.trackApplied(b, ws, res)
 		if rep.arb != nil {
 			return rep.arb.hook(b, ws, res)
 		}
@@ -293,6 +299,7 @@ func (r *replica) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.startOnline(ctx) // duplicate detection and workflows (online.go)
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
@@ -406,6 +413,7 @@ func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del boo
 func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
 	res, err := r.store.WriteWith(r.clock, table, id, fields, del, func(b *store.Batch, res *store.WriteResult) error {
 		r.bases().track(b, res.Write, &res.Outcome)
+		r.dupes.trackLocal(b, res)
 		if also != nil {
 			also(b)
 		}

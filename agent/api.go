@@ -136,6 +136,8 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /v1/parked", a.handle(a.listParked))
 	mux.HandleFunc("POST /v1/parked/{origin}/{seq}/release", a.handle(a.releaseParked))
 	a.debugRoutes(mux) // testing only: agent/debug.go
+	// Duplicates and workflows: agent/online_api.go.
+	a.onlineRoutes(mux)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := uiFS.ReadFile("ui/index.html")
@@ -396,6 +398,12 @@ type conflictJSON struct {
 	Field      string          `json:"field"`
 	Candidates []candidateJSON `json:"candidates"`
 	Base       *candidateJSON  `json:"base,omitempty"` // the value the candidates started from, if known
+	// Kind is "field" (concurrent values of a field) or "duplicate" (a
+	// suspected duplicate record: dedupe.go; Field is "" and Candidates
+	// empty, With the records it matched, Keys their key values).
+	Kind string                     `json:"kind"`
+	With []string                   `json:"with,omitempty"`
+	Keys map[string]json.RawMessage `json:"keys,omitempty"`
 }
 
 // conflicts lists the fields with more than one live candidate. The
@@ -425,7 +433,7 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 					if name == "" {
 						name = existsField
 					}
-					cj := conflictJSON{Table: t, ID: e.ID, Field: name, Candidates: candidates(c.Candidates)}
+					cj := conflictJSON{Kind: "field", Table: t, ID: e.ID, Field: name, Candidates: candidates(c.Candidates)}
 					if c.Field != "" {
 						cj.Base = rp.baseOf(t, e.ID, c.Field)
 					}
@@ -438,7 +446,11 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 			after = next
 		}
 	}
-	return out, nil
+	dups, err := rp.duplicateConflicts()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, dups...), nil
 }
 
 type counts struct{ conflicts, syncErrors, parked int }
@@ -831,7 +843,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		tj := []map[string]string{}
 		for _, t := range tables {
-			if t == policyTable || t == errorTable {
+			if t == policyTable || t == errorTable || t == dupTable {
 				continue // system tables
 			}
 			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(lastSync), "policy": string(rp.policyOf(t))})

@@ -209,6 +209,7 @@ func (a *arbiter) drain() error {
 				a.rmu.Unlock()
 				return nd.Fields, nd.Redelete, !nd.Empty()
 			}, func(b *store.Batch, r *store.WriteResult) error {
+				a.r.dupes.trackLocal(b, r)
 				if d.Policy == string(policy.ClientWins) && len(r.Write.Fields) > 0 {
 					b.PutRestamp(r.Write.Dot(), judged)
 				}

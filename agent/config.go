@@ -87,6 +87,12 @@ type Config struct {
 	PullInterval time.Duration
 	// MaxBodyBytes limits an API request body (default 1 MiB).
 	MaxBodyBytes int64
+	// Tables declares tables: key fields for duplicate detection
+	// (online_config.go).
+	Tables map[string]TableConfig
+	// Workflows are the hooks a hub runs on the changes it accepts
+	// (online_config.go).
+	Workflows []WorkflowConfig
 	// HubAPI is the hub's HTTP API (HOST:PORT or a URL) that online reads
 	// (?online=true) are forwarded to (onlinereads.go).
 	HubAPI string
@@ -114,6 +120,8 @@ type fileConfig struct {
 	ClockOffset    *string            `hcl:"clock_offset,optional"`
 	PullInterval   *string            `hcl:"pull_interval,optional"`
 	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
+	Tables         []tableBlock       `hcl:"table,block"`
+	Workflows      []workflowBlock    `hcl:"workflow,block"`
 	HubAPI         *string            `hcl:"hub_api,optional"`
 	HubAPIToken    *string            `hcl:"hub_api_token_file,optional"`
 }
@@ -196,6 +204,9 @@ func (c *Config) LoadFile(path string) error {
 	}
 	if fc.Policies != nil {
 		c.Policies = *fc.Policies
+	}
+	if err := applyOnlineFile(fc.Tables, fc.Workflows, c); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		key string
@@ -317,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PullInterval <= 0 {
 		return keyErr("pull_interval", "must be positive")
+	}
+	if err := c.validateOnline(); err != nil {
+		return err
 	}
 	if c.MaxBodyBytes <= 0 {
 		return keyErr("max_body_bytes", "must be positive")

@@ -43,6 +43,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fv := DefaultConfig()
 	var configPath string
 	var policies []string
+	var keys []string
 	fs := pflag.NewFlagSet("replicad agent", pflag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.SortFlags = false
@@ -56,6 +57,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.StringArrayVar(&fv.Hubs, "hub", nil, "a hub's sync `ADDR` to dial (repeatable)")
 	fs.StringArrayVar(&fv.Join, "join", nil, "a member's gossip `ADDR` to join (repeatable)")
 	fs.StringArrayVar(&policies, "policy", nil, "`TABLE=POLICY` (repeatable; lww|client-wins|server-wins|manual; the arbitrating hub applies them)")
+	fs.StringArrayVar(&keys, "keys", nil, "`TABLE=FIELD[,FIELD...]`: key fields; the arbitrating hub flags new records whose keys match a live record's as suspected duplicates (repeatable)")
 	fs.StringVar(&fv.ClusterID, "cluster-id", def.ClusterID, "cluster `ID`: peers and stores of another cluster are refused")
 	fs.StringVar(&fv.LogLevel, "log-level", def.LogLevel, "log `LEVEL`: "+strings.Join(LogLevels, ", "))
 	fs.BoolVar(&fv.LogJSON, "log-json", false, "log JSON lines instead of text")
@@ -110,6 +112,18 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 					return
 				}
 				cfg.Policies[t] = pol
+			}
+		case "keys":
+			tcs, err := parseKeysFlag(keys)
+			if err != nil {
+				perr = err
+				return
+			}
+			if cfg.Tables == nil {
+				cfg.Tables = map[string]TableConfig{}
+			}
+			for t, tc := range tcs {
+				cfg.Tables[t] = tc
 			}
 		case "cluster-id":
 			cfg.ClusterID = fv.ClusterID

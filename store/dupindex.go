@@ -204,3 +204,15 @@ func (s *Store) getRaw(k []byte) ([]byte, bool, error) {
 	defer c.Close()
 	return append([]byte(nil), val...), true, nil
 }
+
+// KeyIndexTables returns the tables that have an index definition, in
+// name order.
+func (s *Store) KeyIndexTables() ([]string, error) {
+	var out []string
+	p := []byte{pDupKey, dupDef}
+	err := s.scanPrefix(p, func(k, _ []byte) error {
+		out = append(out, string(k[len(p):]))
+		return nil
+	})
+	return out, err
+}

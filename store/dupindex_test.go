@@ -56,6 +56,9 @@ func TestKeyIndex(t *testing.T) {
 	if def, ok, _ := s.KeyIndexDef("c"); !ok || string(def) != `["email"]` {
 		t.Fatalf("def after reopen = %q, %v", def, ok)
 	}
+	if ts, err := s.KeyIndexTables(); err != nil || !reflect.DeepEqual(ts, []string{"c"}) {
+		t.Fatalf("KeyIndexTables = %v, %v", ts, err)
+	}
 	put(func(b *Batch) { b.ClearKeyIndex("c") })
 	for _, d := range [][]byte{digest(1), digest(2)} {
 		if ids, _ := s.KeyIndexIDs("c", d, 0); len(ids) != 0 {

@@ -1,0 +1,43 @@
+package agent
+
+import (
+	"context"
+	"time"
+)
+
+// startOnline starts the work that only runs online (issue 9) on a hub:
+// it brings the duplicate-detection key index in line with the
+// configuration (before any session or API request), publishes the
+// flags duplicate detection queues (dedupe.go), and runs the workflows
+// (workflows.go). Called from replica.start.
+func (r *replica) startOnline(ctx context.Context) {
+	if err := r.rebuildKeyIndex(); err != nil {
+		r.a.log.Error("duplicate detection: building the key index", "error", err)
+	}
+	if d := r.dupes; d != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				if err := d.publish(); err != nil && ctx.Err() == nil {
+					r.a.log.Error("duplicate detection: publishing flags", "error", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-d.kick:
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	flows, err := newWorkflows(r)
+	if err != nil {
+		r.a.log.Error("workflows: not started", "error", err)
+		flows = &workflows{r: r}
+	}
+	r.flows = flows
+	flows.start(ctx)
+}

@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// The API of the work that only runs online: suspected duplicates
+// (dedupe.go) and workflows (workflows.go).
+func (a *Agent) onlineRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/duplicates", a.handle(a.listDuplicates))
+	mux.HandleFunc("POST /v1/duplicates/{table}/{id}", a.handle(a.resolveDuplicateAPI))
+	mux.HandleFunc("GET /v1/workflows", a.handle(a.listWorkflows))
+	mux.HandleFunc("GET /v1/workflows/{name}", a.handle(a.getWorkflow))
+	mux.HandleFunc("GET /v1/workflows/{name}/deliveries", a.handle(a.workflowDeliveries))
+}
+
+// listDuplicates: the open flags (?all=true: the resolved ones too).
+func (a *Agent) listDuplicates(w http.ResponseWriter, r *http.Request) (any, error) {
+	all := false
+	if s := r.URL.Query().Get("all"); s != "" {
+		var err error
+		if all, err = strconv.ParseBool(s); err != nil {
+			return nil, errf(http.StatusBadRequest, "all=%q: want true or false", s)
+		}
+	}
+	return a.with(func(rp *replica) (any, error) {
+		fs, err := rp.duplicates(all)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"duplicates": fs}, nil
+	})
+}
+
+func (a *Agent) resolveDuplicateAPI(w http.ResponseWriter, r *http.Request) (any, error) {
+	table, id, err := names(r)
+	if err != nil {
+		return nil, err
+	}
+	var body dupResolveBody
+	if err := decodeBody(r, &body); err != nil {
+		return nil, err
+	}
+	return a.with(func(rp *replica) (any, error) {
+		return rp.resolveDuplicate(table, id, body)
+	})
+}
+
+func (a *Agent) listWorkflows(w http.ResponseWriter, r *http.Request) (any, error) {
+	return a.with(func(rp *replica) (any, error) {
+		out := []workflowJSON{}
+		if rp.flows != nil {
+			for _, f := range rp.flows.flows {
+				out = append(out, f.view())
+			}
+		}
+		return map[string]any{"workflows": out}, nil
+	})
+}
+
+func (rp *replica) workflow(name string) (*workflow, error) {
+	if rp.flows != nil {
+		if f := rp.flows.find(name); f != nil {
+			return f, nil
+		}
+	}
+	return nil, errf(http.StatusNotFound, "no workflow %q on this node", name)
+}
+
+type deliveryJSON struct {
+	Cursor string `json:"cursor"`
+	deliveryOutcome
+	TimeStr string `json:"at"`
+}
+
+func (rp *replica) deliveries(f *workflow, before uint64, limit int) ([]deliveryJSON, error) {
+	os, err := rp.store.ConsumerOutcomes(f.cfg.Name, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]deliveryJSON, 0, len(os))
+	for _, o := range os {
+		d := deliveryJSON{Cursor: strconv.FormatUint(o.Feed, 10)}
+		if err := json.Unmarshal(o.Value, &d.deliveryOutcome); err != nil {
+			continue
+		}
+		d.TimeStr = msStr(d.Time)
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// getWorkflow: one workflow's state and its latest deliveries.
+func (a *Agent) getWorkflow(w http.ResponseWriter, r *http.Request) (any, error) {
+	return a.with(func(rp *replica) (any, error) {
+		f, err := rp.workflow(r.PathValue("name"))
+		if err != nil {
+			return nil, err
+		}
+		ds, err := rp.deliveries(f, 0, 20)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"workflow": f.view(), "deliveries": ds}, nil
+	})
+}
+
+// workflowDeliveries: a workflow's recorded outcomes, newest first
+// (?limit=N&before=CURSOR).
+func (a *Agent) workflowDeliveries(w http.ResponseWriter, r *http.Request) (any, error) {
+	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	if err != nil {
+		return nil, err
+	}
+	var before uint64
+	if s := r.URL.Query().Get("before"); s != "" {
+		if before, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return nil, errf(http.StatusBadRequest, "before=%q: want a cursor", s)
+		}
+	}
+	return a.with(func(rp *replica) (any, error) {
+		f, err := rp.workflow(r.PathValue("name"))
+		if err != nil {
+			return nil, err
+		}
+		ds, err := rp.deliveries(f, before, limit)
+		if err != nil {
+			return nil, err
+		}
+		next := ""
+		if len(ds) == limit {
+			next = ds[len(ds)-1].Cursor
+		}
+		return map[string]any{"deliveries": ds, "next": next}, nil
+	})
+}
