@@ -327,7 +327,7 @@ func filteredMismatch(t *testing.T, hub, filtered *simNode) string {
 	}
 	for _, e := range hubRecs {
 		got, err := filtered.st.Get("t", e.ID)
-		want := filtered.local.Scope.Selects("t", e.Record) && e.Record.Exists()
+		want := filtered.local.Scope.Selects("t", e.ID, e.Record, nil) && e.Record.Exists()
 		switch {
 		case want && err != nil:
 			skipped, _ := filtered.st.HiddenSkipped("t", e.ID)

@@ -51,6 +51,10 @@ type Config struct {
 	// Collector, on a hub, decides tombstone collection; the engine feeds
 	// it every session's Have and steps it after every session.
 	Collector *Collector
+	// Authenticate, if set, checks each session's peer (the node id and
+	// role claimed in the handshake) against its connection, e.g. its TLS
+	// certificate; an error refuses the session.
+	Authenticate func(c net.Conn, p Peer) error
 }
 
 // PartnerStatus is what the engine knows of one partner.
@@ -132,6 +136,7 @@ func NewEngine(cfg Config) *Engine {
 			}
 		}
 	}
+	cfg.Local.state() // the scope state exists before sessions share it
 	return &Engine{
 		cfg:      cfg,
 		log:      cfg.Local.Log.Named("sync"),
@@ -143,6 +148,12 @@ func NewEngine(cfg Config) *Engine {
 		inflight: map[net.Conn]struct{}{},
 	}
 }
+
+// Scope returns the scope in force (a hub may have assigned a new one).
+func (e *Engine) Scope() Scope { return e.cfg.Local.scope() }
+
+// SetScope puts a scope in force (see Local.SetScope).
+func (e *Engine) SetScope(sc Scope) { e.cfg.Local.SetScope(sc) }
 
 // Online reports whether the engine may use the network.
 func (e *Engine) Online() bool {
@@ -210,10 +221,11 @@ func (e *Engine) HandlePush(payload []byte) {
 		e.log.Debug("malformed gossip push dropped", "error", err)
 		return
 	}
-	if w.Origin == e.cfg.Local.Node || !e.cfg.Local.Scope.Selects(w.Table, nil) && !e.cfg.Local.Scope.NeedsRecord(w.Table) {
+	sc := e.cfg.Local.scope()
+	if w.Origin == e.cfg.Local.Node || !sc.Selects(w.Table, w.ID, nil, nil) && !sc.NeedsRecord(w.Table) {
 		return
 	}
-	if e.cfg.Local.Scope.NeedsRecord(w.Table) && !e.cfg.Local.visible(w.Table, w.ID) {
+	if sc.NeedsRecord(w.Table) && !e.cfg.Local.visible(w.Table, w.ID) {
 		return // not a record this replica shows: anti-entropy decides
 	}
 	if _, held := e.cfg.Local.causalReady([]*crdt.Write{w}); len(held) > 0 {
@@ -280,6 +292,7 @@ func (e *Engine) serveConn(c net.Conn) {
 	}
 	defer e.untrack(c)
 	s := NewSession(l, false)
+	e.authenticate(s, c)
 	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout})
 	p := s.Peer()
 	if err != nil {
@@ -289,6 +302,12 @@ func (e *Engine) serveConn(c net.Conn) {
 	st := s.Snapshot()
 	e.log.Debug("incoming session done", "peer", p.Node, "received", st.WritesApplied, "sent", st.WritesSent)
 	e.stepCollector()
+}
+
+func (e *Engine) authenticate(s *Session, c net.Conn) {
+	if f := e.cfg.Authenticate; f != nil {
+		s.Authenticate = func(p Peer) error { return f(c, p) }
+	}
 }
 
 // stepCollector advances tombstone collection after a session.
@@ -448,6 +467,7 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 			err = errors.New("offline")
 		} else {
 			s := NewSession(&e.cfg.Local, true)
+			e.authenticate(s, c)
 			err = RunConn(ctx, c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, Progress: progress})
 			e.untrack(c)
 			st, peer = s.Snapshot(), s.Peer()

@@ -9,12 +9,13 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
 	"github.com/ugorji/go/codec"
 )
 
 // ProtocolVersion is the sync protocol's version. A peer speaking another
 // version is refused at the handshake.
-const ProtocolVersion uint16 = 2
+const ProtocolVersion uint16 = 3
 
 // Limits of the wire format.
 const (
@@ -130,6 +131,9 @@ type Welcome struct {
 	Refused      string
 	RetryAfterMs uint32
 	PhysMs       int64
+	// Assigned, from a hub that assigns the dialer its scope (its offline
+	// profile), is that scope: the hub enforces it, the dialer adopts it.
+	Assigned *Scope
 }
 
 // Have lists what the sender holds, per origin, and its tombstone
@@ -196,12 +200,26 @@ type RecordReq struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	Keys    []RecordKey
 	Held    []RecordKey
+	// Scan asks for the listing of every live record of these tables
+	// that the asker's scope selects by the sender's state (reconciling a
+	// filtered scope: what newly matches, what no longer does).
+	Scan []string
 }
 
 // Records answers RecordReq.
 type Records struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	Recs    []RecordState
+	Listed  []Listed // the answer to Scan
+}
+
+// Listed is one record of a Scan listing with the sender's version vector
+// of it (flattened node, seq pairs).
+type Listed struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Table   string
+	ID      string
+	Applied []uint64
 }
 
 // RecordState is one whole record; or Missing when the sender does not
@@ -363,7 +381,21 @@ func (m Msg) validate() error {
 		if m.Welcome.Node == 0 && m.Welcome.Refused == "" {
 			return errors.New("replication: welcome without node id")
 		}
+		if a := m.Welcome.Assigned; a != nil {
+			if err := a.Validate(); err != nil {
+				return fmt.Errorf("replication: assigned scope: %w", err)
+			}
+		}
 		return m.Welcome.Scope.Validate()
+	case m.RecordReq != nil:
+		if len(m.RecordReq.Scan) > 1000 {
+			return fmt.Errorf("replication: scan of %d tables", len(m.RecordReq.Scan))
+		}
+		for _, t := range m.RecordReq.Scan {
+			if !store.ValidTable(t) {
+				return fmt.Errorf("replication: scan of invalid table %q", t)
+			}
+		}
 	}
 	return nil
 }

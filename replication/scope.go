@@ -10,21 +10,54 @@ import (
 )
 
 // Scope says which records a replica holds: everything (a hub), or a list
-// of tables, each whole or filtered by field equalities. It travels in the
-// handshake, so it is data; the offline-profile layer will add expressions
-// behind the same methods.
+// of tables, each whole or filtered (field equalities, a filter
+// expression, records related to selected records). It travels in the
+// handshake, so it is data; a hub assigns a device its scope from the
+// device's offline profile (package profile) and enforces it.
 type Scope struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	All     bool
 	Tables  []TableScope // sorted by table, unique
+	// Profile names the offline profile the scope comes from, if any.
+	Profile string
+	// Device are the device's attributes the filters read (device.user),
+	// sorted by name, unique.
+	Device []Attr
 }
 
-// TableScope selects the records of one table whose fields equal all of
-// Where (none: the whole table).
+// Attr is one device attribute.
+type Attr struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Name    string
+	Value   string
+}
+
+// TableScope selects the records of one table: those whose fields equal
+// all of Where and match Filter (when either is given), and those that a
+// selected record of another table references (Related); with none of
+// them, the whole table.
 type TableScope struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	Table   string
 	Where   []FieldMatch
+	// Filter is a filter expression (package filter), "" for none.
+	Filter string
+	// Related: the records whose id a selected record of Relation.Table
+	// holds in Relation.Field come along ("related rows only").
+	Related []Relation
+	// IntervalMs is how often the replica re-evaluates which records of
+	// the table it holds (0: at every sync); Priority orders the tables
+	// when records are fetched (higher first).
+	IntervalMs int64
+	Priority   int32
+}
+
+// Relation names the field of another table's selected records that
+// holds the ids of records to bring along.
+type Relation struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Table   string
+	Field   string
 }
 
 // FieldMatch is one equality: the field's last-writer-wins value is Value.
@@ -47,10 +80,17 @@ func TablesScope(tables ...string) Scope {
 	return s
 }
 
-// Validate checks a scope received from a peer.
+// Validate checks a scope received from a peer (or built from a
+// profile): names, values, filters that compile, relations to listed
+// tables without cycles.
 func (s Scope) Validate() error {
 	if s.All && len(s.Tables) > 0 {
 		return fmt.Errorf("replication: scope is both all and a table list")
+	}
+	for i, a := range s.Device {
+		if a.Name == "" || i > 0 && s.Device[i-1].Name >= a.Name {
+			return fmt.Errorf("replication: scope device attributes empty, not sorted or not unique")
+		}
 	}
 	for i, t := range s.Tables {
 		if !store.ValidTable(t.Table) {
@@ -66,6 +106,43 @@ func (s Scope) Validate() error {
 			if err := crdt.Value(m.Value).Validate(); err != nil {
 				return fmt.Errorf("replication: scope of %q: %v", t.Table, err)
 			}
+		}
+		if t.Filter != "" {
+			if _, err := compiled(t.Filter); err != nil {
+				return fmt.Errorf("replication: scope of %q: %v", t.Table, err)
+			}
+		}
+		for _, r := range t.Related {
+			if r.Field == "" || s.table(r.Table) == nil {
+				return fmt.Errorf("replication: scope of %q relates to %q.%q, which the scope does not list", t.Table, r.Table, r.Field)
+			}
+		}
+		if t.IntervalMs < 0 {
+			return fmt.Errorf("replication: scope of %q has a negative interval", t.Table)
+		}
+	}
+	// Relations must not loop: selecting a record would depend on itself.
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(name string) error
+	visit = func(name string) error {
+		switch state[name] {
+		case 1:
+			return fmt.Errorf("replication: scope relations form a cycle through %q", name)
+		case 2:
+			return nil
+		}
+		state[name] = 1
+		for _, r := range s.table(name).Related {
+			if err := visit(r.Table); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		return nil
+	}
+	for _, t := range s.Tables {
+		if err := visit(t.Table); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -93,6 +170,9 @@ func (s Scope) table(name string) *TableScope {
 	return nil
 }
 
+// filtered reports whether the table scope selects only some records.
+func (t *TableScope) filtered() bool { return len(t.Where) > 0 || t.Filter != "" || len(t.Related) > 0 }
+
 // NeedsRecord reports whether deciding Selects for table needs the record's
 // state (the table is filtered).
 func (s Scope) NeedsRecord(table string) bool {
@@ -100,14 +180,24 @@ func (s Scope) NeedsRecord(table string) bool {
 		return false
 	}
 	t := s.table(table)
-	return t != nil && len(t.Where) > 0
+	return t != nil && t.filtered()
 }
 
-// Selects reports whether the record belongs to the scope. rec is the
-// record's current state as the caller holds it (nil if it holds none). A
-// deleted record of a listed table is selected, so that deletes reach
-// every replica that may hold it.
-func (s Scope) Selects(table string, rec *crdt.Record) bool {
+// Eval is what selecting a record reads besides the record: the time (for
+// filters) and the ids that related tables' selected records reference.
+// A nil *Eval evaluates filters at the wall clock and relates nothing.
+type Eval struct {
+	NowMs int64
+	// Related returns the ids the selected records of table hold in
+	// field (nil: none).
+	Related func(table, field string) map[string]bool
+}
+
+// Selects reports whether record id of table belongs to the scope. rec is
+// the record's current state as the caller holds it (nil if it holds
+// none). A deleted record of a listed table is selected, so that deletes
+// reach every replica that may hold it.
+func (s Scope) Selects(table, id string, rec *crdt.Record, ev *Eval) bool {
 	if s.All {
 		return true
 	}
@@ -115,7 +205,7 @@ func (s Scope) Selects(table string, rec *crdt.Record) bool {
 	if t == nil {
 		return false
 	}
-	if len(t.Where) == 0 {
+	if !t.filtered() {
 		return true
 	}
 	if rec == nil {
@@ -124,13 +214,30 @@ func (s Scope) Selects(table string, rec *crdt.Record) bool {
 	if rec.Deleted() {
 		return true
 	}
-	for _, m := range t.Where {
-		v, ok := rec.Get(m.Field)
-		if !ok || !bytes.Equal(v, m.Value) {
-			return false
+	if len(t.Where) > 0 || t.Filter != "" {
+		ok := true
+		for _, m := range t.Where {
+			v, has := rec.Get(m.Field)
+			if !has || !bytes.Equal(v, m.Value) {
+				ok = false
+				break
+			}
+		}
+		if ok && t.Filter != "" {
+			ok = s.match(t.Filter, id, rec, ev)
+		}
+		if ok {
+			return true
 		}
 	}
-	return true
+	if ev != nil && ev.Related != nil {
+		for _, r := range t.Related {
+			if ev.Related(r.Table, r.Field)[id] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Covers reports, conservatively, whether every record o selects is
@@ -146,7 +253,7 @@ func (s Scope) Covers(o Scope) bool {
 		// Only a whole table covers: a filtered holder's view of which
 		// records match may be older than o's.
 		st := s.table(ot.Table)
-		if st == nil || len(st.Where) > 0 {
+		if st == nil || st.filtered() {
 			return false
 		}
 	}
@@ -175,6 +282,12 @@ func (s Scope) String() string {
 				b.WriteString("]")
 			}
 		}
+		if t.Filter != "" {
+			fmt.Fprintf(&b, "{%s}", t.Filter)
+		}
+		for _, r := range t.Related {
+			fmt.Fprintf(&b, "<%s.%s", r.Table, r.Field)
+		}
 	}
 	if b.Len() == 0 {
 		return "none"
@@ -192,7 +305,10 @@ func (s Scope) Touches(w *crdt.Write) bool {
 		return false
 	}
 	t := s.table(w.Table)
-	if t == nil || len(t.Where) == 0 {
+	if t == nil || len(t.Where) == 0 || t.Filter != "" || len(t.Related) > 0 {
+		// Expression and related scopes: the sender's evaluation decides
+		// (a write to a record it does not select is skipped; the
+		// receiver refreshes a record it holds).
 		return false
 	}
 	if w.Delete {

@@ -36,9 +36,9 @@ type Store interface {
 func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide, purge map[RecordKey]crdt.VV) (*store.Result, []RecordKey, error) {
 	var fetch []RecordKey
 	visible := map[string]bool{}
-	if !l.Scope.All {
+	if !l.scope().All {
 		for _, w := range writes {
-			if l.Scope.NeedsRecord(w.Table) {
+			if l.scope().NeedsRecord(w.Table) {
 				key := w.Table + "\x00" + w.ID
 				if _, ok := visible[key]; !ok {
 					visible[key] = l.visible(w.Table, w.ID)
@@ -61,12 +61,12 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 				}
 			}
 		}
-		if l.Scope.All {
+		if l.scope().All {
 			return nil
 		}
 		for key, rec := range res.Records {
 			table, id, _ := strings.Cut(key, "\x00")
-			if !l.Scope.NeedsRecord(table) {
+			if !l.scope().NeedsRecord(table) {
 				continue
 			}
 			if l.markScope(b, table, id, rec, false, visible[key]) {
@@ -105,7 +105,7 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 func (l *Local) LocalWriteHook() func(*store.Batch, *store.WriteResult) error {
 	return func(b *store.Batch, r *store.WriteResult) error {
 		w := r.Write
-		if l.Scope.NeedsRecord(w.Table) && r.Record.Exists() && !l.Scope.Selects(w.Table, r.Record) {
+		if sc := l.scope(); sc.NeedsRecord(w.Table) && r.Record.Exists() && !sc.Selects(w.Table, w.ID, r.Record, l.eval()) {
 			b.SetHidden(w.Table, w.ID, true, nil)
 		}
 		return nil
@@ -119,7 +119,7 @@ func (l *Local) visible(table, id string) bool {
 		return false
 	}
 	rec, err := l.Store.GetAny(table, id)
-	return err == nil && rec.Exists() && l.Scope.Selects(table, rec)
+	return err == nil && rec.Exists() && l.scope().Selects(table, id, rec, l.eval())
 }
 
 // markScope keeps a record of a filtered table hidden or shown. Out of
@@ -135,7 +135,7 @@ func (l *Local) markScope(b *store.Batch, table, id string, rec *crdt.Record, co
 	if !rec.Exists() {
 		return false // nothing to show; deletes keep propagating
 	}
-	if !l.Scope.Selects(table, rec) {
+	if !l.scope().Selects(table, id, rec, l.eval()) {
 		b.SetHidden(table, id, true, nil)
 		return false
 	}
@@ -165,9 +165,9 @@ func (l *Local) hiddenSkipped(table, id string) (crdt.VV, bool) {
 // mergeRecord merges a whole record and applies the same scope rule;
 // complete says the sender's scope covers this replica's.
 func (l *Local) mergeRecord(table, id string, rec *crdt.Record, complete bool) (bool, error) {
-	wasVisible := l.Scope.NeedsRecord(table) && l.visible(table, id)
+	wasVisible := l.scope().NeedsRecord(table) && l.visible(table, id)
 	return l.Store.MergeRecordWith(l.Clock, table, id, rec, func(b *store.Batch, merged *crdt.Record) error {
-		if l.Scope.NeedsRecord(table) {
+		if l.scope().NeedsRecord(table) {
 			l.markScope(b, table, id, merged, complete, wasVisible)
 		}
 		return nil
@@ -196,6 +196,15 @@ type Local struct {
 	// OnApplied, if set, is called after each applied chunk with the
 	// store's result (the policy layer and metrics listen here).
 	OnApplied func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result)
+	// Assign, if set (a hub with offline profiles), returns the scope a
+	// peer is assigned; the session enforces it whatever the peer
+	// declares, and tells a device that dialed.
+	Assign func(p Peer) (Scope, bool)
+	// OnAssigned, if set, is told the scope a hub assigned this replica
+	// when it differs from the one in force (which it replaces at once).
+	OnAssigned func(Scope)
+
+	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
 
 // Peer describes the other side of a session, once known.
@@ -249,9 +258,15 @@ type Session struct {
 	deferred []*crdt.Write // writes waiting for their record
 	asked    []request     // outstanding record requests, in order
 	awaiting int           // record requests outstanding
+	pev      *Eval         // the peer scope's evaluation (peerEval)
 
 	Stats Stats
 	mu    sync.Mutex // guards the byte counters, which the writer updates
+
+	// Authenticate, if set, checks the peer's claimed identity (node id,
+	// role) against what its transport proved (a TLS certificate); an
+	// error refuses the session.
+	Authenticate func(Peer) error
 }
 
 type phase uint8
@@ -259,6 +274,7 @@ type phase uint8
 // request is a record request in flight: the records asked for and the
 // writes waiting for them.
 type request struct {
+	scan   []string // a Scan listing request (reconcile.go)
 	keys   []RecordKey
 	held   []RecordKey // records refreshed because writes to them were skipped
 	writes []*crdt.Write
@@ -281,6 +297,15 @@ func NewSession(l *Local, dialer bool) *Session {
 	return &Session{l: l, dialer: dialer}
 }
 
+// peerEval is the Eval of the peer's scope for this session: the time at
+// this node's clock, related ids computed once per session.
+func (s *Session) peerEval() *Eval {
+	if s.pev == nil {
+		s.pev = relatedEval(s.peer.Scope, s.l.Store, s.l.Clock.Physical())
+	}
+	return s.pev
+}
+
 // Peer returns the peer, once the handshake is done.
 func (s *Session) Peer() Peer { return s.peer }
 
@@ -295,7 +320,7 @@ func (s *Session) Start() []Msg {
 	if !s.dialer {
 		return nil
 	}
-	return []Msg{{Hello: &Hello{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.Scope, PhysMs: s.l.Clock.Physical()}}}
+	return []Msg{{Hello: &Hello{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical()}}}
 }
 
 // Refuse builds the Welcome that refuses a session before it starts.
@@ -348,6 +373,10 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		reason = "same node id as this node"
 	case p.Role != "hub" && p.Role != "device":
 		reason = fmt.Sprintf("unknown role %q", p.Role)
+	case s.Authenticate != nil:
+		if err := s.Authenticate(p); err != nil {
+			reason = "not authenticated: " + err.Error()
+		}
 	}
 	if reason != "" {
 		s.phase = phaseFinished
@@ -356,11 +385,21 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		}
 		return []Msg{Refuse(s.l, reason, 0)}, &RefusedError{Reason: reason}
 	}
+	var assigned *Scope
+	if !s.dialer && s.l.Assign != nil {
+		// The hub enforces the peer's offline profile, whatever it declared.
+		if sc, ok := s.l.Assign(p); ok {
+			p.Scope, assigned = sc, &sc
+		}
+	}
+	if s.dialer && m.Welcome.Assigned != nil {
+		s.adopt(*m.Welcome.Assigned)
+	}
 	s.peer = p
 	s.phase = phaseExchange
 	var out []Msg
 	if !s.dialer {
-		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.Scope, PhysMs: s.l.Clock.Physical()}})
+		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned}})
 	}
 	h, err := s.l.Store.GCHorizon()
 	if err != nil {
@@ -385,7 +424,7 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 			s.l.OnPeerHave(s.peer, theirs)
 		}
 		s.snd = newSender(s, theirs)
-		return s.pump(s.refreshHidden(nil))
+		return s.pump(s.reconcile(s.refreshHidden(nil)))
 	case m.Chunk != nil:
 		if s.gotDone {
 			return nil, fmt.Errorf("%w: chunk after done", ErrProtocol)
@@ -417,8 +456,9 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 }
 
 func (s *Session) checkFinished() {
-	if s.sentDone && s.gotDone && s.unacked == 0 && s.awaiting == 0 {
+	if s.sentDone && s.gotDone && s.unacked == 0 && s.awaiting == 0 && s.phase != phaseFinished {
 		s.phase = phaseFinished
+		s.rescope()
 	}
 }
 
@@ -441,7 +481,9 @@ func (s *Session) pump(out []Msg) ([]Msg, error) {
 		s.Stats.ChunksSent++
 		out = append(out, Msg{Chunk: c})
 	}
-	if s.snd.done && s.unacked == 0 && !s.sentDone {
+	// Done waits for the answer to a Scan: the records it makes this
+	// side ask for must reach the peer before the peer may finish.
+	if s.snd.done && s.unacked == 0 && !s.sentDone && !s.scanPending() {
 		s.sentDone = true
 		out = append(out, Msg{Done: &Done{Writes: s.Stats.WritesSent, Empties: s.Stats.EmptiesSent}})
 	}
@@ -617,7 +659,7 @@ func below(held map[hlc.NodeID]store.Held, horizon crdt.VV, self hlc.NodeID) boo
 // state of them is complete) for the hidden records whose state is kept:
 // those back in scope are shown again, the others purged.
 func (s *Session) refreshHidden(out []Msg) []Msg {
-	if s.l.Scope.All || !s.peer.Scope.Covers(s.l.Scope) {
+	if s.l.scope().All || !s.peer.Scope.Covers(s.l.scope()) {
 		return out
 	}
 	lister, ok := s.l.Store.(interface{ ListHidden(limit int) [][2]string })
@@ -671,13 +713,13 @@ func (s *Session) count(writes []*crdt.Write, res *store.Result) {
 // replica's record does not cover (tracking the writes earlier in the same
 // batch) from the rest.
 func (l *Local) causalReady(writes []*crdt.Write) (ready, held []*crdt.Write) {
-	if l.Scope.All {
+	if l.scope().All {
 		return writes, nil
 	}
 	applied := map[RecordKey]crdt.VV{}
 	ready = writes[:0:0]
 	for _, w := range writes {
-		if !l.Scope.NeedsRecord(w.Table) {
+		if !l.scope().NeedsRecord(w.Table) {
 			ready = append(ready, w)
 			continue
 		}
@@ -704,6 +746,9 @@ func (l *Local) causalReady(writes []*crdt.Write) (ready, held []*crdt.Write) {
 }
 
 func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
+	if len(req.Scan) > 0 {
+		return s.serveListing(req)
+	}
 	if len(req.Keys) > 10000 {
 		return nil, fmt.Errorf("%w: record request for %d records", ErrProtocol, len(req.Keys))
 	}
@@ -721,7 +766,7 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 			rs.Missing = true
 		case err != nil:
 			return nil, err
-		case !s.peer.Scope.Selects(k.Table, rec) && !held:
+		case !s.peer.Scope.Selects(k.Table, k.ID, rec, s.peerEval()) && !held:
 			rs.OutOfScope = true
 			for _, d := range rec.Applied {
 				rs.Applied = append(rs.Applied, uint64(d.Node), d.Seq)
@@ -742,6 +787,9 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 	// Answers come in the order of the requests.
 	asked := s.asked[0]
 	s.asked = s.asked[1:]
+	if asked.scan != nil {
+		return s.receiveListing(asked.scan, r)
+	}
 	byKey := map[RecordKey][]*crdt.Write{}
 	for _, k := range asked.keys {
 		byKey[k] = nil
@@ -783,7 +831,7 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 				empties[w.Origin] = append(empties[w.Origin], store.SeqRange{Lo: w.Seq, Hi: w.Seq})
 				skipped.Set(w.Dot())
 			}
-			if s.peer.Scope.Covers(s.l.Scope) && s.coveredBy(k, rs.Applied) {
+			if s.peer.Scope.Covers(s.l.scope()) && s.coveredBy(k, rs.Applied) {
 				// Dropping the state: whatever it held must be in the
 				// state that shows the record again, as skipped writes are.
 				if rec, err := s.l.Store.GetAny(k.Table, k.ID); err == nil {
@@ -801,7 +849,7 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 			if err := rec.UnmarshalBinary(rs.State); err != nil {
 				return nil, fmt.Errorf("%w: record %s/%s: %v", ErrProtocol, rs.Table, rs.ID, err)
 			}
-			merged, err := s.l.mergeRecord(rs.Table, rs.ID, &rec, s.peer.Scope.Covers(s.l.Scope))
+			merged, err := s.l.mergeRecord(rs.Table, rs.ID, &rec, s.peer.Scope.Covers(s.l.scope()))
 			if err != nil && !errors.Is(err, hlc.ErrClockOffset) {
 				return nil, err
 			}
@@ -866,7 +914,7 @@ var errStop = errors.New("stop")
 
 func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
 	snd := &sender{s: s}
-	coverAll := s.l.Scope.Covers(s.peer.Scope)
+	coverAll := s.l.scope().Covers(s.peer.Scope)
 	mine := s.l.Store.Holdings()
 	origins := make([]hlc.NodeID, 0, len(mine))
 	for o := range mine {
@@ -915,7 +963,7 @@ func (c *cursor) fill(s *Session) error {
 						rec = r
 					}
 					switch {
-					case s.peer.Scope.Selects(w.Table, rec) || s.peer.Scope.Touches(w):
+					case s.peer.Scope.Selects(w.Table, w.ID, rec, s.peerEval()) || s.peer.Scope.Touches(w):
 						c.buf = append(c.buf, w)
 					case s.peer.Scope.NeedsRecord(w.Table):
 						c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})

@@ -1,0 +1,270 @@
+package replication
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/filter"
+	"github.com/replicad/replicad/store"
+)
+
+// Filters are compiled once per expression, process-wide.
+var filterCache sync.Map // string -> *filter.Expr
+
+func compiled(src string) (*filter.Expr, error) {
+	if x, ok := filterCache.Load(src); ok {
+		return x.(*filter.Expr), nil
+	}
+	x, err := filter.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	filterCache.Store(src, x)
+	return x, nil
+}
+
+// match evaluates a table's filter on rec.
+func (s Scope) match(src, id string, rec *crdt.Record, ev *Eval) bool {
+	x, err := compiled(src)
+	if err != nil {
+		return false
+	}
+	env := filter.Env{}
+	if ev != nil {
+		env.NowMs = ev.NowMs
+	} else {
+		env.NowMs = time.Now().UnixMilli()
+	}
+	if len(s.Device) > 0 {
+		env.Device = make(map[string]string, len(s.Device))
+		for _, a := range s.Device {
+			env.Device[a.Name] = a.Value
+		}
+	}
+	return x.Match(id, rec, env)
+}
+
+// UsesTime reports whether a filter of the table reads the time (or a
+// table it relates to does): which records it selects changes as time
+// passes.
+func (s Scope) UsesTime(table string) bool {
+	t := s.table(table)
+	if t == nil {
+		return false
+	}
+	if t.Filter != "" {
+		if x, err := compiled(t.Filter); err == nil && x.UsesTime() {
+			return true
+		}
+	}
+	for _, r := range t.Related {
+		if r.Table != table && s.UsesTime(r.Table) {
+			return true
+		}
+	}
+	return false
+}
+
+// FilteredTables returns the tables the scope selects only in part.
+func (s Scope) FilteredTables() []string {
+	var out []string
+	for i := range s.Tables {
+		if s.Tables[i].filtered() {
+			out = append(out, s.Tables[i].Table)
+		}
+	}
+	return out
+}
+
+// Table returns the scope of one table, if listed.
+func (s Scope) Table(name string) (TableScope, bool) {
+	if t := s.table(name); t != nil {
+		return *t, true
+	}
+	return TableScope{}, false
+}
+
+// scanner is implemented by a store that can list a table's records
+// (*store.Store).
+type scanner interface {
+	Scan(table, after string, limit int) ([]store.RecordEntry, string, error)
+}
+
+// relatedEval builds an Eval for sc at nowMs on st: the related ids are
+// computed on first use, once per (table, field), by scanning the
+// referencing table's selected records.
+func relatedEval(sc Scope, st Store, nowMs int64) *Eval {
+	ev := &Eval{NowMs: nowMs}
+	sets := map[[2]string]map[string]bool{}
+	ev.Related = func(table, field string) map[string]bool {
+		k := [2]string{table, field}
+		if ids, ok := sets[k]; ok {
+			return ids
+		}
+		sets[k] = nil // a loop (Validate refuses them) relates nothing
+		ids := map[string]bool{}
+		if scn, ok := st.(scanner); ok {
+			collectRefs(scn, table, field, func(id string, rec *crdt.Record) bool {
+				return rec.Exists() && sc.Selects(table, id, rec, ev)
+			}, ids)
+		}
+		sets[k] = ids
+		return ids
+	}
+	return ev
+}
+
+// dynState is a Local's mutable scope state: the scope in force (a hub
+// may assign a new one), a cached Eval, and when each filtered table was
+// last reconciled with a hub.
+type dynState struct {
+	mu       sync.Mutex
+	scope    *Scope
+	ev       *Eval
+	evAt     int64
+	evScope  *Scope
+	evHead   uint64
+	lastScan map[string]int64
+	force    bool
+}
+
+func (l *Local) state() *dynState {
+	if l.dyn == nil {
+		l.dyn = &dynState{}
+	}
+	return l.dyn
+}
+
+// scope returns the scope in force.
+func (l *Local) scope() Scope {
+	d := l.state()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.scope != nil {
+		return *d.scope
+	}
+	return l.Scope
+}
+
+// CurrentScope returns the scope in force (Scope, or the one a hub
+// assigned since).
+func (l *Local) CurrentScope() Scope { return l.scope() }
+
+// SetScope puts sc in force: from the next decision on, records are
+// selected by it; the next session with a hub reconciles every filtered
+// table (what newly matches arrives, what no longer matches leaves).
+func (l *Local) SetScope(sc Scope) {
+	d := l.state()
+	d.mu.Lock()
+	d.scope = &sc
+	d.ev = nil
+	d.force = true
+	d.mu.Unlock()
+}
+
+// ForceReconcile makes the next session with a hub reconcile every
+// filtered table, whatever their intervals.
+func (l *Local) ForceReconcile() {
+	d := l.state()
+	d.mu.Lock()
+	d.force = true
+	d.mu.Unlock()
+}
+
+// evalTTL bounds how long a Local reuses the related ids it computed.
+const evalTTL = 2000 // ms
+
+// eval returns an Eval of the local scope at the local clock.
+func (l *Local) eval() *Eval {
+	now := l.Clock.Physical()
+	d := l.state()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sc := l.Scope
+	if d.scope != nil {
+		sc = *d.scope
+	}
+	// Related ids depend on the records held: recomputed after any change
+	// here, and at most evalTTL apart for the time.
+	var head uint64
+	if f, ok := l.Store.(interface{ FeedHead() uint64 }); ok {
+		head = f.FeedHead()
+	}
+	if d.ev != nil && d.evScope != nil && now-d.evAt < evalTTL && now >= d.evAt && head == d.evHead {
+		return d.ev
+	}
+	d.ev, d.evAt, d.evScope, d.evHead = relatedEval(sc, l.Store, now), now, &sc, head
+	return d.ev
+}
+
+// dueScans returns the filtered tables of sc to reconcile with a hub now
+// (their interval elapsed, or forced), highest priority first, and marks
+// them done.
+func (l *Local) dueScans(sc Scope) []string {
+	now := l.Clock.Physical()
+	d := l.state()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lastScan == nil {
+		d.lastScan = map[string]int64{}
+	}
+	var due []TableScope
+	for _, t := range sc.Tables {
+		if !t.filtered() {
+			continue
+		}
+		last, seen := d.lastScan[t.Table]
+		if d.force || !seen || now-last >= t.IntervalMs {
+			due = append(due, t)
+		}
+	}
+	d.force = false
+	sort.SliceStable(due, func(i, j int) bool { return due[i].Priority > due[j].Priority })
+	out := make([]string, len(due))
+	for i, t := range due {
+		out[i] = t.Table
+		d.lastScan[t.Table] = now
+	}
+	return out
+}
+
+// collectRefs adds to ids the values of field (a string, or a list of
+// strings) in the records of table that sel selects.
+func collectRefs(sc scanner, table, field string, sel func(id string, rec *crdt.Record) bool, ids map[string]bool) {
+	after := ""
+	for {
+		page, next, err := sc.Scan(table, after, 1000)
+		if err != nil {
+			return
+		}
+		for _, e := range page {
+			if !sel(e.ID, e.Record) {
+				continue
+			}
+			v, ok := e.Record.Get(field)
+			if !ok {
+				continue
+			}
+			x, err := v.Decode()
+			if err != nil {
+				continue
+			}
+			switch t := x.(type) {
+			case string:
+				ids[t] = true
+			case []any:
+				for _, e := range t {
+					if s, ok := e.(string); ok {
+						ids[s] = true
+					}
+				}
+			}
+		}
+		if next == "" {
+			return
+		}
+		after = next
+	}
+}
