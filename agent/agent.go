@@ -54,6 +54,8 @@ type Agent struct {
 	rep *replica
 
 	prog syncProgress
+
+	sec *security // API token, TLS, gossip keyring (security.go)
 }
 
 // replica is what a reset replaces: the store and everything built on it.
@@ -97,6 +99,9 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		}
 	}()
 	a.metrics = newMetrics(a)
+	if a.sec, err = newSecurity(cfg, log); err != nil {
+		return nil, err
+	}
 	a.rep, err = a.openReplica()
 	if err != nil {
 		return nil, err
@@ -105,7 +110,8 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("api address: %w", err)
 	}
-	a.http = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.apiLn = a.sec.apiListener(a.apiLn)
+	a.http = &http.Server{Handler: a.sec.apiHandler(a, a.routes()), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }
 
@@ -194,9 +200,13 @@ func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store")
 // sync listener on it.
 func (a *Agent) openReplica() (r *replica, err error) {
 	cfg := a.cfg
-	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID})
+	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID()})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := a.sec.checkNode(st.NodeID()); err != nil {
+		st.Close()
+		return nil, err
 	}
 	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
 	r = rep
@@ -214,6 +224,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync address: %w", err)
 	}
+	r.syncLn = a.sec.syncListener(r.syncLn)
 	ecfg := replication.Config{
 		Local: replication.Local{
 			Node:      r.node,
@@ -231,6 +242,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
 	}
+	a.sec.engine(&ecfg)
 	if bind := cfg.gossipBind(); bind != "" {
 		host, port, _ := net.SplitHostPort(bind)
 		p, _ := strconv.Atoi(port)
@@ -244,6 +256,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Join:     cfg.Join,
 			Logger:   a.log.Named("gossip"),
 			Profile:  cfg.GossipProfile,
+			Keyring:  a.sec.gossipKeyring(),
 			OnMessage: func(from string, payload []byte) {
 				engMu.Lock()
 				e := eng

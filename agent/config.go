@@ -87,6 +87,8 @@ type Config struct {
 	PullInterval time.Duration
 	// MaxBodyBytes limits an API request body (default 1 MiB).
 	MaxBodyBytes int64
+	// Security: the API token, TLS and gossip encryption (security.go).
+	Security SecurityConfig
 	// Tables declares tables: key fields for duplicate detection
 	// (online_config.go).
 	Tables map[string]TableConfig
@@ -120,6 +122,7 @@ type fileConfig struct {
 	ClockOffset    *string            `hcl:"clock_offset,optional"`
 	PullInterval   *string            `hcl:"pull_interval,optional"`
 	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
+	Rest           hcl.Body           `hcl:",remain"` // the security keys (securityFile)
 	Tables         []tableBlock       `hcl:"table,block"`
 	Workflows      []workflowBlock    `hcl:"workflow,block"`
 	HubAPI         *string            `hcl:"hub_api,optional"`
@@ -141,6 +144,7 @@ func DefaultConfig() Config {
 		PullInterval:   DefaultPullInterval,
 		MaxBodyBytes:   DefaultMaxBodyBytes,
 		Policies:       map[string]string{},
+		Security:       SecurityConfig{APIAuth: APIAuthAuto},
 	}
 }
 
@@ -206,6 +210,9 @@ func (c *Config) LoadFile(path string) error {
 		c.Policies = *fc.Policies
 	}
 	if err := applyOnlineFile(fc.Tables, fc.Workflows, c); err != nil {
+		return err
+	}
+	if err := loadSecurityFile(fc.Rest, &c.Security); err != nil {
 		return err
 	}
 	for _, d := range []struct {
@@ -334,6 +341,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return keyErr("max_body_bytes", "must be positive")
+	}
+	if err := c.Security.validate(); err != nil {
+		return err
 	}
 	if err := checkHubAPI(c.HubAPI); err != nil {
 		return err

@@ -68,6 +68,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.Int64Var(&fv.MaxBodyBytes, "max-body-bytes", def.MaxBodyBytes, "largest API request body, in bytes")
 	fs.StringVar(&fv.HubAPI, "hub-api", "", "the hub's HTTP API `ADDR` (HOST:PORT or URL) for online reads (?online=true)")
 	fs.StringVar(&fv.HubAPITokenFile, "hub-api-token-file", "", "`FILE` holding the bearer token of the hub's API, if it needs one")
+	addSecurityFlags(fs, &fv.Security)
 	fs.Usage = func() {
 		fmt.Fprint(out, usageHead)
 		fmt.Fprint(out, fs.FlagUsages())
@@ -141,6 +142,8 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			cfg.PullInterval = fv.PullInterval
 		case "max-body-bytes":
 			cfg.MaxBodyBytes = fv.MaxBodyBytes
+		default:
+			applySecurityFlag(f.Name, &cfg.Security, &fv.Security)
 		case "hub-api":
 			cfg.HubAPI = fv.HubAPI
 		case "hub-api-token-file":

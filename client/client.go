@@ -40,7 +40,7 @@ func New(addr string) *Client {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &Client{base: strings.TrimRight(addr, "/"), hc: &http.Client{}}
+	return &Client{base: strings.TrimRight(addr, "/"), hc: newHTTPClient()}
 }
 
 // Addr returns the base URL.

@@ -77,3 +77,29 @@ pull_interval = "1m0s"
 # Largest API request body in bytes; larger requests get 413 and store
 # nothing. Flag: --max-body-bytes.
 max_body_bytes = 1048576
+
+# --- Security (README, "Security") ---
+
+# The API's bearer token: "auto" requires it when api_addr is not on
+# loopback, "token" always. It is generated on first start in
+# <data_dir>/api-token (mode 0600); clients send "Authorization: Bearer
+# TOKEN" (the CLI reads $REPLICAD_TOKEN or $REPLICAD_TOKEN_FILE).
+# Flag: --api-auth.
+api_auth = "auto"
+
+# Mutual TLS for sync streams (and for the API when it is not on
+# loopback): the cluster CA, this node's certificate and key, made with
+# `replicad tls ca create` and `replicad tls cert create NAME`. All three
+# or none. Flags: --tls-ca, --tls-cert, --tls-key.
+# tls_ca   = "pki/ca.crt"
+# tls_cert = "pki/hub.crt"
+# tls_key  = "pki/hub.key"
+
+# Revoked certificate serials, one per line; re-read when it changes (no
+# restart). Flag: --tls-revoked.
+# tls_revoked = "pki/revoked.txt"
+
+# Gossip encryption: a keyring file (`replicad tls gossip-key create
+# FILE`), base64 keys, the first encrypts. POST /v1/gossip/keys rotates
+# keys and rewrites it. Flag: --gossip-keyring.
+# gossip_keyring = "gossip.keyring"

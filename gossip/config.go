@@ -103,6 +103,14 @@ type Config struct {
 	// bytes); every node of the cluster needs the same key. It lowers
 	// MaxPayload.
 	SecretKey []byte
+
+	// Keyring, if set, encrypts all gossip with its primary key and
+	// accepts messages under any of its keys, so keys can be rotated
+	// without a restart: install the new key on every node
+	// (Keyring.AddKey), make it primary everywhere (UseKey), then remove
+	// the old one (RemoveKey). The caller keeps it and may change it while
+	// the node runs. With SecretKey too, SecretKey becomes primary.
+	Keyring *memberlist.Keyring
 }
 
 func validName(s string) bool {
@@ -154,6 +162,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("gossip: secret key of %d bytes: want 16, 24 or 32", len(c.SecretKey))
 	}
 	c.SecretKey = append([]byte(nil), c.SecretKey...)
+	if c.Keyring != nil && len(c.Keyring.GetPrimaryKey()) == 0 {
+		return c, errors.New("gossip: keyring without a primary key")
+	}
 	c.Join = append([]string(nil), c.Join...)
 	if c.BindAddr == "" {
 		c.BindAddr = "0.0.0.0"

@@ -233,7 +233,7 @@ func New(cfg Config) (*Gossip, error) {
 		rejoinCh:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
-	if len(cfg.SecretKey) > 0 {
+	if len(cfg.SecretKey) > 0 || cfg.Keyring != nil {
 		g.maxPayload -= encryptionReserve
 	}
 	// Start broadcast sequence numbers at the wall clock so that they keep
@@ -292,6 +292,7 @@ func New(cfg Config) (*Gossip, error) {
 	mc.Transport = g.gate
 	mc.Logger = stdlog
 	mc.SecretKey = cfg.SecretKey
+	mc.Keyring = cfg.Keyring
 	h := &hooks{g}
 	mc.Delegate = h
 	mc.Events = h

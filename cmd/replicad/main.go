@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/lab"
 	"github.com/replicad/replicad/loadgen"
 	"github.com/replicad/replicad/loadgen/report"
+	"github.com/replicad/replicad/secure"
 )
 
 func main() {
@@ -31,6 +32,9 @@ func run(ctx context.Context, args []string) int {
 	}
 	if args[0] == "lab" {
 		return lab.Main(args[1:], os.Stdout, os.Stderr)
+	}
+	if args[0] == "tls" {
+		return secure.RunTLSCommand(args[1:], os.Stdout, os.Stderr)
 	}
 	if args[0] == "bench" {
 		if len(args) > 1 && args[1] == "report" {
@@ -67,7 +71,7 @@ func run(ctx context.Context, args []string) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "Usage: replicad COMMAND [flags] [args]\n\nThe daemon:\n  agent                         run the daemon (replicad agent --help)\n  bench [SCENARIO...]           load scenarios against agents (replicad bench --help)\n  bench report                  the benchmark report of make bench (replicad bench report --help)\n  lab run SCENARIO              deterministic simulation comparing conflict strategies (replicad lab help)\n\nClient commands (--addr HOST:PORT or $REPLICAD_ADDR, default 127.0.0.1:7400; --json):")
+	fmt.Fprintln(os.Stderr, "Usage: replicad COMMAND [flags] [args]\n\nThe daemon:\n  agent                         run the daemon (replicad agent --help)\n  bench [SCENARIO...]           load scenarios against agents (replicad bench --help)\n  bench report                  the benchmark report of make bench (replicad bench report --help)\n  tls ...                       cluster CA, node certificates, gossip keys (replicad tls help)\n  lab run SCENARIO              deterministic simulation comparing conflict strategies (replicad lab help)\n\nClient commands (--addr HOST:PORT or $REPLICAD_ADDR, default 127.0.0.1:7400; --json):")
 	for _, c := range cli.Commands {
 		fmt.Fprintf(os.Stderr, "  %-29s %s\n", c[0], c[1])
 	}

@@ -1,0 +1,363 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/memberlist"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/secure"
+	"github.com/spf13/pflag"
+)
+
+// API authentication modes (--api-auth).
+const (
+	// APIAuthAuto requires the bearer token when the API is not bound to
+	// loopback (the default).
+	APIAuthAuto = "auto"
+	// APIAuthToken always requires the bearer token.
+	APIAuthToken = "token"
+)
+
+// SecurityConfig is the agent's security configuration: the API's bearer
+// token, mutual TLS for sync streams (and the API when it is not on
+// loopback), and gossip encryption. Package secure does the work.
+type SecurityConfig struct {
+	// APIAuth is APIAuthAuto (default; "" means it) or APIAuthToken. The token is
+	// generated on first start in <data-dir>/api-token (mode 0600).
+	APIAuth string
+	// TLSCA, TLSCert, TLSKey: the cluster CA and this node's certificate
+	// and key (`replicad tls ...`). All three or none: with them, sync
+	// streams are mutual TLS and the node id is bound to the certificate.
+	TLSCA, TLSCert, TLSKey string
+	// TLSRevoked is the revocation list (serials), re-read when it
+	// changes.
+	TLSRevoked string
+	// GossipKeyring is a keyring file (base64 keys, the primary first):
+	// gossip is encrypted with memberlist's keyring. Rotations through the
+	// API rewrite it.
+	GossipKeyring string
+}
+
+func (s *SecurityConfig) tlsOn() bool { return s.TLSCert != "" }
+
+func (s *SecurityConfig) validate() error {
+	if s.APIAuth != "" && s.APIAuth != APIAuthAuto && s.APIAuth != APIAuthToken {
+		return keyErr("api_auth", "%q: want %s or %s", s.APIAuth, APIAuthAuto, APIAuthToken)
+	}
+	n := 0
+	for _, f := range []string{s.TLSCA, s.TLSCert, s.TLSKey} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		return keyErr("tls_cert", "tls_ca, tls_cert and tls_key go together (all three or none)")
+	}
+	if s.TLSRevoked != "" && n == 0 {
+		return keyErr("tls_revoked", "needs tls_ca, tls_cert and tls_key")
+	}
+	return nil
+}
+
+// securityFile holds the HCL keys of SecurityConfig (part of fileConfig).
+type securityFile struct {
+	APIAuth       *string `hcl:"api_auth,optional"`
+	TLSCA         *string `hcl:"tls_ca,optional"`
+	TLSCert       *string `hcl:"tls_cert,optional"`
+	TLSKey        *string `hcl:"tls_key,optional"`
+	TLSRevoked    *string `hcl:"tls_revoked,optional"`
+	GossipKeyring *string `hcl:"gossip_keyring,optional"`
+}
+
+// loadSecurityFile decodes the security keys of a config file (the keys
+// fileConfig leaves) over s; unknown keys are errors.
+func loadSecurityFile(body hcl.Body, s *SecurityConfig) error {
+	var f securityFile
+	if diags := gohcl.DecodeBody(body, nil, &f); diags.HasErrors() {
+		return diagErr(diags)
+	}
+	f.apply(s)
+	return nil
+}
+
+func (f *securityFile) apply(s *SecurityConfig) {
+	for _, p := range []struct {
+		v   *string
+		dst *string
+	}{{f.APIAuth, &s.APIAuth}, {f.TLSCA, &s.TLSCA}, {f.TLSCert, &s.TLSCert}, {f.TLSKey, &s.TLSKey}, {f.TLSRevoked, &s.TLSRevoked}, {f.GossipKeyring, &s.GossipKeyring}} {
+		if p.v != nil {
+			*p.dst = *p.v
+		}
+	}
+}
+
+func addSecurityFlags(fs *pflag.FlagSet, s *SecurityConfig) {
+	fs.StringVar(&s.APIAuth, "api-auth", APIAuthAuto, "API bearer token: auto (required unless the API is on loopback) or token (always); the token is <data-dir>/api-token")
+	fs.StringVar(&s.TLSCA, "tls-ca", "", "the cluster CA certificate `FILE` (replicad tls ca create): sync over mutual TLS")
+	fs.StringVar(&s.TLSCert, "tls-cert", "", "this node's certificate `FILE` (replicad tls cert create NAME)")
+	fs.StringVar(&s.TLSKey, "tls-key", "", "this node's private key `FILE` (mode 0600)")
+	fs.StringVar(&s.TLSRevoked, "tls-revoked", "", "revoked serials `FILE`, re-read when it changes")
+	fs.StringVar(&s.GossipKeyring, "gossip-keyring", "", "gossip keyring `FILE` (replicad tls gossip-key create): encrypt gossip")
+}
+
+// applySecurityFlag copies a security flag that was set; it reports
+// whether name is one.
+func applySecurityFlag(name string, dst, src *SecurityConfig) bool {
+	switch name {
+	case "api-auth":
+		dst.APIAuth = src.APIAuth
+	case "tls-ca":
+		dst.TLSCA = src.TLSCA
+	case "tls-cert":
+		dst.TLSCert = src.TLSCert
+	case "tls-key":
+		dst.TLSKey = src.TLSKey
+	case "tls-revoked":
+		dst.TLSRevoked = src.TLSRevoked
+	case "gossip-keyring":
+		dst.GossipKeyring = src.GossipKeyring
+	default:
+		return false
+	}
+	return true
+}
+
+// security is the agent's loaded security state.
+type security struct {
+	cfg   Config
+	log   hclog.Logger
+	token string // "" when the API needs none
+	tls   *secure.TLS
+
+	keyMu   sync.Mutex
+	keyring *memberlist.Keyring
+}
+
+func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
+	s := &security{cfg: cfg, log: log.Named("security")}
+	sc := cfg.Security
+	if sc.APIAuth == APIAuthToken || !secure.IsLoopback(cfg.APIAddr) {
+		tok, err := secure.LoadOrCreateToken(filepath.Join(cfg.DataDir, secure.TokenFile))
+		if err != nil {
+			return nil, err
+		}
+		s.token = tok
+	}
+	if sc.tlsOn() {
+		t, err := secure.LoadTLS(secure.TLSOptions{
+			CAFile: sc.TLSCA, CertFile: sc.TLSCert, KeyFile: sc.TLSKey, RevokedFile: sc.TLSRevoked,
+			Cluster: cfg.ClusterID,
+			OnRefused: func(remote, reason string) {
+				s.log.Warn("peer refused", "remote", remote, "reason", reason)
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if self := t.Self(); self.Role != cfg.Role {
+			return nil, fmt.Errorf("tls cert %s is for role %s, this node's role is %s", sc.TLSCert, self.Role, cfg.Role)
+		}
+		s.tls = t
+	}
+	if sc.GossipKeyring != "" {
+		keys, err := secure.ReadKeyring(sc.GossipKeyring)
+		if err != nil {
+			return nil, err
+		}
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip keyring: %w", err)
+		}
+		s.keyring = kr
+	}
+	return s, nil
+}
+
+// gossipKeyring returns the keyring gossip encrypts with, or nil.
+func (s *security) gossipKeyring() *memberlist.Keyring {
+	if s == nil {
+		return nil
+	}
+	return s.keyring
+}
+
+// newNodeID returns the node id for a new store: 0 (random) without TLS,
+// else one the certificate binds.
+func (s *security) newNodeID() hlc.NodeID {
+	if s == nil || s.tls == nil {
+		return 0
+	}
+	n, err := s.tls.Self().NewNodeID()
+	if err != nil {
+		return 0 // checkNode refuses the random one
+	}
+	return hlc.NodeID(n)
+}
+
+// checkNode refuses a store whose node id the certificate does not bind.
+func (s *security) checkNode(n hlc.NodeID) error {
+	if s == nil || s.tls == nil {
+		return nil
+	}
+	if self := s.tls.Self(); !self.Allows(uint64(n)) {
+		return fmt.Errorf("this store's node id %s is not bound by the tls certificate %q (%016x/%d): issue one for it with `replicad tls cert create NAME --node-id %s`",
+			n, self.Name, self.ID, self.Bits, n)
+	}
+	return nil
+}
+
+// syncListener wraps the sync listener in TLS when it is on.
+func (s *security) syncListener(l net.Listener) net.Listener {
+	if s == nil || s.tls == nil {
+		return l
+	}
+	return tls.NewListener(l, s.tls.Server())
+}
+
+// engine sets the engine's TLS dialer and peer authentication.
+func (s *security) engine(c *replication.Config) {
+	if s == nil || s.tls == nil {
+		return
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		td := &tls.Dialer{NetDialer: d, Config: s.tls.Client(addr)}
+		return td.DialContext(ctx, "tcp", addr)
+	}
+	c.Authenticate = func(conn net.Conn, p replication.Peer) error {
+		return s.tls.Authenticate(conn, uint64(p.Node), p.Role)
+	}
+}
+
+// apiTLS reports whether the API is served over TLS: with TLS on and the
+// API not on loopback (local apps keep plain HTTP on loopback).
+func (s *security) apiTLS() bool {
+	return s != nil && s.tls != nil && !secure.IsLoopback(s.cfg.APIAddr)
+}
+
+// apiListener wraps the API listener in mutual TLS when apiTLS.
+func (s *security) apiListener(l net.Listener) net.Listener {
+	if !s.apiTLS() {
+		return l
+	}
+	return tls.NewListener(l, s.tls.Server())
+}
+
+// apiHandler adds the security endpoints to h and, when a token is
+// required, the bearer check in front of everything.
+func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/security", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) { return s.status(), nil }))
+	mux.Handle("POST /v1/gossip/keys", http.MaxBytesHandler(a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return s.rotate(r)
+	}), a.cfg.MaxBodyBytes))
+	mux.Handle("/", h)
+	if s.token == "" {
+		return mux
+	}
+	return secure.RequireBearer(mux, s.token, func(r *http.Request, reason string) {
+		s.log.Warn("api request refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", reason)
+	})
+}
+
+// SecurityStatus is GET /v1/security.
+type SecurityStatus struct {
+	APIToken bool          `json:"api_token"` // the API requires the bearer token
+	APITLS   bool          `json:"api_tls"`
+	TLS      *TLSStatus    `json:"tls,omitempty"`
+	Gossip   *GossipStatus `json:"gossip_encryption,omitempty"`
+}
+
+// TLSStatus describes this node's certificate.
+type TLSStatus struct {
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	NodeIDs  string    `json:"node_ids"` // id/bits
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// GossipStatus lists the gossip keyring by fingerprint.
+type GossipStatus struct {
+	Primary string   `json:"primary"`
+	Keys    []string `json:"keys"`
+}
+
+func (s *security) status() SecurityStatus {
+	st := SecurityStatus{APIToken: s.token != "", APITLS: s.apiTLS()}
+	if s.tls != nil {
+		id := s.tls.Self()
+		st.TLS = &TLSStatus{Name: id.Name, Role: id.Role, NodeIDs: fmt.Sprintf("%016x/%d", id.ID, id.Bits), Serial: secure.SerialString(id.Serial), NotAfter: id.NotAfter}
+	}
+	if s.keyring != nil {
+		s.keyMu.Lock()
+		st.Gossip = &GossipStatus{Primary: secure.KeyFingerprint(s.keyring.GetPrimaryKey())}
+		for _, k := range s.keyring.GetKeys() {
+			st.Gossip.Keys = append(st.Gossip.Keys, secure.KeyFingerprint(k))
+		}
+		s.keyMu.Unlock()
+	}
+	return st
+}
+
+type rotateBody struct {
+	Op  string `json:"op"`  // install, use, remove
+	Key string `json:"key"` // base64
+}
+
+// rotate installs, uses or removes a gossip key, and rewrites the keyring
+// file so that a restart keeps the change.
+func (s *security) rotate(r *http.Request) (any, error) {
+	var body rotateBody
+	if err := decodeBody(r, &body); err != nil {
+		return nil, err
+	}
+	if s.keyring == nil {
+		return nil, errf(http.StatusConflict, "gossip encryption is off: start the agent with --gossip-keyring FILE")
+	}
+	key, err := secure.ParseGossipKey(body.Key)
+	if err != nil {
+		return nil, errf(http.StatusBadRequest, "%v", err)
+	}
+	s.keyMu.Lock()
+	err = s.rotateLocked(body.Op, key)
+	s.keyMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("gossip keyring changed", "op", body.Op, "key", secure.KeyFingerprint(key))
+	st := s.status()
+	return st.Gossip, nil
+}
+
+func (s *security) rotateLocked(op string, key []byte) error {
+	var err error
+	switch op {
+	case "install":
+		err = s.keyring.AddKey(key)
+	case "use":
+		err = s.keyring.UseKey(key)
+	case "remove":
+		err = s.keyring.RemoveKey(key)
+	default:
+		return errf(http.StatusBadRequest, "op %q: want install, use or remove", op)
+	}
+	if err != nil {
+		return errf(http.StatusConflict, "%s %s: %v", op, secure.KeyFingerprint(key), err)
+	}
+	if err := secure.WriteKeyring(s.cfg.Security.GossipKeyring, s.keyring.GetPrimaryKey(), s.keyring.GetKeys()); err != nil {
+		return fmt.Errorf("the keyring changed in memory but its file was not rewritten: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,9 @@
+// Package secure holds replicad's security mechanisms that are not merge
+// rules: the local API's bearer token, the cluster's certificate authority
+// and node certificates (mutual TLS for sync streams and the hub's API, the
+// node id bound to the certificate, a revocation list re-read when it
+// changes), and gossip encryption keys (a keyring file for memberlist).
+//
+// It depends on the standard library and hlc only; the agent wires it in
+// and cmd/replicad exposes `replicad tls ...` through [RunTLSCommand].
+package secure
