@@ -190,6 +190,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "replicad bench: interrupted")
 		return 1
 	}
+	doc.Host.LoadAvg = append(doc.Host.LoadAvg, loadAvg())
+	if err := save(); err != nil {
+		fmt.Fprintln(stderr, "replicad bench: "+err.Error())
+		return 1
+	}
 	fmt.Fprintf(stdout, "results: %s\n", *out)
 	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,10 +24,26 @@ type Host struct {
 	CPUs      int    `json:"cpus"`
 	GoVersion string `json:"go_version"`
 	OS        string `json:"os"`
+	// LoadAvg is /proc/loadavg's 1, 5 and 15-minute load averages when
+	// the run started and when it ended: on a shared machine, how much
+	// else was running.
+	LoadAvg []string `json:"loadavg,omitempty"`
 }
 
 func thisHost() Host {
-	return Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	return Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadAvg: []string{loadAvg()}}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // Result is one scenario's figures. Name identifies it in the report

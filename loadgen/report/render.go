@@ -66,6 +66,9 @@ func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "# replicad performance report\n\nGenerated %s", r.Generated.Format(time.RFC3339))
 	if r.Host != nil {
 		fmt.Fprintf(w, " on %d CPUs, %s, %s", r.Host.CPUs, r.Host.OS, r.Host.GoVersion)
+		if len(r.Host.LoadAvg) > 0 {
+			fmt.Fprintf(w, " (load average at the start and end of the load scenarios: %s: the machine is shared, so read ratios to same-run baselines, not absolute figures)", strings.Join(r.Host.LoadAvg, "; "))
+		}
 	}
 	fmt.Fprintf(w, ". Sources: %s.\n\n", strings.Join(r.Sources, ", "))
 	fmt.Fprintln(w, "Each value is the median over the runs, with the range and the number of runs; the baseline was measured in the same run on the same disk or loopback; the ratio is value ÷ baseline, paired run by run where both have as many runs.")
