@@ -17,8 +17,8 @@ const (
 	PlotLostConflicts = "lost-conflicts"
 	PlotConvergence   = "convergence"
 	PlotBytesPerWrite = "bytes-per-write"
-	// PlotLostSweep: lost updates and rejected changes against the swept
-	// parameter (scenarios with a sweep only).
+	// PlotLostSweep: lost updates, rejected changes and conflicts shown
+	// against the swept parameter (scenarios with a sweep only).
 	PlotLostSweep = "lost-sweep"
 )
 
@@ -147,7 +147,7 @@ func Plots(sc *Scenario, rows []SummaryRow) (map[string][]byte, error) {
 	// Lost updates and rejections as the swept parameter grows.
 	if sc.Sweep != nil && len(rows) > len(strategies) {
 		p = plot.New()
-		p.Title.Text = sc.Name + ": lost and rejected changes as " + sc.Sweep.Label + " grows"
+		p.Title.Text = sc.Name + ": lost, rejected and conflicting changes as " + sc.Sweep.Label + " grows"
 		p.X.Label.Text = sc.Sweep.Label
 		p.Y.Label.Text = "per run (mean over seeds)"
 		k := 0
@@ -158,6 +158,7 @@ func Plots(sc *Scenario, rows []SummaryRow) (map[string][]byte, error) {
 			}{
 				{"lost", func(r SummaryRow) float64 { return r.LostUpdates.Mean }},
 				{"rejected", func(r SummaryRow) float64 { return r.Rejected.Mean }},
+				{"conflicts", func(r SummaryRow) float64 { return r.Conflicts.Mean }},
 			} {
 				var pts plotter.XYs
 				any := false

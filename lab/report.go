@@ -54,7 +54,7 @@ func report(scs []*Scenario, runs []*RunResult, rows []SummaryRow, plots map[str
 	for _, p := range []struct{ name, caption string }{
 		{PlotLostConflicts, "Lost updates, conflicts shown to a person and rejected changes per strategy."},
 		{PlotConvergence, "Time from the last disturbance (a write, a device back online, a partition healed) until every replica holds every write."},
-		{PlotLostSweep, "Lost updates and rejected changes as the swept parameter grows (strategies with none are left out)."},
+		{PlotLostSweep, "Lost updates, rejected changes and conflicts shown as the swept parameter grows (series that stay at zero are left out)."},
 		{PlotBytesPerWrite, "Bytes on the wire (replication messages with their frames) per write made."},
 	} {
 		if _, ok := plots["plots/"+p.name+".png"]; ok {
