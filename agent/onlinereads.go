@@ -12,13 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/store"
 )
 
 // Online mode (issue 9): while connected, a device reads records outside
 // its offline profile live from the hub: GET .../records/{id}?online=true
 // and GET .../records?online=true are forwarded to the hub's HTTP API
-// (Config.HubAPI) and answered with the hub's view, marked "online": true.
+// (Config.HubAPI, else the API address a hub advertises in its gossip
+// metadata) and answered with the hub's view, marked "online": true.
 // Nothing read online is stored here: the answer goes to the caller only.
 // Offline (set offline with POST /v1/connectivity, or the hub's API
 // unreachable) such reads fail with 503 and a reason starting "offline:".
@@ -48,16 +50,64 @@ func checkHubAPI(v string) error {
 	return nil
 }
 
-// hubAPIBase returns the base URL of the hub's API, "" if none is known.
-func (a *Agent) hubAPIBase() string {
+// hubAPIBase returns the base URL of the hub's API: Config.HubAPI, else
+// one a hub advertises in gossip (learnedHubAPI); "" if none is known.
+func (a *Agent) hubAPIBase(rp *replica) string {
 	v := a.cfg.HubAPI
 	if v == "" {
-		return ""
+		return rp.learnedHubAPI()
 	}
 	if !strings.Contains(v, "://") {
 		v = "http://" + v
 	}
 	return strings.TrimRight(v, "/")
+}
+
+// advertisedAPI is the API address this node advertises in its gossip
+// metadata: the bound address once listening, else the configured one
+// unless its port is chosen at bind (0).
+func (a *Agent) advertisedAPI() string {
+	addr := a.cfg.APIAddr
+	if a.apiLn != nil {
+		addr = a.apiLn.Addr().String()
+	} else if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return ""
+	}
+	if len(addr) > 160 { // gossip.Meta's limit
+		return ""
+	}
+	return addr
+}
+
+// learnedHubAPI returns the API of an alive hub gossip knows (preferring
+// the hubs this node dials, then the lowest node id), as a base URL; ""
+// if none. A hub API bound to an unspecified address (0.0.0.0, ::) is
+// reached at the host of the hub's gossip address. Plain http: a hub
+// whose API needs TLS is given with --hub-api https://...
+func (rp *replica) learnedHubAPI() string {
+	if rp.gossip == nil {
+		return ""
+	}
+	best, bestName, bestDialed := "", "", false
+	for _, m := range rp.gossip.Members() {
+		if m.State != gossip.StateAlive || m.Meta.Role != gossip.RoleHub || m.Meta.APIAddr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(m.Meta.APIAddr)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			if host, _, err = net.SplitHostPort(m.Addr); err != nil {
+				continue
+			}
+		}
+		dialed := contains(rp.a.cfg.Hubs, m.Meta.SyncAddr)
+		if best == "" || dialed && !bestDialed || dialed == bestDialed && m.Name < bestName {
+			best, bestName, bestDialed = "http://"+net.JoinHostPort(host, port), m.Name, dialed
+		}
+	}
+	return best
 }
 
 func offlinef(format string, args ...any) error {
@@ -75,15 +125,12 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 		if !rp.engine.Online() {
 			return nil, offlinef("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
 		}
+		if base = a.hubAPIBase(rp); base == "" {
+			return nil, offlinef("no hub API address is known for online reads: start the agent with --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
+		}
 		return nil, nil
 	})
-	if err != nil {
-		return "", false, err
-	}
-	if base = a.hubAPIBase(); base == "" {
-		return "", false, offlinef("no hub API address is known for online reads: start the agent with --hub-api HOST:PORT (the hub's --api-addr)")
-	}
-	return base, false, nil
+	return base, false, err
 }
 
 // forwardToHub makes GET base+path on the hub's API and returns its JSON

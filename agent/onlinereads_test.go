@@ -33,12 +33,23 @@ func TestHubAPIConfig(t *testing.T) {
 		t.Fatalf("file: %+v %v", c, err)
 	}
 	a := &Agent{cfg: c}
-	if got := a.hubAPIBase(); got != "https://hub:7500" {
+	rp := &replica{a: a}
+	if got := a.hubAPIBase(rp); got != "https://hub:7500" {
 		t.Errorf("base %q", got)
 	}
 	a.cfg.HubAPI = "127.0.0.1:1/"
-	if got := a.hubAPIBase(); got != "http://127.0.0.1:1" {
+	if got := a.hubAPIBase(rp); got != "http://127.0.0.1:1" {
 		t.Errorf("base %q", got)
+	}
+	a.cfg.HubAPI = ""
+	if got := a.hubAPIBase(rp); got != "" { // no gossip: none learned
+		t.Errorf("base %q", got)
+	}
+	for addr, want := range map[string]string{"127.0.0.1:7400": "127.0.0.1:7400", "127.0.0.1:0": "", "[::1]:7400": "[::1]:7400"} {
+		a.cfg.APIAddr = addr
+		if got := a.advertisedAPI(); got != want {
+			t.Errorf("advertised %q for %s, want %q", got, addr, want)
+		}
 	}
 }
 

@@ -47,6 +47,7 @@ const MetaMaxSize = memberlist.MetaMaxSize
 const (
 	maxClusterIDLen = 64
 	maxSyncAddrLen  = 255
+	maxAPIAddrLen   = 160
 )
 
 // Meta is the metadata every node advertises through memberlist.
@@ -63,6 +64,10 @@ type Meta struct {
 	ClusterID string
 	// Proto is the node's ProtocolVersion; incompatible nodes are refused.
 	Proto uint16
+	// APIAddr is the host:port of the node's HTTP API, or empty: devices
+	// forward online reads to a hub's (appended field: older builds
+	// ignore it).
+	APIAddr string
 }
 
 // mh is the msgpack handle for Meta. It is configured here once and never
@@ -81,8 +86,8 @@ var (
 )
 
 // Validate checks m's fields: a known role, a non-empty cluster id of at most
-// 64 bytes, a sync address that is empty or host:port, a non-zero protocol
-// version. It does not check compatibility with this build.
+// 64 bytes, sync and API addresses that are empty or host:port, a non-zero
+// protocol version. It does not check compatibility with this build.
 func (m Meta) Validate() error {
 	if !m.Role.Valid() {
 		return fmt.Errorf("gossip: meta: unknown role %q", m.Role)
@@ -103,6 +108,14 @@ func (m Meta) Validate() error {
 	}
 	if m.Proto == 0 {
 		return errors.New("gossip: meta: protocol version 0")
+	}
+	if len(m.APIAddr) > maxAPIAddrLen {
+		return fmt.Errorf("gossip: meta: api address longer than %d bytes", maxAPIAddrLen)
+	}
+	if m.APIAddr != "" {
+		if _, _, err := net.SplitHostPort(m.APIAddr); err != nil {
+			return fmt.Errorf("gossip: meta: api address %q: %v", m.APIAddr, err)
+		}
 	}
 	return nil
 }

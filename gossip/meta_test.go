@@ -18,7 +18,9 @@ func TestMetaRoundTrip(t *testing.T) {
 		{Role: RoleDevice, ClusterID: "field-team-7", Proto: 65535},
 		{Role: RoleDevice, SyncAddr: "[fe80::1]:1", ClusterID: strings.Repeat("c", maxClusterIDLen), Proto: 1},
 		// The longest valid meta still fits.
-		{Role: RoleDevice, SyncAddr: strings.Repeat("h", maxSyncAddrLen-2) + ":1", ClusterID: strings.Repeat("c", maxClusterIDLen), Proto: 65535},
+		{Role: RoleDevice, SyncAddr: strings.Repeat("h", maxSyncAddrLen-2) + ":1", ClusterID: strings.Repeat("c", maxClusterIDLen), Proto: 65535,
+			APIAddr: strings.Repeat("a", maxAPIAddrLen-6) + ":65535"},
+		{Role: RoleHub, SyncAddr: "10.0.0.1:7000", ClusterID: "c", Proto: ProtocolVersion, APIAddr: "10.0.0.1:7400"},
 	} {
 		b, err := m.Encode()
 		if err != nil {
@@ -36,20 +38,39 @@ func TestMetaRoundTrip(t *testing.T) {
 
 // A newer compatible build may append fields: older decoders ignore them.
 func TestMetaForwardCompatible(t *testing.T) {
-	type metaV2 struct {
+	type metaNext struct {
 		Role      Role
 		SyncAddr  string
 		ClusterID string
 		Proto     uint16
+		APIAddr   string
 		Zone      string
 	}
 	var b []byte
-	if err := codec.NewEncoderBytes(&b, mh).Encode(&metaV2{RoleHub, "h:1", "c", 1, "eu"}); err != nil {
+	if err := codec.NewEncoderBytes(&b, mh).Encode(&metaNext{RoleHub, "h:1", "c", 1, "h:2", "eu"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := DecodeMeta(b)
-	if want := (Meta{RoleHub, "h:1", "c", 1}); err != nil || got != want {
+	if want := (Meta{Role: RoleHub, SyncAddr: "h:1", ClusterID: "c", Proto: 1, APIAddr: "h:2"}); err != nil || got != want {
 		t.Fatalf("got %+v, %v; want %+v", got, err, want)
+	}
+	// And a build from before APIAddr: it decodes empty.
+	type metaV1 struct {
+		Role      Role
+		SyncAddr  string
+		ClusterID string
+		Proto     uint16
+	}
+	b = nil
+	if err := codec.NewEncoderBytes(&b, mh).Encode(&metaV1{RoleHub, "h:1", "c", 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = DecodeMeta(b)
+	if want := (Meta{Role: RoleHub, SyncAddr: "h:1", ClusterID: "c", Proto: 1}); err != nil || got != want {
+		t.Fatalf("v1: got %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := (Meta{Role: RoleHub, ClusterID: "c", Proto: 1, APIAddr: "no-port"}).Encode(); err == nil {
+		t.Fatal("an api address without a port encoded")
 	}
 }
 

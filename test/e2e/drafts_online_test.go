@@ -321,3 +321,27 @@ func TestOnlineReads(t *testing.T) {
 		t.Fatalf("local reads with the hub down: %+v %v", r, err)
 	}
 }
+
+// TestOnlineReadsLearnHubAPI: a device without --hub-api that gossips
+// with a hub learns the hub's API address from its gossip metadata.
+func TestOnlineReadsLearnHubAPI(t *testing.T) {
+	hubGossip := freeAddr(t)
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", hubGossip, "--gossip-profile", "local")
+	d := startNode(t, "device", "--join", hubGossip, "--gossip-profile", "local")
+	ctx := context.Background()
+	hub.mustCLI("put", "jobs", "j1", "title=on the hub")
+	eventually(t, "the device reads the hub online", func() error {
+		r, err := d.client().GetOnline(ctx, "jobs", "j1")
+		if err != nil {
+			return err
+		}
+		if r.HubAPI != "http://"+hub.api || fieldsOf(t, &r.Record) != `{"title":"on the hub"}` {
+			return fmt.Errorf("got %+v", r)
+		}
+		return nil
+	})
+	d.mustCLI("offline")
+	if code, body := httpDo(t, d, "GET", "/v1/tables/jobs/records/j1?online=true", ""); code != 503 || !strings.Contains(body, "offline:") {
+		t.Fatalf("online read while offline: %d %s", code, body)
+	}
+}
