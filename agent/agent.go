@@ -54,6 +54,8 @@ type Agent struct {
 	rep *replica
 
 	prog syncProgress
+
+	sec *security // API token, TLS, gossip keyring (security.go)
 }
 
 // replica is what a reset replaces: the store and everything built on it.
@@ -70,6 +72,10 @@ type replica struct {
 	out    *outbound
 	arb    *arbiter // on the arbitrating hub
 	hubs   *hubView // what the hubs hold, for pending changes
+
+	// The work that only runs online (dedupe.go, workflows.go).
+	dupes *dedupe
+	flows *workflows
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -93,6 +99,9 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		}
 	}()
 	a.metrics = newMetrics(a)
+	if a.sec, err = newSecurity(cfg, log); err != nil {
+		return nil, err
+	}
 	a.rep, err = a.openReplica()
 	if err != nil {
 		return nil, err
@@ -101,7 +110,8 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("api address: %w", err)
 	}
-	a.http = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.apiLn = a.sec.apiListener(a.apiLn)
+	a.http = &http.Server{Handler: a.sec.apiHandler(a, a.routes()), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }
 
@@ -190,9 +200,13 @@ func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store")
 // sync listener on it.
 func (a *Agent) openReplica() (r *replica, err error) {
 	cfg := a.cfg
-	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID})
+	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID()})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := a.sec.checkNode(st.NodeID()); err != nil {
+		st.Close()
+		return nil, err
 	}
 	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
 	r = rep
@@ -210,6 +224,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync address: %w", err)
 	}
+	r.syncLn = a.sec.syncListener(r.syncLn)
 	ecfg := replication.Config{
 		Local: replication.Local{
 			Node:      r.node,
@@ -227,6 +242,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
 	}
+	a.sec.engine(&ecfg)
 	if bind := cfg.gossipBind(); bind != "" {
 		host, port, _ := net.SplitHostPort(bind)
 		p, _ := strconv.Atoi(port)
@@ -240,6 +256,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Join:     cfg.Join,
 			Logger:   a.log.Named("gossip"),
 			Profile:  cfg.GossipProfile,
+			Keyring:  a.sec.gossipKeyring(),
 			OnMessage: func(from string, payload []byte) {
 				engMu.Lock()
 				e := eng
@@ -269,8 +286,10 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			r.arb = newArbiter(r)
 		}
 	}
+	r.dupes = newDedupe(r)
 	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
 		rep.trackApplied(b, ws, res)
+		rep.dupes.trackApplied(b, ws, res)
 		if rep.arb != nil {
 			return rep.arb.hook(b, ws, res)
 		}
@@ -293,6 +312,7 @@ func (r *replica) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.startOnline(ctx) // duplicate detection and workflows (online.go)
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
@@ -406,6 +426,7 @@ func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del boo
 func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
 	res, err := r.store.WriteWith(r.clock, table, id, fields, del, func(b *store.Batch, res *store.WriteResult) error {
 		r.bases().track(b, res.Write, &res.Outcome)
+		r.dupes.trackLocal(b, res)
 		if also != nil {
 			also(b)
 		}
