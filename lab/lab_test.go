@@ -658,3 +658,69 @@ event {
 		}
 	}
 }
+
+// TestTopologies: while the hub is cut off from the devices, a write
+// reaches another device only where devices sync with each other (mesh;
+// mixed within a site), and every topology converges once it heals.
+func TestTopologies(t *testing.T) {
+	for _, tc := range []struct {
+		topology  string
+		sameSite  bool // d-2 sees d-1's write during the partition
+		otherSite bool // e-1 (another site) does
+	}{
+		{"hub-and-spoke", false, false},
+		{"mesh", true, true},
+		{"mixed", true, false},
+	} {
+		sc := parse(t, fmt.Sprintf(`
+name = "topology"
+duration = "2h"
+topology = "%s"
+network {
+  sync_interval = "5m"
+}
+hub "office" {}
+device "d" {
+  count = 2
+}
+device "e" {
+  count = 1
+}
+partition {
+  start = "0s"
+  duration = "1h"
+  between = ["office", "devices"]
+}
+event {
+  at = "10m"
+  node = "d-1"
+  action = "write"
+  record = "r"
+  fields = { a = 1 }
+}
+event {
+  at = "50m"
+  node = "d-2"
+  action = "snapshot"
+  label = "d-2"
+}
+event {
+  at = "50m"
+  node = "e"
+  action = "snapshot"
+  label = "e"
+}
+`, tc.topology))
+		r := run(t, sc, "lww", 1)
+		got := map[string]bool{}
+		for _, snap := range r.Snapshots {
+			got[snap.Label] = snap.Records["workorders/r"].Exists
+		}
+		if got["d-2"] != tc.sameSite || got["e"] != tc.otherSite {
+			t.Errorf("%s: during the partition d-2 has the write: %v (want %v), e: %v (want %v)", tc.topology, got["d-2"], tc.sameSite, got["e"], tc.otherSite)
+		}
+		if !r.Metrics.Converged {
+			t.Errorf("%s: not converged", tc.topology)
+		}
+	}
+}
