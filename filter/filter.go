@@ -89,7 +89,7 @@ func Compile(src string) (*Expr, error) {
 	}
 	parsed, iss := env.Parse(src)
 	if iss != nil && iss.Err() != nil {
-		return nil, fmt.Errorf("filter %q: %s", src, strings.TrimPrefix(iss.Err().Error(), "ERROR: "))
+		return nil, fmt.Errorf("filter %q: %s", src, issues(iss))
 	}
 	// Every free identifier that is not reserved is a record field.
 	names := map[string]bool{}
@@ -119,7 +119,7 @@ func Compile(src string) (*Expr, error) {
 	}
 	checked, iss := fenv.Compile(src)
 	if iss != nil && iss.Err() != nil {
-		return nil, fmt.Errorf("filter %q: %s", src, strings.TrimPrefix(iss.Err().Error(), "ERROR: "))
+		return nil, fmt.Errorf("filter %q: %s", src, issues(iss))
 	}
 	if t := checked.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
 		return nil, fmt.Errorf("filter %q: the expression is a %s, want a bool", src, t)
@@ -129,6 +129,14 @@ func Compile(src string) (*Expr, error) {
 		return nil, fmt.Errorf("filter %q: %w", src, err)
 	}
 	return x, nil
+}
+
+// issues renders CEL's errors as "at LINE:COLUMN: message", with the
+// caret excerpt CEL adds.
+func issues(iss *cel.Issues) string {
+	msg := iss.Err().Error()
+	msg = strings.ReplaceAll(msg, "ERROR: <input>:", "at ")
+	return msg
 }
 
 // String returns the source.

@@ -268,3 +268,8 @@ func collectRefs(sc scanner, table, field string, sel func(id string, rec *crdt.
 		after = next
 	}
 }
+
+// NewEval returns an Eval of sc at nowMs over st's records (related ids
+// computed once, on first use): for callers outside a session, such as a
+// hub previewing a profile.
+func NewEval(sc Scope, st Store, nowMs int64) *Eval { return relatedEval(sc, st, nowMs) }
