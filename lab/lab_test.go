@@ -724,3 +724,65 @@ event {
 		}
 	}
 }
+
+// TestAgreesWithE2E: test/e2e's TestPoliciesThroughTheDaemon (hub and
+// technician as processes): the technician's offline change is undone
+// under server-wins, and wins under client-wins although the
+// dispatcher's concurrent change of the same field is stamped later.
+func TestAgreesWithE2E(t *testing.T) {
+	for _, tc := range []struct {
+		strategy, techStart, hubField, hubValue, want string
+	}{
+		{"server-wins", "09:00", "end", "12:00", `{"end":"12:00","start":"08:00"}`},
+		{"client-wins", "09:30", "start", "07:00", `{"end":"10:00","start":"09:30"}`},
+	} {
+		sc := parse(t, fmt.Sprintf(`
+name = "e2e"
+duration = "10m"
+table = "wo"
+network {
+  sync_interval = "1s"
+}
+hub "hub" {}
+device "tech" {}
+event {
+  at = "0s"
+  node = "hub"
+  action = "write"
+  record = "wo1"
+  fields = { start = "08:00", end = "10:00" }
+}
+event {
+  at = "5s"
+  node = "tech"
+  action = "offline"
+}
+event {
+  at = "10s"
+  node = "tech"
+  action = "write"
+  record = "wo1"
+  fields = { start = %q }
+}
+event {
+  at = "20s"
+  node = "hub"
+  action = "write"
+  record = "wo1"
+  fields = { %s = %q }
+}
+event {
+  at = "30s"
+  node = "tech"
+  action = "online"
+}
+`, tc.techStart, tc.hubField, tc.hubValue))
+		r := run(t, sc, tc.strategy, 1)
+		v := r.Final["wo/wo1"]
+		got := fmt.Sprintf(`{"end":%s,"start":%s}`, v.Fields["end"], v.Fields["start"])
+		if got != tc.want || len(v.Conflicts) != 0 || r.Metrics.SyncErrors == 0 || r.Metrics.Tentative != 0 || !r.Metrics.Converged {
+			t.Errorf("%s: %s (conflicts %v, %d sync errors, %d tentative, converged %v); want %s with sync errors",
+				tc.strategy, got, v.Conflicts, r.Metrics.SyncErrors, r.Metrics.Tentative, r.Metrics.Converged, tc.want)
+		}
+	}
+}

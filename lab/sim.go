@@ -19,8 +19,6 @@ const epochMs = 1_700_000_000_000
 
 const cluster = "lab"
 
-var debugLab = false
-
 // onSend, if set (tests), is told of every message sent and its size on
 // the wire.
 var onSend func(m replication.Msg, size int)
@@ -116,7 +114,6 @@ type sim struct {
 
 	m         Metrics
 	snapshots []Snapshot
-	outcome   store.Status // scratch
 }
 
 type partition struct {
@@ -406,7 +403,7 @@ func (s *sim) setOnline(n *node, on bool) {
 			}
 			// Partners that dial it try again too.
 			for _, o := range s.nodes {
-				if o.sess != nil && contains(o.dials, n) {
+				if contains(o.dials, n) {
 					s.trySync(o, n)
 				}
 			}
@@ -730,9 +727,6 @@ func (s *sim) deliver(ss *session, dir int, m replication.Msg, lost bool) {
 	s.send(ss, 1-dir, out)
 	switch {
 	case err != nil:
-		if debugLab {
-			fmt.Printf("t=%d session %s-%s: %v\n", s.now, ss.a.name, ss.b.name, err)
-		}
 		s.end(ss, true)
 	case ss.sa.Finished() && ss.sb.Finished():
 		s.end(ss, false)
