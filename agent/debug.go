@@ -2,8 +2,10 @@ package agent
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"hash"
 	"net/http"
 	"os"
 
@@ -138,10 +140,17 @@ func (rp *replica) scanAll(fn func(table string, e store.RecordEntry)) error {
 
 // debugDigest: one SHA-256 over every record's canonical form (table and
 // id included), per table too; replicas holding the same writes have equal
-// digests.
+// digests. view_digest covers only what the record shows and can still
+// decide: whether it exists, its existence candidates, and the live
+// candidates of every field not merely cleared (not the applied vector,
+// covers, or delete markers standing alone). Replicas holding the same writes can differ in
+// bytes but not in view after a deleted record was collected on one of them
+// before a write that had seen the delete re-created it (the harness
+// reports it).
 func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.with(func(rp *replica) (any, error) {
 		all := sha256.New()
+		view := sha256.New()
 		tables := map[string]string{}
 		records := 0
 		var cur string
@@ -165,6 +174,11 @@ func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error)
 			}
 			e.Record.WriteDigest(all)
 			e.Record.WriteDigest(h)
+			view.Write([]byte(t))
+			view.Write([]byte{0})
+			view.Write([]byte(e.ID))
+			view.Write([]byte{0})
+			writeViewDigest(view, e.Record)
 			records++
 		})
 		if err != nil {
@@ -181,11 +195,54 @@ func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error)
 		}
 		hw := rp.clock.HighWater()
 		return map[string]any{
-			"node": rp.node.String(), "digest": hex.EncodeToString(all.Sum(nil)), "records": records, "tables": tables,
+			"node": rp.node.String(), "digest": hex.EncodeToString(all.Sum(nil)), "view_digest": hex.EncodeToString(view.Sum(nil)),
+			"records": records, "tables": tables,
 			"parked": len(parked), "queued": len(queued),
 			"physical_ms": rp.clock.Physical(), "high_water_ms": hw.Wall(), "max_offset_ms": a.cfg.MaxClockOffset.Milliseconds(),
 		}, nil
 	})
+}
+
+// writeViewDigest writes what rec shows to h (see debugDigest).
+func writeViewDigest(h hash.Hash, rec *crdt.Record) {
+	var buf []byte
+	entries := func(es []crdt.Entry) {
+		buf = binary.AppendUvarint(buf, uint64(len(es)))
+		for _, e := range es {
+			buf = binary.BigEndian.AppendUint64(buf, uint64(e.Origin))
+			buf = binary.AppendUvarint(buf, e.Seq)
+			buf = binary.BigEndian.AppendUint64(buf, uint64(e.TS))
+			if e.Delete {
+				buf = append(buf, 1)
+			} else {
+				buf = append(buf, 0)
+			}
+			buf = binary.AppendUvarint(buf, uint64(len(e.Value)))
+			buf = append(buf, e.Value...)
+		}
+	}
+	if rec.Exists() {
+		buf = append(buf, 1)
+	} else {
+		buf = append(buf, 0)
+	}
+	entries(rec.Exist)
+	// A field whose candidates are all delete markers is cleared: it
+	// shows nothing, whichever markers stand.
+	for _, name := range rec.FieldNames() {
+		cands := rec.Candidates(name)
+		cleared := true
+		for _, c := range cands {
+			cleared = cleared && c.Delete
+		}
+		if cleared {
+			continue
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(name)))
+		buf = append(buf, name...)
+		entries(cands)
+	}
+	h.Write(buf)
 }
 
 // debugDump returns every record's state, every write of the change log
