@@ -78,6 +78,16 @@ pull_interval = "1m0s"
 # nothing. Flag: --max-body-bytes.
 max_body_bytes = 1048576
 
+# The hub's HTTP API (HOST:PORT, or an http(s):// URL) that online reads
+# (?online=true, `replicad get --online`) are forwarded to. Empty: the API
+# address a hub advertises in its gossip metadata, if gossip is on.
+# Flag: --hub-api.
+hub_api = ""
+
+# A file holding the bearer token of the hub's API, when it needs one
+# (the hub's <data_dir>/api-token). Flag: --hub-api-token-file.
+# hub_api_token_file = "hub-api-token"
+
 # --- Security (README, "Security") ---
 
 # The API's bearer token: "auto" requires it when api_addr is not on
