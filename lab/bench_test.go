@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ func BenchmarkLabFieldTeam(b *testing.B) {
 	if sc == nil {
 		b.Fatal("field-team has no sweep value 4")
 	}
+	// As replicad lab run does (GOGC unset): the simulation allocates
+	// much and keeps little.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	var hours float64
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
