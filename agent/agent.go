@@ -242,7 +242,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
 	}
-	a.sec.engine(&ecfg)
+	a.sec.engine(&ecfg, r)
 	if bind := cfg.gossipBind(); bind != "" {
 		host, port, _ := net.SplitHostPort(bind)
 		p, _ := strconv.Atoi(port)

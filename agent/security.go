@@ -14,9 +14,11 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/memberlist"
+	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
+	"github.com/replicad/replicad/store"
 	"github.com/spf13/pflag"
 )
 
@@ -47,6 +49,9 @@ type SecurityConfig struct {
 	// gossip is encrypted with memberlist's keyring. Rotations through the
 	// API rewrite it.
 	GossipKeyring string
+	// Permissions restrict what nodes may write (permissions.go); config
+	// file only (permission blocks).
+	Permissions []Permission
 }
 
 func (s *SecurityConfig) tlsOn() bool { return s.TLSCert != "" }
@@ -67,17 +72,19 @@ func (s *SecurityConfig) validate() error {
 	if s.TLSRevoked != "" && n == 0 {
 		return keyErr("tls_revoked", "needs tls_ca, tls_cert and tls_key")
 	}
-	return nil
+	_, err := compilePermissions(s.Permissions)
+	return err
 }
 
 // securityFile holds the HCL keys of SecurityConfig (part of fileConfig).
 type securityFile struct {
-	APIAuth       *string `hcl:"api_auth,optional"`
-	TLSCA         *string `hcl:"tls_ca,optional"`
-	TLSCert       *string `hcl:"tls_cert,optional"`
-	TLSKey        *string `hcl:"tls_key,optional"`
-	TLSRevoked    *string `hcl:"tls_revoked,optional"`
-	GossipKeyring *string `hcl:"gossip_keyring,optional"`
+	APIAuth       *string     `hcl:"api_auth,optional"`
+	TLSCA         *string     `hcl:"tls_ca,optional"`
+	TLSCert       *string     `hcl:"tls_cert,optional"`
+	TLSKey        *string     `hcl:"tls_key,optional"`
+	TLSRevoked    *string     `hcl:"tls_revoked,optional"`
+	GossipKeyring *string     `hcl:"gossip_keyring,optional"`
+	Permissions   []permBlock `hcl:"permission,block"`
 }
 
 // loadSecurityFile decodes the security keys of a config file (the keys
@@ -88,6 +95,12 @@ func loadSecurityFile(body hcl.Body, s *SecurityConfig) error {
 		return diagErr(diags)
 	}
 	f.apply(s)
+	if len(f.Permissions) > 0 {
+		s.Permissions = nil
+		for _, p := range f.Permissions {
+			s.Permissions = append(s.Permissions, Permission{Name: p.Name, Nodes: p.Nodes, Write: p.Write})
+		}
+	}
 	return nil
 }
 
@@ -139,6 +152,7 @@ type security struct {
 	log   hclog.Logger
 	token string // "" when the API needs none
 	tls   *secure.TLS
+	perms *permissions // nil: no rules
 
 	keyMu   sync.Mutex
 	keyring *memberlist.Keyring
@@ -170,6 +184,11 @@ func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 		}
 		s.tls = t
 	}
+	perms, err := compilePermissions(sc.Permissions)
+	if err != nil {
+		return nil, err
+	}
+	s.perms = perms
 	if sc.GossipKeyring != "" {
 		keys, err := secure.ReadKeyring(sc.GossipKeyring)
 		if err != nil {
@@ -225,9 +244,24 @@ func (s *security) syncListener(l net.Listener) net.Listener {
 	return tls.NewListener(l, s.tls.Server())
 }
 
-// engine sets the engine's TLS dialer and peer authentication.
-func (s *security) engine(c *replication.Config) {
-	if s == nil || s.tls == nil {
+// engine sets the engine's TLS dialer and peer authentication, and the
+// permission filter on remote writes.
+func (s *security) engine(c *replication.Config, r *replica) {
+	if s == nil {
+		return
+	}
+	if s.perms != nil {
+		enf := &enforcer{perms: s.perms, r: r}
+		c.Local.Admit = enf.admit
+		prev := c.Local.OnApplied
+		c.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
+			enf.applied(writes, res)
+			if prev != nil {
+				prev(peer, writes, res)
+			}
+		}
+	}
+	if s.tls == nil {
 		return
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -147,7 +148,7 @@ func TestSecurityConfigFileAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := SecurityConfig{APIAuth: "token", TLSCA: "ca", TLSCert: "c", TLSKey: "k", TLSRevoked: "rev", GossipKeyring: "kr"}
-	if c.Security != want {
+	if !reflect.DeepEqual(c.Security, want) {
 		t.Errorf("got %+v, want %+v", c.Security, want)
 	}
 	for _, args := range [][]string{{"--api-auth", "none"}, {"--tls-cert", "x"}, {"--tls-revoked", "r"}} {

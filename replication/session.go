@@ -34,6 +34,9 @@ type Store interface {
 // It returns the records that must be fetched whole before they can be
 // shown (they entered the scope through writes alone).
 func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide, purge map[RecordKey]crdt.VV) (*store.Result, []RecordKey, error) {
+	if l.Admit != nil && len(writes) > 0 {
+		writes = l.Admit(writes)
+	}
 	var fetch []RecordKey
 	visible := map[string]bool{}
 	if !l.scope().All {
@@ -196,6 +199,11 @@ type Local struct {
 	// OnApplied, if set, is called after each applied chunk with the
 	// store's result (the policy layer and metrics listen here).
 	OnApplied func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result)
+	// Admit, if set, sees remote writes before they are applied and
+	// returns them, in the same order, possibly with some replaced by
+	// their elided skeletons (crdt.Write.Elide): a write outside its
+	// origin's permissions keeps its sequence number but applies no value.
+	Admit func(writes []*crdt.Write) []*crdt.Write
 	// Assign, if set (a hub with offline profiles), returns the scope a
 	// peer is assigned; the session enforces it whatever the peer
 	// declares, and tells a device that dialed.

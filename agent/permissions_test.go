@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/secure"
+)
+
+func (a *Agent) node() hlc.NodeID {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.rep.node
+}
+
+func (a *Agent) value(t *testing.T, table, id, field string) (string, bool) {
+	t.Helper()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	rec, err := a.rep.store.Get(table, id)
+	if err != nil || rec == nil {
+		return "", false
+	}
+	v, ok := rec.Get(field)
+	if !ok {
+		return "", false
+	}
+	x, err := v.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := x.(string)
+	return s, true
+}
+
+func (a *Agent) syncErrors(t *testing.T, policy string) []string {
+	t.Helper()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	es, err := a.rep.store.ListSyncErrors(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		if e.Policy == policy {
+			out = append(out, e.Table+"/"+e.Record+": "+e.Detail)
+		}
+	}
+	return out
+}
+
+// A hub enforces write permissions on every write it receives: a write
+// outside the device's permissions is applied nowhere (the hub keeps its
+// skeleton, so the device's later writes still apply), the hub writes back
+// over it so the device converges, and the rejection reaches the device's
+// sync-error log with the reason.
+func TestHubEnforcesWritePermissions(t *testing.T) {
+	// The device's node id is fixed by its certificate (an exact binding),
+	// so the hub's rule can name it.
+	const devID = hlc.NodeID(0x0d0000000000beef)
+	pki := tlsCluster(t, map[string]string{"hub": "hub", "d2": "device"})
+	if _, _, err := secure.CreateNodeCert(secure.CertOptions{Dir: pki, Name: "d1", NodeID: uint64(devID)}); err != nil {
+		t.Fatal(err)
+	}
+	hcfg := withTLS(testConfig(t, "hub"), pki, "hub")
+	hcfg.Security.Permissions = []Permission{{Name: "technicians", Nodes: []string{devID.String()}, Write: []string{"jobs:status", "timesheets"}}}
+	hub, hubLogs := runAgent(t, hcfg)
+	dcfg := withTLS(testConfig(t, "device"), pki, "d1")
+	dcfg.Hubs = []string{hub.syncAddr()}
+	dev, _ := runAgent(t, dcfg)
+	if dev.node() != devID {
+		t.Fatalf("device node %s, want %s", dev.node(), devID)
+	}
+	d2cfg := withTLS(testConfig(t, "device"), pki, "d2")
+	d2cfg.Hubs = []string{hub.syncAddr()}
+	other, _ := runAgent(t, d2cfg)
+
+	// The hub has the job; the office sets its title.
+	hub.write(t, "jobs", "j1", "title", "fix pump")
+	devSync := func() {
+		t.Helper()
+		if f := dev.syncT(t); len(f) > 0 {
+			t.Fatalf("device sync: %v", f)
+		}
+	}
+	devSync()
+	if v, _ := dev.value(t, "jobs", "j1", "title"); v != "fix pump" {
+		t.Fatalf("device title %q", v)
+	}
+	dev.write(t, "jobs", "j1", "status", "done")     // allowed
+	dev.write(t, "jobs", "j1", "title", "hacked")    // field not allowed
+	dev.write(t, "payroll", "p1", "amount", "1e6")   // table not allowed
+	dev.write(t, "timesheets", "t1", "hours", "8")   // allowed table
+	dev.write(t, "jobs", "j1", "status", "verified") // allowed, after the rejected ones
+	devSync()
+
+	if v, _ := hub.value(t, "jobs", "j1", "status"); v != "verified" {
+		t.Errorf("hub status %q: the device's allowed writes after a rejected one must apply", v)
+	}
+	if v, _ := hub.value(t, "timesheets", "t1", "hours"); v != "8" {
+		t.Errorf("hub timesheet %q", v)
+	}
+	if v, _ := hub.value(t, "jobs", "j1", "title"); v != "fix pump" {
+		t.Errorf("hub title %q: a write outside the permissions was applied", v)
+	}
+	if _, ok := hub.value(t, "payroll", "p1", "amount"); ok {
+		t.Error("hub holds a record of a table the device may not write")
+	}
+	errs := hub.syncErrors(t, "permission")
+	if len(errs) != 2 || !strings.Contains(strings.Join(errs, "\n"), "may not write field(s) title of table jobs") ||
+		!strings.Contains(strings.Join(errs, "\n"), "may not write table payroll") {
+		t.Errorf("hub sync errors: %q", errs)
+	}
+	waitLog(t, hubLogs, "write rejected by permissions")
+
+	// The device converges on the hub's values and lists the rejections.
+	devSync()
+	if v, _ := dev.value(t, "jobs", "j1", "title"); v != "fix pump" {
+		t.Errorf("device title %q after the hub's compensation", v)
+	}
+	if _, ok := dev.value(t, "payroll", "p1", "amount"); ok {
+		t.Error("device still shows its rejected record")
+	}
+	if errs := dev.syncErrors(t, "permission"); len(errs) != 2 {
+		t.Errorf("device sync errors: %q", errs)
+	}
+	// Another device never sees the rejected values.
+	if f := other.syncT(t); len(f) > 0 {
+		t.Fatal(f)
+	}
+	if v, _ := other.value(t, "jobs", "j1", "title"); v != "fix pump" {
+		t.Errorf("other device title %q", v)
+	}
+	if _, ok := other.value(t, "payroll", "p1", "amount"); ok {
+		t.Error("other device got a rejected record")
+	}
+	if v, _ := other.value(t, "jobs", "j1", "status"); v != "verified" {
+		t.Errorf("other device status %q", v)
+	}
+	// Same state everywhere for the record the device touched.
+	for _, a := range []*Agent{hub, dev, other} {
+		if v, _ := a.value(t, "jobs", "j1", "title"); v != "fix pump" {
+			t.Errorf("%s: title %q", a.node(), v)
+		}
+	}
+}
+
+func TestPermissionRules(t *testing.T) {
+	perms, err := compilePermissions([]Permission{
+		{Name: "tech", Nodes: []string{"a1b2c3d400000000/32"}, Write: []string{"jobs:status", "notes"}},
+		{Name: "lead", Nodes: []string{"00000000000000ff"}, Write: []string{"jobs"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tech, lead, free := hlc.NodeID(0xa1b2c3d4deadbeef), hlc.NodeID(0xff), hlc.NodeID(0x1234)
+	w := func(o hlc.NodeID, table string, del bool, fields ...string) *crdt.Write {
+		cw := &crdt.Write{Origin: o, Seq: 1, Table: table, ID: "x", Delete: del}
+		for _, f := range fields {
+			cw.Fields = append(cw.Fields, crdt.FieldValue{Name: f, Value: crdt.Cleared})
+		}
+		return cw
+	}
+	for _, c := range []struct {
+		w    *crdt.Write
+		deny string
+	}{
+		{w(tech, "jobs", false, "status"), ""},
+		{w(tech, "jobs", false, "status", "title"), "field(s) title"},
+		{w(tech, "jobs", true), "may not delete"},
+		{w(tech, "notes", true), ""},
+		{w(tech, "payroll", false, "a"), "may not write table payroll"},
+		{w(lead, "jobs", true), ""},
+		{w(lead, "notes", false, "a"), "may not write table notes"},
+		{w(free, "payroll", true), ""},
+	} {
+		got := perms.check(c.w)
+		if c.deny == "" && got != "" || c.deny != "" && !strings.Contains(got, c.deny) {
+			t.Errorf("%v %s del=%v %v: %q, want %q", c.w.Origin, c.w.Table, c.w.Delete, c.w.Fields, got, c.deny)
+		}
+	}
+	for _, bad := range [][]Permission{
+		{{Name: "x", Write: []string{"jobs"}}},
+		{{Name: "x", Nodes: []string{"zz"}}},
+		{{Name: "x", Nodes: []string{"ff/65"}}},
+		{{Name: "x", Nodes: []string{"ff"}, Write: []string{"jobs:"}}},
+		{{Name: "x", Nodes: []string{"ff"}, Write: []string{"bad table!"}}},
+	} {
+		if _, err := compilePermissions(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	// From the config file.
+	path := filepath.Join(t.TempDir(), "c.hcl")
+	os.WriteFile(path, []byte("permission \"tech\" {\n  nodes = [\"a1b2c3d400000000/32\"]\n  write = [\"jobs:status\"]\n}\n"), 0o644)
+	c := DefaultConfig()
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Security.Permissions) != 1 || c.Security.Permissions[0].Name != "tech" {
+		t.Fatalf("permissions from the file: %+v", c.Security.Permissions)
+	}
+}
