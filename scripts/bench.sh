@@ -43,7 +43,7 @@ gobench() { # PKG REGEXP [go test flags...]; a failure is reported, the rest sti
 	fi
 }
 : >"$go_out"
-gobench ./crdt '^BenchmarkMerge$/^records=(100|10000)/^outcome=true$' -count "$count"
+gobench ./crdt '^BenchmarkMerge$/^records=(100|10000)$/^outcome=true$' -count "$count"
 gobench ./store '^(BenchmarkLocalWrite|BenchmarkGroupCommit16|BenchmarkApplyRemote1000)$' -count "$count"
 gobench ./replication '^BenchmarkWireBytesPerField$' -count "$count" -benchtime 100x
 gobench ./replication '^BenchmarkPartitionHeal$' -count "$count" -benchtime 1x
