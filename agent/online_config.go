@@ -177,9 +177,6 @@ func (c *Config) validateOnline() error {
 		if w.Timeout <= 0 || w.MaxBackoff <= 0 || w.MaxAttempts < 0 {
 			return keyErr("workflow", "%s: timeout and max_backoff must be positive, max_attempts at least 0", w.Name)
 		}
-		if c.Role != "hub" {
-			return keyErr("workflow", "%s: workflows run on a hub (role = \"hub\")", w.Name)
-		}
 	}
 	return nil
 }

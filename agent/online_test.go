@@ -483,7 +483,6 @@ workflow "run" {
 		`role = "hub"` + "\n" + `workflow "w" { webhook = "ftp://x" }`,
 		`role = "hub"` + "\n" + `workflow "w" { webhook = "http://x" command = ["a"] }`,
 		`role = "hub"` + "\n" + `workflow "w" { webhook = "http://x" unknown = 1 }`,
-		`workflow "w" { webhook = "http://x" }`, // not a hub
 		`table "t" { keys = ["a", "a"] }`,
 		`table "_replicad_x" { keys = ["a"] }`,
 	} {

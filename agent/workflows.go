@@ -97,6 +97,9 @@ const keepOutcomes = 1000
 func newWorkflows(r *replica) (*workflows, error) {
 	ws := &workflows{r: r}
 	if r.a.cfg.Role != "hub" {
+		if len(r.a.cfg.Workflows) > 0 {
+			r.a.log.Warn("workflows are run by a hub only; ignoring them", "workflows", len(r.a.cfg.Workflows))
+		}
 		return ws, nil
 	}
 	for _, c := range r.a.cfg.Workflows {

@@ -185,6 +185,12 @@ type Conflict struct {
 	Field      string      `json:"field"`
 	Candidates []Candidate `json:"candidates"`
 	Base       *Candidate  `json:"base,omitempty"` // the value the candidates started from, if known
+	// Kind is "field", or "duplicate": a suspected duplicate record (no
+	// field or candidates; With: the records it matches; Keys: their key
+	// values). Resolve it with ResolveDuplicate.
+	Kind string                     `json:"kind"`
+	With []string                   `json:"with,omitempty"`
+	Keys map[string]json.RawMessage `json:"keys,omitempty"`
 }
 
 // Conflicts lists every conflicted field.

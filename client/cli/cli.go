@@ -29,6 +29,10 @@ var Commands = [][2]string{
 	{"discard TABLE ID", "discard a record's draft"},
 	{"conflicts", "list conflicted fields and their candidates"},
 	{"resolve TABLE ID FIELD", "resolve a conflict (--pick N | --value V)"},
+	{"duplicates", "list suspected duplicate records (--all: resolved ones too)"},
+	{"dedupe TABLE ID ACTION", "resolve a suspected duplicate: keep, merge (--with ID, --prefer existing|new) or discard"},
+	{"workflows", "the hub's workflows: cursor, deliveries, last error"},
+	{"deliveries WORKFLOW", "a workflow's recorded outcomes, newest first (--limit N, --before CURSOR)"},
 	{"errors", "list the sync-error log"},
 	{"retry EID", "re-apply a sync error's losing change as a new write"},
 	{"sync", "sync now with every reachable partner"},
@@ -146,6 +150,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var mf modeFlags // put --draft, get --draft|--online, list --online, drafts: drafts.go
 	addModeFlags(cmd, fs, &mf)
+	var of onlineFlags // duplicates, dedupe, workflows, deliveries: online.go
+	addOnlineFlags(cmd, fs, &of)
 	fs.Usage = func() {
 		for _, c := range Commands {
 			if strings.Fields(c[0])[0] == cmd {
@@ -170,6 +176,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if handled, err := e.modes(cmd, a, &mf, limit, after); handled {
+		return err
+	}
+	if handled, err := e.online(cmd, a, &of); handled {
 		return err
 	}
 	switch cmd {
@@ -242,6 +251,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rows := [][]string{{"TABLE", "ID", "FIELD", "#", "VALUE", "NODE", "HLC"}}
 		for _, c := range cs {
+			if c.Kind == "duplicate" {
+				rows = append(rows, []string{c.Table, c.ID, "(duplicate)", "", "same keys as " + strings.Join(c.With, ","), "", ""})
+				continue
+			}
 			if c.Base != nil {
 				rows = append(rows, []string{c.Table, c.ID, c.Field, "base", candText(*c.Base), c.Base.Node, c.Base.HLC})
 			}
