@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/gossip"
+	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
 )
 
@@ -82,8 +83,8 @@ func (a *Agent) advertisedAPI() string {
 // learnedHubAPI returns the API of an alive hub gossip knows (preferring
 // the hubs this node dials, then the lowest node id), as a base URL; ""
 // if none. A hub API bound to an unspecified address (0.0.0.0, ::) is
-// reached at the host of the hub's gossip address. Plain http: a hub
-// whose API needs TLS is given with --hub-api https://...
+// reached at the host of the hub's gossip address; over https when this
+// node has TLS on and the address is not loopback, as hubs serve it.
 func (rp *replica) learnedHubAPI() string {
 	if rp.gossip == nil {
 		return ""
@@ -102,9 +103,13 @@ func (rp *replica) learnedHubAPI() string {
 				continue
 			}
 		}
+		scheme := "http://"
+		if rp.a.sec.hasTLS() && !secure.IsLoopback(m.Meta.APIAddr) {
+			scheme = "https://" // as the hub serves it (security.apiTLS)
+		}
 		dialed := contains(rp.a.cfg.Hubs, m.Meta.SyncAddr)
 		if best == "" || dialed && !bestDialed || dialed == bestDialed && m.Name < bestName {
-			best, bestName, bestDialed = "http://"+net.JoinHostPort(host, port), m.Name, dialed
+			best, bestName, bestDialed = scheme+net.JoinHostPort(host, port), m.Name, dialed
 		}
 	}
 	return best
@@ -133,6 +138,21 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 	return base, false, err
 }
 
+// hubClient returns the HTTP client for the hub's API at base: for https
+// with TLS on, one that presents this node's certificate and verifies the
+// hub's against the cluster CA (mutual TLS, as the hub's off-loopback API
+// requires).
+func (a *Agent) hubClient(base string) *http.Client {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "https" || !a.sec.hasTLS() {
+		return hubReadHTTP
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = a.sec.tls.Client(u.Host)
+	tr.DisableKeepAlives = true // a transport per read: no idle connections left behind
+	return &http.Client{Timeout: readOnlineTimeout, Transport: tr}
+}
+
 // forwardToHub makes GET base+path on the hub's API and returns its JSON
 // object answer with "online" and "hub_api" added. Nothing is stored.
 func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string]json.RawMessage, error) {
@@ -150,7 +170,7 @@ func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
-	resp, err := hubReadHTTP.Do(req)
+	resp, err := a.hubClient(base).Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -244,3 +264,6 @@ func checkOnlineList(r *http.Request, table string) error {
 	_, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
 	return err
 }
+
+// hasTLS reports whether this node has a TLS identity.
+func (s *security) hasTLS() bool { return s != nil && s.tls != nil }

@@ -1,11 +1,19 @@
 package agent
 
 import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/client"
+	"github.com/replicad/replicad/secure"
 )
 
 func TestHubAPIConfig(t *testing.T) {
@@ -80,5 +88,56 @@ func TestReadModes(t *testing.T) {
 		if err != nil || d != c.draft || o != c.online {
 			t.Errorf("%s: %v %v %v", c.query, d, o, err)
 		}
+	}
+}
+
+// An online read reaches a hub whose API is off loopback: mutual TLS
+// with the device's certificate, and the hub's bearer token.
+func TestOnlineReadMutualTLSHub(t *testing.T) {
+	pki := tlsCluster(t, map[string]string{"hub": "hub", "dev": "device"})
+	hcfg := withTLS(testConfig(t, "hub"), pki, "hub")
+	hub, _ := runAgent(t, hcfg)
+	hub.write(t, "jobs", "j1", "title", "on the hub")
+
+	// The hub's handler as it is served off loopback (see
+	// TestClientTokenAndMutualTLSAPI): TLS and the token.
+	off := hcfg
+	off.APIAddr = "0.0.0.0:7400"
+	off.DataDir = t.TempDir()
+	sec, err := newSecurity(off, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: sec.apiHandler(hub, hub.routes())}
+	go srv.Serve(sec.apiListener(ln))
+	t.Cleanup(func() { srv.Close() })
+
+	dcfg := withTLS(testConfig(t, "device"), pki, "dev")
+	dcfg.HubAPI = "https://" + ln.Addr().String()
+	dev, _ := runAgent(t, dcfg)
+	ctx := context.Background()
+	var ae *client.APIError
+	if _, err := client.New(dev.APIAddr()).GetOnline(ctx, "jobs", "j1"); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Fatalf("without the hub's token: %v, want 401 from the hub", err)
+	}
+	dcfg2 := withTLS(testConfig(t, "device"), pki, "dev")
+	dcfg2.HubAPI = dcfg.HubAPI
+	dcfg2.HubAPITokenFile = filepath.Join(off.DataDir, secure.TokenFile)
+	dev2, _ := runAgent(t, dcfg2)
+	r, err := client.New(dev2.APIAddr()).GetOnline(ctx, "jobs", "j1")
+	if err != nil || !r.Online || string(r.Fields["title"]) != `"on the hub"` {
+		t.Fatalf("online read over mutual TLS: %+v %v", r, err)
+	}
+	// A device without a certificate is refused by the hub's TLS.
+	plain := testConfig(t, "device")
+	plain.ClusterID = "acme"
+	plain.HubAPI = dcfg.HubAPI
+	nocert, _ := runAgent(t, plain)
+	if _, err := client.New(nocert.APIAddr()).GetOnline(ctx, "jobs", "j1"); !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
+		t.Fatalf("without a certificate: %v, want 503", err)
 	}
 }
