@@ -786,3 +786,50 @@ event {
 		}
 	}
 }
+
+// TestTwoHubs: with two hubs (the first arbitrates, as with --no-arbiter
+// on the others), every strategy converges, and a device cut off from the
+// arbiter still reaches it through the other hub.
+func TestTwoHubs(t *testing.T) {
+	sc := parse(t, `
+name = "two-hubs"
+duration = "3h"
+records = 3
+network {
+  sync_interval = "10m"
+}
+hub "a" {}
+hub "b" {}
+device "d" {
+  count = 3
+  write_rate = 6
+}
+partition {
+  start = "0s"
+  duration = "3h"
+  between = ["a", "d-1"]
+}
+event {
+  at = "1h"
+  node = "d-1"
+  action = "write"
+  record = "x"
+  fields = { a = 1 }
+}
+event {
+  at = "2h"
+  node = "a"
+  action = "snapshot"
+  label = "a"
+}
+`)
+	for _, s := range DefaultStrategies {
+		r := run(t, sc, s, 2)
+		if !r.Metrics.Converged || r.Metrics.Tentative != 0 || r.Metrics.Writes == 0 {
+			t.Errorf("%s: converged %v, %d tentative, %d writes", s, r.Metrics.Converged, r.Metrics.Tentative, r.Metrics.Writes)
+		}
+		if len(r.Snapshots) != 1 || !r.Snapshots[0].Records["workorders/x"].Exists {
+			t.Errorf("%s: the arbiter does not hold d-1's write an hour after it, through hub b", s)
+		}
+	}
+}
