@@ -495,3 +495,37 @@ workflow "run" {
 		t.Error("--keys jobs accepted")
 	}
 }
+
+// TestWorkflowAfterArbiter: on a server-wins table a change the arbiter
+// rejects is delivered after the decision is carried out: the payload
+// has the change as made and the record as restored; the arbiter's undo
+// follows it.
+func TestWorkflowAfterArbiter(t *testing.T) {
+	h := newHookServer(t)
+	hcfg := olConfig(t, "hub")
+	hcfg.Policies = map[string]string{"jobs": "server-wins"}
+	hcfg.Workflows = []WorkflowConfig{{Name: "w", Table: "jobs", Webhook: h.srv.URL, Timeout: 5 * time.Second, MaxBackoff: time.Second}}
+	hub := olStart(t, hcfg)
+	dcfg := olConfig(t, "device")
+	dcfg.Hubs = []string{hub.syncAddr()}
+	dev := olStart(t, dcfg)
+	hub.put("jobs", "j1", map[string]any{"start": 8})
+	dev.sync()
+	dev.put("jobs", "j1", map[string]any{"start": 9}) // not seen by the hub yet
+	hub.put("jobs", "j1", map[string]any{"end": 12})  // accepted first: the device's change is rejected
+	dev.sync()
+	olEventually(t, "four deliveries", func() bool { return len(h.ids()) >= 4 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.got) != 4 {
+		t.Fatalf("%d deliveries", len(h.got))
+	}
+	devNode := dev.a.rep.node.String()
+	p := h.got[2]
+	if p.Origin != devNode || string(p.Fields["start"]) != "9" || p.Record == nil || string(p.Record.Fields["start"]) != "8" || string(p.Record.Fields["end"]) != "12" {
+		t.Fatalf("the rejected change was delivered as %+v (record %+v)", p, p.Record)
+	}
+	if u := h.got[3]; u.Origin == devNode || string(u.Fields["start"]) != "8" {
+		t.Fatalf("the undo was delivered as %+v", u)
+	}
+}
