@@ -529,3 +529,16 @@ func TestWorkflowAfterArbiter(t *testing.T) {
 		t.Fatalf("the undo was delivered as %+v", u)
 	}
 }
+
+// TestExampleHubOnlineConfig: the sample of README's "Duplicate
+// detection and workflows" loads and says what it shows.
+func TestExampleHubOnlineConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.LoadFile("../examples/hub-online.hcl"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Role != "hub" || !reflect.DeepEqual(c.Tables["contacts"].Keys, []string{"email", "org"}) || len(c.Workflows) != 2 ||
+		c.Workflows[0].Table != "jobs" || c.Workflows[0].Webhook == "" || c.Workflows[1].MaxAttempts != 5 || len(c.Workflows[1].Command) != 3 {
+		t.Fatalf("examples/hub-online.hcl: %+v", c)
+	}
+}
