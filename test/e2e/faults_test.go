@@ -389,6 +389,7 @@ type runStats struct {
 	unexplByTbl map[string]int
 	resurrected int
 	collected   int // deletes whose record was collected under the tombstone horizon
+	failed      bool
 	// byteDiverged: converged in view, but not byte for byte (tombstone
 	// collection; reported, not a failure)
 	byteDiverged bool
@@ -1375,6 +1376,7 @@ func oneRun(t *testing.T, seed int64, nodes int, length time.Duration, soak bool
 	}
 	if !converged || strictProblems > 0 || (s.acked == 0) {
 		t.Errorf("[seed %d] FAILED: %d problems (converged %v, %d writes acknowledged); data dirs and logs kept in %s\n%s", seed, strictProblems, converged, s.acked, r.dir, sched)
+		s.failed = true
 		return s
 	}
 	keep = *faultKeep
@@ -1383,6 +1385,8 @@ func oneRun(t *testing.T, seed int64, nodes int, length time.Duration, soak bool
 	}
 	return s
 }
+
+var faultFailFast = flag.Bool("fault.failfast", false, "soak: stop at the first failing run")
 
 var faultStrict = flag.Bool("fault.strict", false, "fail on unexplained client-wins and server-wins writes too (the arbiter's known gap, ARCHITECTURE.md)")
 
@@ -1424,9 +1428,11 @@ func TestFaults(t *testing.T) {
 	start := time.Now()
 	var all []runStats
 	for i := int64(0); time.Since(start)+length/2 < *faultDuration || i == 0; i++ {
+		// A failing run keeps its data and is reported; the soak goes on
+		// (the summary counts every run), unless -fault.failfast.
 		s := oneRun(t, seed+i, *faultNodes, length, true)
 		all = append(all, s)
-		if t.Failed() {
+		if t.Failed() && *faultFailFast {
 			break
 		}
 	}
@@ -1439,7 +1445,11 @@ func writeSummary(t *testing.T, all []runStats, took time.Duration) {
 	var maxConv, sumConv time.Duration
 	var seeds []string
 	diverged := 0
+	var failedSeeds []string
 	for _, s := range all {
+		if s.failed {
+			failedSeeds = append(failedSeeds, fmt.Sprint(s.seed))
+		}
 		if s.byteDiverged {
 			diverged++
 		}
@@ -1476,8 +1486,11 @@ func writeSummary(t *testing.T, all []runStats, took time.Duration) {
 	if t.Failed() {
 		status = "FAIL"
 	}
-	sum := fmt.Sprintf("fault summary: %s in %v; runs %d (seeds %s); nodes %d; faults injected %d (%s); writes acknowledged %d (present %d, superseded %d, rejected and logged %d, in the conflict queue %d); writes lost %d (plus unexplained on client-wins/server-wins, the arbiter's known gap: %d); resurrected %d; time to converge max %v mean %v; runs whose replicas converged in view but not byte for byte (tombstone collection) %d\n",
-		status, took.Round(time.Second), len(all), strings.Join(seeds, ","), *faultNodes, total, strings.Join(fk, " "), acked, present, superseded, logged, queued, lost, cwLost, resurrected,
+	if len(failedSeeds) == 0 {
+		failedSeeds = []string{"none"}
+	}
+	sum := fmt.Sprintf("fault summary: %s in %v; runs %d (seeds %s; failed: %s); nodes %d; faults injected %d (%s); writes acknowledged %d (present %d, superseded %d, rejected and logged %d, in the conflict queue %d); writes lost %d (plus unexplained on client-wins/server-wins, the arbiter's known gap: %d); resurrected %d; time to converge max %v mean %v; runs whose replicas converged in view but not byte for byte (tombstone collection) %d\n",
+		status, took.Round(time.Second), len(all), strings.Join(seeds, ","), strings.Join(failedSeeds, ","), *faultNodes, total, strings.Join(fk, " "), acked, present, superseded, logged, queued, lost, cwLost, resurrected,
 		maxConv.Round(time.Millisecond), mean.Round(time.Millisecond), diverged)
 	t.Log(sum)
 	fmt.Print(sum)
