@@ -136,3 +136,95 @@ func TestReplicaMatchesStore(t *testing.T) {
 }
 
 const time60s = hlc.DefaultMaxOffset
+
+// benchPair is a device and a hub on either the daemon's store or the
+// lab's replicas.
+func benchPair(b *testing.B, real bool) (dev, hub *replication.Local, write func(i int)) {
+	phys := int64(epochMs)
+	var locals [2]*replication.Local
+	var stores [2]*store.Store
+	var reps [2]*replica
+	for i := range 2 {
+		id := hlc.NodeID(i + 1)
+		clock := hlc.NewClock(func() int64 { return phys }, hlc.DefaultMaxOffset)
+		role := []string{"device", "hub"}[i]
+		l := &replication.Local{Node: id, Cluster: cluster, Role: role, Scope: replication.FullScope(), Clock: clock}
+		if real {
+			st, err := store.Open(store.Options{FS: vfs.NewMem(), Dir: "/data", NoSync: true, ClusterID: cluster,
+				MemTableSize: 1 << 20, CacheSize: 1 << 20, NodeID: id})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			stores[i], l.Store = st, st
+		} else {
+			reps[i] = newReplica(id, true)
+			l.Store = reps[i]
+		}
+		locals[i] = l
+	}
+	write = func(i int) {
+		phys += 1000
+		id := fmt.Sprintf("r%d", i%40)
+		fs := []crdt.FieldValue{{Name: fmt.Sprintf("f%d", i%6), Value: crdt.MustValue(i)}}
+		if real {
+			if _, err := stores[0].Write(locals[0].Clock, "t", id, fs, false); err != nil {
+				b.Fatal(err)
+			}
+			return
+		}
+		rec := reps[0].record("t", id)
+		reps[0].writeLocal("t", id, fs, false, locals[0].Clock.Now(), rec.Context())
+	}
+	return locals[0], locals[1], write
+}
+
+func runSession(b *testing.B, a, c *replication.Local) {
+	sa, sb := replication.NewSession(a, true), replication.NewSession(c, false)
+	toB, toA := sa.Start(), sb.Start()
+	for !(sa.Finished() && sb.Finished()) {
+		var m replication.Msg
+		var dst *replication.Session
+		if len(toB) > 0 {
+			m, toB, dst = toB[0], toB[1:], sb
+		} else if len(toA) > 0 {
+			m, toA, dst = toA[0], toA[1:], sa
+		} else {
+			b.Fatal("stalled")
+		}
+		if _, err := replication.EncodeMsg(m); err != nil {
+			b.Fatal(err)
+		}
+		out, err := dst.Handle(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if dst == sa {
+			toB = append(toB, out...)
+		} else {
+			toA = append(toA, out...)
+		}
+	}
+}
+
+// BenchmarkWriteAndPush: one local write at a device, then a session
+// that pushes it to the hub, on the daemon's store (Pebble on a memory
+// filesystem, no fsync) and on the lab's in-memory replicas: what the
+// lab saves per simulated write.
+func BenchmarkWriteAndPush(b *testing.B) {
+	for _, real := range []bool{true, false} {
+		name := "lab-replica"
+		if real {
+			name = "pebble-store"
+		}
+		b.Run(name, func(b *testing.B) {
+			dev, hub, write := benchPair(b, real)
+			i := 0
+			for b.Loop() {
+				write(i)
+				runSession(b, dev, hub)
+				i++
+			}
+		})
+	}
+}
