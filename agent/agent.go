@@ -76,6 +76,8 @@ type replica struct {
 	// The work that only runs online (dedupe.go, workflows.go).
 	dupes *dedupe
 	flows *workflows
+
+	profiles *profileState // a hub's offline profiles (profiles.go)
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -243,6 +245,9 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		PullInterval: cfg.PullInterval,
 	}
 	a.sec.engine(&ecfg, r)
+	if err := r.setupProfiles(&ecfg); err != nil {
+		return nil, err
+	}
 	if bind := cfg.gossipBind(); bind != "" {
 		host, port, _ := net.SplitHostPort(bind)
 		p, _ := strconv.Atoi(port)
@@ -313,6 +318,10 @@ func (r *replica) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.startOnline(ctx) // duplicate detection and workflows (online.go)
+	if r.profiles != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.watchProfiles(ctx.Done()) }()
+	}
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()

@@ -134,6 +134,9 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /v1/changes", a.handle(a.changes))
 	mux.HandleFunc("POST /v1/reset", a.handle(a.reset))
 	mux.HandleFunc("GET /v1/parked", a.handle(a.listParked))
+	mux.HandleFunc("GET /v1/profiles", a.handle(a.getProfiles))
+	mux.HandleFunc("GET /v1/profiles/preview", a.handle(a.previewProfile))
+	mux.HandleFunc("POST /v1/profiles/reload", a.handle(a.reloadProfiles))
 	mux.HandleFunc("POST /v1/parked/{origin}/{seq}/release", a.handle(a.releaseParked))
 	a.debugRoutes(mux) // testing only: agent/debug.go
 	// Duplicates and workflows: agent/online_api.go.
@@ -758,6 +761,7 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
 
 func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.with(func(rp *replica) (any, error) {
+		rp.engine.ForceReconcile() // a sync asked for re-evaluates the offline profile too
 		return a.runSync(r.Context(), rp), nil
 	})
 }

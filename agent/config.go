@@ -95,6 +95,9 @@ type Config struct {
 	// Workflows are the hooks a hub runs on the changes it accepts
 	// (online_config.go).
 	Workflows []WorkflowConfig
+	// Profiles, on a hub, is the offline profiles file (package profile):
+	// which records each device holds; reloaded when it changes.
+	Profiles string
 	// HubAPI is the hub's HTTP API (HOST:PORT or a URL) that online reads
 	// (?online=true) are forwarded to (onlinereads.go).
 	HubAPI string
@@ -126,6 +129,7 @@ type fileConfig struct {
 	Tables         []tableBlock       `hcl:"table,block"`
 	Workflows      []workflowBlock    `hcl:"workflow,block"`
 	HubAPI         *string            `hcl:"hub_api,optional"`
+	Profiles       *string            `hcl:"profiles,optional"`
 	HubAPIToken    *string            `hcl:"hub_api_token_file,optional"`
 }
 
@@ -190,6 +194,7 @@ func (c *Config) LoadFile(path string) error {
 	str(fc.ClusterID, &c.ClusterID)
 	str(fc.LogLevel, &c.LogLevel)
 	str(fc.HubAPI, &c.HubAPI)
+	str(fc.Profiles, &c.Profiles)
 	str(fc.HubAPIToken, &c.HubAPITokenFile)
 	if fc.LogJSON != nil {
 		c.LogJSON = *fc.LogJSON
@@ -291,6 +296,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Role != "hub" && c.Role != "device" {
 		return keyErr("role", "%q: want hub or device", c.Role)
+	}
+	if c.Profiles != "" && c.Role != "hub" {
+		return keyErr("profiles", "only a hub assigns offline profiles (role is %q)", c.Role)
 	}
 	if err := checkHostPort("api_addr", c.APIAddr, false); err != nil {
 		return err

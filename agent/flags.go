@@ -66,6 +66,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&fv.ClockOffset, "clock-offset", 0, "FOR TESTING: skew this node's physical clock by this much (e.g. 2m, -30s)")
 	fs.DurationVar(&fv.PullInterval, "pull-interval", def.PullInterval, "sync with every partner this often")
 	fs.Int64Var(&fv.MaxBodyBytes, "max-body-bytes", def.MaxBodyBytes, "largest API request body, in bytes")
+	fs.StringVar(&fv.Profiles, "profiles", "", "on a hub: the offline profiles `FILE` (HCL; which records each device holds; reloaded when it changes)")
 	fs.StringVar(&fv.HubAPI, "hub-api", "", "the hub's HTTP API `ADDR` (HOST:PORT or URL) for online reads (?online=true)")
 	fs.StringVar(&fv.HubAPITokenFile, "hub-api-token-file", "", "`FILE` holding the bearer token of the hub's API, if it needs one")
 	addSecurityFlags(fs, &fv.Security)
@@ -142,6 +143,8 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			cfg.PullInterval = fv.PullInterval
 		case "max-body-bytes":
 			cfg.MaxBodyBytes = fv.MaxBodyBytes
+		case "profiles":
+			cfg.Profiles = fv.Profiles
 		default:
 			applySecurityFlag(f.Name, &cfg.Security, &fv.Security)
 		case "hub-api":

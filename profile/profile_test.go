@@ -169,3 +169,14 @@ func TestPreview(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleFile: the sample shipped in examples/ loads.
+func TestExampleFile(t *testing.T) {
+	set, err := Load("../examples/profiles.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(set.Profiles(), ","); got != "dispatcher,technician" {
+		t.Fatalf("profiles %s", got)
+	}
+}

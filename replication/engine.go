@@ -155,6 +155,10 @@ func (e *Engine) Scope() Scope { return e.cfg.Local.scope() }
 // SetScope puts a scope in force (see Local.SetScope).
 func (e *Engine) SetScope(sc Scope) { e.cfg.Local.SetScope(sc) }
 
+// ForceReconcile makes the next session with a hub reconcile every
+// filtered table of the scope (see Local.ForceReconcile).
+func (e *Engine) ForceReconcile() { e.cfg.Local.ForceReconcile() }
+
 // Online reports whether the engine may use the network.
 func (e *Engine) Online() bool {
 	e.mu.Lock()

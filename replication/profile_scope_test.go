@@ -109,7 +109,9 @@ func TestProfileScopes(t *testing.T) {
 		s.write(hub, "workorders", c.wo, map[string]any{"customer": c.cust, "title": "job " + c.wo}, false)
 		s.write(hub, "bookings", fmt.Sprintf("b%d", i+1), map[string]any{"wo": c.wo, "owner": c.owner, "start": day(hub, i%2)}, false)
 	}
-	// Yesterday's booking of alice's, on a work order nobody else books.
+	// Yesterday's booking of alice's, on a work order nobody else books,
+	// for a customer nobody else has: none of them ever reaches alice
+	// until her profile widens.
 	s.write(hub, "customers", "c5", map[string]any{"name": "old"}, false)
 	s.write(hub, "workorders", "w5", map[string]any{"customer": "c5"}, false)
 	s.write(hub, "bookings", "b5", map[string]any{"wo": "w5", "owner": "alice", "start": day(hub, -1)}, false)
@@ -166,7 +168,7 @@ func TestProfileScopes(t *testing.T) {
 	assigned["alice"] = wide
 	s.mustSync(alice, hub)
 	checkHolds(t, s, hub, alice, wide)
-	if fmt.Sprint(holds(t, alice, "bookings")) != "[b1 b2 b4 b5]" || len(adopted) != 2 {
+	if fmt.Sprint(holds(t, alice, "bookings")) != "[b1 b2 b4 b5]" || len(adopted) != 2 || fmt.Sprint(holds(t, alice, "customers")) != "[c1 c2 c4 c5]" {
 		t.Fatalf("after widening: alice holds %v, adopted %d scopes", holds(t, alice, "bookings"), len(adopted))
 	}
 	for _, d := range []*simNode{alice, bob} {

@@ -179,8 +179,8 @@ func (s *Session) scanPending() bool {
 // rescope, when a session ends, re-evaluates the tables whose selection
 // depends on other records (Related), which writes can reach in any
 // order: a related record that arrived before the record referencing it
-// was hidden then. A hidden record whose state is whole (no write to it
-// was skipped) and that is selected now is shown; a shown record that is
+// was hidden then. A hidden record whose state is whole (it holds every
+// write to it that was skipped here) and that is selected now is shown; a shown record that is
 // not selected any more is hidden. Best effort: a failure is logged, and
 // the next reconciliation corrects it.
 func (s *Session) rescope() {
@@ -212,11 +212,14 @@ func (s *Session) rescope() {
 		if !isRelated[h[0]] {
 			continue
 		}
-		if skipped, _ := s.l.hiddenSkipped(h[0], h[1]); len(skipped) > 0 {
+		rec, err := s.l.Store.GetAny(h[0], h[1])
+		if err != nil {
+			continue
+		}
+		if skipped, _ := s.l.hiddenSkipped(h[0], h[1]); !skipped.LessEq(rec.Applied) {
 			continue // stale: fetched whole by the next reconciliation
 		}
-		rec, err := s.l.Store.GetAny(h[0], h[1])
-		if err == nil && rec.Exists() && sc.Selects(h[0], h[1], rec, ev) {
+		if rec.Exists() && sc.Selects(h[0], h[1], rec, ev) {
 			show[RecordKey{Table: h[0], ID: h[1]}] = true
 		}
 	}

@@ -33,6 +33,7 @@ var Commands = [][2]string{
 	{"dedupe TABLE ID ACTION", "resolve a suspected duplicate: keep, merge (--with ID, --prefer existing|new) or discard"},
 	{"workflows", "the hub's workflows: cursor, deliveries, last error"},
 	{"deliveries WORKFLOW", "a workflow's recorded outcomes, newest first (--limit N, --before CURSOR)"},
+	{"profile preview|show|reload", "offline profiles: what DEVICE's profile would hold (on a hub), the profiles or scope in force, reload the hub's file"},
 	{"errors", "list the sync-error log"},
 	{"retry EID", "re-apply a sync error's losing change as a new write"},
 	{"sync", "sync now with every reachable partner"},
@@ -179,6 +180,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if handled, err := e.online(cmd, a, &of); handled {
+		return err
+	}
+	if handled, err := e.profileCmd(cmd, a); handled {
 		return err
 	}
 	switch cmd {
