@@ -94,3 +94,24 @@ func FuzzCompile(f *testing.F) {
 		x.Match("id", rec, Env{NowMs: noon})
 	})
 }
+
+// BenchmarkMatch: one evaluation of a technician's booking filter.
+func BenchmarkMatch(b *testing.B) {
+	var rec crdt.Record
+	w := &crdt.Write{Table: "t", ID: "r", Origin: 1, Seq: 1, TS: hlc.New(1, 0)}
+	for _, kv := range [][2]any{{"owner", "alice"}, {"start", "2026-11-30T09:00:00Z"}, {"status", "open"}, {"title", "pump"}} {
+		w.Fields = append(w.Fields, crdt.FieldValue{Name: kv[0].(string), Value: crdt.MustValue(kv[1])})
+	}
+	rec.Apply(w, nil)
+	x, err := Compile("owner == device.user && status != 'completed' && start >= today")
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := Env{NowMs: noon, Device: map[string]string{"user": "alice"}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if !x.Match("r", &rec, env) {
+			b.Fatal("no match")
+		}
+	}
+}
