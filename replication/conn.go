@@ -15,6 +15,10 @@ type ConnOptions struct {
 	// IdleTimeout bounds the wait for the peer's next message and for
 	// each write (default 30s).
 	IdleTimeout time.Duration
+	// HandshakeTimeout, if set, bounds the wait for the peer's first
+	// message (its Hello or Welcome) instead of IdleTimeout, so that
+	// connections that never speak free their slot soon.
+	HandshakeTimeout time.Duration
 	// Progress, if set, is called after each message handled, with the
 	// session's stats so far (for progress bars; called on the session's
 	// goroutine).
@@ -79,7 +83,11 @@ func RunConn(ctx context.Context, conn net.Conn, s *Session, opts ConnOptions) (
 	}
 	send(s.Start())
 	for !s.Finished() {
-		conn.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
+		wait := opts.IdleTimeout
+		if opts.HandshakeTimeout > 0 && s.phase == phaseHandshake {
+			wait = opts.HandshakeTimeout
+		}
+		conn.SetReadDeadline(time.Now().Add(wait))
 		m, n, err := ReadMsg(conn)
 		s.addReceived(n)
 		if err != nil {

@@ -51,6 +51,13 @@ type Config struct {
 	// Collector, on a hub, decides tombstone collection; the engine feeds
 	// it every session's Have and steps it after every session.
 	Collector *Collector
+	// HandshakeTimeout bounds the wait for an incoming peer's Hello
+	// (default 5s): a connection that does not speak frees its slot.
+	HandshakeTimeout time.Duration
+	// MaxSessionsPerHost bounds the incoming sessions from one remote IP
+	// (default MaxSessions less an eighth, at least 1), so that a flood of
+	// connections from one host leaves room for the others.
+	MaxSessionsPerHost int
 	// Authenticate, if set, checks each session's peer (the node id and
 	// role claimed in the handshake) against its connection, e.g. its TLS
 	// certificate; an error refuses the session.
@@ -95,6 +102,7 @@ type Engine struct {
 	wake     chan struct{}
 	wg       sync.WaitGroup
 	inflight map[net.Conn]struct{}
+	perHost  map[string]int // incoming sessions by remote IP
 }
 
 type partnerState struct {
@@ -110,6 +118,12 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.PullInterval <= 0 {
 		cfg.PullInterval = 60 * time.Second
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.MaxSessionsPerHost <= 0 {
+		cfg.MaxSessionsPerHost = max(1, cfg.MaxSessions-max(1, cfg.MaxSessions/8))
 	}
 	if cfg.PushDelay <= 0 {
 		cfg.PushDelay = 20 * time.Millisecond
@@ -282,6 +296,14 @@ func (e *Engine) serveConn(c net.Conn) {
 		refuse("node is offline", 5000)
 		return
 	}
+	// Per host first, so that one host's flood cannot take every slot.
+	host := remoteHost(c)
+	if !e.enterHost(host) {
+		e.log.Warn("session refused: too many from one host", "remote", c.RemoteAddr(), "limit", e.cfg.MaxSessionsPerHost)
+		refuse(fmt.Sprintf("busy: %d sessions from %s", e.cfg.MaxSessionsPerHost, host), 2000)
+		return
+	}
+	defer e.leaveHost(host)
 	select {
 	case e.sem <- struct{}{}:
 	default:
@@ -297,7 +319,7 @@ func (e *Engine) serveConn(c net.Conn) {
 	defer e.untrack(c)
 	s := NewSession(l, false)
 	e.authenticate(s, c)
-	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout})
+	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout})
 	p := s.Peer()
 	if err != nil {
 		e.log.Warn("incoming session failed", "remote", c.RemoteAddr(), "peer", p.Node, "error", err)
@@ -306,6 +328,38 @@ func (e *Engine) serveConn(c net.Conn) {
 	st := s.Snapshot()
 	e.log.Debug("incoming session done", "peer", p.Node, "received", st.WritesApplied, "sent", st.WritesSent)
 	e.stepCollector()
+}
+
+// remoteHost is the IP a connection comes from ("" if unknown).
+func remoteHost(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil {
+		if h, _, err := net.SplitHostPort(a.String()); err == nil {
+			return h
+		}
+		return a.String()
+	}
+	return ""
+}
+
+func (e *Engine) enterHost(h string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.perHost == nil {
+		e.perHost = map[string]int{}
+	}
+	if e.perHost[h] >= e.cfg.MaxSessionsPerHost {
+		return false
+	}
+	e.perHost[h]++
+	return true
+}
+
+func (e *Engine) leaveHost(h string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.perHost[h]--; e.perHost[h] <= 0 {
+		delete(e.perHost, h)
+	}
 }
 
 func (e *Engine) authenticate(s *Session, c net.Conn) {

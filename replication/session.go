@@ -499,6 +499,29 @@ func (s *Session) pump(out []Msg) ([]Msg, error) {
 	return out, nil
 }
 
+// checkOwnOrigin refuses a chunk that claims writes (or empty or skipped
+// sequence numbers) of this node's own origin: this node made every one of
+// its writes and holds them all, so no peer has any to send; a peer that
+// does forges them, and holding them would shadow this node's next ones.
+func (s *Session) checkOwnOrigin(c *Chunk, writes []*crdt.Write) error {
+	for _, w := range writes {
+		if w.Origin == s.l.Node {
+			return fmt.Errorf("%w: chunk %d: write %d claims this node's origin %s", ErrProtocol, c.No, w.Seq, w.Origin)
+		}
+	}
+	for _, e := range c.Empties {
+		if hlc.NodeID(e.Origin) == s.l.Node {
+			return fmt.Errorf("%w: chunk %d: empties claim this node's origin", ErrProtocol, c.No)
+		}
+	}
+	for _, k := range c.Skips {
+		if hlc.NodeID(k.Origin) == s.l.Node {
+			return fmt.Errorf("%w: chunk %d: skip claims this node's origin", ErrProtocol, c.No)
+		}
+	}
+	return nil
+}
+
 func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	s.Stats.ChunksReceived++
 	// The body's origin dictionary starts with the sender, then us (see
@@ -506,6 +529,9 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	writes, err := decodeChunkWrites(c.Body, s.peer.Node, s.l.Node)
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", ErrProtocol, c.No, err)
+	}
+	if err := s.checkOwnOrigin(c, writes); err != nil {
+		return nil, err
 	}
 	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, e := range c.Empties {
