@@ -111,7 +111,7 @@ func (e *env) modes(cmd string, a []string, m *modeFlags, limit int, after strin
 		if e.json {
 			return true, e.emit(p)
 		}
-		rows := [][]string{{"TABLE", "ID", "FIELDS", "UPDATED", "RECORD", "CHANGED SINCE"}}
+		rows := [][]string{{"TABLE", "ID", "FIELDS", "UPDATED", "RECORD", "RECORD CHANGED"}}
 		for _, d := range p.Drafts {
 			rec := "new"
 			if d.RecordExists {
