@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/store"
 )
 
 // olNode is an agent run by these tests, stoppable and restartable on
@@ -540,5 +541,34 @@ func TestExampleHubOnlineConfig(t *testing.T) {
 	if c.Role != "hub" || !reflect.DeepEqual(c.Tables["contacts"].Keys, []string{"email", "org"}) || len(c.Workflows) != 2 ||
 		c.Workflows[0].Table != "jobs" || c.Workflows[0].Webhook == "" || c.Workflows[1].MaxAttempts != 5 || len(c.Workflows[1].Command) != 3 {
 		t.Fatalf("examples/hub-online.hcl: %+v", c)
+	}
+}
+
+// TestDuplicateFlagPendingAtStart: a flag detected in a batch but not
+// yet published when the hub stopped (a crash right after the batch) is
+// published at the next start.
+func TestDuplicateFlagPendingAtStart(t *testing.T) {
+	cfg := olConfig(t, "hub")
+	cfg.Tables = map[string]TableConfig{"contacts": {Keys: []string{"email"}}}
+	a, err := New(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rep.store.Update(func(b *store.Batch) error {
+		b.PutDupPending("contacts", "c2", []byte(`{"with":["c1"],"keys":{"email":"x"},"detected":1}`))
+		return b.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n := &olNode{t: t, cfg: cfg, a: a, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- a.Run(ctx) }()
+	t.Cleanup(n.stop)
+	olEventually(t, "the pending flag published", func() bool {
+		return reflect.DeepEqual(n.dupConflicts(), []string{"contacts/c2:c1"})
+	})
+	if ps, err := a.rep.store.DupPendings(0); err != nil || len(ps) != 0 {
+		t.Fatalf("still pending: %v, %v", ps, err)
 	}
 }
