@@ -24,11 +24,15 @@ type Batch struct {
 	b         *pebble.Batch
 	hides     []hideOp
 	collected map[string]bool // record keys removed by CollectRecord
-	qSeq      uint64          // queue ids allocated so far
-	err       error
-	errSeq    uint64 // sync-error ids allocated so far
-	now       func() time.Time
-	buf       []byte
+	// recs are the records this batch writes (ApplyRemoteWith), by
+	// table\x00id: CollectRecord leaves alone one still holding values
+	// concurrent with its delete.
+	recs   map[string]*crdt.Record
+	qSeq   uint64 // queue ids allocated so far
+	err    error
+	errSeq uint64 // sync-error ids allocated so far
+	now    func() time.Time
+	buf    []byte
 }
 
 func (s *Store) newBatch() *Batch {
@@ -126,9 +130,13 @@ func (b *Batch) SetHidden(table, id string, hidden bool, skipped crdt.VV) {
 
 // CollectRecord removes table/id's state with its tombstone, merge and
 // hidden marks (a deleted record under the tombstone horizon; see
-// Store.Collect), in this batch.
+// Store.Collect), in this batch; not a record this batch writes that
+// still holds values concurrent with its delete (see collectable).
 func (b *Batch) CollectRecord(table, id string) {
 	if b.err != nil {
+		return
+	}
+	if rec, ok := b.recs[table+"\x00"+id]; ok && !collectable(rec) {
 		return
 	}
 	rkey := recordKey(nil, table, id)
@@ -772,6 +780,10 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 			b.del(tk)
 		}
 		res.Records[string(rs.key[1:])] = rs.rec
+		if b.recs == nil {
+			b.recs = map[string]*crdt.Record{}
+		}
+		b.recs[string(rs.key[1:])] = rs.rec
 	}
 	// Empty ranges: hold them, and remember them (g keys) for Verify and
 	// so that their holding is explained.
