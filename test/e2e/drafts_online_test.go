@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -344,4 +346,64 @@ func TestOnlineReadsLearnHubAPI(t *testing.T) {
 	if code, body := httpDo(t, d, "GET", "/v1/tables/jobs/records/j1?online=true", ""); code != 503 || !strings.Contains(body, "offline:") {
 		t.Fatalf("online read while offline: %d %s", code, body)
 	}
+}
+
+// TestOnlineReadsOutsideProfile: a device whose offline profile holds only
+// its own jobs reads the others live from the hub; they stay off the
+// device (404 "not in this device's offline profile" locally, before and
+// after more syncs).
+func TestOnlineReadsOutsideProfile(t *testing.T) {
+	pfile := filepath.Join(t.TempDir(), "profiles.hcl")
+	if err := os.WriteFile(pfile, []byte(`profile "own" {
+  table "jobs" { filter = "owner == device.user" }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--profiles", pfile)
+	d := startNode(t, "device", "--hub", hub.sync, "--hub-api", hub.api, "--pull-interval", "1h")
+	ctx := context.Background()
+	st, err := d.client().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pfile, []byte(fmt.Sprintf(`profile "own" {
+  table "jobs" { filter = "owner == device.user" }
+}
+device %q {
+  profile    = "own"
+  attributes = { user = "alice" }
+}
+`, st.Node)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hub.mustCLI("profile", "reload")
+	hub.mustCLI("put", "jobs", "j1", "owner=alice", "title=mine")
+	hub.mustCLI("put", "jobs", "j2", "owner=bob", "title=not mine")
+	eventually(t, "the device holds its own job", func() error {
+		d.mustCLI("sync")
+		_, err := d.client().Get(ctx, "jobs", "j1")
+		return err
+	})
+	outside := func() {
+		t.Helper()
+		code, body := httpDo(t, d, "GET", "/v1/tables/jobs/records/j2", "")
+		if code != 404 {
+			t.Fatalf("local read of a job outside the profile: %d %s", code, body)
+		}
+		if p, err := d.client().List(ctx, "jobs", "", 0); err != nil || len(p.Records) != 1 || p.Records[0].ID != "j1" {
+			t.Fatalf("local list: %+v %v", p, err)
+		}
+	}
+	outside()
+	r, err := d.client().GetOnline(ctx, "jobs", "j2")
+	if err != nil || fieldsOf(t, &r.Record) != `{"owner":"bob","title":"not mine"}` {
+		t.Fatalf("online read outside the profile: %+v %v", r, err)
+	}
+	if p, err := d.client().ListOnline(ctx, "jobs", "", 0); err != nil || len(p.Records) != 2 {
+		t.Fatalf("online list: %+v %v", p, err)
+	}
+	outside()
+	d.mustCLI("sync")
+	outside()
 }
