@@ -35,6 +35,7 @@ import (
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
 
 	"github.com/replicad/replicad/crdt"
 )
@@ -163,32 +164,45 @@ type Env struct {
 // Match reports whether record id (its last-writer-wins view) is
 // selected. A record the expression fails on is not.
 func (x *Expr) Match(id string, rec *crdt.Record, env Env) bool {
-	now := time.UnixMilli(env.NowMs).UTC()
-	dev := env.Device
-	if dev == nil {
-		dev = map[string]string{}
-	}
-	act := map[string]any{
-		"now":    now,
-		"today":  now.Truncate(24 * time.Hour),
-		"id":     id,
-		"device": dev,
-	}
-	for _, f := range x.fields {
-		act[f] = fieldValue(rec, f)
-	}
-	if x.record {
-		m := map[string]any{}
-		rec.Visible(func(name string, _ crdt.Value) { m[name] = fieldValue(rec, name) })
-		act["record"] = m
-	}
-	out, _, err := x.prg.Eval(act)
+	out, _, err := x.prg.Eval(&activation{x: x, id: id, rec: rec, env: env})
 	if err != nil {
 		return false
 	}
 	b, ok := out.(types.Bool)
 	return ok && bool(b)
 }
+
+// activation resolves a filter's names for one record, lazily (no map
+// per evaluation).
+type activation struct {
+	x   *Expr
+	id  string
+	rec *crdt.Record
+	env Env
+}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "now":
+		return types.Timestamp{Time: time.UnixMilli(a.env.NowMs).UTC()}, true
+	case "today":
+		return types.Timestamp{Time: time.UnixMilli(a.env.NowMs).UTC().Truncate(24 * time.Hour)}, true
+	case "id":
+		return types.String(a.id), true
+	case "device":
+		if a.env.Device == nil {
+			return map[string]string{}, true
+		}
+		return a.env.Device, true
+	case "record":
+		m := map[string]any{}
+		a.rec.Visible(func(name string, _ crdt.Value) { m[name] = fieldValue(a.rec, name) })
+		return m, true
+	}
+	return fieldValue(a.rec, name), true
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
 
 // fieldValue is a field's value as a filter sees it: null when absent,
 // dates and RFC 3339 times as timestamps.
@@ -210,9 +224,9 @@ func native(x any) any {
 		return types.NullValue
 	case string:
 		if ts, ok := parseTime(t); ok {
-			return ts
+			return types.Timestamp{Time: ts}
 		}
-		return t
+		return types.String(t)
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
