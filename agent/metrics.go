@@ -33,7 +33,7 @@ func newMetrics(a *Agent) *metrics {
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_api_rejected_total", Help: "API requests rejected with a 4xx, by status."}, []string{"code"})
 	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&agentCollector{a: a})
+		&agentCollector{a: a}, &onlineCollector{a: a})
 	return m
 }
 

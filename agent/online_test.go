@@ -189,6 +189,15 @@ func TestDuplicates(t *testing.T) {
 	dev.sync()
 	want = []string{"contacts/c2:c1", "contacts/c4:c3", "contacts/c6:c5"}
 	olEventually(t, "the hub flags c4", func() bool { return reflect.DeepEqual(hub.dupConflicts(), want) })
+	if resp, err := http.Get("http://" + hub.a.APIAddr() + "/metrics"); err == nil {
+		prom, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(prom), "replicad_duplicates_open 3") {
+			t.Errorf("metrics lack replicad_duplicates_open 3")
+		}
+	} else {
+		t.Fatal(err)
+	}
 	var st map[string]any
 	hub.call("GET", "/v1/status", nil, &st)
 	if st["conflicts"].(float64) != 3 {
@@ -381,6 +390,18 @@ func TestWorkflowWebhook(t *testing.T) {
 	wf := list.Workflows[0]
 	if wf.Delivered != 3 || wf.Attempts != 5 || !strings.Contains(wf.LastError, "HTTP 500") || wf.Cursor != wf.FeedHead {
 		t.Fatalf("workflow = %+v", wf)
+	}
+	resp, err := http.Get("http://" + hub.a.APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`replicad_workflow_delivered_total{workflow="notify"} 3`, `replicad_workflow_attempts_total{workflow="notify"} 5`,
+		`replicad_workflow_backlog{workflow="notify"} 0`, `replicad_workflow_retrying{workflow="notify"} 0`} {
+		if !strings.Contains(string(prom), m) {
+			t.Errorf("metrics lack %s", m)
+		}
 	}
 	var one struct {
 		Deliveries []deliveryJSON
