@@ -387,19 +387,26 @@ func (d *wireDecoder) str(t *[]string, check func(string) bool) (string, error) 
 	return s, nil
 }
 
-// take returns n elements from a block, allocating blocks as needed; a
-// large n is not preallocated (a hostile count must not allocate more than
-// the bytes behind it).
+// take returns n elements from a block, allocating blocks as needed
+// (growing from 16 to 1024 elements, so that a small chunk does not pay
+// for a large block); a large n is not preallocated (a hostile count must
+// not allocate more than the bytes behind it).
 func takeFields(block *[]crdt.FieldValue, n int) []crdt.FieldValue {
 	if n > 256 {
 		return make([]crdt.FieldValue, 0, 256)
 	}
 	if cap(*block)-len(*block) < n {
-		*block = make([]crdt.FieldValue, 0, 1024)
+		*block = make([]crdt.FieldValue, 0, blockCap(cap(*block), n))
 	}
 	l := len(*block)
 	*block = (*block)[:l+n]
 	return (*block)[l : l : l+n]
+}
+
+// blockCap is the size of the next block: double the last, 16 to 1024,
+// and at least n.
+func blockCap(last, n int) int {
+	return max(n, min(1024, max(16, 2*last)))
 }
 
 func takeCtx(block *crdt.VV, n int) crdt.VV {
@@ -407,7 +414,7 @@ func takeCtx(block *crdt.VV, n int) crdt.VV {
 		return make(crdt.VV, 0, 256)
 	}
 	if cap(*block)-len(*block) < n {
-		*block = make(crdt.VV, 0, 1024)
+		*block = make(crdt.VV, 0, blockCap(cap(*block), n))
 	}
 	l := len(*block)
 	*block = (*block)[:l+n]
