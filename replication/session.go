@@ -548,6 +548,7 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	// hold; for the others, the record is refreshed whole first.
 	var refresh []Skip
 	skippedAbsent := map[RecordKey]crdt.VV{}
+	coverAll := s.peer.Scope.Covers(s.l.scope())
 	for _, k := range c.Skips {
 		if !store.ValidTable(k.Table) || !store.ValidID(k.ID) {
 			return nil, fmt.Errorf("%w: chunk %d: skip of invalid record %q/%q", ErrProtocol, c.No, k.Table, k.ID)
@@ -559,14 +560,23 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 		// Not held here: hold the write without it, and remember it
 		// against the record (hidden, with the write skipped), so that if
 		// the record enters the scope later it is shown only from a state
-		// that includes the write.
+		// that includes the write. From a peer whose scope covers this
+		// replica's, nothing is remembered: a record that enters the
+		// scope is listed by the next reconciliation and fetched whole
+		// from such a peer (and a write to it that arrives first is held
+		// until then: its context names the skipped write). A device with
+		// a narrow profile on a large hub keeps no marker per record it
+		// does not hold.
 		o := hlc.NodeID(k.Origin)
 		empties[o] = append(empties[o], store.SeqRange{Lo: k.Seq, Hi: k.Seq})
+		s.Stats.EmptiesReceived++
+		if coverAll {
+			continue
+		}
 		rk := RecordKey{Table: k.Table, ID: k.ID}
 		vv := skippedAbsent[rk]
 		vv.Set(crdt.Dot{Node: o, Seq: k.Seq})
 		skippedAbsent[rk] = vv
-		s.Stats.EmptiesReceived++
 	}
 	out, err := s.apply(writes, empties, skippedAbsent)
 	if err != nil {
