@@ -181,6 +181,21 @@ func (rp *replica) drafted(table, id string) (*draftedJSON, error) {
 	return &out, nil
 }
 
+// draftStatus adds to the status the number of drafts and, on a device,
+// the hub API online reads go to.
+func (rp *replica) draftStatus(st map[string]any) {
+	n, err := rp.store.CountDrafts()
+	if err != nil {
+		rp.a.log.Warn("counting drafts", "error", err)
+	}
+	st["drafts"] = n
+	if rp.a.cfg.Role != "hub" {
+		if base := rp.a.hubAPIBase(rp); base != "" {
+			st["hub_api"] = base
+		}
+	}
+}
+
 func isAPINotFound(err error) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && ae.code == http.StatusNotFound

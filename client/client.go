@@ -332,6 +332,8 @@ type Status struct {
 	Policies        map[string]string `json:"policies"`
 	PolicyNote      string            `json:"policy_note"`
 	FeedHead        string            `json:"feed_head"`
+	Drafts          int               `json:"drafts"`            // drafts kept on this node (never synced)
+	HubAPI          string            `json:"hub_api,omitempty"` // where online reads go, if known
 	Sync            SyncState         `json:"sync"`
 }
 

@@ -195,6 +195,13 @@ func (s *Store) ListDrafts(table, afterTable, afterID string, limit int) ([]*Dra
 	return out, err
 }
 
+// CountDrafts returns the number of drafts.
+func (s *Store) CountDrafts() (int, error) {
+	n := 0
+	err := s.scanPrefix([]byte{pDraft}, func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
+
 // DeleteDraft discards the draft of table/id durably and returns it;
 // ErrNotFound if there is none.
 func (s *Store) DeleteDraft(table, id string) (*Draft, error) {

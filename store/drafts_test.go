@@ -67,6 +67,9 @@ func TestDrafts(t *testing.T) {
 		t.Fatalf("j3: %v", err)
 	}
 
+	if n, err := s.CountDrafts(); err != nil || n != 3 {
+		t.Fatalf("CountDrafts = %d, %v", n, err)
+	}
 	all, err := s.ListDrafts("", "", "", 0)
 	if err != nil || len(all) != 3 || all[0].Table != "aa" || all[1].ID != "j1" || all[2].ID != "j2" {
 		t.Fatalf("list: %v %+v", err, all)

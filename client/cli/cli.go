@@ -513,6 +513,7 @@ func (e *env) status(s *client.Status) error {
 		{"sync errors", strconv.Itoa(s.SyncErrors)},
 		{"parked writes", strconv.Itoa(s.Parked)},
 		{"feed head", s.FeedHead},
+		{"drafts (not synced)", strconv.Itoa(s.Drafts)},
 	}
 	if s.Sync.Running {
 		rows = append(rows, []string{"syncing", progressText(s.Sync.Progress)})

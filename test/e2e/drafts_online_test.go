@@ -71,6 +71,9 @@ func TestDraftsStayOnTheDevice(t *testing.T) {
 		return st.FeedHead
 	}
 	head := feedHead(d1)
+	if st, err := d1.client().Status(ctx); err != nil || st.Drafts != 2 {
+		t.Fatalf("status drafts: %+v %v", st, err)
+	}
 
 	// The device itself: plain reads and lists show no draft; ?draft=true
 	// overlays it.
@@ -253,8 +256,8 @@ func TestOnlineReads(t *testing.T) {
 	hub.mustCLI("put", "jobs", "j2", "title=also on the hub")
 	d.mustCLI("put", "jobs", "mine", "title=local")
 	st, err := d.client().Status(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || st.HubAPI != "http://"+hub.api {
+		t.Fatalf("status: hub_api %q, %v", st.HubAPI, err)
 	}
 
 	if _, err := d.client().Get(ctx, "jobs", "j1"); !client.IsNotFound(err) {
