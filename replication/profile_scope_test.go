@@ -116,9 +116,14 @@ func TestProfileScopes(t *testing.T) {
 	s.write(hub, "workorders", "w5", map[string]any{"customer": "c5"}, false)
 	s.write(hub, "bookings", "b5", map[string]any{"wo": "w5", "owner": "alice", "start": day(hub, -1)}, false)
 
+	// The daemon's own tables (policies, sync errors) reach every scope.
+	s.write(hub, "_replicad_policy", "bookings", map[string]any{"policy": "server-wins"}, false)
 	for _, d := range []*simNode{alice, bob} {
 		s.mustSync(d, hub)
 		checkHolds(t, s, hub, d, assigned[d.name])
+		if _, err := d.st.Get("_replicad_policy", "bookings"); err != nil {
+			t.Fatalf("%s lacks the system table's record: %v", d.name, err)
+		}
 	}
 	if len(adopted) != 1 || fmt.Sprint(holds(t, alice, "bookings")) != "[b1 b2]" {
 		t.Fatalf("alice adopted %v and holds bookings %v", adopted, holds(t, alice, "bookings"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/store"
@@ -151,7 +152,7 @@ func (s Scope) Validate() error {
 // lists reports whether the scope names the table (whole or filtered);
 // a write to a table it does not name is outside it, whatever the write.
 func (s Scope) lists(table []byte) bool {
-	if s.All {
+	if s.All || IsSystemTable(string(table)) {
 		return true
 	}
 	for i := range s.Tables {
@@ -169,6 +170,14 @@ func (s Scope) table(name string) *TableScope {
 	}
 	return nil
 }
+
+// SystemPrefix starts the names of the tables the daemon itself
+// replicates (policies, sync errors, duplicate flags): every scope holds
+// them whole.
+const SystemPrefix = "_replicad_"
+
+// IsSystemTable reports whether table is one of the daemon's own.
+func IsSystemTable(table string) bool { return strings.HasPrefix(table, SystemPrefix) }
 
 // filtered reports whether the table scope selects only some records.
 func (t *TableScope) filtered() bool { return len(t.Where) > 0 || t.Filter != "" || len(t.Related) > 0 }
@@ -198,7 +207,7 @@ type Eval struct {
 // none). A deleted record of a listed table is selected, so that deletes
 // reach every replica that may hold it.
 func (s Scope) Selects(table, id string, rec *crdt.Record, ev *Eval) bool {
-	if s.All {
+	if s.All || IsSystemTable(table) {
 		return true
 	}
 	t := s.table(table)
