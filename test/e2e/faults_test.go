@@ -30,7 +30,7 @@ import (
 
 var (
 	faultSeed     = flag.Int64("fault.seed", 0, "seed of the fault schedule and workload (0: from the clock; printed)")
-	faultDuration = flag.Duration("fault.duration", 0, "soak: keep starting runs (seed, seed+1, ...) until this much time has passed; 0: one short run")
+	faultDuration = flag.Duration("fault.duration", 0, "soak: keep starting runs (seed, seed+1, ...) while less than this much time has passed (so a soak lasts at least this long); 0: one short run")
 	faultRunLen   = flag.Duration("fault.run", 0, "fault phase of each run (default 30s for the short run, 4m in a soak)")
 	faultNodes    = flag.Int("fault.nodes", 4, "nodes per run: one hub, the rest devices (at least 3)")
 	faultKeep     = flag.Bool("fault.keep", false, "keep data dirs and logs of passing runs too")
@@ -1427,7 +1427,7 @@ func TestFaults(t *testing.T) {
 	}
 	start := time.Now()
 	var all []runStats
-	for i := int64(0); time.Since(start)+length/2 < *faultDuration || i == 0; i++ {
+	for i := int64(0); time.Since(start) < *faultDuration; i++ {
 		// A failing run keeps its data and is reported; the soak goes on
 		// (the summary counts every run), unless -fault.failfast.
 		s := oneRun(t, seed+i, *faultNodes, length, true)
