@@ -779,6 +779,7 @@ func (r *frun) clockFault(e faultEvent) func() {
 		return func() {}
 	}
 	stop := make(chan struct{})
+	seen := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -801,6 +802,7 @@ func (r *frun) clockFault(e faultEvent) func() {
 						r.hist.mu.Lock()
 						r.stats.parkedSeen++
 						r.hist.mu.Unlock()
+						close(seen)
 						return
 					}
 				}
@@ -813,6 +815,12 @@ func (r *frun) clockFault(e faultEvent) func() {
 		}
 	}()
 	return func() {
+		// On a loaded machine the skewed clock may need longer than the
+		// hold to show a parked write: keep it up to 15 s more.
+		select {
+		case <-seen:
+		case <-time.After(15 * time.Second):
+		}
 		close(stop)
 		wg.Wait()
 		if err := n.restartWithOffset(0, r.maxOffset); err != nil {
