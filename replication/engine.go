@@ -58,6 +58,9 @@ type Config struct {
 	// (default MaxSessions less an eighth, at least 1), so that a flood of
 	// connections from one host leaves room for the others.
 	MaxSessionsPerHost int
+	// SlotWait is how long an incoming session waits for one of the
+	// MaxSessions slots before it is refused as busy (default 2s).
+	SlotWait time.Duration
 	// Authenticate, if set, checks each session's peer (the node id and
 	// role claimed in the handshake) against its connection, e.g. its TLS
 	// certificate; an error refuses the session.
@@ -118,6 +121,9 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.PullInterval <= 0 {
 		cfg.PullInterval = 60 * time.Second
+	}
+	if cfg.SlotWait <= 0 {
+		cfg.SlotWait = 2 * time.Second
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 5 * time.Second
@@ -304,12 +310,21 @@ func (e *Engine) serveConn(c net.Conn) {
 		return
 	}
 	defer e.leaveHost(host)
+	// All slots taken: wait a little for one (sessions are short; a
+	// fleet syncing at once queues instead of retrying a second later),
+	// then refuse with a retry delay.
 	select {
 	case e.sem <- struct{}{}:
 	default:
-		e.log.Debug("session refused: busy", "remote", c.RemoteAddr())
-		refuse(fmt.Sprintf("busy: %d sessions running", e.cfg.MaxSessions), 1000)
-		return
+		t := time.NewTimer(e.cfg.SlotWait)
+		select {
+		case e.sem <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			e.log.Debug("session refused: busy", "remote", c.RemoteAddr())
+			refuse(fmt.Sprintf("busy: %d sessions running", e.cfg.MaxSessions), 1000)
+			return
+		}
 	}
 	defer func() { <-e.sem }()
 	if !e.track(c) {

@@ -187,6 +187,24 @@ func TestEngineBusyRefusal(t *testing.T) {
 	})
 }
 
+// TestEngineWaitsForSlot: with every slot taken, an incoming session
+// waits for one (SlotWait) instead of being refused at once: a slot freed
+// 200 ms later serves it.
+func TestEngineWaitsForSlot(t *testing.T) {
+	net := NewMemNet()
+	hub := startEngine(t, net, "hub", "hub", nil, func(c *Config) { c.MaxSessions = 1; c.MaxSessionsPerHost = 2; c.SlotWait = 3 * time.Second })
+	a := startEngine(t, net, "a", "device", []string{hub.addr}, nil)
+	c, err := net.Dialer("x")(context.Background(), hub.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	go func() { time.Sleep(200 * time.Millisecond); c.Close() }()
+	if sum := a.eng.SyncNow(context.Background(), nil); len(sum.Failed) != 0 {
+		t.Fatalf("a session refused while a slot was about to free: %+v", sum)
+	}
+}
+
 func TestEngineCutConnections(t *testing.T) {
 	net := NewMemNet()
 	hub := startEngine(t, net, "hub", "hub", nil, nil)
