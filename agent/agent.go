@@ -52,6 +52,9 @@ type Agent struct {
 	// mu guards rep: handlers hold it shared, a reset exclusively.
 	mu  sync.RWMutex
 	rep *replica
+	// recovering: rep is nil because the store failed and is being
+	// reopened (recover.go).
+	recovering bool
 
 	prog syncProgress
 
@@ -126,6 +129,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.rep.start()
 	a.mu.Unlock()
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); a.watchStore(wctx) }() // reopen a store failed by an I/O error (recover.go)
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.apiLn) }()
 	a.mu.RLock()
@@ -140,6 +146,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = fmt.Errorf("api server: %w", err)
 	}
 	a.log.Info("shutting down")
+	stopWatch()
+	<-watched
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a.feed.close()

@@ -83,7 +83,7 @@ func (a *Agent) writeError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrInvalid):
 		code = http.StatusBadRequest
-	case errors.Is(err, store.ErrClosed), errors.Is(err, errResetting):
+	case errors.Is(err, store.ErrClosed), errors.Is(err, errResetting), errors.Is(err, errRecovering), errors.Is(err, store.ErrFailed):
 		code = http.StatusServiceUnavailable
 	}
 	if code >= 400 && code < 500 {
@@ -101,7 +101,11 @@ var errResetting = errors.New("the replica is being reset; retry shortly")
 func (a *Agent) acquire() (*replica, error) {
 	a.mu.RLock()
 	if a.rep == nil {
+		recovering := a.recovering
 		a.mu.RUnlock()
+		if recovering {
+			return nil, errRecovering
+		}
 		return nil, errResetting
 	}
 	return a.rep, nil

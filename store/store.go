@@ -536,3 +536,14 @@ func (s *Store) HighWater() hlc.Timestamp {
 
 // Metrics returns Pebble's metrics (for the daemon's status and tests).
 func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// Failed returns the error that failed the store (wrapping ErrFailed)
+// after an I/O error on a write, or nil. A failed store refuses
+// everything; its owner closes it and opens it again (when the disk has
+// room again, say): what was acknowledged is in the WAL.
+func (s *Store) Failed() error {
+	if err := s.usable(); err != nil && errors.Is(err, ErrFailed) {
+		return err
+	}
+	return nil
+}

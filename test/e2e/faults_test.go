@@ -913,14 +913,21 @@ func (r *frun) diskFault(e faultEvent) func() {
 	}
 	return func() {
 		os.Remove(r.filler)
-		// Recovery: a write must succeed within 10 s, by itself or after
-		// a restart.
+		// Recovery: a running agent reopens its failed store by itself
+		// (agent/recover.go) and writes again within 15 s; one that died
+		// on the full disk is restarted.
 		ok := func() bool {
 			_, err := doJSON("PUT", n.api(), path, map[string]map[string]json.RawMessage{"fields": {"a": json.RawMessage(`"probe2"`)}}, nil, 2*time.Second)
 			return err == nil
 		}
-		if n.running() && ok() {
-			return
+		if n.running() {
+			for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				if ok() {
+					r.logf("disk fault: %s writes again by itself after space returned", n.name)
+					return
+				}
+			}
+			r.problem("disk fault: %s does not write within 15 s after space returned (it should reopen its store by itself)", n.name)
 		}
 		r.logf("disk fault: %s does not write after space returned (running %v); restarting it", n.name, n.running())
 		n.kill()
