@@ -106,6 +106,7 @@ type Engine struct {
 	wg       sync.WaitGroup
 	inflight map[net.Conn]struct{}
 	perHost  map[string]int // incoming sessions by remote IP
+	hostWait map[string]int // incoming sessions waiting for their host's share
 }
 
 type partnerState struct {
@@ -304,7 +305,7 @@ func (e *Engine) serveConn(c net.Conn) {
 	}
 	// Per host first, so that one host's flood cannot take every slot.
 	host := remoteHost(c)
-	if !e.enterHost(host) {
+	if !e.waitHost(host) {
 		e.log.Warn("session refused: too many from one host", "remote", c.RemoteAddr(), "limit", e.cfg.MaxSessionsPerHost)
 		refuse(fmt.Sprintf("busy: %d sessions from %s", e.cfg.MaxSessionsPerHost, host), 2000)
 		return
@@ -367,6 +368,40 @@ func (e *Engine) enterHost(h string) bool {
 	}
 	e.perHost[h]++
 	return true
+}
+
+// waitHost is enterHost, waiting up to SlotWait for the host's sessions
+// to drop under the limit (a fleet behind one address syncing at once
+// queues briefly instead of retrying later); at most 4 x MaxSessions
+// connections of one host wait, the others are refused at once.
+func (e *Engine) waitHost(h string) bool {
+	if e.enterHost(h) {
+		return true
+	}
+	e.mu.Lock()
+	if e.hostWait == nil {
+		e.hostWait = map[string]int{}
+	}
+	if e.hostWait[h] >= 4*e.cfg.MaxSessions {
+		e.mu.Unlock()
+		return false
+	}
+	e.hostWait[h]++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.hostWait[h]--; e.hostWait[h] <= 0 {
+			delete(e.hostWait, h)
+		}
+		e.mu.Unlock()
+	}()
+	for end := time.Now().Add(e.cfg.SlotWait); time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		if e.enterHost(h) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) leaveHost(h string) {

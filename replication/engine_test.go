@@ -163,7 +163,7 @@ func TestEnginePartitionAndBackoff(t *testing.T) {
 
 func TestEngineBusyRefusal(t *testing.T) {
 	net := NewMemNet()
-	hub := startEngine(t, net, "hub", "hub", nil, func(c *Config) { c.MaxSessions = 1 })
+	hub := startEngine(t, net, "hub", "hub", nil, func(c *Config) { c.MaxSessions = 1; c.SlotWait = 100 * time.Millisecond })
 	a := startEngine(t, net, "a", "device", []string{hub.addr}, nil)
 	// Occupy the hub's only session slot with a connection that says
 	// nothing.
