@@ -270,6 +270,23 @@ type putBody struct {
 	Fields map[string]json.RawMessage `json:"fields"`
 }
 
+// values converts the body's JSON fields to field values (400 on an empty
+// name or a value that does not convert).
+func (b *putBody) values() ([]crdt.FieldValue, error) {
+	fields := make([]crdt.FieldValue, 0, len(b.Fields))
+	for name, raw := range b.Fields {
+		if name == "" {
+			return nil, errf(http.StatusBadRequest, "empty field name")
+		}
+		v, err := crdt.ValueFromJSON(raw)
+		if err != nil {
+			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
+		}
+		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
+	}
+	return fields, nil
+}
+
 func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	table, id, err := names(r)
 	if err != nil {
@@ -282,16 +299,9 @@ func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	if body.Fields == nil {
 		return nil, errf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
 	}
-	fields := make([]crdt.FieldValue, 0, len(body.Fields))
-	for name, raw := range body.Fields {
-		if name == "" {
-			return nil, errf(http.StatusBadRequest, "empty field name")
-		}
-		v, err := crdt.ValueFromJSON(raw)
-		if err != nil {
-			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
-		}
-		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
+	fields, err := body.values()
+	if err != nil {
+		return nil, err
 	}
 	return a.with(func(rp *replica) (any, error) {
 		res, err := rp.localWrite(table, id, fields, false)

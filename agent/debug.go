@@ -292,16 +292,9 @@ func (a *Agent) debugPut(w http.ResponseWriter, r *http.Request) (any, error) {
 	if body.Fields == nil {
 		return nil, errf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
 	}
-	fields := make([]crdt.FieldValue, 0, len(body.Fields))
-	for name, raw := range body.Fields {
-		if name == "" {
-			return nil, errf(http.StatusBadRequest, "empty field name")
-		}
-		v, err := crdt.ValueFromJSON(raw)
-		if err != nil {
-			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
-		}
-		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
+	fields, err := body.values()
+	if err != nil {
+		return nil, err
 	}
 	return a.with(func(rp *replica) (any, error) {
 		res, err := rp.localWrite(table, id, fields, false)

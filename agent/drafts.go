@@ -224,16 +224,9 @@ func (a *Agent) putDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 	if len(body.Fields) == 0 {
 		return nil, errf(http.StatusBadRequest, `a draft needs "fields": an object of at least one field name to a JSON value`)
 	}
-	fields := make([]crdt.FieldValue, 0, len(body.Fields))
-	for name, raw := range body.Fields {
-		if name == "" {
-			return nil, errf(http.StatusBadRequest, "empty field name")
-		}
-		v, err := crdt.ValueFromJSON(raw)
-		if err != nil {
-			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
-		}
-		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
+	fields, err := body.values()
+	if err != nil {
+		return nil, err
 	}
 	return a.with(func(rp *replica) (any, error) {
 		var base crdt.VV

@@ -72,25 +72,18 @@ func (s *Session) serveListing(req *RecordReq) ([]Msg, error) {
 	}
 	ev := s.peerEval()
 	for _, table := range req.Scan {
-		after := ""
-		for {
-			page, next, err := scn.Scan(table, after, 1000)
-			if err != nil {
-				return nil, err
+		err := eachRecord(scn, table, func(e store.RecordEntry) error {
+			if !e.Record.Exists() || !s.peer.Scope.Selects(table, e.ID, e.Record, ev) {
+				return nil
 			}
-			for _, e := range page {
-				if !e.Record.Exists() || !s.peer.Scope.Selects(table, e.ID, e.Record, ev) {
-					continue
-				}
-				if len(resp.Listed) == maxListed {
-					return nil, fmt.Errorf("replication: scan of %v selects more than %d records", req.Scan, maxListed)
-				}
-				resp.Listed = append(resp.Listed, Listed{Table: table, ID: e.ID, Applied: vvToFlat(e.Record.Applied)})
+			if len(resp.Listed) == maxListed {
+				return fmt.Errorf("replication: scan of %v selects more than %d records", req.Scan, maxListed)
 			}
-			if next == "" {
-				break
-			}
-			after = next
+			resp.Listed = append(resp.Listed, Listed{Table: table, ID: e.ID, Applied: vvToFlat(e.Record.Applied)})
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return []Msg{{Records: resp}}, nil
@@ -130,22 +123,14 @@ func (s *Session) receiveListing(tables []string, r *Records) ([]Msg, error) {
 	var leave []RecordKey
 	if scn, ok := s.l.Store.(scanner); ok {
 		for _, table := range tables {
-			after := ""
-			for {
-				page, next, err := scn.Scan(table, after, 1000)
-				if err != nil {
-					return nil, err
+			err := eachRecord(scn, table, func(e store.RecordEntry) error {
+				if k := (RecordKey{Table: table, ID: e.ID}); e.Record.Exists() && !listed[k] {
+					leave = append(leave, k)
 				}
-				for _, e := range page {
-					k := RecordKey{Table: table, ID: e.ID}
-					if e.Record.Exists() && !listed[k] {
-						leave = append(leave, k)
-					}
-				}
-				if next == "" {
-					break
-				}
-				after = next
+				return nil
+			})
+			if err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -224,22 +209,15 @@ func (s *Session) rescope() {
 		}
 	}
 	for _, table := range related {
-		after := ""
-		for {
-			page, next, err := scn.Scan(table, after, 1000)
-			if err != nil {
-				s.l.Log.Warn("re-evaluating the scope", "table", table, "error", err)
-				return
+		err := eachRecord(scn, table, func(e store.RecordEntry) error {
+			if e.Record.Exists() && !sc.Selects(table, e.ID, e.Record, ev) {
+				hide[RecordKey{Table: table, ID: e.ID}] = nil
 			}
-			for _, e := range page {
-				if e.Record.Exists() && !sc.Selects(table, e.ID, e.Record, ev) {
-					hide[RecordKey{Table: table, ID: e.ID}] = nil
-				}
-			}
-			if next == "" {
-				break
-			}
-			after = next
+			return nil
+		})
+		if err != nil {
+			s.l.Log.Warn("re-evaluating the scope", "table", table, "error", err)
+			return
 		}
 	}
 	if len(show) == 0 && len(hide) == 0 {

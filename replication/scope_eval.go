@@ -233,37 +233,47 @@ func (l *Local) dueScans(sc Scope) []string {
 // collectRefs adds to ids the values of field (a string, or a list of
 // strings) in the records of table that sel selects.
 func collectRefs(sc scanner, table, field string, sel func(id string, rec *crdt.Record) bool, ids map[string]bool) {
+	_ = eachRecord(sc, table, func(e store.RecordEntry) error {
+		if !sel(e.ID, e.Record) {
+			return nil
+		}
+		v, ok := e.Record.Get(field)
+		if !ok {
+			return nil
+		}
+		x, err := v.Decode()
+		if err != nil {
+			return nil
+		}
+		switch t := x.(type) {
+		case string:
+			ids[t] = true
+		case []any:
+			for _, e := range t {
+				if s, ok := e.(string); ok {
+					ids[s] = true
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// eachRecord calls fn for every record of table that sc shows, in pages.
+func eachRecord(sc scanner, table string, fn func(store.RecordEntry) error) error {
 	after := ""
 	for {
 		page, next, err := sc.Scan(table, after, 1000)
 		if err != nil {
-			return
+			return err
 		}
 		for _, e := range page {
-			if !sel(e.ID, e.Record) {
-				continue
-			}
-			v, ok := e.Record.Get(field)
-			if !ok {
-				continue
-			}
-			x, err := v.Decode()
-			if err != nil {
-				continue
-			}
-			switch t := x.(type) {
-			case string:
-				ids[t] = true
-			case []any:
-				for _, e := range t {
-					if s, ok := e.(string); ok {
-						ids[s] = true
-					}
-				}
+			if err := fn(e); err != nil {
+				return err
 			}
 		}
 		if next == "" {
-			return
+			return nil
 		}
 		after = next
 	}

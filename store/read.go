@@ -285,32 +285,7 @@ func (s *Store) HeldOf(origin hlc.NodeID) Held {
 // resume with the last sequence seen). Errors: ErrCorrupt (naming the
 // key), ErrClosed, ErrFailed, fn's error.
 func (s *Store) Stream(origin hlc.NodeID, after uint64, fn func(*crdt.Write) error) error {
-	if err := s.usable(); err != nil {
-		return err
-	}
-	hi := ^uint64(0)
-	if origin == s.node {
-		hi = s.durableSeq.Load()
-	}
-	if after >= hi {
-		return nil
-	}
-	lower, upper := logBounds(origin, after+1, hi)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		w, err := decodeLogEntry(it.Key(), it.Value())
-		if err != nil {
-			return err
-		}
-		if err := fn(w); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+	return s.StreamTables(origin, after, nil, func(_ uint64, w *crdt.Write) error { return fn(w) })
 }
 
 // Feed returns up to limit feed entries after position after, in order;

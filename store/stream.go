@@ -9,8 +9,8 @@ import (
 // StreamTables is Stream for a reader that needs the writes of some
 // tables only (a sync session for a peer whose scope lists tables): fn
 // gets every log entry of origin after after, in order, with its
-// sequence number; the write itself only when want(table) is true, else
-// nil (its entry is not decoded: a hub streaming its log for a device
+// sequence number; the write itself only when want is nil or
+// want(table) is true, else nil (its entry is not decoded: a hub streaming its log for a device
 // with a narrow scope would otherwise decode every other device's
 // writes). Same bounds, durability rule and errors as Stream.
 func (s *Store) StreamTables(origin hlc.NodeID, after uint64, want func(table []byte) bool, fn func(seq uint64, w *crdt.Write) error) error {
@@ -35,11 +35,13 @@ func (s *Store) StreamTables(origin hlc.NodeID, after uint64, want func(table []
 		if len(key) != 17 {
 			return corruptf(key, "log key of %d bytes", len(key))
 		}
-		if t, ok := crdt.WriteTable(v); ok && !want(t) {
-			if err := fn(be(key[9:]), nil); err != nil {
-				return err
+		if want != nil {
+			if t, ok := crdt.WriteTable(v); ok && !want(t) {
+				if err := fn(be(key[9:]), nil); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
 		}
 		w, err := decodeLogEntry(key, v)
 		if err != nil {
