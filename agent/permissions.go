@@ -19,23 +19,34 @@ import (
 //	permission "technicians" {
 //	  nodes = ["a1b2c3d400000000/32"]
 //	  write = ["jobs:status", "jobs:notes", "timesheets"]
+//	  read  = ["jobs", "timesheets", "customers:name"]
 //	}
 //
 // A write entry "TABLE" allows every field of the table and deletes;
 // "TABLE:FIELD" allows setting that field (not deleting the record, which
 // clears every field). A node matching no rule is not restricted; a node
 // matching several may write what any of them allows.
+//
+// Read lists, with the same syntax, what the nodes may read: "TABLE" is
+// every field of the table, "TABLE:FIELD" one field (the record's
+// existence comes with any field). An empty Read (no read key) leaves
+// reads unrestricted; the system tables (_replicad_*) are always readable.
 type Permission struct {
 	Name  string
 	Nodes []string
 	Write []string
+	Read  []string
+	// ReadSet tells an absent read key from an empty list (read = [] lets
+	// the nodes read only the system tables).
+	ReadSet bool
 }
 
 // permBlock is a permission block of the config file.
 type permBlock struct {
-	Name  string   `hcl:"name,label"`
-	Nodes []string `hcl:"nodes"`
-	Write []string `hcl:"write,optional"`
+	Name  string    `hcl:"name,label"`
+	Nodes []string  `hcl:"nodes"`
+	Write []string  `hcl:"write,optional"`
+	Read  *[]string `hcl:"read,optional"`
 }
 
 // nodeMatch is a node id with the number of leading bits that must match.
@@ -75,6 +86,10 @@ type rule struct {
 	nodes  []nodeMatch
 	tables map[string]bool            // whole tables
 	fields map[string]map[string]bool // table -> fields
+
+	readSet    bool                       // the rule restricts reads
+	readTables map[string]bool            // whole tables readable
+	readFields map[string]map[string]bool // table -> readable fields
 }
 
 // permissions are the compiled rules.
@@ -88,7 +103,8 @@ func compilePermissions(ps []Permission) (*permissions, error) {
 	}
 	out := &permissions{}
 	for _, p := range ps {
-		r := rule{name: p.Name, tables: map[string]bool{}, fields: map[string]map[string]bool{}}
+		r := rule{name: p.Name, tables: map[string]bool{}, fields: map[string]map[string]bool{},
+			readSet: p.ReadSet || len(p.Read) > 0, readTables: map[string]bool{}, readFields: map[string]map[string]bool{}}
 		if len(p.Nodes) == 0 {
 			return nil, keyErr("permission", "%q: nodes must list at least one node id", p.Name)
 		}
@@ -112,6 +128,20 @@ func compilePermissions(ps []Permission) (*permissions, error) {
 				r.fields[table] = map[string]bool{}
 			}
 			r.fields[table][field] = true
+		}
+		for _, rd := range p.Read {
+			table, field, hasField := strings.Cut(rd, ":")
+			if !store.ValidTable(table) || hasField && field == "" {
+				return nil, keyErr("permission", "%q: read %q: want TABLE or TABLE:FIELD", p.Name, rd)
+			}
+			if !hasField {
+				r.readTables[table] = true
+				continue
+			}
+			if r.readFields[table] == nil {
+				r.readFields[table] = map[string]bool{}
+			}
+			r.readFields[table][field] = true
 		}
 		out.rules = append(out.rules, r)
 	}

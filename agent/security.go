@@ -98,7 +98,11 @@ func loadSecurityFile(body hcl.Body, s *SecurityConfig) error {
 	if len(f.Permissions) > 0 {
 		s.Permissions = nil
 		for _, p := range f.Permissions {
-			s.Permissions = append(s.Permissions, Permission{Name: p.Name, Nodes: p.Nodes, Write: p.Write})
+			perm := Permission{Name: p.Name, Nodes: p.Nodes, Write: p.Write}
+			if p.Read != nil {
+				perm.Read, perm.ReadSet = *p.Read, true
+			}
+			s.Permissions = append(s.Permissions, perm)
 		}
 	}
 	return nil
