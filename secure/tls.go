@@ -93,14 +93,20 @@ func (t *TLS) Self() Identity { return t.self }
 // check verifies a peer's chain (DER, leaf first) against the CA, the
 // cluster and the revocation list, and returns the leaf's identity.
 func (t *TLS) check(raw [][]byte) (Identity, error) {
+	id, _, err := t.checkAt(raw, t.opts.Now())
+	return id, err
+}
+
+// checkAt is check at time now; it also returns the parsed leaf.
+func (t *TLS) checkAt(raw [][]byte, now time.Time) (Identity, *x509.Certificate, error) {
 	if len(raw) == 0 {
-		return Identity{}, errors.New("no certificate presented")
+		return Identity{}, nil, errors.New("no certificate presented")
 	}
 	certs := make([]*x509.Certificate, 0, len(raw))
 	for _, r := range raw {
 		c, err := x509.ParseCertificate(r)
 		if err != nil {
-			return Identity{}, fmt.Errorf("malformed certificate: %v", err)
+			return Identity{}, nil, fmt.Errorf("malformed certificate: %v", err)
 		}
 		certs = append(certs, c)
 	}
@@ -109,22 +115,21 @@ func (t *TLS) check(raw [][]byte) (Identity, error) {
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	now := t.opts.Now()
 	if now.After(leaf.NotAfter) {
-		return Identity{}, fmt.Errorf("certificate %q (serial %s) expired at %s", leaf.Subject.CommonName, SerialString(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
+		return Identity{}, nil, fmt.Errorf("certificate %q (serial %s) expired at %s", leaf.Subject.CommonName, SerialString(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	if now.Before(leaf.NotBefore) {
-		return Identity{}, fmt.Errorf("certificate %q (serial %s) is not valid before %s", leaf.Subject.CommonName, SerialString(leaf.SerialNumber), leaf.NotBefore.UTC().Format(time.RFC3339))
+		return Identity{}, nil, fmt.Errorf("certificate %q (serial %s) is not valid before %s", leaf.Subject.CommonName, SerialString(leaf.SerialNumber), leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: t.pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return Identity{}, fmt.Errorf("certificate %q is not signed by this cluster's CA: %v", leaf.Subject.CommonName, err)
+		return Identity{}, nil, fmt.Errorf("certificate %q is not signed by this cluster's CA: %v", leaf.Subject.CommonName, err)
 	}
 	id, err := identityOf(leaf)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, nil, err
 	}
 	if id.Cluster != t.opts.Cluster {
-		return Identity{}, fmt.Errorf("certificate %q is for cluster %q, this node is in cluster %q", id.Name, id.Cluster, t.opts.Cluster)
+		return Identity{}, nil, fmt.Errorf("certificate %q is for cluster %q, this node is in cluster %q", id.Name, id.Cluster, t.opts.Cluster)
 	}
 	if t.rev.path != "" {
 		if err := t.rev.refresh(); err != nil && t.opts.OnRefused != nil {
@@ -132,11 +137,11 @@ func (t *TLS) check(raw [][]byte) (Identity, error) {
 		}
 		for _, c := range certs {
 			if t.rev.has(c.SerialNumber) {
-				return Identity{}, fmt.Errorf("certificate %q (serial %s) is revoked", c.Subject.CommonName, SerialString(c.SerialNumber))
+				return Identity{}, nil, fmt.Errorf("certificate %q (serial %s) is revoked", c.Subject.CommonName, SerialString(c.SerialNumber))
 			}
 		}
 	}
-	return id, nil
+	return id, leaf, nil
 }
 
 func (t *TLS) verifier(remote string) func(tls.ConnectionState) error {
