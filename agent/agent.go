@@ -81,6 +81,8 @@ type replica struct {
 	flows *workflows
 
 	profiles *profileState // a hub's offline profiles (profiles.go)
+
+	enf *enforcer // a hub's write permissions (permissions.go)
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -275,7 +277,8 @@ func (a *Agent) openReplica() (r *replica, err error) {
 				e := eng
 				engMu.Unlock()
 				if e != nil {
-					e.HandlePush(payload)
+					n, _ := hlc.ParseNodeID(from) // a member's name is its node id
+					e.HandlePushFrom(n, payload)
 				}
 			},
 		})
@@ -303,6 +306,11 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
 		rep.trackApplied(b, ws, res)
 		rep.dupes.trackApplied(b, ws, res)
+		if rep.enf != nil {
+			if err := rep.enf.hook(b, ws, res); err != nil {
+				return err
+			}
+		}
 		if rep.arb != nil {
 			return rep.arb.hook(b, ws, res)
 		}
@@ -325,7 +333,8 @@ func (r *replica) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.startOnline(ctx) // duplicate detection and workflows (online.go)
+	r.startSecurity(ctx) // permission write-backs left queued, grants (security.go)
+	r.startOnline(ctx)   // duplicate detection and workflows (online.go)
 	if r.profiles != nil {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.watchProfiles(ctx.Done()) }()

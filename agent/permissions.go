@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -213,12 +214,23 @@ func compactStrings(s []string) []string {
 // that the origin, which applied its own write, converges too) and logs a
 // sync error naming the origin, which reaches that device through
 // _replicad_errors.
+//
+// The write-back is durable with the skeleton: it is queued (the store's
+// work queue, as the policy arbiter's decisions are) in the batch that
+// applies the skeleton, and carried out as the local write whose batch
+// dequeues it; entries left by a crash are carried out at start (replay).
 type enforcer struct {
 	perms *permissions
 	r     *replica
 
 	mu       sync.Mutex
-	rejected map[crdt.Dot]rejection // elided, not yet compensated
+	rejected map[crdt.Dot]rejection // elided, not yet applied
+	queued   map[crdt.Dot]uint64    // applied as skeletons: the queued write-back
+	drainMu  sync.Mutex             // one carry-out at a time
+}
+
+func newEnforcer(perms *permissions, r *replica) *enforcer {
+	return &enforcer{perms: perms, r: r, rejected: map[crdt.Dot]rejection{}, queued: map[crdt.Dot]uint64{}}
 }
 
 type rejection struct {
@@ -228,6 +240,29 @@ type rejection struct {
 	// was applied (nil if absent): an elided write still supersedes what
 	// its context covers, so the values to write back are read first.
 	before *crdt.Record
+}
+
+// compensationPrefix starts the enforcer's entries in the store's work
+// queue (which it shares with the policy arbiter, whose entries are JSON
+// objects): a byte no JSON text starts with.
+const compensationPrefix = "\x01perm"
+
+func isCompensation(v []byte) bool { return strings.HasPrefix(string(v), compensationPrefix) }
+
+// queuedCompensation is a write-back as queued: what to write over the
+// rejected write, and the sync error to record.
+type queuedCompensation struct {
+	Table, ID string
+	Origin    uint64 // the rejected write
+	Seq       uint64
+	Fields    []crdt.FieldValue
+	Delete    bool
+	// After is the record's applied vector (flattened node, seq pairs)
+	// once the skeleton's batch was applied: a field (or the existence)
+	// that a write outside it has changed since is left to that write.
+	After  []uint64
+	Reason string
+	Error  *store.SyncError
 }
 
 // admit returns writes with each write outside its origin's permissions
@@ -248,9 +283,6 @@ func (e *enforcer) admit(writes []*crdt.Write) []*crdt.Write {
 			before = nil
 		}
 		e.mu.Lock()
-		if e.rejected == nil {
-			e.rejected = map[crdt.Dot]rejection{}
-		}
 		e.rejected[w.Dot()] = rejection{w: w, reason: reason, before: before}
 		e.mu.Unlock()
 	}
@@ -260,35 +292,115 @@ func (e *enforcer) admit(writes []*crdt.Write) []*crdt.Write {
 	return out
 }
 
-// applied is told of applied remote writes: it compensates and logs the
-// rejected ones that were applied (as skeletons) here.
-func (e *enforcer) applied(writes []*crdt.Write, res *store.Result) {
+// hook runs inside the batch that applies remote writes: it queues the
+// write-back of every rejected write applied (as a skeleton) in it.
+func (e *enforcer) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
 	for i, w := range writes {
-		e.mu.Lock()
-		rj, ok := e.rejected[w.Dot()]
-		if ok {
-			delete(e.rejected, w.Dot())
-		}
-		e.mu.Unlock()
-		if !ok || i >= len(res.Status) || res.Status[i] != store.Applied {
+		if i >= len(res.Status) || res.Status[i] != store.Applied {
 			continue
 		}
-		if err := e.compensate(rj); err != nil {
-			e.r.a.log.Error("permission: compensating a rejected write failed", "origin", w.Origin, "seq", w.Seq, "table", w.Table, "id", w.ID, "error", err)
+		e.mu.Lock()
+		rj, ok := e.rejected[w.Dot()]
+		e.mu.Unlock()
+		if !ok {
+			continue
 		}
+		qc := compensation(rj)
+		if qc == nil {
+			continue
+		}
+		if rec := res.Records[w.Table+"\x00"+w.ID]; rec != nil {
+			qc.After = vvFlat(rec.Applied)
+		}
+		data, err := json.Marshal(qc)
+		if err != nil {
+			return err
+		}
+		id := b.Enqueue(append([]byte(compensationPrefix), data...))
+		e.mu.Lock()
+		e.queued[w.Dot()] = id
+		e.mu.Unlock()
 	}
-	// Rejections of writes that were not applied (duplicates, deferred)
-	// are forgotten: a deferred write is judged again when it returns.
+	return b.Err()
+}
+
+func vvFlat(v crdt.VV) []uint64 {
+	out := make([]uint64, 0, 2*len(v))
+	for _, d := range v {
+		out = append(out, uint64(d.Node), d.Seq)
+	}
+	return out
+}
+
+func flatVV(f []uint64) crdt.VV {
+	var v crdt.VV
+	for i := 0; i+1 < len(f); i += 2 {
+		v.Set(crdt.Dot{Node: hlc.NodeID(f[i]), Seq: f[i+1]})
+	}
+	return v
+}
+
+// applied is told of applied remote writes: it carries out the write-backs
+// queued for the rejected ones.
+func (e *enforcer) applied(writes []*crdt.Write, res *store.Result) {
+	var ids []uint64
 	e.mu.Lock()
 	for _, w := range writes {
+		if id, ok := e.queued[w.Dot()]; ok {
+			ids = append(ids, id)
+			delete(e.queued, w.Dot())
+		}
+		// Rejections of writes that were not applied (duplicates,
+		// deferred) are forgotten: a deferred write is judged again when
+		// it returns.
 		delete(e.rejected, w.Dot())
 	}
 	e.mu.Unlock()
+	if len(ids) > 0 {
+		if err := e.drain(ids); err != nil {
+			e.r.a.log.Error("permission: writing back over rejected writes failed (retried at start)", "error", err)
+		}
+	}
 }
 
-// compensate writes back, over the rejected write, what this replica
-// shows for the fields it touched, and logs the sync error.
-func (e *enforcer) compensate(rj rejection) error {
+// replay carries out the write-backs a crash left queued.
+func (e *enforcer) replay() error { return e.drain(nil) }
+
+// drain carries out the queued write-backs with the given queue ids (nil:
+// every one queued).
+func (e *enforcer) drain(ids []uint64) error {
+	e.drainMu.Lock()
+	defer e.drainMu.Unlock()
+	qs, err := e.r.store.Queue(-1)
+	if err != nil {
+		return err
+	}
+	want := map[uint64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for _, q := range qs {
+		if !isCompensation(q.Value) || ids != nil && !want[q.ID] {
+			continue
+		}
+		var qc queuedCompensation
+		if err := json.Unmarshal(q.Value[len(compensationPrefix):], &qc); err != nil || qc.Error == nil {
+			e.r.a.log.Error("permission: dropping an undecodable queued write-back", "id", q.ID, "error", err)
+			if err := e.r.store.Update(func(b *store.Batch) error { b.Dequeue(q.ID); return b.Err() }); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := e.carryOut(q.ID, &qc); err != nil {
+			return fmt.Errorf("write-back over %s:%d on %s/%s: %w", hlc.NodeID(qc.Origin), qc.Seq, qc.Table, qc.ID, err)
+		}
+	}
+	return nil
+}
+
+// compensation computes the write-back over a rejected write from the
+// record as it was before (nil: nothing to write back or log).
+func compensation(rj rejection) *queuedCompensation {
 	w, rec := rj.w, rj.before
 	losing := map[string][]byte{}
 	winning := map[string][]byte{}
@@ -330,17 +442,69 @@ func (e *enforcer) compensate(rj rejection) error {
 	}
 	se := &store.SyncError{Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
 		Policy: "permission", Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
-	res, err := e.r.store.WriteWith(e.r.clock, w.Table, w.ID, fields, del, func(b *store.Batch, _ *store.WriteResult) error {
-		b.AppendSyncError(se)
+	return &queuedCompensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
+}
+
+// carryOut makes the write-back of queue entry id as a local write whose
+// batch dequeues it and records the sync error, narrowed, under the
+// store's write mutex, to the fields no write has changed since the
+// skeleton was applied; the error is published in _replicad_errors first
+// (an id derived from the rejected write: a second attempt after a crash
+// writes the same record).
+func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
+	w := crdt.Dot{Node: hlc.NodeID(qc.Origin), Seq: qc.Seq}
+	if err := e.r.publishSyncError(fmt.Sprintf("perm-%s-%d", w.Node, w.Seq), qc.Error); err != nil {
+		return err
+	}
+	fill := func(b *store.Batch) error {
+		b.Dequeue(id)
+		b.AppendSyncError(qc.Error)
 		return b.Err()
+	}
+	after := flatVV(qc.After)
+	unchanged := func(es []crdt.Entry) bool {
+		if qc.After == nil {
+			return true
+		}
+		for _, en := range es {
+			if !after.Covers(en.Dot()) {
+				return false
+			}
+		}
+		return true
+	}
+	res, err := e.r.store.WriteDecided(e.r.clock, qc.Table, qc.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+		if rec == nil {
+			rec = &crdt.Record{}
+		}
+		if qc.Delete {
+			return nil, true, unchanged(rec.Exist)
+		}
+		var fs []crdt.FieldValue
+		for _, f := range qc.Fields {
+			if unchanged(rec.Candidates(f.Name)) {
+				fs = append(fs, f)
+			}
+		}
+		return fs, false, len(fs) > 0
+	}, func(b *store.Batch, res *store.WriteResult) error {
+		e.r.dupes.trackLocal(b, res)
+		return fill(b)
 	})
 	if err != nil {
 		return err
 	}
+	e.r.a.log.Warn("write rejected by permissions", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID, "reason", qc.Reason)
+	if res == nil {
+		// Later writes changed everything it would write back: only the
+		// bookkeeping.
+		return e.r.store.Update(fill)
+	}
 	e.r.out.wrote(res.Write.Seq)
+	e.r.a.metrics.localApplied.Inc()
 	e.r.a.feed.notify()
-	e.r.engine.Notify(res.Write)
-	e.r.a.log.Warn("write rejected by permissions", "origin", w.Origin, "seq", w.Seq, "table", w.Table, "id", w.ID, "reason", rj.reason)
-	// The origin learns of it through the replicated sync errors.
-	return e.r.publishSyncError(fmt.Sprintf("perm-%s-%d", w.Origin, w.Seq), se)
+	if e.r.engine != nil {
+		e.r.engine.Notify(res.Write)
+	}
+	return nil
 }

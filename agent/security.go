@@ -52,6 +52,14 @@ type SecurityConfig struct {
 	// Permissions restrict what nodes may write (permissions.go); config
 	// file only (permission blocks).
 	Permissions []Permission
+	// GrantValidity is how long the grants a hub signs for its permission
+	// rules are valid (grants.go; default secure.DefaultGrantValidity);
+	// they are re-signed before half of it has passed.
+	GrantValidity time.Duration
+	// PeerRelay is PeerRelayOwn (default; "" means it) or
+	// PeerRelayGranted: whether device peers may relay other origins'
+	// writes (grants.go).
+	PeerRelay string
 }
 
 func (s *SecurityConfig) tlsOn() bool { return s.TLSCert != "" }
@@ -72,6 +80,12 @@ func (s *SecurityConfig) validate() error {
 	if s.TLSRevoked != "" && n == 0 {
 		return keyErr("tls_revoked", "needs tls_ca, tls_cert and tls_key")
 	}
+	if s.PeerRelay != "" && s.PeerRelay != PeerRelayOwn && s.PeerRelay != PeerRelayGranted {
+		return keyErr("peer_relay", "%q: want %s or %s", s.PeerRelay, PeerRelayOwn, PeerRelayGranted)
+	}
+	if s.GrantValidity != 0 && (s.GrantValidity < time.Second || s.GrantValidity > secure.MaxGrantValidity) {
+		return keyErr("grant_validity", "%s: want 1s to %s", s.GrantValidity, secure.MaxGrantValidity)
+	}
 	_, err := compilePermissions(s.Permissions)
 	return err
 }
@@ -84,6 +98,8 @@ type securityFile struct {
 	TLSKey        *string     `hcl:"tls_key,optional"`
 	TLSRevoked    *string     `hcl:"tls_revoked,optional"`
 	GossipKeyring *string     `hcl:"gossip_keyring,optional"`
+	PeerRelay     *string     `hcl:"peer_relay,optional"`
+	GrantValidity *string     `hcl:"grant_validity,optional"`
 	Permissions   []permBlock `hcl:"permission,block"`
 }
 
@@ -95,6 +111,13 @@ func loadSecurityFile(body hcl.Body, s *SecurityConfig) error {
 		return diagErr(diags)
 	}
 	f.apply(s)
+	if f.GrantValidity != nil {
+		d, err := time.ParseDuration(*f.GrantValidity)
+		if err != nil {
+			return keyErr("grant_validity", "%q: %v", *f.GrantValidity, err)
+		}
+		s.GrantValidity = d
+	}
 	if len(f.Permissions) > 0 {
 		s.Permissions = nil
 		for _, p := range f.Permissions {
@@ -112,7 +135,7 @@ func (f *securityFile) apply(s *SecurityConfig) {
 	for _, p := range []struct {
 		v   *string
 		dst *string
-	}{{f.APIAuth, &s.APIAuth}, {f.TLSCA, &s.TLSCA}, {f.TLSCert, &s.TLSCert}, {f.TLSKey, &s.TLSKey}, {f.TLSRevoked, &s.TLSRevoked}, {f.GossipKeyring, &s.GossipKeyring}} {
+	}{{f.APIAuth, &s.APIAuth}, {f.TLSCA, &s.TLSCA}, {f.TLSCert, &s.TLSCert}, {f.TLSKey, &s.TLSKey}, {f.TLSRevoked, &s.TLSRevoked}, {f.GossipKeyring, &s.GossipKeyring}, {f.PeerRelay, &s.PeerRelay}} {
 		if p.v != nil {
 			*p.dst = *p.v
 		}
@@ -126,6 +149,8 @@ func addSecurityFlags(fs *pflag.FlagSet, s *SecurityConfig) {
 	fs.StringVar(&s.TLSKey, "tls-key", "", "this node's private key `FILE` (mode 0600)")
 	fs.StringVar(&s.TLSRevoked, "tls-revoked", "", "revoked serials `FILE`, re-read when it changes")
 	fs.StringVar(&s.GossipKeyring, "gossip-keyring", "", "gossip keyring `FILE` (replicad tls gossip-key create): encrypt gossip")
+	fs.StringVar(&s.PeerRelay, "peer-relay", PeerRelayOwn, "with TLS, writes taken from a device peer: own (only the peer's own writes, within its grant) or granted (any origin's, each within its origin's grant)")
+	fs.DurationVar(&s.GrantValidity, "grant-validity", secure.DefaultGrantValidity, "on a hub with TLS and permissions: validity of the signed grants it publishes (re-signed at half of it)")
 }
 
 // applySecurityFlag copies a security flag that was set; it reports
@@ -144,6 +169,10 @@ func applySecurityFlag(name string, dst, src *SecurityConfig) bool {
 		dst.TLSRevoked = src.TLSRevoked
 	case "gossip-keyring":
 		dst.GossipKeyring = src.GossipKeyring
+	case "peer-relay":
+		dst.PeerRelay = src.PeerRelay
+	case "grant-validity":
+		dst.GrantValidity = src.GrantValidity
 	default:
 		return false
 	}
@@ -157,6 +186,10 @@ type security struct {
 	token string // "" when the API needs none
 	tls   *secure.TLS
 	perms *permissions // nil: no rules
+	// grants are the verified grants of _replicad_grants (with TLS).
+	grants     *grantBook
+	refusedMu  sync.Mutex
+	refusedLog map[hlc.NodeID]*refusedCount
 
 	keyMu   sync.Mutex
 	keyring *memberlist.Keyring
@@ -187,6 +220,7 @@ func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 			return nil, fmt.Errorf("tls cert %s is for role %s, this node's role is %s", sc.TLSCert, self.Role, cfg.Role)
 		}
 		s.tls = t
+		s.grants = newGrantBook(t, s.log)
 	}
 	perms, err := compilePermissions(sc.Permissions)
 	if err != nil {
@@ -255,7 +289,8 @@ func (s *security) engine(c *replication.Config, r *replica) {
 		return
 	}
 	if s.perms != nil {
-		enf := &enforcer{perms: s.perms, r: r}
+		enf := newEnforcer(s.perms, r)
+		r.enf = enf
 		c.Local.Admit = enf.admit
 		prev := c.Local.OnApplied
 		c.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
@@ -268,6 +303,22 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	if s.tls == nil {
 		return
 	}
+	// Writes from device peers are judged by their origins' grants
+	// (grants.go); gossip pushes, authenticated only by the gossip key,
+	// are hints to sync over an authenticated session.
+	s.grants.setStore(r.store)
+	isHub := s.cfg.Role == "hub"
+	c.Local.Filter = func(p replication.Peer) *replication.WriteFilter { return s.peerFilter(p, isHub) }
+	c.PushHints = true
+	prevApplied := c.Local.OnApplied
+	c.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
+		if touchesGrants(writes) {
+			s.grants.invalidate()
+		}
+		if prevApplied != nil {
+			prevApplied(peer, writes, res)
+		}
+	}
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
 		td := &tls.Dialer{NetDialer: d, Config: s.tls.Client(addr)}
@@ -276,6 +327,34 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	c.Authenticate = func(conn net.Conn, p replication.Peer) error {
 		return s.tls.Authenticate(conn, uint64(p.Node), p.Role)
 	}
+}
+
+// startSecurity, before any session: carries out the permission
+// write-backs a crash left queued, publishes a hub's grants, and keeps
+// them re-signed.
+func (r *replica) startSecurity(ctx context.Context) {
+	if r.enf != nil {
+		if err := r.enf.replay(); err != nil {
+			r.a.log.Error("permission: write-backs left queued", "error", err)
+		}
+	}
+	s := r.a.sec
+	if s == nil || s.tls == nil || r.a.cfg.Role != "hub" {
+		return
+	}
+	if err := r.publishGrants(time.Now()); err != nil {
+		r.a.log.Error("publishing the grants failed", "error", err)
+	}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.watchGrants(ctx.Done()) }()
+}
+
+// grantValidity is the validity of the grants this hub signs.
+func (s *security) grantValidity() time.Duration {
+	if s.cfg.Security.GrantValidity > 0 {
+		return s.cfg.Security.GrantValidity
+	}
+	return secure.DefaultGrantValidity
 }
 
 // apiTLS reports whether the API is served over TLS: with TLS on and the

@@ -65,6 +65,12 @@ type Config struct {
 	// role claimed in the handshake) against its connection, e.g. its TLS
 	// certificate; an error refuses the session.
 	Authenticate func(c net.Conn, p Peer) error
+	// PushHints makes gossip pushes hints (a TLS cluster: gossip is not
+	// authenticated per node): HandlePushFrom applies nothing, and a push
+	// of a write this node lacks triggers a session with the node that
+	// pushed it (if it is a partner), which brings the write over an
+	// authenticated stream, judged like any other.
+	PushHints bool
 }
 
 // PartnerStatus is what the engine knows of one partner.
@@ -103,6 +109,8 @@ type Engine struct {
 	closed   bool
 	push     chan struct{}
 	wake     chan struct{}
+	hint     chan struct{}
+	hinted   map[hlc.NodeID]bool // partners that pushed writes this node lacks (PushHints)
 	wg       sync.WaitGroup
 	inflight map[net.Conn]struct{}
 	perHost  map[string]int // incoming sessions by remote IP
@@ -166,6 +174,8 @@ func NewEngine(cfg Config) *Engine {
 		partners: map[string]*partnerState{},
 		push:     make(chan struct{}, 1),
 		wake:     make(chan struct{}, 1),
+		hint:     make(chan struct{}, 1),
+		hinted:   map[hlc.NodeID]bool{},
 		inflight: map[net.Conn]struct{}{},
 	}
 }
@@ -237,13 +247,29 @@ func (e *Engine) signal(c chan struct{}) {
 
 // HandlePush applies a write pushed through gossip. A write whose
 // predecessors are missing here is dropped: anti-entropy brings it.
-func (e *Engine) HandlePush(payload []byte) {
+func (e *Engine) HandlePush(payload []byte) { e.HandlePushFrom(0, payload) }
+
+// HandlePushFrom is HandlePush of a push gossip says node from sent (0:
+// unknown). With PushHints, the write is not applied: a write this node
+// lacks makes it sync with from soon (pushes are coalesced, like local
+// writes, by PushDelay).
+func (e *Engine) HandlePushFrom(from hlc.NodeID, payload []byte) {
 	if !e.Online() {
 		return
 	}
 	w, err := crdt.DecodeWrite(payload, true)
 	if err != nil || !store.ValidTable(w.Table) || !store.ValidID(w.ID) {
 		e.log.Debug("malformed gossip push dropped", "error", err)
+		return
+	}
+	if e.cfg.PushHints {
+		if from == 0 || from == e.cfg.Local.Node || w.Origin == e.cfg.Local.Node || e.holds(w.Origin, w.Seq) {
+			return
+		}
+		e.mu.Lock()
+		e.hinted[from] = true
+		e.mu.Unlock()
+		e.signal(e.hint)
 		return
 	}
 	sc := e.cfg.Local.scope()
@@ -264,6 +290,44 @@ func (e *Engine) HandlePush(payload []byte) {
 	if e.cfg.Local.OnApplied != nil && res.Applied > 0 {
 		e.cfg.Local.OnApplied(w.Origin, []*crdt.Write{w}, res)
 	}
+}
+
+// holds reports whether the store holds origin's write seq.
+func (e *Engine) holds(origin hlc.NodeID, seq uint64) bool {
+	if h, ok := e.cfg.Local.Store.(interface{ HeldOf(hlc.NodeID) store.Held }); ok {
+		return h.HeldOf(origin).Contains(seq)
+	}
+	return e.cfg.Local.Store.Holdings()[origin].Contains(seq)
+}
+
+// syncHinted syncs with the partners that pushed writes this node lacks
+// (PushHints); a node that pushed but is no partner of this one (a device
+// pushing to a hub, which does not dial devices) is skipped: it pushes
+// its writes to its own partners by sessions anyway.
+func (e *Engine) syncHinted(ctx context.Context) {
+	e.mu.Lock()
+	hinted := e.hinted
+	e.hinted = map[hlc.NodeID]bool{}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range e.partnerList() {
+		ps := e.state(p)
+		e.mu.Lock()
+		node := ps.Node // a configured hub's, once a session told it
+		e.mu.Unlock()
+		if p.Node != 0 {
+			node = p.Node
+		}
+		if !hinted[node] {
+			continue
+		}
+		wg.Add(1)
+		go func(p Partner) {
+			defer wg.Done()
+			e.syncWith(ctx, p, ps, nil)
+		}(p)
+	}
+	wg.Wait()
 }
 
 // Serve accepts sessions on l until it is closed.
@@ -542,6 +606,7 @@ func addStats(t *Stats, s Stats) {
 	t.Duplicates += s.Duplicates
 	t.Parked += s.Parked
 	t.Deferred += s.Deferred
+	t.Refused += s.Refused
 	t.EmptiesSent += s.EmptiesSent
 	t.EmptiesReceived += s.EmptiesReceived
 	t.ChunksSent += s.ChunksSent
@@ -650,6 +715,18 @@ func (e *Engine) Run(ctx context.Context) {
 			force = true
 		case <-e.wake:
 			force = true
+		case <-e.hint:
+			t := time.NewTimer(e.cfg.PushDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if e.Online() {
+				e.syncHinted(ctx)
+			}
+			continue
 		case <-ticker.C:
 			force = true
 		case <-retry.C:

@@ -15,7 +15,7 @@ import (
 
 // ProtocolVersion is the sync protocol's version. A peer speaking another
 // version is refused at the handshake.
-const ProtocolVersion uint16 = 3
+const ProtocolVersion uint16 = 4
 
 // Limits of the wire format.
 const (
@@ -142,7 +142,24 @@ type Have struct {
 	_struct bool `codec:",toarray"` //nolint:unused
 	Origins []OriginHeld
 	GC      []uint64
+	// Accept, when set (protocol version 4), restricts the origins whose
+	// writes the Have's sender takes from its peer in this session: node
+	// id prefixes as flattened (id, bits) pairs, possibly none. The peer
+	// sends no write, empty range or skip of any other origin. Nil: every
+	// origin. A node in a TLS cluster sets it for device peers (see
+	// WriteFilter).
+	Accept *AcceptOrigins
 }
+
+// AcceptOrigins lists node id prefixes: Nodes are flattened (id, bits)
+// pairs, bits 1-64.
+type AcceptOrigins struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Nodes   []uint64
+}
+
+// maxAcceptOrigins bounds an AcceptOrigins list.
+const maxAcceptOrigins = 4096
 
 // OriginHeld is one origin's held sequence numbers: 1..Contig and the
 // inclusive ranges in Ranges (flattened lo, hi pairs, sorted, disjoint).
@@ -363,6 +380,11 @@ func (m Msg) validate() error {
 	case m.Have != nil:
 		if _, err := flatToVV(m.Have.GC); err != nil {
 			return err
+		}
+		if a := m.Have.Accept; a != nil {
+			if _, err := a.matches(); err != nil {
+				return err
+			}
 		}
 		return checkHeld(m.Have.Origins)
 	case m.Chunk != nil:

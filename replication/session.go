@@ -211,6 +211,10 @@ type Local struct {
 	// OnAssigned, if set, is told the scope a hub assigned this replica
 	// when it differs from the one in force (which it replaces at once).
 	OnAssigned func(Scope)
+	// Filter, if set, returns the filter for what a session takes from
+	// peer p (authenticated by then), or nil to take everything (see
+	// WriteFilter).
+	Filter func(p Peer) *WriteFilter
 
 	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
@@ -229,10 +233,12 @@ type Peer struct {
 // Stats counts what a session did.
 type Stats struct {
 	WritesSent, WritesApplied, Duplicates, Parked, Deferred uint64
-	EmptiesSent, EmptiesReceived                            uint64
-	ChunksSent, ChunksReceived                              uint64
-	RecordsFetched                                          uint64
-	BytesSent, BytesReceived                                uint64 // filled by the transport driver
+	// Refused counts writes the session's WriteFilter did not take.
+	Refused                      uint64
+	EmptiesSent, EmptiesReceived uint64
+	ChunksSent, ChunksReceived   uint64
+	RecordsFetched               uint64
+	BytesSent, BytesReceived     uint64 // filled by the transport driver
 }
 
 // RefusedError is a handshake refusal, by either side.
@@ -267,6 +273,9 @@ type Session struct {
 	asked    []request     // outstanding record requests, in order
 	awaiting int           // record requests outstanding
 	pev      *Eval         // the peer scope's evaluation (peerEval)
+
+	wf         *WriteFilter  // what this side takes from the peer (nil: everything)
+	peerAccept []OriginMatch // origins the peer takes from this side (nil: every one)
 
 	Stats Stats
 	mu    sync.Mutex // guards the byte counters, which the writer updates
@@ -405,6 +414,9 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	}
 	s.peer = p
 	s.phase = phaseExchange
+	if s.l.Filter != nil {
+		s.wf = s.l.Filter(p)
+	}
 	var out []Msg
 	if !s.dialer {
 		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned}})
@@ -413,7 +425,11 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	if err != nil {
 		return out, err
 	}
-	out = append(out, Msg{Have: &Have{Origins: toWireHeld(s.l.Store.Holdings()), GC: vvToFlat(h)}})
+	have := &Have{Origins: toWireHeld(s.l.Store.Holdings()), GC: vvToFlat(h)}
+	if s.wf != nil {
+		have.Accept = s.wf.wire()
+	}
+	out = append(out, Msg{Have: have})
 	return out, nil
 }
 
@@ -431,7 +447,22 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 		if s.l.OnPeerHave != nil {
 			s.l.OnPeerHave(s.peer, theirs)
 		}
+		if a := m.Have.Accept; a != nil {
+			ms, err := a.matches()
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+			}
+			s.peerAccept = ms
+			if s.peerAccept == nil {
+				s.peerAccept = []OriginMatch{}
+			}
+		}
 		s.snd = newSender(s, theirs)
+		if s.wf != nil {
+			// Whole records from a filtered peer cannot be judged write by
+			// write: reconciliation is left to sessions with hubs.
+			return s.pump(nil)
+		}
 		return s.pump(s.reconcile(s.refreshHidden(nil)))
 	case m.Chunk != nil:
 		if s.gotDone {
@@ -533,6 +564,7 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	if err := s.checkOwnOrigin(c, writes); err != nil {
 		return nil, err
 	}
+	writes = s.filterChunk(c, writes)
 	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, e := range c.Empties {
 		o := hlc.NodeID(e.Origin)
@@ -554,7 +586,11 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 			return nil, fmt.Errorf("%w: chunk %d: skip of invalid record %q/%q", ErrProtocol, c.No, k.Table, k.ID)
 		}
 		if _, err := s.l.Store.GetAny(k.Table, k.ID); err == nil {
-			refresh = append(refresh, k)
+			if s.wf == nil {
+				refresh = append(refresh, k)
+			}
+			// From a filtered peer the record is not fetched: the skip is
+			// not held and comes again (or from a hub).
 			continue
 		}
 		// Not held here: hold the write without it, and remember it
@@ -621,6 +657,13 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 		s.deferred = append(s.deferred, writes[i])
 	}
 	s.Stats.Deferred += uint64(len(res.Deferred) + len(held))
+	if s.wf != nil {
+		// A filtered peer's records are not fetched (they could carry
+		// writes the filter never judged): deferred writes are dropped,
+		// not held, and come again once their predecessors are here.
+		s.deferred = nil
+		return nil, nil
+	}
 	if len(s.deferred) == 0 && len(fetch) == 0 {
 		return nil, nil
 	}
@@ -969,6 +1012,9 @@ func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
 		m, t := mine[o], theirs[o]
 		if m.Max() <= t.Contig && len(t.Ranges) == 0 {
 			continue // the peer holds everything this node does
+		}
+		if !s.peerAccepts(o) {
+			continue // the peer does not take this origin's writes from us
 		}
 		snd.cursors = append(snd.cursors, &cursor{origin: o, mine: m, theirs: t, after: t.Contig, coverAll: coverAll})
 	}

@@ -239,6 +239,20 @@ func (t *TLS) SignGrant(g Grant) ([]byte, error) {
 // certificate binds the issuer, the signature, the cluster, and the
 // grant's validity period. It returns the grant and the signer.
 func (t *TLS) VerifyGrant(b []byte, now time.Time) (*Grant, Identity, error) {
+	g, id, err := t.CheckGrant(b, now)
+	if err != nil {
+		return nil, id, err
+	}
+	if why := g.ValidAt(now); why != "" {
+		return nil, id, errors.New(why)
+	}
+	return g, id, nil
+}
+
+// CheckGrant is VerifyGrant without the grant's own validity period (the
+// caller, who may keep the grant, checks Grant.ValidAt when it uses it);
+// the signer's certificate is checked at now.
+func (t *TLS) CheckGrant(b []byte, now time.Time) (*Grant, Identity, error) {
 	sg, err := DecodeGrant(b)
 	if err != nil {
 		return nil, Identity{}, err
@@ -263,9 +277,6 @@ func (t *TLS) VerifyGrant(b []byte, now time.Time) (*Grant, Identity, error) {
 	}
 	if !id.Allows(g.Issuer) {
 		return nil, id, fmt.Errorf("grant %q: issuer %016x is not bound by the signer's certificate %q (%016x/%d)", g.Rule, g.Issuer, id.Name, id.ID, id.Bits)
-	}
-	if why := g.ValidAt(now); why != "" {
-		return nil, id, errors.New(why)
 	}
 	return g, id, nil
 }
