@@ -143,6 +143,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/profiles/reload", a.handle(a.reloadProfiles))
 	mux.HandleFunc("POST /v1/parked/{origin}/{seq}/release", a.handle(a.releaseParked))
 	a.debugRoutes(mux) // testing only: agent/debug.go
+	a.pprofRoutes(mux) // REPLICAD_PPROF=1: agent/pprof.go
 	// Duplicates and workflows: agent/online_api.go.
 	a.onlineRoutes(mux)
 	mux.Handle("GET /metrics", a.metrics.handler())

@@ -54,7 +54,7 @@ func (r *replica) policyOf(table string) policy.Kind {
 			return k
 		}
 	}
-	if rec, err := r.store.Get(policyTable, table); err == nil {
+	if rec := r.policyRecord(table); rec != nil {
 		if v, ok := rec.Get("policy"); ok {
 			if x, err := v.Decode(); err == nil {
 				if s, ok := x.(string); ok {
@@ -68,11 +68,51 @@ func (r *replica) policyOf(table string) policy.Kind {
 	return policy.LWW
 }
 
+// policyCache keeps the records of policyTable read for policyOf and
+// policyAt (every API write and view asks for its table's policy), until
+// the store's version of the table moves.
+type policyCache struct {
+	mu   sync.Mutex
+	st   *store.Store
+	ver  uint64
+	recs map[string]*crdt.Record // nil: no record (read-only otherwise)
+}
+
+// policyRecord returns table's record of policyTable, or nil if there is
+// none (or it cannot be read). The record is shared: read it only.
+func (r *replica) policyRecord(table string) *crdt.Record {
+	st := r.store
+	ver := st.TableVersion(policyTable) // before the read: a later change moves it
+	c := &r.pols
+	c.mu.Lock()
+	if c.st != st || c.ver != ver || c.recs == nil {
+		c.st, c.ver, c.recs = st, ver, map[string]*crdt.Record{}
+	}
+	rec, ok := c.recs[table]
+	c.mu.Unlock()
+	if ok {
+		return rec
+	}
+	rec, err := st.Get(policyTable, table)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		rec = nil
+	case err != nil:
+		return nil // not cached: read again next time
+	}
+	c.mu.Lock()
+	if c.st == st && c.ver == ver {
+		c.recs[table] = rec
+	}
+	c.mu.Unlock()
+	return rec
+}
+
 // policyAt returns the policy that judges a write of table stamped ts:
 // the latest change stamped before it; before any change, lww.
 func (r *replica) policyAt(table string, ts hlc.Timestamp) policy.Kind {
-	rec, err := r.store.Get(policyTable, table)
-	if err != nil {
+	rec := r.policyRecord(table)
+	if rec == nil {
 		return policy.LWW
 	}
 	var best string

@@ -20,6 +20,8 @@ type bqueue struct {
 	mult       int
 	numNodes   func() int
 	items      map[string]*qitem
+	fifo       []*qitem // items in insertion order, with stale ones (sent, superseded) left in place
+	head       int      // index of the oldest entry of fifo
 	nextID     uint64
 	sent       uint64 // broadcasts that reached their transmit limit
 	dropped    uint64 // evicted because the queue was full
@@ -52,16 +54,29 @@ func (q *bqueue) push(name string, msg []byte) {
 		q.superseded++
 	}
 	q.nextID++
-	q.items[name] = &qitem{name: name, msg: msg, id: q.nextID}
-	for len(q.items) > q.max {
-		var oldest *qitem
-		for _, it := range q.items {
-			if oldest == nil || it.id < oldest.id {
-				oldest = it
+	it := &qitem{name: name, msg: msg, id: q.nextID}
+	q.items[name] = it
+	q.fifo = append(q.fifo, it)
+	// Evict the oldest live broadcasts: O(1) per push, amortized (a full
+	// queue with no member to drain it is the common case of a lone node).
+	for len(q.items) > q.max && q.head < len(q.fifo) {
+		old := q.fifo[q.head]
+		q.fifo[q.head] = nil
+		q.head++
+		if q.items[old.name] == old {
+			delete(q.items, old.name)
+			q.dropped++
+		}
+	}
+	// Drop stale entries once they are most of fifo.
+	if n := len(q.fifo) - q.head; n > 2*len(q.items)+64 || q.head > 1024 && q.head > n {
+		live := make([]*qitem, 0, len(q.items)+16)
+		for _, it := range q.fifo[q.head:] {
+			if it != nil && q.items[it.name] == it {
+				live = append(live, it)
 			}
 		}
-		delete(q.items, oldest.name)
-		q.dropped++
+		q.fifo, q.head = live, 0
 	}
 }
 
@@ -131,4 +146,5 @@ func (q *bqueue) reset() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	clear(q.items)
+	q.fifo, q.head = nil, 0
 }

@@ -1,12 +1,16 @@
 package loadgen
 
 import (
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,4 +188,56 @@ func LoopbackThroughput(n int64) (float64, error) {
 		return 0, fmt.Errorf("loopback moved %d of %d bytes", got, n)
 	}
 	return float64(n) / el.Seconds(), nil
+}
+
+// HTTPCeiling measures what HTTP alone allows on this machine: clients
+// goroutines send the write scenario's PUT bodies through the same lean
+// client to a loopback server that decodes each body as JSON and answers
+// a record-sized JSON body, doing nothing else, for d. It returns
+// requests per second: the ceiling of any API write path here, whatever
+// its storage.
+func HTTPCeiling(ctx context.Context, clients int, d time.Duration) (float64, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	answer := []byte(`{"table":"bench","id":"r1","fields":{"status":"a value of some thirty bytes 00"},"conflicts":{},"deleted":false}` + "\n")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Fields map[string]json.RawMessage `json:"fields"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Fields) == 0 {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	api := newAPIClient(l.Addr().String(), clients)
+	defer api.close()
+	var n atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; time.Since(start) < d; i++ {
+				if err := api.put(ctx, "bench", "r"+strconv.Itoa(i%1000), putBodies[i%len(putBodies)]); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return float64(n.Load()) / el.Seconds(), nil
 }

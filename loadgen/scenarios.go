@@ -195,14 +195,20 @@ func WriteThroughput(ctx context.Context, c *Config, o WriteThroughputOpts) (*Re
 		if err != nil {
 			return nil, err
 		}
+		ceiling, err := HTTPCeiling(ctx, clients, d)
+		if err != nil {
+			return nil, err
+		}
 		rate := float64(len(lat)) / el.Seconds()
 		res.Add("writes/s", "writes/s", rate)
 		res.Add("raw-writes/s", "writes/s", raw.PerSecond)
 		res.Add("ratio", "x", rate/raw.PerSecond)
+		res.Add("http-ceiling/s", "requests/s", ceiling)
+		res.Add("ceiling-ratio", "x", rate/ceiling)
 		res.Add("p99", "µs", us(Percentile(lat, 99)))
 		res.Add("raw-p99", "µs", us(Percentile(raw.Latencies, 99)))
-		c.logf("%s run %d/%d: %.0f writes/s through the API (p99 %.0fµs); raw Pebble %.0f synced Sets/s (p99 %.0fµs): %.2fx",
-			name, run+1, c.runs(), rate, us(Percentile(lat, 99)), raw.PerSecond, us(Percentile(raw.Latencies, 99)), rate/raw.PerSecond)
+		c.logf("%s run %d/%d: %.0f writes/s through the API (p99 %.0fµs); raw Pebble %.0f synced Sets/s (p99 %.0fµs): %.2fx; HTTP alone (a server that only decodes the body) %.0f requests/s: %.2fx",
+			name, run+1, c.runs(), rate, us(Percentile(lat, 99)), raw.PerSecond, us(Percentile(raw.Latencies, 99)), rate/raw.PerSecond, ceiling, rate/ceiling)
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil

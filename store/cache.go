@@ -1,6 +1,12 @@
 package store
 
-import "github.com/replicad/replicad/crdt"
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+
+	"github.com/replicad/replicad/crdt"
+)
 
 // recCache keeps decoded states of recently written records, so that the
 // write paths (local writes, remote batches, merges) need not read and
@@ -13,7 +19,70 @@ type recCache struct {
 	m        map[string]cached
 	order    []string // keys in insertion order (a key appears once), for eviction
 	head     int      // index of the oldest key in order
+
+	vers tableVersions
 }
+
+// tableVersions counts, per table, the changes of its records' states
+// that went through the record cache (every write and merge of a record
+// puts its new state there once its batch is handed to Pebble, when the
+// state is visible to readers). Readers need no lock.
+type tableVersions struct {
+	mu sync.RWMutex
+	m  map[string]*atomic.Uint64
+}
+
+func (v *tableVersions) get(table string) uint64 {
+	v.mu.RLock()
+	c := v.m[table]
+	v.mu.RUnlock()
+	if c == nil {
+		return 0
+	}
+	return c.Load()
+}
+
+// bump counts a change of the record under rkey (r<table>\x00<id>).
+func (v *tableVersions) bump(rkey []byte) {
+	if len(rkey) < 2 {
+		return
+	}
+	i := bytes.IndexByte(rkey[1:], 0)
+	if i < 0 {
+		return
+	}
+	t := rkey[1 : 1+i]
+	v.mu.RLock()
+	c := v.m[string(t)]
+	v.mu.RUnlock()
+	if c == nil {
+		v.mu.Lock()
+		if c = v.m[string(t)]; c == nil {
+			if v.m == nil {
+				v.m = map[string]*atomic.Uint64{}
+			}
+			c = new(atomic.Uint64)
+			v.m[string(t)] = c
+		}
+		v.mu.Unlock()
+	}
+	c.Store(versionClock.Add(1))
+}
+
+// versionClock makes table versions unique in the process: a counter
+// never takes a value twice, even across stores (a store reopened after a
+// failure starts its counters again).
+var versionClock atomic.Uint64
+
+// TableVersion is a counter that changes after every write or merge of a
+// record of table is visible to readers, so that a caller can cache a
+// view of a small table (a system table) and re-read it only when the
+// counter moved: read the version, then the records; the view is current
+// while the version is unchanged. Hiding and collecting records count
+// too, but before their batch is visible (callers caching views of
+// hidden or collected records must not rely on it). Counters start at 0
+// when the store opens and never repeat a value in the process.
+func (s *Store) TableVersion(table string) uint64 { return s.rcache.vers.get(table) }
 
 type cached struct {
 	rec  *crdt.Record
@@ -59,6 +128,7 @@ func (c *recCache) take(key []byte) (*crdt.Record, bool) {
 // put stores rec (which the cache now owns) under key, evicting the
 // oldest keys beyond the byte budget.
 func (c *recCache) put(key []byte, rec *crdt.Record) {
+	c.vers.bump(key)
 	k := string(key)
 	size := approxSize(rec)
 	if size > c.maxBytes/4 {
@@ -88,6 +158,7 @@ func (c *recCache) put(key []byte, rec *crdt.Record) {
 }
 
 func (c *recCache) drop(key []byte) {
+	c.vers.bump(key)
 	if e, ok := c.m[string(key)]; ok {
 		c.bytes -= e.size
 		delete(c.m, string(key))

@@ -220,6 +220,10 @@ func Figures(d *Data) []Figure {
 		{ID: "api-write-32", Title: "local writes per second through the API, 32 concurrent clients", Value: ref(tput, "writes/s"),
 			Baseline: pref(tput, "raw-writes/s"), BaselineName: "raw Pebble synced Sets, 32 concurrent",
 			Target: "≥ 50% of raw", Check: ratioAtLeast(ref(tput, "writes/s"), ref(tput, "raw-writes/s"), 0.5)},
+		{ID: "api-write-32-http", Title: "the same writes against HTTP alone (a loopback server that only decodes the body), 32 concurrent", Value: ref(tput, "writes/s"),
+			Baseline: pref(tput, "http-ceiling/s"), BaselineName: "requests/s HTTP alone allows, same client"},
+		{ID: "http-ceiling-32", Title: "HTTP alone, 32 concurrent clients, against raw Pebble synced Sets", Value: ref(tput, "http-ceiling/s"), Unit: "requests/s",
+			Baseline: pref(tput, "raw-writes/s"), BaselineName: "raw Pebble synced Sets, 32 concurrent"},
 	}
 	for _, n := range []int{10, 50, 200} {
 		b := fmt.Sprintf("load:hub-fanin/devices=%d", n)
