@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -33,10 +34,12 @@ const maxPerReq = 10000
 
 // adopt puts in force the scope a hub assigned.
 func (s *Session) adopt(sc Scope) {
-	if reflect.DeepEqual(sc, s.l.scope()) {
+	old := s.l.scope()
+	if reflect.DeepEqual(sc, old) {
 		return
 	}
 	s.l.SetScope(sc)
+	s.l.readChange(old, sc)
 	s.l.Log.Info("the hub assigned this replica a new scope", "profile", sc.Profile, "scope", sc.String())
 	if s.l.OnAssigned != nil {
 		s.l.OnAssigned(sc)
@@ -47,10 +50,18 @@ func (s *Session) adopt(sc Scope) {
 // peer's scope covers this replica's.
 func (s *Session) reconcile(out []Msg) []Msg {
 	sc := s.l.scope()
-	if sc.All || !s.peer.Scope.Covers(sc) {
+	if !s.peer.Scope.Covers(sc) {
 		return out
 	}
-	tables := s.l.dueScans(sc)
+	var tables []string
+	if !sc.All {
+		tables = s.l.dueScans(sc)
+	}
+	for _, t := range s.l.rescans() {
+		if !slices.Contains(tables, t) && sc.lists([]byte(t)) {
+			tables = append(tables, t)
+		}
+	}
 	if len(tables) == 0 {
 		return out
 	}
@@ -95,6 +106,7 @@ func (s *Session) receiveListing(tables []string, r *Records) ([]Msg, error) {
 	if len(r.Recs) > 0 {
 		return nil, fmt.Errorf("%w: a scan answer with records", ErrProtocol)
 	}
+	s.l.rescanned(tables)
 	asked := map[string]bool{}
 	for _, t := range tables {
 		asked[t] = true

@@ -51,6 +51,12 @@ type TableScope struct {
 	// when records are fetched (higher first).
 	IntervalMs int64
 	Priority   int32
+	// Projected: the replica holds only the fields named in Fields (sorted,
+	// unique) of the table's records, and the records' existence (read
+	// permissions, scope_fields.go). A filter, Where or relation of a
+	// projected table reads only those fields.
+	Projected bool
+	Fields    []string
 }
 
 // Relation names the field of another table's selected records that
@@ -120,6 +126,9 @@ func (s Scope) Validate() error {
 		}
 		if t.IntervalMs < 0 {
 			return fmt.Errorf("replication: scope of %q has a negative interval", t.Table)
+		}
+		if err := s.validFields(&s.Tables[i]); err != nil {
+			return err
 		}
 	}
 	// Relations must not loop: selecting a record would depend on itself.
@@ -207,12 +216,12 @@ type Eval struct {
 // none). A deleted record of a listed table is selected, so that deletes
 // reach every replica that may hold it.
 func (s Scope) Selects(table, id string, rec *crdt.Record, ev *Eval) bool {
-	if s.All || IsSystemTable(table) {
+	if s.All {
 		return true
 	}
 	t := s.table(table)
 	if t == nil {
-		return false
+		return IsSystemTable(table)
 	}
 	if !t.filtered() {
 		return true
@@ -262,7 +271,7 @@ func (s Scope) Covers(o Scope) bool {
 		// Only a whole table covers: a filtered holder's view of which
 		// records match may be older than o's.
 		st := s.table(ot.Table)
-		if st == nil || st.filtered() {
+		if st == nil || st.filtered() || !st.coversFields(&ot) {
 			return false
 		}
 	}
@@ -296,6 +305,9 @@ func (s Scope) String() string {
 		}
 		for _, r := range t.Related {
 			fmt.Fprintf(&b, "<%s.%s", r.Table, r.Field)
+		}
+		if t.Projected {
+			fmt.Fprintf(&b, "(%s)", strings.Join(t.Fields, " "))
 		}
 	}
 	if b.Len() == 0 {

@@ -128,6 +128,7 @@ type dynState struct {
 	evHead   uint64
 	lastScan map[string]int64
 	force    bool
+	rescan   map[string]bool // tables to list anew (readChange)
 }
 
 func (l *Local) state() *dynState {
@@ -170,6 +171,40 @@ func (l *Local) ForceReconcile() {
 	d := l.state()
 	d.mu.Lock()
 	d.force = true
+	d.mu.Unlock()
+}
+
+// addRescan makes the next reconciliation with a hub list table anew.
+func (l *Local) addRescan(table string) {
+	d := l.state()
+	d.mu.Lock()
+	if d.rescan == nil {
+		d.rescan = map[string]bool{}
+	}
+	d.rescan[table] = true
+	d.mu.Unlock()
+}
+
+// rescans returns the tables to list anew, sorted.
+func (l *Local) rescans() []string {
+	d := l.state()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.rescan))
+	for t := range d.rescan {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rescanned is told the tables a listing answered.
+func (l *Local) rescanned(tables []string) {
+	d := l.state()
+	d.mu.Lock()
+	for _, t := range tables {
+		delete(d.rescan, t)
+	}
 	d.mu.Unlock()
 }
 

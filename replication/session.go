@@ -37,6 +37,8 @@ func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store
 	if l.Admit != nil && len(writes) > 0 {
 		writes = l.Admit(writes)
 	}
+	// Fields this replica may not hold are not stored, whoever sent them.
+	writes = l.scope().projectWrites(writes)
 	var fetch []RecordKey
 	visible := map[string]bool{}
 	if !l.scope().All {
@@ -169,8 +171,12 @@ func (l *Local) hiddenSkipped(table, id string) (crdt.VV, bool) {
 // complete says the sender's scope covers this replica's.
 func (l *Local) mergeRecord(table, id string, rec *crdt.Record, complete bool) (bool, error) {
 	wasVisible := l.scope().NeedsRecord(table) && l.visible(table, id)
+	rec = l.scope().ProjectRecord(table, rec)
+	// A record of a whole table hidden here (purged when this replica's
+	// read permissions changed) is shown again by the same rule.
+	_, hidden := l.hiddenSkipped(table, id)
 	return l.Store.MergeRecordWith(l.Clock, table, id, rec, func(b *store.Batch, merged *crdt.Record) error {
-		if l.scope().NeedsRecord(table) {
+		if l.scope().NeedsRecord(table) || hidden {
 			l.markScope(b, table, id, merged, complete, wasVisible)
 		}
 		return nil
@@ -211,6 +217,15 @@ type Local struct {
 	// OnAssigned, if set, is told the scope a hub assigned this replica
 	// when it differs from the one in force (which it replaces at once).
 	OnAssigned func(Scope)
+	// Limit, if set, returns what a peer may read (its read permissions
+	// as a scope: the tables, each whole or projected to some fields; ok
+	// false: no restriction). Whichever side dialed, the session serves
+	// the peer its scope (declared or assigned) restricted to it.
+	Limit func(p Peer) (Scope, bool)
+	// Stripped, if set, reports the tables this replica holds, or held,
+	// projected to some fields: its change log may hold other origins'
+	// writes to them without some fields, which it never relays.
+	Stripped func(table string) bool
 	// Filter, if set, returns the filter for what a session takes from
 	// peer p (authenticated by then), or nil to take everything (see
 	// WriteFilter).
@@ -407,6 +422,13 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		// The hub enforces the peer's offline profile, whatever it declared.
 		if sc, ok := s.l.Assign(p); ok {
 			p.Scope, assigned = sc, &sc
+		}
+	}
+	if s.l.Limit != nil {
+		// What the peer may read bounds what it is served, whoever
+		// dialed (scope_fields.go).
+		if lim, ok := s.l.Limit(p); ok {
+			p.Scope = p.Scope.Restrict(lim)
 		}
 	}
 	if s.dialer && m.Welcome.Assigned != nil {
@@ -853,13 +875,18 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 			rs.Missing = true
 		case err != nil:
 			return nil, err
-		case !s.peer.Scope.Selects(k.Table, k.ID, rec, s.peerEval()) && !held:
+		case !s.peer.Scope.Selects(k.Table, k.ID, rec, s.peerEval()) && (!held || !s.peer.Scope.lists([]byte(k.Table)) || IsSystemTable(k.Table)):
+			// A record the asker holds is sent whatever its filter says,
+			// but never one of a table it may not read, nor a system
+			// record its limit leaves out (another device's sync errors).
 			rs.OutOfScope = true
 			for _, d := range rec.Applied {
 				rs.Applied = append(rs.Applied, uint64(d.Node), d.Seq)
 			}
+		case !s.canRelay(k.Table, 0, true):
+			rs.Missing = true // held here without some fields the asker holds
 		default:
-			b, err := rec.MarshalBinary()
+			b, err := s.peer.Scope.ProjectRecord(k.Table, rec).MarshalBinary()
 			if err != nil {
 				return nil, err
 			}
@@ -1053,8 +1080,11 @@ func (c *cursor) fill(s *Session) error {
 						rec = r
 					}
 					switch {
+					case !s.canRelay(w.Table, w.Origin, false):
+						// Held here without some fields: neither sent nor
+						// declared empty (the hub brings it whole).
 					case s.peer.Scope.Selects(w.Table, w.ID, rec, s.peerEval()) || s.peer.Scope.Touches(w):
-						c.buf = append(c.buf, w)
+						c.buf = append(c.buf, s.peer.Scope.ProjectWrite(w))
 					case s.peer.Scope.NeedsRecord(w.Table):
 						c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
 					default:
