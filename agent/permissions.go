@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -227,6 +228,10 @@ type enforcer struct {
 	rejected map[crdt.Dot]rejection // elided, not yet applied
 	queued   map[crdt.Dot]uint64    // applied as skeletons: the queued write-back
 	drainMu  sync.Mutex             // one carry-out at a time
+
+	// holdWriteBacks leaves write-backs queued (tests: a crash between
+	// the skeleton's batch and the write-back).
+	holdWriteBacks atomic.Bool
 }
 
 func newEnforcer(perms *permissions, r *replica) *enforcer {
@@ -356,7 +361,7 @@ func (e *enforcer) applied(writes []*crdt.Write, res *store.Result) {
 		delete(e.rejected, w.Dot())
 	}
 	e.mu.Unlock()
-	if len(ids) > 0 {
+	if len(ids) > 0 && !e.holdWriteBacks.Load() {
 		if err := e.drain(ids); err != nil {
 			e.r.a.log.Error("permission: writing back over rejected writes failed (retried at start)", "error", err)
 		}

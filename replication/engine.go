@@ -552,6 +552,16 @@ func (e *Engine) SyncNow(ctx context.Context, progress func(Stats)) Summary {
 	return e.round(ctx, true, progress)
 }
 
+// SyncWith runs one session with the node at addr now, whatever its
+// backoff (tests, and syncing with one peer on demand).
+func (e *Engine) SyncWith(ctx context.Context, addr string) (Stats, error) {
+	if !e.Online() {
+		return Stats{}, errors.New("offline: nothing crosses the network")
+	}
+	p := Partner{Addr: addr}
+	return e.syncWith(ctx, p, e.state(p), nil)
+}
+
 func (e *Engine) round(ctx context.Context, force bool, progress func(Stats)) Summary {
 	var sum Summary
 	if !e.Online() {
