@@ -31,7 +31,7 @@ const (
 	maxPageLimit       = 1000
 	defaultPollTimeout = 30 * time.Second
 	maxPollTimeout     = 120 * time.Second
-	maxConflictScan    = 100000 // records examined by GET /v1/conflicts
+	maxConflictScan    = 100000 // conflict index entries examined by GET /v1/conflicts
 )
 
 // apiError is an error with an HTTP status.
@@ -424,45 +424,52 @@ type conflictJSON struct {
 	Keys map[string]json.RawMessage `json:"keys,omitempty"`
 }
 
-// conflicts lists the fields with more than one live candidate. The
-// policy layer will keep an index of them (store conflicts); until then
-// this scans every record (at most maxConflictScan).
+// conflicts lists the fields with more than one live candidate that
+// their table's policy shows as conflicts (manual), from the store's
+// conflict index (records with concurrent candidates; at most
+// maxConflictScan of them examined), so that its cost follows the
+// conflicts, not the records.
 func (rp *replica) conflicts() ([]conflictJSON, error) {
 	out := []conflictJSON{}
-	tables, err := rp.store.Tables()
-	if err != nil {
-		return nil, err
-	}
-	seen := 0
-	for _, t := range tables {
-		after := ""
-		for seen < maxConflictScan {
-			page, next, err := rp.store.Scan(t, after, 500)
+	afterT, afterID, seen := "", "", 0
+	for seen < maxConflictScan {
+		refs, err := rp.store.ConflictedRecords(afterT, afterID, 500)
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range refs {
+			seen++
+			t := ref.Table
+			k := rp.policyOf(t)
+			if k != policy.Manual {
+				continue
+			}
+			rec, err := rp.store.Get(t, ref.ID)
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrOutOfScope) {
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
-			for _, e := range page {
-				seen++
-				if !e.Record.Exists() && !e.Record.ExistConflict() {
-					continue
-				}
-				for _, c := range policy.Conflicts(rp.policyOf(t), e.Record) {
-					name := c.Field
-					if name == "" {
-						name = existsField
-					}
-					cj := conflictJSON{Kind: "field", Table: t, ID: e.ID, Field: name, Candidates: candidates(c.Candidates)}
-					if c.Field != "" {
-						cj.Base = rp.baseOf(t, e.ID, c.Field)
-					}
-					out = append(out, cj)
-				}
+			if !rec.Exists() && !rec.ExistConflict() {
+				continue
 			}
-			if next == "" {
-				break
+			for _, c := range policy.Conflicts(k, rec) {
+				name := c.Field
+				if name == "" {
+					name = existsField
+				}
+				cj := conflictJSON{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: candidates(c.Candidates)}
+				if c.Field != "" {
+					cj.Base = rp.baseOf(t, ref.ID, c.Field)
+				}
+				out = append(out, cj)
 			}
-			after = next
 		}
+		if len(refs) < 500 {
+			break
+		}
+		afterT, afterID = refs[len(refs)-1].Table, refs[len(refs)-1].ID
 	}
 	dups, err := rp.duplicateConflicts()
 	if err != nil {

@@ -87,6 +87,19 @@ func (r *Record) Conflicted() []string {
 	return out
 }
 
+// HasConflict reports whether the record has a conflicted field (see
+// Conflicted) or a conflict in its existence register (ExistConflict),
+// without allocating.
+func (r *Record) HasConflict() bool {
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if len(f.Cands) > 1 && hasValue(f.Cands) {
+			return true
+		}
+	}
+	return r.ExistConflict()
+}
+
 // ExistConflict reports whether a write and a delete are concurrent in the
 // existence register (an update against a delete, for the manual policy).
 func (r *Record) ExistConflict() bool {

@@ -102,7 +102,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 		return false, err
 	}
 	before := rec.Digest()
-	wasDeleted := rec.Deleted()
+	wasDeleted, wasConflict := rec.Deleted(), rec.HasConflict()
 	rec.Merge(in)
 	if rec.Digest() == before {
 		s.rcache.put(rkey, rec)
@@ -163,6 +163,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	} else if wasDeleted {
 		b.del(tk)
 	}
+	b.indexConflict(rkey, wasConflict, rec)
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
 	if hook != nil && b.err == nil {

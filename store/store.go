@@ -365,6 +365,9 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool) (*Store, error) {
 	if err := s.load(); err != nil {
 		return fail(err)
 	}
+	if err := s.buildConflictIndex(); err != nil {
+		return fail(err)
+	}
 	return s, nil
 }
 

@@ -68,6 +68,7 @@ func (b *Batch) Purge(table, id string, skipped crdt.VV) {
 	vv.Join(skipped)
 	b.del(recordKey(nil, table, id))
 	b.s.rcache.drop(recordKey(nil, table, id))
+	b.del(conflictIdxKey(recordKey(nil, table, id)))
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
 	b.deleteBases(table, id)
@@ -141,6 +142,7 @@ func (b *Batch) CollectRecord(table, id string) {
 	}
 	rkey := recordKey(nil, table, id)
 	b.del(rkey)
+	b.del(conflictIdxKey(rkey))
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
 	b.deleteBases(table, id)
@@ -400,7 +402,7 @@ func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec
 			return nil, err
 		}
 	}
-	wasDeleted := rec.Deleted()
+	wasDeleted, wasConflict := rec.Deleted(), rec.HasConflict()
 	seq := s.nextSeq
 	w := &crdt.Write{
 		Table: table, ID: id, Origin: s.node, Seq: seq, TS: clock.Now(),
@@ -420,6 +422,7 @@ func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec
 	feed := s.feed + 1
 	res.Feed = feed
 	s.putApplied(b, rkey, rec, wasDeleted, w, feed)
+	b.indexConflict(rkey, wasConflict, rec)
 	b.setEncoded(originKey(s.node), self.flat())
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
@@ -675,10 +678,11 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 		return h
 	}
 	type recState struct {
-		rec        *crdt.Record
-		wasDeleted bool
-		key        []byte
-		last       *crdt.Write
+		rec         *crdt.Record
+		wasDeleted  bool
+		wasConflict bool
+		key         []byte
+		last        *crdt.Write
 	}
 	recs := map[string]*recState{}
 	var order []*recState
@@ -719,7 +723,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 				s.mu.Unlock()
 				return nil, err
 			}
-			rs = &recState{rec: rec, wasDeleted: rec.Deleted(), key: append([]byte(nil), keyBuf...)}
+			rs = &recState{rec: rec, wasDeleted: rec.Deleted(), wasConflict: rec.HasConflict(), key: append([]byte(nil), keyBuf...)}
 			recs[string(keyBuf[1:])] = rs
 		}
 		out := &res.Outcomes[i]
@@ -779,6 +783,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 		} else if rs.wasDeleted {
 			b.del(tk)
 		}
+		b.indexConflict(rs.key, rs.wasConflict, rs.rec)
 		res.Records[string(rs.key[1:])] = rs.rec
 		if b.recs == nil {
 			b.recs = map[string]*crdt.Record{}
