@@ -19,7 +19,10 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-var flagPropNodes = flag.Int("sync.propnodes", 50, "BenchmarkPropagation: cluster size")
+var (
+	flagPropNodes = flag.Int("sync.propnodes", 50, "BenchmarkPropagation: cluster size")
+	flagPropHints = flag.Bool("sync.prophints", false, "BenchmarkPropagation: gossip pushes are hints (PushHints, as in a TLS cluster)")
+)
 
 // propNode is one replica of the in-process cluster: a store on an
 // in-memory filesystem, an engine on a MemNet, gossip on a MemNetwork.
@@ -87,14 +90,15 @@ func BenchmarkPropagation(b *testing.B) {
 		g, err := gossip.New(gossip.Config{Name: st.NodeID().String(), Transport: tr, Profile: gossip.ProfileLocal, Join: join,
 			Meta:   gossip.Meta{Role: gossip.Role(role), SyncAddr: p.addr, ClusterID: "p"},
 			Logger: hclog.NewNullLogger(),
-			OnMessage: func(_ string, payload []byte) {
+			OnMessage: func(from string, payload []byte) {
 				if strings.HasPrefix(string(payload), probePrefix) {
 					p.mu.Lock()
 					p.probes[string(payload)] = time.Now()
 					p.mu.Unlock()
 					return
 				}
-				eng.HandlePush(payload)
+				from2, _ := hlc.ParseNodeID(from)
+				eng.HandlePushFrom(from2, payload)
 			}})
 		if err != nil {
 			b.Fatal(err)
@@ -103,12 +107,13 @@ func BenchmarkPropagation(b *testing.B) {
 		p.g = g
 		eng = replication.NewEngine(replication.Config{
 			Local: local, Dial: snet.Dialer(p.addr), PullInterval: time.Second, IdleTimeout: 5 * time.Second,
-			Broadcast: g.Broadcast, MaxBroadcast: g.MaxPayload(),
+			Broadcast: g.Broadcast, MaxBroadcast: g.MaxPayload(), PushHints: *flagPropHints,
 			Members: func() []replication.Partner {
 				var out []replication.Partner
 				for _, m := range g.Members() {
 					if m.State == gossip.StateAlive && m.Meta.SyncAddr != p.addr {
-						out = append(out, replication.Partner{Addr: m.Meta.SyncAddr, Role: string(m.Meta.Role)})
+						node, _ := hlc.ParseNodeID(m.Name)
+						out = append(out, replication.Partner{Addr: m.Meta.SyncAddr, Node: node, Role: string(m.Meta.Role)})
 					}
 				}
 				return out
