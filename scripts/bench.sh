@@ -49,6 +49,7 @@ gobench ./replication '^BenchmarkWireBytesPerField$' -count "$count" -benchtime 
 gobench ./replication '^BenchmarkPartitionHeal$' -count "$count" -benchtime 1x
 gobench ./replication '^BenchmarkCatchUp$' -count "$bigcount" -benchtime 1x "${big[@]}"
 gobench ./replication '^BenchmarkPropagation$' -count "$bigcount" -benchtime "$propn"
+gobench ./replication '^BenchmarkCatchUpTLS$' -count "$bigcount" -benchtime 2x
 echo "go benchmarks: $(( $(date +%s) - start ))s" >&2
 
 echo "$BIN bench ${loadflags[*]} --out $load_out" >&2
