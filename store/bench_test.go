@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -47,13 +48,14 @@ func percentiles(b *testing.B, lat []time.Duration) {
 }
 
 // BenchmarkLocalWrite: one writer, durable one-field writes, against a raw
-// synced Pebble Set of the same size (the store's whole batch size).
+// synced Pebble Set of the same size (the store's whole batch size); and
+// the same writes to a store encrypted at rest (Options.EncryptionKey).
 func BenchmarkLocalWrite(b *testing.B) {
 	var batchSize atomic.Int64
-	b.Run("store", func(b *testing.B) {
-		s := mustOpen(b, Options{Dir: filepath.Join(b.TempDir(), "db")})
+	run := func(b *testing.B, key []byte, size *atomic.Int64) {
+		s := mustOpen(b, Options{Dir: filepath.Join(b.TempDir(), "db"), EncryptionKey: key})
 		defer s.Close()
-		s.testHookBatch = func(r []byte) { batchSize.Store(int64(len(r))) }
+		s.testHookBatch = func(r []byte) { size.Store(int64(len(r))) }
 		c := hlc.NewClock(nil, time.Minute)
 		val := crdt.MustValue("a value of some thirty bytes..")
 		lat := make([]time.Duration, 0, b.N)
@@ -67,8 +69,10 @@ func BenchmarkLocalWrite(b *testing.B) {
 		}
 		b.StopTimer()
 		percentiles(b, lat)
-		b.ReportMetric(float64(batchSize.Load()), "batch-bytes")
-	})
+		b.ReportMetric(float64(size.Load()), "batch-bytes")
+	}
+	b.Run("store", func(b *testing.B) { run(b, nil, &batchSize) })
+	b.Run("store-encrypted", func(b *testing.B) { run(b, benchKey, new(atomic.Int64)) })
 	b.Run("raw-pebble", func(b *testing.B) {
 		db := openRaw(b, filepath.Join(b.TempDir(), "raw"))
 		defer db.Close()
@@ -166,16 +170,21 @@ func (g *remoteGen) next(n int) []*crdt.Write {
 
 var capturedBatches [][]byte
 
+// benchKey is the encryption key of the store-encrypted sub-benchmarks.
+var benchKey = bytes.Repeat([]byte{0x5a}, KeySize)
+
 // BenchmarkApplyRemote1000: batches of 1,000 single-field remote writes,
 // synced per batch, against raw Pebble applying the very same batch bytes
 // (same keys and values), synced.
 func BenchmarkApplyRemote1000(b *testing.B) {
-	b.Run("store", func(b *testing.B) {
-		s := mustOpen(b, Options{Dir: filepath.Join(b.TempDir(), "db")})
+	run := func(b *testing.B, key []byte) {
+		s := mustOpen(b, Options{Dir: filepath.Join(b.TempDir(), "db"), EncryptionKey: key})
 		defer s.Close()
-		s.testHookBatch = func(r []byte) {
-			if len(capturedBatches) < 64 {
-				capturedBatches = append(capturedBatches, append([]byte(nil), r...))
+		if key == nil {
+			s.testHookBatch = func(r []byte) {
+				if len(capturedBatches) < 64 {
+					capturedBatches = append(capturedBatches, append([]byte(nil), r...))
+				}
 			}
 		}
 		c := hlc.NewClock(func() int64 { return t0 + 10_000 }, time.Minute)
@@ -191,7 +200,9 @@ func BenchmarkApplyRemote1000(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "fieldchanges/s")
-	})
+	}
+	b.Run("store", func(b *testing.B) { run(b, nil) })
+	b.Run("store-encrypted", func(b *testing.B) { run(b, benchKey) })
 	b.Run("raw-pebble", func(b *testing.B) {
 		if len(capturedBatches) == 0 {
 			b.Skip("run with the store sub-benchmark")

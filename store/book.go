@@ -220,7 +220,7 @@ func (s *Store) ReleaseParked(origin hlc.NodeID, seq uint64) (*ParkedWrite, erro
 	k := parkedKey(origin, seq)
 	var p *ParkedWrite
 	err := s.commitBook(func(b *Batch) error {
-		val, c, err := s.db.Get(k)
+		val, c, err := s.get(k)
 		if errors.Is(err, pebble.ErrNotFound) {
 			return fmt.Errorf("%w: parked write %s", ErrNotFound, FormatKey(k))
 		}
@@ -388,7 +388,7 @@ func (s *Store) getValue(k []byte, v any) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	val, c, err := s.db.Get(k)
+	val, c, err := s.get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrNotFound, FormatKey(k))
 	}
@@ -403,6 +403,8 @@ func (s *Store) scanPrefix(prefix []byte, fn func(k, v []byte) error) error {
 	return s.scanRange(prefix, prefixEnd(prefix), fn)
 }
 
+// scanRange calls fn with every key in [lower, upper) and its value
+// (opened; valid until fn returns), in order.
 func (s *Store) scanRange(lower, upper []byte, fn func(k, v []byte) error) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -412,8 +414,32 @@ func (s *Store) scanRange(lower, upper []byte, fn func(k, v []byte) error) error
 		return err
 	}
 	defer it.Close()
+	var buf []byte
 	for it.First(); it.Valid(); it.Next() {
-		if err := fn(it.Key(), it.Value()); err != nil {
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// scanKeys calls fn with every key starting with prefix, in order, without
+// reading (or opening) the values.
+func (s *Store) scanKeys(prefix []byte, fn func(k []byte) error) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key()); err != nil {
 			return err
 		}
 	}

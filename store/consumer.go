@@ -115,12 +115,17 @@ func (s *Store) ConsumerOutcomes(name string, before uint64, limit int) ([]Consu
 	}
 	defer it.Close()
 	var out []ConsumerOutcome
+	var buf []byte
 	for ok := it.Last(); ok && len(out) < limit; ok = it.Prev() {
 		k := it.Key()
 		if len(k) != len(lower)+8 {
 			return nil, corruptf(k, "consumer outcome key of %d bytes", len(k))
 		}
-		out = append(out, ConsumerOutcome{Feed: be(k[len(lower):]), Value: append([]byte(nil), it.Value()...)})
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ConsumerOutcome{Feed: be(k[len(lower):]), Value: append([]byte(nil), v...)})
 	}
 	if err := it.Error(); err != nil && !errors.Is(err, pebble.ErrNotFound) {
 		return nil, err

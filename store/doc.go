@@ -73,6 +73,16 @@
 // (MANIFEST write failure) still ends the process; the data on disk is
 // then crash-consistent.
 //
+// # Encryption at rest
+//
+// With Options.EncryptionKey every value is sealed with AES-256-GCM (the
+// Pebble key as additional data) when it is written and opened when it is
+// read; keys stay plain. A plain store opened with a key is migrated
+// (rewritten sealed in bounded batches, resumed after a crash, then
+// compacted); an encrypted store opened without its key fails with
+// ErrKeyRequired, with another key ErrWrongKey. See cipher.go and
+// migrate.go.
+//
 // # Layout
 //
 // Keys start with a one-byte prefix; integers are 8-byte big-endian so

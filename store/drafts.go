@@ -198,7 +198,7 @@ func (s *Store) ListDrafts(table, afterTable, afterID string, limit int) ([]*Dra
 // CountDrafts returns the number of drafts.
 func (s *Store) CountDrafts() (int, error) {
 	n := 0
-	err := s.scanPrefix([]byte{pDraft}, func(_, _ []byte) error { n++; return nil })
+	err := s.scanKeys([]byte{pDraft}, func([]byte) error { n++; return nil })
 	return n, err
 }
 
@@ -233,7 +233,7 @@ func (b *Batch) TakeDraft(table, id string, rev uint64) {
 		return
 	}
 	k := draftKey(table, id)
-	val, c, err := b.s.db.Get(k)
+	val, c, err := b.s.get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		b.err = fmt.Errorf("%w: %s/%s is no longer a draft", ErrDraftChanged, table, id)
 		return

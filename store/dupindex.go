@@ -133,7 +133,7 @@ func (s *Store) KeyIndexIDs(table string, digest []byte, limit int) ([]string, e
 	}
 	prefix := append(dupTableKey(dupForward, table), digest...)
 	var out []string
-	err := s.scanPrefix(prefix, func(k, _ []byte) error {
+	err := s.scanKeys(prefix, func(k []byte) error {
 		if limit > 0 && len(out) == limit {
 			return errStopScan
 		}
@@ -194,7 +194,7 @@ func (s *Store) getRaw(k []byte) ([]byte, bool, error) {
 	if err := s.usable(); err != nil {
 		return nil, false, err
 	}
-	val, c, err := s.db.Get(k)
+	val, c, err := s.get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -210,7 +210,7 @@ func (s *Store) getRaw(k []byte) ([]byte, bool, error) {
 func (s *Store) KeyIndexTables() ([]string, error) {
 	var out []string
 	p := []byte{pDupKey, dupDef}
-	err := s.scanPrefix(p, func(k, _ []byte) error {
+	err := s.scanKeys(p, func(k []byte) error {
 		out = append(out, string(k[len(p):]))
 		return nil
 	})

@@ -34,6 +34,13 @@ var (
 	// visible; the store refuses further writes and reads until it is closed
 	// and reopened (reopening recovers exactly the durable state).
 	ErrFailed = errors.New("store: failed after an I/O error; close and reopen")
+	// ErrKeyRequired: the store's values are encrypted at rest (or being
+	// encrypted: an interrupted migration) and Options.EncryptionKey was
+	// not given. Nothing was changed.
+	ErrKeyRequired = errors.New("store: the store is encrypted at rest and no key was given")
+	// ErrWrongKey: Options.EncryptionKey is not the key the store was
+	// encrypted with. Nothing was changed.
+	ErrWrongKey = errors.New("store: wrong encryption key")
 	// ErrInvalid: an argument was refused (bad table name or id, malformed
 	// write, bad range).
 	ErrInvalid = errors.New("store: invalid argument")

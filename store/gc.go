@@ -26,7 +26,7 @@ func (s *Store) GCHorizon() (crdt.VV, error) {
 		return nil, err
 	}
 	k := metaKey(metaGC)
-	v, c, err := s.db.Get(k)
+	v, c, err := s.get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -74,7 +74,7 @@ func (s *Store) Collect(limit int) (int, error) {
 	}
 	n := 0
 	err = s.commitBook(func(b *Batch) error {
-		err := s.scanPrefix([]byte{pTomb}, func(k, _ []byte) error {
+		err := s.scanKeys([]byte{pTomb}, func(k []byte) error {
 			if n == limit {
 				return errStopScan
 			}

@@ -44,9 +44,10 @@ const (
 // magicValue is stored under m"magic".
 const magicValue = "replicad-store"
 
-// FormatVersion is the store layout version this package writes and the
-// newest it reads.
-const FormatVersion = 1
+// FormatVersion is the newest store layout version this package reads: 1
+// (values plain) or 2 (values encrypted at rest, or being encrypted; see
+// cipher.go). It writes 1 for a plain store and 2 for an encrypted one.
+const FormatVersion = formatSealed
 
 // Limits on names.
 const (

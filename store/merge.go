@@ -133,7 +133,7 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	}
 	mkey := mergedKey(table, id)
 	var mvv crdt.VV
-	if v, c, err := s.db.Get(mkey); err == nil {
+	if v, c, err := s.get(mkey); err == nil {
 		mvv, err = decodeVV(mkey, v)
 		c.Close()
 		if err != nil {

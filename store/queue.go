@@ -84,7 +84,7 @@ func (s *Store) Restamp(dot crdt.Dot) (crdt.Dot, bool, error) {
 		return crdt.Dot{}, false, err
 	}
 	k := u64u64Key(nil, pRestamp, uint64(dot.Node), dot.Seq)
-	val, c, err := s.db.Get(k)
+	val, c, err := s.get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return crdt.Dot{}, false, nil
 	}

@@ -149,6 +149,7 @@ func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, err
 	}
 	defer it.Close()
 	var out []RecordEntry
+	var buf []byte
 	for it.First(); it.Valid(); it.Next() {
 		if len(out) == limit {
 			return out, out[len(out)-1].ID, nil
@@ -161,7 +162,11 @@ func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, err
 		if s.isHidden(table, id) {
 			continue
 		}
-		rec, err := decodeRecord(k, it.Value())
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			return nil, "", err
+		}
+		rec, err := decodeRecord(k, v)
 		if err != nil {
 			return nil, "", err
 		}
@@ -309,13 +314,18 @@ func (s *Store) Feed(after uint64, limit int) ([]FeedEntry, error) {
 	}
 	defer it.Close()
 	var out []FeedEntry
+	var buf []byte
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
 		k := it.Key()
 		if len(k) != 9 {
 			return nil, corruptf(k, "feed key of %d bytes", len(k))
 		}
+		raw, err := s.itValue(it, &buf)
+		if err != nil {
+			return nil, err
+		}
 		var v feedValue
-		if err := decodeValue(k, it.Value(), &v); err != nil {
+		if err := decodeValue(k, raw, &v); err != nil {
 			return nil, err
 		}
 		out = append(out, FeedEntry{Feed: be(k[1:]), Origin: hlc.NodeID(v.Origin), Seq: v.Seq, Table: v.Table, ID: v.ID})

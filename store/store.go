@@ -58,6 +58,22 @@ type Options struct {
 	// simulations and the research lab); an existing store keeps its own.
 	// Leave it 0 in production: ids are then random and never reused.
 	NodeID hlc.NodeID
+	// EncryptionKey, when not nil, is the AES-256 key (KeySize bytes) the
+	// store's values are encrypted with at rest (cipher.go): a new store is
+	// created encrypted; a plain store is migrated (every value rewritten
+	// sealed, in bounded batches, resumed after a crash, then the whole
+	// keyspace compacted so that no plaintext file remains); an encrypted
+	// store opens only with its key (ErrWrongKey). An encrypted store
+	// opened without a key fails with ErrKeyRequired. Keys (table names,
+	// record ids, node ids, sequence numbers), value sizes and write
+	// timing are not hidden. Turning encryption off or changing the key is
+	// not supported (see ARCHITECTURE.md).
+	EncryptionKey []byte
+
+	// Tests: the values per migration batch (0: 1,024), and a hook called
+	// at each step of a migration (stage, values sealed so far).
+	migrateBatch int
+	testMigrate  func(stage string, done uint64)
 }
 
 // Store is replicad's durable state on Pebble. All methods are safe for
@@ -69,6 +85,7 @@ type Store struct {
 	log     hclog.Logger
 	node    hlc.NodeID
 	cluster string
+	ciph    *valueCipher // nil: values are plain
 
 	// mu serializes writers (and CompactLog): it is held while a batch is
 	// built and handed to Pebble, so WAL order equals local sequence order.
@@ -146,7 +163,9 @@ func (o *Options) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Opti
 // An existing directory is checked before anything is written: a
 // directory that is not a Pebble database, or a Pebble database without
 // replicad's marker, gives ErrNotReplicadStore; a newer store format gives
-// ErrNewerFormat; a different cluster id (both set) ErrClusterMismatch;
+// ErrNewerFormat; an encrypted store without Options.EncryptionKey
+// ErrKeyRequired, with another key ErrWrongKey; a different cluster id
+// (both set) ErrClusterMismatch;
 // undecodable metadata or holdings ErrCorrupt (naming the key); Pebble's
 // own errors (corrupt files, I/O) are wrapped. In every failing case the
 // directory is left as it was.
@@ -166,12 +185,19 @@ func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("%w: no data directory", ErrInvalid)
 	}
-	fresh, err := checkDir(opts)
+	var ciph *valueCipher
+	if opts.EncryptionKey != nil {
+		var err error
+		if ciph, err = newValueCipher(opts.EncryptionKey); err != nil {
+			return nil, err
+		}
+	}
+	fresh, err := checkDir(opts, ciph)
 	if err != nil {
 		return nil, err
 	}
 	cache := pebble.NewCache(opts.CacheSize)
-	s, err := openDB(opts, cache, fresh)
+	s, err := openDB(opts, cache, fresh, ciph)
 	if err != nil {
 		cache.Unref()
 		return nil, err
@@ -182,7 +208,7 @@ func Open(opts Options) (*Store, error) {
 // checkDir inspects opts.Dir without changing it. fresh reports a missing
 // or empty directory, or a Pebble database with no keys at all (a crash
 // during creation).
-func checkDir(opts Options) (fresh bool, err error) {
+func checkDir(opts Options, ciph *valueCipher) (fresh bool, err error) {
 	names, err := opts.FS.List(opts.Dir)
 	if err != nil {
 		if oserrorIsNotExist(err) {
@@ -221,7 +247,7 @@ func checkDir(opts Options) (fresh bool, err error) {
 	if !any {
 		return true, nil
 	}
-	m, err := readMeta(db)
+	m, err := readMeta(db, ciph)
 	if err != nil {
 		return false, err
 	}
@@ -241,6 +267,7 @@ type meta struct {
 	node    hlc.NodeID
 	cluster string
 	hlc     hlc.Timestamp
+	atRest  *sealedView // which values are sealed
 }
 
 func (m *meta) check(opts Options) error {
@@ -256,20 +283,26 @@ func (m *meta) check(opts Options) error {
 	return nil
 }
 
-// readMeta reads and decodes the m keys.
-func readMeta(db *pebble.DB) (*meta, error) {
-	m := &meta{}
+// readMeta reads and decodes the m keys, opening the sealed ones with
+// ciph (nil: no key given). An encrypted store without a key gives
+// ErrKeyRequired, with another key ErrWrongKey (readAtRest).
+func readMeta(db pebble.Reader, ciph *valueCipher) (*meta, error) {
+	m := &meta{atRest: &sealedView{c: ciph}}
 	get := func(name string) ([]byte, error) {
-		v, c, err := db.Get(metaKey(name))
+		k := metaKey(name)
+		v, c, err := db.Get(k)
 		if errors.Is(err, pebble.ErrNotFound) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("store: read %s: %w", FormatKey(metaKey(name)), err)
+			return nil, fmt.Errorf("store: read %s: %w", FormatKey(k), err)
 		}
-		out := append([]byte{}, v...)
-		c.Close()
-		return out, nil
+		defer c.Close()
+		v, err = m.atRest.openAt(k, v)
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte{}, v...), nil
 	}
 	v, err := get(metaMagic)
 	if err != nil {
@@ -291,6 +324,9 @@ func readMeta(db *pebble.DB) (*meta, error) {
 	m.format = be(v)
 	if m.format > FormatVersion {
 		return m, nil // do not interpret the rest
+	}
+	if m.atRest, err = readAtRest(db, ciph); err != nil {
+		return nil, err
 	}
 	if v, err = get(metaNode); err != nil {
 		return nil, err
@@ -325,12 +361,12 @@ func safeOpen(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 	return pebble.Open(dir, po)
 }
 
-func openDB(opts Options, cache *pebble.Cache, fresh bool) (*Store, error) {
+func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*Store, error) {
 	db, err := safeOpen(opts.Dir, opts.pebbleOptions(cache, false))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, cache: cache, opts: opts, log: opts.Logger, held: map[hlc.NodeID]*Held{}}
+	s := &Store{db: db, cache: cache, opts: opts, log: opts.Logger, held: map[hlc.NodeID]*Held{}, ciph: ciph}
 	fail := func(err error) (*Store, error) {
 		db.Close()
 		return nil, err
@@ -344,19 +380,38 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool) (*Store, error) {
 			}
 			node = hlc.NodeID(be(b[:]))
 		}
-		b := db.NewBatch()
-		_ = b.Set(metaKey(metaMagic), []byte(magicValue), nil)
-		_ = b.Set(metaKey(metaFormat), u64val(FormatVersion), nil)
-		_ = b.Set(metaKey(metaNode), u64val(uint64(node)), nil)
-		_ = b.Set(metaKey(metaCluster), []byte(opts.ClusterID), nil)
-		_ = b.Set(metaKey(metaHLC), u64val(0), nil)
-		if err := s.commitPlain(b); err != nil {
+		b := s.newBatch()
+		b.setPlain(metaKey(metaMagic), []byte(magicValue))
+		if ciph != nil {
+			at, err := ciph.atRestMeta(atRestSealed, nil, 0)
+			if err != nil {
+				b.close()
+				return fail(err)
+			}
+			b.setPlain(metaKey(metaFormat), u64val(formatSealed))
+			b.setPlain(metaKey(metaAtRest), at)
+		} else {
+			b.setPlain(metaKey(metaFormat), u64val(formatPlain))
+		}
+		b.set(metaKey(metaNode), u64val(uint64(node)))
+		b.set(metaKey(metaCluster), []byte(opts.ClusterID))
+		b.set(metaKey(metaHLC), u64val(0))
+		if err := s.commitNow(b); err != nil {
 			return fail(fmt.Errorf("store: initialize %s: %w", opts.Dir, err))
 		}
 	}
-	m, err := readMeta(db)
+	m, err := readMeta(db, ciph)
 	if err != nil {
 		return fail(err)
+	}
+	if ciph != nil && m.format <= FormatVersion && m.atRest.state != atRestSealed {
+		// A plain store given a key, or a migration a crash interrupted.
+		if err := s.sealAll(m.atRest); err != nil {
+			return fail(err)
+		}
+		if m, err = readMeta(db, ciph); err != nil {
+			return fail(err)
+		}
 	}
 	if err := m.check(opts); err != nil {
 		return fail(err)
@@ -377,13 +432,19 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
+	var buf []byte
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
 		if len(k) != 9 {
 			it.Close()
 			return corruptf(k, "holdings key of %d bytes", len(k))
 		}
-		h, err := decodeHeld(k, it.Value())
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		h, err := decodeHeld(k, v)
 		if err != nil {
 			it.Close()
 			return err
@@ -441,7 +502,7 @@ func (s *Store) load() error {
 		return err
 	}
 	s.parked = map[crdt.Dot]bool{}
-	return s.scanPrefix([]byte{pParked}, func(k, _ []byte) error {
+	return s.scanKeys([]byte{pParked}, func(k []byte) error {
 		if len(k) != 17 {
 			return corruptf(k, "parked key of %d bytes", len(k))
 		}

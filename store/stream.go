@@ -30,10 +30,15 @@ func (s *Store) StreamTables(origin hlc.NodeID, after uint64, want func(table []
 		return err
 	}
 	defer it.Close()
+	var buf []byte
 	for it.First(); it.Valid(); it.Next() {
-		key, v := it.Key(), it.Value()
+		key := it.Key()
 		if len(key) != 17 {
 			return corruptf(key, "log key of %d bytes", len(key))
+		}
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			return err
 		}
 		if want != nil {
 			if t, ok := crdt.WriteTable(v); ok && !want(t) {

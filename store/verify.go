@@ -14,7 +14,8 @@ import (
 // exactly the logged sequences plus the declared-empty ranges; each
 // record's Applied vector is exactly, per origin, the highest logged write
 // to it; every feed entry names a logged write and every logged write has
-// one feed entry. It reads the whole store and keeps per-record state in
+// one feed entry; in an encrypted store, that every value opens with the
+// key. It reads the whole store and keeps per-record state in
 // memory: a tool for tests and operators, not for the hot path. The first
 // problem is returned (ErrCorrupt for undecodable values, naming the key).
 func (s *Store) Verify() error {
@@ -34,12 +35,21 @@ func (s *Store) Verify() error {
 			return err
 		}
 		defer it.Close()
+		var buf []byte
 		for it.First(); it.Valid(); it.Next() {
-			if err := fn(it.Key(), it.Value()); err != nil {
+			v, err := s.itValue(it, &buf)
+			if err != nil {
+				return err
+			}
+			if err := fn(it.Key(), v); err != nil {
 				return err
 			}
 		}
 		return it.Error()
+	}
+
+	if err := s.verifyAtRest(snap); err != nil {
+		return err
 	}
 
 	// Log: per origin the held set, per record the max seq per origin.
@@ -166,7 +176,7 @@ func (s *Store) Verify() error {
 	// Every record the log names is stored, unless purged; every stored
 	// record is named by the log, a merge, or was hidden.
 	horizon, err := func() (crdt.VV, error) {
-		v, c, err := snap.Get(metaKey(metaGC))
+		v, c, err := s.getFrom(snap, metaKey(metaGC))
 		if err != nil {
 			return nil, nil // no horizon yet
 		}
@@ -228,12 +238,11 @@ func (s *Store) Verify() error {
 	}
 	// Metadata.
 	for _, name := range []string{metaMagic, metaFormat, metaNode, metaHLC} {
-		v, c, err := snap.Get(metaKey(name))
+		_, c, err := s.getFrom(snap, metaKey(name))
 		if err != nil {
 			return fmt.Errorf("store: metadata %s: %w", FormatKey(metaKey(name)), err)
 		}
 		c.Close()
-		_ = v
 	}
 	return nil
 }
@@ -280,13 +289,18 @@ func (s *Store) compactChunk(from []byte, chunk, left int, limited bool) (int, [
 	recs := map[string]*crdt.Record{}
 	n, seen := 0, 0
 	var resume []byte
+	var buf []byte
 	for it.First(); it.Valid(); it.Next() {
 		if seen == chunk || (limited && n >= left) {
 			resume = append([]byte(nil), it.Key()...)
 			break
 		}
 		seen++
-		w, err := decodeLogEntry(it.Key(), it.Value())
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			return 0, nil, err
+		}
+		w, err := decodeLogEntry(it.Key(), v)
 		if err != nil {
 			return 0, nil, err
 		}

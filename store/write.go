@@ -160,7 +160,29 @@ func (b *Batch) CollectRecord(table, id string) {
 // Err returns the first error a method of b met.
 func (b *Batch) Err() error { return b.err }
 
+// set puts key = val in the batch, val sealed when the store is
+// encrypted (straight into the batch's buffer: no copy, no allocation).
 func (b *Batch) set(key, val []byte) {
+	if b.err != nil {
+		return
+	}
+	if c := b.s.ciph; c != nil {
+		// Sealed in place in the batch, with the batch's copy of the key
+		// as additional data: neither key nor val escapes (as with Set).
+		op := b.b.SetDeferred(len(key), sealOverhead+len(val))
+		copy(op.Key, key)
+		copy(op.Value[1+nonceSize:], val)
+		if b.err = c.sealInPlace(op.Value, op.Key, len(val)); b.err == nil {
+			b.err = op.Finish()
+		}
+		return
+	}
+	b.err = b.b.Set(key, val, nil)
+}
+
+// setPlain puts key = val unsealed: only the values Open reads before it
+// knows the key (m"magic", m"format", m"atrest"; see isBootstrap).
+func (b *Batch) setPlain(key, val []byte) {
 	if b.err == nil {
 		b.err = b.b.Set(key, val, nil)
 	}
@@ -235,10 +257,9 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 	}, nil
 }
 
-// commitPlain commits a batch synchronously (bookkeeping, metadata).
-// Caller holds s.mu (or has exclusive access during Open).
-func (s *Store) commitPlain(b *pebble.Batch) error {
-	bb := &Batch{s: s, b: b}
+// commitNow commits a batch synchronously (metadata at Open, migration)
+// and closes it. Caller holds s.mu (or has exclusive access during Open).
+func (s *Store) commitNow(bb *Batch) error {
 	defer bb.close()
 	wait, err := s.submit(bb)
 	if err != nil {
@@ -519,7 +540,7 @@ func (s *Store) publishHeld(m map[hlc.NodeID]*Held) {
 // readRecord reads and decodes a record; a missing record is an empty
 // one (found false).
 func (s *Store) readRecord(rkey []byte) (*crdt.Record, bool, error) {
-	v, c, err := s.db.Get(rkey)
+	v, c, err := s.get(rkey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return &crdt.Record{}, false, nil
 	}
