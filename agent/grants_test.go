@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -431,5 +433,31 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 	}
 	if errs := dev.syncErrors(t, "permission"); len(errs) != 1 {
 		t.Fatalf("device sync errors %q", errs)
+	}
+}
+
+func TestGrantConfigKeys(t *testing.T) {
+	path := t.TempDir() + "/c.hcl"
+	if err := os.WriteFile(path, []byte("peer_relay = \"granted\"\ngrant_validity = \"2h\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseArgs([]string{"--config", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Security.PeerRelay != PeerRelayGranted || c.Security.GrantValidity != 2*time.Hour {
+		t.Fatalf("from the file: %q %s", c.Security.PeerRelay, c.Security.GrantValidity)
+	}
+	c, err = ParseArgs([]string{"--config", path, "--peer-relay", "own", "--grant-validity", "1h"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Security.PeerRelay != PeerRelayOwn || c.Security.GrantValidity != time.Hour {
+		t.Fatalf("flags over the file: %q %s", c.Security.PeerRelay, c.Security.GrantValidity)
+	}
+	for _, args := range [][]string{{"--peer-relay", "all"}, {"--grant-validity", "100ms"}, {"--grant-validity", "900h"}} {
+		if _, err := ParseArgs(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
 	}
 }

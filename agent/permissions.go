@@ -300,6 +300,12 @@ func (e *enforcer) admit(writes []*crdt.Write) []*crdt.Write {
 // hook runs inside the batch that applies remote writes: it queues the
 // write-back of every rejected write applied (as a skeleton) in it.
 func (e *enforcer) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
+	e.mu.Lock()
+	none := len(e.rejected) == 0
+	e.mu.Unlock()
+	if none {
+		return nil // the common case: nothing rejected
+	}
 	for i, w := range writes {
 		if i >= len(res.Status) || res.Status[i] != store.Applied {
 			continue

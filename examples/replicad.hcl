@@ -109,6 +109,18 @@ api_auth = "auto"
 # restart). Flag: --tls-revoked.
 # tls_revoked = "pki/revoked.txt"
 
+# With TLS, the writes taken from a device peer: "own" (only that
+# device's own writes, each within its signed grant) or "granted" (any
+# origin's writes, each within its origin's grant; a compromised device
+# can then forge writes in another's name within that one's grant).
+# Flag: --peer-relay.
+# peer_relay = "own"
+
+# On a hub with TLS and permission blocks: how long the signed grants of
+# its rules (published to every node) are valid; re-signed at half of
+# it. Flag: --grant-validity.
+# grant_validity = "24h"
+
 # Gossip encryption: a keyring file (`replicad tls gossip-key create
 # FILE`), base64 keys, the first encrypts. POST /v1/gossip/keys rotates
 # keys and rewrites it. Flag: --gossip-keyring.
