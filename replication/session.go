@@ -1054,10 +1054,31 @@ type tableStreamer interface {
 	StreamTables(origin hlc.NodeID, after uint64, want func(table []byte) bool, fn func(seq uint64, w *crdt.Write) error) error
 }
 
+// originTabler is implemented by a store that knows which tables each
+// origin's log entries write (*store.Store).
+type originTabler interface {
+	OriginMayWrite(origin hlc.NodeID, want func(table []byte) bool) bool
+}
+
 // fill loads the cursor's buffer; writes the peer holds or that fall
 // outside its scope are turned into empties on the way. For a peer whose
 // scope lists tables, writes of other tables are not even decoded.
 func (c *cursor) fill(s *Session) error {
+	if !c.drained && c.coverAll && !s.peer.Scope.All {
+		if ot, ok := s.l.Store.(originTabler); ok && !ot.OriginMayWrite(c.origin, s.peer.Scope.lists) {
+			// None of the origin's log entries here writes a table the
+			// peer's scope lists: everything this node holds of it that
+			// the peer lacks is empty to the peer, without reading the log
+			// (this node's scope covers the peer's, so what it holds
+			// without a log entry is empty to the peer too).
+			for _, g := range c.theirs.Missing(intersect(c.mine, c.after+1, c.mine.Max())) {
+				c.empties.Add(g.Lo, g.Hi)
+			}
+			c.after = max(c.after, c.mine.Max())
+			c.drained = true
+			return nil
+		}
+	}
 	for len(c.buf) == 0 && !c.drained {
 		n := 0
 		prev := c.after

@@ -93,6 +93,7 @@ type Store struct {
 	nextSeq uint64            // next local sequence number (own origin)
 	parked  map[crdt.Dot]bool // parked writes (k keys), so applying one removes its key
 	rcache  *recCache         // decoded records for the write paths; guarded by mu
+	otabs   originTables      // the tables each origin's log entries write (origintables.go)
 	feed    uint64            // last feed sequence number used
 	errSeq  uint64            // last sync-error id used
 	qSeq    uint64            // last queue id used
@@ -421,6 +422,9 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*
 		return fail(err)
 	}
 	if err := s.buildConflictIndex(); err != nil {
+		return fail(err)
+	}
+	if err := s.loadOriginTables(); err != nil {
 		return fail(err)
 	}
 	return s, nil

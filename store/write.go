@@ -496,6 +496,7 @@ func (s *Store) putApplied(b *Batch, rkey []byte, rec *crdt.Record, wasDeleted b
 		b.err = err
 		return
 	}
+	b.noteLogTable(w.Origin, w.Table)
 	b.set(logKey(nil, w.Origin, w.Seq), lv)
 	b.set(feedKey(nil, feed), appendFeedValue(nil, uint64(w.Origin), w.Seq, w.Table, w.ID))
 	tk := tombKey(w.Table, w.ID)
@@ -785,6 +786,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 			s.mu.Unlock()
 			return nil, err
 		}
+		b.noteLogTable(w.Origin, w.Table)
 		b.set(logKey(keyBuf[:0], w.Origin, w.Seq), lv)
 		b.buf = lv
 		b.buf = appendFeedValue(b.buf[:0], uint64(w.Origin), w.Seq, w.Table, w.ID)
