@@ -59,6 +59,8 @@ type Agent struct {
 	prog syncProgress
 
 	sec *security // API token, TLS, gossip keyring (security.go)
+
+	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)
 }
 
 // replica is what a reset replaces: the store and everything built on it.
@@ -108,6 +110,9 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	}()
 	a.metrics = newMetrics(a)
 	if a.sec, err = newSecurity(cfg, log); err != nil {
+		return nil, err
+	}
+	if a.atRestKey, err = cfg.AtRest.loadKey(); err != nil {
 		return nil, err
 	}
 	a.rep, err = a.openReplica()
@@ -213,7 +218,7 @@ func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store")
 // sync listener on it.
 func (a *Agent) openReplica() (r *replica, err error) {
 	cfg := a.cfg
-	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID()})
+	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID(), EncryptionKey: a.atRestKey})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

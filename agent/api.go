@@ -884,6 +884,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["policies"] = a.cfg.Policies
 		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter) and logs what lww overrides; conflicts list the concurrent candidates of a field on every table"
 		st["feed_head"] = strconv.FormatUint(rp.store.FeedHead(), 10)
+		st["encrypted_at_rest"] = rp.store.Encrypted()
 		rp.draftStatus(st) // drafts.go
 		a.prog.mu.Lock()
 		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}

@@ -89,6 +89,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Security: the API token, TLS and gossip encryption (security.go).
 	Security SecurityConfig
+	// AtRest is where the key encrypting the store's values at rest comes
+	// from (atrest.go): at most one source; none leaves them plain.
+	AtRest AtRestConfig
 	// Tables declares tables: key fields for duplicate detection
 	// (online_config.go).
 	Tables map[string]TableConfig
@@ -131,6 +134,10 @@ type fileConfig struct {
 	HubAPI         *string            `hcl:"hub_api,optional"`
 	Profiles       *string            `hcl:"profiles,optional"`
 	HubAPIToken    *string            `hcl:"hub_api_token_file,optional"`
+	// At-rest encryption key sources (atrest.go).
+	EncryptionKeyFile    *string `hcl:"encryption_key_file,optional"`
+	EncryptionKeyEnv     *string `hcl:"encryption_key_env,optional"`
+	EncryptionKeyCommand *string `hcl:"encryption_key_command,optional"`
 }
 
 // DefaultConfig returns the configuration of `replicad agent` without
@@ -196,6 +203,9 @@ func (c *Config) LoadFile(path string) error {
 	str(fc.HubAPI, &c.HubAPI)
 	str(fc.Profiles, &c.Profiles)
 	str(fc.HubAPIToken, &c.HubAPITokenFile)
+	str(fc.EncryptionKeyFile, &c.AtRest.KeyFile)
+	str(fc.EncryptionKeyEnv, &c.AtRest.KeyEnv)
+	str(fc.EncryptionKeyCommand, &c.AtRest.KeyCommand)
 	if fc.LogJSON != nil {
 		c.LogJSON = *fc.LogJSON
 	}
@@ -351,6 +361,9 @@ func (c *Config) Validate() error {
 		return keyErr("max_body_bytes", "must be positive")
 	}
 	if err := c.Security.validate(); err != nil {
+		return err
+	}
+	if err := c.AtRest.validate(); err != nil {
 		return err
 	}
 	if err := checkHubAPI(c.HubAPI); err != nil {

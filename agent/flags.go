@@ -70,6 +70,9 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.StringVar(&fv.HubAPI, "hub-api", "", "the hub's HTTP API `ADDR` (HOST:PORT or URL) for online reads (?online=true)")
 	fs.StringVar(&fv.HubAPITokenFile, "hub-api-token-file", "", "`FILE` holding the bearer token of the hub's API, if it needs one")
 	addSecurityFlags(fs, &fv.Security)
+	fs.StringVar(&fv.AtRest.KeyFile, "encryption-key-file", "", "encrypt the store's values at rest (AES-256-GCM) with the key in `FILE`: 32 raw bytes or 64 hex characters, mode 0600; a plain store is migrated")
+	fs.StringVar(&fv.AtRest.KeyEnv, "encryption-key-env", "", "encrypt the store at rest with the key in environment variable `VAR` (64 hex characters; removed from the agent's environment once read)")
+	fs.StringVar(&fv.AtRest.KeyCommand, "encryption-key-command", "", "encrypt the store at rest with the key `CMD` prints (run with /bin/sh -c once at start; 30 s timeout)")
 	fs.Usage = func() {
 		fmt.Fprint(out, usageHead)
 		fmt.Fprint(out, fs.FlagUsages())
@@ -87,6 +90,13 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 		}
 	}
 	var perr error
+	atRestFlags := false // an encryption key flag replaces the file's source
+	atRest := func() *AtRestConfig {
+		if !atRestFlags {
+			cfg.AtRest, atRestFlags = AtRestConfig{}, true
+		}
+		return &cfg.AtRest
+	}
 	fs.Visit(func(f *pflag.Flag) {
 		switch f.Name {
 		case "data-dir":
@@ -151,6 +161,12 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			cfg.HubAPI = fv.HubAPI
 		case "hub-api-token-file":
 			cfg.HubAPITokenFile = fv.HubAPITokenFile
+		case "encryption-key-file":
+			atRest().KeyFile = fv.AtRest.KeyFile
+		case "encryption-key-env":
+			atRest().KeyEnv = fv.AtRest.KeyEnv
+		case "encryption-key-command":
+			atRest().KeyCommand = fv.AtRest.KeyCommand
 		}
 	})
 	if perr != nil {

@@ -394,6 +394,7 @@ type SecurityStatus struct {
 	APITLS   bool          `json:"api_tls"`
 	TLS      *TLSStatus    `json:"tls,omitempty"`
 	Gossip   *GossipStatus `json:"gossip_encryption,omitempty"`
+	AtRest   bool          `json:"encrypted_at_rest"` // the store's values (atrest.go)
 }
 
 // TLSStatus describes this node's certificate.
@@ -412,7 +413,7 @@ type GossipStatus struct {
 }
 
 func (s *security) status() SecurityStatus {
-	st := SecurityStatus{APIToken: s.token != "", APITLS: s.apiTLS()}
+	st := SecurityStatus{APIToken: s.token != "", APITLS: s.apiTLS(), AtRest: s.cfg.AtRest.on()}
 	if s.tls != nil {
 		id := s.tls.Self()
 		st.TLS = &TLSStatus{Name: id.Name, Role: id.Role, NodeIDs: fmt.Sprintf("%016x/%d", id.ID, id.Bits), Serial: secure.SerialString(id.Serial), NotAfter: id.NotAfter}

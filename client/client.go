@@ -334,6 +334,7 @@ type Status struct {
 	FeedHead        string            `json:"feed_head"`
 	Drafts          int               `json:"drafts"`            // drafts kept on this node (never synced)
 	HubAPI          string            `json:"hub_api,omitempty"` // where online reads go, if known
+	EncryptedAtRest bool              `json:"encrypted_at_rest"` // the store's values are encrypted at rest
 	Sync            SyncState         `json:"sync"`
 }
 

@@ -125,3 +125,15 @@ api_auth = "auto"
 # FILE`), base64 keys, the first encrypts. POST /v1/gossip/keys rotates
 # keys and rewrites it. Flag: --gossip-keyring.
 # gossip_keyring = "gossip.keyring"
+
+# Encryption at rest of the store's values (AES-256-GCM): the key comes
+# from at most one source. A file holding 32 raw bytes or 64 hex
+# characters (`openssl rand -hex 32`), mode 0600; an environment variable
+# (64 hex characters, removed from the agent's environment once read); or
+# a command whose output is the key (/bin/sh -c, once at start, 30 s). A
+# plain store is migrated at start; an encrypted store does not open
+# without its key. Flags: --encryption-key-file, --encryption-key-env,
+# --encryption-key-command.
+# encryption_key_file    = "/etc/replicad/store.key"
+# encryption_key_env     = "REPLICAD_STORE_KEY"
+# encryption_key_command = "pass show replicad/store"

@@ -514,6 +514,7 @@ func (e *env) status(s *client.Status) error {
 		{"parked writes", strconv.Itoa(s.Parked)},
 		{"feed head", s.FeedHead},
 		{"drafts (not synced)", strconv.Itoa(s.Drafts)},
+		{"encrypted at rest", strconv.FormatBool(s.EncryptedAtRest)},
 	}
 	if s.Sync.Running {
 		rows = append(rows, []string{"syncing", progressText(s.Sync.Progress)})

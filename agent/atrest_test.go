@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/store"
+)
+
+var testAtRestKey = bytes.Repeat([]byte{0xa7}, store.KeySize)
+
+func TestParseKey(t *testing.T) {
+	hexKey := hex.EncodeToString(testAtRestKey)
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		want string // error substring
+	}{
+		{string(testAtRestKey), true, ""},
+		{hexKey, true, ""},
+		{hexKey + "\n", true, ""},
+		{"  " + strings.ToUpper(hexKey) + "\r\n", true, ""},
+		{"", false, "0 bytes: want exactly 32 raw bytes, or 64 hex characters"},
+		{hexKey[:62], false, "62 bytes"},
+		{hexKey + "00", false, "66 bytes"},
+		{strings.Repeat("zz", 32), false, "not hex"},
+		{string(testAtRestKey[:31]), false, "31 bytes"},
+		{string(testAtRestKey) + "\n", false, "33 bytes"},
+	} {
+		k, err := parseKey([]byte(tc.in), "test")
+		if tc.ok {
+			if err != nil || !bytes.Equal(k, testAtRestKey) {
+				t.Errorf("%q: %x %v", tc.in, k, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "from test") {
+			t.Errorf("%q: got %v, want an error with %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseKey: key text from outside (a file, a variable, a command's
+// output) is either a 32-byte key or an error; never a panic, never a key
+// of another length.
+func FuzzParseKey(f *testing.F) {
+	f.Add([]byte(hex.EncodeToString(testAtRestKey)))
+	f.Add(testAtRestKey)
+	f.Add([]byte(" \n"))
+	f.Add([]byte(strings.Repeat("g", 64)))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		k, err := parseKey(in, "fuzz")
+		if err != nil {
+			if k != nil {
+				t.Fatal("key with error")
+			}
+			return
+		}
+		if len(k) != store.KeySize {
+			t.Fatalf("key of %d bytes", len(k))
+		}
+		if len(in) == store.KeySize && !bytes.Equal(k, in) {
+			t.Fatal("32 raw bytes not taken as the key")
+		}
+	})
+}
+
+func writeKeyFile(t *testing.T, content []byte, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "store.key")
+	if err := os.WriteFile(p, content, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestKeyFromFile(t *testing.T) {
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		p := writeKeyFile(t, []byte(hex.EncodeToString(testAtRestKey)+"\n"), mode)
+		c := AtRestConfig{KeyFile: p}
+		if k, err := c.loadKey(); err != nil || !bytes.Equal(k, testAtRestKey) {
+			t.Fatalf("mode %v: %x %v", mode, k, err)
+		}
+	}
+	raw := writeKeyFile(t, testAtRestKey, 0o600)
+	if k, err := (&AtRestConfig{KeyFile: raw}).loadKey(); err != nil || !bytes.Equal(k, testAtRestKey) {
+		t.Fatalf("raw: %x %v", k, err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
+		p := writeKeyFile(t, testAtRestKey, mode)
+		_, err := (&AtRestConfig{KeyFile: p}).loadKey()
+		if err == nil || !strings.Contains(err.Error(), "must not be readable by group or others") || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %v: %v", mode, err)
+		}
+	}
+	if _, err := (&AtRestConfig{KeyFile: filepath.Join(t.TempDir(), "missing")}).loadKey(); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := (&AtRestConfig{KeyFile: t.TempDir()}).loadKey(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
+	short := writeKeyFile(t, []byte("0123"), 0o600)
+	if _, err := (&AtRestConfig{KeyFile: short}).loadKey(); err == nil || !strings.Contains(err.Error(), "4 bytes") || !strings.Contains(err.Error(), short) {
+		t.Errorf("short: %v", err)
+	}
+	if os.Geteuid() != 0 { // root reads anything
+		unreadable := writeKeyFile(t, testAtRestKey, 0o000)
+		if _, err := (&AtRestConfig{KeyFile: unreadable}).loadKey(); err == nil || !errors.Is(err, os.ErrPermission) {
+			t.Errorf("unreadable: %v", err)
+		}
+	}
+}
+
+func TestKeyFromEnv(t *testing.T) {
+	const name = "REPLICAD_TEST_AT_REST_KEY"
+	t.Setenv(name, hex.EncodeToString(testAtRestKey))
+	k, err := (&AtRestConfig{KeyEnv: name}).loadKey()
+	if err != nil || !bytes.Equal(k, testAtRestKey) {
+		t.Fatalf("%x %v", k, err)
+	}
+	if _, ok := os.LookupEnv(name); ok {
+		t.Fatal("the key stays in the environment (commands the agent runs would inherit it)")
+	}
+	if _, err := (&AtRestConfig{KeyEnv: name}).loadKey(); err == nil || !strings.Contains(err.Error(), name+" is not set") {
+		t.Fatalf("unset: %v", err)
+	}
+	t.Setenv(name, "abcd")
+	if _, err := (&AtRestConfig{KeyEnv: name}).loadKey(); err == nil || !strings.Contains(err.Error(), "environment variable "+name) || strings.Contains(err.Error(), "abcd") {
+		t.Fatalf("bad length: %v", err)
+	}
+	if _, ok := os.LookupEnv(name); !ok {
+		t.Fatal("a refused variable was removed")
+	}
+}
+
+func TestKeyFromCommand(t *testing.T) {
+	hexKey := hex.EncodeToString(testAtRestKey)
+	k, err := (&AtRestConfig{KeyCommand: "echo " + hexKey}).loadKey()
+	if err != nil || !bytes.Equal(k, testAtRestKey) {
+		t.Fatalf("%x %v", k, err)
+	}
+	for _, tc := range []struct{ cmd, want string }{
+		{"echo 'vault sealed' >&2; exit 3", "exit status 3 (stderr: vault sealed)"},
+		{"/nonexistent/keytool", "exit status 127"},
+		{"echo abc", "4 bytes: want exactly 32 raw bytes, or 64 hex characters"},
+		{"head -c 10000 /dev/zero", "printed more than 4096 bytes"},
+	} {
+		_, err := (&AtRestConfig{KeyCommand: tc.cmd}).loadKey()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.cmd, err, tc.want)
+		}
+	}
+	start := time.Now()
+	_, err = keyFromCommand("sleep 20", 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || time.Since(start) > 5*time.Second {
+		t.Fatalf("timeout: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestAtRestConfig(t *testing.T) {
+	keyFile := writeKeyFile(t, testAtRestKey, 0o600)
+	c, err := ParseArgs([]string{"--encryption-key-file", keyFile}, io.Discard)
+	if err != nil || c.AtRest.KeyFile != keyFile {
+		t.Fatalf("%+v %v", c.AtRest, err)
+	}
+	_, err = ParseArgs([]string{"--encryption-key-file", keyFile, "--encryption-key-env", "K"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--encryption-key-env: the encryption key has one source") {
+		t.Fatalf("two sources: %v", err)
+	}
+	if _, err := ParseArgs([]string{"--encryption-key-env", "1BAD"}, io.Discard); err == nil || !strings.Contains(err.Error(), "not an environment variable name") {
+		t.Fatalf("bad env name: %v", err)
+	}
+	// The file's keys, and a flag replacing the file's source.
+	path := filepath.Join(t.TempDir(), "c.hcl")
+	os.WriteFile(path, []byte("encryption_key_command = \"pass show replicad\"\n"), 0o644)
+	c, err = ParseArgs([]string{"--config", path}, io.Discard)
+	if err != nil || c.AtRest != (AtRestConfig{KeyCommand: "pass show replicad"}) {
+		t.Fatalf("file: %+v %v", c.AtRest, err)
+	}
+	c, err = ParseArgs([]string{"--config", path, "--encryption-key-env", "REPLICAD_KEY"}, io.Discard)
+	if err != nil || c.AtRest != (AtRestConfig{KeyEnv: "REPLICAD_KEY"}) {
+		t.Fatalf("flag over file: %+v %v", c.AtRest, err)
+	}
+	os.WriteFile(path, []byte("encryption_key_file = \"/k\"\nencryption_key_env = \"K\"\n"), 0o644)
+	cfg := DefaultConfig()
+	if err := cfg.LoadFile(path); err == nil || !strings.Contains(err.Error(), "c.hcl:2,1: encryption_key_env: the encryption key has one source") {
+		t.Fatalf("two sources in a file: %v", err)
+	}
+}
+
+// TestAgentEncryptedStore: an agent with a key creates its store
+// encrypted and says so (status, security); restarted without the key it
+// refuses to start, naming the problem; with another key too; and a store
+// reopened after a failure (recover.go) keeps the key.
+func TestAgentEncryptedStore(t *testing.T) {
+	cfg := testConfig(t, "device")
+	cfg.AtRest.KeyFile = writeKeyFile(t, []byte(hex.EncodeToString(testAtRestKey)), 0o600)
+	a, err := New(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.rep.store.Encrypted() {
+		t.Fatal("store not encrypted")
+	}
+	if _, err := a.rep.localWrite("t", "a", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("secret value")}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.sec.status(); !st.AtRest {
+		t.Fatalf("security status %+v", st)
+	}
+	// Reopen as after a failure: the key is kept.
+	a.mu.Lock()
+	a.rep.close()
+	a.rep, a.recovering = nil, true
+	a.mu.Unlock()
+	a.recoverStore(nil)
+	if a.rep == nil || !a.rep.store.Encrypted() {
+		t.Fatal("the reopened store is not open, or not encrypted")
+	}
+	if rec, err := a.rep.store.Get("t", "a"); err != nil || rec.Deleted() {
+		t.Fatalf("after reopen: %v %v", rec, err)
+	}
+	a.closeAll()
+
+	plain := cfg
+	plain.AtRest = AtRestConfig{}
+	if _, err := New(plain, hclog.NewNullLogger()); !errors.Is(err, store.ErrKeyRequired) || !strings.Contains(err.Error(), "--encryption-key-file") {
+		t.Fatalf("without key: %v", err)
+	}
+	other := cfg
+	other.AtRest.KeyFile = writeKeyFile(t, bytes.Repeat([]byte{1}, store.KeySize), 0o600)
+	if _, err := New(other, hclog.NewNullLogger()); !errors.Is(err, store.ErrWrongKey) {
+		t.Fatalf("other key: %v", err)
+	}
+
+	// Status over the API.
+	b, _ := runAgent(t, cfg)
+	for path, field := range map[string]string{"/v1/status": "encrypted_at_rest", "/v1/security": "encrypted_at_rest"} {
+		resp, err := http.Get("http://" + b.APIAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if m[field] != true {
+			t.Errorf("GET %s: %s = %v", path, field, m[field])
+		}
+	}
+}
