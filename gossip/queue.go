@@ -68,7 +68,12 @@ func (q *bqueue) push(name string, msg []byte) {
 			q.dropped++
 		}
 	}
-	// Drop stale entries once they are most of fifo.
+	q.compact()
+}
+
+// compact drops fifo's stale entries (sent, superseded, evicted) once they
+// are most of it, so that it stays within about twice the queue.
+func (q *bqueue) compact() {
 	if n := len(q.fifo) - q.head; n > 2*len(q.items)+64 || q.head > 1024 && q.head > n {
 		live := make([]*qitem, 0, len(q.items)+16)
 		for _, it := range q.fifo[q.head:] {
@@ -128,6 +133,7 @@ func (q *bqueue) get(overhead, limit int) [][]byte {
 			q.sent++
 		}
 	}
+	q.compact()
 	return out
 }
 
