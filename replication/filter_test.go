@@ -1,11 +1,14 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
 )
 
 // relayFilter is what a node in a TLS cluster sets for device peers:
@@ -163,4 +166,98 @@ func TestPushHints(t *testing.T) {
 	if c.value("payroll", "p1", "amount") == "1" || c.st.HeldOf(a.st.NodeID()).Contains(w.Seq+1) {
 		t.Fatal("the forged push was applied")
 	}
+}
+
+// Have.Accept round-trips, an empty list staying empty (nothing
+// accepted), not nil (everything); malformed lists are refused.
+func TestAcceptOriginsWire(t *testing.T) {
+	for _, a := range []*AcceptOrigins{nil, {Nodes: []uint64{}}, {Nodes: []uint64{7, 64, 0x0d00000000000000, 8}}} {
+		b, err := EncodeMsg(Msg{Have: &Have{Accept: a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := DecodeMsg(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.Have.Accept
+		if (got == nil) != (a == nil) || a != nil && len(got.Nodes) != len(a.Nodes) {
+			t.Fatalf("sent %+v, got %+v", a, got)
+		}
+	}
+	for _, nodes := range [][]uint64{{7}, {0, 64}, {7, 0}, {7, 65}} {
+		b, _ := EncodeMsg(Msg{Have: &Have{Accept: &AcceptOrigins{Nodes: nodes}}})
+		if _, err := DecodeMsg(b); err == nil {
+			t.Errorf("accepted origins %v decoded", nodes)
+		}
+	}
+}
+
+// FuzzFilteredSession: a session whose filter takes only the peer's own
+// origin (node 2) and refuses table "payroll" never holds another
+// origin's writes nor a payroll record, whatever the peer sends.
+func FuzzFilteredSession(f *testing.F) {
+	st, err := store.Open(store.Options{FS: vfs.NewMem(), Dir: "/d", NoSync: true, ClusterID: "c", MemTableSize: 1 << 20, CacheSize: 1 << 20, NodeID: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	clock := hlc.NewClock(nil, hlc.DefaultMaxOffset)
+	local := &Local{Node: 1, Cluster: "c", Role: "device", Scope: FullScope(), Clock: clock, Store: st,
+		Filter: func(p Peer) *WriteFilter {
+			return &WriteFilter{Origins: []OriginMatch{{Node: p.Node, Bits: 64}}, Check: func(w *crdt.Write) string {
+				if w.Table == "payroll" {
+					return "not granted"
+				}
+				return ""
+			}}
+		}}
+	frames := func(ms ...Msg) []byte {
+		var b bytes.Buffer
+		for _, m := range ms {
+			WriteMsg(&b, m)
+		}
+		return b.Bytes()
+	}
+	mk := func(origin hlc.NodeID, table string) []byte {
+		b, _ := encodeChunkWrites([]*crdt.Write{{Origin: origin, Seq: 1, TS: 1 << 16, Table: table, ID: "x",
+			Fields: []crdt.FieldValue{{Name: "v", Value: crdt.MustValue("s")}}}}, 2, 1)
+		return b
+	}
+	hello := Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 2, Role: "device", Scope: FullScope()}}
+	welcome := Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: "c", Node: 2, Role: "device", Scope: FullScope()}}
+	for _, dialer := range []bool{false, true} {
+		first := hello
+		if dialer {
+			first = welcome
+		}
+		f.Add(dialer, frames(first, Msg{Have: &Have{}}, Msg{Chunk: &Chunk{No: 1, Body: mk(2, "jobs")}}, Msg{Done: &Done{}}))
+		f.Add(dialer, frames(first, Msg{Have: &Have{}}, Msg{Chunk: &Chunk{No: 1, Body: mk(3, "jobs")}}))
+		f.Add(dialer, frames(first, Msg{Have: &Have{}}, Msg{Chunk: &Chunk{No: 1, Body: mk(2, "payroll")}}))
+		f.Add(dialer, frames(first, Msg{Have: &Have{}}, Msg{Chunk: &Chunk{No: 1, Empties: []OriginHeld{{Origin: 3, Contig: 9}},
+			Skips: []Skip{{Origin: 3, Seq: 4, Table: "jobs", ID: "y"}}}}))
+		f.Add(dialer, frames(first, Msg{Have: &Have{}}, Msg{RecordReq: &RecordReq{Keys: []RecordKey{{Table: "jobs", ID: "x"}}}}, Msg{Records: &Records{}}))
+	}
+	f.Fuzz(func(t *testing.T, dialer bool, data []byte) {
+		s := NewSession(local, dialer)
+		s.Start()
+		r := bytes.NewReader(data)
+		for i := 0; i < 64 && !s.Finished(); i++ {
+			m, _, err := ReadMsg(r)
+			if err != nil {
+				break
+			}
+			if _, err := s.Handle(m); err != nil {
+				break
+			}
+		}
+		for o := range st.Holdings() {
+			if o != 1 && o != 2 {
+				t.Fatalf("holds writes of origin %s, which the filter does not take", o)
+			}
+		}
+		if recs, _, err := st.Scan("payroll", "", 1); err != nil || len(recs) > 0 {
+			t.Fatalf("a payroll record was stored (%v)", err)
+		}
+	})
 }
