@@ -124,7 +124,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, fmt.Errorf("api address: %w", err)
 	}
 	a.apiLn = a.sec.apiListener(a.apiLn)
-	a.http = &http.Server{Handler: a.sec.apiHandler(a, a.routes()), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: a.readGuard(a.sec.apiHandler(a, a.routes())), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }
 
@@ -292,7 +292,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
 		ecfg.Members = r.members
-		ecfg.Broadcast = r.gossip.Broadcast
+		ecfg.Broadcast = r.readSafeBroadcast(r.gossip.Broadcast)
 		ecfg.MaxBroadcast = r.gossip.MaxPayload()
 		defer func() {
 			engMu.Lock()
@@ -335,6 +335,11 @@ func (r *replica) start() {
 		// when they were made.
 		if err := r.publishPolicies(r.a.cfg.Policies); err != nil {
 			r.a.log.Error("publishing the table policies", "error", err)
+		}
+	}
+	if r.a.cfg.Role == "hub" {
+		if err := r.markReads(); err != nil {
+			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())

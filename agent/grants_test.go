@@ -37,8 +37,11 @@ func grantsPKI(t *testing.T) string {
 	return pki
 }
 
-// techRules: every device may write jobs:status and jobs:notes only.
-var techRules = []Permission{{Name: "techs", Nodes: []string{"0d00000000000000/8"}, Write: []string{"jobs:status", "jobs:notes"}, Read: []string{"jobs"}, ReadSet: true}}
+// techRules: every device may write jobs:status and jobs:notes only. It
+// may read payroll too, so that a forbidden payroll write relayed to it
+// is in its scope (a table it may not read is held as empty, as outside
+// any scope: readperm.go).
+var techRules = []Permission{{Name: "techs", Nodes: []string{"0d00000000000000/8"}, Write: []string{"jobs:status", "jobs:notes"}, Read: []string{"jobs", "payroll"}, ReadSet: true}}
 
 func grantHub(t *testing.T, pki, name string) (*Agent, *logSink) {
 	t.Helper()

@@ -163,6 +163,11 @@ func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string
 		return nil, offlinef("bad hub API address %q: %v", base, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	// The hub judges the read by this node's read permissions (bound to
+	// the client certificate with TLS; online_readperm.go).
+	if n := a.nodeID(); n != 0 {
+		req.Header.Set(nodeHeader, n.String())
+	}
 	if f := a.cfg.HubAPITokenFile; f != "" {
 		tok, err := os.ReadFile(f)
 		if err != nil {

@@ -39,8 +39,16 @@ type profileState struct {
 	loaded  time.Time
 }
 
-// setupProfiles wires offline profiles into the sync configuration.
+// setupProfiles wires offline profiles, then read permissions
+// (readperm.go), into the sync configuration.
 func (r *replica) setupProfiles(ecfg *replication.Config) error {
+	if err := r.setupProfileScopes(ecfg); err != nil {
+		return err
+	}
+	return r.setupReads(ecfg)
+}
+
+func (r *replica) setupProfileScopes(ecfg *replication.Config) error {
 	cfg := r.a.cfg
 	if cfg.Profiles != "" {
 		ps := &profileState{path: cfg.Profiles}

@@ -41,7 +41,17 @@ func (r *replica) publishSyncError(id string, e *store.SyncError) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.localWrite(errorTable, id, []crdt.FieldValue{{Name: "error", Value: v}}, false)
+	// "nodes": the ids (hex) of the nodes it names; a device whose reads
+	// are restricted is served only the errors naming it (readperm.go).
+	ids := make([]any, 0, len(e.Nodes))
+	for _, n := range e.Nodes {
+		ids = append(ids, hlc.NodeID(n).String())
+	}
+	nv, err := crdt.ValueOf(ids)
+	if err != nil {
+		return err
+	}
+	_, err = r.localWrite(errorTable, id, []crdt.FieldValue{{Name: "error", Value: v}, {Name: "nodes", Value: nv}}, false)
 	return err
 }
 

@@ -213,6 +213,15 @@ func PeerIdentity(c net.Conn) (Identity, error) {
 	return identityOf(cs.PeerCertificates[0])
 }
 
+// StateIdentity returns the identity of the verified peer of a TLS
+// connection state (an HTTP request's TLS field).
+func StateIdentity(cs *tls.ConnectionState) (Identity, error) {
+	if cs == nil || !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
+		return Identity{}, errors.New("no verified peer certificate")
+	}
+	return identityOf(cs.PeerCertificates[0])
+}
+
 // Authenticate checks the node id and role a peer claims in the sync
 // handshake against its certificate.
 func (t *TLS) Authenticate(c net.Conn, node uint64, role string) error {

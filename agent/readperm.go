@@ -1,0 +1,350 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/store"
+)
+
+// Read permissions: the read lists of the permission rules (permissions.go)
+// decide what a node may read. They are enforced where data leaves a
+// node, the same way for sync (offline) and the hub's API (online):
+//
+//   - A hub narrows the scope it assigns a device (its offline profile,
+//     or every record) to the device's read limit (replication.Scope
+//     .Restrict), and every session narrows the scope it serves a device
+//     peer to that limit whichever side dialed (replication.Local.Limit):
+//     tables outside are never sent (their writes go as empties), fields
+//     outside are stripped from writes and whole records.
+//   - A device serving another device applies the other device's rules
+//     too (readRulesFor: the hub-signed grants once known; until then a
+//     device peer of a cluster with read rules is served only the system
+//     tables).
+//   - The hub's API answers a device identified by its client
+//     certificate (or, without TLS, by the node id it claims) only with
+//     the records and fields its rules allow (readGuard).
+//
+// A device's own sync errors (_replicad_errors) name values of other
+// devices' writes: a restricted device is served only the error records
+// that name it (a filter on the "nodes" field publishSyncError adds).
+
+// readable returns what node may read: per table, nil for every field or
+// the sorted readable fields; restricted false when nothing is
+// restricted (no rule matches the node, or a matching rule has no read
+// list). Matching several rules, the node may read what any allows. The
+// system tables are not listed: they are always readable (see readLimit
+// for the sync errors).
+func (p *permissions) readable(node hlc.NodeID) (map[string][]string, bool) {
+	if p == nil {
+		return nil, false
+	}
+	whole := map[string]bool{}
+	fields := map[string]map[string]bool{}
+	matched := false
+	for i := range p.rules {
+		r := &p.rules[i]
+		if !r.matchesNode(node) {
+			continue
+		}
+		if !r.readSet {
+			return nil, false // this rule leaves reads unrestricted
+		}
+		matched = true
+		for t := range r.readTables {
+			whole[t] = true
+		}
+		for t, fs := range r.readFields {
+			if fields[t] == nil {
+				fields[t] = map[string]bool{}
+			}
+			for f := range fs {
+				fields[t][f] = true
+			}
+		}
+	}
+	if !matched {
+		return nil, false
+	}
+	out := map[string][]string{}
+	for t := range whole {
+		if !replication.IsSystemTable(t) {
+			out[t] = nil
+		}
+	}
+	for t, fs := range fields {
+		if whole[t] || replication.IsSystemTable(t) {
+			continue
+		}
+		list := make([]string, 0, len(fs))
+		for f := range fs {
+			list = append(list, f)
+		}
+		sort.Strings(list)
+		out[t] = list
+	}
+	return out, true
+}
+
+func (r *rule) matchesNode(n hlc.NodeID) bool {
+	for _, m := range r.nodes {
+		if m.matches(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasReadRules reports whether any rule restricts reads.
+func (p *permissions) hasReadRules() bool {
+	if p == nil {
+		return false
+	}
+	for _, r := range p.rules {
+		if r.readSet {
+			return true
+		}
+	}
+	return false
+}
+
+// errorsInterval is how often a restricted device re-lists its sync
+// errors with a hub.
+const errorsInterval = int64(10 * time.Minute / time.Millisecond)
+
+// readLimit returns node's read limit as a replication scope (the tables
+// it may read, each whole or projected to its fields, and its own sync
+// errors), or false when its reads are not restricted.
+func (p *permissions) readLimit(node hlc.NodeID) (replication.Scope, bool) {
+	tables, ok := p.readable(node)
+	if !ok {
+		return replication.Scope{}, false
+	}
+	return limitScope(node, tables), true
+}
+
+// limitScope builds the limit scope of readable tables for node.
+func limitScope(node hlc.NodeID, tables map[string][]string) replication.Scope {
+	sc := replication.Scope{}
+	for t, fs := range tables {
+		ts := replication.TableScope{Table: t}
+		if fs != nil {
+			ts.Projected, ts.Fields = true, append([]string{}, fs...)
+		}
+		sc.Tables = append(sc.Tables, ts)
+	}
+	sc.Tables = append(sc.Tables, ownErrors(node))
+	sort.Slice(sc.Tables, func(i, j int) bool { return sc.Tables[i].Table < sc.Tables[j].Table })
+	return sc
+}
+
+// ownErrors selects the sync-error records that name node.
+func ownErrors(node hlc.NodeID) replication.TableScope {
+	return replication.TableScope{Table: errorTable, Filter: fmt.Sprintf("%q in nodes", node.String()), IntervalMs: errorsInterval}
+}
+
+// ---- whose rules ----
+
+// readRulesFor returns the rules that judge what node may read, and
+// whether they are known: on a hub its configuration; on a device the
+// rules of the hub-signed grants naming node (grants.go; TLS clusters
+// only), unknown without one.
+func (r *replica) readRulesFor(node hlc.NodeID) (*permissions, bool) {
+	if r.a.cfg.Role == "hub" {
+		return r.a.sec.rules(), true
+	}
+	return r.a.grantRules(node, time.Now())
+}
+
+// rules returns the compiled permission rules (nil: none).
+func (s *security) rules() *permissions {
+	if s == nil {
+		return nil
+	}
+	return s.perms
+}
+
+// peerLimit is replication.Local.Limit: a device peer's read limit. On a
+// device that does not know the peer's rules, a cluster whose hubs have
+// read rules (readsMarker) serves the peer only the system tables (its
+// own sync errors among them); a cluster without them works as before.
+func (r *replica) peerLimit(p replication.Peer) (replication.Scope, bool) {
+	if p.Role != "device" {
+		return replication.Scope{}, false
+	}
+	rules, known := r.readRulesFor(p.Node)
+	if known {
+		return rules.readLimit(p.Node)
+	}
+	if r.clusterReadRules() {
+		return limitScope(p.Node, nil), true
+	}
+	return replication.Scope{}, false
+}
+
+// The hubs of a cluster with read rules say so in a system record, so
+// that a device knows to hold back from peers whose rules it does not
+// know.
+const (
+	securityTable = "_replicad_security"
+	readsMarker   = "reads"
+)
+
+// clusterReadRules reports whether the cluster's hubs have read rules (by
+// this node's own rules on a hub, by the hubs' marker on a device).
+func (r *replica) clusterReadRules() bool {
+	if r.a.cfg.Role == "hub" {
+		return r.a.sec.rules().hasReadRules()
+	}
+	rec, err := r.store.Get(securityTable, readsMarker)
+	if err != nil || !rec.Exists() {
+		return false
+	}
+	v, ok := rec.Get("restricted")
+	return ok && string(v) == string(crdt.MustValue(true))
+}
+
+// markReads keeps the hub's marker equal to its rules.
+func (r *replica) markReads() error {
+	has := r.a.sec.rules().hasReadRules()
+	want := crdt.MustValue(has)
+	if rec, err := r.store.Get(securityTable, readsMarker); err == nil {
+		if v, ok := rec.Get("restricted"); ok && string(v) == string(want) {
+			return nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	} else if !has {
+		return nil
+	}
+	_, err := r.localWrite(securityTable, readsMarker, []crdt.FieldValue{{Name: "restricted", Value: want}}, false)
+	return err
+}
+
+// setupReads wires read permissions into the sync configuration (after
+// setupProfiles' Assign, which it wraps on a hub).
+func (r *replica) setupReads(ecfg *replication.Config) error {
+	ecfg.Local.Limit = r.peerLimit
+	if r.a.cfg.Role == "hub" {
+		perms := r.a.sec.rules()
+		if !perms.hasReadRules() {
+			return nil
+		}
+		prev := ecfg.Local.Assign
+		ecfg.Local.Assign = func(p replication.Peer) (replication.Scope, bool) {
+			var sc replication.Scope
+			ok := false
+			if prev != nil {
+				sc, ok = prev(p)
+			}
+			if p.Role != "device" {
+				return sc, ok
+			}
+			lim, restricted := perms.readLimit(p.Node)
+			if !ok {
+				// No profile: every record, as far as the rules allow (a
+				// device whose rules were lifted holds everything again).
+				sc = replication.FullScope()
+			}
+			if restricted {
+				sc = sc.Restrict(lim)
+			}
+			return sc, true
+		}
+		return nil
+	}
+	st, err := loadStripped(filepath.Join(r.a.cfg.DataDir, strippedFile))
+	if err != nil {
+		return err
+	}
+	st.add(ecfg.Local.Scope)
+	ecfg.Local.Stripped = st.has
+	prev := ecfg.Local.OnAssigned
+	ecfg.Local.OnAssigned = func(sc replication.Scope) {
+		if err := st.add(sc); err != nil {
+			r.a.log.Error("keeping the tables held projected", "error", err)
+		}
+		if prev != nil {
+			prev(sc)
+		}
+	}
+	return nil
+}
+
+// strippedFile keeps, on a device, the tables it held projected to some
+// fields at some time: its change log may hold other origins' writes to
+// them without some fields, which it must never relay as whole.
+const strippedFile = "stripped.json"
+
+type strippedSet struct {
+	path   string
+	mu     sync.Mutex
+	tables map[string]bool
+}
+
+func loadStripped(path string) (*strippedSet, error) {
+	s := &strippedSet{path: path, tables: map[string]bool{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, t := range list {
+		s.tables[t] = true
+	}
+	return s, nil
+}
+
+func (s *strippedSet) has(table string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tables[table]
+}
+
+// add adds the tables sc projects, and keeps the set if it grew.
+func (s *strippedSet) add(sc replication.Scope) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	grew := false
+	for _, t := range sc.Tables {
+		if t.Projected && !s.tables[t.Table] {
+			s.tables[t.Table], grew = true, true
+		}
+	}
+	if !grew {
+		return nil
+	}
+	list := make([]string, 0, len(s.tables))
+	for t := range s.tables {
+		list = append(list, t)
+	}
+	sort.Strings(list)
+	return writeFileAtomic(s.path, list)
+}
+
+// readSafeBroadcast wraps gossip's Broadcast: gossip pushes reach every
+// member, whatever it may read, so a node of a cluster with read rules
+// pushes nothing (sessions, which apply the rules, carry its writes).
+func (r *replica) readSafeBroadcast(b func(key string, payload []byte) error) func(string, []byte) error {
+	return func(key string, payload []byte) error {
+		if r.clusterReadRules() {
+			return nil
+		}
+		return b(key, payload)
+	}
+}

@@ -1,0 +1,330 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/client"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/secure"
+)
+
+func TestReadable(t *testing.T) {
+	const a, b = hlc.NodeID(0xa1b2c3d400000001), hlc.NodeID(0xb000000000000001)
+	for _, c := range []struct {
+		name  string
+		rules []Permission
+		node  hlc.NodeID
+		want  map[string][]string // nil: unrestricted
+		limit string
+	}{
+		{name: "no rules", node: a},
+		{name: "no rule matches", rules: []Permission{{Name: "r", Nodes: []string{"b000000000000000/4"}, Read: []string{"jobs"}}}, node: a},
+		{name: "no read key", rules: []Permission{{Name: "w", Nodes: []string{"a1b2c3d400000000/32"}, Write: []string{"jobs"}}}, node: a},
+		{name: "fields", rules: []Permission{{Name: "r", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status", "jobs:notes", "customers"}}}, node: a,
+			want: map[string][]string{"jobs": {"notes", "status"}, "customers": nil}, limit: `_replicad_errors{"a1b2c3d400000001" in nodes},customers,jobs(notes status)`},
+		{name: "union of rules", rules: []Permission{
+			{Name: "r1", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status"}, ReadSet: true},
+			{Name: "r2", Nodes: []string{a.String()}, Read: []string{"jobs:notes", "parts"}},
+			{Name: "r3", Nodes: []string{"a100000000000000/8"}, Read: []string{"parts:sku"}},
+		}, node: a, want: map[string][]string{"jobs": {"notes", "status"}, "parts": nil}},
+		{name: "whole table wins over fields", rules: []Permission{
+			{Name: "r1", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status"}, ReadSet: true},
+			{Name: "r2", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs"}, ReadSet: true},
+		}, node: a, want: map[string][]string{"jobs": nil}},
+		{name: "a matching rule without read lifts the restriction", rules: []Permission{
+			{Name: "r1", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status"}, ReadSet: true},
+			{Name: "w", Nodes: []string{"a1b2c3d400000000/32"}, Write: []string{"jobs"}},
+		}, node: a},
+		{name: "read = [] reads only the system tables", rules: []Permission{{Name: "r", Nodes: []string{a.String()}, ReadSet: true}}, node: a,
+			want: map[string][]string{}, limit: `_replicad_errors{"a1b2c3d400000001" in nodes}`},
+		{name: "system tables listed are ignored", rules: []Permission{{Name: "r", Nodes: []string{a.String()}, Read: []string{"_replicad_policy:x", "jobs"}}}, node: a,
+			want: map[string][]string{"jobs": nil}},
+		{name: "other node", rules: []Permission{{Name: "r", Nodes: []string{a.String()}, Read: []string{"jobs"}}}, node: b},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := compilePermissions(c.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, restricted := p.readable(c.node)
+			if restricted != (c.want != nil) || c.want != nil && !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("readable = %v %v, want %v", got, restricted, c.want)
+			}
+			lim, ok := p.readLimit(c.node)
+			if ok != restricted {
+				t.Fatalf("readLimit ok %v, readable %v", ok, restricted)
+			}
+			if c.limit != "" && lim.String() != c.limit {
+				t.Fatalf("limit %s, want %s", lim, c.limit)
+			}
+			if ok {
+				if err := lim.Validate(); err != nil {
+					t.Fatalf("limit invalid: %v", err)
+				}
+			}
+			if p.hasReadRules() != (c.want != nil || c.name == "union of rules" || c.name == "other node" || c.name == "no rule matches" || c.name == "a matching rule without read lifts the restriction") {
+				t.Fatalf("hasReadRules %v", p.hasReadRules())
+			}
+		})
+	}
+}
+
+// readCluster is a TLS cluster: a hub whose rules let tech (an exact
+// node id) read jobs:status, and lead read jobs whole.
+type readCluster struct {
+	pki             string
+	hub, tech, lead *Agent
+	hubLog          *logSink
+}
+
+const (
+	techID = hlc.NodeID(0x0d000000000000a1)
+	leadID = hlc.NodeID(0x0e000000000000b1)
+)
+
+func newReadCluster(t *testing.T) *readCluster {
+	t.Helper()
+	c := &readCluster{pki: tlsCluster(t, map[string]string{"hub": "hub"})}
+	for name, id := range map[string]hlc.NodeID{"tech": techID, "lead": leadID} {
+		if _, _, err := secure.CreateNodeCert(secure.CertOptions{Dir: c.pki, Name: name, NodeID: uint64(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hcfg := withTLS(testConfig(t, "hub"), c.pki, "hub")
+	hcfg.Security.Permissions = []Permission{
+		{Name: "techs", Nodes: []string{techID.String()}, Write: []string{"jobs:status"}, Read: []string{"jobs:status"}, ReadSet: true},
+		{Name: "leads", Nodes: []string{leadID.String()}, Write: []string{"jobs"}, Read: []string{"jobs"}, ReadSet: true},
+	}
+	c.hub, c.hubLog = runAgent(t, hcfg)
+	lcfg := withTLS(testConfig(t, "device"), c.pki, "lead")
+	lcfg.Hubs = []string{c.hub.syncAddr()}
+	c.lead, _ = runAgent(t, lcfg)
+	tcfg := withTLS(testConfig(t, "device"), c.pki, "tech")
+	tcfg.Hubs = []string{c.hub.syncAddr(), c.lead.syncAddr()}
+	tcfg.HubAPI = c.hub.APIAddr()
+	c.tech, _ = runAgent(t, tcfg)
+	return c
+}
+
+// fieldNames returns the fields a's store shows of table/id ("" if it
+// shows none).
+func (a *Agent) fieldNames(table, id string) string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	rec, err := a.rep.store.Get(table, id)
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for _, f := range rec.Fields {
+		names = append(names, f.Name)
+	}
+	return fmt.Sprint(names)
+}
+
+// TestReadPermissionsCluster: the device allowed jobs:status holds only
+// that after syncing, from the hub and from a peer device (which knows
+// its rules from the hub's grant); its online reads through the hub hide
+// the same; it holds only its own sync errors.
+func TestReadPermissionsCluster(t *testing.T) {
+	c := newReadCluster(t)
+	hub, tech, lead := c.hub, c.tech, c.lead
+	hub.write(t, "jobs", "j1", "status", "open")
+	hub.write(t, "jobs", "j1", "notes", "gate code 1234")
+	hub.write(t, "customers", "c1", "name", "ACME")
+	for _, d := range []*Agent{lead, tech, lead} {
+		if f := d.syncT(t); len(f) > 0 {
+			t.Fatal(f)
+		}
+	}
+	if got := tech.fieldNames("jobs", "j1"); got != "[status]" {
+		t.Fatalf("tech holds j1 fields %s", got)
+	}
+	if tech.has("customers", "c1") {
+		t.Fatal("tech holds a customer")
+	}
+	if got := lead.fieldNames("jobs", "j1"); got != "[notes status]" {
+		t.Fatalf("lead holds j1 fields %s", got)
+	}
+
+	// A write rejected for tech names tech: its error reaches tech, not
+	// lead; lead's rejected write reaches lead only.
+	tech.write(t, "jobs", "j1", "notes", "tech was here")
+	lead.write(t, "customers", "c9", "name", "nope")
+	for _, d := range []*Agent{tech, lead, tech, lead} {
+		if f := d.syncT(t); len(f) > 0 {
+			t.Fatal(f)
+		}
+	}
+	if errs := tech.syncErrors(t, "permission"); len(errs) != 1 {
+		t.Fatalf("tech's sync errors %q", errs)
+	}
+	errRecs := func(a *Agent) int {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		page, _, err := a.rep.store.Scan(errorTable, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page)
+	}
+	if n, m := errRecs(tech), errRecs(lead); n != 1 || m != 1 {
+		t.Fatalf("error records: tech holds %d, lead %d (want 1 each: their own)", n, m)
+	}
+	if n := errRecs(hub); n != 2 {
+		t.Fatalf("the hub holds %d error records", n)
+	}
+
+	// From the peer device: lead makes a job tech meets there first.
+	lead.write(t, "jobs", "j2", "status", "new")
+	lead.write(t, "jobs", "j2", "notes", "lead's secret")
+	if f := tech.syncT(t); len(f) > 0 {
+		t.Fatal(f)
+	}
+	if got := tech.fieldNames("jobs", "j2"); got != "[status]" {
+		rules, ok := lead.rep.a.grantRules(techID, time.Now())
+		t.Fatalf("tech holds j2 fields %q after meeting lead (lead knows tech's rules: %v %v)\nhub log:\n%s", got, rules, ok, c.hubLog.buf.String())
+	}
+
+	// Online: tech reads through the hub's API what it may read offline.
+	code, body := getOnline(t, tech, "/v1/tables/jobs/records/j1?online=true")
+	if code != http.StatusOK || !strings.Contains(body, `"status":"open"`) || strings.Contains(body, "notes") || strings.Contains(body, "gate code") {
+		t.Fatalf("online j1: %d %s", code, body)
+	}
+	if code, body := getOnline(t, tech, "/v1/tables/customers/records/c1?online=true"); code != http.StatusNotFound {
+		t.Fatalf("online customer: %d %s, want 404", code, body)
+	}
+	if code, body := getOnline(t, tech, "/v1/tables/jobs/records?online=true"); code != http.StatusOK || strings.Contains(body, "secret") || strings.Contains(body, "gate code") || !strings.Contains(body, `"status":"open"`) {
+		t.Fatalf("online jobs: %d %s", code, body)
+	}
+	// The hub's own API, without a node id, reads everything.
+	if code, body := getOnline(t, hub, "/v1/tables/jobs/records/j1"); code != http.StatusOK || !strings.Contains(body, "gate code") {
+		t.Fatalf("hub j1: %d %s", code, body)
+	}
+}
+
+func getOnline(t *testing.T, a *Agent, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + a.APIAddr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// tlsHTTPClient is an HTTP client presenting name's certificate.
+func tlsHTTPClient(t *testing.T, pki, name string) *http.Client {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(pki, secure.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, name+".crt"), filepath.Join(pki, name+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}}
+}
+
+// TestReadGuardMutualTLS: the hub's API served over mutual TLS (off
+// loopback) identifies a device by its certificate: fields it may not
+// read are left out, other tables are 404, other routes 403, and the
+// device may not claim another node's id; a hub certificate reads all.
+func TestReadGuardMutualTLS(t *testing.T) {
+	pki := tlsCluster(t, map[string]string{"hub": "hub", "ops": "hub"})
+	if _, _, err := secure.CreateNodeCert(secure.CertOptions{Dir: pki, Name: "tech", NodeID: uint64(techID)}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := withTLS(testConfig(t, "hub"), pki, "hub")
+	cfg.Security.Permissions = []Permission{{Name: "techs", Nodes: []string{techID.String()}, Read: []string{"jobs:status"}, ReadSet: true}}
+	a, _ := runAgent(t, cfg)
+	a.write(t, "jobs", "j1", "status", "open")
+	a.write(t, "jobs", "j1", "notes", "secret")
+	a.write(t, "customers", "c1", "name", "ACME")
+
+	off := cfg
+	off.APIAddr = "0.0.0.0:7400" // never bound: only to build the off-loopback handler
+	off.DataDir = t.TempDir()
+	sec, err := newSecurity(off, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.readGuard(sec.apiHandler(a, a.routes()))}
+	go srv.Serve(sec.apiListener(ln))
+	t.Cleanup(func() { srv.Close() })
+	addr := "https://" + ln.Addr().String()
+	ctx := context.Background()
+	t.Setenv(client.EnvCACert, filepath.Join(pki, secure.CACertFile))
+	t.Setenv(client.EnvTokenFile, filepath.Join(off.DataDir, secure.TokenFile))
+	as := func(name string) *client.Client {
+		t.Setenv(client.EnvCert, filepath.Join(pki, name+".crt"))
+		t.Setenv(client.EnvKey, filepath.Join(pki, name+".key"))
+		return client.New(addr)
+	}
+	var ae *client.APIError
+	tech := as("tech")
+	r, err := tech.Get(ctx, "jobs", "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Fields) != 1 || r.Fields["status"] == nil {
+		t.Fatalf("tech reads j1 %v", r.Fields)
+	}
+	page, err := tech.List(ctx, "jobs", "", 10)
+	if err != nil || len(page.Records) != 1 || len(page.Records[0].Fields) != 1 {
+		t.Fatalf("tech lists jobs %+v %v", page, err)
+	}
+	if _, err := tech.Get(ctx, "customers", "c1"); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		t.Fatalf("tech reads a customer: %v, want 404", err)
+	}
+	if _, err := tech.Status(ctx); !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+		t.Fatalf("tech reads the status: %v, want 403", err)
+	}
+	ops := as("ops")
+	if r, err := ops.Get(ctx, "jobs", "j1"); err != nil || len(r.Fields) != 2 {
+		t.Fatalf("a hub certificate reads j1 %v %v", r, err)
+	}
+	// A claimed node id the certificate does not bind is refused.
+	req, _ := http.NewRequest(http.MethodGet, "/v1/tables/jobs/records/j1", nil)
+	req.Header.Set(nodeHeader, leadID.String())
+	if _, _, err := a.apiReader(req); err != nil {
+		t.Fatalf("without TLS a claimed id is taken: %v", err)
+	}
+	t.Setenv(client.EnvCert, filepath.Join(pki, "tech.crt"))
+	t.Setenv(client.EnvKey, filepath.Join(pki, "tech.key"))
+	hc := tlsHTTPClient(t, pki, "tech")
+	req, _ = http.NewRequest(http.MethodGet, addr+"/v1/tables/jobs/records/j1", nil)
+	req.Header.Set(nodeHeader, leadID.String())
+	tok, _ := secure.LoadOrCreateToken(filepath.Join(off.DataDir, secure.TokenFile))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("tech claiming lead's id: %d, want 403", resp.StatusCode)
+	}
+}
