@@ -256,6 +256,7 @@ func (r *replica) setupReads(ecfg *replication.Config) error {
 				sc = replication.FullScope()
 			}
 			if restricted {
+				r.warnLeftOut(p.Node, sc, lim)
 				sc = sc.Restrict(lim)
 			}
 			return sc, true
@@ -346,5 +347,27 @@ func (r *replica) readSafeBroadcast(b func(key string, payload []byte) error) fu
 			return nil
 		}
 		return b(key, payload)
+	}
+}
+
+// leftOutWarned remembers the (device, table) pairs warned about.
+var leftOutWarned sync.Map
+
+// warnLeftOut logs, once per device and table, a table of a device's
+// profile that its read rules leave out whole because its selection
+// (filter, Where, relation) reads a field the device may not read.
+func (r *replica) warnLeftOut(node hlc.NodeID, sc, lim replication.Scope) {
+	if sc.All {
+		return
+	}
+	got := sc.Restrict(lim)
+	for _, t := range sc.Tables {
+		if _, ok := got.Table(t.Table); ok || !lim.Selects(t.Table, "", nil, nil) && !lim.NeedsRecord(t.Table) {
+			continue // kept, or a table it may not read at all
+		}
+		if _, seen := leftOutWarned.LoadOrStore(node.String()+"/"+t.Table, true); !seen {
+			r.a.log.Warn("a table of the device's profile is left out: its filter, field match or relation reads a field the device may not read",
+				"device", node, "profile", sc.Profile, "table", t.Table)
+		}
 	}
 }

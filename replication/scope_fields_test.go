@@ -404,8 +404,8 @@ func (s *readSim) askRecords(dev, hub *simNode, req *RecordReq) {
 	}
 	s.checkMsg(hub, dev, s.limit[dev.local.Node], out[0])
 	for _, rs := range out[0].Records.Recs {
-		if rs.Table == "customers" && !rs.OutOfScope {
-			s.t.Fatalf("customers/%s answered %+v, want OutOfScope", rs.ID, rs)
+		if rs.Table == "customers" && (!rs.Missing || len(rs.Applied) > 0) {
+			s.t.Fatalf("customers/%s answered %+v, want Missing (not even whether it exists)", rs.ID, rs)
 		}
 	}
 	if req.Scan != nil && len(out[0].Records.Listed) != 2 {

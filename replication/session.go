@@ -871,7 +871,9 @@ func (s *Session) serveRecords(req *RecordReq) ([]Msg, error) {
 		rs := RecordState{Table: k.Table, ID: k.ID}
 		rec, err := s.l.Store.GetAny(k.Table, k.ID)
 		switch {
-		case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
+		case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) || err == nil && !s.peer.Scope.lists([]byte(k.Table)):
+			// Of a table the asker may not read, not even whether the
+			// record exists.
 			rs.Missing = true
 		case err != nil:
 			return nil, err
