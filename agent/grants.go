@@ -532,3 +532,52 @@ func (r *replica) watchGrants(done <-chan struct{}) {
 		}
 	}
 }
+
+// GrantStatus is one grant of GET /v1/grants: what a hub signed for a
+// permission rule, and whether this node takes it now.
+type GrantStatus struct {
+	Rule      string    `json:"rule"`
+	Issuer    string    `json:"issuer,omitempty"` // the signing hub's node id
+	Nodes     []string  `json:"nodes,omitempty"`
+	Write     []string  `json:"write,omitempty"`
+	Read      []string  `json:"read,omitempty"`
+	ReadSet   bool      `json:"read_set,omitempty"`
+	IssuedAt  time.Time `json:"issued_at,omitzero"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// In force: it verified, is valid now and is the newest of its rule.
+	InForce bool `json:"in_force"`
+	// Refused says why a grant record did not verify.
+	Refused string `json:"refused,omitempty"`
+}
+
+// grantStatus lists the grants of _replicad_grants as this node judges
+// them (TLS only; an empty list otherwise).
+func (s *security) grantStatus() []GrantStatus {
+	out := []GrantStatus{}
+	if s == nil || s.grants == nil {
+		return out
+	}
+	b := s.grants
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refreshLocked(now)
+	cur, _ := b.currentLocked(now)
+	inForce := map[*bookEntry]bool{}
+	for _, e := range cur {
+		inForce[e] = true
+	}
+	for _, e := range b.entries {
+		st := GrantStatus{Rule: e.rule, InForce: inForce[e]}
+		if e.err != nil {
+			st.Refused = e.err.Error()
+		} else {
+			g := e.g
+			st.Issuer, st.Nodes, st.Write, st.Read, st.ReadSet = hlc.NodeID(g.Issuer).String(), g.Nodes, g.Write, g.Read, g.ReadSet
+			st.IssuedAt, st.ExpiresAt = g.IssuedAt().UTC(), g.ExpiresAt().UTC()
+		}
+		out = append(out, st)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Rule < out[j].Rule })
+	return out
+}

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -141,6 +143,29 @@ func TestGrantBook(t *testing.T) {
 	}
 	for _, s := range []string{"grant record refused", "record=admins", "record=junk", "record=moved"} {
 		waitLog(t, devLogs, s)
+	}
+
+	// GET /v1/grants lists them as this node judges them.
+	resp, err := http.Get("http://" + dev.APIAddr() + "/v1/grants")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []GrantStatus
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, g := range list {
+		switch {
+		case g.InForce:
+			states[g.Rule] = "in force"
+		case g.Refused != "":
+			states[g.Rule] = "refused"
+		}
+	}
+	if len(list) != 4 || states["techs"] != "in force" || states["admins"] != "refused" || states["junk"] != "refused" || states["moved"] != "refused" {
+		t.Fatalf("GET /v1/grants: %+v", list)
 	}
 }
 

@@ -376,6 +376,7 @@ func (s *security) apiListener(l net.Listener) net.Listener {
 func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/security", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) { return s.status(), nil }))
+	mux.HandleFunc("GET /v1/grants", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) { return s.grantStatus(), nil }))
 	mux.Handle("POST /v1/gossip/keys", http.MaxBytesHandler(a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return s.rotate(r)
 	}), a.cfg.MaxBodyBytes))
