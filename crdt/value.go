@@ -61,6 +61,9 @@ type valueEncoder struct {
 // Numbers that are integers within int64 are kept as integers, others as
 // float64.
 func ValueFromJSON(data []byte) (Value, error) {
+	if v, ok := valueFromJSONScalar(data); ok {
+		return v, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -170,6 +173,9 @@ func (v Value) Decode() (any, error) {
 	if len(v) == 0 {
 		return nil, errors.New("empty value")
 	}
+	if x, ok := scalarOf(v); ok {
+		return x, nil
+	}
 	var out any
 	dec := codec.NewDecoderBytes(v, ValueHandle)
 	if err := dec.Decode(&out); err != nil {
@@ -228,6 +234,9 @@ func fromMsgpack(v any, depth int) (any, error) {
 
 // JSON returns the value as JSON text.
 func (v Value) JSON() ([]byte, error) {
+	if b, ok := jsonScalar(v); ok {
+		return b, nil
+	}
 	x, err := v.Decode()
 	if err != nil {
 		return nil, err
@@ -240,6 +249,9 @@ func (v Value) JSON() ([]byte, error) {
 func (v Value) Validate() error {
 	if v.IsCleared() {
 		return nil
+	}
+	if _, ok := scalarOf(v); ok {
+		return nil // exactly a canonical scalar encoding
 	}
 	x, err := v.Decode()
 	if err != nil {
