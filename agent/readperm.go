@@ -174,9 +174,10 @@ func (s *security) rules() *permissions {
 }
 
 // peerLimit is replication.Local.Limit: a device peer's read limit. On a
-// device that does not know the peer's rules, a cluster whose hubs have
-// read rules (readsMarker) serves the peer only the system tables (its
-// own sync errors among them); a cluster without them works as before.
+// device that does not know the peer's rules, a cluster with read rules
+// (guardedCluster: with TLS any grant at all) serves the peer only the
+// system tables (its own sync errors among them); a cluster without them
+// works as before.
 func (r *replica) peerLimit(p replication.Peer) (replication.Scope, bool) {
 	if p.Role != "device" {
 		return replication.Scope{}, false
@@ -185,7 +186,7 @@ func (r *replica) peerLimit(p replication.Peer) (replication.Scope, bool) {
 	if known {
 		return rules.readLimit(p.Node)
 	}
-	if r.clusterReadRules() {
+	if r.guardedCluster() {
 		return limitScope(p.Node, nil), true
 	}
 	return replication.Scope{}, false
@@ -198,6 +199,17 @@ const (
 	securityTable = "_replicad_security"
 	readsMarker   = "reads"
 )
+
+// guardedCluster reports whether a device peer whose rules are unknown
+// must be held back: the cluster's hubs have read rules, or (with TLS)
+// this node holds any verified grant, which no device can forge (the
+// marker could be written by a device that matches no write rule).
+func (r *replica) guardedCluster() bool {
+	if s := r.a.sec; r.a.cfg.Role != "hub" && s != nil && s.grants != nil && s.grants.hasGrants(time.Now()) {
+		return true
+	}
+	return r.clusterReadRules()
+}
 
 // clusterReadRules reports whether the cluster's hubs have read rules (by
 // this node's own rules on a hub, by the hubs' marker on a device).

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/client"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
 
@@ -198,6 +199,26 @@ func TestReadPermissionsCluster(t *testing.T) {
 	if got := tech.fieldNames("jobs", "j2"); got != "[status]" {
 		rules, ok := lead.rep.a.grantRules(techID, time.Now())
 		t.Fatalf("tech holds j2 fields %q after meeting lead (lead knows tech's rules: %v %v)\nhub log:\n%s", got, rules, ok, c.hubLog.buf.String())
+	}
+
+	// A device no rule names has no grant: lead serves it only the
+	// system tables (it would hold lead's own jobs otherwise).
+	const strangerID = hlc.NodeID(0x0f00000000000001)
+	if _, _, err := secure.CreateNodeCert(secure.CertOptions{Dir: c.pki, Name: "stranger", NodeID: uint64(strangerID)}); err != nil {
+		t.Fatal(err)
+	}
+	scfg := withTLS(testConfig(t, "device"), c.pki, "stranger")
+	scfg.Hubs = []string{lead.syncAddr()}
+	stranger, _ := runAgent(t, scfg)
+	if f := stranger.syncT(t); len(f) > 0 {
+		t.Fatal(f)
+	}
+	if stranger.has("jobs", "j2") || stranger.has("jobs", "j1") {
+		t.Fatal("a device whose grant is unknown got jobs from a device peer")
+	}
+	plain, _ := runAgent(t, testConfig(t, "device"))
+	if lim, ok := plain.rep.peerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
+		t.Fatalf("a device of a cluster without permissions limits its peers: %s", lim)
 	}
 
 	// Online: tech reads through the hub's API what it may read offline.
