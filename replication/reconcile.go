@@ -39,7 +39,13 @@ func (s *Session) adopt(sc Scope) {
 		return
 	}
 	s.l.SetScope(sc)
-	s.l.readChange(old, sc)
+	if err := s.l.readChange(old, sc); err != nil {
+		// Not kept: the next session adopts it again and retries (the
+		// peer serves the new scope meanwhile).
+		s.l.Log.Error("applying the assigned scope to the records held failed", "error", err)
+		s.l.SetScope(old)
+		return
+	}
 	s.l.Log.Info("the hub assigned this replica a new scope", "profile", sc.Profile, "scope", sc.String())
 	if s.l.OnAssigned != nil {
 		s.l.OnAssigned(sc)

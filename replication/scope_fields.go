@@ -339,21 +339,21 @@ func (s *Session) canRelay(table string, origin hlc.NodeID, record bool) bool {
 // (each is purged and its projection merged back, shown); a table
 // projected to more fields, or listed again, is purged and listed anew
 // by the next reconciliation with a hub (rescan), which fetches its
-// records whole. Best effort: a failure is logged, and what it left
-// stays hidden (never shown with fields it may not read).
-func (l *Local) readChange(old, nu Scope) {
+// records whole. On an error the caller keeps the old scope and retries
+// at the next assignment; what was done stays done (purged or projected
+// records are never shown with fields the new scope leaves out).
+func (l *Local) readChange(old, nu Scope) error {
 	if old.All && nu.All {
-		return
+		return nil
 	}
 	tl, ok := l.Store.(interface{ Tables() ([]string, error) })
 	scn, ok2 := l.Store.(scanner)
 	if !ok || !ok2 {
-		return
+		return nil
 	}
 	tables, err := tl.Tables()
 	if err != nil {
-		l.Log.Warn("applying a change of read permissions", "error", err)
-		return
+		return err
 	}
 	for _, t := range nu.Tables {
 		if !slices.Contains(tables, t.Table) {
@@ -379,9 +379,10 @@ func (l *Local) readChange(old, nu Scope) {
 			err = l.purgeTable(scn, t, &nu)
 		}
 		if err != nil {
-			l.Log.Warn("applying a change of read permissions", "table", t, "error", err)
+			return fmt.Errorf("table %s: %w", t, err)
 		}
 	}
+	return nil
 }
 
 func subsetSorted(a, b []string) bool {
