@@ -169,6 +169,20 @@ func TestGrantBook(t *testing.T) {
 	}
 }
 
+func scrape(t *testing.T, a *Agent) string {
+	t.Helper()
+	resp, err := http.Get("http://" + a.APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // currentGrantRaw returns this hub's encoded grant of rule.
 func (r *replica) currentGrantRaw(t *testing.T, rule string) string {
 	t.Helper()
@@ -255,6 +269,9 @@ func TestDevicePeerOwnWrites(t *testing.T) {
 		t.Errorf("dev2 holdings of dev1: %v (refused %d must not be held)", dev2.rep.store.HeldOf(gDev1), badSeq)
 	}
 	waitLog(t, dev2Logs, "write from a device peer refused")
+	if m := scrape(t, dev2); !strings.Contains(m, "replicad_peer_writes_refused_total 1\n") {
+		t.Errorf("metrics: want replicad_peer_writes_refused_total 1:\n%s", m)
+	}
 
 	// dev1 meets the hub: the hub elides it and writes back; the skeleton
 	// reaches dev2 from the hub. Everyone converges, nothing is lost.

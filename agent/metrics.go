@@ -19,6 +19,7 @@ type metrics struct {
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
 	rejected      *prometheus.CounterVec
+	peerRefused   prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -31,7 +32,8 @@ func newMetrics(a *Agent) *metrics {
 	m.bytesIn = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_received_total", Help: "Bytes received in sync sessions this node dialed."})
 	m.bytesOut = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_sent_total", Help: "Bytes sent in sync sessions this node dialed."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_api_rejected_total", Help: "API requests rejected with a 4xx, by status."}, []string{"code"})
-	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected,
+	m.peerRefused = f(prometheus.CounterOpts{Name: "replicad_peer_writes_refused_total", Help: "Writes a device peer sent that were not taken (outside their origin's grant, or no valid grant): neither applied nor held."})
+	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected, m.peerRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&agentCollector{a: a}, &onlineCollector{a: a})
 	return m

@@ -308,7 +308,19 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	// are hints to sync over an authenticated session.
 	s.grants.setStore(r.store)
 	isHub := s.cfg.Role == "hub"
-	c.Local.Filter = func(p replication.Peer) *replication.WriteFilter { return s.peerFilter(p, isHub) }
+	c.Local.Filter = func(p replication.Peer) *replication.WriteFilter {
+		f := s.peerFilter(p, isHub)
+		if f != nil {
+			logRefused := f.OnRefused
+			f.OnRefused = func(w *crdt.Write, why string) {
+				r.a.metrics.peerRefused.Inc()
+				if logRefused != nil {
+					logRefused(w, why)
+				}
+			}
+		}
+		return f
+	}
 	c.PushHints = true
 	prevApplied := c.Local.OnApplied
 	c.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
