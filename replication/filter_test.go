@@ -261,3 +261,34 @@ func FuzzFilteredSession(f *testing.F) {
 		}
 	})
 }
+
+// A filtered peer's tombstone horizon is not adopted (a forged one would
+// collect deleted records early); an unfiltered peer's is.
+func TestWriteFilterIgnoresHorizon(t *testing.T) {
+	for _, filtered := range []bool{true, false} {
+		st, err := store.Open(store.Options{FS: vfs.NewMem(), Dir: "/d", NoSync: true, ClusterID: "c", MemTableSize: 1 << 20, CacheSize: 1 << 20, NodeID: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := &Local{Node: 1, Cluster: "c", Role: "device", Scope: FullScope(), Clock: hlc.NewClock(nil, hlc.DefaultMaxOffset), Store: st}
+		if filtered {
+			local.Filter = relayFilter()
+		}
+		s := NewSession(local, false)
+		s.Start()
+		if _, err := s.Handle(Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 2, Role: "device", Scope: FullScope()}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Handle(Msg{Have: &Have{GC: []uint64{9, 5}}}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := st.GCHorizon()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if adopted := len(h) > 0; adopted == filtered {
+			t.Errorf("filtered %v: horizon after the peer's Have: %v", filtered, h)
+		}
+		st.Close()
+	}
+}

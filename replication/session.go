@@ -733,6 +733,12 @@ func (s *Session) checkHorizon(theirs map[hlc.NodeID]store.Held, flat []uint64) 
 	if len(peerH) == 0 || peerH.LessEq(mine) {
 		return nil
 	}
+	if s.wf != nil {
+		// A filtered (device) peer's horizon is not adopted: a forged one
+		// would collect deleted records early and refuse honest replicas
+		// as too old. Hubs bring the horizon.
+		return nil
+	}
 	if below(s.l.Store.Holdings(), peerH, s.l.Node) {
 		return ErrResyncRequired // the peer refuses us too; say why here
 	}
