@@ -54,6 +54,7 @@ var (
 	descStoreSize  = prometheus.NewDesc("replicad_store_size_bytes", "Pebble's on-disk size (tables and WAL).", nil, nil)
 	descOnline     = prometheus.NewDesc("replicad_online", "1 when the node may use the network.", nil, nil)
 	descBlockCache = prometheus.NewDesc("replicad_store_block_cache_bytes", "Bytes in Pebble's block cache (bounded by its size, 128 MiB by default).", nil, nil)
+	descRecCache   = prometheus.NewDesc("replicad_store_record_cache_bytes", "Approximate bytes of decoded records the store's write paths keep (bounded, 64 MiB by default).", nil, nil)
 	descMemtables  = prometheus.NewDesc("replicad_store_memtable_bytes", "Bytes allocated by Pebble's memtables (32 MiB each), zombie ones included.", nil, nil)
 	descSkew       = prometheus.NewDesc("replicad_peer_clock_skew_seconds", "A peer's physical clock minus this node's, measured at the last handshake.", []string{"peer", "node"}, nil)
 	descSyncAge    = prometheus.NewDesc("replicad_peer_last_sync_age_seconds", "Time since the last successful sync with a peer (absent if never).", []string{"peer", "node"}, nil)
@@ -61,7 +62,7 @@ var (
 )
 
 func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConflicts, descSyncErrors, descParked, descPending, descStoreSize, descOnline, descBlockCache, descMemtables, descSkew, descSyncAge, descFailures} {
+	for _, d := range []*prometheus.Desc{descConflicts, descSyncErrors, descParked, descPending, descStoreSize, descOnline, descBlockCache, descMemtables, descRecCache, descSkew, descSyncAge, descFailures} {
 		ch <- d
 	}
 }
@@ -86,6 +87,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	g(descStoreSize, float64(m.DiskSpaceUsage()))
 	g(descBlockCache, float64(m.BlockCache.Size))
 	g(descMemtables, float64(m.MemTable.Size+m.MemTable.ZombieSize))
+	g(descRecCache, float64(r.store.RecordCacheBytes()))
 	online := 0.0
 	if r.engine.Online() {
 		online = 1

@@ -147,7 +147,7 @@ func HubMemory(ctx context.Context, c *Config, o HubMemoryOpts) (*Result, error)
 			}
 		}()
 	}
-	var xs, ys, heap, caches []float64
+	var xs, ys, heap, caches, recs, sys []float64
 	steady0 := time.Now()
 	tick := time.NewTicker(o.Sample)
 sampling:
@@ -174,8 +174,10 @@ sampling:
 			ys = append(ys, mib(rss))
 			heap = append(heap, m["go_memstats_heap_inuse_bytes"]/(1<<20))
 			caches = append(caches, (m["replicad_store_block_cache_bytes"]+m["replicad_store_memtable_bytes"])/(1<<20))
-			c.logf("  steady %4.0fs: hub RSS %.0f MiB (Go heap in use %.0f MiB, Pebble block cache and memtables %.0f MiB), %d device sessions, %d offline periods, %d API reads",
-				time.Since(steady0).Seconds(), mib(rss), heap[len(heap)-1], caches[len(caches)-1], sessions.Load(), offlines.Load(), reads.Load())
+			recs = append(recs, m["replicad_store_record_cache_bytes"]/(1<<20))
+			sys = append(sys, m["go_memstats_sys_bytes"]/(1<<20))
+			c.logf("  steady %4.0fs: hub RSS %.0f MiB (Go: %.0f obtained from the OS, heap in use %.0f; record cache %.0f; Pebble block cache and memtables %.0f), %d device sessions, %d offline periods, %d API reads",
+				time.Since(steady0).Seconds(), mib(rss), sys[len(sys)-1], heap[len(heap)-1], recs[len(recs)-1], caches[len(caches)-1], sessions.Load(), offlines.Load(), reads.Load())
 		}
 	}
 	tick.Stop()
@@ -208,14 +210,23 @@ sampling:
 	res.Add("heap-growth", "MiB", mean(heap[len(heap)-q:])-mean(heap[:q]))
 	res.Add("heap-slope", "MiB/min", linearSlope(xs, heap))
 	// Pebble's block cache fills up to its size as reads touch new blocks
-	// (and memtables come and go): bounded, but growth on a short run.
-	// What RSS grew beyond them is what the growth target judges.
+	// (and memtables come and go), and the store's record cache as writes
+	// touch new records: bounded, but growth on a short run. What RSS grew
+	// beyond them is what the growth target judges.
 	cacheGrowth := mean(caches[len(caches)-q:]) - mean(caches[:q])
+	recGrowth := mean(recs[len(recs)-q:]) - mean(recs[:q])
+	res.Add("record-cache-start", "MiB", recs[0])
+	res.Add("record-cache-end", "MiB", recs[len(recs)-1])
+	res.Add("record-cache-growth", "MiB", recGrowth)
+	res.Add("go-sys-start", "MiB", sys[0])
+	res.Add("go-sys-end", "MiB", sys[len(sys)-1])
+	res.Add("go-sys-growth", "MiB", mean(sys[len(sys)-q:])-mean(sys[:q]))
 	res.Add("pebble-cache-start", "MiB", caches[0])
 	res.Add("pebble-cache-end", "MiB", caches[len(caches)-1])
 	res.Add("pebble-cache-growth", "MiB", cacheGrowth)
-	res.Add("rss-growth-beyond-caches", "MiB", last-first-cacheGrowth)
-	res.Add("rss-growth-beyond-caches-pct", "%", 100*(last-first-cacheGrowth)/first)
+	beyond := last - first - cacheGrowth - recGrowth
+	res.Add("rss-growth-beyond-caches", "MiB", beyond)
+	res.Add("rss-growth-beyond-caches-pct", "%", 100*beyond/first)
 	if hub.Dir != "" {
 		res.Add("store-size", "MiB", size/(1<<20))
 		res.Add("rss/store", "x", last/(size/(1<<20)))
@@ -225,9 +236,9 @@ sampling:
 	res.Add("api-reads/s", "reads/s", float64(reads.Load())/o.Steady.Seconds())
 	res.Add("api-writes", "writes", float64(apiWrites.Load()))
 	res.Add("rss-samples", "samples", float64(len(ys)))
-	c.logf("hub-memory: RSS %.0f MiB loaded, %.0f→%.0f MiB over the steady run (peak %.0f, growth %+.1f MiB = %+.1f%%, slope %+.2f MiB/min); Go heap in use %.0f→%.0f MiB (slope %+.2f MiB/min); Pebble block cache and memtables %.0f→%.0f MiB (growth %+.1f MiB; RSS growth beyond them %+.1f MiB); store %.0f MiB",
+	c.logf("hub-memory: RSS %.0f MiB loaded, %.0f→%.0f MiB over the steady run (peak %.0f, growth %+.1f MiB = %+.1f%%, slope %+.2f MiB/min); Go heap in use %.0f→%.0f MiB (slope %+.2f MiB/min); Pebble block cache and memtables %.0f→%.0f MiB (growth %+.1f MiB), record cache %.0f→%.0f MiB (growth %+.1f MiB), RSS growth beyond these caches %+.1f MiB; Go memory obtained from the OS %.0f→%.0f MiB; store %.0f MiB",
 		mib(rssLoaded), ys[0], ys[len(ys)-1], peak, last-first, 100*(last-first)/first, linearSlope(xs, ys), heap[0], heap[len(heap)-1], linearSlope(xs, heap),
-		caches[0], caches[len(caches)-1], cacheGrowth, last-first-cacheGrowth, size/(1<<20))
+		caches[0], caches[len(caches)-1], cacheGrowth, recs[0], recs[len(recs)-1], recGrowth, beyond, sys[0], sys[len(sys)-1], size/(1<<20))
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }

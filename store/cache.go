@@ -173,3 +173,11 @@ func (s *Store) readCached(rkey []byte) (*crdt.Record, bool, error) {
 	}
 	return s.readRecord(rkey)
 }
+
+// RecordCacheBytes is the approximate memory of the decoded records the
+// write paths keep (bounded by Options.RecordCache).
+func (s *Store) RecordCacheBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.rcache.bytes)
+}

@@ -292,7 +292,9 @@ func memoryFigures(memBench string) []Figure {
 			Baseline: pref(memBench, "store-size"), BaselineName: "store size on disk"},
 		{ID: "hub-memory-growth", Title: "hub resident memory growth over the steady run (last quarter − first quarter)", Value: ref(memBench, "rss-growth"), Unit: "MiB"},
 		{ID: "hub-memory-cache-growth", Title: "of which Pebble's block cache (128 MiB at most) and memtables filling", Value: ref(memBench, "pebble-cache-growth"), Unit: "MiB"},
-		{ID: "hub-memory-growth-beyond-caches", Title: "hub memory growth beyond Pebble's bounded caches", Value: ref(memBench, "rss-growth-beyond-caches"), Unit: "MiB",
+		{ID: "hub-memory-record-cache-growth", Title: "of which the store's record cache (64 MiB at most) filling", Value: ref(memBench, "record-cache-growth"), Unit: "MiB"},
+		{ID: "hub-memory-go-sys-growth", Title: "Go runtime memory obtained from the OS: growth over the steady run", Value: ref(memBench, "go-sys-growth"), Unit: "MiB"},
+		{ID: "hub-memory-growth-beyond-caches", Title: "hub resident memory growth beyond these bounded caches", Value: ref(memBench, "rss-growth-beyond-caches"), Unit: "MiB",
 			Target: "no growth: ≤ 5% or one memtable (32 MiB)",
 			Check: func(get func(Ref) (float64, bool)) (bool, string, bool) {
 				g, ok1 := get(ref(memBench, "rss-growth-beyond-caches"))
