@@ -249,6 +249,13 @@ func (a *Agent) previewProfile(w http.ResponseWriter, r *http.Request) (any, err
 			p.Device = sc.Device
 			sc, ok = p, true
 		}
+		if lim, restricted := rp.a.sec.rules().readLimit(id); restricted {
+			// What the device's read permissions let it hold of it.
+			if !ok {
+				sc, ok = replication.FullScope(), true
+			}
+			sc = sc.Restrict(lim)
+		}
 		out := previewJSON{Device: id.String(), Tables: []profile.TableCount{}}
 		if !ok {
 			out.All = true

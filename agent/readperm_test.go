@@ -349,3 +349,57 @@ func TestReadGuardMutualTLS(t *testing.T) {
 		t.Fatalf("tech claiming lead's id: %d, want 403", resp.StatusCode)
 	}
 }
+
+// TestReadPermissionsWithProfile: a device's offline profile is narrowed
+// to its read rules: a table it may not read, and a table whose filter
+// reads a field it may not read, are left out; a filter over readable
+// fields stays, over the projected records. The hub's preview counts the
+// same.
+func TestReadPermissionsWithProfile(t *testing.T) {
+	pki := tlsCluster(t, map[string]string{"hub": "hub"})
+	if _, _, err := secure.CreateNodeCert(secure.CertOptions{Dir: pki, Name: "tech", NodeID: uint64(techID)}); err != nil {
+		t.Fatal(err)
+	}
+	profiles := filepath.Join(t.TempDir(), "profiles.hcl")
+	if err := os.WriteFile(profiles, []byte(fmt.Sprintf(`
+profile "tech" {
+  table "jobs" { filter = "status == 'open'" }
+  table "notes" { filter = "owner == 'tech'" }
+  table "customers" {}
+}
+device %q { profile = "tech" }
+`, techID.String())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hcfg := withTLS(testConfig(t, "hub"), pki, "hub")
+	hcfg.Profiles = profiles
+	hcfg.Security.Permissions = []Permission{{Name: "techs", Nodes: []string{techID.String()}, Write: []string{"jobs:status"}, Read: []string{"jobs:status", "notes:body"}, ReadSet: true}}
+	hub, hubLog := runAgent(t, hcfg)
+	hub.write(t, "jobs", "j1", "status", "open")
+	hub.write(t, "jobs", "j1", "price", "90")
+	hub.write(t, "jobs", "j2", "status", "closed")
+	hub.write(t, "notes", "n1", "owner", "tech")
+	hub.write(t, "notes", "n1", "body", "hello")
+	hub.write(t, "customers", "c1", "name", "ACME")
+	tcfg := withTLS(testConfig(t, "device"), pki, "tech")
+	tcfg.Hubs = []string{hub.syncAddr()}
+	tech, _ := runAgent(t, tcfg)
+	for range 2 {
+		if f := tech.syncT(t); len(f) > 0 {
+			t.Fatal(f)
+		}
+	}
+	if got := tech.fieldNames("jobs", "j1"); got != "[status]" {
+		t.Fatalf("tech holds j1 fields %s", got)
+	}
+	for _, k := range [][2]string{{"jobs", "j2"}, {"notes", "n1"}, {"customers", "c1"}} {
+		if tech.has(k[0], k[1]) {
+			t.Fatalf("tech holds %s/%s", k[0], k[1])
+		}
+	}
+	waitLog(t, hubLog, "a table of the device's profile is left out")
+	code, body := getOnline(t, hub, "/v1/profiles/preview?device="+techID.String())
+	if code != http.StatusOK || !strings.Contains(body, `"table":"jobs","records":1`) || strings.Contains(body, "notes") || strings.Contains(body, "customers") {
+		t.Fatalf("preview: %d %s", code, body)
+	}
+}
