@@ -437,7 +437,7 @@ func (r *replica) publishGrants(now time.Time) error {
 			g.Write = []string{}
 		}
 		if cur := r.currentGrant(p.Name, field); cur != nil && sameRule(cur, &g) &&
-			now.Sub(cur.IssuedAt()) < validity/2 && !now.Before(cur.IssuedAt()) && cur.ExpiresMs-cur.IssuedMs == validity.Milliseconds() {
+			now.Sub(cur.IssuedAt()) < resignAge(validity) && !now.Before(cur.IssuedAt()) && cur.ExpiresMs-cur.IssuedMs == validity.Milliseconds() {
 			continue
 		}
 		enc, err := s.tls.SignGrant(g)
@@ -480,6 +480,11 @@ func (r *replica) publishGrants(now time.Time) error {
 	}
 	return nil
 }
+
+// resignAge is the age at which a grant is re-signed: with checks every
+// validity/8 (watchGrants), a grant is re-signed before half its validity
+// has passed.
+func resignAge(validity time.Duration) time.Duration { return validity * 3 / 8 }
 
 // currentGrant decodes this hub's grant of rule (nil if none or
 // undecodable).

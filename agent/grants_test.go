@@ -506,3 +506,41 @@ func TestGrantConfigKeys(t *testing.T) {
 		}
 	}
 }
+
+// A hub re-signs its grants before half their validity has passed, and
+// when a rule changes; not otherwise.
+func TestGrantResign(t *testing.T) {
+	pki := grantsPKI(t)
+	hub, logs := grantHub(t, pki, "hub")
+	waitLog(t, logs, "grant published") // at start, by Run
+	hub.mu.RLock()
+	defer hub.mu.RUnlock()
+	r := hub.rep
+	v := secure.DefaultGrantValidity
+	issued := func() int64 { return r.currentGrant("techs", grantField(r.node)).IssuedMs }
+	first := issued()
+	t0 := time.UnixMilli(first)
+	for _, c := range []struct {
+		at     time.Duration
+		resign bool
+	}{{time.Hour, false}, {v/2 - v/8 - time.Minute, false}, {v/2 - v/8, true}} {
+		before := issued()
+		if err := r.publishGrants(t0.Add(c.at)); err != nil {
+			t.Fatal(err)
+		}
+		if got := issued() != before; got != c.resign {
+			t.Fatalf("at +%s: re-signed %v, want %v", c.at, got, c.resign)
+		}
+	}
+	// A changed rule is re-signed at once.
+	before := issued()
+	r.a.cfg.Security.Permissions = []Permission{{Name: "techs", Nodes: techRules[0].Nodes, Write: []string{"jobs"}}}
+	defer func() { r.a.cfg.Security.Permissions = techRules }()
+	if err := r.publishGrants(time.UnixMilli(before).Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	g := r.currentGrant("techs", grantField(r.node))
+	if g.IssuedMs == before || strings.Join(g.Write, ",") != "jobs" {
+		t.Fatalf("changed rule not re-signed: %+v", g)
+	}
+}
