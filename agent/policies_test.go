@@ -88,3 +88,18 @@ func BenchmarkPolicyOf(b *testing.B) {
 		}
 	}
 }
+
+// TestPolicyOfAllocatesNothing: policyOf allocates nothing once the policy table is cached: every
+// API write and view asks.
+func TestPolicyOfAllocatesNothing(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: "d", FS: vfs.NewMem(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := &replica{a: &Agent{}, store: st, clock: hlc.NewClock(nil, time.Minute)}
+	r.policyOf("jobs")
+	if n := testing.AllocsPerRun(200, func() { r.policyOf("jobs") }); n != 0 {
+		t.Errorf("policyOf: %.0f allocations, want 0", n)
+	}
+}

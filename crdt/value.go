@@ -250,7 +250,7 @@ func (v Value) Validate() error {
 	if v.IsCleared() {
 		return nil
 	}
-	if _, ok := scalarOf(v); ok {
+	if k, _ := scalarKind(v); k != kNone {
 		return nil // exactly a canonical scalar encoding
 	}
 	x, err := v.Decode()

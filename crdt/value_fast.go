@@ -16,94 +16,144 @@ import (
 // non-canonical or unusual encoding) to the general path, so results are
 // identical (value_fast_test.go checks them against it).
 
-// scalarOf decodes v if it is the canonical encoding of a scalar: the Go
-// value Decode returns (nil, bool, int64, uint64, float64, string).
-func scalarOf(v []byte) (any, bool) {
+// Scalar kinds.
+const (
+	kNone byte = iota
+	kNil
+	kFalse
+	kTrue
+	kInt   // int64 at v[off:]: fixint in v[0] when off == 0
+	kUint  // uint64 above MaxInt64 at v[1:]
+	kFloat // float64 at v[1:]
+	kStr   // string bytes at v[off:]
+)
+
+// scalarKind reports whether v is exactly the canonical encoding of a
+// scalar, of which kind, and where its payload starts.
+func scalarKind(v []byte) (kind byte, off int) {
 	if len(v) == 0 {
-		return nil, false
+		return kNone, 0
 	}
 	b := v[0]
-	switch {
-	case b <= 0x7f:
-		return int64(b), len(v) == 1
-	case b >= 0xe0:
-		return int64(int8(b)), len(v) == 1
-	case b >= 0xa0 && b <= 0xbf:
-		n := int(b & 0x1f)
-		if len(v) != 1+n {
-			return nil, false
+	one := func(k byte) (byte, int) {
+		if len(v) != 1 {
+			return kNone, 0
 		}
-		return string(v[1:]), true
+		return k, 0
+	}
+	switch {
+	case b <= 0x7f || b >= 0xe0:
+		return one(kInt)
+	case b >= 0xa0 && b <= 0xbf:
+		if len(v) != 1+int(b&0x1f) {
+			return kNone, 0
+		}
+		return kStr, 1
 	}
 	switch b {
 	case 0xc0:
-		return nil, len(v) == 1
+		return one(kNil)
 	case 0xc2:
-		return false, len(v) == 1
+		return one(kFalse)
 	case 0xc3:
-		return true, len(v) == 1
-	case 0xd0:
-		if len(v) != 2 {
-			return nil, false
+		return one(kTrue)
+	case 0xd0, 0xd1, 0xd2, 0xd3:
+		n := 1 << (b - 0xd0) // payload bytes
+		if len(v) != 1+n {
+			return kNone, 0
 		}
-		x := int64(int8(v[1]))
-		return x, x < -32
-	case 0xd1:
-		if len(v) != 3 {
-			return nil, false
+		x := intAt(v)
+		lo, hi := int64(-33), int64(-129) // canonical when outside what fewer bytes hold
+		switch n {
+		case 1:
+			if x < -32 {
+				return kInt, 1
+			}
+			return kNone, 0
+		case 2:
+			lo, hi = math.MinInt8, math.MaxInt8
+		case 4:
+			lo, hi = math.MinInt16, math.MaxInt16
+		case 8:
+			lo, hi = math.MinInt32, math.MaxInt32
 		}
-		x := int64(int16(binary.BigEndian.Uint16(v[1:])))
-		return x, x < math.MinInt8 || x > math.MaxInt8
-	case 0xd2:
-		if len(v) != 5 {
-			return nil, false
+		if x < lo || x > hi {
+			return kInt, 1
 		}
-		x := int64(int32(binary.BigEndian.Uint32(v[1:])))
-		return x, x < math.MinInt16 || x > math.MaxInt16
-	case 0xd3:
-		if len(v) != 9 {
-			return nil, false
-		}
-		x := int64(binary.BigEndian.Uint64(v[1:]))
-		return x, x < math.MinInt32 || x > math.MaxInt32
+		return kNone, 0
 	case 0xcf:
-		if len(v) != 9 {
-			return nil, false
+		if len(v) != 9 || binary.BigEndian.Uint64(v[1:]) <= math.MaxInt64 {
+			return kNone, 0
 		}
-		x := binary.BigEndian.Uint64(v[1:])
-		return x, x > math.MaxInt64
+		return kUint, 1
 	case 0xcb:
 		if len(v) != 9 {
-			return nil, false
+			return kNone, 0
 		}
 		f := math.Float64frombits(binary.BigEndian.Uint64(v[1:]))
 		if math.IsNaN(f) || math.IsInf(f, 0) || f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return nil, false // not what ValueOf makes of any number
+			return kNone, 0 // not what ValueOf makes of any number
 		}
-		return f, true
+		return kFloat, 1
 	case 0xd9:
 		if len(v) < 2 || int(v[1]) < 32 || len(v) != 2+int(v[1]) {
-			return nil, false
+			return kNone, 0
 		}
-		return string(v[2:]), true
+		return kStr, 2
 	case 0xda:
 		if len(v) < 3 {
-			return nil, false
+			return kNone, 0
 		}
-		n := int(binary.BigEndian.Uint16(v[1:]))
-		if n < 256 || len(v) != 3+n {
-			return nil, false
+		if n := int(binary.BigEndian.Uint16(v[1:])); n < 256 || len(v) != 3+n {
+			return kNone, 0
 		}
-		return string(v[3:]), true
+		return kStr, 3
 	case 0xdb:
 		if len(v) < 5 {
-			return nil, false
+			return kNone, 0
 		}
-		n := int(binary.BigEndian.Uint32(v[1:]))
-		if n < 1<<16 || len(v) != 5+n {
-			return nil, false
+		if n := int(binary.BigEndian.Uint32(v[1:])); n < 1<<16 || len(v) != 5+n {
+			return kNone, 0
 		}
-		return string(v[5:]), true
+		return kStr, 5
+	}
+	return kNone, 0
+}
+
+// intAt reads the integer of a canonical kInt encoding.
+func intAt(v []byte) int64 {
+	switch v[0] {
+	case 0xd0:
+		return int64(int8(v[1]))
+	case 0xd1:
+		return int64(int16(binary.BigEndian.Uint16(v[1:])))
+	case 0xd2:
+		return int64(int32(binary.BigEndian.Uint32(v[1:])))
+	case 0xd3:
+		return int64(binary.BigEndian.Uint64(v[1:]))
+	}
+	return int64(int8(v[0])) // fixint: 0x00-0x7f, 0xe0-0xff
+}
+
+// scalarOf decodes v if it is the canonical encoding of a scalar: the Go
+// value Decode returns (nil, bool, int64, uint64, float64, string).
+func scalarOf(v []byte) (any, bool) {
+	k, off := scalarKind(v)
+	switch k {
+	case kNil:
+		return nil, true
+	case kFalse:
+		return false, true
+	case kTrue:
+		return true, true
+	case kInt:
+		return intAt(v), true
+	case kUint:
+		return binary.BigEndian.Uint64(v[1:]), true
+	case kFloat:
+		return math.Float64frombits(binary.BigEndian.Uint64(v[1:])), true
+	case kStr:
+		return string(v[off:]), true
 	}
 	return nil, false
 }
@@ -141,24 +191,25 @@ func appendStr(dst []byte, s []byte) []byte {
 
 // jsonScalar returns the JSON text of a scalar value, if v is one.
 func jsonScalar(v []byte) ([]byte, bool) {
-	x, ok := scalarOf(v)
-	if !ok {
+	k, off := scalarKind(v)
+	switch k {
+	case kNone:
 		return nil, false
-	}
-	switch x := x.(type) {
-	case nil:
+	case kNil:
 		return []byte("null"), true
-	case bool:
-		if x {
-			return []byte("true"), true
-		}
+	case kFalse:
 		return []byte("false"), true
-	case int64:
-		return strconv.AppendInt(nil, x, 10), true
-	case uint64:
-		return strconv.AppendUint(nil, x, 10), true
+	case kTrue:
+		return []byte("true"), true
+	case kInt:
+		return strconv.AppendInt(make([]byte, 0, 20), intAt(v), 10), true
+	case kUint:
+		return strconv.AppendUint(make([]byte, 0, 20), binary.BigEndian.Uint64(v[1:]), 10), true
+	case kFloat:
+		b, err := json.Marshal(math.Float64frombits(binary.BigEndian.Uint64(v[1:]))) // JSON's float formatting
+		return b, err == nil
 	}
-	b, err := json.Marshal(x) // strings (escaping) and floats (formatting) as the general path does
+	b, err := json.Marshal(string(v[off:])) // JSON's escaping (HTML characters, invalid UTF-8)
 	return b, err == nil
 }
 
@@ -198,9 +249,12 @@ func valueFromJSONScalar(data []byte) (Value, bool) {
 			return nil, false
 		}
 	}
-	x, err := strconv.ParseInt(string(data), 10, 64)
-	if err != nil {
-		return nil, false
+	var x int64 // at most 18 digits: no overflow
+	for _, c := range digits {
+		x = x*10 + int64(c-'0')
+	}
+	if len(digits) < len(data) {
+		x = -x
 	}
 	return appendInt(make([]byte, 0, 9), x), true
 }

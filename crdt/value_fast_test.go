@@ -225,3 +225,24 @@ func BenchmarkValueJSON(b *testing.B) {
 		})
 	}
 }
+
+// TestValueFastAllocs keeps the scalar fast paths lean: validating a
+// scalar allocates nothing, parsing or rendering an integer once.
+func TestValueFastAllocs(t *testing.T) {
+	s, i := MustValue("a value of some thirty bytes 01"), MustValue(int64(123456))
+	ij, sj := []byte("123456"), []byte(`"a value"`)
+	for name, c := range map[string]struct {
+		f   func()
+		max float64
+	}{
+		"Validate string": {func() { s.Validate() }, 0},
+		"Validate int":    {func() { i.Validate() }, 0},
+		"JSON int":        {func() { i.JSON() }, 1},
+		"FromJSON int":    {func() { ValueFromJSON(ij) }, 1},
+		"FromJSON string": {func() { ValueFromJSON(sj) }, 1},
+	} {
+		if n := testing.AllocsPerRun(200, c.f); n > c.max {
+			t.Errorf("%s: %.0f allocations, want at most %.0f", name, n, c.max)
+		}
+	}
+}
