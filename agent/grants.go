@@ -62,7 +62,8 @@ type grantBook struct {
 	gen        uint64                // moves when entries change
 	memo       map[hlc.NodeID]memoRules
 	memoGen    uint64
-	memoUntil  time.Time // the memo holds until a grant's validity starts or ends
+	memoFrom   time.Time // the memo holds from its time of computation
+	memoUntil  time.Time // until a grant's validity starts or ends
 }
 
 // bookEntry is one grant of the table.
@@ -250,9 +251,9 @@ func (b *grantBook) rules(node hlc.NodeID, now time.Time) (*permissions, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refreshLocked(now)
-	if b.memo == nil || b.memoGen != b.gen || !now.Before(b.memoUntil) || now.Before(b.verifiedAt) {
+	if b.memo == nil || b.memoGen != b.gen || !now.Before(b.memoUntil) || now.Before(b.memoFrom) {
 		b.memo = map[hlc.NodeID]memoRules{}
-		b.memoGen = b.gen
+		b.memoGen, b.memoFrom = b.gen, now
 		_, b.memoUntil = b.currentLocked(now)
 	}
 	if m, ok := b.memo[node]; ok {
