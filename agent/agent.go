@@ -77,7 +77,7 @@ type replica struct {
 	out    *outbound
 	arb    *arbiter // on the arbitrating hub
 	hubs   *hubView // what the hubs hold, for pending changes
-	pols   policyCache
+	sys    sysCache // cached system-table records (policies.go)
 
 	// The work that only runs online (dedupe.go, workflows.go).
 	dupes *dedupe

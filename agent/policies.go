@@ -68,32 +68,41 @@ func (r *replica) policyOf(table string) policy.Kind {
 	return policy.LWW
 }
 
-// policyCache keeps the records of policyTable read for policyOf and
-// policyAt (every API write and view asks for its table's policy), until
-// the store's version of the table moves.
-type policyCache struct {
-	mu   sync.Mutex
-	st   *store.Store
+// sysCache keeps records of small system tables (policyTable,
+// securityTable) read on every API write and view, until the store's
+// version of their table moves (store.TableVersion).
+type sysCache struct {
+	mu     sync.Mutex
+	st     *store.Store
+	tables map[string]*sysTable
+}
+
+type sysTable struct {
 	ver  uint64
 	recs map[string]*crdt.Record // nil: no record (read-only otherwise)
 }
 
-// policyRecord returns table's record of policyTable, or nil if there is
-// none (or it cannot be read). The record is shared: read it only.
-func (r *replica) policyRecord(table string) *crdt.Record {
+// sysRecord returns table/id, or nil if there is none (or it cannot be
+// read). The record is shared: read it only.
+func (r *replica) sysRecord(table, id string) *crdt.Record {
 	st := r.store
-	ver := st.TableVersion(policyTable) // before the read: a later change moves it
-	c := &r.pols
+	ver := st.TableVersion(table) // before the read: a later change moves it
+	c := &r.sys
 	c.mu.Lock()
-	if c.st != st || c.ver != ver || c.recs == nil {
-		c.st, c.ver, c.recs = st, ver, map[string]*crdt.Record{}
+	if c.st != st || c.tables == nil {
+		c.st, c.tables = st, map[string]*sysTable{}
 	}
-	rec, ok := c.recs[table]
+	t := c.tables[table]
+	if t == nil || t.ver != ver {
+		t = &sysTable{ver: ver, recs: map[string]*crdt.Record{}}
+		c.tables[table] = t
+	}
+	rec, ok := t.recs[id]
 	c.mu.Unlock()
 	if ok {
 		return rec
 	}
-	rec, err := st.Get(policyTable, table)
+	rec, err := st.Get(table, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		rec = nil
@@ -101,12 +110,15 @@ func (r *replica) policyRecord(table string) *crdt.Record {
 		return nil // not cached: read again next time
 	}
 	c.mu.Lock()
-	if c.st == st && c.ver == ver {
-		c.recs[table] = rec
+	if c.st == st && c.tables[table] == t {
+		t.recs[id] = rec
 	}
 	c.mu.Unlock()
 	return rec
 }
+
+// policyRecord returns table's record of policyTable (nil if none).
+func (r *replica) policyRecord(table string) *crdt.Record { return r.sysRecord(policyTable, table) }
 
 // policyAt returns the policy that judges a write of table stamped ts:
 // the latest change stamped before it; before any change, lww.

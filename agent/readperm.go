@@ -217,12 +217,12 @@ func (r *replica) clusterReadRules() bool {
 	if r.a.cfg.Role == "hub" {
 		return r.a.sec.rules().hasReadRules()
 	}
-	rec, err := r.store.Get(securityTable, readsMarker)
-	if err != nil || !rec.Exists() {
+	rec := r.sysRecord(securityTable, readsMarker) // every local write asks (gossip pushes)
+	if rec == nil || !rec.Exists() {
 		return false
 	}
 	v, ok := rec.Get("restricted")
-	return ok && string(v) == string(crdt.MustValue(true))
+	return ok && len(v) == 1 && v[0] == 0xc3 // true
 }
 
 // markReads keeps the hub's marker equal to its rules.
