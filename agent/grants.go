@@ -432,7 +432,7 @@ func (r *replica) publishGrants(now time.Time) error {
 			r.a.log.Error("permission rule not published as a grant: its name is not a valid record id", "rule", p.Name)
 			continue
 		}
-		g := secure.Grant{Cluster: r.a.cfg.ClusterID, Rule: p.Name, Nodes: p.Nodes, Write: p.Write, Read: p.Read, ReadSet: p.ReadSet,
+		g := secure.Grant{Cluster: r.a.cfg.ClusterID, Rule: p.Name, Nodes: p.Nodes, Write: p.Write, Read: p.Read, ReadSet: p.ReadSet || len(p.Read) > 0,
 			IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(validity).UnixMilli(), Issuer: uint64(r.node)}
 		if g.Write == nil {
 			g.Write = []string{}

@@ -51,6 +51,11 @@ type SimDevice struct {
 	rng     *rand.Rand
 	records int
 	writes  int
+	// src is the loopback address the device dials from (127.0.x.y, one
+	// per device), so that a hub on loopback sees as many hosts as
+	// devices, as it would in the field: its per-host session share is
+	// for one host's flood, not for a fleet.
+	src net.IP
 }
 
 // NewSimDevice opens device i's store; it writes to table "dev<i>" over
@@ -63,7 +68,7 @@ func NewSimDevice(i, records int, cluster string) (*SimDevice, error) {
 	}
 	table := fmt.Sprintf("dev%04d", i)
 	clock := hlc.NewClock(nil, hlc.DefaultMaxOffset)
-	return &SimDevice{Table: table, Cluster: cluster, st: st, records: max(records, 1),
+	return &SimDevice{Table: table, Cluster: cluster, st: st, records: max(records, 1), src: net.IPv4(127, 0, byte(1+i/250), byte(2+i%250)),
 		rng:   rand.New(rand.NewPCG(uint64(i), 42)),
 		local: &replication.Local{Node: st.NodeID(), Cluster: cluster, Role: "device", Scope: replication.TablesScope(table), Clock: clock, Store: st}}, nil
 }
@@ -103,13 +108,20 @@ type SyncStats struct {
 // refusal with a retry delay is retried after it (with jitter) until ctx
 // is done.
 func (d *SimDevice) Sync(ctx context.Context, addr string) (SyncStats, error) {
-	return syncLocal(ctx, d.local, addr, d.rng)
+	return syncLocal(ctx, d.local, addr, d.rng, d.src)
 }
 
-func syncLocal(ctx context.Context, l *replication.Local, addr string, rng *rand.Rand) (SyncStats, error) {
+// syncLocal runs a session of l with addr, from src when it is set and
+// addr is on loopback.
+func syncLocal(ctx context.Context, l *replication.Local, addr string, rng *rand.Rand, src net.IP) (SyncStats, error) {
 	var out SyncStats
 	start := time.Now()
 	var dialer net.Dialer
+	if host, _, err := net.SplitHostPort(addr); err == nil && src != nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && ip.To4() != nil {
+			dialer.LocalAddr = &net.TCPAddr{IP: src}
+		}
+	}
 	backoff := 500 * time.Millisecond
 	for {
 		c, err := dialer.DialContext(ctx, "tcp", addr)
@@ -203,7 +215,7 @@ func NewLoader(dir, cluster, table string, n, fields int, progress func(done int
 
 // Sync sends the loaded records to the hub at addr.
 func (l *Loader) Sync(ctx context.Context, addr string) (SyncStats, error) {
-	return syncLocal(ctx, l.local, addr, rand.New(rand.NewPCG(7, 7)))
+	return syncLocal(ctx, l.local, addr, rand.New(rand.NewPCG(7, 7)), nil)
 }
 
 // Close closes the loader's store.
