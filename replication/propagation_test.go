@@ -191,6 +191,7 @@ func BenchmarkPropagation(b *testing.B) {
 	// Baseline: memberlist alone, the same cluster: a small broadcast
 	// (no store, no sync) until every other node has it.
 	var base []time.Duration
+	undelivered := 0
 	for i := range 30 {
 		p := nodes[i*7919%n]
 		key := fmt.Sprintf("%s%d", probePrefix, i)
@@ -220,11 +221,21 @@ func BenchmarkPropagation(b *testing.B) {
 				break
 			}
 			if time.Since(t0) > 30*time.Second {
-				b.Fatalf("gossip broadcast %d did not reach every node in 30s", i)
+				// memberlist's broadcasts are best effort (each is
+				// piggybacked on a bounded number of gossip rounds, with no
+				// anti-entropy): one can miss a node. That is a property
+				// of the baseline, counted and left out of its latencies.
+				b.Logf("gossip broadcast %d did not reach every node in 30s", i)
+				undelivered++
+				break
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+	if len(base) == 0 {
+		b.Fatal("no gossip broadcast of the baseline reached every node")
+	}
+	b.ReportMetric(float64(undelivered), "gossip-undelivered")
 	sort.Slice(base, func(i, j int) bool { return base[i] < base[j] })
 	b.ReportMetric(float64(base[len(base)/2].Milliseconds()), "gossip-p50-ms")
 	b.ReportMetric(float64(base[len(base)*99/100].Milliseconds()), "gossip-p99-ms")
