@@ -117,33 +117,11 @@ func compilePermissions(ps []Permission) (*permissions, error) {
 			}
 			r.nodes = append(r.nodes, m)
 		}
-		for _, w := range p.Write {
-			table, field, hasField := strings.Cut(w, ":")
-			if !store.ValidTable(table) || hasField && field == "" {
-				return nil, keyErr("permission", "%q: write %q: want TABLE or TABLE:FIELD", p.Name, w)
-			}
-			if !hasField {
-				r.tables[table] = true
-				continue
-			}
-			if r.fields[table] == nil {
-				r.fields[table] = map[string]bool{}
-			}
-			r.fields[table][field] = true
+		if err := addTableFields(p.Write, r.tables, r.fields); err != nil {
+			return nil, keyErr("permission", "%q: write %v", p.Name, err)
 		}
-		for _, rd := range p.Read {
-			table, field, hasField := strings.Cut(rd, ":")
-			if !store.ValidTable(table) || hasField && field == "" {
-				return nil, keyErr("permission", "%q: read %q: want TABLE or TABLE:FIELD", p.Name, rd)
-			}
-			if !hasField {
-				r.readTables[table] = true
-				continue
-			}
-			if r.readFields[table] == nil {
-				r.readFields[table] = map[string]bool{}
-			}
-			r.readFields[table][field] = true
+		if err := addTableFields(p.Read, r.readTables, r.readFields); err != nil {
+			return nil, keyErr("permission", "%q: read %v", p.Name, err)
 		}
 		out.rules = append(out.rules, r)
 	}
@@ -195,6 +173,26 @@ func (p *permissions) check(w *crdt.Write) string {
 		return fmt.Sprintf("node %s (permissions %s) may not write field(s) %s of table %s", w.Origin, strings.Join(matched, ", "), strings.Join(denied, ", "), w.Table)
 	}
 	return fmt.Sprintf("node %s (permissions %s) may not write table %s", w.Origin, strings.Join(matched, ", "), w.Table)
+}
+
+// addTableFields adds a rule's list of "TABLE" (every field) and
+// "TABLE:FIELD" entries to tables and fields.
+func addTableFields(list []string, tables map[string]bool, fields map[string]map[string]bool) error {
+	for _, e := range list {
+		table, field, hasField := strings.Cut(e, ":")
+		if !store.ValidTable(table) || hasField && field == "" {
+			return fmt.Errorf("%q: want TABLE or TABLE:FIELD", e)
+		}
+		if !hasField {
+			tables[table] = true
+			continue
+		}
+		if fields[table] == nil {
+			fields[table] = map[string]bool{}
+		}
+		fields[table][field] = true
+	}
+	return nil
 }
 
 func compactStrings(s []string) []string {
