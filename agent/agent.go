@@ -259,6 +259,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		},
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
+		MaxSessions:  cfg.sessions(),
 	}
 	a.sec.engine(&ecfg, r)
 	if err := r.setupProfiles(&ecfg); err != nil {

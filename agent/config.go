@@ -29,7 +29,11 @@ const (
 	DefaultLogLevel     = "info"
 	DefaultClusterID    = "replicad"
 	DefaultPullInterval = 60 * time.Second
-	DefaultMaxBodyBytes = 1 << 20
+	// DefaultHubSessions and DefaultDeviceSessions are the default bounds
+	// on concurrent sync sessions.
+	DefaultHubSessions    = 64
+	DefaultDeviceSessions = 16
+	DefaultMaxBodyBytes   = 1 << 20
 )
 
 // Policies a table may be given (DESIGN.md section 3).
@@ -85,6 +89,11 @@ type Config struct {
 	ClockOffset time.Duration
 	// PullInterval is how often every partner is synced (default 60s).
 	PullInterval time.Duration
+	// MaxSessions bounds concurrent sync sessions, in and out; 0 means
+	// the role's default (DefaultHubSessions on a hub, whose fleet syncs
+	// with it, DefaultDeviceSessions on a device). Sessions beyond it wait
+	// up to 2 s for a slot, then are refused with a retry delay.
+	MaxSessions int
 	// MaxBodyBytes limits an API request body (default 1 MiB).
 	MaxBodyBytes int64
 	// Security: the API token, TLS and gossip encryption (security.go).
@@ -127,6 +136,7 @@ type fileConfig struct {
 	MaxClockOffset *string            `hcl:"max_clock_offset,optional"`
 	ClockOffset    *string            `hcl:"clock_offset,optional"`
 	PullInterval   *string            `hcl:"pull_interval,optional"`
+	MaxSessions    *int               `hcl:"max_sessions,optional"`
 	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
 	Rest           hcl.Body           `hcl:",remain"` // the security keys (securityFile)
 	Tables         []tableBlock       `hcl:"table,block"`
@@ -138,6 +148,18 @@ type fileConfig struct {
 	EncryptionKeyFile    *string `hcl:"encryption_key_file,optional"`
 	EncryptionKeyEnv     *string `hcl:"encryption_key_env,optional"`
 	EncryptionKeyCommand *string `hcl:"encryption_key_command,optional"`
+}
+
+// sessions is the bound on concurrent sync sessions: MaxSessions, or the
+// role's default.
+func (c *Config) sessions() int {
+	switch {
+	case c.MaxSessions > 0:
+		return c.MaxSessions
+	case c.Role == "hub":
+		return DefaultHubSessions
+	}
+	return DefaultDeviceSessions
 }
 
 // DefaultConfig returns the configuration of `replicad agent` without
@@ -211,6 +233,9 @@ func (c *Config) LoadFile(path string) error {
 	}
 	if fc.NoArbiter != nil {
 		c.NoArbiter = *fc.NoArbiter
+	}
+	if fc.MaxSessions != nil {
+		c.MaxSessions = *fc.MaxSessions
 	}
 	if fc.MaxBodyBytes != nil {
 		c.MaxBodyBytes = *fc.MaxBodyBytes
@@ -353,6 +378,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PullInterval <= 0 {
 		return keyErr("pull_interval", "must be positive")
+	}
+	if c.MaxSessions < 0 || c.MaxSessions > 4096 {
+		return keyErr("max_sessions", "%d: want 0 (the role's default) to 4096", c.MaxSessions)
 	}
 	if err := c.validateOnline(); err != nil {
 		return err

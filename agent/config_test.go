@@ -51,6 +51,8 @@ func TestConfigErrorsNamePosition(t *testing.T) {
 		{"max_clock_offset = 5\n", "c.hcl:1,1: max_clock_offset"},
 		{"policy = { t = \"nope\" }\n", "c.hcl:1,1: policy"},
 		{"hub = \"a:1\"\n", "c.hcl:1"},
+		{"max_sessions = -1\n", "c.hcl:1,1: max_sessions"},
+		{"max_sessions = 5000\n", "c.hcl:1,1: max_sessions"},
 	} {
 		path := filepath.Join(dir, "c.hcl")
 		os.WriteFile(path, []byte(tc.src), 0o644)
@@ -59,5 +61,31 @@ func TestConfigErrorsNamePosition(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want an error with %q", tc.src, err, tc.want)
 		}
+	}
+}
+
+// TestMaxSessions: a hub defaults to more sync sessions than a device;
+// the file and the flag set it (the flag wins).
+func TestMaxSessions(t *testing.T) {
+	c := DefaultConfig()
+	if c.sessions() != DefaultDeviceSessions {
+		t.Errorf("device default %d, want %d", c.sessions(), DefaultDeviceSessions)
+	}
+	c.Role = "hub"
+	if c.sessions() != DefaultHubSessions {
+		t.Errorf("hub default %d, want %d", c.sessions(), DefaultHubSessions)
+	}
+	path := filepath.Join(t.TempDir(), "c.hcl")
+	os.WriteFile(path, []byte("max_sessions = 200\n"), 0o644)
+	got, err := ParseArgs([]string{"--config", path}, os.Stderr)
+	if err != nil || got.sessions() != 200 {
+		t.Fatalf("from the file: %v, %v", got.sessions(), err)
+	}
+	got, err = ParseArgs([]string{"--config", path, "--max-sessions", "8"}, os.Stderr)
+	if err != nil || got.sessions() != 8 {
+		t.Fatalf("the flag over the file: %v, %v", got.sessions(), err)
+	}
+	if _, err := ParseArgs([]string{"--max-sessions", "-3"}, os.Stderr); err == nil || !strings.Contains(err.Error(), "--max-sessions") {
+		t.Fatalf("a negative flag: %v", err)
 	}
 }

@@ -74,6 +74,12 @@ clock_offset = "0s"
 # when online). Flag: --pull-interval.
 pull_interval = "1m0s"
 
+# Concurrent sync sessions, in and out; 0 means the role's default (64 on
+# a hub, whose whole fleet may sync at once; 16 on a device). Sessions
+# beyond it wait up to 2 s for a slot, then are refused with a retry
+# delay. Flag: --max-sessions.
+max_sessions = 0
+
 # Largest API request body in bytes; larger requests get 413 and store
 # nothing. Flag: --max-body-bytes.
 max_body_bytes = 1048576
