@@ -345,7 +345,16 @@ func (e *Engine) Serve(l net.Listener) error {
 			}
 			return err
 		}
+		// Counted under e.mu, so that no session starts once Close has
+		// begun waiting (a connection accepted meanwhile is closed).
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			c.Close()
+			continue
+		}
 		e.wg.Add(1)
+		e.mu.Unlock()
 		go func() {
 			defer e.wg.Done()
 			e.serveConn(c)

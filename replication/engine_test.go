@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,4 +238,49 @@ func TestEngineCutConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = errors.New
+}
+
+// TestCloseWhileConnectionsArrive: Close waits for the sessions it cut
+// while the listener is still open and connections keep arriving (the
+// propagation benchmark hit "WaitGroup is reused before previous Wait has
+// returned" there): none starts once Close has begun.
+func TestCloseWhileConnectionsArrive(t *testing.T) {
+	for range 20 {
+		st, err := store.Open(store.Options{FS: vfs.NewMem(), Dir: "/d", NoSync: true, ClusterID: "c", MemTableSize: 1 << 20, CacheSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(Config{Local: Local{Node: st.NodeID(), Cluster: "c", Role: "hub", Scope: FullScope(), Clock: hlc.NewClock(nil, hlc.DefaultMaxOffset), Store: st}})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan struct{})
+		go func() { e.Serve(l); close(served) }()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if c, err := net.Dial("tcp", l.Addr().String()); err == nil {
+						c.Close()
+					}
+				}
+			}()
+		}
+		time.Sleep(5 * time.Millisecond)
+		e.Close() // the listener still accepting
+		l.Close()
+		close(stop)
+		wg.Wait()
+		<-served
+		st.Close()
+	}
 }
