@@ -46,6 +46,7 @@ type Agent struct {
 	metrics *metrics
 	feed    *notifier
 	apiLn   net.Listener
+	syncLn  net.Listener // bound by New before the store exists; the first replica takes it
 	http    *http.Server
 	started time.Time
 
@@ -99,15 +100,22 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		log = hclog.NewNullLogger()
 	}
 	a := &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now()}
-	a.lock, err = lockDir(cfg.DataDir)
+	// The listeners first: a busy port must leave nothing behind on disk
+	// (no data directory, lock file or store).
+	apiLn, syncLn, err := bindListeners(cfg)
 	if err != nil {
 		return nil, err
 	}
+	a.apiLn, a.syncLn = apiLn, syncLn
 	defer func() {
 		if err != nil {
 			a.closeAll()
 		}
 	}()
+	a.lock, err = lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	a.metrics = newMetrics(a)
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
@@ -118,10 +126,6 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.rep, err = a.openReplica()
 	if err != nil {
 		return nil, err
-	}
-	a.apiLn, err = net.Listen("tcp", cfg.APIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("api address: %w", err)
 	}
 	a.apiLn = a.sec.apiListener(a.apiLn)
 	a.http = &http.Server{Handler: a.readGuard(a.sec.apiHandler(a, a.routes())), ReadHeaderTimeout: 10 * time.Second}
@@ -170,6 +174,10 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) closeAll() {
 	if a.apiLn != nil {
 		a.apiLn.Close()
+	}
+	if a.syncLn != nil {
+		a.syncLn.Close() // bound by New, never handed to a replica
+		a.syncLn = nil
 	}
 	a.mu.Lock()
 	if a.rep != nil {
@@ -238,9 +246,8 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock.Restore(st.HighWater())
 	r.out = newOutbound(st.HeldOf(r.node).Max())
 
-	r.syncLn, err = net.Listen("tcp", cfg.SyncAddr)
-	if err != nil {
-		return nil, fmt.Errorf("sync address: %w", err)
+	if r.syncLn, err = a.takeSyncListener(); err != nil {
+		return nil, err
 	}
 	r.syncLn = a.sec.syncListener(r.syncLn)
 	ecfg := replication.Config{

@@ -197,7 +197,7 @@ func TestAtRestConfig(t *testing.T) {
 	}
 	os.WriteFile(path, []byte("encryption_key_file = \"/k\"\nencryption_key_env = \"K\"\n"), 0o644)
 	cfg := DefaultConfig()
-	if err := cfg.LoadFile(path); err == nil || !strings.Contains(err.Error(), "c.hcl:2,1: encryption_key_env: the encryption key has one source") {
+	if err := cfg.LoadFile(path); err == nil || !strings.Contains(err.Error(), "c.hcl:2:1: encryption_key_env: the encryption key has one source") {
 		t.Fatalf("two sources in a file: %v", err)
 	}
 }

@@ -204,8 +204,7 @@ func (c *Config) LoadFile(path string) error {
 	set := func(key string) bool { return attrs[key] != nil }
 	pos := func(key string) string {
 		if a := attrs[key]; a != nil {
-			r := a.SrcRange
-			return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+			return posOf(a.SrcRange)
 		}
 		return path
 	}
@@ -286,21 +285,52 @@ func (c *Config) LoadFile(path string) error {
 }
 
 func diagErr(diags hcl.Diagnostics) error {
-	var msgs []string
+	var first *hcl.Diagnostic
+	more := 0
 	for _, d := range diags {
 		if d.Severity != hcl.DiagError {
 			continue
 		}
-		m := d.Summary
-		if d.Detail != "" {
-			m += ": " + d.Detail
+		if first == nil {
+			first = d
+		} else {
+			more++
 		}
-		if d.Subject != nil {
-			m = fmt.Sprintf("%s:%d,%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, m)
-		}
-		msgs = append(msgs, m)
 	}
-	return errors.New("config: " + strings.Join(msgs, "; "))
+	if first == nil {
+		return errors.New("config: " + diags.Error())
+	}
+	// One short line: the first error only (an unclosed quote makes HCL
+	// report every following line too), its summary and the first
+	// sentence of its detail.
+	m := first.Summary
+	if d := firstSentence(first.Detail); d != "" {
+		m += ": " + d
+	}
+	if first.Subject != nil {
+		m = posOf(*first.Subject) + ": " + m
+	}
+	if more > 0 {
+		m += fmt.Sprintf(" (and %d more errors after it)", more)
+	}
+	return errors.New("config: " + m)
+}
+
+// posOf is a position in a config file as FILE:LINE:COLUMN.
+func posOf(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+// firstSentence is s up to its first full stop, at most 160 bytes.
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	if len(s) > 160 {
+		s = strings.ToValidUTF8(s[:157], "") + "..."
+	}
+	return s
 }
 
 // keyError is a validation error of one config key (the HCL name).

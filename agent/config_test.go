@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -46,13 +47,13 @@ func TestConfigErrorsNamePosition(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ src, want string }{
 		{"bogus = 1\n", "c.hcl:1"},
-		{"role = \"x\"\n", "c.hcl:1,1: role"},
-		{"\nlog_level = \"loud\"\n", "c.hcl:2,1: log_level"},
-		{"max_clock_offset = 5\n", "c.hcl:1,1: max_clock_offset"},
-		{"policy = { t = \"nope\" }\n", "c.hcl:1,1: policy"},
+		{"role = \"x\"\n", "c.hcl:1:1: role"},
+		{"\nlog_level = \"loud\"\n", "c.hcl:2:1: log_level"},
+		{"max_clock_offset = 5\n", "c.hcl:1:1: max_clock_offset"},
+		{"policy = { t = \"nope\" }\n", "c.hcl:1:1: policy"},
 		{"hub = \"a:1\"\n", "c.hcl:1"},
-		{"max_sessions = -1\n", "c.hcl:1,1: max_sessions"},
-		{"max_sessions = 5000\n", "c.hcl:1,1: max_sessions"},
+		{"max_sessions = -1\n", "c.hcl:1:1: max_sessions"},
+		{"max_sessions = 5000\n", "c.hcl:1:1: max_sessions"},
 	} {
 		path := filepath.Join(dir, "c.hcl")
 		os.WriteFile(path, []byte(tc.src), 0o644)
@@ -61,6 +62,34 @@ func TestConfigErrorsNamePosition(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want an error with %q", tc.src, err, tc.want)
 		}
+	}
+}
+
+// TestConfigUnclosedQuote: a file with one unclosed quote (HCL then
+// reports an error on every following line) gives one short line naming
+// the first error's file, line and column.
+func TestConfigUnclosedQuote(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("role = \"hub\"\ndata_dir = \"/var/lib/replicad\n") // line 2: the quote is not closed
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&src, "# a comment\npull_interval = \"%ds\"\n", i+1)
+	}
+	path := filepath.Join(t.TempDir(), "c.hcl")
+	os.WriteFile(path, []byte(src.String()), 0o644)
+	c := DefaultConfig()
+	err := c.LoadFile(path)
+	if err == nil {
+		t.Fatal("loaded a file with an unclosed quote")
+	}
+	msg := err.Error()
+	if want := path + ":2:30: "; !strings.HasPrefix(msg, "config: "+want) {
+		t.Errorf("error %.300q...: want it to start with %q", msg, "config: "+want)
+	}
+	if len(msg) > 300 || strings.Contains(msg, "\n") || strings.Count(msg, path) != 1 {
+		t.Errorf("error of %d bytes, want one short line naming one position: %.400q", len(msg), msg)
+	}
+	if !strings.Contains(msg, "more errors") {
+		t.Errorf("error %q does not say that more errors follow", msg)
 	}
 }
 
