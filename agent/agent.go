@@ -61,6 +61,8 @@ type Agent struct {
 
 	sec *security // API token, TLS, gossip keyring (security.go)
 
+	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
+
 	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)
 }
 
@@ -79,6 +81,8 @@ type replica struct {
 	arb    *arbiter // on the arbitrating hub
 	hubs   *hubView // what the hubs hold, for pending changes
 	sys    sysCache // cached system-table records (policies.go)
+
+	book *peerBook // every node that synced with this one (peers.go)
 
 	// The work that only runs online (dedupe.go, workflows.go).
 	dupes *dedupe
@@ -128,7 +132,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.apiLn = a.sec.apiListener(a.apiLn)
-	a.http = &http.Server{Handler: a.readGuard(a.sec.apiHandler(a, a.routes())), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: a.metrics.instrument(a.route, a.readGuard(a.sec.apiHandler(a, a.routes()))), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }
 
@@ -245,6 +249,9 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
 	r.clock.Restore(st.HighWater())
 	r.out = newOutbound(st.HeldOf(r.node).Max())
+	if r.book, err = newPeerBook(st, a.log, nil); err != nil {
+		return nil, fmt.Errorf("reading the peer table: %w", err)
+	}
 
 	if r.syncLn, err = a.takeSyncListener(); err != nil {
 		return nil, err
@@ -262,8 +269,11 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			OnApplied: r.onApplied,
 			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
 				rep.hubs.observe(p, have)
+				rep.book.started(p, have)
 			},
+			Version: buildVersion().String(),
 		},
+		OnSession:    r.onSession,
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
 		MaxSessions:  cfg.sessions(),
@@ -358,7 +368,11 @@ func (r *replica) start() {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.watchProfiles(ctx.Done()) }()
 	}
-	r.wg.Add(3)
+	r.wg.Add(4)
+	go func() {
+		defer r.wg.Done()
+		r.flushPeers(ctx.Done()) // the peer table, to the store (peers.go)
+	}()
 	go func() {
 		defer r.wg.Done()
 		if err := r.engine.Serve(r.syncLn); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -423,6 +437,11 @@ func (r *replica) close() {
 		r.gossip.Shutdown()
 	}
 	r.wg.Wait()
+	if r.book != nil {
+		if err := r.book.flush(); err != nil {
+			r.a.log.Warn("writing the peer table", "error", err)
+		}
+	}
 	if r.store != nil {
 		if err := r.store.Close(); err != nil {
 			r.a.log.Error("closing the store", "error", err)

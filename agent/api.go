@@ -135,6 +135,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/sync", a.handle(a.syncNow))
 	mux.HandleFunc("POST /v1/connectivity", a.handle(a.connectivity))
 	mux.HandleFunc("GET /v1/status", a.handle(a.status))
+	mux.HandleFunc("GET /v1/peers", a.handle(a.listPeers)) // peers.go
 	mux.HandleFunc("GET /v1/changes", a.handle(a.changes))
 	mux.HandleFunc("POST /v1/reset", a.handle(a.reset))
 	mux.HandleFunc("GET /v1/parked", a.handle(a.listParked))
@@ -156,6 +157,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("/", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, errf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
+	a.routeOf = func(r *http.Request) string { _, p := mux.Handler(r); return p } // the metrics' route label
 	return http.MaxBytesHandler(mux, a.cfg.MaxBodyBytes)
 }
 
@@ -771,9 +773,7 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
 	if len(sum.Failed) > 0 {
 		result = "failed"
 	}
-	a.metrics.syncRounds.WithLabelValues(result).Inc()
-	a.metrics.bytesIn.Add(float64(sum.Stats.BytesReceived))
-	a.metrics.bytesOut.Add(float64(sum.Stats.BytesSent))
+	a.metrics.syncRounds.WithLabelValues(result).Inc() // bytes: counted per session (metrics.session)
 	failed := sum.Failed
 	if failed == nil {
 		failed = []string{}
@@ -846,23 +846,11 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["gossip_addr"] = rp.gossipAddr()
 		st["hubs"] = nonNil(a.cfg.Hubs)
 		st["uptime_s"] = int64(time.Since(a.started).Seconds())
-		peers := []peerJSON{}
-		var lastSync time.Time
-		for _, p := range rp.engine.Partners() {
-			pj := peerJSON{Addr: p.Addr, Role: p.Role, LastSuccess: timeStr(p.LastSuccess), LastAttempt: timeStr(p.LastAttempt),
-				LastError: p.LastError, Failures: p.Failures, NextTry: timeStr(p.NextTry), SkewMs: p.SkewMs, Last: statsView(p.Last)}
-			if p.Node != 0 {
-				pj.Node = p.Node.String()
-			}
-			if p.LastSuccess.After(lastSync) {
-				lastSync = p.LastSuccess
-			}
-			peers = append(peers, pj)
-		}
-		st["peers"] = peers
-		// Per-table last successful sync: every session syncs every table
-		// (full scope), so it is the last successful session with any
-		// partner, for each table this replica holds.
+		// Every node that synced with this one, per direction (peers.go;
+		// GET /v1/peers adds pending writes and sync errors per peer).
+		st["peers"] = rp.peerRows(false)
+		// Per-table last sync: the last successful session, served or
+		// dialed, that exchanged the table (the peer's scope listed it).
 		tables, err := rp.store.Tables()
 		if err != nil {
 			return nil, err
@@ -872,11 +860,13 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 			if t == policyTable || t == errorTable || t == dupTable {
 				continue // system tables
 			}
-			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(lastSync), "policy": string(rp.policyOf(t))})
+			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.tableSync(t)), "policy": string(rp.policyOf(t))})
 		}
 		st["tables"] = tj
-		st["pending_outbound"] = rp.out.pending()
-		st["pending_outbound_note"] = "local writes not yet known to be held by a hub: counted from the start of the last successful session with a hub; after a restart every earlier write counts until the first such session"
+		if rp.pendingOutboundMeans() {
+			st["pending_outbound"] = rp.out.pending()
+			st["pending_outbound_note"] = "local writes not yet known to be held by a hub: counted from the start of the last successful session with a hub; after a restart every earlier write counts until the first such session"
+		}
 		c := rp.counts()
 		st["conflicts"] = c.conflicts
 		st["sync_errors"] = c.syncErrors

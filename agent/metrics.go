@@ -2,11 +2,13 @@ package agent
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/replicad/replicad/replication"
 )
 
 // metrics are the agent's Prometheus metrics, on a registry of its own.
@@ -20,6 +22,10 @@ type metrics struct {
 	bytesOut      prometheus.Counter
 	rejected      *prometheus.CounterVec
 	peerRefused   prometheus.Counter
+	sessions      *prometheus.CounterVec   // by direction and result
+	sessionTime   *prometheus.HistogramVec // by direction
+	httpRequests  *prometheus.CounterVec   // by route (the pattern) and code
+	httpTime      *prometheus.HistogramVec // by route
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -29,11 +35,26 @@ func newMetrics(a *Agent) *metrics {
 	m.remoteApplied = f(prometheus.CounterOpts{Name: "replicad_writes_applied_remote_total", Help: "Remote writes applied (sync sessions and gossip pushes)."})
 	m.parkedSeen = f(prometheus.CounterOpts{Name: "replicad_writes_parked_total", Help: "Remote writes parked because their stamp was beyond the clock bound."})
 	m.syncRounds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_sync_rounds_total", Help: "Sync rounds started through the API (sync now), by result."}, []string{"result"})
-	m.bytesIn = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_received_total", Help: "Bytes received in sync sessions this node dialed."})
-	m.bytesOut = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_sent_total", Help: "Bytes sent in sync sessions this node dialed."})
+	m.bytesIn = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_received_total", Help: "Bytes received in sync sessions, served and dialed."})
+	m.bytesOut = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_sent_total", Help: "Bytes sent in sync sessions, served and dialed."})
+	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_sync_sessions_total",
+		Help: "Sync sessions ended, by direction (served: a peer dialed this node; dialed) and result (ok, refused, failed)."}, []string{"direction", "result"})
+	m.sessionTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "replicad_sync_session_duration_seconds",
+		Help:    "Duration of sync sessions, by direction, whatever their result.",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"direction"})
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_http_requests_total",
+		Help: "API requests answered, by route (the route's pattern, e.g. \"GET /v1/tables/{table}/records/{id}\"; \"unmatched\" for none) and status code."}, []string{"route", "code"})
+	m.httpTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "replicad_http_request_duration_seconds",
+		Help:    "Time to answer API requests, by route (long polls and event streams included).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 30, 120}}, []string{"route"})
+	bi := buildVersion()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicad_build_info", Help: "Always 1; the labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	buildInfo.Set(1)
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_api_rejected_total", Help: "API requests rejected with a 4xx, by status."}, []string{"code"})
 	m.peerRefused = f(prometheus.CounterOpts{Name: "replicad_peer_writes_refused_total", Help: "Writes a device peer sent that were not taken (outside their origin's grant, or no valid grant): neither applied nor held."})
 	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected, m.peerRefused,
+		m.sessions, m.sessionTime, m.httpRequests, m.httpTime, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&agentCollector{a: a}, &onlineCollector{a: a})
 	return m
@@ -58,11 +79,12 @@ var (
 	descMemtables  = prometheus.NewDesc("replicad_store_memtable_bytes", "Bytes allocated by Pebble's memtables (32 MiB each), zombie ones included.", nil, nil)
 	descSkew       = prometheus.NewDesc("replicad_peer_clock_skew_seconds", "A peer's physical clock minus this node's, measured at the last handshake.", []string{"peer", "node"}, nil)
 	descSyncAge    = prometheus.NewDesc("replicad_peer_last_sync_age_seconds", "Time since the last successful sync with a peer (absent if never).", []string{"peer", "node"}, nil)
+	descPeers      = prometheus.NewDesc("replicad_peers", "Nodes in the peer table (every node that synced with this one), by direction of their sessions.", []string{"direction"}, nil)
 	descFailures   = prometheus.NewDesc("replicad_peer_sync_failures", "Consecutive failed syncs with a peer.", []string{"peer", "node"}, nil)
 )
 
 func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConflicts, descSyncErrors, descParked, descPending, descStoreSize, descOnline, descBlockCache, descMemtables, descRecCache, descSkew, descSyncAge, descFailures} {
+	for _, d := range []*prometheus.Desc{descConflicts, descSyncErrors, descParked, descPending, descStoreSize, descOnline, descBlockCache, descMemtables, descRecCache, descSkew, descSyncAge, descFailures, descPeers} {
 		ch <- d
 	}
 }
@@ -82,7 +104,12 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	g(descConflicts, float64(counts.conflicts))
 	g(descSyncErrors, float64(counts.syncErrors))
 	g(descParked, float64(counts.parked))
-	g(descPending, float64(r.out.pending()))
+	if r.pendingOutboundMeans() {
+		g(descPending, float64(r.out.pending()))
+	}
+	for dir, n := range r.book.counts() {
+		g(descPeers, float64(n), dir)
+	}
 	m := r.store.Metrics()
 	g(descStoreSize, float64(m.DiskSpaceUsage()))
 	g(descBlockCache, float64(m.BlockCache.Size))
@@ -106,3 +133,67 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// session counts a finished sync session.
+func (m *metrics) session(in replication.SessionInfo) {
+	dir := "served"
+	if in.Dialed {
+		dir = "dialed"
+	}
+	m.sessions.WithLabelValues(dir, sessionResult(in.Err)).Inc()
+	m.sessionTime.WithLabelValues(dir).Observe(in.Duration.Seconds())
+	m.bytesIn.Add(float64(in.Stats.BytesReceived))
+	m.bytesOut.Add(float64(in.Stats.BytesSent))
+}
+
+// instrument counts and times every API request by route and status code.
+// route returns the request's route pattern ("" for none): labels are the
+// registered patterns, never raw paths, so their number is bounded.
+func (m *metrics) instrument(route func(*http.Request) string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rt := route(r)
+		if rt == "" {
+			rt = "unmatched"
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			code := sw.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			m.httpRequests.WithLabelValues(rt, strconv.Itoa(code)).Inc()
+			m.httpTime.WithLabelValues(rt).Observe(time.Since(start).Seconds())
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter remembers the status code written; it flushes (event
+// streams) and unwraps (http.ResponseController) to the writer it wraps.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

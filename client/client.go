@@ -294,6 +294,32 @@ type Peer struct {
 	NextTry     string `json:"next_try,omitempty"`
 	SkewMs      int64  `json:"skew_ms"`
 	Last        Stats  `json:"last_session"`
+	// Direction is "dialed" (this node dials the peer) or "served" (the
+	// peer dialed this node): a peer syncing both ways has two rows.
+	Direction     string `json:"direction"`
+	Version       string `json:"version,omitempty"`
+	FirstSeen     string `json:"first_seen,omitempty"`
+	LastSessionAt string `json:"last_session_at,omitempty"`
+	Result        string `json:"result,omitempty"` // of the last session: ok, refused, failed
+	Sessions      uint64 `json:"sessions"`
+	WritesIn      uint64 `json:"writes_received"` // over every session
+	WritesOut     uint64 `json:"writes_sent"`
+	DurationMs    int64  `json:"last_duration_ms"`
+	// Only from Peers (GET /v1/peers): writes held by the node that the
+	// peer did not hold at its last session, and the sync-error log's
+	// entries naming the peer.
+	Pending    *uint64 `json:"pending,omitempty"`
+	SyncErrors *int    `json:"sync_errors,omitempty"`
+}
+
+// Peers returns every node that synced with this one, per direction
+// (GET /v1/peers).
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var out struct {
+		Peers []Peer `json:"peers"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/peers", nil, &out)
+	return out.Peers, err
 }
 
 // TableStatus is a table's sync state.
@@ -324,7 +350,7 @@ type Status struct {
 	UptimeS         int64             `json:"uptime_s"`
 	Peers           []Peer            `json:"peers"`
 	Tables          []TableStatus     `json:"tables"`
-	PendingOutbound uint64            `json:"pending_outbound"`
+	PendingOutbound uint64            `json:"pending_outbound"` // absent (0, PendingNote "") on a hub that syncs with no other hub
 	PendingNote     string            `json:"pending_outbound_note"`
 	Conflicts       int               `json:"conflicts"`
 	SyncErrors      int               `json:"sync_errors"`

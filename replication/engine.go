@@ -65,6 +65,10 @@ type Config struct {
 	// role claimed in the handshake) against its connection, e.g. its TLS
 	// certificate; an error refuses the session.
 	Authenticate func(c net.Conn, p Peer) error
+	// OnSession, if set, is told of every session when it ends, served or
+	// dialed, whatever its result (the agent's peer table and metrics).
+	// It runs on the session's goroutine: it must not block.
+	OnSession func(SessionInfo)
 	// PushHints makes gossip pushes hints (a TLS cluster: gossip is not
 	// authenticated per node): HandlePushFrom applies nothing, and a push
 	// of a write this node lacks triggers a session with the node that
@@ -85,6 +89,30 @@ type PartnerStatus struct {
 	NextTry     time.Time
 	SkewMs      int64
 	Last        Stats
+}
+
+// SessionInfo is what OnSession is told of one session.
+type SessionInfo struct {
+	Dialed bool   // this node dialed; false: it served the session
+	Addr   string // dialed: the partner's sync address; served: the connection's remote address
+	// Peer is the peer as the handshake established it (Node 0 when the
+	// session ended before: refused busy or offline, unreachable, ...).
+	Peer     Peer
+	Stats    Stats
+	Start    time.Time
+	Duration time.Duration
+	Err      error // nil: the session finished; a *RefusedError: refused at the handshake
+}
+
+func (e *Engine) report(dialed bool, addr string, start time.Time, s *Session, err error) {
+	if e.cfg.OnSession == nil {
+		return
+	}
+	info := SessionInfo{Dialed: dialed, Addr: addr, Start: start, Duration: time.Since(start), Err: err}
+	if s != nil {
+		info.Peer, info.Stats = s.Peer(), s.Snapshot()
+	}
+	e.cfg.OnSession(info)
 }
 
 // Summary reports a sync round.
@@ -364,7 +392,17 @@ func (e *Engine) Serve(l net.Listener) error {
 
 func (e *Engine) serveConn(c net.Conn) {
 	l := &e.cfg.Local
+	start, remote := time.Now(), ""
+	if a := c.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	var (
+		s    *Session
+		serr error
+	)
+	defer func() { e.report(false, remote, start, s, serr) }()
 	refuse := func(reason string, retry uint32) {
+		serr = &RefusedError{Reason: reason, RetryAfter: retry}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		// Read the hello first so the refusal is an answer, not a reset.
 		c.SetReadDeadline(time.Now().Add(time.Second))
@@ -406,9 +444,10 @@ func (e *Engine) serveConn(c net.Conn) {
 		return
 	}
 	defer e.untrack(c)
-	s := NewSession(l, false)
+	s = NewSession(l, false)
 	e.authenticate(s, c)
 	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout})
+	serr = err
 	p := s.Peer()
 	if err != nil {
 		e.log.Warn("incoming session failed", "remote", c.RemoteAddr(), "peer", p.Node, "error", err)
@@ -645,8 +684,9 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 		return Stats{}, ctx.Err()
 	}
 	defer func() { <-e.sem }()
+	start := time.Now()
 	e.mu.Lock()
-	ps.LastAttempt = time.Now()
+	ps.LastAttempt = start
 	e.mu.Unlock()
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.IdleTimeout)
 	c, err := e.cfg.Dial(dctx, p.Addr)
@@ -666,6 +706,9 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 		}
 	}
 	e.record(p, ps, st, peer, err)
+	if e.cfg.OnSession != nil {
+		e.cfg.OnSession(SessionInfo{Dialed: true, Addr: p.Addr, Peer: peer, Stats: st, Start: start, Duration: time.Since(start), Err: err})
+	}
 	if err == nil {
 		e.stepCollector()
 	}

@@ -116,6 +116,8 @@ type Hello struct {
 	Role    string
 	Scope   Scope
 	PhysMs  int64 // the sender's physical clock, to measure skew
+	// Version is the sender's software version (for operators).
+	Version string
 }
 
 // Welcome answers Hello: the listener's identity, or a refusal.
@@ -134,6 +136,8 @@ type Welcome struct {
 	// Assigned, from a hub that assigns the dialer its scope (its offline
 	// profile), is that scope: the hub enforces it, the dialer adopts it.
 	Assigned *Scope
+	// Version is the listener's software version (for operators).
+	Version string
 }
 
 // Have lists what the sender holds, per origin, and its tombstone

@@ -192,6 +192,9 @@ type Local struct {
 	Clock   *hlc.Clock
 	Store   Store
 	Log     hclog.Logger
+	// Version is this node's software version, told to peers in the
+	// handshake (for operators; it decides nothing).
+	Version string
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).
 	ChunkBytes int
@@ -243,6 +246,8 @@ type Peer struct {
 	// SkewMs is the peer's physical clock minus this node's, measured at
 	// the handshake (within the message's transit time).
 	SkewMs int64
+	// Version is the software version the peer announced ("" if none).
+	Version string
 }
 
 // Stats counts what a session did.
@@ -352,7 +357,7 @@ func (s *Session) Start() []Msg {
 	if !s.dialer {
 		return nil
 	}
-	return []Msg{{Hello: &Hello{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical()}}}
+	return []Msg{{Hello: &Hello{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Version: s.l.Version}}}
 }
 
 // Refuse builds the Welcome that refuses a session before it starts.
@@ -384,14 +389,14 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	switch {
 	case !s.dialer && m.Hello != nil:
 		h := m.Hello
-		p, proto = Peer{Node: hlc.NodeID(h.Node), Cluster: h.Cluster, Role: h.Role, Scope: h.Scope, SkewMs: h.PhysMs - s.l.Clock.Physical()}, h.Proto
+		p, proto = Peer{Node: hlc.NodeID(h.Node), Cluster: h.Cluster, Role: h.Role, Scope: h.Scope, SkewMs: h.PhysMs - s.l.Clock.Physical(), Version: h.Version}, h.Proto
 	case s.dialer && m.Welcome != nil:
 		w := m.Welcome
 		if w.Refused != "" {
 			s.phase = phaseFinished
 			return nil, &RefusedError{Reason: w.Refused, RetryAfter: w.RetryAfterMs}
 		}
-		p, proto = Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope, SkewMs: w.PhysMs - s.l.Clock.Physical()}, w.Proto
+		p, proto = Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope, SkewMs: w.PhysMs - s.l.Clock.Physical(), Version: w.Version}, w.Proto
 	default:
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
@@ -441,7 +446,7 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	}
 	var out []Msg
 	if !s.dialer {
-		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned}})
+		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned, Version: s.l.Version}})
 	}
 	h, err := s.l.Store.GCHorizon()
 	if err != nil {

@@ -40,7 +40,7 @@ var Commands = [][2]string{
 	{"offline", "stop using the network"},
 	{"online", "use the network again (a sync round starts)"},
 	{"status", "node status"},
-	{"peers", "sync partners"},
+	{"peers", "every node that synced with this one (a hub's devices): direction, last session, result, writes each way, pending, errors, skew, version"},
 	{"changes", "print the change feed (--since CURSOR, --follow)"},
 	{"reset --yes", "discard the local replica and resync it from the hub"},
 }
@@ -358,14 +358,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := nargs(0, ""); err != nil {
 			return err
 		}
-		s, err := e.c.Status(ctx)
+		ps, err := e.c.Peers(ctx)
 		if err != nil {
 			return err
 		}
 		if e.json {
-			return e.emit(map[string]any{"peers": s.Peers})
+			return e.emit(map[string]any{"peers": ps})
 		}
-		e.peers(s.Peers)
+		e.peers(ps)
 		return nil
 	case "changes":
 		if err := nargs(0, ""); err != nil {
@@ -508,13 +508,15 @@ func (e *env) status(s *client.Status) error {
 		{"online", strconv.FormatBool(s.Online)},
 		{"cluster", s.ClusterID},
 		{"api / sync / gossip", s.APIAddr + " / " + s.SyncAddr + " / " + s.GossipAddr},
-		{"pending outbound", strconv.FormatUint(s.PendingOutbound, 10)},
 		{"conflicts", strconv.Itoa(s.Conflicts)},
 		{"sync errors", strconv.Itoa(s.SyncErrors)},
 		{"parked writes", strconv.Itoa(s.Parked)},
 		{"feed head", s.FeedHead},
 		{"drafts (not synced)", strconv.Itoa(s.Drafts)},
 		{"encrypted at rest", strconv.FormatBool(s.EncryptedAtRest)},
+	}
+	if s.PendingNote != "" { // absent on a hub that syncs with no other hub
+		rows = append(rows, []string{"pending outbound", strconv.FormatUint(s.PendingOutbound, 10)})
 	}
 	if s.Sync.Running {
 		rows = append(rows, []string{"syncing", progressText(s.Sync.Progress)})
@@ -546,9 +548,24 @@ func orNever(s string) string {
 }
 
 func (e *env) peers(ps []client.Peer) {
-	rows := [][]string{{"ADDR", "NODE", "ROLE", "LAST SUCCESS", "FAILURES", "SKEW MS", "LAST ERROR"}}
+	rows := [][]string{{"NODE", "ROLE", "DIRECTION", "ADDR", "LAST SESSION", "RESULT", "WRITES IN", "OUT", "PENDING", "ERRORS", "SKEW MS", "VERSION", "LAST ERROR"}}
 	for _, p := range ps {
-		rows = append(rows, []string{p.Addr, p.Node, p.Role, orNever(p.LastSuccess), strconv.Itoa(p.Failures), strconv.FormatInt(p.SkewMs, 10), p.LastError})
+		opt := func(v string, ok bool) string {
+			if !ok {
+				return "-"
+			}
+			return v
+		}
+		pending, errs := "", ""
+		if p.Pending != nil {
+			pending = strconv.FormatUint(*p.Pending, 10)
+		}
+		if p.SyncErrors != nil {
+			errs = strconv.Itoa(*p.SyncErrors)
+		}
+		rows = append(rows, []string{opt(p.Node, p.Node != ""), opt(p.Role, p.Role != ""), p.Direction, p.Addr, orNever(p.LastSessionAt), opt(p.Result, p.Result != ""),
+			strconv.FormatUint(p.WritesIn, 10), strconv.FormatUint(p.WritesOut, 10), opt(pending, pending != ""), opt(errs, errs != ""),
+			strconv.FormatInt(p.SkewMs, 10), opt(p.Version, p.Version != ""), p.LastError})
 	}
 	e.table(rows)
 }
