@@ -108,6 +108,9 @@ func (e *Engine) report(dialed bool, addr string, start time.Time, s *Session, e
 	if e.cfg.OnSession == nil {
 		return
 	}
+	if s == nil && err == nil {
+		err = errors.New("replication: connection closed before the session started") // offline or closing meanwhile
+	}
 	info := SessionInfo{Dialed: dialed, Addr: addr, Start: start, Duration: time.Since(start), Err: err}
 	if s != nil {
 		info.Peer, info.Stats = s.Peer(), s.Snapshot()
