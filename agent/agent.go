@@ -18,6 +18,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 	"golang.org/x/sys/unix"
@@ -64,6 +65,8 @@ type Agent struct {
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
 
 	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)
+
+	refusedLog netguard.Throttle // refused API requests' WARN lines (httpguard.go)
 }
 
 // replica is what a reset replaces: the store and everything built on it.
@@ -131,8 +134,8 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.apiLn = a.sec.apiListener(a.apiLn)
-	a.http = &http.Server{Handler: a.metrics.instrument(a.route, a.readGuard(a.sec.apiHandler(a, a.routes()))), ReadHeaderTimeout: 10 * time.Second}
+	a.apiLn = a.sec.apiListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
+	a.http = a.httpServer(a.metrics.instrument(a.route, a.sec.apiHandler(a, a.routes()))) // the guards: httpguard.go
 	return a, nil
 }
 
@@ -256,7 +259,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if r.syncLn, err = a.takeSyncListener(); err != nil {
 		return nil, err
 	}
-	r.syncLn = a.sec.syncListener(r.syncLn)
+	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", cfg.Security.Guard.SyncMaxConns))
 	ecfg := replication.Config{
 		Local: replication.Local{
 			Node:      r.node,
@@ -376,7 +379,7 @@ func (r *replica) start() {
 	go func() {
 		defer r.wg.Done()
 		if err := r.engine.Serve(r.syncLn); err != nil && !errors.Is(err, net.ErrClosed) {
-			r.a.log.Debug("sync listener stopped", "error", err)
+			r.a.log.Error("sync listener stopped", "error", err)
 		}
 	}()
 	go func() {

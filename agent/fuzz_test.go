@@ -55,6 +55,8 @@ func FuzzAPIBodies(f *testing.F) {
 	h := a.http.Handler
 	put := func(body string) {
 		req := httptest.NewRequest("PUT", "/v1/tables/jobs/records/j1", bytes.NewReader([]byte(body)))
+		req.Host = a.APIAddr()
+		req.Header.Set("Content-Type", "application/json")
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 	put(`{"fields":{"title":"x","n":1}}`)
@@ -75,6 +77,7 @@ func FuzzAPIBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		ep := endpoints[int(which)%len(endpoints)]
 		req := httptest.NewRequest(ep.method, ep.path, bytes.NewReader(body))
+		req.Host = a.APIAddr()
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -292,7 +292,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: a.readGuard(sec.apiHandler(a, a.routes()))}
+	srv := &http.Server{Handler: sec.apiHandler(a, a.routes())}
 	go srv.Serve(sec.apiListener(ln))
 	t.Cleanup(func() { srv.Close() })
 	addr := "https://" + ln.Addr().String()

@@ -60,6 +60,10 @@ type SecurityConfig struct {
 	// PeerRelayGranted: whether device peers may relay other origins'
 	// writes (grants.go).
 	PeerRelay string
+	// Guard: the API's Host names, cross-site origins, timeouts and
+	// connection bounds, the sync listener's bound, the parked-write cap
+	// (httpguard.go).
+	Guard GuardConfig
 }
 
 func (s *SecurityConfig) tlsOn() bool { return s.TLSCert != "" }
@@ -86,6 +90,9 @@ func (s *SecurityConfig) validate() error {
 	if s.GrantValidity != 0 && (s.GrantValidity < time.Second || s.GrantValidity > secure.MaxGrantValidity) {
 		return keyErr("grant_validity", "%s: want 1s to %s", s.GrantValidity, secure.MaxGrantValidity)
 	}
+	if err := s.Guard.validate(); err != nil {
+		return err
+	}
 	_, err := compilePermissions(s.Permissions)
 	return err
 }
@@ -101,6 +108,7 @@ type securityFile struct {
 	PeerRelay     *string     `hcl:"peer_relay,optional"`
 	GrantValidity *string     `hcl:"grant_validity,optional"`
 	Permissions   []permBlock `hcl:"permission,block"`
+	Rest          hcl.Body    `hcl:",remain"` // the guard keys (guardFile)
 }
 
 // loadSecurityFile decodes the security keys of a config file (the keys
@@ -111,6 +119,9 @@ func loadSecurityFile(body hcl.Body, s *SecurityConfig) error {
 		return diagErr(diags)
 	}
 	f.apply(s)
+	if err := loadGuardFile(f.Rest, &s.Guard); err != nil {
+		return err
+	}
 	if f.GrantValidity != nil {
 		d, err := time.ParseDuration(*f.GrantValidity)
 		if err != nil {
@@ -151,6 +162,7 @@ func addSecurityFlags(fs *pflag.FlagSet, s *SecurityConfig) {
 	fs.StringVar(&s.GossipKeyring, "gossip-keyring", "", "gossip keyring `FILE` (replicad tls gossip-key create): encrypt gossip")
 	fs.StringVar(&s.PeerRelay, "peer-relay", PeerRelayOwn, "with TLS, writes taken from a device peer: own (only the peer's own writes, within its grant) or granted (any origin's, each within its origin's grant)")
 	fs.DurationVar(&s.GrantValidity, "grant-validity", secure.DefaultGrantValidity, "on a hub with TLS and permissions: validity of the signed grants it publishes (re-signed at half of it)")
+	addGuardFlags(fs, &s.Guard)
 }
 
 // applySecurityFlag copies a security flag that was set; it reports
@@ -174,7 +186,7 @@ func applySecurityFlag(name string, dst, src *SecurityConfig) bool {
 	case "grant-validity":
 		dst.GrantValidity = src.GrantValidity
 	default:
-		return false
+		return applyGuardFlag(name, &dst.Guard, &src.Guard)
 	}
 	return true
 }
@@ -383,8 +395,11 @@ func (s *security) apiListener(l net.Listener) net.Listener {
 	return tls.NewListener(l, s.tls.Server())
 }
 
-// apiHandler adds the security endpoints to h and, when a token is
-// required, the bearer check in front of everything.
+// apiHandler adds the security endpoints to h, then puts in front of
+// everything the checks of httpguard.go (cross-site state changes, bodies
+// over the limit), the read rules of restricted nodes (online_readperm.go)
+// and, first of all when a token is required, the bearer check: nothing
+// answers what it would do before the request is authenticated.
 func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/security", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) { return s.status(), nil }))
@@ -393,11 +408,15 @@ func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
 		return s.rotate(r)
 	}), a.cfg.MaxBodyBytes))
 	mux.Handle("/", h)
+	guarded := a.siteGuard(a.readGuard(mux))
 	if s.token == "" {
-		return mux
+		return guarded
 	}
-	return secure.RequireBearer(mux, s.token, func(r *http.Request, reason string) {
-		s.log.Warn("api request refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", reason)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secure.RequireBearer(guarded, s.token, func(r *http.Request, reason string) {
+			w.Header().Set("Connection", "close") // nothing more on this connection
+			a.logRefused(r, reason)
+		}).ServeHTTP(w, r)
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/store"
 )
 
@@ -146,6 +147,8 @@ type Engine struct {
 	inflight map[net.Conn]struct{}
 	perHost  map[string]int // incoming sessions by remote IP
 	hostWait map[string]int // incoming sessions waiting for their host's share
+
+	acceptErrs netguard.Throttle // Serve's ERROR lines on temporary errors
 }
 
 type partnerState struct {
@@ -361,21 +364,28 @@ func (e *Engine) syncHinted(ctx context.Context) {
 	wg.Wait()
 }
 
-// Serve accepts sessions on l until it is closed.
+// Serve accepts sessions on l until it is closed. Temporary errors (out
+// of descriptors, an aborted connection) are retried with a backoff and
+// logged at ERROR (throttled): they never stop the listener.
 func (e *Engine) Serve(l net.Listener) error {
+	var delay time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if netguard.Temporary(err) {
+				delay = min(max(2*delay, netguard.MinBackoff), netguard.MaxBackoff)
+				if ok, n := e.acceptErrs.Allow(); ok {
+					e.log.Error("accepting sync connections failed; retrying", "error", err, "retry_in", delay, "suppressed", n)
+				}
+				time.Sleep(delay)
 				continue
 			}
 			return err
 		}
+		delay = 0
 		// Counted under e.mu, so that no session starts once Close has
 		// begun waiting (a connection accepted meanwhile is closed).
 		e.mu.Lock()

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,8 +61,29 @@ type node struct {
 	sync string
 	args []string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *lockedBuffer
 	done chan error
+	// nofile, when set, is the descriptor limit (soft and hard) the agent
+	// runs under.
+	nofile int
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while the process writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startNode runs `replicad agent` with a fresh data dir and free ports.
@@ -77,7 +100,12 @@ func (n *node) start() {
 	t.Helper()
 	args := append([]string{"agent", "--data-dir", n.dir, "--api-addr", n.api, "--sync-addr", n.sync, "--log-level", "debug"}, n.args...)
 	n.cmd = exec.Command(binary, args...)
-	n.log = &bytes.Buffer{}
+	if n.nofile > 0 {
+		// The shell lowers both limits, then becomes the agent (Go raises
+		// the soft limit to the hard one at start).
+		n.cmd = exec.Command("/bin/sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(n.nofile), binary}, args...)...)
+	}
+	n.log = &lockedBuffer{}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -292,6 +320,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -239,6 +239,9 @@ func doJSON(method, addr, path string, in, out any, timeout time.Duration) (int,
 	if err != nil {
 		return 0, err
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
