@@ -301,3 +301,86 @@ func TestAPITimeouts(t *testing.T) {
 	closedWithin("after a 401", c, time.Second)
 	c.Close()
 }
+
+// rawRequest sends one request and returns the answer's status and how
+// long it took.
+func rawRequest(t *testing.T, addr, req string) (int, string, time.Duration) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, req)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%.60q: %v", req, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), time.Since(start)
+}
+
+// TestHostAndBodyChecks: foreign Host names are refused (localhost,
+// loopback and --api-host names answered), state changes need a JSON body,
+// a huge Content-Length gets 413 before any body is sent, and an
+// unauthenticated request naming a restricted node gets 401 before the
+// read rules say anything.
+func TestHostAndBodyChecks(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hub.hcl")
+	if err := os.WriteFile(cfg, []byte(`permission "techs" {
+  nodes = ["00000000000000aa/64"]
+  read  = ["jobs"]
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hub := &node{t: t, name: "hub", dir: filepath.Join(dir, "hub"), api: freeAddr(t), sync: freeAddr(t),
+		args: []string{"--role", "hub", "--gossip-addr", "off", "--config", cfg, "--api-auth", "token", "--api-host", "hub.example"}}
+	t.Setenv(client.EnvTokenFile, filepath.Join(hub.dir, "api-token"))
+	hub.start()
+	t.Cleanup(hub.kill)
+	tokb, err := os.ReadFile(filepath.Join(hub.dir, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Authorization: Bearer " + strings.TrimSpace(string(tokb)) + "\r\n"
+	port := strings.Split(hub.api, ":")[1]
+	for _, c := range []struct {
+		host string
+		code int
+	}{{"evil.example", 421}, {"evil.example:" + port, 421}, {"hub.example:" + port, 200}, {"localhost:" + port, 200}, {"127.0.0.1:" + port, 200}, {"[::1]:" + port, 200}, {"127.0.0.2", 200}} {
+		code, body, _ := rawRequest(t, hub.api, "GET /v1/status HTTP/1.1\r\nHost: "+c.host+"\r\n"+auth+"\r\n")
+		if code != c.code {
+			t.Errorf("Host %s: %d %s, want %d", c.host, code, body, c.code)
+		}
+	}
+	put := func(ct, extra string) (int, string, time.Duration) {
+		body := `{"fields":{"a":1}}`
+		return rawRequest(t, hub.api, fmt.Sprintf("PUT /v1/tables/jobs/records/j1 HTTP/1.1\r\nHost: %s\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s", hub.api, auth, ct, len(body), extra, body))
+	}
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		if code, body, _ := put(ct, ""); code != http.StatusUnsupportedMediaType {
+			t.Errorf("PUT with %s: %d %s, want 415", ct, code, body)
+		}
+	}
+	if code, body, _ := put("application/json; charset=utf-8", ""); code != 200 {
+		t.Errorf("PUT with JSON: %d %s", code, body)
+	}
+	// 10 GB announced, nothing sent: the answer comes at once.
+	code, body, took := rawRequest(t, hub.api, fmt.Sprintf("PUT /v1/tables/jobs/records/big HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", hub.api, auth, int64(10)<<30))
+	if code != http.StatusRequestEntityTooLarge || took > 2*time.Second {
+		t.Errorf("10 GB Content-Length: %d %s after %v, want 413 at once", code, body, took)
+	}
+	t.Logf("10 GB Content-Length: %d after %v", code, took.Round(time.Millisecond))
+	// Naming a restricted node without the token: 401, not the rules'
+	// 404/403.
+	for _, path := range []string{"/v1/tables/secret/records/x", "/v1/status"} {
+		code, body, _ := rawRequest(t, hub.api, "GET "+path+" HTTP/1.1\r\nHost: "+hub.api+"\r\nX-Replicad-Node: 00000000000000aa\r\n\r\n")
+		if code != http.StatusUnauthorized {
+			t.Errorf("GET %s naming a restricted node, no token: %d %s, want 401", path, code, body)
+		}
+	}
+}
