@@ -213,6 +213,23 @@ func decodeParked(k, val []byte) (*ParkedWrite, error) {
 	return &ParkedWrite{Write: w, Reason: v.Reason, Time: v.Time, AheadMs: v.AheadMs}, nil
 }
 
+// GetParked returns the parked write of origin/seq, or ErrNotFound.
+func (s *Store) GetParked(origin hlc.NodeID, seq uint64) (*ParkedWrite, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	k := parkedKey(origin, seq)
+	val, c, err := s.get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("%w: parked write %s", ErrNotFound, FormatKey(k))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return decodeParked(k, val)
+}
+
 // ReleaseParked removes the parked write of origin/seq and returns it (to
 // apply with ApplyRemote, typically with a clock that now accepts it).
 // ErrNotFound if there is none.

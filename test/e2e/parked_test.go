@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,4 +75,94 @@ func TestParkedWriteAndRelease(t *testing.T) {
 		t.Fatalf("release of an unknown parked write: HTTP %d, want 404", resp.StatusCode)
 	}
 	_ = time.Second
+}
+
+// TestReleaseKeepsTheHubsClock: a device 10 minutes fast writes a record;
+// the hub parks it; releasing it applies the values as the hub's own
+// write stamped now. The hub's clock does not move (before and after a
+// restart): its later writes are not parked on a device with a true
+// clock, and that device's later edit of the released record wins.
+func TestReleaseKeepsTheHubsClock(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off")
+	fast := startNode(t, "fast", "--hub", hub.sync, "--clock-offset", "10m", "--pull-interval", "1h")
+	dev := startNode(t, "dev", "--hub", hub.sync, "--pull-interval", "1h")
+	ctx := context.Background()
+	fast.mustCLI("put", "jobs", "j1", "title=from the future")
+	fast.mustCLI("sync")
+	var parked struct {
+		Parked []struct {
+			Origin string `json:"origin"`
+			Seq    uint64 `json:"seq"`
+		} `json:"parked"`
+	}
+	mustGet(t, hub.api, "/v1/parked", &parked)
+	if len(parked.Parked) != 1 {
+		t.Fatalf("hub parked %+v, want the fast device's write", parked)
+	}
+	p := parked.Parked[0]
+	resp, err := http.Post(fmt.Sprintf("http://%s/v1/parked/%s/%d/release", hub.api, p.Origin, p.Seq), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rel map[string]any
+	json.NewDecoder(resp.Body).Decode(&rel)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("release: %d %v", resp.StatusCode, rel)
+	}
+	t.Logf("release: %v", rel)
+	if !strings.Contains(hub.log.String(), "parked write released") {
+		t.Errorf("the hub did not log the release")
+	}
+	check := func(step string) {
+		t.Helper()
+		// The hub's next write is not parked on a device with a true clock.
+		id := "hub-" + step
+		if _, err := hub.client().Put(ctx, "jobs", id, map[string]json.RawMessage{"by": json.RawMessage(`"hub"`)}); err != nil {
+			t.Fatal(err)
+		}
+		dev.mustCLI("sync")
+		var dp struct {
+			Parked []any `json:"parked"`
+		}
+		mustGet(t, dev.api, "/v1/parked", &dp)
+		if len(dp.Parked) != 0 {
+			t.Errorf("%s: the device parked the hub's writes: %v", step, dp.Parked)
+		}
+		if _, err := dev.client().Get(ctx, "jobs", id); err != nil {
+			t.Errorf("%s: the hub's write %s did not reach the device: %v", step, id, err)
+		}
+		// The device's edit of the released record wins on the hub.
+		title := "edited by dev " + step
+		b, _ := json.Marshal(title)
+		if _, err := dev.client().Put(ctx, "jobs", "j1", map[string]json.RawMessage{"title": b}); err != nil {
+			t.Fatal(err)
+		}
+		dev.mustCLI("sync")
+		r, err := hub.client().Get(ctx, "jobs", "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fieldsOf(t, r); got != fmt.Sprintf(`{"title":%s}`, b) || len(r.Conflicts) != 0 {
+			t.Errorf("%s: hub j1 = %s (conflicts %v), want the device's edit", step, got, r.Conflicts)
+		}
+	}
+	check("after-release")
+	hub.stop()
+	hub.start()
+	check("after-restart")
+	// The fast device is not asked to offer its write again: the hub
+	// holds its sequence number.
+	fast.mustCLI("sync")
+	mustGet(t, hub.api, "/v1/parked", &parked)
+	if len(parked.Parked) != 0 {
+		t.Errorf("the released write was parked again: %+v", parked)
+	}
+}
+
+func mustGet(t *testing.T, addr, path string, out any) {
+	t.Helper()
+	if err := getJSON(addr, path, out, 5*time.Second); err != nil {
+		t.Fatalf("GET %s%s: %v", addr, path, err)
+	}
 }
