@@ -67,6 +67,11 @@ type Agent struct {
 	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)
 
 	refusedLog netguard.Throttle // refused API requests' WARN lines (httpguard.go)
+
+	// Writes refused for the parked-write bound (parked.go).
+	parkLog  netguard.Throttle
+	parkMu   sync.Mutex
+	parkFull map[hlc.NodeID]bool // origins whose refusal is in the sync errors
 }
 
 // replica is what a reset replaces: the store and everything built on it.
@@ -106,7 +111,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now()}
+	a := &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now(), parkFull: map[hlc.NodeID]bool{}}
 	// The listeners first: a busy port must leave nothing behind on disk
 	// (no data directory, lock file or store).
 	apiLn, syncLn, err := bindListeners(cfg)
@@ -233,7 +238,8 @@ func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store")
 // sync listener on it.
 func (a *Agent) openReplica() (r *replica, err error) {
 	cfg := a.cfg
-	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID(), EncryptionKey: a.atRestKey})
+	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID(), EncryptionKey: a.atRestKey,
+		MaxParkedPerOrigin: cfg.Security.Guard.withDefaults().MaxParked})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -480,6 +486,7 @@ func (r *replica) members() []replication.Partner {
 func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
 	r.a.metrics.remoteApplied.Add(float64(res.Applied))
 	r.a.metrics.parkedSeen.Add(float64(len(res.Parked)))
+	r.parkRefused(writes, res) // parked.go
 	r.a.feed.notify()
 }
 

@@ -500,9 +500,7 @@ func (rp *replica) counts() counts {
 		}
 		after = es[len(es)-1].ID
 	}
-	if ps, err := rp.store.ListParked(); err == nil {
-		c.parked = len(ps)
-	}
+	c.parked, _ = rp.store.ParkedCount()
 	return c
 }
 

@@ -17,6 +17,7 @@ type metrics struct {
 	localApplied  prometheus.Counter
 	remoteApplied prometheus.Counter
 	parkedSeen    prometheus.Counter
+	parkRefused   prometheus.Counter
 	syncRounds    *prometheus.CounterVec
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
@@ -34,6 +35,7 @@ func newMetrics(a *Agent) *metrics {
 	m.localApplied = f(prometheus.CounterOpts{Name: "replicad_writes_applied_local_total", Help: "Local writes made through the API."})
 	m.remoteApplied = f(prometheus.CounterOpts{Name: "replicad_writes_applied_remote_total", Help: "Remote writes applied (sync sessions and gossip pushes)."})
 	m.parkedSeen = f(prometheus.CounterOpts{Name: "replicad_writes_parked_total", Help: "Remote writes parked because their stamp was beyond the clock bound."})
+	m.parkRefused = f(prometheus.CounterOpts{Name: "replicad_writes_park_refused_total", Help: "Remote writes not parked because their origin had --max-parked parked writes (offered again later)."})
 	m.syncRounds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_sync_rounds_total", Help: "Sync rounds started through the API (sync now), by result."}, []string{"result"})
 	m.bytesIn = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_received_total", Help: "Bytes received in sync sessions, served and dialed."})
 	m.bytesOut = f(prometheus.CounterOpts{Name: "replicad_sync_bytes_sent_total", Help: "Bytes sent in sync sessions, served and dialed."})

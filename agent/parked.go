@@ -2,8 +2,11 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -16,9 +19,27 @@ import (
 // an operator can list them and release one, accepting its values (never
 // its clock).
 
+// listParked pages the parked writes in (origin, seq) order: ?limit=
+// (default 100, at most 1000) and ?after=ORIGIN:SEQ (the "next" of the
+// previous page). "total" and "by_origin" are kept counts.
 func (a *Agent) listParked(w http.ResponseWriter, r *http.Request) (any, error) {
+	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	if err != nil {
+		return nil, err
+	}
+	var afterOrigin hlc.NodeID
+	var afterSeq uint64
+	if s := r.URL.Query().Get("after"); s != "" {
+		o, q, ok := strings.Cut(s, ":")
+		n, err1 := hlc.ParseNodeID(o)
+		seq, err2 := strconv.ParseUint(q, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, errf(http.StatusBadRequest, "after=%q: want ORIGIN:SEQ, the next of an earlier page", s)
+		}
+		afterOrigin, afterSeq = n, seq
+	}
 	return a.with(func(rp *replica) (any, error) {
-		ps, err := rp.store.ListParked()
+		ps, more, err := rp.store.ListParkedPage(afterOrigin, afterSeq, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -36,8 +57,54 @@ func (a *Agent) listParked(w http.ResponseWriter, r *http.Request) (any, error) 
 				"reason": p.Reason, "parked_at_ms": p.Time, "ahead_ms": p.AheadMs,
 			})
 		}
-		return map[string]any{"parked": out}, nil
+		next := ""
+		if more {
+			last := ps[len(ps)-1].Write
+			next = fmt.Sprintf("%s:%d", last.Origin, last.Seq)
+		}
+		total, by := rp.store.ParkedCount()
+		byOrigin := map[string]int{}
+		for o, n := range by {
+			byOrigin[o.String()] = n
+		}
+		return map[string]any{"parked": out, "next": next, "total": total, "by_origin": byOrigin,
+			"max_per_origin": a.cfg.Security.Guard.withDefaults().MaxParked}, nil
 	})
+}
+
+// parkRefused reports the remote writes refused because their origin has
+// as many parked writes as --max-parked: a WARN line (throttled) and, once
+// per origin until its parked writes drop below the bound again, a sync
+// error. They are not lost: their origin keeps them and offers them again.
+func (r *replica) parkRefused(writes []*crdt.Write, res *store.Result) {
+	if len(res.ParkRefused) == 0 {
+		return
+	}
+	r.a.metrics.parkRefused.Add(float64(len(res.ParkRefused)))
+	max := r.a.cfg.Security.Guard.withDefaults().MaxParked
+	for _, i := range res.ParkRefused {
+		w := writes[i]
+		if ok, n := r.a.parkLog.Allow(); ok {
+			r.a.log.Warn("remote write not parked: its origin has the most parked writes allowed; it stays with its origin, offered again at each session",
+				"origin", w.Origin, "seq", w.Seq, "hlc", w.TS.String(), "max_parked", max, "suppressed", n)
+		}
+		r.a.parkMu.Lock()
+		first := !r.a.parkFull[w.Origin]
+		r.a.parkFull[w.Origin] = true
+		r.a.parkMu.Unlock()
+		if first {
+			r.store.AppendSyncError(&store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Policy: "clock",
+				Nodes: []uint64{uint64(w.Origin)}, Detail: fmt.Sprintf("node %s has %d parked writes (stamped beyond --max-clock-offset), the most --max-parked allows: its further far-ahead writes, from %d (stamped %s) on, are refused until parked ones are released or apply; they stay with it and are offered again", w.Origin, max, w.Seq, w.TS)})
+		}
+	}
+	_, by := r.store.ParkedCount()
+	r.a.parkMu.Lock()
+	for o := range r.a.parkFull {
+		if by[o] < max {
+			delete(r.a.parkFull, o)
+		}
+	}
+	r.a.parkMu.Unlock()
 }
 
 // releaseParked accepts the values of one parked write without adopting

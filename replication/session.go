@@ -824,7 +824,7 @@ func (s *Session) count(writes []*crdt.Write, res *store.Result) {
 			s.Stats.Duplicates++
 		}
 	}
-	if s.l.OnApplied != nil && (res.Applied > 0 || len(res.Parked) > 0) {
+	if s.l.OnApplied != nil && (res.Applied > 0 || len(res.Parked) > 0 || len(res.ParkRefused) > 0) {
 		s.l.OnApplied(s.peer.Node, writes, res)
 	}
 }

@@ -188,6 +188,63 @@ func (s *Store) DeletePeerState(peer hlc.NodeID, table string) error {
 
 // --- parked writes ---
 
+// markParked and unmarkParked keep parked and parkedBy; s.mu held (or
+// the store not open yet).
+func (s *Store) markParked(d crdt.Dot) {
+	if !s.parked[d] {
+		s.parked[d] = true
+		s.parkedBy[d.Node]++
+	}
+}
+
+func (s *Store) unmarkParked(d crdt.Dot) {
+	if s.parked[d] {
+		delete(s.parked, d)
+		if s.parkedBy[d.Node]--; s.parkedBy[d.Node] <= 0 {
+			delete(s.parkedBy, d.Node)
+		}
+	}
+}
+
+// ParkedCount returns the number of parked writes, and per origin, kept
+// as counts (no scan).
+func (s *Store) ParkedCount() (int, map[hlc.NodeID]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	by := make(map[hlc.NodeID]int, len(s.parkedBy))
+	for o, n := range s.parkedBy {
+		by[o] = n
+	}
+	return len(s.parked), by
+}
+
+// ListParkedPage returns up to limit parked writes after (origin, seq) in
+// (origin, seq) order (0, 0: from the first), and whether more follow.
+func (s *Store) ListParkedPage(afterOrigin hlc.NodeID, afterSeq uint64, limit int) ([]*ParkedWrite, bool, error) {
+	start := []byte{pParked}
+	if afterOrigin != 0 || afterSeq != 0 {
+		start = append(parkedKey(afterOrigin, afterSeq), 0)
+	}
+	var out []*ParkedWrite
+	more := false
+	errFull := errors.New("page full")
+	err := s.scanRange(start, []byte{pParked + 1}, func(k, val []byte) error {
+		if len(out) == limit {
+			more = true
+			return errFull
+		}
+		p, err := decodeParked(k, val)
+		if err == nil {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil && err != errFull {
+		return nil, false, err
+	}
+	return out, more, nil
+}
+
 // ListParked returns the parked writes in (origin, seq) order.
 func (s *Store) ListParked() ([]*ParkedWrite, error) {
 	var out []*ParkedWrite
@@ -254,7 +311,7 @@ func (s *Store) ReleaseParked(origin hlc.NodeID, seq uint64) (*ParkedWrite, erro
 	})
 	if err == nil {
 		s.mu.Lock()
-		delete(s.parked, crdt.Dot{Node: origin, Seq: seq})
+		s.unmarkParked(crdt.Dot{Node: origin, Seq: seq})
 		s.mu.Unlock()
 	}
 	return p, err

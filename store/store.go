@@ -69,6 +69,9 @@ type Options struct {
 	// timing are not hidden. Turning encryption off or changing the key is
 	// not supported (see ARCHITECTURE.md).
 	EncryptionKey []byte
+	// MaxParkedPerOrigin bounds the parked writes of one origin (0: no
+	// bound): ApplyRemote answers ParkRefused for the writes beyond it.
+	MaxParkedPerOrigin int
 
 	// Tests: the values per migration batch (0: 1,024), and a hook called
 	// at each step of a migration (stage, values sealed so far).
@@ -92,12 +95,15 @@ type Store struct {
 	mu      sync.Mutex
 	nextSeq uint64            // next local sequence number (own origin)
 	parked  map[crdt.Dot]bool // parked writes (k keys), so applying one removes its key
-	rcache  *recCache         // decoded records for the write paths; guarded by mu
-	otabs   originTables      // the tables each origin's log entries write (origintables.go)
-	feed    uint64            // last feed sequence number used
-	errSeq  uint64            // last sync-error id used
-	qSeq    uint64            // last queue id used
-	hw      hlc.Timestamp     // HLC high-water last written
+	// parkedBy counts the parked writes per origin (MaxParkedPerOrigin,
+	// ParkedCount).
+	parkedBy map[hlc.NodeID]int
+	rcache   *recCache     // decoded records for the write paths; guarded by mu
+	otabs    originTables  // the tables each origin's log entries write (origintables.go)
+	feed     uint64        // last feed sequence number used
+	errSeq   uint64        // last sync-error id used
+	qSeq     uint64        // last queue id used
+	hw       hlc.Timestamp // HLC high-water last written
 
 	// hmu guards held; published Held values are never modified in place.
 	hmu  sync.RWMutex
@@ -505,12 +511,12 @@ func (s *Store) load() error {
 	}); err != nil {
 		return err
 	}
-	s.parked = map[crdt.Dot]bool{}
+	s.parked, s.parkedBy = map[crdt.Dot]bool{}, map[hlc.NodeID]int{}
 	return s.scanKeys([]byte{pParked}, func(k []byte) error {
 		if len(k) != 17 {
 			return corruptf(k, "parked key of %d bytes", len(k))
 		}
-		s.parked[crdt.Dot{Node: hlc.NodeID(be(k[1:9])), Seq: be(k[9:])}] = true
+		s.markParked(crdt.Dot{Node: hlc.NodeID(be(k[1:9])), Seq: be(k[9:])})
 		return nil
 	})
 }

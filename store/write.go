@@ -604,10 +604,14 @@ const (
 	// Known: its record already held it (merged whole by MergeRecord);
 	// now logged and held, the record unchanged.
 	Known
+	// ParkRefused: it would be parked, but its origin already has
+	// Options.MaxParkedPerOrigin parked writes; not stored, not held (its
+	// origin keeps it and offers it again).
+	ParkRefused
 )
 
 func (st Status) String() string {
-	return [...]string{"applied", "duplicate", "parked", "deferred", "known"}[st]
+	return [...]string{"applied", "duplicate", "parked", "deferred", "known", "park refused"}[st]
 }
 
 // Result is what ApplyRemote did. Status and Outcomes are parallel to the
@@ -623,6 +627,9 @@ type Result struct {
 	Applied  int
 	Parked   []int
 	Deferred []int
+	// ParkRefused are indices into writes of the writes beyond the
+	// per-origin bound on parked writes.
+	ParkRefused []int
 	// Records maps "table\x00id" to the state after the batch of every
 	// record the batch changed; for hooks (the policy layer). Read-only:
 	// the store keeps using them.
@@ -712,6 +719,8 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	var ownMax uint64
 	var keyBuf []byte
 	var newParked, unparked []crdt.Dot
+	batchParked := map[hlc.NodeID]int{} // newly parked in this batch, per origin
+	pendingPark := map[crdt.Dot]bool{}  // parked earlier in this batch
 	for i, w := range writes {
 		h := heldFor(w.Origin)
 		if h.Contains(w.Seq) {
@@ -723,6 +732,15 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 			if !errors.As(err, &oe) {
 				s.mu.Unlock()
 				return nil, err
+			}
+			if d := w.Dot(); !s.parked[d] && !pendingPark[d] {
+				if max := s.opts.MaxParkedPerOrigin; max > 0 && s.parkedBy[w.Origin]+batchParked[w.Origin] >= max {
+					res.Status[i] = ParkRefused
+					res.ParkRefused = append(res.ParkRefused, i)
+					continue
+				}
+				batchParked[w.Origin]++
+				pendingPark[d] = true
 			}
 			res.Status[i] = Parked
 			res.Parked = append(res.Parked, i)
@@ -859,10 +877,10 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 		}
 	}
 	for _, d := range newParked {
-		s.parked[d] = true
+		s.markParked(d)
 	}
 	for _, d := range unparked {
-		delete(s.parked, d)
+		s.unmarkParked(d)
 	}
 	if ownMax >= s.nextSeq {
 		s.nextSeq = ownMax + 1

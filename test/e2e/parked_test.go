@@ -166,3 +166,59 @@ func mustGet(t *testing.T, addr, path string, out any) {
 		t.Fatalf("GET %s%s: %v", addr, path, err)
 	}
 }
+
+// TestParkedBoundAndPaging: with --max-parked 3, a device an hour fast
+// writes 5 records; the hub parks 3, refuses the others with a sync error
+// and a log line (they stay with the device), pages the list, counts them
+// in its status; once one is released, the next sync parks one more.
+func TestParkedBoundAndPaging(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--max-parked", "3")
+	fast := startNode(t, "fast", "--hub", hub.sync, "--clock-offset", "1h", "--pull-interval", "1h")
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		fast.mustCLI("put", "jobs", fmt.Sprintf("j%d", i), "title=ahead")
+	}
+	fast.mustCLI("sync")
+	type page struct {
+		Parked []struct {
+			Origin string `json:"origin"`
+			Seq    uint64 `json:"seq"`
+		} `json:"parked"`
+		Next     string         `json:"next"`
+		Total    int            `json:"total"`
+		ByOrigin map[string]int `json:"by_origin"`
+	}
+	var p1, p2 page
+	mustGet(t, hub.api, "/v1/parked?limit=2", &p1)
+	if len(p1.Parked) != 2 || p1.Next == "" || p1.Total != 3 || len(p1.ByOrigin) != 1 {
+		t.Fatalf("first page: %+v; want 2 of 3 and a next cursor", p1)
+	}
+	mustGet(t, hub.api, "/v1/parked?limit=2&after="+p1.Next, &p2)
+	if len(p2.Parked) != 1 || p2.Next != "" || p2.Parked[0].Seq <= p1.Parked[1].Seq {
+		t.Fatalf("second page: %+v after %+v", p2, p1)
+	}
+	st, err := hub.client().Status(ctx)
+	if err != nil || st.Parked != 3 {
+		t.Errorf("hub status: parked %v, %v; want 3", st, err)
+	}
+	errs, err := hub.client().SyncErrors(ctx, 0)
+	if err != nil || len(errs) != 1 || !strings.Contains(errs[0].Detail, "--max-parked") {
+		t.Errorf("hub sync errors: %+v, %v; want one naming the bound", errs, err)
+	}
+	if !strings.Contains(hub.log.String(), "remote write not parked") {
+		t.Errorf("the hub did not log the refused writes")
+	}
+	// Release one: the next sync parks one of the refused writes, which
+	// the device still held.
+	resp, err := http.Post(fmt.Sprintf("http://%s/v1/parked/%s/%d/release", hub.api, p1.Parked[0].Origin, p1.Parked[0].Seq), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	fast.mustCLI("sync")
+	var p3 page
+	mustGet(t, hub.api, "/v1/parked?limit=10", &p3)
+	if p3.Total != 3 || len(p3.Parked) != 3 || p3.Parked[2].Seq != p2.Parked[0].Seq+1 {
+		t.Errorf("after a release and a sync: %+v; want 3 parked, the fourth write among them", p3)
+	}
+}
