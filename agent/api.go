@@ -171,6 +171,9 @@ func decodeBody(r *http.Request, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errf(http.StatusBadRequest, "empty request body: want a JSON object")
 	}
+	if err := checkBodyUTF8(data); err != nil { // jsonexact.go
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -281,7 +284,7 @@ func (b *putBody) values() ([]crdt.FieldValue, error) {
 		if name == "" {
 			return nil, errf(http.StatusBadRequest, "empty field name")
 		}
-		v, err := crdt.ValueFromJSON(raw)
+		v, err := exactValue(raw) // jsonexact.go
 		if err != nil {
 			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
 		}
@@ -538,7 +541,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 	}
 	var val crdt.Value
 	if body.Value != nil {
-		if val, err = crdt.ValueFromJSON(body.Value); err != nil {
+		if val, err = exactValue(body.Value); err != nil {
 			return nil, errf(http.StatusBadRequest, "value: %v", err)
 		}
 	}

@@ -164,3 +164,11 @@ func (t *Throttle) Allow() (bool, uint64) {
 	t.last, t.suppressed = now, 0
 	return true, n
 }
+
+// Pending returns the number of events held back since the last one let
+// through (reported by the next Allow that lets one through).
+func (t *Throttle) Pending() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.suppressed
+}
