@@ -118,3 +118,31 @@ func TestMaxSessions(t *testing.T) {
 		t.Fatalf("a negative flag: %v", err)
 	}
 }
+
+// The guard keys load from the file and are validated with the key's
+// position.
+func TestGuardConfigKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.hcl")
+	os.WriteFile(path, []byte(`api_host = ["hub.example.com"]
+api_cors_origin = ["https://dispatch.example.com"]
+api_max_conns = 10
+sync_max_conns = 20
+api_read_timeout = "5s"
+max_parked = 7
+`), 0o644)
+	c := DefaultConfig()
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	g := c.Security.Guard
+	if !reflect.DeepEqual(g.APIHosts, []string{"hub.example.com"}) || g.CORSOrigins[0] != "https://dispatch.example.com" ||
+		g.APIMaxConns != 10 || g.SyncMaxConns != 20 || g.APIReadTimeout != 5*time.Second || g.MaxParked != 7 {
+		t.Errorf("got %+v", g)
+	}
+	if _, err := ParseArgs([]string{"--api-cors-origin", "evil.example"}, os.Stderr); err == nil || !strings.Contains(err.Error(), "--api-cors-origin") {
+		t.Errorf("a bad origin: %v", err)
+	}
+	if _, err := ParseArgs([]string{"--api-max-conns", "-1"}, os.Stderr); err == nil || !strings.Contains(err.Error(), "--api-max-conns") {
+		t.Errorf("a negative bound: %v", err)
+	}
+}

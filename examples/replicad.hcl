@@ -103,6 +103,36 @@ hub_api = ""
 # Flag: --api-auth.
 api_auth = "auto"
 
+# Further Host names the API answers (localhost, loopback addresses and
+# its own address always are): a name clients use to reach an API off
+# loopback. Other names get 421 (what a DNS-rebinding page sends).
+# Flag: --api-host (repeatable).
+# api_host = ["hub.example.com"]
+
+# Web origins allowed to call the API cross-site, state changes included
+# (others' POST/PUT/DELETE are refused with 403). Flag: --api-cors-origin.
+# api_cors_origin = ["https://dispatch.example.com"]
+
+# Connections open at once on the API and the sync listener; more are
+# closed at once. 0: a quarter of the descriptor limit, 16 to 1024.
+# Flags: --api-max-conns, --sync-max-conns.
+# api_max_conns  = 0
+# sync_max_conns = 0
+
+# The API's timeouts: reading a request (headers within 10 s), writing
+# an answer (the change feed's long poll gets its poll timeout more; its
+# event stream and POST /v1/sync have no total bound, each stream write
+# this one), a keep-alive connection idle between requests.
+# Flags: --api-read-timeout, --api-write-timeout, --api-idle-timeout.
+# api_read_timeout  = "1m0s"
+# api_write_timeout = "1m0s"
+# api_idle_timeout  = "1m0s"
+
+# Remote writes parked (stamped beyond max_clock_offset) per origin;
+# further ones are refused with a sync error (their origin keeps them and
+# offers them again). Flag: --max-parked.
+# max_parked = 1000
+
 # Mutual TLS for sync streams (and for the API when it is not on
 # loopback): the cluster CA, this node's certificate and key, made with
 # `replicad tls ca create` and `replicad tls cert create NAME`. All three
