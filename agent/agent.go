@@ -265,7 +265,11 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if r.syncLn, err = a.takeSyncListener(); err != nil {
 		return nil, err
 	}
-	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", cfg.Security.Guard.SyncMaxConns))
+	syncMax := cfg.Security.Guard.SyncMaxConns
+	if syncMax == 0 {
+		syncMax = max(connBound(0), cfg.sessions()+16) // room for every session slot
+	}
+	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", syncMax))
 	ecfg := replication.Config{
 		Local: replication.Local{
 			Node:      r.node,

@@ -50,7 +50,8 @@ type GuardConfig struct {
 	CORSOrigins []string
 	// APIMaxConns and SyncMaxConns bound the connections open at once on
 	// the API and the sync listener; 0: a quarter of the process's
-	// descriptor limit, 16 to 1024. Connections beyond are closed at once.
+	// descriptor limit, 16 to 1024 (for the sync listener at least the
+	// session bound plus 16). Connections beyond are closed at once.
 	APIMaxConns, SyncMaxConns int
 	// APIReadTimeout bounds reading a request (headers and body),
 	// APIWriteTimeout writing its answer (the change feed's long poll
@@ -184,7 +185,7 @@ func addGuardFlags(fs *pflag.FlagSet, g *GuardConfig) {
 	fs.StringArrayVar(&g.APIHosts, "api-host", nil, "a further `NAME` in the Host header the API answers (repeatable; localhost, loopback and the API's own address always are); needed for a name clients use to reach an API off loopback")
 	fs.StringArrayVar(&g.CORSOrigins, "api-cors-origin", nil, "a web `ORIGIN` (scheme://host[:port]) allowed to call the API cross-site, state changes included (repeatable)")
 	fs.IntVar(&g.APIMaxConns, "api-max-conns", 0, "API connections open at once; more are closed at once (0: a quarter of the descriptor limit, 16 to 1024)")
-	fs.IntVar(&g.SyncMaxConns, "sync-max-conns", 0, "sync connections open at once; more are closed at once (0: a quarter of the descriptor limit, 16 to 1024)")
+	fs.IntVar(&g.SyncMaxConns, "sync-max-conns", 0, "sync connections open at once; more are closed at once (0: a quarter of the descriptor limit, 16 to 1024, at least --max-sessions + 16)")
 	fs.DurationVar(&g.APIReadTimeout, "api-read-timeout", d.APIReadTimeout, "time to read an API request, headers and body")
 	fs.DurationVar(&g.APIWriteTimeout, "api-write-timeout", d.APIWriteTimeout, "time to write an API answer (long polls get their timeout more; the event stream, each write)")
 	fs.DurationVar(&g.APIIdleTimeout, "api-idle-timeout", d.APIIdleTimeout, "time a keep-alive API connection may wait for its next request")
@@ -411,12 +412,13 @@ func notJSON(r *http.Request) string {
 // long poll may write until its poll timeout plus the write timeout, its
 // event stream has no total bound (each write must finish within the
 // write timeout), and POST /v1/sync without body none (the sync's sessions
-// have their own timeouts). Their read deadline goes: the request has no
+// have their own timeouts), nor Go's profiles (REPLICAD_PPROF=1). Their read deadline goes: the request has no
 // body to read, and the server watches the connection for the client
 // going away.
 func longRoute(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) http.ResponseWriter {
 	feed := r.Method == http.MethodGet && r.URL.Path == "/v1/changes"
-	sync := r.Method == http.MethodPost && r.URL.Path == "/v1/sync" && r.ContentLength == 0
+	sync := r.Method == http.MethodPost && r.URL.Path == "/v1/sync" && r.ContentLength == 0 ||
+		r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/debug/pprof/") // profiles and traces take their seconds
 	if !feed && !sync {
 		return w
 	}
