@@ -27,10 +27,13 @@ Gossip (hashicorp/memberlist) is off for a device unless --join or
 port); a hub gossips on its sync host, port 7402, unless --gossip-addr says
 otherwise. --gossip-addr off disables it.
 
-Policies: --policy TABLE=POLICY is validated (lww, client-wins, server-wins,
-manual), recorded and reported in status, but not applied yet: the policy
-layer lands later, and until then every table merges as lww (concurrent
-values stay visible as conflicts).
+Policies: --policy TABLE=POLICY (lww, client-wins, server-wins, manual) is
+applied. A hub publishes its policies to every replica (system table
+_replicad_policy); the arbitrating hub (every hub unless --no-arbiter)
+decides client-wins and server-wins tables and logs what each policy
+overrode or rejected as sync errors; manual tables list concurrent values
+as conflicts; lww (the default) keeps the highest stamp. Set policies on
+the hubs: a device takes them from the hub.
 
 Flags:
 `

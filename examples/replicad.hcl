@@ -39,8 +39,10 @@ hub = []
 join = []
 
 # Conflict policy per table: lww (default), client-wins, server-wins or
-# manual. Validated, recorded and reported in status; NOT applied yet (the
-# policy layer lands later; every table merges as lww until then).
+# manual. Set on the hubs, which publish them to every replica (system
+# table _replicad_policy); the arbitrating hub decides client-wins and
+# server-wins tables and logs what was overridden or rejected as sync
+# errors; manual tables list concurrent values as conflicts.
 # Flag: --policy TABLE=POLICY, repeatable.
 policy = {
   # work_orders = "manual"

@@ -78,8 +78,8 @@ for n in "${NAMES[@]}"; do
 	i=$((i + 2))
 done
 
-# The same four work-order tables on every node, one per policy. Policies
-# are recorded and reported, not applied yet (see below).
+# The same four work-order tables on every node, one per policy (the hub
+# publishes them and arbitrates client-wins and server-wins).
 POLICIES=(lww client-wins server-wins manual)
 POLICY_FLAGS=()
 for p in "${POLICIES[@]}"; do
