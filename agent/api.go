@@ -656,7 +656,11 @@ func syncErrorView(e *store.SyncError) syncErrorJSON {
 	if fields == nil {
 		fields = []string{}
 	}
-	return syncErrorJSON{ID: e.ID, Time: time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano), Table: e.Table, Record: e.Record,
+	at := "" // an entry stored without a time (older versions): unknown, not 1970
+	if e.Time > 0 {
+		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
+	}
+	return syncErrorJSON{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
 		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/policy"
@@ -70,6 +71,10 @@ type queuedDecision struct {
 	Write     bool
 	Rejected  bool
 	Losses    []policy.Loss
+	// Time is when the hub judged the write (Unix ms): the time of its
+	// sync errors (0 in entries queued by an older version: the time they
+	// are carried out).
+	Time int64 `json:",omitempty"`
 }
 
 // hook runs inside the batch that applies remote writes.
@@ -93,7 +98,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 			continue
 		}
 		data, err := json.Marshal(queuedDecision{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Policy: string(k),
-			Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses})
+			Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses, Time: time.Now().UnixMilli()})
 		if err != nil {
 			return err
 		}
@@ -118,8 +123,12 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 // syncErrors turns a decision's losses into sync-error entries.
 func (d *queuedDecision) syncErrors() []*store.SyncError {
 	var out []*store.SyncError
+	at := d.Time
+	if at == 0 {
+		at = time.Now().UnixMilli()
+	}
 	for _, l := range d.Losses {
-		e := &store.SyncError{Table: d.Table, Record: d.ID, Policy: d.Policy,
+		e := &store.SyncError{Time: at, Table: d.Table, Record: d.ID, Policy: d.Policy,
 			Losing: map[string][]byte{}, Winning: map[string][]byte{}}
 		if l.Field != "" {
 			e.Fields = []string{l.Field}

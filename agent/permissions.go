@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -449,7 +450,7 @@ func compensation(rj rejection) *queuedCompensation {
 			}
 		}
 	}
-	se := &store.SyncError{Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
+	se := &store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
 		Policy: "permission", Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
 	return &queuedCompensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
 }

@@ -30,10 +30,15 @@ type replicatedError struct {
 	Time    int64             `json:"time"`
 }
 
-// publishSyncError writes e as record id of errorTable.
+// publishSyncError writes e as record id of errorTable, with e's time
+// (set to now if e has none, so that the hub's own entry and the mirrors
+// agree).
 func (r *replica) publishSyncError(id string, e *store.SyncError) error {
+	if e.Time == 0 {
+		e.Time = time.Now().UnixMilli()
+	}
 	data, err := json.Marshal(replicatedError{Table: e.Table, Record: e.Record, Fields: e.Fields, Losing: e.Losing,
-		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: time.Now().UnixMilli()})
+		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: e.Time})
 	if err != nil {
 		return err
 	}
