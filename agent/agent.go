@@ -99,6 +99,8 @@ type replica struct {
 	profiles *profileState // a hub's offline profiles (profiles.go)
 
 	enf *enforcer // a hub's write permissions (permissions.go)
+	// sysLog logs refused system-table writes, rate-limited (systables.go).
+	sysLog sysLogger
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -248,6 +250,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		return nil, err
 	}
 	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
+	rep.sysLog.log = a.log.Named("systables")
 	r = rep
 	defer func() {
 		if err != nil {

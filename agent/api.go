@@ -194,6 +194,12 @@ func names(r *http.Request) (table, id string, err error) {
 	if !store.ValidID(id) {
 		return "", "", errf(http.StatusBadRequest, "bad record id %q: 1-%d bytes of UTF-8 without NUL", id, store.MaxIDLen)
 	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Every route that writes a record names it here (systables.go).
+		if err := guardSystemWrite(table); err != nil {
+			return "", "", err
+		}
+	}
 	return table, id, nil
 }
 
@@ -703,6 +709,9 @@ func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, err
 		}
 		if !store.ValidTable(e.Table) || !store.ValidID(e.Record) {
 			return nil, errf(http.StatusConflict, "sync error %d names no valid record", eid)
+		}
+		if err := guardSystemWrite(e.Table); err != nil {
+			return nil, err
 		}
 		var fields []crdt.FieldValue
 		for name, v := range e.Losing {

@@ -27,6 +27,7 @@ type metrics struct {
 	sessionTime   *prometheus.HistogramVec // by direction
 	httpRequests  *prometheus.CounterVec   // by route (the pattern) and code
 	httpTime      *prometheus.HistogramVec // by route
+	sysRefused    prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -55,7 +56,8 @@ func newMetrics(a *Agent) *metrics {
 	buildInfo.Set(1)
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replicad_api_rejected_total", Help: "API requests rejected with a 4xx, by status."}, []string{"code"})
 	m.peerRefused = f(prometheus.CounterOpts{Name: "replicad_peer_writes_refused_total", Help: "Writes a device peer sent that were not taken (outside their origin's grant, or no valid grant): neither applied nor held."})
-	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected, m.peerRefused,
+	m.sysRefused = f(prometheus.CounterOpts{Name: "replicad_system_writes_refused_total", Help: "Remote writes to system tables (_replicad_*) a hub refused: their origin may not make them (elided, written back over, logged)."})
+	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected, m.peerRefused, m.sysRefused,
 		m.sessions, m.sessionTime, m.httpRequests, m.httpTime, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&agentCollector{a: a}, &onlineCollector{a: a})

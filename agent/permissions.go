@@ -12,8 +12,13 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
+
+// systemPolicy is the policy named by the sync error of a write refused
+// by the system tables' rules (systables.go).
+const systemPolicy = "system"
 
 // Permission is one permission rule of the config file: the node ids (or
 // id prefixes, "HEX/BITS" as `replicad tls cert create` prints them) it
@@ -220,8 +225,11 @@ func compactStrings(s []string) []string {
 // applies the skeleton, and carried out as the local write whose batch
 // dequeues it; entries left by a crash are carried out at start (replay).
 type enforcer struct {
-	perms *permissions
+	perms *permissions // nil: no rules
 	r     *replica
+	// sys: also refuse the writes to system tables their origin may not
+	// make (a hub: sysTables).
+	sys bool
 
 	mu       sync.Mutex
 	rejected map[crdt.Dot]rejection // elided, not yet applied
@@ -240,6 +248,7 @@ func newEnforcer(perms *permissions, r *replica) *enforcer {
 type rejection struct {
 	w      *crdt.Write // the original write
 	reason string
+	system bool // refused by the system tables' rules (sysTables)
 	// before is the record as this replica held it before the skeleton
 	// was applied (nil if absent): an elided write still supersedes what
 	// its context covers, so the values to write back are read first.
@@ -270,11 +279,20 @@ type queuedCompensation struct {
 }
 
 // admit returns writes with each write outside its origin's permissions
-// replaced by its elided skeleton (same length and order).
-func (e *enforcer) admit(writes []*crdt.Write) []*crdt.Write {
+// (or, on a hub, the rules of the system tables) replaced by its elided
+// skeleton (same length and order). from sent them.
+func (e *enforcer) admit(from replication.Peer, writes []*crdt.Write) []*crdt.Write {
 	var out []*crdt.Write
 	for i, w := range writes {
 		reason := e.perms.check(w)
+		system := false
+		if reason == "" && e.sys {
+			if reason = e.r.sysCheck(from, w); reason != "" {
+				system = true
+				e.r.sysLog.refused(from.Node, w.Origin, w.Table, w.ID, reason)
+				e.r.a.metrics.sysRefused.Inc()
+			}
+		}
 		if reason == "" {
 			continue
 		}
@@ -287,7 +305,7 @@ func (e *enforcer) admit(writes []*crdt.Write) []*crdt.Write {
 			before = nil
 		}
 		e.mu.Lock()
-		e.rejected[w.Dot()] = rejection{w: w, reason: reason, before: before}
+		e.rejected[w.Dot()] = rejection{w: w, reason: reason, system: system, before: before}
 		e.mu.Unlock()
 	}
 	if out == nil {
@@ -450,8 +468,12 @@ func compensation(rj rejection) *queuedCompensation {
 			}
 		}
 	}
+	pol := "permission"
+	if rj.system {
+		pol = systemPolicy
+	}
 	se := &store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
-		Policy: "permission", Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
+		Policy: pol, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
 	return &queuedCompensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
 }
 
@@ -504,7 +526,12 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 	if err != nil {
 		return err
 	}
-	e.r.a.log.Warn("write rejected by permissions", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID, "reason", qc.Reason)
+	if qc.Error.Policy == systemPolicy {
+		// Logged, rate-limited, when it was refused (sysLogger).
+		e.r.a.log.Debug("written back over a refused system-table write", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID)
+	} else {
+		e.r.a.log.Warn("write rejected by permissions", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID, "reason", qc.Reason)
+	}
 	if res == nil {
 		// Later writes changed everything it would write back: only the
 		// bookkeeping.

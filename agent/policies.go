@@ -168,6 +168,15 @@ func (h *hubView) observe(p replication.Peer, have map[hlc.NodeID]store.Held) {
 	h.hubs[p.Node] = have
 }
 
+// isHub reports whether n showed itself as a hub in a session with this
+// node.
+func (h *hubView) isHub(n hlc.NodeID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.hubs[n]
+	return ok
+}
+
 // pending reports whether rec, under policy k, shows a change no hub is
 // known to hold yet (the arbiter has not decided it). On a hub nothing is
 // pending: it decides as it applies.

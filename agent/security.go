@@ -300,8 +300,17 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	if s == nil {
 		return
 	}
-	if s.perms != nil {
+	isHub := s.cfg.Role == "hub"
+	if isHub {
+		// A hub takes the system tables' records whole only from hubs
+		// (systables.go).
+		c.Local.AdmitRecord = r.admitRecord
+	}
+	if s.perms != nil || isHub {
+		// The write permissions, and on a hub the system tables' writers
+		// (systables.go).
 		enf := newEnforcer(s.perms, r)
+		enf.sys = isHub
 		r.enf = enf
 		c.Local.Admit = enf.admit
 		prev := c.Local.OnApplied
@@ -319,7 +328,6 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	// (grants.go); gossip pushes, authenticated only by the gossip key,
 	// are hints to sync over an authenticated session.
 	s.grants.setStore(r.store)
-	isHub := s.cfg.Role == "hub"
 	c.Local.Filter = func(p replication.Peer) *replication.WriteFilter {
 		f := s.peerFilter(p, isHub)
 		if f != nil {

@@ -316,7 +316,7 @@ func (e *Engine) HandlePushFrom(from hlc.NodeID, payload []byte) {
 	if _, held := e.cfg.Local.causalReady([]*crdt.Write{w}); len(held) > 0 {
 		return // the record is entering this replica's scope: anti-entropy fetches it whole
 	}
-	res, _, err := e.cfg.Local.applyRemote([]*crdt.Write{w}, nil, nil, nil)
+	res, _, err := e.cfg.Local.applyRemote(Peer{Node: from}, []*crdt.Write{w}, nil, nil, nil)
 	if err != nil {
 		e.log.Warn("applying a gossip push failed", "error", err)
 		return

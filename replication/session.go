@@ -32,10 +32,11 @@ type Store interface {
 // the records of filtered tables hidden or shown by the scope rule (see
 // markScope); hide lists records to hide with the writes skipped for them.
 // It returns the records that must be fetched whole before they can be
-// shown (they entered the scope through writes alone).
-func (l *Local) applyRemote(writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide, purge map[RecordKey]crdt.VV) (*store.Result, []RecordKey, error) {
+// shown (they entered the scope through writes alone). from is the peer
+// that sent the writes (Admit judges them).
+func (l *Local) applyRemote(from Peer, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hide, purge map[RecordKey]crdt.VV) (*store.Result, []RecordKey, error) {
 	if l.Admit != nil && len(writes) > 0 {
-		writes = l.Admit(writes)
+		writes = l.Admit(from, writes)
 	}
 	// Fields this replica may not hold are not stored, whoever sent them.
 	writes = l.scope().projectWrites(writes)
@@ -212,7 +213,14 @@ type Local struct {
 	// returns them, in the same order, possibly with some replaced by
 	// their elided skeletons (crdt.Write.Elide): a write outside its
 	// origin's permissions keeps its sequence number but applies no value.
-	Admit func(writes []*crdt.Write) []*crdt.Write
+	// from is the session's peer, or for a gossip push the pushing node
+	// (Role empty: gossip does not say).
+	Admit func(from Peer, writes []*crdt.Write) []*crdt.Write
+	// AdmitRecord, if set, sees each whole record a peer sends (a
+	// RecordReq's answer) before it is merged: false refuses it, and it is
+	// taken as Missing (the writes waiting for it stay unheld, for another
+	// partner to bring).
+	AdmitRecord func(from Peer, table, id string) bool
 	// Assign, if set (a hub with offline profiles), returns the scope a
 	// peer is assigned; the session enforces it whatever the peer
 	// declares, and tells a device that dialed.
@@ -675,7 +683,7 @@ func (s *Session) apply(writes []*crdt.Write, empties map[hlc.NodeID][]store.Seq
 	if writes, held = s.l.causalReady(writes); len(held) > 0 {
 		s.deferred = append(s.deferred, held...)
 	}
-	res, fetch, err := s.l.applyRemote(writes, empties, hide, nil)
+	res, fetch, err := s.l.applyRemote(s.peer, writes, empties, hide, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -945,9 +953,10 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 		}
 		delete(byKey, k)
 		switch {
-		case rs.Missing:
-			// The peer does not hold it whole: the writes stay unheld, for
-			// another partner to bring.
+		case rs.Missing || !rs.OutOfScope && s.l.AdmitRecord != nil && !s.l.AdmitRecord(s.peer, rs.Table, rs.ID):
+			// The peer does not hold it whole (or this node does not take
+			// it from the peer): the writes stay unheld, for another
+			// partner to bring.
 			s.l.Log.Debug("peer lacks a record this replica needs whole", "peer", s.peer.Node, "table", rs.Table, "id", rs.ID)
 		case rs.OutOfScope:
 			// Outside this replica's scope by the peer's state: hold the
@@ -999,7 +1008,7 @@ func (s *Session) receiveRecords(r *Records) ([]Msg, error) {
 		return nil, fmt.Errorf("%w: records answer lacks %d asked records", ErrProtocol, len(byKey))
 	}
 	if len(retry) > 0 || len(empties) > 0 || len(hide) > 0 || len(purge) > 0 {
-		res, _, err := s.l.applyRemote(retry, empties, hide, purge)
+		res, _, err := s.l.applyRemote(s.peer, retry, empties, hide, purge)
 		if err != nil {
 			return nil, err
 		}
