@@ -54,7 +54,11 @@ func TestSysRefusal(t *testing.T) {
 // TestAPIRefusesSystemTableWrites: every API route that writes a record
 // answers 403 for a system table and stores nothing; reads stay open.
 func TestAPIRefusesSystemTableWrites(t *testing.T) {
-	hub, _ := runAgent(t, func() Config { c := testConfig(t, "hub"); c.Policies = map[string]string{"jobs": "server-wins"}; return c }())
+	hub, _ := runAgent(t, func() Config {
+		c := testConfig(t, "hub")
+		c.Policies = map[string]string{"jobs": "server-wins"}
+		return c
+	}())
 	base := "http://" + hub.APIAddr()
 	do := func(method, path, body string) (int, string) {
 		t.Helper()
