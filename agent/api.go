@@ -489,7 +489,9 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 	return append(out, dups...), nil
 }
 
-type counts struct{ conflicts, syncErrors, parked int }
+// counts: syncErrors and overridden are the sync errors not retried of
+// kind rejected and overridden.
+type counts struct{ conflicts, syncErrors, overridden, parked int }
 
 func (rp *replica) counts() counts {
 	var c counts
@@ -503,7 +505,11 @@ func (rp *replica) counts() counts {
 			break
 		}
 		for _, e := range es {
-			if !e.Retried {
+			switch {
+			case e.Retried:
+			case syncErrorKind(e.Kind, e.Policy) == kindOverridden:
+				c.overridden++
+			default:
 				c.syncErrors++
 			}
 		}
@@ -644,6 +650,9 @@ type syncErrorJSON struct {
 	Nodes   []string                   `json:"nodes"`
 	Detail  string                     `json:"detail"`
 	Retried bool                       `json:"retried"`
+	// Kind: "rejected" (a change undone) or "overridden" (a policy's
+	// ordinary outcome kept another value).
+	Kind string `json:"kind"`
 }
 
 func syncErrorView(e *store.SyncError) syncErrorJSON {
@@ -667,7 +676,8 @@ func syncErrorView(e *store.SyncError) syncErrorJSON {
 		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
 	}
 	return syncErrorJSON{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
-		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried}
+		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
+		Kind: syncErrorKind(e.Kind, e.Policy)}
 }
 
 func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -681,14 +691,26 @@ func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, err
 			return nil, errf(http.StatusBadRequest, "after=%q: want an error id", s)
 		}
 	}
+	kind := r.URL.Query().Get("kind")
+	if kind != "" && kind != kindRejected && kind != kindOverridden {
+		return nil, errf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, kindRejected, kindOverridden)
+	}
 	return a.with(func(rp *replica) (any, error) {
-		es, err := rp.store.ListSyncErrors(after, limit)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]syncErrorJSON, 0, len(es))
-		for _, e := range es {
-			out = append(out, syncErrorView(e))
+		out := make([]syncErrorJSON, 0)
+		for len(out) < limit {
+			es, err := rp.store.ListSyncErrors(after, limit)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range es {
+				if v := syncErrorView(e); (kind == "" || v.Kind == kind) && len(out) < limit {
+					out = append(out, v)
+				}
+			}
+			if len(es) < limit {
+				break
+			}
+			after = es[len(es)-1].ID
 		}
 		return map[string]any{"errors": out}, nil
 	})
@@ -883,10 +905,11 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		c := rp.counts()
 		st["conflicts"] = c.conflicts
-		st["sync_errors"] = c.syncErrors
+		st["sync_errors"] = c.syncErrors // rejected changes, not retried
+		st["overridden"] = c.overridden   // values a policy overrode (lww, client-wins), not retried
 		st["parked"] = c.parked
 		st["policies"] = a.cfg.Policies
-		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter) and logs what lww overrides; conflicts list the concurrent candidates of a field on every table"
+		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter); sync errors are the changes it rejected (server-wins, permissions), overridden the values lww and client-wins kept out (logged, not alarms); conflicts list the concurrent candidates of a field on manual tables"
 		st["feed_head"] = strconv.FormatUint(rp.store.FeedHead(), 10)
 		st["encrypted_at_rest"] = rp.store.Encrypted()
 		rp.draftStatus(st) // drafts.go

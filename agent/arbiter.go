@@ -143,8 +143,10 @@ func (d *queuedDecision) syncErrors() []*store.SyncError {
 			e.Nodes = append(e.Nodes, n)
 		}
 		sort.Slice(e.Nodes, func(i, j int) bool { return e.Nodes[i] < e.Nodes[j] })
+		e.Kind = kindOverridden
 		switch {
 		case d.Rejected:
+			e.Kind = kindRejected
 			e.Detail = fmt.Sprintf("%s: the change %v:%d was made without seeing a change the hub had accepted; it was undone", d.Policy, l.Losing.Origin, l.Losing.Seq)
 		default:
 			e.Detail = fmt.Sprintf("%s: the value of %v:%d was overridden by %v:%d", d.Policy, l.Losing.Origin, l.Losing.Seq, l.Winning.Origin, l.Winning.Seq)

@@ -73,7 +73,7 @@ type agentCollector struct{ a *Agent }
 
 var (
 	descConflicts  = prometheus.NewDesc("replicad_conflicts_open", "Fields with more than one live candidate.", nil, nil)
-	descSyncErrors = prometheus.NewDesc("replicad_sync_errors", "Entries in the sync-error log not yet retried.", nil, nil)
+	descSyncErrors = prometheus.NewDesc("replicad_sync_errors", "Entries in the sync-error log not yet retried, by kind: rejected (a change undone) or overridden (a value lww or client-wins kept out).", []string{"kind"}, nil)
 	descParked     = prometheus.NewDesc("replicad_parked_writes", "Remote writes parked now (stamp beyond the clock bound).", nil, nil)
 	descPending    = prometheus.NewDesc("replicad_pending_outbound_writes", "Local writes not yet known to be held by a hub (approximation, see status).", nil, nil)
 	descStoreSize  = prometheus.NewDesc("replicad_store_size_bytes", "Pebble's on-disk size (tables and WAL).", nil, nil)
@@ -106,7 +106,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := r.counts()
 	g(descConflicts, float64(counts.conflicts))
-	g(descSyncErrors, float64(counts.syncErrors))
+	g(descSyncErrors, float64(counts.syncErrors), kindRejected)
+	g(descSyncErrors, float64(counts.overridden), kindOverridden)
 	g(descParked, float64(counts.parked))
 	if r.pendingOutboundMeans() {
 		g(descPending, float64(r.out.pending()))

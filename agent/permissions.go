@@ -473,7 +473,7 @@ func compensation(rj rejection) *queuedCompensation {
 		pol = systemPolicy
 	}
 	se := &store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
-		Policy: pol, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
+		Policy: pol, Kind: kindRejected, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
 	return &queuedCompensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
 
@@ -18,6 +19,29 @@ const errorTable = "_replicad_errors"
 
 func hlcNode(u uint64) hlc.NodeID { return hlc.NodeID(u) }
 
+// The kinds of sync errors.
+const (
+	// kindOverridden: a policy's ordinary outcome kept another value
+	// (lww: a later stamp; client-wins: a change that reached the hub
+	// later). Logged so that nothing is lost silently; not an alarm.
+	kindOverridden = "overridden"
+	// kindRejected: a change was undone (server-wins, write permissions,
+	// the system tables' rules).
+	kindRejected = "rejected"
+)
+
+// syncErrorKind returns an entry's kind: its own, else (an entry of an
+// older version) the one its policy gives.
+func syncErrorKind(kind, pol string) string {
+	if kind == kindOverridden || kind == kindRejected {
+		return kind
+	}
+	if pol == string(policy.LWW) || pol == string(policy.ClientWins) {
+		return kindOverridden
+	}
+	return kindRejected
+}
+
 type replicatedError struct {
 	Table   string            `json:"table"`
 	Record  string            `json:"record"`
@@ -28,6 +52,7 @@ type replicatedError struct {
 	Nodes   []uint64          `json:"nodes"`
 	Detail  string            `json:"detail"`
 	Time    int64             `json:"time"`
+	Kind    string            `json:"kind,omitempty"` // absent from older versions' entries
 }
 
 // publishSyncError writes e as record id of errorTable, with e's time
@@ -38,7 +63,7 @@ func (r *replica) publishSyncError(id string, e *store.SyncError) error {
 		e.Time = time.Now().UnixMilli()
 	}
 	data, err := json.Marshal(replicatedError{Table: e.Table, Record: e.Record, Fields: e.Fields, Losing: e.Losing,
-		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: e.Time})
+		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: e.Time, Kind: syncErrorKind(e.Kind, e.Policy)})
 	if err != nil {
 		return err
 	}
@@ -87,7 +112,7 @@ func (r *replica) mirrorSyncErrors(b *store.Batch, writes []*crdt.Write, res *st
 			}
 			if mine {
 				b.AppendSyncError(&store.SyncError{Time: e.Time, Table: e.Table, Record: e.Record, Fields: e.Fields,
-					Losing: e.Losing, Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail})
+					Losing: e.Losing, Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Kind: syncErrorKind(e.Kind, e.Policy)})
 			}
 		}
 	}

@@ -16,3 +16,21 @@ func TestSyncErrorViewTime(t *testing.T) {
 		t.Errorf("an entry without a time shows %q, want \"\"", got)
 	}
 }
+
+// TestSyncErrorKind: entries carry their kind; an entry stored or
+// mirrored by an older version (no kind) gets the one its policy gives.
+func TestSyncErrorKind(t *testing.T) {
+	for _, c := range []struct{ kind, policy, want string }{
+		{"", "lww", kindOverridden},
+		{"", "client-wins", kindOverridden},
+		{"", "server-wins", kindRejected},
+		{"", "permission", kindRejected},
+		{"", systemPolicy, kindRejected},
+		{kindRejected, "client-wins", kindRejected},
+		{kindOverridden, "server-wins", kindOverridden},
+	} {
+		if got := syncErrorView(&store.SyncError{Kind: c.kind, Policy: c.policy}).Kind; got != c.want {
+			t.Errorf("kind %q policy %q: %q, want %q", c.kind, c.policy, got, c.want)
+		}
+	}
+}

@@ -232,14 +232,27 @@ type SyncError struct {
 	Nodes   []string                   `json:"nodes"`
 	Detail  string                     `json:"detail"`
 	Retried bool                       `json:"retried"`
+	// Kind is "rejected" (a change undone: server-wins, permissions) or
+	// "overridden" (lww or client-wins kept another value).
+	Kind string `json:"kind"`
 }
 
 // SyncErrors lists the sync-error log (the first 100 entries after after).
 func (c *Client) SyncErrors(ctx context.Context, after uint64) ([]SyncError, error) {
+	return c.SyncErrorsOfKind(ctx, after, "")
+}
+
+// SyncErrorsOfKind lists the first 100 entries of kind ("rejected",
+// "overridden"; "": every kind) after after.
+func (c *Client) SyncErrorsOfKind(ctx context.Context, after uint64, kind string) ([]SyncError, error) {
 	var out struct {
 		Errors []SyncError `json:"errors"`
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/sync-errors?after="+strconv.FormatUint(after, 10), nil, &out)
+	p := "/v1/sync-errors?after=" + strconv.FormatUint(after, 10)
+	if kind != "" {
+		p += "&kind=" + url.QueryEscape(kind)
+	}
+	err := c.do(ctx, http.MethodGet, p, nil, &out)
 	return out.Errors, err
 }
 
@@ -353,7 +366,8 @@ type Status struct {
 	PendingOutbound uint64            `json:"pending_outbound"` // absent (0, PendingNote "") on a hub that syncs with no other hub
 	PendingNote     string            `json:"pending_outbound_note"`
 	Conflicts       int               `json:"conflicts"`
-	SyncErrors      int               `json:"sync_errors"`
+	SyncErrors      int               `json:"sync_errors"` // rejected changes not retried
+	Overridden      int               `json:"overridden"`  // values lww or client-wins overrode, not retried
 	Parked          int               `json:"parked"`
 	Policies        map[string]string `json:"policies"`
 	PolicyNote      string            `json:"policy_note"`

@@ -59,6 +59,11 @@ type SyncError struct {
 	Nodes   []uint64 // nodes involved
 	Detail  string
 	Retried bool
+	// Kind is "overridden" (a policy's ordinary outcome: lww or
+	// client-wins kept another value) or "rejected" (a change undone:
+	// server-wins, permissions); "" in entries stored by older versions
+	// (the agent derives it from Policy).
+	Kind string
 }
 
 // Conflict is a field awaiting a person's choice under the manual policy.

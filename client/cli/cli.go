@@ -34,7 +34,7 @@ var Commands = [][2]string{
 	{"workflows", "the hub's workflows: cursor, deliveries, last error"},
 	{"deliveries WORKFLOW", "a workflow's recorded outcomes, newest first (--limit N, --before CURSOR)"},
 	{"profile preview|show|reload", "offline profiles: what DEVICE's profile would hold (on a hub), the profiles or scope in force, reload the hub's file"},
-	{"errors", "list the sync-error log"},
+	{"errors", "list the sync-error log: rejected changes and overridden values (--kind rejected|overridden, --after ID)"},
 	{"retry EID", "re-apply a sync error's losing change as a new write"},
 	{"sync", "sync now with every reachable partner"},
 	{"offline", "stop using the network"},
@@ -133,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		yes    bool
 		since  string
 		follow bool
+		kind   string
 	)
 	switch cmd {
 	case "list":
@@ -148,6 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&follow, "follow", false, "keep streaming new changes")
 	case "errors":
 		fs.StringVar(&after, "after", "", "list entries after this id")
+		fs.StringVar(&kind, "kind", "", "only entries of `KIND`: rejected (a change undone) or overridden (lww or client-wins kept another value)")
 	}
 	var mf modeFlags // put --draft, get --draft|--online, list --online, drafts: drafts.go
 	addModeFlags(cmd, fs, &mf)
@@ -298,16 +300,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return usagef("errors: --after %q: want an error id", after)
 			}
 		}
-		es, err := e.c.SyncErrors(ctx, aft)
+		if kind != "" && kind != "rejected" && kind != "overridden" {
+			return usagef("errors: --kind %q: want rejected or overridden", kind)
+		}
+		es, err := e.c.SyncErrorsOfKind(ctx, aft, kind)
 		if err != nil {
 			return err
 		}
 		if e.json {
 			return e.emit(map[string]any{"errors": es})
 		}
-		rows := [][]string{{"ID", "TIME", "RECORD", "POLICY", "LOSING", "WINNING", "RETRIED", "DETAIL"}}
+		rows := [][]string{{"ID", "TIME", "KIND", "RECORD", "POLICY", "LOSING", "WINNING", "RETRIED", "DETAIL"}}
 		for _, x := range es {
-			rows = append(rows, []string{strconv.FormatUint(x.ID, 10), x.Time, x.Table + "/" + x.Record, x.Policy, fieldsText(x.Losing), fieldsText(x.Winning), strconv.FormatBool(x.Retried), x.Detail})
+			rows = append(rows, []string{strconv.FormatUint(x.ID, 10), x.Time, x.Kind, x.Table + "/" + x.Record, x.Policy, fieldsText(x.Losing), fieldsText(x.Winning), strconv.FormatBool(x.Retried), x.Detail})
 		}
 		e.table(rows)
 		return nil
@@ -509,7 +514,8 @@ func (e *env) status(s *client.Status) error {
 		{"cluster", s.ClusterID},
 		{"api / sync / gossip", s.APIAddr + " / " + s.SyncAddr + " / " + s.GossipAddr},
 		{"conflicts", strconv.Itoa(s.Conflicts)},
-		{"sync errors", strconv.Itoa(s.SyncErrors)},
+		{"sync errors (rejected)", strconv.Itoa(s.SyncErrors)},
+		{"overridden values", strconv.Itoa(s.Overridden)},
 		{"parked writes", strconv.Itoa(s.Parked)},
 		{"feed head", s.FeedHead},
 		{"drafts (not synced)", strconv.Itoa(s.Drafts)},

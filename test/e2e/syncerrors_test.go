@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -94,5 +96,60 @@ func TestSyncErrorTimes(t *testing.T) {
 				t.Errorf("%s: API sync error %d dated %q", n.name, e.ID, e.Time)
 			}
 		}
+	}
+}
+
+// TestSyncErrorKinds: an lww outcome is logged as "overridden", a
+// server-wins undo as "rejected", on the hub and in the device's mirror;
+// the CLI and the API filter by kind, the status counts them apart
+// (sync_errors: rejected changes; overridden), and so do the metrics.
+func TestSyncErrorKinds(t *testing.T) {
+	hub, tech := syncErrorsSetup(t)
+	for _, n := range []*node{hub, tech} {
+		kinds := map[string]string{}
+		for _, e := range errorsOf(t, n) {
+			kinds[e.Table] = e.Kind
+		}
+		if kinds["sw"] != "rejected" || kinds["wo"] != "overridden" {
+			t.Errorf("%s: kinds by table %v, want sw rejected, wo overridden", n.name, kinds)
+		}
+		for _, k := range []string{"rejected", "overridden"} {
+			es := errorsOf(t, n, "--kind", k)
+			if len(es) == 0 {
+				t.Errorf("%s: errors --kind %s lists nothing", n.name, k)
+			}
+			for _, e := range es {
+				if e.Kind != k {
+					t.Errorf("%s: errors --kind %s lists %+v", n.name, k, e)
+				}
+			}
+		}
+		var st struct {
+			SyncErrors *int `json:"sync_errors"`
+			Overridden *int `json:"overridden"`
+		}
+		if err := json.Unmarshal([]byte(n.mustCLI("status", "--json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.SyncErrors == nil || st.Overridden == nil || *st.SyncErrors != 1 || *st.Overridden != 1 {
+			t.Errorf("%s: status sync_errors %v overridden %v, want 1 and 1", n.name, st.SyncErrors, st.Overridden)
+		}
+		m := metricsOf(t, n)
+		for _, want := range []string{`replicad_sync_errors{kind="rejected"} 1`, `replicad_sync_errors{kind="overridden"} 1`} {
+			if !strings.Contains(m, want) {
+				t.Errorf("%s: metrics lack %s", n.name, want)
+			}
+		}
+	}
+	if _, errOut, code := hub.cli("errors", "--kind", "bogus"); code == 0 || !strings.Contains(errOut, "rejected or overridden") {
+		t.Errorf("errors --kind bogus: exit %d, %q", code, errOut)
+	}
+	resp, err := http.Get("http://" + hub.api + "/v1/sync-errors?kind=bogus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("?kind=bogus: HTTP %d, want 400", resp.StatusCode)
 	}
 }
