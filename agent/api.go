@@ -906,7 +906,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		c := rp.counts()
 		st["conflicts"] = c.conflicts
 		st["sync_errors"] = c.syncErrors // rejected changes, not retried
-		st["overridden"] = c.overridden   // values a policy overrode (lww, client-wins), not retried
+		st["overridden"] = c.overridden  // values a policy overrode (lww, client-wins), not retried
 		st["parked"] = c.parked
 		st["policies"] = a.cfg.Policies
 		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter); sync errors are the changes it rejected (server-wins, permissions), overridden the values lww and client-wins kept out (logged, not alarms); conflicts list the concurrent candidates of a field on manual tables"
