@@ -393,6 +393,9 @@ func (c *Config) Validate() error {
 		if !store.ValidTable(t) {
 			return keyErr("policy", "table %q: 1-64 characters from [A-Za-z0-9_.-]", t)
 		}
+		if isSystemTable(t) {
+			return keyErr("policy", "table %s is a system table: replicad decides how it merges", t)
+		}
 		if !contains(Policies, p) {
 			return keyErr("policy", "table %s: policy %q: want one of %s", t, p, strings.Join(Policies, ", "))
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/replication"
 )
 
 // TestSysRefusal: the rules of sysTables, case by case.
@@ -239,5 +240,30 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within 10 s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAdmitRecordAndConfig: a hub takes a system table's whole records
+// from hubs only; a policy cannot be configured for a system table.
+func TestAdmitRecordAndConfig(t *testing.T) {
+	hub, hubLogs := runAgent(t, testConfig(t, "hub"))
+	hub.mu.RLock()
+	r := hub.rep
+	for _, c := range []struct {
+		role, table string
+		want        bool
+	}{
+		{"device", policyTable, false}, {"", errorTable, false}, {"hub", policyTable, true}, {"device", "jobs", true},
+	} {
+		if got := r.admitRecord(replication.Peer{Node: 0xd1, Role: c.role}, c.table, "x"); got != c.want {
+			t.Errorf("a whole record of %s from a %q peer: admitted %v, want %v", c.table, c.role, got, c.want)
+		}
+	}
+	hub.mu.RUnlock()
+	waitLog(t, hubLogs, "a whole record of a system table is taken from hubs only")
+	cfg := testConfig(t, "hub")
+	cfg.Policies = map[string]string{"_replicad_policy": "manual"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "system table") {
+		t.Errorf("a policy for a system table: %v", err)
 	}
 }
