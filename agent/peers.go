@@ -144,6 +144,15 @@ func newPeerBook(st *store.Store, log hclog.Logger, now func() time.Time) (*peer
 	return b, nil
 }
 
+// isHub reports whether n synced with this node as a hub (the peer
+// table survives restarts).
+func (b *peerBook) isHub(n hlc.NodeID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.nodes[n]
+	return r != nil && r.Role == "hub"
+}
+
 // started notes what a session's handshake told (Local.OnPeerHave).
 func (b *peerBook) started(p replication.Peer, theirs map[hlc.NodeID]store.Held) {
 	if p.Node == 0 {

@@ -147,13 +147,13 @@ func guardSystemWrite(table string) error {
 // vetted reports whether a remote write to a system table comes vetted by
 // a hub: sent by a hub peer (which judged it when it took it), or made by
 // a hub. A node is a hub if it is this hub, showed itself as a hub in a
-// session (its certificate says so, with TLS), or is a gossip member whose
-// metadata says so.
+// session (its certificate says so, with TLS; remembered across restarts
+// by the peer table), or is a gossip member whose metadata says so.
 func (r *replica) vetted(from replication.Peer, origin hlc.NodeID) bool {
 	if from.Role == "hub" || origin == r.node {
 		return true
 	}
-	if r.hubs.isHub(origin) {
+	if r.hubs.isHub(origin) || r.book != nil && r.book.isHub(origin) {
 		return true
 	}
 	if r.gossip != nil {

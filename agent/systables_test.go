@@ -270,3 +270,54 @@ func TestAdmitRecordAndConfig(t *testing.T) {
 		t.Errorf("a policy for a system table: %v", err)
 	}
 }
+
+// TestRelayedHubPolicyAfterRestart: a hub takes another hub's policy
+// change relayed by a device when it has met that hub before, even across
+// its own restart (the peer table remembers roles); a device's own policy
+// write relayed the same way is still refused.
+func TestRelayedHubPolicyAfterRestart(t *testing.T) {
+	acfg := testConfig(t, "hub")
+	hubA, _ := runAgentStoppable(t, acfg)
+	bcfg := testConfig(t, "hub")
+	bcfg.NoArbiter = true
+	bcfg.Policies = map[string]string{"t": "client-wins"}
+	bcfg.Hubs = []string{hubA.syncAddr()}
+	hubB, _ := runAgent(t, bcfg)
+	eventually(t, "hub B publishes its policy", func() bool {
+		v, _ := hubB.value(t, policyTable, "t", "policy")
+		return v == "client-wins"
+	})
+	hubB.mustSync(t) // A meets B as a hub
+	if v, _ := hubA.value(t, policyTable, "t", "policy"); v != "client-wins" {
+		t.Fatalf("hub A: policy of t %q", v)
+	}
+	hubA.stop(t)
+	acfg.APIAddr, acfg.SyncAddr = "127.0.0.1:0", "127.0.0.1:0"
+	hubA, aLogs := runAgent(t, acfg)
+
+	// B changes the policy; a device brings the change from B to A.
+	hubB.mu.RLock()
+	err := hubB.rep.publishPolicies(map[string]string{"t": "server-wins"})
+	hubB.mu.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg := testConfig(t, "device")
+	dcfg.Hubs = []string{hubB.syncAddr()}
+	dev, _ := runAgent(t, dcfg)
+	dev.mustSync(t)
+	dev.syncWithOnly(t, hubA.syncAddr())
+	if v, _ := hubA.value(t, policyTable, "t", "policy"); v != "server-wins" {
+		t.Errorf("hub A after the relay: policy of t %q, want B's server-wins", v)
+	}
+	if aLogs.has("system-table write refused") {
+		t.Error("hub A refused hub B's relayed policy write")
+	}
+	// The device's own policy write, relayed the same way: refused.
+	dev.write(t, policyTable, "t", "policy", "lww")
+	dev.syncWithOnly(t, hubA.syncAddr())
+	waitLog(t, aLogs, "system-table write refused")
+	if v, _ := hubA.value(t, policyTable, "t", "policy"); v != "server-wins" {
+		t.Errorf("hub A: policy of t %q after the device's write", v)
+	}
+}
