@@ -43,6 +43,7 @@ func TestServerWinsBypassThroughSystemTables(t *testing.T) {
 		}
 	}
 	req, _ := http.NewRequest(http.MethodPut, "http://"+tech.api+"/v1/tables/_replicad_policy/records/sw", strings.NewReader(`{"fields":{"policy":"lww"}}`))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
