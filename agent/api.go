@@ -178,10 +178,10 @@ func decodeBody(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return errf(http.StatusBadRequest, "malformed JSON body: %v", err)
+		return bodyError(err, data, v) // apierrors.go
 	}
 	if dec.More() {
-		return errf(http.StatusBadRequest, "malformed JSON body: data after the object")
+		return errf(http.StatusBadRequest, "malformed JSON body: data after the object at offset %d", skipSpace(data, dec.InputOffset()))
 	}
 	return nil
 }

@@ -1,0 +1,54 @@
+package agent
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// goWords are words of Go's decoder messages that mean nothing to a user
+// of the API.
+var goWords = regexp.MustCompile(`Go (struct|value)|json\.|map\[|\bagent\.|RawMessage|\bint\b|\*|putBody|resolveBody|connectivityBody|resetBody|rotateBody|dupResolveBody|^json:`)
+
+func TestDecodeBodyErrorsInUsersWords(t *testing.T) {
+	cases := []struct {
+		body string
+		into any
+		want string // the whole message
+	}{
+		{`{"fields":[1,2]}`, &putBody{}, `field "fields" of the body: want an object, got an array (at offset 11)`},
+		{`{"fields":"x"}`, &putBody{}, `field "fields" of the body: want an object, got a string (at offset 13)`},
+		{`[1]`, &putBody{}, `the body must be a JSON object, got an array`},
+		{`"x"`, &resetBody{}, `the body must be a JSON object, got a string`},
+		{`{"fields":{"a":1}, "extra":true}`, &putBody{}, `unknown field "extra" in the body at offset 19; this request takes "fields"`},
+		{`{"pick":0,"vlaue":1}`, &resolveBody{}, `unknown field "vlaue" in the body at offset 10; this request takes "pick", "value"`},
+		{`{"fields":{"a":[1,2}}`, &putBody{}, `malformed JSON body at offset 19 (line 1, column 20): invalid character '}' after array element`},
+		{"{\n  \"fields\": {\n    \"a\": tru\n}}", &putBody{}, `malformed JSON body at offset 28 (line 3, column 13): invalid character '\n' in literal true (expecting 'e')`},
+		{`{"fields":`, &putBody{}, `malformed JSON body: it ends at offset 10 before the JSON is complete`},
+		{`{"online":"yes"}`, &connectivityBody{}, `field "online" of the body: want true or false, got a string (at offset 15)`},
+		{`{"pick":"1"}`, &resolveBody{}, `field "pick" of the body: want an integer, got a string (at offset 11)`},
+		{`{"pick":1.5}`, &resolveBody{}, `field "pick" of the body: want an integer, got 1.5 (at offset 11)`},
+		{`{"pick":99999999999999999999}`, &resolveBody{}, `field "pick" of the body: want an integer, got 99999999999999999999 (out of range) (at offset 28)`},
+		{`{"confirm":1}`, &resetBody{}, `field "confirm" of the body: want true or false, got a number (at offset 12)`},
+		{`{"op":["install"]}`, &rotateBody{}, `field "op" of the body: want a string, got an array (at offset 7)`},
+		{`{"action":"keep"}  {}`, &dupResolveBody{}, `malformed JSON body: data after the object at offset 19`},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
+		err := decodeBody(r, c.into)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.code != http.StatusBadRequest {
+			t.Errorf("%q: got %v, want a 400", c.body, err)
+			continue
+		}
+		if ae.msg != c.want {
+			t.Errorf("%q:\n got %s\nwant %s", c.body, ae.msg, c.want)
+		}
+		if goWords.MatchString(ae.msg) {
+			t.Errorf("%q: message %q names Go types", c.body, ae.msg)
+		}
+	}
+}
