@@ -154,11 +154,10 @@ func (a *Agent) routes() http.Handler {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
 		w.Write(b)
 	})
-	mux.HandleFunc("/", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
-		return nil, errf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
-	}))
 	a.routeOf = func(r *http.Request) string { _, p := mux.Handler(r); return p } // the metrics' route label
-	return http.MaxBytesHandler(mux, a.cfg.MaxBodyBytes)
+	// No catch-all pattern: a known path under a wrong method is a 405
+	// with Allow, anything else a 404 (routing.go).
+	return http.MaxBytesHandler(a.routed(mux, a.notFound()), a.cfg.MaxBodyBytes)
 }
 
 // decodeBody decodes one JSON object into v, refusing unknown fields and

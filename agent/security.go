@@ -415,8 +415,8 @@ func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
 	mux.Handle("POST /v1/gossip/keys", http.MaxBytesHandler(a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return s.rotate(r)
 	}), a.cfg.MaxBodyBytes))
-	mux.Handle("/", h)
-	guarded := a.siteGuard(a.readGuard(mux))
+	root := a.routed(mux, h) // the rest (and their 405s) are h's
+	guarded := a.siteGuard(a.readGuard(root))
 	if s.token == "" {
 		return guarded
 	}

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -79,5 +82,83 @@ func TestBodyErrorsNameFieldsNotGoTypes(t *testing.T) {
 	}
 	if st, err := d.client().Status(ctx); err != nil || !st.Online {
 		t.Errorf("after rejected requests: status %+v (%v); want still online", st, err)
+	}
+}
+
+// routePattern finds the route patterns the agent registers
+// (mux.HandleFunc("GET /v1/...", ...) and mux.Handle(...)).
+var routePattern = regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) (/[^"]*)"`)
+
+// samplePath fills a pattern's wildcards with sample values.
+func samplePath(p string) string {
+	p = strings.ReplaceAll(p, "{$}", "")
+	return regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllStringFunc(p, func(w string) string {
+		switch w {
+		case "{eid}", "{seq}", "{origin}":
+			return "1"
+		}
+		return "x" + strings.Trim(w, "{}")
+	})
+}
+
+// Every route the agent registers answers a method it does not take with
+// 405, an Allow header naming the methods it takes and a JSON error; an
+// unknown path stays a 404. The routes are read from the agent's source,
+// so a route added later is covered too.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	files, err := filepath.Glob("../../agent/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("agent sources: %v %v", files, err)
+	}
+	methods := map[string]map[string]bool{} // sample path -> methods
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range routePattern.FindAllStringSubmatch(string(src), -1) {
+			p := samplePath(m[2])
+			if methods[p] == nil {
+				methods[p] = map[string]bool{}
+			}
+			methods[p][m[1]] = true
+			if m[1] == "GET" {
+				methods[p]["HEAD"] = true
+			}
+		}
+	}
+	if len(methods) < 30 {
+		t.Fatalf("found %d routes in the agent's source; the pattern no longer matches how routes are registered", len(methods))
+	}
+	t.Setenv("REPLICAD_TESTING_DEBUG_API", "1") // the debug and profiling routes too
+	t.Setenv("REPLICAD_PPROF", "1")
+	d := startNode(t, "device")
+	for path, ms := range methods {
+		var allow []string
+		for m := range ms {
+			allow = append(allow, m)
+		}
+		sort.Strings(allow)
+		want := strings.Join(allow, ", ")
+		for _, m := range []string{"GET", "PUT", "POST", "DELETE", "PATCH"} {
+			if ms[m] {
+				continue
+			}
+			code, h, b := apiCall(t, d, m, path, "")
+			var e struct {
+				Error string `json:"error"`
+			}
+			if code != http.StatusMethodNotAllowed || h.Get("Allow") != want || json.Unmarshal(b, &e) != nil || e.Error == "" {
+				t.Errorf("%s %s: got %d Allow %q %s; want 405 Allow %q with {\"error\":...}", m, path, code, h.Get("Allow"), b, want)
+			}
+		}
+	}
+	for _, m := range []string{"GET", "POST"} {
+		if code, h, _ := apiCall(t, d, m, "/v1/nothing/here", ""); code != http.StatusNotFound || h.Get("Allow") != "" {
+			t.Errorf("%s of an unknown path: got %d Allow %q; want 404", m, code, h.Get("Allow"))
+		}
 	}
 }
