@@ -315,6 +315,14 @@ func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return a.with(func(rp *replica) (any, error) {
+		if len(fields) == 0 {
+			// No fields: an existing record is left as it is (nothing
+			// written, nothing to sync); an absent or deleted one is
+			// created empty below, like touching a file.
+			if rec, err := rp.store.Get(table, id); err == nil && rec.Exists() {
+				return rp.recordView(table, id, rec), nil
+			}
+		}
 		res, err := rp.localWrite(table, id, fields, false)
 		if err != nil {
 			return nil, err

@@ -162,3 +162,52 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		}
 	}
 }
+
+// PUT {"fields":{}} creates an absent (or deleted) record empty, like
+// touching a file, and on a record that exists writes nothing: no change
+// in the feed, nothing to sync, the fields as they were.
+func TestPutNoFieldsTouches(t *testing.T) {
+	d := startNode(t, "device")
+	ctx := context.Background()
+	feedLen := func() int {
+		t.Helper()
+		ch, err := d.client().Changes(ctx, "0", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ch.Changes)
+	}
+	put := func(body string, wantFields string) {
+		t.Helper()
+		code, _, b := apiCall(t, d, "PUT", "/v1/tables/jobs/records/j1", body)
+		var r struct {
+			Fields json.RawMessage `json:"fields"`
+		}
+		if code != http.StatusOK || json.Unmarshal(b, &r) != nil || string(r.Fields) != wantFields {
+			t.Fatalf("PUT %s: got %d %s; want 200 with fields %s", body, code, b, wantFields)
+		}
+	}
+	put(`{"fields":{}}`, `{}`) // absent: created empty
+	if r, err := d.client().Get(ctx, "jobs", "j1"); err != nil || len(r.Fields) != 0 {
+		t.Fatalf("after PUT {} on an absent record: %+v, %v; want it to exist, empty", r, err)
+	}
+	if n := feedLen(); n != 1 {
+		t.Fatalf("creating an empty record: %d changes in the feed, want 1", n)
+	}
+	put(`{"fields":{}}`, `{}`) // exists: nothing written
+	put(`{"fields":{"a":1}}`, `{"a":1}`)
+	put(`{"fields":{}}`, `{"a":1}`)
+	if n := feedLen(); n != 2 {
+		t.Errorf("PUT {} on an existing record wrote: %d changes in the feed, want 2 (the creation and a=1)", n)
+	}
+	if st, err := d.client().Status(ctx); err != nil || st.PendingOutbound != 2 {
+		t.Errorf("status %+v (%v): want 2 pending writes", st, err)
+	}
+	if _, err := d.client().Delete(ctx, "jobs", "j1"); err != nil {
+		t.Fatal(err)
+	}
+	put(`{"fields":{}}`, `{}`) // deleted: created again, empty
+	if n := feedLen(); n != 4 {
+		t.Errorf("PUT {} on a deleted record: %d changes in the feed, want 4", n)
+	}
+}
