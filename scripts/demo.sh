@@ -187,7 +187,7 @@ note "concurrent candidates of a field as a conflict until one is chosen or deci
 say "the dispatcher creates work order $WO on the hub, in one table per policy"
 for p in "${POLICIES[@]}"; do
 	rd hub put "wo_${p//-/_}" "$WO" title="Replace pump seal" \
-		start='"2025-06-02T08:00"' end='"2025-06-02T10:00"' technician=ana >/dev/null
+		start=2025-06-02T08:00 end=2025-06-02T10:00 technician=ana >/dev/null
 done
 sync_node device1
 sync_node device2
@@ -199,8 +199,8 @@ note "device2 is $(rd device2 status | js '"online" if d["online"] else "offline
 
 say "concurrent edits: the technician changes Start Time offline, the dispatcher changes End Time"
 for p in "${POLICIES[@]}"; do
-	rd device2 put "wo_${p//-/_}" "$WO" start='"2025-06-02T09:00"' >/dev/null
-	rd hub put "wo_${p//-/_}" "$WO" end='"2025-06-02T12:00"' >/dev/null
+	rd device2 put "wo_${p//-/_}" "$WO" start=2025-06-02T09:00 >/dev/null
+	rd hub put "wo_${p//-/_}" "$WO" end=2025-06-02T12:00 >/dev/null
 done
 sync_node device1
 note "device2 pending outbound: $(rd device2 status | js 'd["pending_outbound"]') writes"
@@ -242,8 +242,8 @@ done
 
 say "a same-field conflict: both change End Time of $WO in wo_manual while device2 is offline"
 rd device2 offline >/dev/null
-rd device2 put wo_manual "$WO" end='"2025-06-02T11:30"' >/dev/null
-rd hub put wo_manual "$WO" end='"2025-06-02T13:00"' >/dev/null
+rd device2 put wo_manual "$WO" end=2025-06-02T11:30 >/dev/null
+rd hub put wo_manual "$WO" end=2025-06-02T13:00 >/dev/null
 rd device2 online >/dev/null
 sync_node device2
 sync_node device1

@@ -20,7 +20,7 @@ import (
 
 // Commands lists the client subcommands with a one-line summary.
 var Commands = [][2]string{
-	{"put TABLE ID FIELD=VALUE...", "set fields (VALUE is JSON where it parses, else a string)"},
+	{"put TABLE ID " + fieldsUsage, "set fields: FIELD=TEXT a string, FIELD:=JSON any JSON value (--guess: FIELD=VALUE is JSON where it parses)"},
 	{"get TABLE ID", "show a record, with conflicted fields' candidates"},
 	{"delete TABLE ID", "delete a record"},
 	{"list TABLE", "list records (--limit N, --after ID)"},
@@ -28,7 +28,7 @@ var Commands = [][2]string{
 	{"commit TABLE ID", "publish a record's draft as an ordinary write"},
 	{"discard TABLE ID", "discard a record's draft"},
 	{"conflicts", "list conflicted fields and their candidates"},
-	{"resolve TABLE ID FIELD", "resolve a conflict (--pick N | --value V)"},
+	{"resolve TABLE ID FIELD", "resolve a conflict (--pick N | --value JSON | --text TEXT)"},
 	{"duplicates", "list suspected duplicate records (--all: resolved ones too)"},
 	{"dedupe TABLE ID ACTION", "resolve a suspected duplicate: keep, merge (--with ID, --prefer existing|new) or discard"},
 	{"workflows", "the hub's workflows: cursor, deliveries, last error"},
@@ -68,6 +68,7 @@ type env struct {
 	json   bool
 	term   bool
 	stderr io.Writer
+	guess  bool // put --guess: FIELD=VALUE is JSON where it parses
 }
 
 // Run runs the client subcommand args[0] with its arguments and returns
@@ -136,12 +137,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		kind   string
 	)
 	switch cmd {
+	case "put":
+		fs.Bool("guess", false, "FIELD=VALUE is JSON where it parses, else a string (warns when it looks like broken JSON)")
 	case "list":
 		fs.IntVar(&limit, "limit", 0, "records per page (default 100)")
 		fs.StringVar(&after, "after", "", "start after this id")
 	case "resolve":
 		fs.IntVar(&pick, "pick", -1, "keep candidate `N` (0-based, as listed)")
-		fs.StringVar(&value, "value", "", "write `V` instead (JSON where it parses, else a string)")
+		fs.StringVar(&value, "value", "", "write this `JSON` value instead")
+		fs.String("text", "", "write this `TEXT` (a string) instead")
 	case "reset":
 		fs.BoolVar(&yes, "yes", false, "confirm: discard the local replica")
 	case "changes":
@@ -170,6 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("%s: %v", cmd, err)
 	}
 	e := &env{ctx: ctx, c: client.New(*addr), out: stdout, stderr: stderr, term: isTerminal(stdout)}
+	e.guess, _ = fs.GetBool("guess")
 	e.json = *asJSON || !e.term
 	a := fs.Args()
 	nargs := func(n int, what string) error {
@@ -190,15 +195,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "put":
 		if len(a) < 3 {
-			return usagef("usage: replicad put TABLE ID FIELD=VALUE...")
+			return usagef("usage: replicad put [--guess] TABLE ID " + fieldsUsage)
 		}
-		fields := map[string]json.RawMessage{}
-		for _, kv := range a[2:] {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return usagef("put: %q: want FIELD=VALUE", kv)
-			}
-			fields[k] = parseValue(v)
+		fields, err := parseFields(a[2:], e.guess, e.stderr)
+		if err != nil {
+			return err
 		}
 		r, err := e.c.Put(ctx, a[0], a[1], fields)
 		if err != nil {
@@ -271,19 +272,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		e.table(rows)
 		return nil
 	case "resolve":
-		if err := nargs(3, "TABLE ID FIELD (--pick N | --value V)"); err != nil {
+		if err := nargs(3, "TABLE ID FIELD (--pick N | --value JSON | --text TEXT)"); err != nil {
 			return err
 		}
-		hasPick, hasValue := fs.Changed("pick"), fs.Changed("value")
-		if hasPick == hasValue {
-			return usagef("resolve: give exactly one of --pick N or --value V")
+		hasPick, hasValue, hasText := fs.Changed("pick"), fs.Changed("value"), fs.Changed("text")
+		if n := btoi(hasPick) + btoi(hasValue) + btoi(hasText); n != 1 {
+			return usagef("resolve: give exactly one of --pick N, --value JSON or --text TEXT")
 		}
 		var r *client.Record
 		var err error
-		if hasPick {
+		switch {
+		case hasPick:
 			r, err = e.c.ResolvePick(ctx, a[0], a[1], a[2], pick)
-		} else {
-			r, err = e.c.ResolveValue(ctx, a[0], a[1], a[2], parseValue(value))
+		case hasValue:
+			raw, jerr := jsonArg(value)
+			if jerr != nil {
+				return usagef("resolve: --value %s: %v; for text use --text", value, jerr)
+			}
+			r, err = e.c.ResolveValue(ctx, a[0], a[1], a[2], raw)
+		default:
+			text, _ := fs.GetString("text")
+			r, err = e.c.ResolveValue(ctx, a[0], a[1], a[2], quoteJSON(text))
 		}
 		if err != nil {
 			return err
@@ -418,13 +427,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usagef("unknown command %q (see replicad help)", cmd)
 }
 
-// parseValue returns v as JSON if it parses as JSON, else as a JSON string.
-func parseValue(v string) json.RawMessage {
-	if json.Valid([]byte(v)) && strings.TrimSpace(v) != "" {
-		return json.RawMessage(v)
+func btoi(b bool) int {
+	if b {
+		return 1
 	}
-	b, _ := json.Marshal(v)
-	return b
+	return 0
 }
 
 func (e *env) emit(v any) error {

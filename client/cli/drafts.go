@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/replicad/replicad/client"
 	"github.com/spf13/pflag"
@@ -44,15 +42,11 @@ func (e *env) modes(cmd string, a []string, m *modeFlags, limit int, after strin
 	switch {
 	case cmd == "put" && m.draft:
 		if len(a) < 3 {
-			return true, usagef("usage: replicad put --draft TABLE ID FIELD=VALUE...")
+			return true, usagef("usage: replicad put --draft [--guess] TABLE ID " + fieldsUsage)
 		}
-		fields := map[string]json.RawMessage{}
-		for _, kv := range a[2:] {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return true, usagef("put: %q: want FIELD=VALUE", kv)
-			}
-			fields[k] = parseValue(v)
+		fields, err := parseFields(a[2:], e.guess, e.stderr)
+		if err != nil {
+			return true, err
 		}
 		r, err := e.c.PutDraft(e.ctx, a[0], a[1], fields)
 		if err != nil {

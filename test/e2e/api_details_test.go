@@ -211,3 +211,68 @@ func TestPutNoFieldsTouches(t *testing.T) {
 		t.Errorf("PUT {} on a deleted record: %d changes in the feed, want 4", n)
 	}
 }
+
+// put takes FIELD=TEXT (a string, always) and FIELD:=JSON (any JSON
+// value, which must parse: broken JSON is a usage error and nothing is
+// stored). --guess keeps the old reading of FIELD=VALUE (JSON where it
+// parses) and warns when a value looks like JSON but does not parse.
+func TestPutFieldSyntax(t *testing.T) {
+	d := startNode(t, "device")
+	ctx := context.Background()
+
+	_, errOut, code := d.cli("put", "jobs", "j1", "title=pump", "tags:=[1,2")
+	if code != 2 || !strings.Contains(errOut, "tags:=[1,2: not JSON") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("put tags:=[1,2: exit %d, stderr %q; want 2 and one line naming the broken field", code, errOut)
+	}
+	for _, bad := range []string{"n:=", "n:=1 2", "n:={\"a\":}", "n:=tru", ":=1", "=1", "noequals"} {
+		if _, errOut, code := d.cli("put", "jobs", "j1", bad); code != 2 || errOut == "" {
+			t.Errorf("put %s: exit %d, stderr %q; want exit 2 with an error", bad, code, errOut)
+		}
+	}
+	if _, err := d.client().Get(ctx, "jobs", "j1"); err == nil {
+		t.Fatal("a put with a broken field stored the record")
+	}
+
+	_, errOut, code = d.cli("put", "jobs", "j1", "prio=3", "zip=01234", "tags:=[1,2]", "ok:=true", `quoted:="a b"`, "empty=", "eq=a=b", "time=12:00")
+	if code != 0 {
+		t.Fatalf("put: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, `note: prio=3 stores the text "3"; prio:=3 would store it as JSON`) || strings.Contains(errOut, "zip") {
+		t.Errorf("put prio=3 zip=01234: stderr %q; want a note on prio (valid JSON given as text) and none on zip", errOut)
+	}
+	r, err := d.client().Get(ctx, "jobs", "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fieldsOf(t, r), `{"empty":"","eq":"a=b","ok":true,"prio":"3","quoted":"a b","tags":[1,2],"time":"12:00","zip":"01234"}`; got != want {
+		t.Errorf("fields: got %s, want %s", got, want)
+	}
+
+	_, errOut, code = d.cli("put", "--guess", "jobs", "j2", "tags=[1,2", "n=5", "s=plain", "t=True")
+	if code != 0 {
+		t.Fatalf("put --guess: exit %d: %s", code, errOut)
+	}
+	for _, w := range []string{"warning: tags=[1,2 is not valid JSON", "warning: t=True is not valid JSON"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("put --guess: stderr %q; want %q", errOut, w)
+		}
+	}
+	if strings.Contains(errOut, "s=plain") || strings.Contains(errOut, "n=5") {
+		t.Errorf("put --guess: stderr %q warns about a value that is fine", errOut)
+	}
+	r, err = d.client().Get(ctx, "jobs", "j2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fieldsOf(t, r), `{"n":5,"s":"plain","t":"True","tags":"[1,2"}`; got != want {
+		t.Errorf("put --guess fields: got %s, want %s", got, want)
+	}
+
+	// resolve: --value is JSON (broken JSON refused), --text a string.
+	if _, errOut, code := d.cli("resolve", "jobs", "j1", "prio", "--value", "[1"); code != 2 || !strings.Contains(errOut, "not JSON") {
+		t.Errorf("resolve --value [1: exit %d, stderr %q; want 2", code, errOut)
+	}
+	if _, errOut, code := d.cli("resolve", "jobs", "j1", "prio", "--value", "1", "--text", "x"); code != 2 || !strings.Contains(errOut, "exactly one") {
+		t.Errorf("resolve --value and --text: exit %d, stderr %q; want 2", code, errOut)
+	}
+}

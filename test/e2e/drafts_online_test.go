@@ -55,12 +55,12 @@ func TestDraftsStayOnTheDevice(t *testing.T) {
 	d2 := startNode(t, "d2", "--hub", hub.sync, "--pull-interval", "1s")
 	ctx := context.Background()
 
-	d1.mustCLI("put", "jobs", "j1", "title=fix pump", "prio=1")
+	d1.mustCLI("put", "jobs", "j1", "title=fix pump", "prio:=1")
 	eventually(t, "j1 reaches d2", func() error { _, err := d2.client().Get(ctx, "jobs", "j1"); return err })
 
 	// Drafts: a change to an existing record, and a new record.
 	d1.mustCLI("put", "--draft", "jobs", "j1", "title=DRAFT-TITLE-zqxw", "note=DRAFT-NOTE-zqxw")
-	d1.mustCLI("put", "--draft", "jobs", "j1", "prio=2")
+	d1.mustCLI("put", "--draft", "jobs", "j1", "prio:=2")
 	out := d1.mustCLI("put", "--draft", "jobs", "j9", "title=DRAFT-NEW-zqxw")
 	var dr client.DraftedRecord
 	if err := json.Unmarshal([]byte(out), &dr); err != nil || dr.Draft == nil || dr.Draft.RecordExists || string(dr.Fields["title"]) != `"DRAFT-NEW-zqxw"` {
@@ -187,7 +187,7 @@ func TestDraftsStayOnTheDevice(t *testing.T) {
 	}
 
 	// Drafts survive a restart.
-	d1.mustCLI("put", "--draft", "jobs", "j5", "x=1")
+	d1.mustCLI("put", "--draft", "jobs", "j5", "x:=1")
 	d1.stop()
 	d1.start()
 	if p, err := d1.client().Drafts(ctx, "jobs", "", 0); err != nil || len(p.Drafts) != 1 || p.Drafts[0].ID != "j5" {
@@ -237,7 +237,7 @@ func TestDraftBadRequestsStoreNothing(t *testing.T) {
 	if ch, err := d.client().Changes(ctx, "0", 0); err != nil || len(ch.Changes) != 0 {
 		t.Errorf("feed after rejected requests: %+v %v", ch, err)
 	}
-	if _, errOut, code := d.cli("put", "--draft", "jobs", "j1"); code != 2 || !strings.Contains(errOut, "FIELD=VALUE") {
+	if _, errOut, code := d.cli("put", "--draft", "jobs", "j1"); code != 2 || !strings.Contains(errOut, "FIELD=TEXT|FIELD:=JSON") {
 		t.Errorf("put --draft without fields: exit %d %q", code, errOut)
 	}
 	if _, errOut, code := d.cli("get", "--draft", "--online", "jobs", "j1"); code != 2 || !strings.Contains(errOut, "do not go together") {
@@ -255,7 +255,7 @@ func TestOnlineReads(t *testing.T) {
 	d := startNode(t, "device", "--hub-api", hub.api)
 	bare := startNode(t, "bare")
 	ctx := context.Background()
-	hub.mustCLI("put", "jobs", "j1", "title=on the hub", "prio=4")
+	hub.mustCLI("put", "jobs", "j1", "title=on the hub", "prio:=4")
 	hub.mustCLI("put", "jobs", "j2", "title=also on the hub")
 	d.mustCLI("put", "jobs", "mine", "title=local")
 	st, err := d.client().Status(ctx)

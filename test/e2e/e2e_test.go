@@ -212,7 +212,7 @@ func eventually(t *testing.T, what string, fn func() error) {
 
 func TestPutGetThroughCLI(t *testing.T) {
 	d := startNode(t, "device")
-	d.mustCLI("put", "jobs", "j1", "title=fix pump", "prio=3", `tags=["a","b"]`, "ok=true", "note={bad")
+	d.mustCLI("put", "jobs", "j1", "title=fix pump", "prio:=3", `tags:=["a","b"]`, "ok:=true", "note={bad")
 	out := d.mustCLI("get", "jobs", "j1")
 	var r client.Record
 	if err := json.Unmarshal([]byte(out), &r); err != nil {

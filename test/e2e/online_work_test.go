@@ -25,10 +25,10 @@ func TestDuplicatesThroughTheDaemon(t *testing.T) {
 	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--keys", "contacts=email,org")
 	dev := startNode(t, "dev", "--hub", hub.sync)
 	ctx := context.Background()
-	dev.mustCLI("put", "contacts", "c1", `email="ann@x"`, `org="acme"`, `name="Ann"`)
+	dev.mustCLI("put", "contacts", "c1", "email=ann@x", "org=acme", "name=Ann")
 	dev.mustCLI("sync")
-	dev.mustCLI("put", "contacts", "c2", `email="ann@x"`, `org="acme"`, `phone="555"`)
-	dev.mustCLI("put", "contacts", "c3", `email="ann@x"`, `org="other"`)
+	dev.mustCLI("put", "contacts", "c2", "email=ann@x", "org=acme", "phone=555")
+	dev.mustCLI("put", "contacts", "c3", "email=ann@x", "org=other")
 	dev.mustCLI("sync")
 
 	dupsOf := func(n *node) (string, error) {
@@ -150,10 +150,10 @@ workflow "notify" {
 	dev := startNode(t, "dev", "--hub", hub.sync)
 	ctx := context.Background()
 
-	dev.mustCLI("put", "jobs", "j1", `title="pump"`)
-	dev.mustCLI("put", "notes", "n1", `text="not a job"`)
+	dev.mustCLI("put", "jobs", "j1", "title=pump")
+	dev.mustCLI("put", "notes", "n1", "text=not a job")
 	dev.mustCLI("sync")
-	hub.mustCLI("put", "jobs", "j2", `title="valve"`)
+	hub.mustCLI("put", "jobs", "j2", "title=valve")
 	eventually(t, "j1 and j2 delivered", func() error {
 		if _, got := h.state(); got != "jobs/j1 jobs/j2" {
 			return fmt.Errorf("delivered %q", got)
@@ -164,7 +164,7 @@ workflow "notify" {
 	h.mu.Lock()
 	h.down = true
 	h.mu.Unlock()
-	dev.mustCLI("put", "jobs", "j3", `title="late"`)
+	dev.mustCLI("put", "jobs", "j3", "title=late")
 	dev.mustCLI("sync") // a failing hook does not block sync
 	eventually(t, "the failure shows", func() error {
 		var out struct{ Workflows []client.Workflow }
