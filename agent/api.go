@@ -209,6 +209,7 @@ type candidateJSON struct {
 	Value   json.RawMessage `json:"value"`
 	Node    string          `json:"node"`
 	HLC     string          `json:"hlc"`
+	Time    string          `json:"time"` // the HLC's wall clock, RFC 3339 UTC
 	Deleted bool            `json:"deleted,omitempty"`
 }
 
@@ -243,7 +244,7 @@ const existsField = "_exists"
 func candidates(es []crdt.Entry) []candidateJSON {
 	out := make([]candidateJSON, 0, len(es))
 	for _, e := range es {
-		c := candidateJSON{Node: e.Origin.String(), HLC: e.TS.String(), Value: json.RawMessage("null")}
+		c := candidateJSON{Node: e.Origin.String(), HLC: e.TS.String(), Time: time.UnixMilli(e.TS.Wall()).UTC().Format(time.RFC3339Nano), Value: json.RawMessage("null")}
 		if e.Delete {
 			c.Deleted = true
 		} else {

@@ -119,6 +119,7 @@ type Candidate struct {
 	Value   json.RawMessage `json:"value"`
 	Node    string          `json:"node"`
 	HLC     string          `json:"hlc"`
+	Time    string          `json:"time,omitempty"` // the HLC's wall clock, RFC 3339
 	Deleted bool            `json:"deleted,omitempty"`
 }
 

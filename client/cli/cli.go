@@ -256,17 +256,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if e.json {
 			return e.emit(map[string]any{"conflicts": cs})
 		}
-		rows := [][]string{{"TABLE", "ID", "FIELD", "#", "VALUE", "NODE", "HLC"}}
+		rows := [][]string{{"TABLE", "ID", "FIELD", "#", "VALUE", "NODE", "WRITTEN"}}
 		for _, c := range cs {
 			if c.Kind == "duplicate" {
 				rows = append(rows, []string{c.Table, c.ID, "(duplicate)", "", "same keys as " + strings.Join(c.With, ","), "", ""})
 				continue
 			}
 			if c.Base != nil {
-				rows = append(rows, []string{c.Table, c.ID, c.Field, "base", candText(*c.Base), c.Base.Node, c.Base.HLC})
+				rows = append(rows, []string{c.Table, c.ID, c.Field, "base", candText(*c.Base), c.Base.Node, hlcText(c.Base.HLC)})
 			}
 			for i, cand := range c.Candidates {
-				rows = append(rows, []string{c.Table, c.ID, c.Field, strconv.Itoa(i), candText(cand), cand.Node, cand.HLC})
+				rows = append(rows, []string{c.Table, c.ID, c.Field, strconv.Itoa(i), candText(cand), cand.Node, hlcText(cand.HLC)})
 			}
 		}
 		e.table(rows)
@@ -321,7 +321,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rows := [][]string{{"ID", "TIME", "KIND", "RECORD", "POLICY", "LOSING", "WINNING", "RETRIED", "DETAIL"}}
 		for _, x := range es {
-			rows = append(rows, []string{strconv.FormatUint(x.ID, 10), x.Time, x.Kind, x.Table + "/" + x.Record, x.Policy, fieldsText(x.Losing), fieldsText(x.Winning), strconv.FormatBool(x.Retried), x.Detail})
+			rows = append(rows, []string{strconv.FormatUint(x.ID, 10), timeText(x.Time), x.Kind, x.Table + "/" + x.Record, x.Policy, fieldsText(x.Losing), fieldsText(x.Winning), strconv.FormatBool(x.Retried), x.Detail})
 		}
 		e.table(rows)
 		return nil
@@ -557,7 +557,7 @@ func orNever(s string) string {
 	if s == "" {
 		return "never"
 	}
-	return s
+	return timeText(s)
 }
 
 func (e *env) peers(ps []client.Peer) {

@@ -53,7 +53,7 @@ func (e *env) online(cmd string, a []string, o *onlineFlags) (handled bool, err 
 				keys = append(keys, k+"="+string(v))
 			}
 			sort.Strings(keys)
-			rows = append(rows, []string{d.Table, d.ID, strings.Join(d.With, ","), strings.Join(keys, " "), d.Status, d.Detected})
+			rows = append(rows, []string{d.Table, d.ID, strings.Join(d.With, ","), strings.Join(keys, " "), d.Status, timeText(d.Detected)})
 		}
 		e.table(rows)
 		return true, nil
@@ -108,7 +108,7 @@ func (e *env) online(cmd string, a []string, o *onlineFlags) (handled bool, err 
 		}
 		rows := [][]string{{"CURSOR", "TABLE", "ID", "STATUS", "ATTEMPTS", "AT", "ERROR"}}
 		for _, d := range ds {
-			rows = append(rows, []string{d.Cursor, d.Table, d.ID, d.Status, strconv.Itoa(d.Attempts), d.At, d.Error})
+			rows = append(rows, []string{d.Cursor, d.Table, d.ID, d.Status, strconv.Itoa(d.Attempts), timeText(d.At), d.Error})
 		}
 		e.table(rows)
 		if next != "" {

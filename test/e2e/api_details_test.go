@@ -3,14 +3,20 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/replicad/replicad/client"
 )
 
 // apiCall sends one request to n's API and returns the status, the
@@ -274,5 +280,83 @@ func TestPutFieldSyntax(t *testing.T) {
 	}
 	if _, errOut, code := d.cli("resolve", "jobs", "j1", "prio", "--value", "1", "--text", "x"); code != 2 || !strings.Contains(errOut, "exactly one") {
 		t.Errorf("resolve --value and --text: exit %d, stderr %q; want 2", code, errOut)
+	}
+}
+
+// cliOnTerminal runs a client subcommand against n with its stdout on a
+// pseudo-terminal (script(1)), in time zone tz, and returns what it
+// printed.
+func cliOnTerminal(t *testing.T, n *node, tz string, args ...string) string {
+	t.Helper()
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) (util-linux) is not installed: no pseudo-terminal to test terminal output with")
+	}
+	line := binary
+	for _, a := range args {
+		line += " '" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	cmd := exec.Command(scriptBin, "-qec", line, "/dev/null")
+	cmd.Env = append(os.Environ(), "REPLICAD_ADDR="+n.api, "TZ="+tz)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("replicad %s on a terminal: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.ReplaceAll(string(out), "\r\n", "\n")
+}
+
+// On a terminal, replicad conflicts shows when each candidate was
+// written (its HLC's wall clock) as local time, not the raw HLC; JSON
+// output keeps the HLC and adds the time in UTC.
+func TestConflictTimesNotRawHLCs(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--policy", "jobs=manual")
+	d := startNode(t, "device", "--hub", hub.sync)
+	ctx := context.Background()
+	d.mustCLI("put", "jobs", "j1", "title=base")
+	d.mustCLI("sync")
+	d.mustCLI("offline")
+	d.mustCLI("put", "jobs", "j1", "title=from-device")
+	hub.mustCLI("put", "jobs", "j1", "title=from-hub")
+	d.mustCLI("online")
+	d.mustCLI("sync")
+	var cs []client.Conflict
+	eventually(t, "the hub shows the conflict", func() error {
+		var err error
+		if cs, err = hub.client().Conflicts(ctx); err == nil && (len(cs) != 1 || len(cs[0].Candidates) != 2) {
+			err = fmt.Errorf("conflicts %+v", cs)
+		}
+		return err
+	})
+
+	var out struct {
+		Conflicts []client.Conflict `json:"conflicts"`
+	}
+	if err := json.Unmarshal([]byte(hub.mustCLI("conflicts")), &out); err != nil || len(out.Conflicts) != 1 {
+		t.Fatalf("conflicts --json: %+v %v", out, err)
+	}
+	zone, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Skipf("no time zone database to test local times with: %v", err)
+	}
+	term := cliOnTerminal(t, hub, "Asia/Kolkata", "conflicts")
+	for _, c := range out.Conflicts[0].Candidates {
+		wall, _, _ := strings.Cut(c.HLC, ".")
+		ms, err := strconv.ParseInt(wall, 10, 64)
+		if err != nil {
+			t.Fatalf("candidate HLC %q: %v", c.HLC, err)
+		}
+		at := time.UnixMilli(ms)
+		if c.Time != at.UTC().Format(time.RFC3339Nano) {
+			t.Errorf("JSON candidate %+v: time %q, want %q (its HLC's wall clock in UTC)", c, c.Time, at.UTC().Format(time.RFC3339Nano))
+		}
+		if local := at.In(zone).Format("2006-01-02T15:04:05.000Z07:00"); !strings.Contains(term, local) {
+			t.Errorf("terminal output lacks %s (HLC %s in local time):\n%s", local, c.HLC, term)
+		}
+		if strings.Contains(term, c.HLC) {
+			t.Errorf("terminal output shows the raw HLC %s:\n%s", c.HLC, term)
+		}
+	}
+	if !strings.Contains(term, "WRITTEN") {
+		t.Errorf("terminal output has no WRITTEN column:\n%s", term)
 	}
 }
