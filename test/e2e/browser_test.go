@@ -228,6 +228,21 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if s := text("#toggle"); s != "Go online" {
 		t.Errorf("toggle button %q, want Go online", s)
 	}
+	// syncButton reads whether Sync now is disabled, and its tooltip.
+	syncButton := func() (disabled bool, title string) {
+		t.Helper()
+		var b struct {
+			Disabled bool   `json:"disabled"`
+			Title    string `json:"title"`
+		}
+		if err := chromedp.Run(bctx, chromedp.Evaluate(`({disabled: document.getElementById("sync").disabled, title: document.getElementById("sync").title})`, &b)); err != nil {
+			t.Fatalf("reading the Sync now button: %v", err)
+		}
+		return b.Disabled, b.Title
+	}
+	if disabled, title := syncButton(); !disabled || !strings.Contains(title, "offline") {
+		t.Errorf("Sync now while offline: disabled %v, tooltip %q; want disabled with a tooltip saying why", disabled, title)
+	}
 	if s := text("#sum-pending"); !regexp.MustCompile(`^pending outbound\s+1 local write`).MatchString(s) {
 		t.Errorf("pending outbound row %q, want 1", s)
 	}
@@ -287,6 +302,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText("state after Go online", "#state", func(s string) bool { return s == "online" })
+	if disabled, title := syncButton(); disabled || strings.Contains(title, "offline") {
+		t.Errorf("Sync now while online: disabled %v, tooltip %q; want it enabled", disabled, title)
+	}
 	if err := chromedp.Run(bctx, chromedp.Click("#sync", chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
