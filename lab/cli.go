@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -63,8 +64,10 @@ Commands:
 Flags of run:
 `
 
-// Main is the replicad lab command. It returns the exit status.
-func Main(args []string, stdout, stderr io.Writer) int {
+// Main is the replicad lab command. It returns the exit status. now is
+// the wall clock, read only by the progress report on stderr (elapsed
+// time, ETA): the simulation's time is simulated.
+func Main(args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stderr, usage)
 		fs := runFlags(stderr)
@@ -91,7 +94,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "run":
-		return runCmd(args[1:], stdout, stderr)
+		return runCmd(args[1:], stdout, stderr, now)
 	}
 	fmt.Fprintf(stderr, "replicad lab: unknown command %q (see replicad lab help)\n", args[0])
 	return 2
@@ -103,6 +106,7 @@ type runOpts struct {
 	runs       int
 	strategies []string
 	workers    int
+	progress   string
 }
 
 var runOptions runOpts
@@ -115,10 +119,11 @@ func runFlags(w io.Writer) *pflag.FlagSet {
 	fs.IntVar(&runOptions.runs, "runs", 0, "use seeds 1..N, replacing the scenario's")
 	fs.StringSliceVar(&runOptions.strategies, "strategies", nil, "strategies to compare, replacing the scenario's (comma-separated)")
 	fs.IntVar(&runOptions.workers, "workers", runtime.GOMAXPROCS(0), "runs simulated in parallel (results do not depend on it)")
+	fs.StringVar(&runOptions.progress, "progress", ProgressAuto, "progress on stderr: auto (a bar on a terminal, else lines), bar, lines or none")
 	return fs
 }
 
-func runCmd(args []string, stdout, stderr io.Writer) int {
+func runCmd(args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	runOptions = runOpts{}
 	fs := runFlags(stderr)
 	if err := fs.Parse(args); err != nil {
@@ -150,6 +155,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	for i := 1; i <= runOptions.runs; i++ {
 		opt.Seeds = append(opt.Seeds, uint64(i))
 	}
+	finishProgress := func() {}
+	switch runOptions.progress {
+	case ProgressAuto, ProgressBar, ProgressLines:
+		bar := runOptions.progress == ProgressBar || runOptions.progress == ProgressAuto && isTerminal(stderr)
+		pr := newProgress(stderr, bar, now)
+		opt.Progress = pr.update
+		finishProgress = pr.finish
+	case ProgressNone:
+	default:
+		fmt.Fprintf(stderr, "replicad lab run: --progress %q: want auto, bar, lines or none\n", runOptions.progress)
+		return 2
+	}
 	for _, s := range opt.Strategies {
 		if _, err := Lookup(s); err != nil {
 			fmt.Fprintln(stderr, "replicad lab run: "+err.Error())
@@ -166,6 +183,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		debug.SetGCPercent(400)
 	}
 	runs, err := Run(scs, opt)
+	finishProgress()
 	if err != nil {
 		fmt.Fprintln(stderr, "replicad lab run: "+err.Error())
 		return 1

@@ -102,7 +102,8 @@ func TestWorkOrderAgreesWithDaemon(t *testing.T) {
 
 // TestDeterminism: the same scenario, seeds and strategies give the same
 // bytes in every output file (plots included), whatever the number of
-// workers; another seed gives other results.
+// workers and with progress reported or not; another seed gives other
+// results.
 func TestDeterminism(t *testing.T) {
 	scs := load(t, "clock-ahead")[:1]
 	render := func(opt Options) Output {
@@ -117,7 +118,11 @@ func TestDeterminism(t *testing.T) {
 		return out
 	}
 	a := render(Options{Seeds: []uint64{7, 8}, Workers: 1})
-	b := render(Options{Seeds: []uint64{7, 8}, Workers: 2})
+	var progressOut bytes.Buffer
+	b := render(Options{Seeds: []uint64{7, 8}, Workers: 2, Progress: newProgress(&progressOut, false, time.Now).update})
+	if !strings.Contains(progressOut.String(), "runs done") {
+		t.Errorf("no progress reported: %q", progressOut.String())
+	}
 	if len(a) != len(b) || len(a) < 20 {
 		t.Fatalf("%d files, then %d", len(a), len(b))
 	}

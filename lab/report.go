@@ -93,7 +93,7 @@ func report(scs []*Scenario, runs []*RunResult, rows []SummaryRow, plots map[str
 		b.WriteString("\n")
 	}
 
-	b.WriteString("## Plots\n\n")
+	b.WriteString("## Plots\n\nEach value is the mean over seeds; its error bar runs from the least to the greatest run.\n\n")
 	for _, p := range []struct{ name, caption string }{
 		{PlotLostConflicts, "Lost updates, conflicts shown to a person and rejected changes per strategy."},
 		{PlotConvergence, "Time from the last disturbance (a write, a device back online, a partition healed) until every replica holds every write."},

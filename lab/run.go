@@ -16,6 +16,11 @@ type Options struct {
 	// Workers run independent runs in parallel (default 1). Each run is
 	// a single-threaded simulation, so the results do not depend on it.
 	Workers int
+	// Progress, if set, is called once before the first run starts
+	// (done 0, r nil) and as each run ends, with the number of runs
+	// done, their total and the run (nil if it failed). Calls are
+	// serialized, in the order runs end; the results do not depend on it.
+	Progress func(done, total int, r *RunResult)
 }
 
 // job is one run to make.
@@ -53,12 +58,23 @@ func Run(scs []*Scenario, opt Options) ([]*RunResult, error) {
 	workers := max(opt.Workers, 1)
 	next := make(chan int)
 	var wg sync.WaitGroup
+	var mu sync.Mutex // serializes opt.Progress
+	done := 0
+	if opt.Progress != nil {
+		opt.Progress(0, len(jobs), nil)
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				out[i], errs[i] = runOne(jobs[i].sc, jobs[i].strat, jobs[i].seed)
+				if opt.Progress != nil {
+					mu.Lock()
+					done++
+					opt.Progress(done, len(jobs), out[i])
+					mu.Unlock()
+				}
 			}
 		}()
 	}

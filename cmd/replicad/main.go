@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/replicad/replicad/agent"
 	"github.com/replicad/replicad/client/cli"
@@ -31,7 +32,7 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	}
 	if args[0] == "lab" {
-		return lab.Main(args[1:], os.Stdout, os.Stderr)
+		return lab.Main(args[1:], os.Stdout, os.Stderr, time.Now)
 	}
 	if args[0] == "tls" {
 		return secure.RunTLSCommand(args[1:], os.Stdout, os.Stderr)
