@@ -31,7 +31,7 @@ func bodyError(err error, data []byte, v any) error {
 		if te.Field == "" {
 			return errf(http.StatusBadRequest, "the body must be %s, got %s", describeType(te.Type), got)
 		}
-		return errf(http.StatusBadRequest, "field %q of the body: want %s, got %s (at offset %d)", te.Field, describeType(te.Type), got, te.Offset)
+		return errf(http.StatusBadRequest, "field %q of the body: want %s, got %s (at offset %d)", te.Field, describeType(te.Type), got, valueStart(data, te.Offset))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		at := ""
@@ -72,6 +72,39 @@ func keyOffset(data []byte, key string) int {
 		}
 	}
 	return -1
+}
+
+// valueStart is where the JSON value that ends at, or whose array or
+// object opens just before, offset off of data starts (the decoder
+// reports a mistyped value's offset past it).
+func valueStart(data []byte, off int64) int64 {
+	if off <= 0 || off > int64(len(data)) {
+		return off
+	}
+	i := off - 1
+	switch data[i] {
+	case '[', '{':
+		return i
+	case '"':
+		for j := i - 1; j >= 0; j-- {
+			if data[j] != '"' {
+				continue
+			}
+			k := j // an opening quote has an even number of backslashes before it
+			for k > 0 && data[k-1] == '\\' {
+				k--
+			}
+			if (j-k)%2 == 0 {
+				return j
+			}
+		}
+		return off
+	}
+	j := i // a number or a literal
+	for j > 0 && strings.IndexByte("0123456789+-.eEtruefalsn", data[j-1]) >= 0 {
+		j--
+	}
+	return j
 }
 
 // skipSpace is the offset of the first byte at or after off in data that

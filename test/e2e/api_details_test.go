@@ -52,7 +52,7 @@ func TestBodyErrorsNameFieldsNotGoTypes(t *testing.T) {
 		method, path, body string
 		want               string // a piece of the message
 	}{
-		{"PUT", "/v1/tables/jobs/records/j1", `{"fields":[1,2]}`, `field "fields" of the body: want an object, got an array (at offset 11)`},
+		{"PUT", "/v1/tables/jobs/records/j1", `{"fields":[1,2]}`, `field "fields" of the body: want an object, got an array (at offset 10)`},
 		{"PUT", "/v1/tables/jobs/records/j1", `[{"fields":{}}]`, `the body must be a JSON object, got an array`},
 		{"PUT", "/v1/tables/jobs/records/j1", `{"fields":{"a":1},"feilds":{}}`, `unknown field "feilds" in the body at offset 18; this request takes "fields"`},
 		{"PUT", "/v1/tables/jobs/records/j1", `{"fields":{"a":[1,}}`, `malformed JSON body at offset 18 (line 1, column 19): invalid character '}'`},
