@@ -20,7 +20,7 @@ import (
 
 // Commands lists the client subcommands with a one-line summary.
 var Commands = [][2]string{
-	{"put TABLE ID " + fieldsUsage, "set fields: FIELD=TEXT a string, FIELD:=JSON any JSON value (--guess: FIELD=VALUE is JSON where it parses)"},
+	{"put TABLE ID FIELD=TEXT...", "set fields: FIELD=TEXT a string, FIELD:=JSON any JSON value (--guess: FIELD=VALUE is JSON where it parses)"},
 	{"get TABLE ID", "show a record, with conflicted fields' candidates"},
 	{"delete TABLE ID", "delete a record"},
 	{"list TABLE", "list records (--limit N, --after ID)"},
