@@ -27,6 +27,9 @@ func apiCall(t *testing.T, n *node, method, path, body string) (int, http.Header
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
