@@ -22,15 +22,15 @@ func syncErrorsSetup(t *testing.T) (hub, tech *node) {
 	hub = startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--policy", "sw=server-wins")
 	tech = startNode(t, "tech", "--hub", hub.sync, "--pull-interval", "1s")
 	for _, tb := range []string{"sw", "wo"} {
-		hub.mustCLI("put", tb, "wo1", `start="08:00"`)
+		hub.mustCLI("put", tb, "wo1", "start=08:00")
 	}
 	tech.mustCLI("sync")
 	tech.mustCLI("offline")
-	tech.mustCLI("put", "sw", "wo1", `start="09:00"`)
-	tech.mustCLI("put", "wo", "wo1", `start="09:00"`)
+	tech.mustCLI("put", "sw", "wo1", "start=09:00")
+	tech.mustCLI("put", "wo", "wo1", "start=09:00")
 	time.Sleep(5 * time.Millisecond) // the dispatcher's lww stamp is later
-	hub.mustCLI("put", "sw", "wo1", `start="07:00"`)
-	hub.mustCLI("put", "wo", "wo1", `start="07:00"`)
+	hub.mustCLI("put", "sw", "wo1", "start=07:00")
+	hub.mustCLI("put", "wo", "wo1", "start=07:00")
 	tech.mustCLI("online")
 	eventually(t, "the technician mirrors the hub's sync errors on sw and wo", func() error {
 		tech.mustCLI("sync")

@@ -28,7 +28,7 @@ func TestServerWinsBypassThroughSystemTables(t *testing.T) {
 	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--policy", "sw=server-wins")
 	tech := startNode(t, "tech", "--hub", hub.sync, "--pull-interval", "1s")
 	ctx := context.Background()
-	hub.mustCLI("put", "sw", "wo1", `start="08:00"`)
+	hub.mustCLI("put", "sw", "wo1", "start=08:00")
 	tech.mustCLI("sync")
 
 	// Through the API and the CLI: refused with a clear message.
@@ -122,8 +122,8 @@ func TestServerWinsBypassThroughSystemTables(t *testing.T) {
 	// An honest device's server-wins conflict is still decided server-wins.
 	tech.mustCLI("sync")
 	tech.mustCLI("offline")
-	tech.mustCLI("put", "sw", "wo1", `start="09:00"`)
-	hub.mustCLI("put", "sw", "wo1", `end="12:00"`)
+	tech.mustCLI("put", "sw", "wo1", "start=09:00")
+	hub.mustCLI("put", "sw", "wo1", "end=12:00")
 	tech.mustCLI("online")
 	for _, n := range []*node{hub, tech} {
 		eventually(t, n.name+": server-wins undoes the technician's change", func() error {
