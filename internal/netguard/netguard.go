@@ -94,8 +94,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		delay = 0
 		if l.max > 0 && l.open.Load() >= l.max {
-			c.Close()
 			l.refused.Add(1)
+			c.Close()
 			if ok, n := l.full.Allow(); ok {
 				l.log.Warn("connection closed: too many open connections", "listener", l.name, "max", l.max, "remote", c.RemoteAddr().String(), "suppressed", n)
 			}
