@@ -111,9 +111,14 @@ func TestReleaseKeepsTheHubsClock(t *testing.T) {
 		t.Fatalf("release: %d %v", resp.StatusCode, rel)
 	}
 	t.Logf("release: %v", rel)
-	if !strings.Contains(hub.log.String(), "parked write released") {
-		t.Errorf("the hub did not log the release")
-	}
+	// The log line is written before the answer, but reaches the test
+	// through the process's stderr pipe: wait for it.
+	eventually(t, "the hub logs the release", func() error {
+		if !strings.Contains(hub.log.String(), "parked write released") {
+			return fmt.Errorf("no %q line in the hub's log yet", "parked write released")
+		}
+		return nil
+	})
 	check := func(step string) {
 		t.Helper()
 		// The hub's next write is not parked on a device with a true clock.
