@@ -287,7 +287,8 @@ func (a *Agent) openReplica() (r *replica, err error) {
 				rep.hubs.observe(p, have)
 				rep.book.started(p, have)
 			},
-			Version: buildVersion().String(),
+			Version:   buildVersion().String(),
+			Advertise: rep.advertise,
 		},
 		OnSession:    r.onSession,
 		Hubs:         cfg.Hubs,

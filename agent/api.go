@@ -869,6 +869,8 @@ type peerJSON struct {
 	NextTry     string    `json:"next_try,omitempty"`
 	SkewMs      int64     `json:"skew_ms"`
 	Last        statsJSON `json:"last_session"`
+	APIAddr     string    `json:"api_addr,omitempty"`    // as the partner advertised it in the handshake
+	GossipAddr  string    `json:"gossip_addr,omitempty"` // the same
 }
 
 func timeStr(t time.Time) string {

@@ -80,36 +80,74 @@ func (a *Agent) advertisedAPI() string {
 	return addr
 }
 
-// learnedHubAPI returns the API of an alive hub gossip knows (preferring
-// the hubs this node dials, then the lowest node id), as a base URL; ""
-// if none. A hub API bound to an unspecified address (0.0.0.0, ::) is
-// reached at the host of the hub's gossip address; over https when this
-// node has TLS on and the address is not loopback, as hubs serve it.
-func (rp *replica) learnedHubAPI() string {
-	if rp.gossip == nil {
+// advertise returns the API and gossip addresses this node tells the
+// peers that dial it, in its sync handshake's Welcome ("" for none).
+func (rp *replica) advertise() (api, gossip string) {
+	if rp.gossip != nil {
+		gossip = rp.gossip.Addr()
+	}
+	return rp.a.advertisedAPI(), gossip
+}
+
+// hubBase is the base URL of the API a hub advertises at addr; an API
+// bound to an unspecified address (0.0.0.0, ::) is reached at host (the
+// host this node reaches the hub at). It is https when this node has TLS
+// on and the address is not loopback, as hubs serve it; "" if addr is
+// not HOST:PORT.
+func (rp *replica) hubBase(addr, host string) string {
+	h, port, err := net.SplitHostPort(addr)
+	if err != nil {
 		return ""
 	}
-	best, bestName, bestDialed := "", "", false
+	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+		if h = host; h == "" {
+			return ""
+		}
+	}
+	scheme := "http://"
+	if rp.a.sec.hasTLS() && !secure.IsLoopback(addr) {
+		scheme = "https://" // as the hub serves it (security.apiTLS)
+	}
+	return scheme + net.JoinHostPort(h, port)
+}
+
+// learnedHubAPI returns the API of a hub this node knows, as a base URL;
+// "" if none. First the API a hub this node dials (--hub) advertised in
+// the handshake of the last session (the most recently successful one),
+// then that of an alive hub gossip knows (preferring the hubs this node
+// dials, then the lowest node id). A hub API bound to an unspecified
+// address is reached at the host this node dials the hub's sync address
+// (or gossip address) at.
+func (rp *replica) learnedHubAPI() string {
+	best, bestAt := "", time.Time{}
+	for _, p := range rp.engine.Partners() {
+		if p.Role != "hub" || p.APIAddr == "" || !contains(rp.a.cfg.Hubs, p.Addr) {
+			continue
+		}
+		host, _, _ := net.SplitHostPort(p.Addr)
+		if secure.IsLoopback(p.APIAddr) && !secure.IsLoopback(p.Addr) {
+			continue // the hub's own loopback, not this device's
+		}
+		if b := rp.hubBase(p.APIAddr, host); b != "" && (best == "" || p.LastSuccess.After(bestAt)) {
+			best, bestAt = b, p.LastSuccess
+		}
+	}
+	if best != "" || rp.gossip == nil {
+		return best
+	}
+	bestName, bestDialed := "", false
 	for _, m := range rp.gossip.Members() {
 		if m.State != gossip.StateAlive || m.Meta.Role != gossip.RoleHub || m.Meta.APIAddr == "" {
 			continue
 		}
-		host, port, err := net.SplitHostPort(m.Meta.APIAddr)
-		if err != nil {
+		host, _, _ := net.SplitHostPort(m.Addr)
+		base := rp.hubBase(m.Meta.APIAddr, host)
+		if base == "" {
 			continue
-		}
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			if host, _, err = net.SplitHostPort(m.Addr); err != nil {
-				continue
-			}
-		}
-		scheme := "http://"
-		if rp.a.sec.hasTLS() && !secure.IsLoopback(m.Meta.APIAddr) {
-			scheme = "https://" // as the hub serves it (security.apiTLS)
 		}
 		dialed := contains(rp.a.cfg.Hubs, m.Meta.SyncAddr)
 		if best == "" || dialed && !bestDialed || dialed == bestDialed && m.Name < bestName {
-			best, bestName, bestDialed = scheme+net.JoinHostPort(host, port), m.Name, dialed
+			best, bestName, bestDialed = base, m.Name, dialed
 		}
 	}
 	return best
@@ -131,7 +169,7 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 			return nil, offlinef("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
 		}
 		if base = a.hubAPIBase(rp); base == "" {
-			return nil, offlinef("no hub API address is known for online reads: start the agent with --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
+			return nil, offlinef("no hub API address is known for online reads: start the agent with --hub HOST:PORT (a hub's sync address: the hub tells its API address when this device syncs with it), --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
 		}
 		return nil, nil
 	})

@@ -489,6 +489,7 @@ func (r *replica) peerRows(full bool) []peerRow {
 					if p.Node == n || p.Node == 0 && p.Addr == s.Addr {
 						row.LastAttempt, row.NextTry = timeStr(p.LastAttempt), timeStr(p.NextTry)
 						row.Addr = p.Addr
+						row.APIAddr, row.GossipAddr = p.APIAddr, p.GossipAddr
 						used[p.Addr] = true
 					}
 				}
@@ -511,7 +512,8 @@ func (r *replica) peerRows(full bool) []peerRow {
 		// A partner not reached yet, or reached only before a reset of
 		// this node's replica.
 		row := peerRow{peerJSON: peerJSON{Addr: p.Addr, Role: p.Role, LastSuccess: timeStr(p.LastSuccess), LastAttempt: timeStr(p.LastAttempt),
-			LastError: p.LastError, Failures: p.Failures, NextTry: timeStr(p.NextTry), SkewMs: p.SkewMs, Last: statsView(p.Last)}, Direction: "dialed"}
+			LastError: p.LastError, Failures: p.Failures, NextTry: timeStr(p.NextTry), SkewMs: p.SkewMs, Last: statsView(p.Last),
+			APIAddr: p.APIAddr, GossipAddr: p.GossipAddr}, Direction: "dialed"}
 		if p.Node != 0 {
 			row.Node = p.Node.String()
 		}

@@ -324,6 +324,10 @@ type Peer struct {
 	// entries naming the peer.
 	Pending    *uint64 `json:"pending,omitempty"`
 	SyncErrors *int    `json:"sync_errors,omitempty"`
+	// APIAddr and GossipAddr are what a hub this node dials advertised
+	// in the sync handshake.
+	APIAddr    string `json:"api_addr,omitempty"`
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 // Peers returns every node that synced with this one, per direction

@@ -90,6 +90,9 @@ type PartnerStatus struct {
 	NextTry     time.Time
 	SkewMs      int64
 	Last        Stats
+	// APIAddr and GossipAddr are what the partner advertised in its
+	// Welcome at the last session this node dialed ("" if none).
+	APIAddr, GossipAddr string
 }
 
 // SessionInfo is what OnSession is told of one session.
@@ -735,6 +738,7 @@ func (e *Engine) record(p Partner, ps *partnerState, st Stats, peer Peer, err er
 	ps.Last = st
 	if peer.Node != 0 {
 		ps.Node, ps.Role, ps.SkewMs = peer.Node, peer.Role, peer.SkewMs
+		ps.APIAddr, ps.GossipAddr = peer.APIAddr, peer.GossipAddr
 	}
 	if err != nil {
 		ps.Failures++

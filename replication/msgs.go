@@ -138,6 +138,11 @@ type Welcome struct {
 	Assigned *Scope
 	// Version is the listener's software version (for operators).
 	Version string
+	// The listener's HTTP API and gossip addresses as it advertises them
+	// ("" if none): a device that dials a hub reads it online through
+	// that API. Trailing fields: a peer that predates them ignores them.
+	APIAddr    string
+	GossipAddr string
 }
 
 // Have lists what the sender holds, per origin, and its tombstone

@@ -241,6 +241,9 @@ type Local struct {
 	// peer p (authenticated by then), or nil to take everything (see
 	// WriteFilter).
 	Filter func(p Peer) *WriteFilter
+	// Advertise, if set, returns the API and gossip addresses this node
+	// tells the peers that dial it (in its Welcome).
+	Advertise func() (api, gossip string)
 
 	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
@@ -256,6 +259,9 @@ type Peer struct {
 	SkewMs int64
 	// Version is the software version the peer announced ("" if none).
 	Version string
+	// APIAddr and GossipAddr are what a listener advertised in its
+	// Welcome (known to the dialer only; "" if none).
+	APIAddr, GossipAddr string
 }
 
 // Stats counts what a session did.
@@ -404,7 +410,8 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 			s.phase = phaseFinished
 			return nil, &RefusedError{Reason: w.Refused, RetryAfter: w.RetryAfterMs}
 		}
-		p, proto = Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope, SkewMs: w.PhysMs - s.l.Clock.Physical(), Version: w.Version}, w.Proto
+		p, proto = Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope, SkewMs: w.PhysMs - s.l.Clock.Physical(),
+			Version: w.Version, APIAddr: w.APIAddr, GossipAddr: w.GossipAddr}, w.Proto
 	default:
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
@@ -454,7 +461,11 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	}
 	var out []Msg
 	if !s.dialer {
-		out = append(out, Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned, Version: s.l.Version}})
+		wm := &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned, Version: s.l.Version}
+		if s.l.Advertise != nil {
+			wm.APIAddr, wm.GossipAddr = s.l.Advertise()
+		}
+		out = append(out, Msg{Welcome: wm})
 	}
 	h, err := s.l.Store.GCHorizon()
 	if err != nil {
