@@ -273,6 +273,14 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		syncMax = max(connBound(0), cfg.sessions()+16) // room for every session slot
 	}
 	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", syncMax))
+	// Watch connections share the sync listener's connection bound: by
+	// default they leave room for every session slot.
+	watchers := cfg.watchers()
+	if room := max(0, connBound(syncMax)-cfg.sessions()-16); cfg.MaxWatchers == 0 {
+		watchers = min(watchers, room)
+	} else if watchers > room {
+		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", connBound(syncMax), "max_sessions", cfg.sessions())
+	}
 	ecfg := replication.Config{
 		Local: replication.Local{
 			Node:      r.node,
@@ -294,6 +302,8 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
 		MaxSessions:  cfg.sessions(),
+		Watch:        true, // a watch connection with each of Hubs (replication/watch.go)
+		MaxWatchers:  watchers,
 	}
 	a.sec.engine(&ecfg, r)
 	if err := r.setupProfiles(&ecfg); err != nil {

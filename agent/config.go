@@ -33,6 +33,7 @@ const (
 	// on concurrent sync sessions.
 	DefaultHubSessions    = 64
 	DefaultDeviceSessions = 16
+	DefaultHubWatchers    = 1024
 	DefaultMaxBodyBytes   = 1 << 20
 )
 
@@ -94,6 +95,12 @@ type Config struct {
 	// with it, DefaultDeviceSessions on a device). Sessions beyond it wait
 	// up to 2 s for a slot, then are refused with a retry delay.
 	MaxSessions int
+	// MaxWatchers bounds the watch connections this node serves (devices
+	// that dial it keep one open to hear of new writes at once; they hold
+	// no session slot); 0 means the role's default (DefaultHubWatchers on
+	// a hub, at most the sync listener's connection bound less the
+	// session slots and 16; a device serves none).
+	MaxWatchers int
 	// MaxBodyBytes limits an API request body (default 1 MiB).
 	MaxBodyBytes int64
 	// Security: the API token, TLS and gossip encryption (security.go).
@@ -137,6 +144,7 @@ type fileConfig struct {
 	ClockOffset    *string            `hcl:"clock_offset,optional"`
 	PullInterval   *string            `hcl:"pull_interval,optional"`
 	MaxSessions    *int               `hcl:"max_sessions,optional"`
+	MaxWatchers    *int               `hcl:"max_watchers,optional"`
 	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
 	Rest           hcl.Body           `hcl:",remain"` // the security keys (securityFile)
 	Tables         []tableBlock       `hcl:"table,block"`
@@ -160,6 +168,18 @@ func (c *Config) sessions() int {
 		return DefaultHubSessions
 	}
 	return DefaultDeviceSessions
+}
+
+// watchers is the bound on watch connections served: MaxWatchers, or
+// the role's default.
+func (c *Config) watchers() int {
+	switch {
+	case c.MaxWatchers > 0:
+		return c.MaxWatchers
+	case c.Role == "hub":
+		return DefaultHubWatchers
+	}
+	return 0
 }
 
 // DefaultConfig returns the configuration of `replicad agent` without
@@ -235,6 +255,9 @@ func (c *Config) LoadFile(path string) error {
 	}
 	if fc.MaxSessions != nil {
 		c.MaxSessions = *fc.MaxSessions
+	}
+	if fc.MaxWatchers != nil {
+		c.MaxWatchers = *fc.MaxWatchers
 	}
 	if fc.MaxBodyBytes != nil {
 		c.MaxBodyBytes = *fc.MaxBodyBytes
@@ -414,6 +437,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSessions < 0 || c.MaxSessions > 4096 {
 		return keyErr("max_sessions", "%d: want 0 (the role's default) to 4096", c.MaxSessions)
+	}
+	if c.MaxWatchers < 0 || c.MaxWatchers > 65536 {
+		return keyErr("max_watchers", "%d: want 0 (the role's default) to 65536", c.MaxWatchers)
 	}
 	if err := c.validateOnline(); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/gossip"
+	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
 )
@@ -120,7 +121,11 @@ func (rp *replica) hubBase(addr, host string) string {
 // (or gossip address) at.
 func (rp *replica) learnedHubAPI() string {
 	best, bestAt := "", time.Time{}
-	for _, p := range rp.engine.Partners() {
+	var partners []replication.PartnerStatus
+	if rp.engine != nil {
+		partners = rp.engine.Partners()
+	}
+	for _, p := range partners {
 		if p.Role != "hub" || p.APIAddr == "" || !contains(rp.a.cfg.Hubs, p.Addr) {
 			continue
 		}

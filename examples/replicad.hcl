@@ -82,6 +82,14 @@ pull_interval = "1m0s"
 # delay. Flag: --max-sessions.
 max_sessions = 0
 
+# Watch connections served at once; 0 means the role's default (1024 on a
+# hub, at most sync_max_conns less max_sessions and 16; none on a device).
+# They count in sync_max_conns. A device that dials hubs (hubs) keeps one open
+# with each, on the hub's sync address and with the same TLS and
+# handshake, to hear of new writes within moments instead of at the next
+# pull; they hold no session slot. Flag: --max-watchers.
+max_watchers = 0
+
 # Largest API request body in bytes; larger requests get 413 and store
 # nothing. Flag: --max-body-bytes.
 max_body_bytes = 1048576

@@ -76,6 +76,15 @@ type Config struct {
 	// pushed it (if it is a partner), which brings the write over an
 	// authenticated stream, judged like any other.
 	PushHints bool
+	// Watch keeps a watch connection with each of Hubs (watch.go), so
+	// that their writes arrive within moments instead of at the next pull.
+	Watch bool
+	// MaxWatchers bounds the watch connections served at once (0: none
+	// is served); they hold no session slot.
+	MaxWatchers int
+	// Heartbeat is the period of a watch connection's heartbeats
+	// (default DefaultHeartbeat); one silent for three is dropped.
+	Heartbeat time.Duration
 }
 
 // PartnerStatus is what the engine knows of one partner.
@@ -152,6 +161,9 @@ type Engine struct {
 	hostWait map[string]int // incoming sessions waiting for their host's share
 
 	acceptErrs netguard.Throttle // Serve's ERROR lines on temporary errors
+
+	watchMu  sync.Mutex
+	watchers map[*watcher]struct{} // watch connections served (watch.go)
 }
 
 type partnerState struct {
@@ -186,6 +198,9 @@ func NewEngine(cfg Config) *Engine {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 60 * time.Second
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
 	if cfg.Dial == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second}
 		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
@@ -203,7 +218,7 @@ func NewEngine(cfg Config) *Engine {
 		}
 	}
 	cfg.Local.state() // the scope state exists before sessions share it
-	return &Engine{
+	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Local.Log.Named("sync"),
 		sem:      make(chan struct{}, cfg.MaxSessions),
@@ -214,7 +229,18 @@ func NewEngine(cfg Config) *Engine {
 		hint:     make(chan struct{}, 1),
 		hinted:   map[hlc.NodeID]bool{},
 		inflight: map[net.Conn]struct{}{},
+		watchers: map[*watcher]struct{}{},
 	}
+	// Remote writes applied (sessions, gossip pushes) are news for the
+	// watchers.
+	applied := e.cfg.Local.OnApplied
+	e.cfg.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
+		e.announce(writes, res)
+		if applied != nil {
+			applied(peer, writes, res)
+		}
+	}
+	return e
 }
 
 // Scope returns the scope in force (a hub may have assigned a new one).
@@ -264,6 +290,9 @@ func (e *Engine) SetOnline(on bool) {
 
 // Notify tells the engine a local write happened: it is pushed soon.
 func (e *Engine) Notify(w *crdt.Write) {
+	if w != nil {
+		e.announce([]*crdt.Write{w}, nil)
+	}
 	if w != nil && e.cfg.Broadcast != nil && e.Online() {
 		if b, err := crdt.AppendWrite(nil, w); err == nil && len(b) <= e.cfg.MaxBroadcast {
 			key := fmt.Sprintf("%s/%s/%s", w.Origin, w.Table, w.ID)
@@ -413,10 +442,15 @@ func (e *Engine) serveConn(c net.Conn) {
 		remote = a.String()
 	}
 	var (
-		s    *Session
-		serr error
+		s     *Session
+		serr  error
+		watch bool // a watch connection: no session to report
 	)
-	defer func() { e.report(false, remote, start, s, serr) }()
+	defer func() {
+		if !watch {
+			e.report(false, remote, start, s, serr)
+		}
+	}()
 	refuse := func(reason string, retry uint32) {
 		serr = &RefusedError{Reason: reason, RetryAfter: retry}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -437,7 +471,30 @@ func (e *Engine) serveConn(c net.Conn) {
 		refuse(fmt.Sprintf("busy: %d sessions from %s", e.cfg.MaxSessionsPerHost, host), 2000)
 		return
 	}
-	defer e.leaveHost(host)
+	hostHeld := true
+	defer func() {
+		if hostHeld {
+			e.leaveHost(host)
+		}
+	}()
+	// A watch connection takes no session slot, and leaves its host's
+	// share once it spoke (watch.go).
+	first, pc, perr := e.peekHello(c)
+	if perr != nil {
+		serr = perr
+		e.log.Warn("incoming session failed", "remote", c.RemoteAddr(), "error", perr)
+		c.Close()
+		return
+	}
+	if first.Hello != nil && first.Hello.Watch {
+		watch = true
+		e.leaveHost(host)
+		hostHeld = false
+		e.serveWatch(c, first.Hello)
+		return
+	}
+	raw := c // what Authenticate inspects (a TLS connection)
+	c = pc
 	// All slots taken: wait a little for one (sessions are short; a
 	// fleet syncing at once queues instead of retrying a second later),
 	// then refuse with a retry delay.
@@ -461,7 +518,7 @@ func (e *Engine) serveConn(c net.Conn) {
 	}
 	defer e.untrack(c)
 	s = NewSession(l, false)
-	e.authenticate(s, c)
+	e.authenticate(s, raw)
 	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout})
 	serr = err
 	p := s.Peer()
@@ -774,6 +831,17 @@ func (e *Engine) Partners() []PartnerStatus {
 // (batched by PushDelay), and a pull of every partner each PullInterval,
 // retrying failed partners as their backoff allows.
 func (e *Engine) Run(ctx context.Context) {
+	if e.cfg.Watch {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for _, h := range e.cfg.Hubs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.watchHub(ctx, h)
+			}()
+		}
+	}
 	ticker := time.NewTicker(e.cfg.PullInterval)
 	defer ticker.Stop()
 	retry := time.NewTicker(250 * time.Millisecond)

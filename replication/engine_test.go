@@ -167,14 +167,19 @@ func TestEngineBusyRefusal(t *testing.T) {
 	net := NewMemNet()
 	hub := startEngine(t, net, "hub", "hub", nil, func(c *Config) { c.MaxSessions = 1; c.SlotWait = 100 * time.Millisecond })
 	a := startEngine(t, net, "a", "device", []string{hub.addr}, nil)
-	// Occupy the hub's only session slot with a connection that says
-	// nothing.
+	// Occupy the hub's only session slot with a session that says
+	// nothing after its Hello.
 	c, err := net.Dialer("x")(context.Background(), hub.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(20 * time.Millisecond)
+	if _, err := WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 99, Role: "device", Scope: FullScope()}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := ReadMsg(c); err != nil || m.Welcome == nil || m.Welcome.Refused != "" {
+		t.Fatalf("the occupying session: %+v %v", m, err)
+	}
 	sum := a.eng.SyncNow(context.Background(), nil)
 	if len(sum.Failed) != 1 || !strings.Contains(sum.Failed[0], "busy") {
 		t.Fatalf("want a busy refusal, got %+v", sum)

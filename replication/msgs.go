@@ -47,11 +47,12 @@ const (
 	MsgDone
 	MsgError
 	msgFragment // a piece of a message larger than a frame
+	MsgNews     // on a watch connection: the listener holds new writes (watch.go)
 	msgTypeEnd
 )
 
 func (t MsgType) String() string {
-	names := [...]string{"", "hello", "welcome", "have", "chunk", "ack", "record-req", "records", "done", "error", "fragment"}
+	names := [...]string{"", "hello", "welcome", "have", "chunk", "ack", "record-req", "records", "done", "error", "fragment", "news"}
 	if int(t) < len(names) && t > 0 {
 		return names[t]
 	}
@@ -69,6 +70,7 @@ type Msg struct {
 	Records   *Records
 	Done      *Done
 	Error     *ErrorMsg
+	News      *News
 }
 
 // Type returns the message's type, or 0 if none is set.
@@ -103,6 +105,8 @@ func (m Msg) typed() (MsgType, any) {
 		return MsgDone, m.Done
 	case m.Error != nil:
 		return MsgError, m.Error
+	case m.News != nil:
+		return MsgNews, m.News
 	}
 	return 0, nil
 }
@@ -118,6 +122,10 @@ type Hello struct {
 	PhysMs  int64 // the sender's physical clock, to measure skew
 	// Version is the sender's software version (for operators).
 	Version string
+	// Watch asks for a watch connection instead of a session (watch.go).
+	// Trailing: a listener that predates it runs a session, and the
+	// dialer, seeing no Welcome.Watch, gives the watch up.
+	Watch bool
 }
 
 // Welcome answers Hello: the listener's identity, or a refusal.
@@ -143,6 +151,8 @@ type Welcome struct {
 	// that API. Trailing fields: a peer that predates them ignores them.
 	APIAddr    string
 	GossipAddr string
+	// Watch accepts a watch connection the Hello asked for: News follow.
+	Watch bool
 }
 
 // Have lists what the sender holds, per origin, and its tombstone
@@ -271,6 +281,18 @@ type Done struct {
 	Empties uint64
 }
 
+// News, on a watch connection, says the sender holds writes: Heads are
+// flattened (origin, seq) pairs, the highest sequence number the sender
+// holds of each origin whose writes it applied since its last News (none:
+// a heartbeat). Both sides send heartbeats.
+type News struct {
+	_struct bool `codec:",toarray"` //nolint:unused
+	Heads   []uint64
+}
+
+// maxNewsHeads bounds the pairs of one News.
+const maxNewsHeads = 1 << 16
+
 // ErrorMsg ends a session with a reason.
 type ErrorMsg struct {
 	_struct bool `codec:",toarray"` //nolint:unused
@@ -345,6 +367,8 @@ func DecodeMsg(data []byte) (m Msg, err error) {
 		m.Done = &Done{}
 	case MsgError:
 		m.Error = &ErrorMsg{}
+	case MsgNews:
+		m.News = &News{}
 	default:
 		return Msg{}, fmt.Errorf("replication: unknown message type %d", data[0])
 	}
@@ -418,6 +442,15 @@ func (m Msg) validate() error {
 			}
 		}
 		return m.Welcome.Scope.Validate()
+	case m.News != nil:
+		if len(m.News.Heads)%2 != 0 || len(m.News.Heads) > 2*maxNewsHeads {
+			return fmt.Errorf("replication: news of %d values", len(m.News.Heads))
+		}
+		for i := 0; i < len(m.News.Heads); i += 2 {
+			if m.News.Heads[i] == 0 {
+				return errors.New("replication: news of origin 0")
+			}
+		}
 	case m.RecordReq != nil:
 		if len(m.RecordReq.Scan) > 1000 {
 			return fmt.Errorf("replication: scan of %d tables", len(m.RecordReq.Scan))

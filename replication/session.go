@@ -415,22 +415,7 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	default:
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
-	var reason string
-	switch {
-	case proto != ProtocolVersion:
-		reason = fmt.Sprintf("protocol version %d, this node speaks %d", proto, ProtocolVersion)
-	case p.Cluster != s.l.Cluster:
-		reason = fmt.Sprintf("cluster %q, this node is in cluster %q", p.Cluster, s.l.Cluster)
-	case p.Node == s.l.Node:
-		reason = "same node id as this node"
-	case p.Role != "hub" && p.Role != "device":
-		reason = fmt.Sprintf("unknown role %q", p.Role)
-	case s.Authenticate != nil:
-		if err := s.Authenticate(p); err != nil {
-			reason = "not authenticated: " + err.Error()
-		}
-	}
-	if reason != "" {
+	if reason := s.refusal(p, proto); reason != "" {
 		s.phase = phaseFinished
 		if s.dialer {
 			return []Msg{{Error: &ErrorMsg{Reason: reason}}}, &RefusedError{Reason: reason}
@@ -477,6 +462,28 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	}
 	out = append(out, Msg{Have: have})
 	return out, nil
+}
+
+// refusal checks a peer's handshake (version, cluster, node id, role,
+// authentication): "" if accepted, else why it is refused. Sessions and
+// watch connections (watch.go) check the same.
+func (s *Session) refusal(p Peer, proto uint16) string {
+	var reason string
+	switch {
+	case proto != ProtocolVersion:
+		reason = fmt.Sprintf("protocol version %d, this node speaks %d", proto, ProtocolVersion)
+	case p.Cluster != s.l.Cluster:
+		reason = fmt.Sprintf("cluster %q, this node is in cluster %q", p.Cluster, s.l.Cluster)
+	case p.Node == s.l.Node:
+		reason = "same node id as this node"
+	case p.Role != "hub" && p.Role != "device":
+		reason = fmt.Sprintf("unknown role %q", p.Role)
+	case s.Authenticate != nil:
+		if err := s.Authenticate(p); err != nil {
+			reason = "not authenticated: " + err.Error()
+		}
+	}
+	return reason
 }
 
 func (s *Session) exchange(m Msg) ([]Msg, error) {
