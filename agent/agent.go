@@ -351,6 +351,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
 		if !cfg.NoArbiter {
 			r.arb = newArbiter(r)
+			ecfg.Local.Decided = r.arb.decidedUpTo // told to devices in the handshake (syncround.go)
 		}
 	}
 	r.dupes = newDedupe(r)

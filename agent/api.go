@@ -794,6 +794,10 @@ type summaryJSON struct {
 	Failed    []string  `json:"failed"`
 	Stats     statsJSON `json:"stats"`
 	Millis    int64     `json:"millis"`
+	// The arbiter's decisions on this device's writes, and the sync
+	// errors received during the call (POST /v1/sync; syncround.go).
+	Decisions  *decisionsJSON  `json:"decisions,omitempty"`
+	SyncErrors []syncErrorJSON `json:"sync_errors,omitempty"`
 }
 
 func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
@@ -826,9 +830,13 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
 }
 
 func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
+	wait, err := decisionWait(r)
+	if err != nil {
+		return nil, err
+	}
 	return a.with(func(rp *replica) (any, error) {
 		rp.engine.ForceReconcile() // a sync asked for re-evaluates the offline profile too
-		return a.runSync(r.Context(), rp), nil
+		return a.syncRound(r.Context(), rp, wait), nil
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
@@ -31,12 +32,15 @@ type arbiter struct {
 	// decision carried out late never overrides a write that reached the
 	// hub after the one it judged (guarded by rmu; rebuilt at start).
 	arrivals policy.Arrivals
+	// queued counts the decisions queued and not carried out yet, per
+	// judged write (guarded by rmu; rebuilt at start): decidedUpTo.
+	queued map[crdt.Dot]int
 }
 
 // newArbiter returns the arbiter of hub r; it judges each write by the
 // policy in force when the write was made (replica.policyAt).
 func newArbiter(r *replica) *arbiter {
-	a := &arbiter{r: r, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}}
+	a := &arbiter{r: r, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}, queued: map[crdt.Dot]int{}}
 	if qs, err := r.store.Queue(-1); err == nil {
 		for _, q := range qs {
 			var d queuedDecision
@@ -46,6 +50,7 @@ func newArbiter(r *replica) *arbiter {
 			if d.Rejected {
 				a.rejected[d.judged()] = d.decision()
 			}
+			a.queued[d.judged()]++
 			a.arrivals.Judged(policy.Kind(d.Policy), &crdt.Write{Table: d.Table, ID: d.ID, Origin: hlcNode(d.Origin), Seq: d.Seq}, q.ID, d.decision())
 		}
 	}
@@ -108,6 +113,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 			a.rejected[w.Dot()] = d
 		}
 		a.arrivals.Judged(k, w, id, d)
+		a.queued[w.Dot()]++
 		a.rmu.Unlock()
 		n++
 	}
@@ -243,6 +249,9 @@ func (a *arbiter) drain() error {
 			a.rmu.Lock()
 			delete(a.rejected, judged)
 			a.arrivals.Done(q.ID)
+			if a.queued[judged]--; a.queued[judged] <= 0 {
+				delete(a.queued, judged)
+			}
 			a.rmu.Unlock()
 			if res == nil {
 				continue
@@ -260,4 +269,23 @@ func (a *arbiter) drain() error {
 			return nil
 		}
 	}
+}
+
+// decidedUpTo returns the highest sequence number n such that this hub
+// holds every write of origin up to n and has carried out its decision on
+// each (most have none to carry out): a device that syncs afterwards
+// holds the outcome of its writes up to n. Told to the device in the
+// sync handshake (replication.Local.Decided).
+func (a *arbiter) decidedUpTo(origin hlc.NodeID) uint64 {
+	// Holdings first: a write is queued (in the batch's hook) before its
+	// batch makes it held, so whatever is held here is queued by now.
+	n := a.r.store.HeldOf(origin).Contig
+	a.rmu.Lock()
+	defer a.rmu.Unlock()
+	for d := range a.queued {
+		if d.Node == origin && d.Seq <= n {
+			n = d.Seq - 1
+		}
+	}
+	return n
 }

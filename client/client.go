@@ -282,6 +282,28 @@ type Summary struct {
 	Failed    []string `json:"failed"`
 	Stats     Stats    `json:"stats"`
 	Millis    int64    `json:"millis"`
+	// Decisions (on a device): the arbiter's decisions on the writes it
+	// made before the sync; SyncErrors: those received during it.
+	Decisions  *Decisions  `json:"decisions,omitempty"`
+	SyncErrors []SyncError `json:"sync_errors,omitempty"`
+}
+
+// Decisions is the state of the arbiter's decisions on a device's
+// writes to client-wins and server-wins tables when a sync returns:
+// State "decided" (every write made before the sync is decided and the
+// outcome is on the device), "undecided" (the wait ended first:
+// Undecided lists up to 20 of them, Count all), "tentative" (no
+// arbitrating hub is known).
+type Decisions struct {
+	State     string `json:"state"`
+	Detail    string `json:"detail,omitempty"`
+	WaitedMs  int64  `json:"waited_ms"`
+	Count     int    `json:"undecided_count,omitempty"`
+	Undecided []struct {
+		Table string `json:"table"`
+		ID    string `json:"id"`
+		Seq   uint64 `json:"seq"`
+	} `json:"undecided,omitempty"`
 }
 
 // Sync syncs with every reachable partner and returns when the round ends.

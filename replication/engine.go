@@ -102,6 +102,12 @@ type PartnerStatus struct {
 	// APIAddr and GossipAddr are what the partner advertised in its
 	// Welcome at the last session this node dialed ("" if none).
 	APIAddr, GossipAddr string
+	// Arbiter: the partner arbitrates; Decided is how far it had decided
+	// this node's writes (every write up to it held there, its decision
+	// carried out) at the start of the last successful session this node
+	// dialed, which brought those decisions here.
+	Arbiter bool
+	Decided uint64
 }
 
 // SessionInfo is what OnSession is told of one session.
@@ -808,6 +814,9 @@ func (e *Engine) record(p Partner, ps *partnerState, st Stats, peer Peer, err er
 		ps.NextTry = time.Now().Add(min(back, e.cfg.MaxBackoff))
 		e.log.Debug("sync failed", "partner", p.Addr, "error", err, "retry_in", min(back, e.cfg.MaxBackoff).String())
 		return
+	}
+	if peer.Node != 0 {
+		ps.Arbiter, ps.Decided = peer.Arbiter, peer.Decided
 	}
 	ps.Failures = 0
 	ps.LastError = ""

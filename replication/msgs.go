@@ -153,6 +153,13 @@ type Welcome struct {
 	GossipAddr string
 	// Watch accepts a watch connection the Hello asked for: News follow.
 	Watch bool
+	// Arbiter: the listener arbitrates client-wins and server-wins
+	// tables; Decided is then the highest sequence number up to which it
+	// holds every write of the dialer and has carried out its decision on
+	// each (Local.Decided). Written before the Welcome, so the session
+	// brings those decisions to the dialer.
+	Arbiter bool
+	Decided uint64
 }
 
 // Have lists what the sender holds, per origin, and its tombstone

@@ -244,6 +244,11 @@ type Local struct {
 	// Advertise, if set, returns the API and gossip addresses this node
 	// tells the peers that dial it (in its Welcome).
 	Advertise func() (api, gossip string)
+	// Decided, if set (the arbitrating hub), returns the highest sequence
+	// number up to which this node holds every write of origin and has
+	// carried out its policy decision on each; told to the peers that
+	// dial it (Welcome.Decided).
+	Decided func(origin hlc.NodeID) uint64
 
 	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
@@ -262,6 +267,10 @@ type Peer struct {
 	// APIAddr and GossipAddr are what a listener advertised in its
 	// Welcome (known to the dialer only; "" if none).
 	APIAddr, GossipAddr string
+	// Arbiter and Decided: a listener that arbitrates, and how far it has
+	// decided the dialer's writes (Welcome.Decided; dialer only).
+	Arbiter bool
+	Decided uint64
 }
 
 // Stats counts what a session did.
@@ -411,7 +420,7 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 			return nil, &RefusedError{Reason: w.Refused, RetryAfter: w.RetryAfterMs}
 		}
 		p, proto = Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope, SkewMs: w.PhysMs - s.l.Clock.Physical(),
-			Version: w.Version, APIAddr: w.APIAddr, GossipAddr: w.GossipAddr}, w.Proto
+			Version: w.Version, APIAddr: w.APIAddr, GossipAddr: w.GossipAddr, Arbiter: w.Arbiter, Decided: w.Decided}, w.Proto
 	default:
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
@@ -449,6 +458,9 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		wm := &Welcome{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Assigned: assigned, Version: s.l.Version}
 		if s.l.Advertise != nil {
 			wm.APIAddr, wm.GossipAddr = s.l.Advertise()
+		}
+		if s.l.Decided != nil {
+			wm.Arbiter, wm.Decided = true, s.l.Decided(p.Node)
 		}
 		out = append(out, Msg{Welcome: wm})
 	}

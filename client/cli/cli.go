@@ -662,5 +662,16 @@ func (e *env) summary(s *client.Summary) error {
 	for _, f := range s.Failed {
 		fmt.Fprintln(e.out, "  failed:", f)
 	}
+	if d := s.Decisions; d != nil && d.State == "tentative" {
+		fmt.Fprintln(e.out, "  tentative:", d.Detail)
+	} else if d != nil && d.State != "decided" {
+		fmt.Fprintf(e.out, "  %d changes %s: %s\n", d.Count, d.State, d.Detail)
+		for _, u := range d.Undecided {
+			fmt.Fprintf(e.out, "    %s/%s (seq %d)\n", u.Table, u.ID, u.Seq)
+		}
+	}
+	for _, se := range s.SyncErrors {
+		fmt.Fprintf(e.out, "  sync error %d: %s/%s: %s\n", se.ID, se.Table, se.Record, se.Detail)
+	}
 	return nil
 }
