@@ -25,7 +25,10 @@ import (
 // tables the watcher's scope lists, naming the origins' highest sequence
 // numbers; the watcher runs an ordinary pull session with it when it
 // lacks one. Both sides send an empty News (a heartbeat) every Heartbeat
-// and drop a connection silent for three. The dialer reconnects with
+// and drop a connection silent for three. The listener serves one watch
+// per node (a new one replaces the old) and ends each after
+// WatchMaxAge, so that the TLS handshake of the next one checks the
+// certificate again (revocation). The dialer reconnects with
 // backoff and pulls once at every (re)connection, to catch up; a listener
 // that predates watches runs a session instead (no Welcome.Watch), and
 // the dialer then tries again only after PullInterval. A listener serves
@@ -35,12 +38,16 @@ import (
 // heartbeats.
 const DefaultHeartbeat = 15 * time.Second
 
+// WatchMaxAge is how long a listener serves one watch connection.
+const WatchMaxAge = 10 * time.Minute
+
 // errNoWatch: the listener does not serve watch connections.
 var errNoWatch = errors.New("replication: the peer does not serve watch connections")
 
 // watcher is one watch connection served: the heads to announce.
 type watcher struct {
 	node  hlc.NodeID
+	conn  net.Conn
 	scope Scope
 	mu    sync.Mutex
 	heads map[hlc.NodeID]uint64
@@ -183,8 +190,14 @@ func (e *Engine) serveWatch(c net.Conn, h *Hello) {
 			p.Scope = p.Scope.Restrict(lim)
 		}
 	}
-	wa := &watcher{node: p.Node, scope: p.Scope, heads: map[hlc.NodeID]uint64{}, kick: make(chan struct{}, 1)}
+	wa := &watcher{node: p.Node, conn: c, scope: p.Scope, heads: map[hlc.NodeID]uint64{}, kick: make(chan struct{}, 1)}
 	e.watchMu.Lock()
+	for old := range e.watchers {
+		if old.node == wa.node {
+			old.conn.Close() // one per node: the newer replaces it
+			delete(e.watchers, old)
+		}
+	}
 	full := len(e.watchers) >= e.cfg.MaxWatchers
 	if !full {
 		e.watchers[wa] = struct{}{}
@@ -209,6 +222,8 @@ func (e *Engine) serveWatch(c net.Conn, h *Hello) {
 		return
 	}
 	e.log.Debug("watch connection open", "peer", p.Node, "remote", c.RemoteAddr())
+	age := time.AfterFunc(WatchMaxAge, func() { c.Close() })
+	defer age.Stop()
 	err := e.runWatch(c, nil, wa.kick, wa.take)
 	e.log.Debug("watch connection closed", "peer", p.Node, "reason", err)
 }

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	gonet "net"
 	"strings"
 	"testing"
 	"time"
@@ -12,10 +13,10 @@ import (
 // each other's writes through the hub without waiting for the pull
 // interval (an hour here); the watch connections hold none of the hub's
 // session slots; a device that drops its watch (offline) catches up once
-// back; the hub serves at most MaxWatchers.
+// back; the hub serves one watch per node and at most MaxWatchers.
 func TestWatchBringsWritesAtOnce(t *testing.T) {
 	net := NewMemNet()
-	hub := startEngine(t, net, "hub", "hub", nil, func(c *Config) { c.MaxWatchers = 2; c.MaxSessions = 1 })
+	hub := startEngine(t, net, "hub", "hub", nil, func(c *Config) { c.MaxWatchers = 3; c.MaxSessions = 1 })
 	watch := func(c *Config) { c.Watch = true }
 	a := startEngine(t, net, "a", "device", []string{hub.addr}, watch)
 	b := startEngine(t, net, "b", "device", []string{hub.addr}, watch)
@@ -31,10 +32,26 @@ func TestWatchBringsWritesAtOnce(t *testing.T) {
 		waitFor(t, "b's write on a", func() bool { return a.value("wo", "2", "n") == want })
 	}
 
-	// A third watcher is refused: the bound.
-	if reason := dialWatch(t, net, hub.addr); !strings.Contains(reason, "busy: 2 watch connections") {
-		t.Fatalf("a third watcher: refusal %q", reason)
+	// A second watch of a node replaces its first.
+	c1, _ := dialWatchConn(t, net, hub.addr, 77)
+	defer c1.Close()
+	waitFor(t, "the third watcher", func() bool { return hub.eng.Watchers() == 3 })
+	c2, _ := dialWatchConn(t, net, hub.addr, 77)
+	defer c2.Close()
+	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ReadMsg(c1); err == nil {
+		t.Fatal("the replaced watch connection is still open")
 	}
+	if n := hub.eng.Watchers(); n != 3 {
+		t.Fatalf("%d watchers after a node's second watch, want 3", n)
+	}
+	// A fourth watcher is refused: the bound.
+	if reason := dialWatch(t, net, hub.addr); !strings.Contains(reason, "busy: 3 watch connections") {
+		t.Fatalf("a fourth watcher: refusal %q", reason)
+	}
+	c2.Close()
+	waitFor(t, "the node's watch to close", func() bool { return hub.eng.Watchers() == 2 })
+
 	// A session still runs (the watchers hold no session slot; MaxSessions 1).
 	c := startEngine(t, net, "c", "device", []string{hub.addr}, nil)
 	if sum := c.eng.SyncNow(context.Background(), nil); sum.Succeeded != 1 {
@@ -73,12 +90,20 @@ func TestWatchRefusedByOldOrUnwillingListener(t *testing.T) {
 // refusal's reason ("" if accepted).
 func dialWatch(t *testing.T, net *MemNet, addr string) string {
 	t.Helper()
-	c, err := net.Dialer("x")(context.Background(), addr)
+	c, reason := dialWatchConn(t, net, addr, 99)
+	c.Close()
+	return reason
+}
+
+// dialWatchConn asks addr for a watch connection as node and returns it
+// with the refusal's reason ("" if accepted).
+func dialWatchConn(t *testing.T, net *MemNet, addr string, node uint64) (gonet.Conn, string) {
+	t.Helper()
+	c, err := net.Dialer(fmt.Sprintf("x%d", node))(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, err := WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 99, Role: "device", Scope: FullScope(), Watch: true}}); err != nil {
+	if _, err := WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: node, Role: "device", Scope: FullScope(), Watch: true}}); err != nil {
 		t.Fatal(err)
 	}
 	m, _, err := ReadMsg(c)
@@ -88,5 +113,5 @@ func dialWatch(t *testing.T, net *MemNet, addr string) string {
 	if m.Welcome.Refused == "" && !m.Welcome.Watch {
 		t.Fatal("a session's welcome to a watch hello")
 	}
-	return m.Welcome.Refused
+	return c, m.Welcome.Refused
 }
