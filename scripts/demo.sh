@@ -206,11 +206,9 @@ sync_node device1
 note "device2 pending outbound: $(rd device2 status | js 'd["pending_outbound"]') writes"
 show wo_lww "$WO" start end
 
-say "device2 comes back online and syncs; the hub decides; both devices sync again"
+say "device2 comes back online and syncs once: it returns with the hub's decisions"
 rd device2 online >/dev/null
-sync_node device2
-sleep 1 # the hub carries out its decisions
-sync_node device2
+sync_node device2 # returns once the arbiter's decisions on its changes are here
 sync_node device1
 note "device2 pending outbound: $(rd device2 status | js 'd["pending_outbound"]') writes"
 for p in "${POLICIES[@]}"; do
