@@ -221,5 +221,6 @@ func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) 
 		sum.Millis += d.WaitedMs
 	}
 	sum.SyncErrors = rp.syncErrorsSince(errsBefore)
+	rp.out.observe(rp.engine.Partners()) // the pending count is current at return
 	return sum
 }
