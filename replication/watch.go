@@ -213,7 +213,7 @@ func (e *Engine) serveWatch(c net.Conn, h *Hello) {
 		delete(e.watchers, wa)
 		e.watchMu.Unlock()
 	}()
-	wm := &Welcome{Proto: ProtocolVersion, Cluster: l.Cluster, Node: uint64(l.Node), Role: l.Role, Scope: l.scope(), PhysMs: l.Clock.Physical(), Watch: true}
+	wm := &Welcome{Proto: ProtocolVersion, Cluster: l.Cluster, Node: uint64(l.Node), Role: l.Role, Scope: l.scope(), PhysMs: l.Clock.Physical(), Version: l.Version, Watch: true}
 	if l.Advertise != nil {
 		wm.APIAddr, wm.GossipAddr = l.Advertise()
 	}
@@ -339,7 +339,7 @@ func (e *Engine) watchOnce(ctx context.Context, addr string) (up bool, err error
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	c.SetWriteDeadline(time.Now().Add(e.cfg.IdleTimeout))
-	if _, err := WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: l.Cluster, Node: uint64(l.Node), Role: l.Role, Scope: l.scope(), PhysMs: l.Clock.Physical(), Watch: true}}); err != nil {
+	if _, err := WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: l.Cluster, Node: uint64(l.Node), Role: l.Role, Scope: l.scope(), PhysMs: l.Clock.Physical(), Version: l.Version, Watch: true}}); err != nil {
 		return false, err
 	}
 	c.SetReadDeadline(time.Now().Add(e.cfg.IdleTimeout))
