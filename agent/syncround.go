@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/policy"
 )
 
@@ -42,8 +43,10 @@ type decisionsJSON struct {
 	// State: "decided" (an arbitrating hub has decided every write this
 	// device made before the call to a client-wins or server-wins table,
 	// if any, and the outcomes are here), "undecided" (the wait ended
-	// first, or the arbiter is unreachable: Undecided lists them), or
-	// "tentative" (no arbitrating hub is known: they stay tentative).
+	// first, or the arbiter is unreachable: Undecided lists them),
+	// "tentative" (no arbitrating hub is known: they stay tentative), or
+	// "none" (no arbitrating hub is known, and no table is client-wins
+	// or server-wins by the policies this device holds).
 	State     string          `json:"state"`
 	Detail    string          `json:"detail,omitempty"`
 	WaitedMs  int64           `json:"waited_ms"`
@@ -78,6 +81,29 @@ func (rp *replica) arbiterState() (arbiters []string, mark uint64, unreachable s
 		unreachable = ""
 	}
 	return arbiters, mark, unreachable
+}
+
+// arbitratedTables reports whether some table is client-wins or
+// server-wins now by the policies this replica holds (true when they
+// cannot be read).
+func (rp *replica) arbitratedTables() bool {
+	now := hlc.New(rp.clock.Physical(), 0)
+	after := ""
+	for {
+		ents, next, err := rp.store.Scan(policyTable, after, 1000)
+		if err != nil {
+			return true
+		}
+		for _, e := range ents {
+			if k := rp.policyAt(e.ID, now); k == policy.ClientWins || k == policy.ServerWins {
+				return true
+			}
+		}
+		if next == "" || len(ents) == 0 {
+			return false
+		}
+		after = next
+	}
 }
 
 // undecided returns this node's writes with sequence numbers in
@@ -119,6 +145,9 @@ func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Du
 	pause := 20 * time.Millisecond
 	for {
 		arbiters, mark, unreachable := rp.arbiterState()
+		if len(arbiters) == 0 && !rp.arbitratedTables() {
+			return decisionsJSON{State: "none", WaitedMs: time.Since(start).Milliseconds()}
+		}
 		if len(arbiters) == 0 {
 			return decisionsJSON{State: "tentative", WaitedMs: time.Since(start).Milliseconds(),
 				Detail: "no arbitrating hub is known: changes to client-wins and server-wins tables stay tentative until one decides them"}

@@ -293,7 +293,8 @@ type Summary struct {
 // State "decided" (every write made before the sync is decided and the
 // outcome is on the device), "undecided" (the wait ended first:
 // Undecided lists up to 20 of them, Count all), "tentative" (no
-// arbitrating hub is known).
+// arbitrating hub is known), "none" (no arbitrating hub and no
+// client-wins or server-wins table known).
 type Decisions struct {
 	State     string `json:"state"`
 	Detail    string `json:"detail,omitempty"`

@@ -166,7 +166,7 @@ func TestSyncReturnsArbitratedOutcomes(t *testing.T) {
 	}
 
 	// No arbitrating hub: tentative, at once.
-	h2 := startNode(t, "hub2", "--role", "hub", "--gossip-addr", "off", "--no-arbiter")
+	h2 := startNode(t, "hub2", "--role", "hub", "--gossip-addr", "off", "--no-arbiter", "--policy", "wo_cw=client-wins")
 	d2 := startNode(t, "device2", "--hub", h2.sync)
 	d2.mustCLI("put", "wo_cw", "WO-2", "end=5")
 	start = time.Now()
