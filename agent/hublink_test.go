@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -35,5 +36,57 @@ func TestWatchOverTLS(t *testing.T) {
 	hub.mu.RUnlock()
 	if n != 1 {
 		t.Fatalf("the hub serves %d watch connections, want the device's only", n)
+	}
+}
+
+// TestSyncRoundWaitsForDecisions: a sync asked for on a device returns
+// with the arbiter's client-wins decision on the write it made offline,
+// whether the round or the background round started by going online
+// carried the write to the hub.
+func TestSyncRoundWaitsForDecisions(t *testing.T) {
+	hcfg := testConfig(t, "hub")
+	hcfg.Policies = map[string]string{"wo": "client-wins"}
+	hub, _ := runAgent(t, hcfg)
+	dcfg := testConfig(t, "device")
+	dcfg.Hubs = []string{hub.syncAddr()}
+	dev, _ := runAgent(t, dcfg)
+	hub.write(t, "wo", "1", "end", 17)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	end := func(a *Agent) string {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		rec, err := a.rep.store.Get("wo", "1")
+		if err != nil {
+			return err.Error()
+		}
+		v, _ := rec.Get("end")
+		return v.String()
+	}
+	waitFor("the record on the device", func() bool { return end(dev) == "17" })
+	dev.mu.RLock()
+	dev.rep.setOnline(false)
+	dev.mu.RUnlock()
+	dev.write(t, "wo", "1", "end", 19)
+	hub.write(t, "wo", "1", "end", 18)
+	dev.mu.RLock()
+	dev.rep.setOnline(true) // a background round pushes the write at once
+	dev.mu.RUnlock()
+	dev.mu.RLock()
+	sum := dev.syncRound(context.Background(), dev.rep, 10*time.Second)
+	dev.mu.RUnlock()
+	if sum.Decisions == nil || sum.Decisions.State != "decided" || end(dev) != "19" {
+		t.Fatalf("after the sync: the device shows %s, decisions %+v", end(dev), sum.Decisions)
+	}
+	if len(sum.SyncErrors) == 0 {
+		t.Fatal("no sync error in the summary")
 	}
 }
