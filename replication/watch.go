@@ -24,15 +24,17 @@ import (
 // writes (local or remote) of origins other than the watcher's own in
 // tables the watcher's scope lists, naming the origins' highest sequence
 // numbers; the watcher runs an ordinary pull session with it when it
-// lacks one. Both sides send an empty News (a heartbeat) every Heartbeat
-// and drop a connection silent for three. The listener serves one watch
-// per node (a new one replaces the old) and ends each after
-// WatchMaxAge, so that the TLS handshake of the next one checks the
-// certificate again (revocation). The dialer reconnects with
-// backoff and pulls once at every (re)connection, to catch up; a listener
-// that predates watches runs a session instead (no Welcome.Watch), and
-// the dialer then tries again only after PullInterval. A listener serves
-// at most MaxWatchers at once; the others are refused with a retry delay.
+// lacks one (unless a failed or refused session with it is in backoff:
+// the engine retries when it ends). Both sides send an empty News (a
+// heartbeat) every Heartbeat and drop a connection silent for three.
+// The listener serves one watch per node (a new one replaces the old)
+// and ends each after WatchMaxAge, so that the TLS handshake of the next
+// one checks the certificate again (revocation). The dialer reconnects
+// with backoff and pulls once at every (re)connection, to catch up; a
+// listener that predates watches runs a session instead (no
+// Welcome.Watch), and the dialer then tries again only after
+// PullInterval. A listener serves at most MaxWatchers at once; the
+// others are refused with a retry delay.
 
 // DefaultHeartbeat is the default period of a watch connection's
 // heartbeats.
@@ -376,8 +378,14 @@ func (e *Engine) watchOnce(ctx context.Context, addr string) (up bool, err error
 			case <-pctx.Done():
 				return
 			case <-pull:
-				if e.Online() {
-					if _, err := e.syncWith(ctx, p, e.state(p), nil); err != nil {
+				ps := e.state(p)
+				e.mu.Lock()
+				backoff := ps.Failures > 0 && time.Now().Before(ps.NextTry)
+				e.mu.Unlock()
+				// A hub that refused or failed a session is left alone
+				// until its backoff ends (the engine retries it then).
+				if e.Online() && !backoff {
+					if _, err := e.syncWith(ctx, p, ps, nil); err != nil {
 						e.log.Debug("pull on news failed", "hub", addr, "error", err)
 					}
 				}
