@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -99,6 +100,8 @@ type replica struct {
 	profiles *profileState // a hub's offline profiles (profiles.go)
 
 	enf *enforcer // a hub's write permissions (permissions.go)
+
+	errsShown atomic.Uint64 // the newest sync error a sync asked for has returned (syncround.go)
 	// sysLog logs refused system-table writes, rate-limited (systables.go).
 	sysLog sysLogger
 }
@@ -261,6 +264,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
 	r.clock.Restore(st.HighWater())
 	r.out = newOutbound(st.HeldOf(r.node).Max())
+	r.errsShown.Store(r.lastSyncErrorID())
 	if r.book, err = newPeerBook(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
 	}

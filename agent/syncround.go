@@ -27,8 +27,8 @@ import (
 // writes or the wait ends (DefaultDecisionWait, ?wait=). With no
 // arbitrating hub known, it returns at once saying the changes stay
 // tentative. The summary lists the sync errors this device received
-// during the call (a rejected or overridden change), so they show at
-// sync time.
+// since a sync last listed them (a rejected or overridden change), so
+// they show at sync time whichever session brought them.
 
 // DefaultDecisionWait bounds how long a sync waits for the arbiter's
 // decisions on this device's writes.
@@ -240,16 +240,22 @@ func decisionWait(r *http.Request) (time.Duration, error) {
 
 // syncRound is a sync asked for: a round with every partner, then the
 // wait for the arbiter's decisions on this node's earlier writes (a hub
-// waits for none), with the sync errors received meanwhile.
+// waits for none), with the sync errors received since the previous
+// sync asked for returned them (or since the replica was opened), be it
+// by this round or by a push or pull in between.
 func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) summaryJSON {
-	upTo, errsBefore := rp.ownLast(), rp.lastSyncErrorID()
+	upTo := rp.ownLast()
 	sum := a.runSync(ctx, rp)
 	if a.cfg.Role != "hub" {
 		d := rp.awaitDecisions(ctx, upTo, wait)
 		sum.Decisions = &d
 		sum.Millis += d.WaitedMs
 	}
-	sum.SyncErrors = rp.syncErrorsSince(errsBefore)
+	shown := rp.errsShown.Load()
+	sum.SyncErrors = rp.syncErrorsSince(shown)
+	if n := len(sum.SyncErrors); n > 0 {
+		rp.errsShown.CompareAndSwap(shown, sum.SyncErrors[n-1].ID)
+	}
 	rp.out.observe(rp.engine.Partners()) // the pending count is current at return
 	return sum
 }

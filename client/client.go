@@ -283,7 +283,8 @@ type Summary struct {
 	Stats     Stats    `json:"stats"`
 	Millis    int64    `json:"millis"`
 	// Decisions (on a device): the arbiter's decisions on the writes it
-	// made before the sync; SyncErrors: those received during it.
+	// made before the sync; SyncErrors: those received since a sync
+	// last listed them.
 	Decisions  *Decisions  `json:"decisions,omitempty"`
 	SyncErrors []SyncError `json:"sync_errors,omitempty"`
 }

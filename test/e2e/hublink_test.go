@@ -110,8 +110,8 @@ func TestSyncReturnsArbitratedOutcomes(t *testing.T) {
 		}
 		return string(r.Fields["end"])
 	}
-	hub.mustCLI("put", "wo_cw", "WO-1", "end=17")
-	hub.mustCLI("put", "wo_sw", "WO-1", "end=17")
+	hub.mustCLI("put", "wo_cw", "WO-1", "end:=17")
+	hub.mustCLI("put", "wo_sw", "WO-1", "end:=17")
 	eventually(t, "the work orders on the device", func() error {
 		if end(d, "wo_cw") != "17" || end(d, "wo_sw") != "17" {
 			return fmt.Errorf("device shows %s, %s", end(d, "wo_cw"), end(d, "wo_sw"))
@@ -120,11 +120,11 @@ func TestSyncReturnsArbitratedOutcomes(t *testing.T) {
 	})
 
 	d.mustCLI("offline")
-	d.mustCLI("put", "wo_cw", "WO-1", "end=19")   // the technician, offline
-	hub.mustCLI("put", "wo_cw", "WO-1", "end=18") // the dispatcher, later
-	hub.mustCLI("put", "wo_sw", "WO-1", "end=18") // the dispatcher first
-	d.mustCLI("put", "wo_sw", "WO-1", "end=19")   // then the technician, who had not seen it
-	d.mustCLI("online")                           // a background round starts at once
+	d.mustCLI("put", "wo_cw", "WO-1", "end:=19")   // the technician, offline
+	hub.mustCLI("put", "wo_cw", "WO-1", "end:=18") // the dispatcher, later
+	hub.mustCLI("put", "wo_sw", "WO-1", "end:=18") // the dispatcher first
+	d.mustCLI("put", "wo_sw", "WO-1", "end:=19")   // then the technician, who had not seen it
+	d.mustCLI("online")                            // a background round starts at once
 	var sum client.Summary
 	out := d.mustCLI("sync")
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
@@ -144,6 +144,8 @@ func TestSyncReturnsArbitratedOutcomes(t *testing.T) {
 	for _, e := range sum.SyncErrors {
 		policies[e.Table+"/"+e.Policy] = true
 	}
+	// Both, whichever session brought them (the background round and a
+	// pull on news may have, before the sync was asked for).
 	if !policies["wo_cw/client-wins"] || !policies["wo_sw/server-wins"] {
 		t.Fatalf("the sync's errors: %+v", sum.SyncErrors)
 	}
@@ -153,7 +155,7 @@ func TestSyncReturnsArbitratedOutcomes(t *testing.T) {
 
 	// The arbiter gone: a new change is listed undecided, at once.
 	hub.stop()
-	d.mustCLI("put", "wo_cw", "WO-1", "end=20")
+	d.mustCLI("put", "wo_cw", "WO-1", "end:=20")
 	start := time.Now()
 	out, _, _ = d.cli("sync")
 	sum = client.Summary{}
@@ -168,7 +170,7 @@ func TestSyncReturnsArbitratedOutcomes(t *testing.T) {
 	// No arbitrating hub: tentative, at once.
 	h2 := startNode(t, "hub2", "--role", "hub", "--gossip-addr", "off", "--no-arbiter", "--policy", "wo_cw=client-wins")
 	d2 := startNode(t, "device2", "--hub", h2.sync)
-	d2.mustCLI("put", "wo_cw", "WO-2", "end=5")
+	d2.mustCLI("put", "wo_cw", "WO-2", "end:=5")
 	start = time.Now()
 	out = d2.mustCLI("sync")
 	sum = client.Summary{}
