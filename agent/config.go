@@ -450,6 +450,9 @@ func (c *Config) Validate() error {
 	if err := c.Security.validate(); err != nil {
 		return err
 	}
+	if err := checkInsecure(c); err != nil {
+		return err
+	}
 	if err := c.AtRest.validate(); err != nil {
 		return err
 	}

@@ -56,6 +56,11 @@ type SecurityConfig struct {
 	// rules are valid (grants.go; default secure.DefaultGrantValidity);
 	// they are re-signed before half of it has passed.
 	GrantValidity time.Duration
+	// Insecure lets a node serve sync off loopback without mutual TLS:
+	// anyone who reaches the sync port can then claim any node id and
+	// role. Without it such a node refuses to start. A sync address on
+	// loopback needs neither.
+	Insecure bool
 	// PeerRelay is PeerRelayOwn (default; "" means it) or
 	// PeerRelayGranted: whether device peers may relay other origins'
 	// writes (grants.go).
@@ -67,6 +72,21 @@ type SecurityConfig struct {
 }
 
 func (s *SecurityConfig) tlsOn() bool { return s.TLSCert != "" }
+
+// insecureSync reports whether cfg serves sync off loopback without
+// mutual TLS (allowed only with Insecure).
+func insecureSync(cfg *Config) bool {
+	return !cfg.Security.tlsOn() && !secure.IsLoopback(cfg.SyncAddr)
+}
+
+// checkInsecure refuses to serve sync off loopback without mutual TLS
+// unless told Insecure.
+func checkInsecure(cfg *Config) error {
+	if insecureSync(cfg) && !cfg.Security.Insecure {
+		return keyErr("sync_addr", "%s is not a loopback address: serving sync there needs mutual TLS (tls_ca, tls_cert, tls_key), or insecure = true to serve it unauthenticated (anyone reaching the port can then claim to be any node)", cfg.SyncAddr)
+	}
+	return nil
+}
 
 func (s *SecurityConfig) validate() error {
 	if s.APIAuth != "" && s.APIAuth != APIAuthAuto && s.APIAuth != APIAuthToken {
@@ -106,6 +126,7 @@ type securityFile struct {
 	TLSRevoked    *string     `hcl:"tls_revoked,optional"`
 	GossipKeyring *string     `hcl:"gossip_keyring,optional"`
 	PeerRelay     *string     `hcl:"peer_relay,optional"`
+	Insecure      *bool       `hcl:"insecure,optional"`
 	GrantValidity *string     `hcl:"grant_validity,optional"`
 	Permissions   []permBlock `hcl:"permission,block"`
 	Rest          hcl.Body    `hcl:",remain"` // the guard keys (guardFile)
@@ -121,6 +142,9 @@ func loadSecurityFile(body hcl.Body, s *SecurityConfig) error {
 	f.apply(s)
 	if err := loadGuardFile(f.Rest, &s.Guard); err != nil {
 		return err
+	}
+	if f.Insecure != nil {
+		s.Insecure = *f.Insecure
 	}
 	if f.GrantValidity != nil {
 		d, err := time.ParseDuration(*f.GrantValidity)
@@ -161,6 +185,7 @@ func addSecurityFlags(fs *pflag.FlagSet, s *SecurityConfig) {
 	fs.StringVar(&s.TLSRevoked, "tls-revoked", "", "revoked serials `FILE`, re-read when it changes")
 	fs.StringVar(&s.GossipKeyring, "gossip-keyring", "", "gossip keyring `FILE` (replicad tls gossip-key create): encrypt gossip")
 	fs.StringVar(&s.PeerRelay, "peer-relay", PeerRelayOwn, "with TLS, writes taken from a device peer: own (only the peer's own writes, within its grant) or granted (any origin's, each within its origin's grant)")
+	fs.BoolVar(&s.Insecure, "insecure", false, "serve sync off loopback without mutual TLS: anyone reaching the sync port can claim any node id (without it such a node refuses to start)")
 	fs.DurationVar(&s.GrantValidity, "grant-validity", secure.DefaultGrantValidity, "on a hub with TLS and permissions: validity of the signed grants it publishes (re-signed at half of it)")
 	addGuardFlags(fs, &s.Guard)
 }
@@ -185,6 +210,8 @@ func applySecurityFlag(name string, dst, src *SecurityConfig) bool {
 		dst.PeerRelay = src.PeerRelay
 	case "grant-validity":
 		dst.GrantValidity = src.GrantValidity
+	case "insecure":
+		dst.Insecure = src.Insecure
 	default:
 		return applyGuardFlag(name, &dst.Guard, &src.Guard)
 	}
@@ -210,6 +237,12 @@ type security struct {
 func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 	s := &security{cfg: cfg, log: log.Named("security")}
 	sc := cfg.Security
+	if err := checkInsecure(&cfg); err != nil {
+		return nil, err
+	}
+	if insecureSync(&cfg) {
+		s.log.Warn("INSECURE: sync is served off loopback without mutual TLS (--insecure): anyone who reaches "+cfg.SyncAddr+" can claim any node id and role, write in any node's name and read everything; configure tls_ca, tls_cert and tls_key", "sync_addr", cfg.SyncAddr)
+	}
 	if sc.APIAuth == APIAuthToken || !secure.IsLoopback(cfg.APIAddr) {
 		tok, err := secure.LoadOrCreateToken(filepath.Join(cfg.DataDir, secure.TokenFile))
 		if err != nil {
@@ -435,6 +468,8 @@ type SecurityStatus struct {
 	TLS      *TLSStatus    `json:"tls,omitempty"`
 	Gossip   *GossipStatus `json:"gossip_encryption,omitempty"`
 	AtRest   bool          `json:"encrypted_at_rest"` // the store's values (atrest.go)
+	// Insecure: sync is served off loopback without mutual TLS.
+	Insecure bool `json:"insecure"`
 }
 
 // TLSStatus describes this node's certificate.
@@ -453,7 +488,7 @@ type GossipStatus struct {
 }
 
 func (s *security) status() SecurityStatus {
-	st := SecurityStatus{APIToken: s.token != "", APITLS: s.apiTLS(), AtRest: s.cfg.AtRest.on()}
+	st := SecurityStatus{APIToken: s.token != "", APITLS: s.apiTLS(), AtRest: s.cfg.AtRest.on(), Insecure: insecureSync(&s.cfg)}
 	if s.tls != nil {
 		id := s.tls.Self()
 		st.TLS = &TLSStatus{Name: id.Name, Role: id.Role, NodeIDs: fmt.Sprintf("%016x/%d", id.ID, id.Bits), Serial: secure.SerialString(id.Serial), NotAfter: id.NotAfter}

@@ -151,6 +151,12 @@ api_auth = "auto"
 # tls_cert = "pki/hub.crt"
 # tls_key  = "pki/hub.key"
 
+# A sync_addr off loopback (another interface, 0.0.0.0) needs the three
+# keys above: without them the agent refuses to start, unless told
+# insecure = true, and then anyone who reaches the sync port can claim to
+# be any node (it says so at start, WARN, and in status). Flag: --insecure.
+# insecure = false
+
 # Revoked certificate serials, one per line; re-read when it changes (no
 # restart). Flag: --tls-revoked.
 # tls_revoked = "pki/revoked.txt"
