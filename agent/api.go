@@ -931,7 +931,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["feed_head"] = strconv.FormatUint(rp.store.FeedHead(), 10)
 		st["encrypted_at_rest"] = rp.store.Encrypted()
 		st["insecure"] = insecureSync(&a.cfg) // sync off loopback without mutual TLS (security.go)
-		rp.draftStatus(st) // drafts.go
+		rp.draftStatus(st)                    // drafts.go
 		a.prog.mu.Lock()
 		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}
 		a.prog.mu.Unlock()
