@@ -223,6 +223,12 @@ func NewEngine(cfg Config) *Engine {
 			}
 		}
 	}
+	if cfg.Local.Counters == nil {
+		cfg.Local.Counters = &Counters{}
+	}
+	if cfg.Local.voids == nil {
+		cfg.Local.voids = &voidBook{}
+	}
 	cfg.Local.state() // the scope state exists before sessions share it
 	e := &Engine{
 		cfg:      cfg,
@@ -248,6 +254,9 @@ func NewEngine(cfg Config) *Engine {
 	}
 	return e
 }
+
+// Counters returns what the engine's defences counted.
+func (e *Engine) Counters() *Counters { return e.cfg.Local.Counters }
 
 // Scope returns the scope in force (a hub may have assigned a new one).
 func (e *Engine) Scope() Scope { return e.cfg.Local.scope() }

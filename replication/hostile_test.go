@@ -131,7 +131,8 @@ func hello(t *testing.T, addr string, node hlc.NodeID, cluster string) (*rawPeer
 		t.Fatalf("welcome: %v %v", m.Type(), err)
 	}
 	p := &rawPeer{t: t, c: c, node: node, hub: hlc.NodeID(m.Welcome.Node)}
-	if m.Welcome.Refused == "" {
+	w := m.Welcome
+	if w.Refused == "" {
 		if m, _, err = ReadMsg(c); err != nil || m.Have == nil {
 			t.Fatalf("have: %v %v", m.Type(), err)
 		}
@@ -139,7 +140,7 @@ func hello(t *testing.T, addr string, node hlc.NodeID, cluster string) (*rawPeer
 			t.Fatal(err)
 		}
 	}
-	return p, m.Welcome
+	return p, w
 }
 
 // chunk sends writes as chunk no and returns the hub's answer: an Ack, or

@@ -175,7 +175,15 @@ type Have struct {
 	// origin. A node in a TLS cluster sets it for device peers (see
 	// WriteFilter).
 	Accept *AcceptOrigins
+	// Void lists, per origin, sequence numbers whose empty claims were
+	// found false (the origin contradicted them; see originAuthority):
+	// the receiver drops the empty claims it holds within them, once, so
+	// that the real writes reach it. Older senders send none.
+	Void []OriginHeld
 }
+
+// maxVoidOrigins bounds a Have's Void list.
+const maxVoidOrigins = 1024
 
 // AcceptOrigins lists node id prefixes: Nodes are flattened (id, bits)
 // pairs, bits 1-64.
@@ -425,6 +433,12 @@ func (m Msg) validate() error {
 			if _, err := a.matches(); err != nil {
 				return err
 			}
+		}
+		if len(m.Have.Void) > maxVoidOrigins {
+			return fmt.Errorf("replication: void list of %d origins (limit %d)", len(m.Have.Void), maxVoidOrigins)
+		}
+		if err := checkHeld(m.Have.Void); err != nil {
+			return err
 		}
 		return checkHeld(m.Have.Origins)
 	case m.Chunk != nil:

@@ -249,6 +249,9 @@ type Local struct {
 	// carried out its policy decision on each; told to the peers that
 	// dial it (Welcome.Decided).
 	Decided func(origin hlc.NodeID) uint64
+	// Counters count what the defences did (NewEngine sets it).
+	Counters *Counters
+	voids    *voidBook // false empty claims to pass on (NewEngine sets it)
 
 	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
@@ -472,6 +475,7 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	if s.wf != nil {
 		have.Accept = s.wf.wire()
 	}
+	have.Void = s.l.voids.wire()
 	out = append(out, Msg{Have: have})
 	return out, nil
 }
@@ -504,7 +508,7 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 		if s.snd != nil {
 			return nil, fmt.Errorf("%w: second have", ErrProtocol)
 		}
-		theirs := fromWireHeld(m.Have.Origins)
+		theirs := s.originAuthority(m.Have)
 		if err := s.checkHorizon(theirs, m.Have.GC); err != nil {
 			s.phase = phaseFinished
 			return []Msg{{Error: &ErrorMsg{Reason: err.Error()}}}, err
@@ -1094,6 +1098,9 @@ func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
 		}
 		if !s.peerAccepts(o) {
 			continue // the peer does not take this origin's writes from us
+		}
+		if o == s.peer.Node {
+			continue // the peer made them: it holds them all (originAuthority)
 		}
 		snd.cursors = append(snd.cursors, &cursor{origin: o, mine: m, theirs: t, after: t.Contig, coverAll: coverAll})
 	}

@@ -1,0 +1,36 @@
+package agent
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// defenceCollector exports what the sync engine's defences counted
+// (replication.Counters); they restart from zero when the replica is
+// reopened (a reset).
+type defenceCollector struct{ a *Agent }
+
+var (
+	descContradictions = prometheus.NewDesc("replicad_sync_origin_contradictions_total", "Empty claims an origin contradicted (forged or relayed from a forger): dropped, and the origin's writes taken again.", nil, nil)
+	descHandshakesRef  = prometheus.NewDesc("replicad_sync_handshakes_refused_total", "Incoming sync handshakes refused (wrong cluster or version, not authenticated, busy, offline); the reason is logged here only.", nil, nil)
+	descSessionsCut    = prometheus.NewDesc("replicad_sync_sessions_cut_total", "Incoming sync sessions ended for holding a slot without progress (too slow or too long).", nil, nil)
+)
+
+func (c *defenceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descContradictions
+	ch <- descHandshakesRef
+	ch <- descSessionsCut
+}
+
+func (c *defenceCollector) Collect(ch chan<- prometheus.Metric) {
+	c.a.mu.RLock()
+	defer c.a.mu.RUnlock()
+	r := c.a.rep
+	if r == nil {
+		return
+	}
+	n := r.engine.Counters()
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{{descContradictions, n.OriginContradictions.Load()}, {descHandshakesRef, n.HandshakesRefused.Load()}, {descSessionsCut, n.SessionsCut.Load()}} {
+		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
+	}
+}

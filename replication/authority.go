@@ -1,0 +1,213 @@
+package replication
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
+)
+
+// Counters count what the engine's defences did; read them with Load.
+// Every Local gets one (NewEngine sets it).
+type Counters struct {
+	// OriginContradictions counts empty claims an origin contradicted:
+	// a peer held numbers of this node's origin that it never made, or
+	// this node held, as empty, numbers of the peer's origin above what
+	// the peer itself holds (see originAuthority).
+	OriginContradictions atomic.Uint64
+	// HandshakesRefused counts incoming handshakes refused (wrong
+	// cluster or version, failed authentication, busy, offline).
+	HandshakesRefused atomic.Uint64
+	// SessionsCut counts incoming sessions ended for holding a slot
+	// without progress (MaxSessionTime, MinSessionRate).
+	SessionsCut atomic.Uint64
+}
+
+func (l *Local) counters() *Counters {
+	if l.Counters == nil {
+		return &Counters{} // a Local used without an engine: counted nowhere
+	}
+	return l.Counters
+}
+
+// emptyDropper is implemented by a store that can forget the empty claims
+// it holds of an origin (*store.Store).
+type emptyDropper interface {
+	DropEmpties(origin hlc.NodeID, within *store.Held) (store.Held, error)
+}
+
+// originAuthority applies, when the peer's Have arrives (before this side
+// streams anything), the rule that an origin is the authority on its own
+// sequence numbers: every one of them it holds is a real write, and no
+// other node can hold one it never made. Empty claims (ranges a sender
+// declared to hold nothing) are the only way a node comes to hold numbers
+// no write backs, so a claim the origin contradicts was forged (or
+// relayed from a forger):
+//
+//   - the peer holds numbers of this node's origin above this node's
+//     last write: the peer's holdings of this origin cannot be trusted,
+//     so every write of it is sent again (theirs is reset; the peer, on
+//     this node's Have, drops its empty claims of this origin and takes
+//     them);
+//   - this node holds numbers of the peer's own origin above what the
+//     peer holds of itself: this node drops every empty claim it holds of
+//     the peer's origin, so that the peer's writes, which the peer sends
+//     again (previous case, on its side), are taken.
+//
+// Either is logged at ERROR and counted (Counters.OriginContradictions).
+// It returns theirs, changed as said.
+func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
+	theirs := fromWireHeld(have.Origins)
+	self, peer := s.l.Node, s.peer.Node
+	if claimed, mine := theirs[self].Max(), heldOf(s.l.Store, self).Max(); claimed > mine {
+		s.l.counters().OriginContradictions.Add(1)
+		s.l.Log.Error("a peer holds sequence numbers of this node's origin that this node never made (a forged empty claim reached it): sending it every write of this origin again",
+			"peer", peer, "peer_holds", theirs[self].String(), "last_write", mine)
+		delete(theirs, self)
+	}
+	s.applyVoid(have.Void)
+	if own, held := theirs[peer].Max(), heldOf(s.l.Store, peer).Max(); held > own {
+		d, ok := s.l.Store.(emptyDropper)
+		if !ok {
+			return theirs
+		}
+		dropped, err := d.DropEmpties(peer, nil)
+		if err != nil {
+			s.l.Log.Error("dropping empty claims the origin contradicts failed", "origin", peer, "error", err)
+			return theirs
+		}
+		if dropped.Max() > own {
+			s.l.counters().OriginContradictions.Add(1)
+			s.l.Log.Error("this node held, as empty, sequence numbers of a peer's origin that the peer never made (a forged empty claim): dropped every empty claim of that origin, its writes are taken again",
+				"origin", peer, "origin_holds", own, "dropped", dropped.String())
+			// Nodes this one relayed the claim to drop it too (Have.Void).
+			s.l.voids.add(peer, dropped)
+		}
+	}
+	return theirs
+}
+
+// heldOf returns what st holds of origin.
+func heldOf(st Store, origin hlc.NodeID) store.Held {
+	if h, ok := st.(interface{ HeldOf(hlc.NodeID) store.Held }); ok {
+		return h.HeldOf(origin)
+	}
+	return st.Holdings()[origin]
+}
+
+// applyVoid drops, once, the empty claims this node holds within the
+// ranges a peer found false (Have.Void), and passes them on in its own
+// Haves. A forged list costs the receiver a refetch of what it dropped:
+// only empty claims are dropped, never a write.
+func (s *Session) applyVoid(void []OriginHeld) {
+	d, ok := s.l.Store.(emptyDropper)
+	if !ok {
+		return
+	}
+	for o, h := range fromWireHeld(void) {
+		if o == s.l.Node {
+			continue // this node's own origin: it holds every number it made
+		}
+		fresh := s.l.voids.add(o, h)
+		if fresh.Max() == 0 {
+			continue
+		}
+		dropped, err := d.DropEmpties(o, &fresh)
+		if err != nil {
+			s.l.Log.Error("dropping empty claims a peer found false failed", "origin", o, "error", err)
+			continue
+		}
+		if dropped.Max() > 0 {
+			s.l.Log.Warn("dropped empty claims that a peer found false (their origin contradicted them): the writes are taken again",
+				"origin", o, "peer", s.peer.Node, "dropped", dropped.String())
+		}
+	}
+}
+
+// voidTTL is how long a node passes on the false empty claims it learned
+// of (Have.Void): long enough for every replica that synced with it to
+// hear of them, bounded so that the list does not grow forever.
+const voidTTL = 7 * 24 * time.Hour
+
+// maxVoidRanges bounds the ranges kept per origin (beyond it they are
+// merged into one).
+const maxVoidRanges = 64
+
+// voidBook holds the false empty claims this node learned of, to pass on.
+type voidBook struct {
+	mu sync.Mutex
+	m  map[hlc.NodeID]*voidEntry
+}
+
+type voidEntry struct {
+	held store.Held
+	at   time.Time
+}
+
+// add records h for origin o and returns the part not known before.
+func (b *voidBook) add(o hlc.NodeID, h store.Held) store.Held {
+	if b == nil {
+		return h
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.expire(now)
+	if b.m == nil {
+		b.m = map[hlc.NodeID]*voidEntry{}
+	}
+	e := b.m[o]
+	if e == nil {
+		if len(b.m) >= maxVoidOrigins {
+			return h // full: dropped here, not passed on
+		}
+		e = &voidEntry{}
+		b.m[o] = e
+	}
+	var fresh store.Held
+	for _, r := range e.held.Missing(h) {
+		fresh.Add(r.Lo, r.Hi)
+		e.held.Add(r.Lo, r.Hi)
+	}
+	if len(e.held.Ranges) > maxVoidRanges {
+		lo := e.held.Ranges[0].Lo
+		if e.held.Contig > 0 {
+			lo = 1
+		}
+		var all store.Held
+		all.Add(lo, e.held.Max())
+		e.held = all
+	}
+	if fresh.Max() > 0 {
+		e.at = now
+	}
+	return fresh
+}
+
+func (b *voidBook) expire(now time.Time) {
+	for o, e := range b.m {
+		if now.Sub(e.at) > voidTTL {
+			delete(b.m, o)
+		}
+	}
+}
+
+// wire returns the list to send in a Have.
+func (b *voidBook) wire() []OriginHeld {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expire(time.Now())
+	if len(b.m) == 0 {
+		return nil
+	}
+	m := make(map[hlc.NodeID]store.Held, len(b.m))
+	for o, e := range b.m {
+		m[o] = e.held
+	}
+	return toWireHeld(m)
+}

@@ -1,0 +1,106 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/replicad/replicad/hlc"
+)
+
+// mustSync runs one sync round of n with its partners and fails the test
+// unless every session succeeded.
+func mustSync(t *testing.T, n *tcpNode, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if sum := n.eng.SyncNow(ctx, nil); sum.Succeeded != sum.Partners || len(sum.Failed) > 0 {
+		t.Fatalf("%s: sync failed: %v", what, sum.Failed)
+	}
+}
+
+// forgeEmpties has a stranger declare origin's numbers lo..hi empty to
+// the node at addr, as a device peer would relay them; it returns whether
+// the chunk was acknowledged.
+func forgeEmpties(t *testing.T, addr string, stranger, origin hlc.NodeID, lo, hi uint64) bool {
+	t.Helper()
+	p, w := hello(t, addr, stranger, "c")
+	if w.Refused != "" {
+		t.Fatalf("the stranger was refused: %s", w.Refused)
+	}
+	if _, err := WriteMsg(p.c, Msg{Chunk: &Chunk{No: 1, Empties: []OriginHeld{{Origin: uint64(origin), Ranges: []uint64{lo, hi}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, _, err := ReadMsg(p.c)
+		if err != nil || m.Error != nil {
+			return false
+		}
+		if m.Ack != nil {
+			return true
+		}
+	}
+}
+
+// A stranger declares an honest device's future sequence numbers empty
+// (no TLS: nothing authenticates it). The hub takes the claim and relays
+// it; the device, the authority on its own numbers, contradicts it at its
+// next session: the hub drops the false claim and takes the real writes,
+// the device takes the hub's, and a device the hub relayed the claim to
+// heals through the hub. Both sides log it and count it.
+func TestHostileForgedEmpties(t *testing.T) {
+	hub := startTCPNode(t, "hub", nil, nil)
+	dev := startTCPNode(t, "device", []string{hub.addr}, nil)
+	other := startTCPNode(t, "device", []string{hub.addr}, nil)
+	dev.put(t, "jobs", "a", "v", 1)
+	dev.put(t, "jobs", "b", "v", 2)
+	mustSync(t, dev, "before the attack")
+	origin := dev.st.NodeID()
+
+	if !forgeEmpties(t, hub.addr, 0x99, origin, 3, 1_000_000) {
+		t.Log("the hub refused the forged empties outright")
+	}
+	mustSync(t, other, "the other device, after the attack") // it gets whatever the hub relays
+
+	// The device writes on: numbers 3 and 4, which the stranger claimed.
+	dev.put(t, "jobs", "c", "v", 3)
+	dev.put(t, "jobs", "d", "v", 4)
+	hub.put(t, "jobs", "from-hub", "v", 5)
+	mustSync(t, dev, "the device's first session after the attack")
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if !hub.has("jobs", id) {
+			t.Fatalf("the hub lacks the device's write %s: the forged empties shadow it", id)
+		}
+	}
+	if !dev.has("jobs", "from-hub") {
+		t.Fatal("the device lacks the hub's write")
+	}
+	if got, want := hub.st.HeldOf(origin).Max(), dev.st.HeldOf(origin).Max(); got != want {
+		t.Fatalf("the hub holds the device's origin up to %d, the device made %d", got, want)
+	}
+	if hub.eng.Counters().OriginContradictions.Load() == 0 || dev.eng.Counters().OriginContradictions.Load() == 0 {
+		t.Errorf("contradictions not counted: hub %d, device %d", hub.eng.Counters().OriginContradictions.Load(), dev.eng.Counters().OriginContradictions.Load())
+	}
+	// Later writes flow both ways.
+	dev.put(t, "jobs", "e", "v", 6)
+	hub.put(t, "jobs", "from-hub-2", "v", 7)
+	mustSync(t, dev, "the device's second session")
+	if !hub.has("jobs", "e") || !dev.has("jobs", "from-hub-2") {
+		t.Fatal("later writes do not flow")
+	}
+	// The other device, to which the hub relayed the claim, heals
+	// through the hub within two sessions (the first drops the claim).
+	for i := 0; i < 2; i++ {
+		mustSync(t, other, fmt.Sprintf("the other device, session %d after the heal", i+1))
+	}
+	for _, id := range []string{"c", "d", "e"} {
+		if !other.has("jobs", id) {
+			t.Fatalf("the other device lacks the device's write %s: the relayed claim still shadows it", id)
+		}
+	}
+	if err := other.st.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	healthy(t, hub, "after forged empties")
+}

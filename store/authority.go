@@ -1,0 +1,101 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/replicad/replicad/hlc"
+)
+
+// DropEmpties forgets that this replica holds origin's sequence numbers
+// that a sender declared empty (held with no write logged), those within
+// within (nil: every one): the origin is
+// the authority on its own sequence numbers, and when it contradicts such
+// a claim (it made real writes there, or never reached them) the claim is
+// dropped so that the real writes can be taken. Writes logged here are
+// kept. It returns the numbers no longer held. Errors: ErrInvalid (origin
+// 0 or this node), ErrCorrupt, ErrClosed, ErrFailed.
+func (s *Store) DropEmpties(origin hlc.NodeID, within *Held) (Held, error) {
+	if origin == 0 || origin == s.node {
+		return Held{}, fmt.Errorf("%w: empties of origin %s cannot be dropped here", ErrInvalid, origin)
+	}
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return Held{}, err
+	}
+	var dropped Held
+	lower := u64Key(nil, pEmpty, uint64(origin))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		s.mu.Unlock()
+		return Held{}, err
+	}
+	b := s.newBatch()
+	defer b.close()
+	var buf []byte
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		v, err := s.itValue(it, &buf)
+		if err != nil {
+			it.Close()
+			s.mu.Unlock()
+			return Held{}, err
+		}
+		if len(k) != 17 || len(v) != 8 || be(v) < be(k[9:]) {
+			it.Close()
+			s.mu.Unlock()
+			return Held{}, corruptf(k, "malformed empty range")
+		}
+		var r Held
+		r.Add(be(k[9:]), be(v))
+		if within == nil {
+			dropped.Add(be(k[9:]), be(v))
+			b.del(append([]byte(nil), k...))
+			continue
+		}
+		var outside Held
+		for _, m := range within.Missing(r) {
+			outside.Add(m.Lo, m.Hi)
+		}
+		inside := outside.Missing(r)
+		if len(inside) == 0 {
+			continue
+		}
+		for _, m := range inside {
+			dropped.Add(m.Lo, m.Hi)
+		}
+		b.del(append([]byte(nil), k...))
+		for _, m := range within.Missing(r) {
+			b.set(emptyKey(origin, m.Lo), u64val(m.Hi))
+		}
+	}
+	if err := it.Close(); err != nil {
+		s.mu.Unlock()
+		return Held{}, err
+	}
+	if dropped.Max() == 0 {
+		s.mu.Unlock()
+		return Held{}, nil
+	}
+	h := s.heldOf(origin).minus(dropped)
+	b.setEncoded(originKey(origin), h.flat())
+	wait, err := s.submit(b)
+	if err != nil {
+		s.mu.Unlock()
+		return Held{}, err
+	}
+	s.publish(b)
+	s.publishHeld(map[hlc.NodeID]*Held{origin: &h})
+	s.mu.Unlock()
+	return dropped, wait()
+}
+
+// minus returns h without the numbers o holds.
+func (h Held) minus(o Held) Held {
+	var out Held
+	for _, m := range o.Missing(h) {
+		out.Add(m.Lo, m.Hi)
+	}
+	return out
+}
