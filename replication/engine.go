@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -534,6 +535,8 @@ func (e *Engine) serveConn(c net.Conn) {
 	defer e.untrack(c)
 	s = NewSession(l, false)
 	e.authenticate(s, raw)
+	// A hub that dialed in brings the horizon only if TLS proved its role.
+	s.TrustHorizon = func(Peer) bool { return e.cfg.Authenticate != nil }
 	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout})
 	serr = err
 	p := s.Peer()
@@ -788,6 +791,11 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 		} else {
 			s := NewSession(&e.cfg.Local, true)
 			e.authenticate(s, c)
+			// A dialed hub brings the horizon if TLS proved its role, or,
+			// without TLS, if its address is a configured hub's (not one
+			// gossip announced, which anyone on the network can).
+			configured := p.Node == 0 && slices.Contains(e.cfg.Hubs, p.Addr)
+			s.TrustHorizon = func(Peer) bool { return e.cfg.Authenticate != nil || configured }
 			err = RunConn(ctx, c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, Progress: progress})
 			e.untrack(c)
 			st, peer = s.Snapshot(), s.Peer()

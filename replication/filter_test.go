@@ -262,10 +262,16 @@ func FuzzFilteredSession(f *testing.F) {
 	})
 }
 
-// A filtered peer's tombstone horizon is not adopted (a forged one would
-// collect deleted records early); an unfiltered peer's is.
+// A device peer's tombstone horizon is not adopted, filtered or not (a
+// forged one would collect deleted records early); nor is that of a hub
+// that dialed in unauthenticated. A hub this side dialed brings it.
 func TestWriteFilterIgnoresHorizon(t *testing.T) {
-	for _, filtered := range []bool{true, false} {
+	for _, c := range []struct {
+		filtered, dialer bool
+		role             string
+		adopt            bool
+	}{{true, false, "device", false}, {false, false, "device", false}, {false, false, "hub", false}, {false, true, "hub", true}} {
+		filtered := c.filtered
 		st, err := store.Open(store.Options{FS: vfs.NewMem(), Dir: "/d", NoSync: true, ClusterID: "c", MemTableSize: 1 << 20, CacheSize: 1 << 20, NodeID: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -274,9 +280,13 @@ func TestWriteFilterIgnoresHorizon(t *testing.T) {
 		if filtered {
 			local.Filter = relayFilter()
 		}
-		s := NewSession(local, false)
+		s := NewSession(local, c.dialer)
 		s.Start()
-		if _, err := s.Handle(Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 2, Role: "device", Scope: FullScope()}}); err != nil {
+		if c.dialer {
+			if _, err := s.Handle(Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: "c", Node: 2, Role: c.role, Scope: FullScope()}}); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := s.Handle(Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 2, Role: c.role, Scope: FullScope()}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Handle(Msg{Have: &Have{GC: []uint64{9, 5}}}); err != nil {
@@ -286,8 +296,8 @@ func TestWriteFilterIgnoresHorizon(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if adopted := len(h) > 0; adopted == filtered {
-			t.Errorf("filtered %v: horizon after the peer's Have: %v", filtered, h)
+		if adopted := len(h) > 0; adopted != c.adopt {
+			t.Errorf("%+v: horizon after the peer's Have: %v", c, h)
 		}
 		st.Close()
 	}

@@ -104,3 +104,49 @@ func TestHostileForgedEmpties(t *testing.T) {
 	}
 	healthy(t, hub, "after forged empties")
 }
+
+// A stranger (no TLS) dials the hub claiming to be a device, or a hub,
+// and sends a tombstone horizon the hub is not below but an honest device
+// a few writes behind is. It is not adopted: the device still syncs and
+// is not told to resync.
+func TestHostileForgedHorizon(t *testing.T) {
+	for _, role := range []string{"device", "hub"} {
+		t.Run(role, func(t *testing.T) {
+			hub := startTCPNode(t, "hub", nil, nil)
+			e := startTCPNode(t, "device", []string{hub.addr}, nil)
+			d := startTCPNode(t, "device", []string{hub.addr}, nil)
+			e.put(t, "jobs", "e1", "v", 1)
+			e.put(t, "jobs", "e2", "v", 2)
+			mustSync(t, e, "e")
+			mustSync(t, d, "d") // d holds e's 1-2
+			e.put(t, "jobs", "e3", "v", 3)
+			mustSync(t, e, "e again") // the hub holds e's 1-3
+
+			c := dialRaw(t, hub.addr, "")
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 0x99, Role: role, Scope: FullScope(), PhysMs: time.Now().UnixMilli()}})
+			for i := 0; i < 2; i++ { // Welcome, Have
+				if _, _, err := ReadMsg(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			WriteMsg(c, Msg{Have: &Have{GC: []uint64{uint64(e.st.NodeID()), 3}}})
+			WriteMsg(c, Msg{Done: &Done{}})
+			for { // until the hub is done with the session
+				m, _, err := ReadMsg(c)
+				if err != nil || m.Done != nil || m.Error != nil {
+					break
+				}
+			}
+			c.Close()
+			if h, _ := hub.st.GCHorizon(); len(h) > 0 {
+				t.Fatalf("the hub adopted a stranger's horizon %v", h)
+			}
+			d.put(t, "jobs", "d1", "v", 1)
+			mustSync(t, d, "the device a few writes behind")
+			if !hub.has("jobs", "d1") || !d.has("jobs", "e3") {
+				t.Fatal("the device did not sync")
+			}
+		})
+	}
+}

@@ -330,6 +330,24 @@ type Session struct {
 	// role) against what its transport proved (a TLS certificate); an
 	// error refuses the session.
 	Authenticate func(Peer) error
+	// TrustHorizon, if set, reports whether the peer may bring the
+	// tombstone horizon (see horizonSource); the engine sets it.
+	TrustHorizon func(Peer) bool
+}
+
+// horizonSource reports whether the peer's tombstone horizon may be
+// adopted. Never a device's (its role claim, proven or not, says it
+// judges nothing), and never an unproven hub's: with TrustHorizon unset,
+// a hub this side dialed (the dialer chose whom to dial; the engine
+// narrows this to configured hubs and authenticated ones).
+func (s *Session) horizonSource() bool {
+	if s.peer.Role != "hub" {
+		return false
+	}
+	if s.TrustHorizon != nil {
+		return s.TrustHorizon(s.peer)
+	}
+	return s.dialer
 }
 
 type phase uint8
@@ -780,10 +798,14 @@ func (s *Session) checkHorizon(theirs map[hlc.NodeID]store.Held, flat []uint64) 
 	if len(peerH) == 0 || peerH.LessEq(mine) {
 		return nil
 	}
-	if s.wf != nil {
-		// A filtered (device) peer's horizon is not adopted: a forged one
-		// would collect deleted records early and refuse honest replicas
-		// as too old. Hubs bring the horizon.
+	if s.wf != nil || !s.horizonSource() {
+		// Only hubs bring the horizon, and only a hub whose role is
+		// proven: a forged horizon would collect deleted records early
+		// and refuse honest replicas as too old. Nor is this replica told
+		// to resync on such a peer's word.
+		if s.peer.Role == "hub" {
+			s.l.Log.Debug("tombstone horizon of an unauthenticated hub ignored", "peer", s.peer.Node)
+		}
 		return nil
 	}
 	if below(s.l.Store.Holdings(), peerH, s.l.Node) {
