@@ -473,18 +473,19 @@ func (e *Engine) serveConn(c net.Conn) {
 		// Read the hello first so the refusal is an answer, not a reset.
 		c.SetReadDeadline(time.Now().Add(time.Second))
 		ReadMsg(c)
-		WriteMsg(c, Refuse(l, reason, retry))
+		WriteMsg(c, Refuse(reason, retry))
 		c.Close()
+		l.counters().HandshakesRefused.Add(1)
 	}
 	if !e.Online() {
-		refuse("node is offline", 5000)
+		refuse(RefusedOffline, 5000)
 		return
 	}
 	// Per host first, so that one host's flood cannot take every slot.
 	host := remoteHost(c)
 	if !e.waitHost(host) {
 		e.log.Warn("session refused: too many from one host", "remote", c.RemoteAddr(), "limit", e.cfg.MaxSessionsPerHost)
-		refuse(fmt.Sprintf("busy: %d sessions from %s", e.cfg.MaxSessionsPerHost, host), 2000)
+		refuse(RefusedBusy, 2000)
 		return
 	}
 	hostHeld := true
@@ -523,7 +524,7 @@ func (e *Engine) serveConn(c net.Conn) {
 			t.Stop()
 		case <-t.C:
 			e.log.Debug("session refused: busy", "remote", c.RemoteAddr())
-			refuse(fmt.Sprintf("busy: %d sessions running", e.cfg.MaxSessions), 1000)
+			refuse(RefusedBusy, 1000)
 			return
 		}
 	}

@@ -1,8 +1,13 @@
 package replication
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -148,5 +153,60 @@ func TestHostileForgedHorizon(t *testing.T) {
 				t.Fatal("the device did not sync")
 			}
 		})
+	}
+}
+
+// A refused handshake tells the stranger a refusal code and nothing of
+// the hub: not its cluster id, node id or role, whatever the reason.
+func TestHostileRefusalRevealsNothing(t *testing.T) {
+	const secret = "acme-secret-7f3a"
+	hub := startTCPNode(t, "hub", nil, func(c *Config) {
+		c.Local.Cluster = secret
+		c.Authenticate = func(conn net.Conn, p Peer) error {
+			if p.Node == 0x66 {
+				return errors.New("no certificate")
+			}
+			return nil
+		}
+	})
+	for _, tc := range []struct {
+		cluster string
+		node    hlc.NodeID
+		proto   uint16
+		want    string
+	}{
+		{"guess", 0x99, ProtocolVersion, RefusedCluster},
+		{secret, 0x66, ProtocolVersion, RefusedAuth},
+		{secret, 0x99, ProtocolVersion + 1, RefusedProtocol},
+		{secret, hub.st.NodeID(), ProtocolVersion, RefusedIdentity},
+	} {
+		c := dialRaw(t, hub.addr, "")
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		WriteMsg(c, Msg{Hello: &Hello{Proto: tc.proto, Cluster: tc.cluster, Node: uint64(tc.node), Role: "device", Scope: FullScope()}})
+		var hdr [4]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		m, err := DecodeMsg(raw)
+		if err != nil || m.Welcome == nil {
+			t.Fatalf("%+v: %v %v", tc, m.Type(), err)
+		}
+		w := m.Welcome
+		if w.Refused != tc.want || w.Cluster != "" || w.Node != 0 || w.Role != "" {
+			t.Errorf("%+v: refusal %+v; want only the code %q", tc, w, tc.want)
+		}
+		var id [8]byte
+		binary.BigEndian.PutUint64(id[:], uint64(hub.st.NodeID()))
+		if bytes.Contains(raw, []byte(secret)) || bytes.Contains(raw, id[:]) || bytes.Contains(raw, []byte(hub.st.NodeID().String())) {
+			t.Errorf("%+v: the refusal frame carries the cluster id or the hub's node id: %q", tc, raw)
+		}
+		c.Close()
+	}
+	if n := hub.eng.Counters().HandshakesRefused.Load(); n != 4 {
+		t.Errorf("refused handshakes counted %d, want 4", n)
 	}
 }

@@ -404,9 +404,23 @@ func (s *Session) Start() []Msg {
 	return []Msg{{Hello: &Hello{Proto: ProtocolVersion, Cluster: s.l.Cluster, Node: uint64(s.l.Node), Role: s.l.Role, Scope: s.l.scope(), PhysMs: s.l.Clock.Physical(), Version: s.l.Version}}}
 }
 
-// Refuse builds the Welcome that refuses a session before it starts.
-func Refuse(l *Local, reason string, retryAfterMs uint32) Msg {
-	return Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: l.Cluster, Node: uint64(l.Node), Role: l.Role, Refused: reason, RetryAfterMs: retryAfterMs}}
+// Refusal codes: all a refused peer is told of why. The refusal carries
+// nothing of this node (no cluster id, node id or role): the details are
+// logged on the refusing side only.
+const (
+	RefusedBusy     = "busy"
+	RefusedOffline  = "offline"
+	RefusedProtocol = "protocol version mismatch"
+	RefusedCluster  = "cluster id mismatch"
+	RefusedIdentity = "node id or role refused"
+	RefusedAuth     = "not authenticated"
+	RefusedNoWatch  = "this node serves no watch connections"
+)
+
+// Refuse builds the Welcome that refuses a session before it starts: the
+// protocol version, a refusal code and a retry delay, nothing else.
+func Refuse(code string, retryAfterMs uint32) Msg {
+	return Msg{Welcome: &Welcome{Proto: ProtocolVersion, Refused: code, RetryAfterMs: retryAfterMs}}
 }
 
 // Handle takes one message from the peer and returns the messages to send.
@@ -445,12 +459,15 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	default:
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
-	if reason := s.refusal(p, proto); reason != "" {
+	if code, reason := s.refusal(p, proto); reason != "" {
+		// The peer is told the code only; the details stay in this
+		// node's error (logged by the caller).
 		s.phase = phaseFinished
 		if s.dialer {
-			return []Msg{{Error: &ErrorMsg{Reason: reason}}}, &RefusedError{Reason: reason}
+			return []Msg{{Error: &ErrorMsg{Reason: "session refused: " + code}}}, &RefusedError{Reason: reason}
 		}
-		return []Msg{Refuse(s.l, reason, 0)}, &RefusedError{Reason: reason}
+		s.l.counters().HandshakesRefused.Add(1)
+		return []Msg{Refuse(code, 0)}, &RefusedError{Reason: reason}
 	}
 	var assigned *Scope
 	if !s.dialer && s.l.Assign != nil {
@@ -501,23 +518,22 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 // refusal checks a peer's handshake (version, cluster, node id, role,
 // authentication): "" if accepted, else why it is refused. Sessions and
 // watch connections (watch.go) check the same.
-func (s *Session) refusal(p Peer, proto uint16) string {
-	var reason string
+func (s *Session) refusal(p Peer, proto uint16) (code, reason string) {
 	switch {
 	case proto != ProtocolVersion:
-		reason = fmt.Sprintf("protocol version %d, this node speaks %d", proto, ProtocolVersion)
+		code, reason = RefusedProtocol, fmt.Sprintf("protocol version %d, this node speaks %d", proto, ProtocolVersion)
 	case p.Cluster != s.l.Cluster:
-		reason = fmt.Sprintf("cluster %q, this node is in cluster %q", p.Cluster, s.l.Cluster)
+		code, reason = RefusedCluster, fmt.Sprintf("cluster %q, this node is in cluster %q", p.Cluster, s.l.Cluster)
 	case p.Node == s.l.Node:
-		reason = "same node id as this node"
+		code, reason = RefusedIdentity, "same node id as this node"
 	case p.Role != "hub" && p.Role != "device":
-		reason = fmt.Sprintf("unknown role %q", p.Role)
+		code, reason = RefusedIdentity, fmt.Sprintf("unknown role %q", p.Role)
 	case s.Authenticate != nil:
 		if err := s.Authenticate(p); err != nil {
-			reason = "not authenticated: " + err.Error()
+			code, reason = RefusedAuth, "not authenticated: "+err.Error()
 		}
 	}
-	return reason
+	return code, reason
 }
 
 func (s *Session) exchange(m Msg) ([]Msg, error) {

@@ -164,7 +164,8 @@ func (e *Engine) serveWatch(c net.Conn, h *Hello) {
 	l := &e.cfg.Local
 	refuse := func(reason string, retry uint32) {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		WriteMsg(c, Refuse(l, reason, retry))
+		WriteMsg(c, Refuse(reason, retry))
+		l.counters().HandshakesRefused.Add(1)
 	}
 	if !e.track(c) {
 		return
@@ -173,13 +174,13 @@ func (e *Engine) serveWatch(c net.Conn, h *Hello) {
 	s := NewSession(l, false)
 	e.authenticate(s, c)
 	p := Peer{Node: hlc.NodeID(h.Node), Cluster: h.Cluster, Role: h.Role, Scope: h.Scope}
-	if reason := s.refusal(p, h.Proto); reason != "" {
+	if code, reason := s.refusal(p, h.Proto); reason != "" {
 		e.log.Warn("watch connection refused", "remote", c.RemoteAddr(), "peer", p.Node, "reason", reason)
-		refuse(reason, 0)
+		refuse(code, 0) // the code only: nothing of this node
 		return
 	}
 	if e.cfg.MaxWatchers <= 0 {
-		refuse("this node serves no watch connections", 0)
+		refuse(RefusedNoWatch, 0)
 		return
 	}
 	if l.Assign != nil {
@@ -360,9 +361,9 @@ func (e *Engine) watchOnce(ctx context.Context, addr string) (up bool, err error
 	}
 	s := NewSession(l, true)
 	e.authenticate(s, c)
-	if reason := s.refusal(Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope}, w.Proto); reason != "" {
+	if code, reason := s.refusal(Peer{Node: hlc.NodeID(w.Node), Cluster: w.Cluster, Role: w.Role, Scope: w.Scope}, w.Proto); reason != "" {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		WriteMsg(c, Msg{Error: &ErrorMsg{Reason: reason}})
+		WriteMsg(c, Msg{Error: &ErrorMsg{Reason: "session refused: " + code}})
 		return false, &RefusedError{Reason: reason}
 	}
 	// Pull on news, one session at a time, and once now to catch up.
