@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +211,57 @@ func TestHostileRefusalRevealsNothing(t *testing.T) {
 	if n := hub.eng.Counters().HandshakesRefused.Load(); n != 4 {
 		t.Errorf("refused handshakes counted %d, want 4", n)
 	}
+}
+
+// heapMiB is the live heap after a collection.
+func heapMiB() float64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / (1 << 20)
+}
+
+// Handshakes with distinct filter expressions, refused (wrong cluster) or
+// accepted, leave the heap where it was: nothing of a refused handshake is
+// kept, and compiled filters are an LRU.
+func TestHostileFilterFlood(t *testing.T) {
+	hub := startTCPNode(t, "hub", nil, nil)
+	filterOf := func(i int) string {
+		// Long, distinct, valid: a chain of comparisons.
+		var b strings.Builder
+		fmt.Fprintf(&b, "n == %d", i)
+		for j := 0; j < 120; j++ {
+			fmt.Fprintf(&b, " || owner == 'user-%d-%d'", i, j)
+		}
+		return b.String()
+	}
+	send := func(n int, cluster string) {
+		for i := 0; i < n; i++ {
+			c := dialRaw(t, hub.addr, "")
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			sc := Scope{Tables: []TableScope{{Table: "jobs", Filter: filterOf(i)}}}
+			WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: cluster, Node: uint64(0x1000 + i), Role: "device", Scope: sc, PhysMs: time.Now().UnixMilli()}})
+			ReadMsg(c)
+			c.Close()
+		}
+	}
+	before := heapMiB()
+	const n = 200
+	send(n, "wrong")
+	after := heapMiB()
+	t.Logf("heap before %.1f MiB, after %d refused handshakes with distinct %d-byte filters %.1f MiB; %d filters cached", before, n, len(filterOf(0)), after, filterCache.len())
+	if after-before > 4 {
+		t.Errorf("refused handshakes grew the heap by %.1f MiB", after-before)
+	}
+	// Compiled filters in use stay bounded too.
+	for i := 0; i < 3*maxCachedFilters; i++ {
+		if _, err := compiled(fmt.Sprintf("n == %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := filterCache.len(); got > maxCachedFilters {
+		t.Errorf("%d filters cached, want at most %d", got, maxCachedFilters)
+	}
+	healthy(t, hub, "after a filter flood")
 }

@@ -452,7 +452,9 @@ func (m Msg) validate() error {
 		if m.Hello.Node == 0 {
 			return errors.New("replication: hello without node id")
 		}
-		return m.Hello.Scope.Validate()
+		// Filters are compiled once the handshake is accepted
+		// (Session.handshake).
+		return m.Hello.Scope.validate(false)
 	case m.Welcome != nil:
 		if m.Welcome.Node == 0 && m.Welcome.Refused == "" {
 			return errors.New("replication: welcome without node id")

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/filter"
 	"github.com/replicad/replicad/store"
 )
 
@@ -90,7 +91,12 @@ func TablesScope(tables ...string) Scope {
 // Validate checks a scope received from a peer (or built from a
 // profile): names, values, filters that compile, relations to listed
 // tables without cycles.
-func (s Scope) Validate() error {
+func (s Scope) Validate() error { return s.validate(true) }
+
+// validate is Validate; without compile, filters are not compiled (a
+// Hello's scope is checked in full only once its handshake is accepted:
+// compiling is the costly part, and a refused handshake costs nothing).
+func (s Scope) validate(compile bool) error {
 	if s.All && len(s.Tables) > 0 {
 		return fmt.Errorf("replication: scope is both all and a table list")
 	}
@@ -114,8 +120,10 @@ func (s Scope) Validate() error {
 				return fmt.Errorf("replication: scope of %q: %v", t.Table, err)
 			}
 		}
-		if t.Filter != "" {
-			if _, err := compiled(t.Filter); err != nil {
+		if t.Filter != "" && compile {
+			// Compiled, not cached: a peer's scope is validated before
+			// its handshake is accepted.
+			if _, err := filter.Compile(t.Filter); err != nil {
 				return fmt.Errorf("replication: scope of %q: %v", t.Table, err)
 			}
 		}

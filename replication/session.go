@@ -459,7 +459,15 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	default:
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
-	if code, reason := s.refusal(p, proto); reason != "" {
+	code, reason := s.refusal(p, proto)
+	if reason == "" && !s.dialer {
+		// The Hello's filters, compiled now that the peer is accepted.
+		if err := p.Scope.Validate(); err != nil {
+			s.phase = phaseFinished
+			return nil, fmt.Errorf("%w: hello: %v", ErrProtocol, err)
+		}
+	}
+	if reason != "" {
 		// The peer is told the code only; the details stay in this
 		// node's error (logged by the caller).
 		s.phase = phaseFinished
