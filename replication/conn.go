@@ -23,6 +23,11 @@ type ConnOptions struct {
 	// session's stats so far (for progress bars; called on the session's
 	// goroutine).
 	Progress func(Stats)
+	// MaxHelloBytes, if set, bounds the listener's first message (the
+	// peer's Hello): one frame of at most this many bytes, no fragments.
+	MaxHelloBytes int
+
+	buffers *byteBudget // reassembly bytes shared with other sessions
 }
 
 // RunConn runs s over conn until the session finishes, fails, or ctx is
@@ -88,7 +93,11 @@ func RunConn(ctx context.Context, conn net.Conn, s *Session, opts ConnOptions) (
 			wait = opts.HandshakeTimeout
 		}
 		conn.SetReadDeadline(time.Now().Add(wait))
-		m, n, err := ReadMsg(conn)
+		lim := readLimits{budget: opts.buffers}
+		if s.phase == phaseHandshake && !s.dialer && opts.MaxHelloBytes > 0 {
+			lim = helloLimits(opts.MaxHelloBytes)
+		}
+		m, n, err := readMsg(conn, lim)
 		s.addReceived(n)
 		if err != nil {
 			if errors.Is(err, io.EOF) {

@@ -60,6 +60,14 @@ type Config struct {
 	// (default MaxSessions less an eighth, at least 1), so that a flood of
 	// connections from one host leaves room for the others.
 	MaxSessionsPerHost int
+	// MaxHelloBytes bounds an incoming session's first message, the
+	// peer's Hello (default DefaultMaxHelloBytes): one frame, no
+	// fragments, until the handshake is accepted.
+	MaxHelloBytes int
+	// MaxBufferedBytes bounds the bytes of messages being reassembled
+	// from fragments across all incoming sessions (default
+	// DefaultMaxBufferedBytes); a session that would exceed it ends.
+	MaxBufferedBytes int64
 	// SlotWait is how long an incoming session waits for one of the
 	// MaxSessions slots before it is refused as busy (default 2s).
 	SlotWait time.Duration
@@ -152,7 +160,8 @@ type Engine struct {
 	cfg Config
 	log hclog.Logger
 
-	sem chan struct{}
+	sem     chan struct{}
+	buffers *byteBudget // MaxBufferedBytes
 
 	mu       sync.Mutex
 	online   bool
@@ -186,6 +195,12 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.PullInterval <= 0 {
 		cfg.PullInterval = 60 * time.Second
+	}
+	if cfg.MaxHelloBytes <= 0 {
+		cfg.MaxHelloBytes = DefaultMaxHelloBytes
+	}
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
 	if cfg.SlotWait <= 0 {
 		cfg.SlotWait = 2 * time.Second
@@ -235,6 +250,7 @@ func NewEngine(cfg Config) *Engine {
 		cfg:      cfg,
 		log:      cfg.Local.Log.Named("sync"),
 		sem:      make(chan struct{}, cfg.MaxSessions),
+		buffers:  newByteBudget(cfg.MaxBufferedBytes),
 		online:   true,
 		partners: map[string]*partnerState{},
 		push:     make(chan struct{}, 1),
@@ -255,6 +271,10 @@ func NewEngine(cfg Config) *Engine {
 	}
 	return e
 }
+
+// Buffered returns the bytes incoming sessions are reassembling now
+// (bounded by MaxBufferedBytes).
+func (e *Engine) Buffered() int64 { return e.buffers.Buffered() }
 
 // Counters returns what the engine's defences counted.
 func (e *Engine) Counters() *Counters { return e.cfg.Local.Counters }
@@ -472,7 +492,7 @@ func (e *Engine) serveConn(c net.Conn) {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		// Read the hello first so the refusal is an answer, not a reset.
 		c.SetReadDeadline(time.Now().Add(time.Second))
-		ReadMsg(c)
+		readMsg(c, helloLimits(e.cfg.MaxHelloBytes))
 		WriteMsg(c, Refuse(reason, retry))
 		c.Close()
 		l.counters().HandshakesRefused.Add(1)
@@ -538,7 +558,8 @@ func (e *Engine) serveConn(c net.Conn) {
 	e.authenticate(s, raw)
 	// A hub that dialed in brings the horizon only if TLS proved its role.
 	s.TrustHorizon = func(Peer) bool { return e.cfg.Authenticate != nil }
-	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout})
+	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout,
+		MaxHelloBytes: e.cfg.MaxHelloBytes, buffers: e.buffers})
 	serr = err
 	p := s.Peer()
 	if err != nil {

@@ -265,3 +265,118 @@ func TestHostileFilterFlood(t *testing.T) {
 	}
 	healthy(t, hub, "after a filter flood")
 }
+
+// peakHeap samples the heap until stop is closed and returns the highest
+// HeapAlloc seen, in MiB.
+func peakHeap(stop <-chan struct{}) <-chan float64 {
+	out := make(chan float64, 1)
+	go func() {
+		var peak uint64
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+			select {
+			case <-stop:
+				out <- float64(peak) / (1 << 20)
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// 24 connections from 6 addresses send fragments of a huge message before
+// saying hello. Before a Hello only one small frame is read: each is cut
+// at its first fragment, the heap stays flat, and an honest device syncs
+// meanwhile.
+func TestHostileFragmentsBeforeHello(t *testing.T) {
+	hub := startTCPNode(t, "hub", nil, func(c *Config) { c.MaxSessions = 64 }) // a hub's default in the agent
+	const conns, perConn = 24, 8 << 20
+	piece := make([]byte, 4+MaxFrameBytes)
+	binary.BigEndian.PutUint32(piece, MaxFrameBytes)
+	piece[4], piece[5] = byte(msgFragment), 1 // more to come
+	before := heapMiB()
+	stop := make(chan struct{})
+	peak := peakHeap(stop)
+	done := make(chan struct{})
+	for i := 0; i < conns; i++ {
+		c := dialRaw(t, hub.addr, fmt.Sprintf("127.0.0.%d", 10+i%6))
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			for sent := 0; sent < perConn; sent += MaxFrameBytes {
+				if _, err := c.Write(piece); err != nil {
+					return // cut off
+				}
+			}
+			// Hold the connection (and whatever the hub buffered) open.
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			c.Read(make([]byte, 1))
+		}()
+	}
+	start := time.Now()
+	healthy(t, hub, "during a flood of fragments before hello")
+	took := time.Since(start)
+	for i := 0; i < conns; i++ {
+		<-done
+	}
+	close(stop)
+	p := <-peak
+	after := heapMiB()
+	t.Logf("heap before %.1f MiB, peak during %d connections x %d MiB of fragments before hello %.1f MiB, after %.1f MiB; an honest device synced in %v meanwhile",
+		before, conns, perConn>>20, p, after, took.Round(time.Millisecond))
+	if p-before > 48 {
+		t.Errorf("the heap grew by %.1f MiB during the attack", p-before)
+	}
+	if after-before > 4 {
+		t.Errorf("the heap stayed %.1f MiB above where it was", after-before)
+	}
+}
+
+// After the handshake, the bytes every session reassembles from fragments
+// are bounded together (MaxBufferedBytes): a session beyond it ends, and
+// the budget is released when the sessions end.
+func TestHostileFragmentsBudget(t *testing.T) {
+	const budget = 7 << 20 // three sessions of 2 fragments (2.1 MiB each) fit, not four
+	hub := startTCPNode(t, "hub", nil, func(c *Config) { c.MaxBufferedBytes = budget; c.IdleTimeout = 5 * time.Second })
+	piece := make([]byte, 4+MaxFrameBytes)
+	binary.BigEndian.PutUint32(piece, MaxFrameBytes)
+	piece[4], piece[5] = byte(msgFragment), 1
+	var peers []*rawPeer
+	for i := 0; i < 4; i++ { // 2 fragments each: the fourth session is over budget
+		p, _ := hello(t, hub.addr, hlc.NodeID(0x500+i), "c")
+		p.c.SetDeadline(time.Now().Add(5 * time.Second))
+		p.c.Write(piece)
+		p.c.Write(piece)
+		peers = append(peers, p)
+	}
+	cut := 0
+	for _, p := range peers {
+		p.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 4096)
+		var err error
+		for err == nil { // what the hub sent, then EOF if it closed
+			_, err = p.c.Read(buf)
+		}
+		if !isTimeout(err) {
+			cut++
+		}
+	}
+	if b := hub.eng.Buffered(); b > budget || cut != 1 {
+		t.Fatalf("%d bytes buffered (budget %d), %d sessions cut (want 1)", b, budget, cut)
+	}
+	healthy(t, hub, "with the reassembly budget spent")
+	for _, p := range peers {
+		p.c.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); hub.eng.Buffered() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still reserved after the sessions ended", hub.eng.Buffered())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -538,17 +538,25 @@ func writeAll(w io.Writer, hdr, body []byte) (int, error) {
 // ReadMsg reads one message from r, reassembling fragments. It returns an
 // error for a frame over MaxFrameBytes, a message over MaxMessageBytes, or
 // a malformed body; the caller must then close the connection.
-func ReadMsg(r io.Reader) (Msg, int, error) {
+func ReadMsg(r io.Reader) (Msg, int, error) { return readMsg(r, readLimits{}) }
+
+// readMsg is ReadMsg within lim (limits.go).
+func readMsg(r io.Reader, lim readLimits) (_ Msg, n int, err error) {
 	var hdr [4]byte
 	var msg []byte
-	n := 0
+	maxFrame := uint32(MaxFrameBytes)
+	if lim.frame > 0 && lim.frame < MaxFrameBytes {
+		maxFrame = uint32(lim.frame)
+	}
+	var reserved int
+	defer func() { lim.budget.release(reserved) }()
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return Msg{}, n, err
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
-		if size == 0 || size > MaxFrameBytes {
-			return Msg{}, n, fmt.Errorf("replication: frame of %d bytes (limit %d)", size, MaxFrameBytes)
+		if size == 0 || size > maxFrame {
+			return Msg{}, n, fmt.Errorf("replication: frame of %d bytes (limit %d%s)", size, maxFrame, lim.why)
 		}
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(r, frame); err != nil {
@@ -562,12 +570,19 @@ func ReadMsg(r io.Reader) (Msg, int, error) {
 			m, err := DecodeMsg(frame)
 			return m, n, err
 		}
+		if lim.noFragments {
+			return Msg{}, n, fmt.Errorf("replication: fragment frame%s", lim.why)
+		}
 		if len(frame) < 2 {
 			return Msg{}, n, errors.New("replication: empty fragment")
 		}
 		if len(msg)+len(frame)-2 > MaxMessageBytes {
 			return Msg{}, n, fmt.Errorf("replication: message over %d bytes", MaxMessageBytes)
 		}
+		if !lim.budget.take(len(frame) - 2) {
+			return Msg{}, n, fmt.Errorf("replication: reassembling a %d-byte message would exceed the %d bytes all sessions may buffer", len(msg)+len(frame)-2, lim.budget.max)
+		}
+		reserved += len(frame) - 2
 		msg = append(msg, frame[2:]...)
 		if frame[1] == 0 {
 			m, err := DecodeMsg(msg)
