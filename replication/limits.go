@@ -13,10 +13,10 @@ const DefaultMaxBufferedBytes = 256 << 20
 
 // readLimits bound one ReadMsg.
 type readLimits struct {
-	frame       int    // largest frame (0: MaxFrameBytes)
-	noFragments bool   // a fragment frame is an error
+	frame       int         // largest frame (0: MaxFrameBytes)
+	noFragments bool        // a fragment frame is an error
 	budget      *byteBudget // shared reassembly budget (nil: none)
-	why         string // appended to the errors, e.g. " before the handshake"
+	why         string      // appended to the errors, e.g. " before the handshake"
 }
 
 // byteBudget is a budget of bytes shared by concurrent readers.
