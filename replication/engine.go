@@ -68,6 +68,21 @@ type Config struct {
 	// from fragments across all incoming sessions (default
 	// DefaultMaxBufferedBytes); a session that would exceed it ends.
 	MaxBufferedBytes int64
+	// ReservedSessions of the MaxSessions slots are kept for known peers
+	// (authenticated, or seen in a successful session): unknown ones hold
+	// at most the others (default MaxSessions/4; slots.go).
+	ReservedSessions int
+	// ReserveHelloTimeout bounds the wait for the Hello of a connection
+	// taken into the reserve (default 1s).
+	ReserveHelloTimeout time.Duration
+	// MinSessionRate (bytes/s, default DefaultMinSessionRate; negative:
+	// off) and SessionRateWindow (default 30s): an incoming session that
+	// moves less over a window is cut. MaxSessionTime (default 15 min;
+	// negative: off) cuts one that lasts longer. A long-lived link that
+	// idles must not be served as a session.
+	MinSessionRate    int
+	SessionRateWindow time.Duration
+	MaxSessionTime    time.Duration
 	// SlotWait is how long an incoming session waits for one of the
 	// MaxSessions slots before it is refused as busy (default 2s).
 	SlotWait time.Duration
@@ -162,6 +177,7 @@ type Engine struct {
 
 	sem     chan struct{}
 	buffers *byteBudget // MaxBufferedBytes
+	slots   slotState   // guarded by mu (slots.go)
 
 	mu       sync.Mutex
 	online   bool
@@ -195,6 +211,22 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.PullInterval <= 0 {
 		cfg.PullInterval = 60 * time.Second
+	}
+	if cfg.ReservedSessions <= 0 {
+		cfg.ReservedSessions = max(1, cfg.MaxSessions/4)
+	}
+	cfg.ReservedSessions = min(cfg.ReservedSessions, cfg.MaxSessions-1)
+	if cfg.ReserveHelloTimeout <= 0 {
+		cfg.ReserveHelloTimeout = DefaultReserveHelloTimeout
+	}
+	if cfg.MinSessionRate == 0 {
+		cfg.MinSessionRate = DefaultMinSessionRate
+	}
+	if cfg.SessionRateWindow <= 0 {
+		cfg.SessionRateWindow = DefaultSessionRateWindow
+	}
+	if cfg.MaxSessionTime == 0 {
+		cfg.MaxSessionTime = DefaultMaxSessionTime
 	}
 	if cfg.MaxHelloBytes <= 0 {
 		cfg.MaxHelloBytes = DefaultMaxHelloBytes
@@ -554,11 +586,19 @@ func (e *Engine) serveConn(c net.Conn) {
 		return
 	}
 	defer e.untrack(c)
+	sl := e.enter()
+	defer sl.leave()
 	s = NewSession(l, false)
 	e.authenticate(s, raw)
+	s.Admit = sl.admit
+	defer e.watchProgress(c, s)()
+	hello := e.cfg.HandshakeTimeout
+	if sl.reserved {
+		hello = min(hello, e.cfg.ReserveHelloTimeout)
+	}
 	// A hub that dialed in brings the horizon only if TLS proved its role.
 	s.TrustHorizon = func(Peer) bool { return e.cfg.Authenticate != nil }
-	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: e.cfg.HandshakeTimeout,
+	err := RunConn(context.Background(), c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, HandshakeTimeout: hello,
 		MaxHelloBytes: e.cfg.MaxHelloBytes, buffers: e.buffers})
 	serr = err
 	p := s.Peer()
@@ -566,6 +606,7 @@ func (e *Engine) serveConn(c net.Conn) {
 		e.log.Warn("incoming session failed", "remote", c.RemoteAddr(), "peer", p.Node, "error", err)
 		return
 	}
+	e.remember(p.Node)
 	st := s.Snapshot()
 	e.log.Debug("incoming session done", "peer", p.Node, "received", st.WritesApplied, "sent", st.WritesSent)
 	e.stepCollector()
@@ -828,6 +869,7 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 		e.cfg.OnSession(SessionInfo{Dialed: true, Addr: p.Addr, Peer: peer, Stats: st, Start: start, Duration: time.Since(start), Err: err})
 	}
 	if err == nil {
+		e.remember(peer.Node)
 		e.stepCollector()
 	}
 	return st, err

@@ -10,6 +10,8 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,5 +380,88 @@ func TestHostileFragmentsBudget(t *testing.T) {
 			t.Fatalf("%d bytes still reserved after the sessions ended", hub.eng.Buffered())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Strangers from two addresses fill every sync slot and keep their
+// sessions alive with a valid message now and then (reconnecting when
+// cut or refused). A device the hub has synced with before still syncs
+// during the attack (the reserve), and the strangers' sessions are cut
+// for making no progress.
+func TestHostileSlotsHostage(t *testing.T) {
+	hub := startTCPNode(t, "hub", nil, func(c *Config) {
+		c.MaxSessions = 16
+		c.SessionRateWindow = time.Second
+		c.IdleTimeout = 5 * time.Second
+	})
+	dev := startTCPNode(t, "device", []string{hub.addr}, func(c *Config) { c.IdleTimeout = 10 * time.Second })
+	dev.put(t, "jobs", "before", "v", 1)
+	mustSync(t, dev, "before the attack")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var held atomic.Int64 // attack sessions past their handshake now
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 20+i%2))}}
+				c, err := d.Dial("tcp", hub.addr)
+				if err != nil {
+					continue
+				}
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: uint64(0x7000 + i), Role: "device", Scope: FullScope(), PhysMs: time.Now().UnixMilli()}})
+				if m, _, err := ReadMsg(c); err != nil || m.Welcome == nil || m.Welcome.Refused != "" {
+					c.Close()
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				WriteMsg(c, Msg{Have: &Have{}})
+				held.Add(1)
+				go io.Copy(io.Discard, c) // read whatever the hub sends
+				for {
+					select {
+					case <-stop:
+					case <-time.After(300 * time.Millisecond):
+						if _, err := WriteMsg(c, Msg{RecordReq: &RecordReq{}}); err == nil {
+							continue // a valid message, every 300 ms
+						}
+					}
+					break
+				}
+				held.Add(-1)
+				c.Close()
+			}
+		}(i)
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for deadline := time.Now().Add(5 * time.Second); held.Load() < 8; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the attack holds only %d sessions", held.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		dev.put(t, "jobs", fmt.Sprintf("during-%d", i), "v", i)
+		start := time.Now()
+		mustSync(t, dev, "a known device during the attack")
+		t.Logf("a known device synced in %v with %d attack sessions holding slots", time.Since(start).Round(time.Millisecond), held.Load())
+		if !hub.has("jobs", fmt.Sprintf("during-%d", i)) {
+			t.Fatal("the hub lacks the device's write")
+		}
+	}
+	// The attack's sessions are cut for making no progress.
+	for deadline := time.Now().Add(5 * time.Second); hub.eng.Counters().SessionsCut.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no attack session was cut")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

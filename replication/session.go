@@ -330,6 +330,10 @@ type Session struct {
 	// role) against what its transport proved (a TLS certificate); an
 	// error refuses the session.
 	Authenticate func(Peer) error
+	// Admit, if set (a listener), decides once the peer is known and
+	// authenticated whether it keeps its slot; a *RefusedError refuses
+	// the session with its code and retry delay.
+	Admit func(Peer) error
 	// TrustHorizon, if set, reports whether the peer may bring the
 	// tombstone horizon (see horizonSource); the engine sets it.
 	TrustHorizon func(Peer) bool
@@ -460,6 +464,17 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		return nil, fmt.Errorf("%w: %v during the handshake", ErrProtocol, m.Type())
 	}
 	code, reason := s.refusal(p, proto)
+	if reason == "" && !s.dialer && s.Admit != nil {
+		if err := s.Admit(p); err != nil {
+			s.phase = phaseFinished
+			var re *RefusedError
+			if errors.As(err, &re) {
+				s.l.counters().HandshakesRefused.Add(1)
+				return []Msg{Refuse(re.Reason, re.RetryAfter)}, err
+			}
+			return nil, err
+		}
+	}
 	if reason == "" && !s.dialer {
 		// The Hello's filters, compiled now that the peer is accepted.
 		if err := p.Scope.Validate(); err != nil {
