@@ -170,3 +170,93 @@ func TestHostileHubMemory(t *testing.T) {
 		}
 	}
 }
+
+// metric reads a counter or gauge from a node's /metrics (0 if absent).
+func (n *node) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// A stranger (no TLS, sync on loopback) declares a device's future
+// sequence numbers empty to a real hub, which is restarted. The device's
+// next sync heals the hub: its writes reach the hub and the hub's reach
+// it, the hub logs the contradiction at ERROR and counts it.
+func TestHostileForgedEmptiesHeal(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off")
+	dev := startNode(t, "dev", "--hub", hub.sync, "--gossip-addr", "off")
+	ctx := context.Background()
+	put := func(n *node, id string) {
+		t.Helper()
+		if _, err := n.client().Put(ctx, "jobs", id, map[string]json.RawMessage{"v": json.RawMessage(`1`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(dev, "a")
+	put(dev, "b")
+	dev.syncTimed(t, "before the attack")
+	st, err := dev.client().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, err := strconv.ParseUint(st.Node, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := net.Dial("tcp", hub.sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	replication.WriteMsg(c, replication.Msg{Hello: &replication.Hello{Proto: replication.ProtocolVersion, Cluster: "replicad", Node: 0x99, Role: "device", Scope: replication.FullScope()}})
+	for i := 0; i < 2; i++ { // Welcome, Have
+		if m, _, err := replication.ReadMsg(c); err != nil || m.Welcome != nil && m.Welcome.Refused != "" {
+			t.Fatalf("the stranger's handshake: %v %+v", err, m.Welcome)
+		}
+	}
+	replication.WriteMsg(c, replication.Msg{Have: &replication.Have{}})
+	replication.WriteMsg(c, replication.Msg{Chunk: &replication.Chunk{No: 1, Empties: []replication.OriginHeld{{Origin: origin, Ranges: []uint64{3, 1_000_000}}}}})
+	acked := false
+	for !acked {
+		m, _, err := replication.ReadMsg(c)
+		if err != nil || m.Error != nil {
+			break
+		}
+		acked = m.Ack != nil
+	}
+	c.Close()
+	t.Logf("the hub acknowledged the forged empties: %v", acked)
+	hub.stop()
+	hub.start() // the claim, if taken, is durable
+
+	put(dev, "c")
+	put(dev, "d")
+	put(hub, "from-hub")
+	took := dev.syncTimed(t, "the device's first session after the attack")
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if _, err := hub.client().Get(ctx, "jobs", id); err != nil {
+			t.Fatalf("the hub lacks the device's write %s: %v", id, err)
+		}
+	}
+	if _, err := dev.client().Get(ctx, "jobs", "from-hub"); err != nil {
+		t.Fatalf("the device lacks the hub's write: %v", err)
+	}
+	t.Logf("healed in %v", took.Round(time.Millisecond))
+	if acked {
+		if hub.metric(t, "replicad_sync_origin_contradictions_total") < 1 || !strings.Contains(hub.log.String(), "[ERROR]") || !strings.Contains(hub.log.String(), "forged empty claim") {
+			t.Errorf("the contradiction was not logged at ERROR and counted on the hub")
+		}
+	}
+}
