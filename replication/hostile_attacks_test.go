@@ -397,6 +397,7 @@ func TestHostileSlotsHostage(t *testing.T) {
 	dev := startTCPNode(t, "device", []string{hub.addr}, func(c *Config) { c.IdleTimeout = 10 * time.Second })
 	dev.put(t, "jobs", "before", "v", 1)
 	mustSync(t, dev, "before the attack")
+	baseG := runtime.NumGoroutine()
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -461,6 +462,16 @@ func TestHostileSlotsHostage(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); hub.eng.Counters().SessionsCut.Load() == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("no attack session was cut")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Once the attack stops, its sessions' goroutines are gone.
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{})
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > baseG; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the attack, %d when it began", runtime.NumGoroutine(), baseG)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -96,6 +96,7 @@ func TestHostileHubMemory(t *testing.T) {
 	pid := hub.cmd.Process.Pid
 	base := procMiB(t, pid, "VmRSS")
 	baseHeap := hub.heapMiB(t)
+	baseG := hub.metric(t, "go_goroutines")
 
 	// 1. 24 connections x 60 MiB of fragments before hello.
 	const conns, perConn = 24, 60 << 20
@@ -163,6 +164,17 @@ func TestHostileHubMemory(t *testing.T) {
 		refused, flood.Round(time.Millisecond), afterRSS, afterRSS2, afterHeap, afterHeap2, took.Round(time.Millisecond))
 	if afterHeap2-afterHeap > 32 {
 		t.Errorf("refused handshakes grew the hub's heap by %.1f MiB", afterHeap2-afterHeap)
+	}
+	// Every attack connection is gone: the goroutines come back down.
+	var g float64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if g = hub.metric(t, "go_goroutines"); g <= baseG+5 || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("hub goroutines %v before the attacks, %v after", baseG, g)
+	if g > baseG+5 {
+		t.Errorf("the hub runs %v goroutines after the attacks, %v before", g, baseG)
 	}
 	for _, id := range []string{"before", "during-fragments", "after-filters"} {
 		if _, err := hub.client().Get(ctx, "jobs", id); err != nil {
