@@ -52,9 +52,12 @@ type emptyDropper interface {
 //     this node's Have, drops its empty claims of this origin and takes
 //     them);
 //   - this node holds numbers of the peer's own origin above what the
-//     peer holds of itself: this node drops every empty claim it holds of
-//     the peer's origin, so that the peer's writes, which the peer sends
-//     again (previous case, on its side), are taken.
+//     peer holds of itself, or holds any empty claim of it while this
+//     node's scope is everything (a full replica is sent every write its
+//     origin makes): this node drops every empty claim it holds of the
+//     peer's origin, so that the peer's writes are taken (sent again in
+//     this session in the first case, on the peer's side; in the next
+//     session otherwise, as this one's Have still claimed them).
 //
 // Either is logged at ERROR and counted (Counters.OriginContradictions).
 // It returns theirs, changed as said.
@@ -68,7 +71,10 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 		delete(theirs, self)
 	}
 	s.applyVoid(have.Void)
-	if own, held := theirs[peer].Max(), heldOf(s.l.Store, peer).Max(); held > own {
+	// A full replica takes every write its origin sends it: it holds no
+	// empty claim of that origin unless one was forged. Looking costs one
+	// seek, so it looks at every session with an origin.
+	if own, held := theirs[peer].Max(), heldOf(s.l.Store, peer).Max(); held > own || s.l.scope().All && held > 0 {
 		d, ok := s.l.Store.(emptyDropper)
 		if !ok {
 			return theirs
@@ -78,9 +84,9 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 			s.l.Log.Error("dropping empty claims the origin contradicts failed", "origin", peer, "error", err)
 			return theirs
 		}
-		if dropped.Max() > own {
+		if dropped.Max() > 0 {
 			s.l.counters().OriginContradictions.Add(1)
-			s.l.Log.Error("this node held, as empty, sequence numbers of a peer's origin that the peer never made (a forged empty claim): dropped every empty claim of that origin, its writes are taken again",
+			s.l.Log.Error("this node held, as empty, sequence numbers of a peer's origin that the peer contradicts (a forged empty claim): dropped every empty claim of that origin, its writes are taken again",
 				"origin", peer, "origin_holds", own, "dropped", dropped.String())
 			// Nodes this one relayed the claim to drop it too (Have.Void).
 			s.l.voids.add(peer, dropped)

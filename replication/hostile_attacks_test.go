@@ -476,3 +476,32 @@ func TestHostileSlotsHostage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The stranger claims empty exactly the numbers a device has used but not
+// synced yet (its holdings do not give it away). The hub, a full replica,
+// holds no empty claim of an origin legitimately: at the device's session
+// it drops it, and the device's writes arrive at the next one.
+func TestHostileForgedEmptiesUsedNumbers(t *testing.T) {
+	hub := startTCPNode(t, "hub", nil, nil)
+	dev := startTCPNode(t, "device", []string{hub.addr}, nil)
+	dev.put(t, "jobs", "a", "v", 1)
+	mustSync(t, dev, "before the attack")
+	dev.put(t, "jobs", "b", "v", 2) // numbers 2 and 3, not synced yet
+	dev.put(t, "jobs", "c", "v", 3)
+	if !forgeEmpties(t, hub.addr, 0x99, dev.st.NodeID(), 2, 3) {
+		t.Fatal("the hub refused the forged empties")
+	}
+	mustSync(t, dev, "first session after the attack")
+	mustSync(t, dev, "second session after the attack")
+	for _, id := range []string{"a", "b", "c"} {
+		if !hub.has("jobs", id) {
+			t.Fatalf("the hub lacks the device's write %s", id)
+		}
+	}
+	if hub.eng.Counters().OriginContradictions.Load() == 0 {
+		t.Error("the contradiction was not counted")
+	}
+	if err := hub.st.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
