@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -19,13 +20,20 @@ func (s *Store) DropEmpties(origin hlc.NodeID, within *Held) (Held, error) {
 	if origin == 0 || origin == s.node {
 		return Held{}, fmt.Errorf("%w: empties of origin %s cannot be dropped here", ErrInvalid, origin)
 	}
+	lower := u64Key(nil, pEmpty, uint64(origin))
+	// Usually there is nothing to drop: look first without the write lock
+	// (sessions call this at every handshake with their origin).
+	if err := s.scanKeys(lower, func([]byte) error { return errStopScan }); err == nil {
+		return Held{}, nil
+	} else if !errors.Is(err, errStopScan) {
+		return Held{}, err
+	}
 	s.mu.Lock()
 	if err := s.usable(); err != nil {
 		s.mu.Unlock()
 		return Held{}, err
 	}
 	var dropped Held
-	lower := u64Key(nil, pEmpty, uint64(origin))
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		s.mu.Unlock()

@@ -58,6 +58,9 @@ func TestDropEmpties(t *testing.T) {
 	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
+	if d, err := s.DropEmpties(o, nil); err != nil || d.Max() != 0 {
+		t.Fatalf("nothing left to drop: %v %v", d, err)
+	}
 	if _, err := s.DropEmpties(s.NodeID(), nil); err == nil {
 		t.Fatal("dropped empties of the node's own origin")
 	}
