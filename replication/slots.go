@@ -12,7 +12,8 @@ import (
 // MaxSessions bound and the per-host share:
 //
 //   - Reserve: peers not known to this node (neither authenticated by
-//     TLS nor seen in an earlier successful session) hold at most
+//     TLS, nor seen in an earlier successful session, nor the origin of
+//     writes this replica holds, which survives a restart) hold at most
 //     MaxSessions - ReservedSessions slots past their Hello. A connection
 //     accepted while unknown sessions and connections that have not said
 //     hello yet fill that share is in the reserve: it must say hello
@@ -66,11 +67,14 @@ func (e *Engine) enter() *slot {
 // peer does; an unknown one only within the unknown peers' share.
 func (sl *slot) admit(p Peer) error {
 	e := sl.e
+	// A node whose writes this replica holds has been here, directly or
+	// through others: known across restarts.
+	wrote := heldOf(e.cfg.Local.Store, p.Node).Max() > 0
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.slots.pending--
 	sl.pending = false
-	if _, seen := e.slots.known[p.Node]; e.cfg.Authenticate != nil || seen {
+	if _, seen := e.slots.known[p.Node]; e.cfg.Authenticate != nil || seen || wrote {
 		return nil
 	}
 	if e.slots.strange >= e.unknownCap() {
