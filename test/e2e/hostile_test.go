@@ -267,8 +267,34 @@ func TestHostileForgedEmptiesHeal(t *testing.T) {
 	}
 	t.Logf("healed in %v", took.Round(time.Millisecond))
 	if acked {
-		if hub.metric(t, "replicad_sync_origin_contradictions_total") < 1 || !strings.Contains(hub.log.String(), "[ERROR]") || !strings.Contains(hub.log.String(), "forged empty claim") {
+		counted := hub.metric(t, "replicad_sync_origin_contradictions_total")
+		hub.stop() // its log is complete (and read by this goroutine alone)
+		if counted < 1 || !strings.Contains(hub.log.String(), "[ERROR]") || !strings.Contains(hub.log.String(), "forged empty claim") {
 			t.Errorf("the contradiction was not logged at ERROR and counted on the hub")
 		}
+	}
+}
+
+// A device of another cluster is told why it was refused, by a code, and
+// nothing of the hub (its cluster id, node id); the hub logs the details.
+func TestRefusalRevealsNothing(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off", "--cluster-id", "acme-secret-7f3a")
+	dev := startNode(t, "dev", "--hub", hub.sync, "--gossip-addr", "off", "--cluster-id", "other")
+	ctx := context.Background()
+	sum, err := dev.client().Sync(ctx)
+	if err != nil || sum.Succeeded != 0 || len(sum.Failed) != 1 {
+		t.Fatalf("sync with a hub of another cluster: %v %+v", err, sum)
+	}
+	st, err := hub.client().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sum.Failed[0]
+	if !strings.Contains(got, replication.RefusedCluster) || strings.Contains(got, "acme-secret") || strings.Contains(got, st.Node) {
+		t.Fatalf("the device was told %q; want the code %q and nothing of the hub (node %s)", got, replication.RefusedCluster, st.Node)
+	}
+	hub.stop() // its log is complete (and read by this goroutine alone)
+	if !strings.Contains(hub.log.String(), `cluster \"other\"`) {
+		t.Fatalf("the hub did not log the details:\n%s", hub.log.String())
 	}
 }
