@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"encoding/binary"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +91,7 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 			s.l.Log.Error("this node held, as empty, sequence numbers of a peer's origin that the peer contradicts (a forged empty claim): dropped every empty claim of that origin, its writes are taken again",
 				"origin", peer, "origin_holds", own, "dropped", dropped.String())
 			// Nodes this one relayed the claim to drop it too (Have.Void).
-			s.l.voids.add(peer, dropped)
+			s.l.voids.addSaved(peer, dropped)
 		}
 	}
 	return theirs
@@ -116,7 +118,7 @@ func (s *Session) applyVoid(void []OriginHeld) {
 		if o == s.l.Node {
 			continue // this node's own origin: it holds every number it made
 		}
-		fresh := s.l.voids.add(o, h)
+		fresh := s.l.voids.addSaved(o, h)
 		if fresh.Max() == 0 {
 			continue
 		}
@@ -141,10 +143,124 @@ const voidTTL = 7 * 24 * time.Hour
 // merged into one).
 const maxVoidRanges = 64
 
-// voidBook holds the false empty claims this node learned of, to pass on.
+// voidBook holds the false empty claims this node learned of, to pass on;
+// with a store that keeps it (voidStore), across restarts.
 type voidBook struct {
-	mu sync.Mutex
-	m  map[hlc.NodeID]*voidEntry
+	mu     sync.Mutex
+	m      map[hlc.NodeID]*voidEntry
+	st     voidStore   // nil: in memory only
+	log    func(error) // a failed save
+	saveMu sync.Mutex  // saves in order
+}
+
+// voidStore is implemented by a store that keeps the void book
+// (*store.Store).
+type voidStore interface {
+	SetVoids([]byte) error
+	Voids() ([]byte, error)
+}
+
+// newVoidBook loads the book st kept, if any.
+func newVoidBook(st Store, log func(error)) *voidBook {
+	b := &voidBook{log: log}
+	vs, ok := st.(voidStore)
+	if !ok {
+		return b
+	}
+	b.st = vs
+	data, err := vs.Voids()
+	if err == nil && len(data) > 0 {
+		b.m, err = decodeVoids(data)
+	}
+	if err != nil {
+		log(err)
+	}
+	return b
+}
+
+// save writes the book to the store (after a change).
+func (b *voidBook) save() {
+	if b == nil || b.st == nil {
+		return
+	}
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	b.mu.Lock()
+	data := encodeVoids(b.m)
+	b.mu.Unlock()
+	if err := b.st.SetVoids(data); err != nil && b.log != nil {
+		b.log(err)
+	}
+}
+
+// encodeVoids: uvarint count, then per origin: 8 bytes big-endian node
+// id, varint learned-at (Unix ms), uvarint contig, uvarint range count,
+// uvarint lo and hi of each range.
+func encodeVoids(m map[hlc.NodeID]*voidEntry) []byte {
+	out := binary.AppendUvarint(nil, uint64(len(m)))
+	for o, e := range m {
+		out = binary.BigEndian.AppendUint64(out, uint64(o))
+		out = binary.AppendVarint(out, e.at.UnixMilli())
+		out = binary.AppendUvarint(out, e.held.Contig)
+		out = binary.AppendUvarint(out, uint64(len(e.held.Ranges)))
+		for _, r := range e.held.Ranges {
+			out = binary.AppendUvarint(out, r.Lo)
+			out = binary.AppendUvarint(out, r.Hi)
+		}
+	}
+	return out
+}
+
+// decodeVoids decodes encodeVoids' output, within the book's bounds.
+func decodeVoids(b []byte) (map[hlc.NodeID]*voidEntry, error) {
+	bad := errors.New("replication: malformed stored void list")
+	uv := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	n, ok := uv()
+	if !ok || n > maxVoidOrigins {
+		return nil, bad
+	}
+	m := make(map[hlc.NodeID]*voidEntry, n)
+	for i := uint64(0); i < n; i++ {
+		if len(b) < 8 {
+			return nil, bad
+		}
+		o := hlc.NodeID(binary.BigEndian.Uint64(b))
+		b = b[8:]
+		at, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, bad
+		}
+		b = b[k:]
+		contig, ok1 := uv()
+		nr, ok2 := uv()
+		if !ok1 || !ok2 || nr > maxVoidRanges+1 || o == 0 {
+			return nil, bad
+		}
+		e := &voidEntry{at: time.UnixMilli(at)}
+		if contig > 0 {
+			e.held.Add(1, contig)
+		}
+		for j := uint64(0); j < nr; j++ {
+			lo, ok1 := uv()
+			hi, ok2 := uv()
+			if !ok1 || !ok2 || lo == 0 || hi < lo {
+				return nil, bad
+			}
+			e.held.Add(lo, hi)
+		}
+		m[o] = e
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return m, nil
 }
 
 type voidEntry struct {
@@ -188,6 +304,15 @@ func (b *voidBook) add(o hlc.NodeID, h store.Held) store.Held {
 	}
 	if fresh.Max() > 0 {
 		e.at = now
+	}
+	return fresh
+}
+
+// addSaved is add, then saves the book if it changed.
+func (b *voidBook) addSaved(o hlc.NodeID, h store.Held) store.Held {
+	fresh := b.add(o, h)
+	if fresh.Max() > 0 {
+		b.save()
 	}
 	return fresh
 }

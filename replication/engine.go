@@ -275,7 +275,10 @@ func NewEngine(cfg Config) *Engine {
 		cfg.Local.Counters = &Counters{}
 	}
 	if cfg.Local.voids == nil {
-		cfg.Local.voids = &voidBook{}
+		log := cfg.Local.Log
+		cfg.Local.voids = newVoidBook(cfg.Local.Store, func(err error) {
+			log.Error("the list of false empty claims to pass on was not kept", "error", err)
+		})
 	}
 	cfg.Local.state() // the scope state exists before sessions share it
 	e := &Engine{

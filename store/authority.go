@@ -107,3 +107,31 @@ func (h Held) minus(o Held) Held {
 	}
 	return out
 }
+
+// metaVoids holds replication's list of false empty claims to pass on.
+const metaVoids = "voids"
+
+// SetVoids keeps b, replication's list of the empty claims found false
+// that it passes on to its peers, across restarts.
+func (s *Store) SetVoids(b []byte) error {
+	return s.commitBook(func(bt *Batch) error {
+		bt.set(metaKey(metaVoids), b)
+		return bt.err
+	})
+}
+
+// Voids returns what SetVoids kept (nil: nothing).
+func (s *Store) Voids() ([]byte, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	v, c, err := s.get(metaKey(metaVoids))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return append([]byte(nil), v...), nil
+}
