@@ -22,6 +22,9 @@ type Counters struct {
 	// HandshakesRefused counts incoming handshakes refused (wrong
 	// cluster or version, failed authentication, busy, offline).
 	HandshakesRefused atomic.Uint64
+	// EmptiesRefused counts chunks whose empty claims (or skips) a full
+	// replica ignored (see refuseEmpties).
+	EmptiesRefused atomic.Uint64
 	// SessionsCut counts incoming sessions ended for holding a slot
 	// without progress (MaxSessionTime, MinSessionRate).
 	SessionsCut atomic.Uint64
@@ -73,10 +76,15 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 		delete(theirs, self)
 	}
 	s.applyVoid(have.Void)
-	// A full replica takes every write its origin sends it: it holds no
-	// empty claim of that origin unless one was forged. Looking costs one
-	// seek, so it looks at every session with an origin.
-	if own, held := theirs[peer].Max(), heldOf(s.l.Store, peer).Max(); held > own || s.l.scope().All && held > 0 {
+	// A full replica is sent every write (refuseEmpties): it holds no
+	// empty claim unless one was forged (or taken by an earlier version,
+	// or while its scope was narrower). Looking costs one seek, so it
+	// looks at every session.
+	if s.l.scope().All {
+		s.dropAllEmpties()
+		return theirs
+	}
+	if own, held := theirs[peer].Max(), heldOf(s.l.Store, peer).Max(); held > own {
 		d, ok := s.l.Store.(emptyDropper)
 		if !ok {
 			return theirs
@@ -95,6 +103,27 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 		}
 	}
 	return theirs
+}
+
+// dropAllEmpties drops the empty claims a full replica holds, of every
+// origin, and passes the ranges on (Have.Void).
+func (s *Session) dropAllEmpties() {
+	d, ok := s.l.Store.(interface {
+		DropAllEmpties() (map[hlc.NodeID]store.Held, error)
+	})
+	if !ok {
+		return
+	}
+	all, err := d.DropAllEmpties()
+	if err != nil {
+		s.l.Log.Error("dropping the empty claims of a full replica failed", "error", err)
+	}
+	for o, dropped := range all {
+		s.l.counters().OriginContradictions.Add(1)
+		s.l.Log.Error("this full replica held, as empty, sequence numbers no sender declares empty to it (a forged empty claim): dropped them, the writes are taken again",
+			"origin", o, "dropped", dropped.String(), "peer", s.peer.Node)
+		s.l.voids.addSaved(o, dropped)
+	}
 }
 
 // heldOf returns what st holds of origin.
@@ -341,4 +370,25 @@ func (b *voidBook) wire() []OriginHeld {
 		m[o] = e.held
 	}
 	return toWireHeld(m)
+}
+
+// refuseEmpties drops the empty claims and skips of a chunk received by a
+// full replica (scope everything): no sender declares anything empty to
+// it, since every write is in its scope (a sender declares a number empty
+// only for a write outside the receiver's scope, or one it holds empty
+// itself under a scope covering the receiver's, which a full replica's
+// senders never do). So such a claim is forged, or relayed from a replica
+// that took one, and taking it would shadow the real writes. Logged at
+// ERROR once per session and counted.
+func (s *Session) refuseEmpties(c *Chunk) {
+	if !s.l.scope().All || len(c.Empties) == 0 && len(c.Skips) == 0 {
+		return
+	}
+	s.l.counters().EmptiesRefused.Add(1)
+	if !s.refusedEmpties {
+		s.refusedEmpties = true
+		s.l.Log.Error("empty claims sent to a full replica ignored (every write is in its scope: a forged empty claim, or one relayed from a replica that took one)",
+			"peer", s.peer.Node, "ranges", len(c.Empties), "skips", len(c.Skips))
+	}
+	c.Empties, c.Skips = nil, nil
 }

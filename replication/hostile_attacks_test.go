@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
 )
 
 // mustSync runs one sync round of n with its partners and fails the test
@@ -53,65 +54,85 @@ func forgeEmpties(t *testing.T, addr string, stranger, origin hlc.NodeID, lo, hi
 }
 
 // A stranger declares an honest device's future sequence numbers empty
-// (no TLS: nothing authenticates it). The hub takes the claim and relays
-// it; the device, the authority on its own numbers, contradicts it at its
-// next session: the hub drops the false claim and takes the real writes,
-// the device takes the hub's, and a device the hub relayed the claim to
-// heals through the hub. Both sides log it and count it.
+// (no TLS: nothing authenticates it). The hub, a full replica, ignores
+// the claim (no sender declares anything empty to it) and logs it. Full
+// replicas that hold such a claim anyway (taken by an earlier version)
+// drop it at their next session, and the device's writes reach them.
 func TestHostileForgedEmpties(t *testing.T) {
-	hub := startTCPNode(t, "hub", nil, nil)
-	dev := startTCPNode(t, "device", []string{hub.addr}, nil)
-	other := startTCPNode(t, "device", []string{hub.addr}, nil)
-	dev.put(t, "jobs", "a", "v", 1)
-	dev.put(t, "jobs", "b", "v", 2)
-	mustSync(t, dev, "before the attack")
-	origin := dev.st.NodeID()
+	for _, held := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sent", true: "held"}[held], func(t *testing.T) {
+			hub := startTCPNode(t, "hub", nil, nil)
+			dev := startTCPNode(t, "device", []string{hub.addr}, nil)
+			other := startTCPNode(t, "device", []string{hub.addr}, nil)
+			dev.put(t, "jobs", "a", "v", 1)
+			dev.put(t, "jobs", "b", "v", 2)
+			mustSync(t, dev, "before the attack")
+			origin := dev.st.NodeID()
 
-	if !forgeEmpties(t, hub.addr, 0x99, origin, 3, 1_000_000) {
-		t.Log("the hub refused the forged empties outright")
-	}
-	mustSync(t, other, "the other device, after the attack") // it gets whatever the hub relays
+			if held {
+				claim := map[hlc.NodeID][]store.SeqRange{origin: {{Lo: 3, Hi: 1_000_000}}}
+				for _, n := range []*tcpNode{hub, other} {
+					if _, err := n.st.ApplyRemote(n.clock, nil, claim); err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else {
+				if !forgeEmpties(t, hub.addr, 0x99, origin, 3, 1_000_000) {
+					t.Fatal("the hub cut the session instead of ignoring the claim")
+				}
+				if got := hub.st.HeldOf(origin).Max(); got != 2 {
+					t.Fatalf("the hub took the forged claim: it holds the device's origin up to %d", got)
+				}
+				if hub.eng.Counters().EmptiesRefused.Load() == 0 {
+					t.Error("the ignored claim was not counted")
+				}
+			}
+			mustSync(t, other, "the other device, after the attack") // it gets whatever the hub relays
 
-	// The device writes on: numbers 3 and 4, which the stranger claimed.
-	dev.put(t, "jobs", "c", "v", 3)
-	dev.put(t, "jobs", "d", "v", 4)
-	hub.put(t, "jobs", "from-hub", "v", 5)
-	mustSync(t, dev, "the device's first session after the attack")
-	for _, id := range []string{"a", "b", "c", "d"} {
-		if !hub.has("jobs", id) {
-			t.Fatalf("the hub lacks the device's write %s: the forged empties shadow it", id)
-		}
+			// The device writes on: numbers 3 and 4, which the stranger claimed.
+			dev.put(t, "jobs", "c", "v", 3)
+			dev.put(t, "jobs", "d", "v", 4)
+			hub.put(t, "jobs", "from-hub", "v", 5)
+			mustSync(t, dev, "the device's first session after the attack")
+			for _, id := range []string{"a", "b", "c", "d"} {
+				if !hub.has("jobs", id) {
+					t.Fatalf("the hub lacks the device's write %s: the forged empties shadow it", id)
+				}
+			}
+			if !dev.has("jobs", "from-hub") {
+				t.Fatal("the device lacks the hub's write")
+			}
+			if got, want := hub.st.HeldOf(origin).Max(), dev.st.HeldOf(origin).Max(); got != want {
+				t.Fatalf("the hub holds the device's origin up to %d, the device made %d", got, want)
+			}
+			if held && (hub.eng.Counters().OriginContradictions.Load() == 0 || other.eng.Counters().OriginContradictions.Load() == 0) {
+				t.Errorf("dropped claims not counted: hub %d, other device %d", hub.eng.Counters().OriginContradictions.Load(), other.eng.Counters().OriginContradictions.Load())
+			}
+			// Later writes flow both ways.
+			dev.put(t, "jobs", "e", "v", 6)
+			hub.put(t, "jobs", "from-hub-2", "v", 7)
+			mustSync(t, dev, "the device's second session")
+			if !hub.has("jobs", "e") || !dev.has("jobs", "from-hub-2") {
+				t.Fatal("later writes do not flow")
+			}
+			// The other device, which holds the claim too, heals through
+			// the hub within two sessions (the first drops the claim).
+			for i := 0; i < 2; i++ {
+				mustSync(t, other, fmt.Sprintf("the other device, session %d after the heal", i+1))
+			}
+			for _, id := range []string{"c", "d", "e"} {
+				if !other.has("jobs", id) {
+					t.Fatalf("the other device lacks the device's write %s: the relayed claim still shadows it", id)
+				}
+			}
+			for _, n := range []*tcpNode{hub, other} {
+				if err := n.st.Verify(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			healthy(t, hub, "after forged empties")
+		})
 	}
-	if !dev.has("jobs", "from-hub") {
-		t.Fatal("the device lacks the hub's write")
-	}
-	if got, want := hub.st.HeldOf(origin).Max(), dev.st.HeldOf(origin).Max(); got != want {
-		t.Fatalf("the hub holds the device's origin up to %d, the device made %d", got, want)
-	}
-	if hub.eng.Counters().OriginContradictions.Load() == 0 || dev.eng.Counters().OriginContradictions.Load() == 0 {
-		t.Errorf("contradictions not counted: hub %d, device %d", hub.eng.Counters().OriginContradictions.Load(), dev.eng.Counters().OriginContradictions.Load())
-	}
-	// Later writes flow both ways.
-	dev.put(t, "jobs", "e", "v", 6)
-	hub.put(t, "jobs", "from-hub-2", "v", 7)
-	mustSync(t, dev, "the device's second session")
-	if !hub.has("jobs", "e") || !dev.has("jobs", "from-hub-2") {
-		t.Fatal("later writes do not flow")
-	}
-	// The other device, to which the hub relayed the claim, heals
-	// through the hub within two sessions (the first drops the claim).
-	for i := 0; i < 2; i++ {
-		mustSync(t, other, fmt.Sprintf("the other device, session %d after the heal", i+1))
-	}
-	for _, id := range []string{"c", "d", "e"} {
-		if !other.has("jobs", id) {
-			t.Fatalf("the other device lacks the device's write %s: the relayed claim still shadows it", id)
-		}
-	}
-	if err := other.st.Verify(); err != nil {
-		t.Fatal(err)
-	}
-	healthy(t, hub, "after forged empties")
 }
 
 // A stranger (no TLS) dials the hub claiming to be a device, or a hub,
@@ -481,8 +502,8 @@ func TestHostileSlotsHostage(t *testing.T) {
 	}
 }
 
-// The stranger claims empty exactly the numbers a device has used but not
-// synced yet (its holdings do not give it away). The hub, a full replica,
+// A hub holds an empty claim over exactly the numbers a device has used
+// but not synced yet (its holdings do not give it away). A full replica
 // holds no empty claim of an origin legitimately: at the device's session
 // it drops it, and the device's writes arrive at the next one.
 func TestHostileForgedEmptiesUsedNumbers(t *testing.T) {
@@ -492,8 +513,10 @@ func TestHostileForgedEmptiesUsedNumbers(t *testing.T) {
 	mustSync(t, dev, "before the attack")
 	dev.put(t, "jobs", "b", "v", 2) // numbers 2 and 3, not synced yet
 	dev.put(t, "jobs", "c", "v", 3)
-	if !forgeEmpties(t, hub.addr, 0x99, dev.st.NodeID(), 2, 3) {
-		t.Fatal("the hub refused the forged empties")
+	// The hub holds a claim over them (taken by an earlier version: it
+	// ignores one sent now).
+	if _, err := hub.st.ApplyRemote(hub.clock, nil, map[hlc.NodeID][]store.SeqRange{dev.st.NodeID(): {{Lo: 2, Hi: 3}}}); err != nil {
+		t.Fatal(err)
 	}
 	mustSync(t, dev, "first session after the attack")
 	mustSync(t, dev, "second session after the attack")
@@ -506,6 +529,40 @@ func TestHostileForgedEmptiesUsedNumbers(t *testing.T) {
 		t.Error("the contradiction was not counted")
 	}
 	if err := hub.st.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A partial replica (its scope lists tables) may hold empty claims
+// legitimately, so it relies on the origin's word: it holds a forged
+// claim over a device's future numbers; at the device's next session with
+// it, each side sees the contradiction (the replica holds more of the
+// device than the device made), the replica drops the claim, the device
+// sends its writes again, and they arrive in that same session.
+func TestHostileForgedEmptiesPartial(t *testing.T) {
+	part := startTCPNode(t, "device", nil, func(c *Config) { c.Local.Scope = Scope{Tables: []TableScope{{Table: "jobs"}}} })
+	dev := startTCPNode(t, "device", []string{part.addr}, nil)
+	dev.put(t, "jobs", "a", "v", 1)
+	mustSync(t, dev, "before the attack")
+	origin := dev.st.NodeID()
+	if _, err := part.st.ApplyRemote(part.clock, nil, map[hlc.NodeID][]store.SeqRange{origin: {{Lo: 2, Hi: 1_000_000}}}); err != nil {
+		t.Fatal(err)
+	}
+	dev.put(t, "jobs", "b", "v", 2)
+	dev.put(t, "jobs", "c", "v", 3)
+	mustSync(t, dev, "the device's first session after the attack")
+	for _, id := range []string{"a", "b", "c"} {
+		if !part.has("jobs", id) {
+			t.Fatalf("the partial replica lacks the device's write %s", id)
+		}
+	}
+	if part.eng.Counters().OriginContradictions.Load() == 0 || dev.eng.Counters().OriginContradictions.Load() == 0 {
+		t.Errorf("contradictions not counted: replica %d, device %d", part.eng.Counters().OriginContradictions.Load(), dev.eng.Counters().OriginContradictions.Load())
+	}
+	if got := part.st.HeldOf(origin).Max(); got != 3 {
+		t.Fatalf("the replica holds the device's origin up to %d, want 3", got)
+	}
+	if err := part.st.Verify(); err != nil {
 		t.Fatal(err)
 	}
 }

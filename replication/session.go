@@ -320,8 +320,9 @@ type Session struct {
 	awaiting int           // record requests outstanding
 	pev      *Eval         // the peer scope's evaluation (peerEval)
 
-	wf         *WriteFilter  // what this side takes from the peer (nil: everything)
-	peerAccept []OriginMatch // origins the peer takes from this side (nil: every one)
+	wf             *WriteFilter  // what this side takes from the peer (nil: everything)
+	refusedEmpties bool          // refuseEmpties logged this session
+	peerAccept     []OriginMatch // origins the peer takes from this side (nil: every one)
 
 	Stats Stats
 	mu    sync.Mutex // guards the byte counters, which the writer updates
@@ -691,6 +692,7 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 		return nil, err
 	}
 	writes = s.filterChunk(c, writes)
+	s.refuseEmpties(c)
 	empties := map[hlc.NodeID][]store.SeqRange{}
 	for _, e := range c.Empties {
 		o := hlc.NodeID(e.Origin)

@@ -99,6 +99,41 @@ func (s *Store) DropEmpties(origin hlc.NodeID, within *Held) (Held, error) {
 	return dropped, wait()
 }
 
+// DropAllEmpties is DropEmpties of every origin but this node's (a full
+// replica holds no empty claim legitimately). It returns the numbers no
+// longer held, by origin.
+func (s *Store) DropAllEmpties() (map[hlc.NodeID]Held, error) {
+	prefix := []byte{pEmpty}
+	var origins []hlc.NodeID
+	err := s.scanKeys(prefix, func(k []byte) error {
+		if len(k) != 17 {
+			return corruptf(k, "malformed empty range")
+		}
+		o := hlc.NodeID(be(k[1:9]))
+		if len(origins) == 0 || origins[len(origins)-1] != o {
+			origins = append(origins, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[hlc.NodeID]Held{}
+	for _, o := range origins {
+		if o == s.node {
+			continue
+		}
+		d, err := s.DropEmpties(o, nil)
+		if err != nil {
+			return out, err
+		}
+		if d.Max() > 0 {
+			out[o] = d
+		}
+	}
+	return out, nil
+}
+
 // minus returns h without the numbers o holds.
 func (h Held) minus(o Held) Held {
 	var out Held

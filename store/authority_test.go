@@ -61,6 +61,17 @@ func TestDropEmpties(t *testing.T) {
 	if d, err := s.DropEmpties(o, nil); err != nil || d.Max() != 0 {
 		t.Fatalf("nothing left to drop: %v %v", d, err)
 	}
+	// Every origin at once.
+	if _, err := s.ApplyRemote(clock, nil, map[hlc.NodeID][]SeqRange{o: {{Lo: 5000, Hi: 5001}}, o + 1: {{Lo: 1, Hi: 7}}}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.DropAllEmpties()
+	if err != nil || len(all) != 2 || count(all[o]) != 2 || count(all[o+1]) != 7 {
+		t.Fatalf("dropped %v, %v", all, err)
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.DropEmpties(s.NodeID(), nil); err == nil {
 		t.Fatal("dropped empties of the node's own origin")
 	}
