@@ -148,12 +148,13 @@ func (r *recorder) Read(p []byte) (int, error) {
 }
 
 // peekHello reads the first message of an incoming connection, within
-// HandshakeTimeout. It returns the message and the connection to run a
-// session on (which reads that message again).
+// HandshakeTimeout and the Hello limits (one frame of at most
+// MaxHelloBytes, no fragments: limits.go). It returns the message and the
+// connection to run a session on (which reads that message again).
 func (e *Engine) peekHello(c net.Conn) (Msg, net.Conn, error) {
 	c.SetReadDeadline(time.Now().Add(e.cfg.HandshakeTimeout))
 	rec := &recorder{r: c}
-	m, _, err := ReadMsg(rec)
+	m, _, err := readMsg(rec, helloLimits(e.cfg.MaxHelloBytes))
 	c.SetReadDeadline(time.Time{})
 	return m, &peekConn{Conn: c, pending: rec.buf}, err
 }
