@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -42,14 +43,47 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freeAddr returns a free loopback address for an agent to listen on.
+// The port is taken below the kernel's ephemeral range when there is room
+// there: a node restarted on its address (the fault runs kill and restart
+// nodes) would otherwise find its port taken as the source port of some
+// outgoing connection meanwhile ("already in use"), since the kernel hands
+// out ephemeral ports that no listener holds.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	lo, _ := ephemeralRange()
+	if lo > freePortLow+1000 {
+		for i := 0; i < 64; i++ {
+			port := freePortLow + rand.IntN(lo-freePortLow)
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				l.Close()
+				return l.Addr().String()
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// freePortLow is the lowest port freeAddr picks below the ephemeral range.
+const freePortLow = 10000
+
+// ephemeralRange reads the kernel's ephemeral port range (Linux), or
+// 0, 0 when it cannot.
+func ephemeralRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // node is one agent process.
