@@ -99,7 +99,7 @@ fuzz: ## Run every Fuzz* target in the repository, one at a time, each for FUZZT
 bench: build ## Benchmarks and load scenarios against real agents, each figure with a same-run baseline: BENCHDIR/report.md and report.json (~20 min; BENCHQUICK=1 a few)
 	@BENCHDIR='$(BENCHDIR)' BENCHCOUNT='$(BENCHCOUNT)' BENCHQUICK='$(BENCHQUICK)' BIN=bin/replicad scripts/bench.sh
 
-bench-memory: build ## Hub memory with 1,000,000 records and 200 devices over a 10-minute steady run (~15 min; BENCHQUICK=1: 100,000, 50, 1 min) into BENCHDIR/memory.json, which make bench's report includes
+bench-memory: build ## Hub memory with 1,000,000 records and 200 devices over a 30-minute steady run (~35 min; BENCHQUICK=1: 100,000, 50, 2 min) into BENCHDIR/memory.json, which make bench's report includes
 	@mkdir -p '$(BENCHDIR)'
 	bin/replicad bench $(if $(BENCHQUICK),--quick) --out '$(BENCHDIR)/memory.json' hub-memory
 	@if [[ -f '$(BENCHDIR)/go.txt' && -f '$(BENCHDIR)/load.json' ]]; then \

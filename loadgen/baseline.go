@@ -190,16 +190,14 @@ func LoopbackThroughput(n int64) (float64, error) {
 	return float64(n) / el.Seconds(), nil
 }
 
-// HTTPCeiling measures what HTTP alone allows on this machine: clients
-// goroutines send the write scenario's PUT bodies through the same lean
-// client to a loopback server that decodes each body as JSON and answers
-// a record-sized JSON body, doing nothing else, for d. It returns
-// requests per second: the ceiling of any API write path here, whatever
-// its storage.
-func HTTPCeiling(ctx context.Context, clients int, d time.Duration) (float64, error) {
+// httpAlone starts the HTTP-alone server: on loopback, it decodes each
+// request body as JSON (an API write's {"fields": ...}) and answers a
+// record-sized JSON body, doing nothing else. It returns the server's
+// address and a function that stops it.
+func httpAlone() (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return "", nil, err
 	}
 	answer := []byte(`{"table":"bench","id":"r1","fields":{"status":"a value of some thirty bytes 00"},"conflicts":{},"deleted":false}` + "\n")
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -214,8 +212,46 @@ func HTTPCeiling(ctx context.Context, clients int, d time.Duration) (float64, er
 		w.Write(answer)
 	})}
 	go srv.Serve(l)
-	defer srv.Close()
-	api := newAPIClient(l.Addr().String(), clients)
+	return l.Addr().String(), func() { srv.Close() }, nil
+}
+
+// HTTPAloneLatency measures what HTTP alone costs one client: n PUTs of
+// the write scenario's bodies, one at a time through the same lean
+// client, to the HTTP-alone server (see httpAlone). It returns each
+// request's latency, sorted: the HTTP part of an API write's latency on
+// this machine, whatever its storage.
+func HTTPAloneLatency(ctx context.Context, n int) ([]time.Duration, error) {
+	addr, stop, err := httpAlone()
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	api := newAPIClient(addr, 1)
+	defer api.close()
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		t := time.Now()
+		if err := api.put(ctx, "bench", "r"+strconv.Itoa(i%1000), putBodies[i%len(putBodies)]); err != nil {
+			return nil, err
+		}
+		lat = append(lat, time.Since(t))
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+// HTTPCeiling measures what HTTP alone allows on this machine: clients
+// goroutines send the write scenario's PUT bodies through the same lean
+// client to the HTTP-alone server (see httpAlone), for d. It returns
+// requests per second: the ceiling of any API write path here, whatever
+// its storage.
+func HTTPCeiling(ctx context.Context, clients int, d time.Duration) (float64, error) {
+	addr, stop, err := httpAlone()
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	api := newAPIClient(addr, clients)
 	defer api.close()
 	var n atomic.Int64
 	var firstErr atomic.Value

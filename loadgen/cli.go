@@ -40,7 +40,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		records   = fs.Int("records", 0, "initial-sync: records (default 200000, quick 20000)")
 		memRecs   = fs.Int("mem-records", 0, "hub-memory: records loaded (default 1000000, quick 100000)")
 		memDevs   = fs.Int("mem-devices", 0, "hub-memory: devices (default 200, quick 50)")
-		steady    = fs.Duration("steady", 0, "hub-memory: length of the steady run (default 10m, quick 1m)")
+		steady    = fs.Duration("steady", 0, "hub-memory: length of the steady run (default 30m, quick 2m)")
 		api       = fs.String("api", "", "api-latency/api-throughput: a running agent's API address (default: start one)")
 		hubAPI    = fs.String("hub-api", "", "hub scenarios: a running hub's API address (with --hub-sync; default: start one)")
 		hubSync   = fs.String("hub-sync", "", "hub scenarios: a running hub's sync address")
@@ -169,7 +169,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case "hub-memory":
 			var r *Result
 			r, err = HubMemory(ctx, cfg, HubMemoryOpts{Records: pick(*memRecs, 1_000_000, 100_000), Devices: pick(*memDevs, 200, 50),
-				Steady: pickDur(*steady, 10*time.Minute, time.Minute), Every: 10 * time.Second, Writes: 5, Sample: 5 * time.Second})
+				Steady: pickDur(*steady, 30*time.Minute, 2*time.Minute), Every: 10 * time.Second, Writes: 5, Sample: 5 * time.Second})
 			rs = append(rs, r)
 		}
 		for _, r := range rs {

@@ -188,7 +188,7 @@ func TestScenariosAgainstAgents(t *testing.T) {
 		}
 	}
 	r, err := WriteLatency(ctx, c, WriteLatencyOpts{Writes: 30})
-	check(r, err, "p50", "p99", "raw-p99", "http-p99")
+	check(r, err, "p50", "p99", "raw-p99", "http-alone-p99", "get-p99")
 	if m, _ := r.Get("p99"); len(m.Samples) != 2 {
 		t.Fatalf("%d runs of p99", len(m.Samples))
 	}

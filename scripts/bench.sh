@@ -4,7 +4,7 @@
 # scenarios of `replicad bench` against real agents, then writes the report
 # (BENCHDIR/report.md and report.json: each figure with its baseline from
 # the same run and the ratio). BENCHQUICK=1: fewer runs, smaller sizes
-# (a few minutes). The hub-memory scenario (10 minutes steady) is
+# (a few minutes). The hub-memory scenario (30 minutes steady) is
 # `make bench-memory`; its results (BENCHDIR/memory.json) join the report
 # when present.
 set -euo pipefail

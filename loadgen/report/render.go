@@ -59,7 +59,7 @@ func spread(s *Stat) string {
 	return fmt.Sprintf("%s (%s–%s, n=%d)", fmtNum(s.Median), fmtNum(s.Min), fmtNum(s.Max), s.N)
 }
 
-var statusMark = map[string]string{"met": "✅ met", "missed": "❌ missed", "reported": "reported", "n/a": "n/a", "missing": "⚠ missing"}
+var statusMark = map[string]string{"met": "✅ met", "missed": "❌ missed", "reported": "reported", "n/a": "n/a", "missing": "⚠ missing", "invalid": "⚠ invalid"}
 
 // Markdown renders the figures table, then every sample set.
 func (r *Report) Markdown(w io.Writer) {
