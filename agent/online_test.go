@@ -430,7 +430,14 @@ func TestWorkflowWebhook(t *testing.T) {
 	h.setFail(0)
 	hub.start()
 	olEventually(t, "j4 after the restart", func() bool { return len(h.ids()) >= 4 })
-	time.Sleep(300 * time.Millisecond)
+	// Positive signal before checking for repeats: the workflow has
+	// confirmed everything up to the feed's head after the restart, so a
+	// repeat of a confirmed change would already have been delivered.
+	olEventually(t, "the workflow caught up after the restart", func() bool {
+		var l struct{ Workflows []workflowJSON }
+		hub.call("GET", "/v1/workflows", nil, &l)
+		return len(l.Workflows) == 1 && l.Workflows[0].Cursor == l.Workflows[0].FeedHead && l.Workflows[0].State == "idle"
+	})
 	if got := h.ids(); !reflect.DeepEqual(got, []string{"jobs/j1", "jobs/j2", "jobs/j3", "jobs/j4"}) {
 		t.Fatalf("delivered %v", got)
 	}

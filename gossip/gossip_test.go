@@ -120,7 +120,11 @@ func TestEncrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // a few join attempts (absence can only be checked over time)
+	// Positive signal first: the keyed node refused the unkeyed one's
+	// join attempts (memberlist logs each), then the unkeyed one is absent.
+	waitFor(t, 10*time.Second, "two join attempts of the unkeyed node refused", func() bool {
+		return strings.Count(nodes[0].log.String(), "remote state is not encrypted") >= 2
+	})
 	if s := nodes[0].stateOf(plain.Name()); s != 0 {
 		t.Errorf("keyed node sees unkeyed node as %v", s)
 	}
@@ -151,8 +155,11 @@ func TestRefuse(t *testing.T) {
 				}
 				return true
 			})
+			before := []uint64{c.nodes[0].Stats().RefusedJoins, c.nodes[1].Stats().RefusedJoins}
 			bad.Rejoin() // more attempts: still refused, still logged once
-			time.Sleep(300 * time.Millisecond)
+			waitFor(t, 5*time.Second, "the new attempts refused by both", func() bool {
+				return c.nodes[0].Stats().RefusedJoins > before[0] && c.nodes[1].Stats().RefusedJoins > before[1]
+			})
 			for _, n := range c.nodes[:2] {
 				if s := n.stateOf(bad.Name()); s != 0 {
 					t.Errorf("%s admitted the bad node (state %v)", n.Name(), s)

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,8 +78,13 @@ func TestKeyRotation(t *testing.T) {
 	check("old key removed")
 
 	// A node with only the old key is not admitted any more.
+	refused := strings.Count(c.nodes[0].log.String(), "no installed keys could decrypt")
 	old := c.add(func(cfg *Config) { cfg.SecretKey = k1 }, 0)
-	time.Sleep(600 * time.Millisecond) // several join attempts (RejoinInterval 250ms)
+	// Positive signal first: node 0 failed to decrypt two of its join
+	// attempts (memberlist logs each), then it is not in the cluster.
+	waitFor(t, 10*time.Second, "two join attempts with the removed key refused", func() bool {
+		return strings.Count(c.nodes[0].log.String(), "no installed keys could decrypt") >= refused+2
+	})
 	if s := c.nodes[0].stateOf(old.Name()); s == StateAlive {
 		t.Errorf("node with the removed key is %v in the cluster", s)
 	}

@@ -128,7 +128,12 @@ func TestEngineOffline(t *testing.T) {
 	if sum.Succeeded != 0 || len(sum.Failed) == 0 {
 		t.Fatalf("offline sync now: %+v", sum)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Barrier: Run takes a push signal only at the top of its loop, so
+	// once it has taken a second one, it has handled the put's push
+	// (and, offline, not dialed).
+	waitFor(t, "the put's push taken", func() bool { return len(a.eng.push) == 0 })
+	a.eng.signal(a.eng.push)
+	waitFor(t, "the run loop past the put's push", func() bool { return len(a.eng.push) == 0 })
 	if net.Dials() != dials {
 		t.Fatal("an offline node dialed")
 	}
@@ -137,8 +142,12 @@ func TestEngineOffline(t *testing.T) {
 	}
 	// Incoming sessions are refused while offline.
 	hub.put(t, "t", "y", "v", 2)
-	s := hub.eng.SyncNow(context.Background(), nil)
-	_ = s
+	if _, err := hub.eng.SyncWith(context.Background(), a.addr); err == nil || !strings.Contains(err.Error(), "offline") {
+		t.Fatalf("a session to an offline node: %v, want refused as offline", err)
+	}
+	if got := a.value("t", "y", "v"); got == "2" {
+		t.Fatal("an offline node took a write in a session")
+	}
 	// Back online: the queued write goes out at once.
 	a.eng.SetOnline(true)
 	waitFor(t, "the queued write to reach the hub", func() bool { return hub.value("t", "x", "v") == "1" })
@@ -205,7 +214,13 @@ func TestEngineWaitsForSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Barrier: the occupying session is welcomed, so it holds the slot.
+	if _, err := WriteMsg(c, Msg{Hello: &Hello{Proto: ProtocolVersion, Cluster: "c", Node: 99, Role: "device", Scope: FullScope()}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := ReadMsg(c); err != nil || m.Welcome == nil || m.Welcome.Refused != "" {
+		t.Fatalf("the occupying session: %+v %v", m, err)
+	}
 	go func() { time.Sleep(200 * time.Millisecond); c.Close() }()
 	if sum := a.eng.SyncNow(context.Background(), nil); len(sum.Failed) != 0 {
 		t.Fatalf("a session refused while a slot was about to free: %+v", sum)

@@ -311,7 +311,9 @@ func TestHostileConnectionFlood(t *testing.T) {
 	for range 40 {
 		conns = append(conns, dialRaw(t, hub.addr, "127.0.0.2"))
 	}
-	time.Sleep(100 * time.Millisecond)
+	// The flood holds every slot one host may take (7 of 8) before the
+	// check, so the check runs during the flood, not before it.
+	waitFor(t, "the flood to hold one host's slots", func() bool { return len(hub.eng.sem) == 7 })
 	healthy(t, hub, "during a flood from another host")
 	// The flood's connections are closed by the hub (refused as busy, or
 	// dropped after the handshake timeout).
@@ -359,6 +361,11 @@ func TestHostileSlowReader(t *testing.T) {
 	WriteMsg(c, Msg{Have: &Have{}})
 	// Never read. The hub's session must end within its idle timeout.
 	start := time.Now()
+	waitFor(t, "the non-reading peer's session to run", func() bool {
+		hub.eng.mu.Lock()
+		defer hub.eng.mu.Unlock()
+		return len(hub.eng.inflight) > 0
+	})
 	healthy(t, hub, "while a peer does not read")
 	for {
 		hub.eng.mu.Lock()

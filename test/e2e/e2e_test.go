@@ -288,7 +288,18 @@ func TestOfflineOnlineConverges(t *testing.T) {
 	d1.mustCLI("put", "jobs", "j1", "status=done")
 	d1.mustCLI("put", "jobs", "j2", "title=offline work")
 	d2.mustCLI("put", "jobs", "j1", "title=second")
-	time.Sleep(1500 * time.Millisecond)
+	// Positive signal first: d2's write, made after d1's offline ones,
+	// reached the hub (pushes and pulls ran); d1's did not.
+	eventually(t, "d2's later write reaches the hub", func() error {
+		r, err := hub.client().Get(ctx, "jobs", "j1")
+		if err != nil {
+			return err
+		}
+		if string(r.Fields["title"]) != `"second"` {
+			return fmt.Errorf("j1 title %s", r.Fields["title"])
+		}
+		return nil
+	})
 	if _, err := hub.client().Get(ctx, "jobs", "j2"); !client.IsNotFound(err) {
 		t.Fatalf("an offline device's write reached the hub: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestParkedWriteAndRelease: a device whose clock runs an hour fast (the
@@ -74,7 +73,6 @@ func TestParkedWriteAndRelease(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("release of an unknown parked write: HTTP %d, want 404", resp.StatusCode)
 	}
-	_ = time.Second
 }
 
 // TestReleaseKeepsTheHubsClock: a device 10 minutes fast writes a record;
