@@ -243,8 +243,7 @@ func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store")
 // sync listener on it.
 func (a *Agent) openReplica() (r *replica, err error) {
 	cfg := a.cfg
-	st, err := store.Open(store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID(), EncryptionKey: a.atRestKey,
-		MaxParkedPerOrigin: cfg.Security.Guard.withDefaults().MaxParked})
+	st, err := store.Open(a.storeOptions()) // compact.go
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -138,6 +138,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /v1/peers", a.handle(a.listPeers)) // peers.go
 	mux.HandleFunc("GET /v1/changes", a.handle(a.changes))
 	mux.HandleFunc("POST /v1/reset", a.handle(a.reset))
+	mux.HandleFunc("POST /v1/compact", a.handle(a.compact)) // compact.go
 	mux.HandleFunc("GET /v1/parked", a.handle(a.listParked))
 	mux.HandleFunc("GET /v1/profiles", a.handle(a.getProfiles))
 	mux.HandleFunc("GET /v1/profiles/preview", a.handle(a.previewProfile))
@@ -932,6 +933,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["encrypted_at_rest"] = rp.store.Encrypted()
 		st["insecure"] = insecureSync(&a.cfg) // sync off loopback without mutual TLS (security.go)
 		rp.draftStatus(st)                    // drafts.go
+		rp.diskStatus(st)                     // compact.go
 		a.prog.mu.Lock()
 		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}
 		a.prog.mu.Unlock()

@@ -405,6 +405,7 @@ type Status struct {
 	HubAPI          string            `json:"hub_api,omitempty"` // where online reads go, if known
 	EncryptedAtRest bool              `json:"encrypted_at_rest"` // the store's values are encrypted at rest
 	Sync            SyncState         `json:"sync"`
+	Disk            DiskUsage         `json:"disk"` // the store's disk use (allocated bytes)
 }
 
 // Status returns the node's status.
@@ -478,6 +479,31 @@ func (c *Client) Follow(ctx context.Context, since string, fn func(Change) error
 		return ctx.Err()
 	}
 	return sc.Err()
+}
+
+// DiskUsage is a store's data directory on disk (allocated bytes), by
+// kind of file.
+type DiskUsage struct {
+	Total int64 `json:"total_bytes"`
+	SST   int64 `json:"sst_bytes"`
+	WAL   int64 `json:"wal_bytes"`
+	Other int64 `json:"other_bytes"`
+}
+
+// CompactResult is the answer of Compact.
+type CompactResult struct {
+	Before     DiskUsage `json:"before"`
+	After      DiskUsage `json:"after"`
+	FreedBytes int64     `json:"freed_bytes"`
+	DurationMs int64     `json:"duration_ms"`
+}
+
+// Compact compacts the node's store online (it keeps serving) and
+// returns its disk use before and after.
+func (c *Client) Compact(ctx context.Context) (*CompactResult, error) {
+	var r CompactResult
+	err := c.do(ctx, http.MethodPost, "/v1/compact", struct{}{}, &r)
+	return &r, err
 }
 
 // ResetResult is the answer of Reset.

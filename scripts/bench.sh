@@ -45,6 +45,7 @@ gobench() { # PKG REGEXP [go test flags...]; a failure is reported, the rest sti
 : >"$go_out"
 gobench ./crdt '^BenchmarkMerge$/^records=(100|10000)$/^outcome=true$' -count "$count"
 gobench ./store '^(BenchmarkLocalWrite|BenchmarkGroupCommit16|BenchmarkApplyRemote1000)$' -count "$count"
+gobench ./store '^BenchmarkDiskFootprint$' -count 1 -benchtime 1x
 gobench ./replication '^BenchmarkWireBytesPerField$' -count "$count" -benchtime 100x
 gobench ./replication '^BenchmarkPartitionHeal$' -count "$count" -benchtime 1x
 gobench ./replication '^BenchmarkCatchUp$' -count "$bigcount" -benchtime 1x "${big[@]}"

@@ -642,7 +642,7 @@ func mathrand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 7)) }
 // after more writes and a reopen.
 func TestMigrateLeavesNoPlaintextOnDisk(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
-	o := Options{Dir: dir}
+	o := Options{Dir: dir, testNoFlushAtClose: true} // the last writes stay in the WAL
 	s := mustOpen(t, o)
 	populate(t, s)
 	if err := s.db.Flush(); err != nil { // some of it in an sstable, the rest in the WAL
@@ -663,6 +663,7 @@ func TestMigrateLeavesNoPlaintextOnDisk(t *testing.T) {
 	}
 	ko := o
 	ko.EncryptionKey = testKey(t)
+	ko.testNoFlushAtClose = false
 	s = mustOpen(t, ko)
 	for i := 0; i < 20; i++ {
 		if _, err := s.Write(c, "tasks", fmt.Sprint("sealed", i), []crdt.FieldValue{fv("title", secret+"-sealed")}, false); err != nil {

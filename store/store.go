@@ -27,7 +27,11 @@ const PebbleFormat = pebble.FormatTableFormatV6
 // Defaults for Options.
 const (
 	DefaultMemTableSize = 32 << 20
-	DefaultCacheSize    = 128 << 20
+	// DeviceMemTableSize is the memtable size the agent gives a device:
+	// a device takes a person's writes and its peers' syncs, not a
+	// fleet's, and a clean stop flushes whatever the memtable holds.
+	DeviceMemTableSize = 8 << 20
+	DefaultCacheSize   = 128 << 20
 )
 
 // Options configure Open. The zero value of every field but Dir is usable.
@@ -49,6 +53,14 @@ type Options struct {
 	// MemTableSize is Pebble's memtable size; 0 means DefaultMemTableSize
 	// (32 MiB; Pebble's 4 MiB default stalls writes under load).
 	MemTableSize uint64
+	// WALPreallocate lets Pebble preallocate each new write-ahead log to
+	// 110% of MemTableSize, and WALRecycling lets it keep up to three
+	// obsolete logs to overwrite instead of creating new ones: both make
+	// synced writes a little cheaper under sustained load and cost up to
+	// four logs' worth of disk blocks at all times. Off (the zero value),
+	// a log takes the blocks it is written and an obsolete one is deleted.
+	// The agent turns them on for hubs only (ARCHITECTURE.md, "Disk").
+	WALPreallocate, WALRecycling bool
 	// CacheSize is Pebble's block cache size; 0 means DefaultCacheSize.
 	CacheSize int64
 	// RecordCache is the approximate memory, in bytes, of the decoded
@@ -77,6 +89,9 @@ type Options struct {
 	// at each step of a migration (stage, values sealed so far).
 	migrateBatch int
 	testMigrate  func(stage string, done uint64)
+	// Tests: Close without flushing the memtable (what a stop that
+	// skipped Close leaves: the recent writes only in the WAL).
+	testNoFlushAtClose bool
 }
 
 // Store is replicad's durable state on Pebble. All methods are safe for
@@ -104,6 +119,9 @@ type Store struct {
 	errSeq   uint64        // last sync-error id used
 	qSeq     uint64        // last queue id used
 	hw       hlc.Timestamp // HLC high-water last written
+	// walSince counts the bytes handed to the WAL since the last flush
+	// the store started; past walBound it starts one (disk.go, noteWAL).
+	walSince, walBound int64
 
 	// hmu guards held; published Held values are never modified in place.
 	hmu  sync.RWMutex
@@ -159,6 +177,12 @@ func (o *Options) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Opti
 	}
 	if readOnly {
 		po.ErrorIfNotExists = true
+	}
+	if !o.WALPreallocate && po.FS != nil {
+		po.FS = noPreallocFS{po.FS}
+	}
+	if !o.WALRecycling {
+		po.Cleaner = noRecycleCleaner{}
 	}
 	return po
 }
@@ -549,9 +573,11 @@ func decodeHeld(key, val []byte) (Held, error) {
 	return h, nil
 }
 
-// Close closes the store. Writes in progress finish first. Close after a
-// failure (ErrFailed) releases what it can. Calling Close twice returns
-// ErrClosed.
+// Close closes the store. Writes in progress finish first, then the
+// memtable is flushed (a clean stop leaves no write only in the
+// write-ahead log: the next open replays nothing, and the obsolete logs
+// are deleted). Close after a failure (ErrFailed) releases what it can,
+// without flushing. Calling Close twice returns ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -567,6 +593,11 @@ func (s *Store) Close() error {
 				err = fmt.Errorf("store: close: pebble: %v", r)
 			}
 		}()
+		if prev == nil && !s.opts.testNoFlushAtClose {
+			if err := s.db.Flush(); err != nil {
+				s.log.Error("store: flush at close", "error", err)
+			}
+		}
 		return s.db.Close()
 	}()
 	s.cache.Unref()

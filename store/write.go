@@ -243,11 +243,13 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 		if err := s.db.Apply(b.b, pebble.NoSync); err != nil {
 			return nil, s.failWith(err)
 		}
+		s.noteWAL(len(b.b.Repr()))
 		return func() error { return nil }, nil
 	}
 	if err := s.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
 		return nil, s.failWith(err)
 	}
+	s.noteWAL(len(b.b.Repr()))
 	pb := b.b
 	return func() error {
 		if err := pb.SyncWait(); err != nil {

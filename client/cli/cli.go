@@ -43,6 +43,7 @@ var Commands = [][2]string{
 	{"peers", "every node that synced with this one (a hub's devices): direction, last session, result, writes each way, pending, errors, skew, version"},
 	{"changes", "print the change feed (--since CURSOR, --follow)"},
 	{"reset --yes", "discard the local replica and resync it from the hub"},
+	{"compact", "compact the store online; print its disk use before and after"},
 }
 
 // IsCommand reports whether name is a client subcommand.
@@ -423,9 +424,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(e.out, "reset: new node %s, old store moved to %s\n", r.Node, r.MovedTo)
 		return e.summary(&r.Sync)
+	case "compact":
+		if err := nargs(0, ""); err != nil {
+			return err
+		}
+		r, err := e.c.Compact(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.emit(r)
+		}
+		fmt.Fprintf(e.out, "compacted in %.1fs: %s before (sst %s, wal %s, other %s), %s after (sst %s, wal %s, other %s)\n",
+			float64(r.DurationMs)/1000, mib(r.Before.Total), mib(r.Before.SST), mib(r.Before.WAL), mib(r.Before.Other),
+			mib(r.After.Total), mib(r.After.SST), mib(r.After.WAL), mib(r.After.Other))
+		return nil
 	}
 	return usagef("unknown command %q (see replicad help)", cmd)
 }
+
+// mib formats a byte count in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
 
 func btoi(b bool) int {
 	if b {

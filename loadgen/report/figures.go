@@ -209,6 +209,7 @@ func Figures(d *Data) []Figure {
 		wire100 = "BenchmarkWireBytesPerField/batch100-records"
 		heal    = "BenchmarkPartitionHeal"
 		prop    = "BenchmarkPropagation"
+		foot    = "BenchmarkDiskFootprint"
 	)
 	initial := pickBench(d, "load:initial-sync/", "load:initial-sync/records=200000")
 	figs := []Figure{
@@ -296,6 +297,13 @@ func Figures(d *Data) []Figure {
 		Figure{ID: "initial-sync", Title: "initial sync to a new full-scope device (" + strings.TrimPrefix(initial, "load:initial-sync/") + ")", Value: ref(initial, "seconds"), Unit: "s",
 			Baseline: pref(initial, "loopback-seconds"), BaselineName: "the same bytes over raw loopback TCP"},
 		Figure{ID: "initial-sync-rate", Title: "initial sync: records per second", Value: ref(initial, "records/s")},
+		Figure{ID: "disk-clean-stop", Title: "disk footprint after 1,000 records × 20 fields and 100,000 single-field updates and a clean stop (allocated bytes, du)", Value: ref(foot, "clean-stop-MiB"), Unit: "MiB",
+			Baseline: pref(foot, "live-MiB"), BaselineName: "the same store after a full compaction",
+			Target: "≤ 2x", Check: atMost(ref(foot, "clean-stop/live"), 2, "x"), Cost: true},
+		Figure{ID: "disk-synced", Title: "disk footprint of a device freshly synced with the same writes, before any restart", Value: ref(foot, "synced-MiB"), Unit: "MiB",
+			Baseline: pref(foot, "synced-live-MiB"), BaselineName: "that device after a full compaction",
+			Target: "≤ 2x", Check: atMost(ref(foot, "synced/live"), 2, "x"), Cost: true},
+		Figure{ID: "disk-compact", Title: "full online compaction of that store (replicad compact): time", Value: ref(foot, "compact-s"), Unit: "s"},
 		// The store without HTTP, for context.
 		Figure{ID: "store-write-p99", Title: "store alone: durable local write p99 (no HTTP)", Value: ref("BenchmarkLocalWrite/store", "p99-µs"), Unit: "µs",
 			Baseline: pref("BenchmarkLocalWrite/raw-pebble", "p99-µs"), BaselineName: "raw Pebble synced Set p99"},

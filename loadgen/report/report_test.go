@@ -21,6 +21,7 @@ BenchmarkCatchUp-2   	       1	13000000000 ns/op	 80000 writes/s	 12.5 s	 0.5 tc
 BenchmarkWireBytesPerField/isolated-2 	 100	 5000 ns/op	 50.00 beyond-value-B/field	 24.00 encoding-B/field	 55.00 total-B/field	 5.000 value-B/field
 BenchmarkWireBytesPerField/batch100-records-2 	 100	 5000 ns/op	 -9.42 beyond-value-B/field	 7.19 encoding-B/field	 34.10 total-B/field	 17.50 value-B/field
 BenchmarkPartitionHeal-2 	 1	 1 ns/op	 1.86 sent/values	 1.5 sent/values+names	 186000 bytes-sent	 100000 value-bytes-changed	 124000 value+name-bytes-changed
+BenchmarkDiskFootprint-2 	 1	 1 ns/op	 1.2 clean-stop/live	 2.5 synced/live	 12 clean-stop-MiB	 10 live-MiB	 25 synced-MiB	 10 synced-live-MiB	 1 compact-s
 some unrelated line
 BenchmarkBroken-2 	 notanumber
 ok  	github.com/replicad/replicad/replication	20.0s
@@ -68,7 +69,7 @@ func rowByID(t *testing.T, rows []Row, id string) Row {
 func TestCompute(t *testing.T) {
 	d := NewData()
 	n, err := d.AddGoBench(strings.NewReader(goOut))
-	if err != nil || n != 7 {
+	if err != nil || n != 8 {
 		t.Fatalf("%d result lines, %v", n, err)
 	}
 	if xs := d.Samples[Ref{"BenchmarkMerge/records=100/outcome=true", "Mmerges/s"}]; len(xs) != 3 {
@@ -129,6 +130,13 @@ func TestCompute(t *testing.T) {
 	}
 	if r := rowByID(t, rows, "hub-memory-footprint-growth"); r.Status != "reported" || r.Note == "" {
 		t.Fatalf("footprint growth %+v", r)
+	}
+	// Disk footprint: judged on the ratios to the compacted store.
+	if r := rowByID(t, rows, "disk-clean-stop"); r.Status != "met" || r.Ratio.Median != 1.2 {
+		t.Fatalf("disk clean stop %+v", r)
+	}
+	if r := rowByID(t, rows, "disk-synced"); r.Status != "missed" || r.Ratio.Median != 2.5 {
+		t.Fatalf("disk synced %+v", r)
 	}
 	if r := rowByID(t, rows, "hub-fanin-50"); r.Status != "missing" {
 		t.Fatalf("fanin without data: %+v", r)
