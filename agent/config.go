@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -482,16 +481,6 @@ func (c *Config) gossipBind() string {
 
 func (c *Config) hclogLevel() hclog.Level {
 	return hclog.LevelFromString(strings.ToLower(c.LogLevel))
-}
-
-// policyList returns the policies sorted by table, "table=policy".
-func (c *Config) policyList() []string {
-	var out []string
-	for t, p := range c.Policies {
-		out = append(out, t+"="+p)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func contains(list []string, s string) bool {

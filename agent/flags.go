@@ -164,8 +164,6 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			cfg.MaxBodyBytes = fv.MaxBodyBytes
 		case "profiles":
 			cfg.Profiles = fv.Profiles
-		default:
-			applySecurityFlag(f.Name, &cfg.Security, &fv.Security)
 		case "hub-api":
 			cfg.HubAPI = fv.HubAPI
 		case "hub-api-token-file":
@@ -176,6 +174,8 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			atRest().KeyEnv = fv.AtRest.KeyEnv
 		case "encryption-key-command":
 			atRest().KeyCommand = fv.AtRest.KeyCommand
+		default:
+			applySecurityFlag(f.Name, &cfg.Security, &fv.Security)
 		}
 	})
 	if perr != nil {

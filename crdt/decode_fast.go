@@ -93,8 +93,6 @@ func (r *fastReader) array() int {
 	return r.length(0x90, 0x0f, 0, 0xdc, 0xdd)
 }
 
-func (r *fastReader) str() string { return string(r.take(r.length(0xa0, 0x1f, 0xd9, 0xda, 0xdb))) }
-
 func (r *fastReader) bool() bool {
 	switch r.byte1() {
 	case 0xc2:

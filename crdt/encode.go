@@ -15,12 +15,14 @@ import (
 // only with a migration.
 
 type wireDot struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Node    uint64
 	Seq     uint64
 }
 
 type wireEntry struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Origin  uint64
 	Seq     uint64
@@ -30,6 +32,7 @@ type wireEntry struct {
 }
 
 type wireField struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Name    string
 	Cands   []wireEntry
@@ -37,6 +40,7 @@ type wireField struct {
 }
 
 type wireRecord struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Applied []wireDot
 	Exist   []wireEntry

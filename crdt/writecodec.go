@@ -8,12 +8,14 @@ import (
 )
 
 type wireFieldValue struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Name    string
 	Value   []byte
 }
 
 type wireWrite struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Table   string
 	ID      string

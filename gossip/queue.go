@@ -85,17 +85,6 @@ func (q *bqueue) compact() {
 	}
 }
 
-// pending reports the queued broadcast for name, if any.
-func (q *bqueue) pending(name string) ([]byte, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	it, ok := q.items[name]
-	if !ok {
-		return nil, false
-	}
-	return it.msg, true
-}
-
 // get returns queued messages that fit in limit bytes, counting overhead
 // bytes per message, as memberlist.Delegate.GetBroadcasts does.
 func (q *bqueue) get(overhead, limit int) [][]byte {

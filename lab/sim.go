@@ -110,7 +110,6 @@ type sim struct {
 	lastDisturb    int64
 	convergedSince int64
 	workloadEnd    int64
-	ended          bool
 
 	m         Metrics
 	snapshots []Snapshot

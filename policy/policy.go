@@ -192,9 +192,7 @@ func clientWins(w *crdt.Write, out *crdt.Outcome) Decision {
 	if len(d.Fields) == 0 {
 		for _, e := range out.ExistConcurrent {
 			if e.Delete {
-				for _, f := range w.Fields {
-					d.Fields = append(d.Fields, f)
-				}
+				d.Fields = append(d.Fields, w.Fields...)
 				d.Losses = append(d.Losses, Loss{Losing: e, Winning: writeEntry(w, nil)})
 				break
 			}

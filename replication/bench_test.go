@@ -136,6 +136,7 @@ func syncMem(b *testing.B, a, c *benchNode) []Msg {
 // chunkV1 is the protocol-1 chunk (one crdt.AppendWrite per write), kept
 // here as the baseline.
 type chunkV1 struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	No      uint64
 	Writes  [][]byte

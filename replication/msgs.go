@@ -113,6 +113,7 @@ func (m Msg) typed() (MsgType, any) {
 
 // Hello opens a session (dialer to listener).
 type Hello struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Proto   uint16
 	Cluster string
@@ -130,6 +131,7 @@ type Hello struct {
 
 // Welcome answers Hello: the listener's identity, or a refusal.
 type Welcome struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Proto   uint16
 	Cluster string
@@ -165,6 +167,7 @@ type Welcome struct {
 // Have lists what the sender holds, per origin, and its tombstone
 // horizon (flattened node, seq pairs; see Collector).
 type Have struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Origins []OriginHeld
 	GC      []uint64
@@ -188,6 +191,7 @@ const maxVoidOrigins = 1024
 // AcceptOrigins lists node id prefixes: Nodes are flattened (id, bits)
 // pairs, bits 1-64.
 type AcceptOrigins struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Nodes   []uint64
 }
@@ -198,6 +202,7 @@ const maxAcceptOrigins = 4096
 // OriginHeld is one origin's held sequence numbers: 1..Contig and the
 // inclusive ranges in Ranges (flattened lo, hi pairs, sorted, disjoint).
 type OriginHeld struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Origin  uint64
 	Contig  uint64
@@ -207,6 +212,7 @@ type OriginHeld struct {
 // Chunk carries writes the receiver lacks, in HLC order, and ranges it
 // needs nothing for.
 type Chunk struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	No      uint64
 	// Body is the writes in the compact chunk encoding of wire.go (since
@@ -223,6 +229,7 @@ type Chunk struct {
 
 // Skip names one write without its values.
 type Skip struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Origin  uint64
 	Seq     uint64
@@ -232,6 +239,7 @@ type Skip struct {
 
 // Ack acknowledges a chunk once applied durably.
 type Ack struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	No      uint64
 	Applied uint32
@@ -239,6 +247,7 @@ type Ack struct {
 
 // RecordKey names a record.
 type RecordKey struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Table   string
 	ID      string
@@ -248,6 +257,7 @@ type RecordKey struct {
 // (Keys), and records the asker already holds and must refresh (Held),
 // which are sent whatever their filter says.
 type RecordReq struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Keys    []RecordKey
 	Held    []RecordKey
@@ -259,6 +269,7 @@ type RecordReq struct {
 
 // Records answers RecordReq.
 type Records struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Recs    []RecordState
 	Listed  []Listed // the answer to Scan
@@ -267,6 +278,7 @@ type Records struct {
 // Listed is one record of a Scan listing with the sender's version vector
 // of it (flattened node, seq pairs).
 type Listed struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Table   string
 	ID      string
@@ -277,6 +289,7 @@ type Listed struct {
 // hold it; or OutOfScope when, by the sender's state, it is outside the
 // asker's scope.
 type RecordState struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct    bool `codec:",toarray"` //nolint:unused
 	Table      string
 	ID         string
@@ -291,6 +304,7 @@ type RecordState struct {
 
 // Done says the sender has sent everything the receiver lacked.
 type Done struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Writes  uint64
 	Empties uint64
@@ -310,6 +324,7 @@ const maxNewsHeads = 1 << 16
 
 // ErrorMsg ends a session with a reason.
 type ErrorMsg struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Reason  string
 }

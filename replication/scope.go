@@ -17,6 +17,7 @@ import (
 // handshake, so it is data; a hub assigns a device its scope from the
 // device's offline profile (package profile) and enforces it.
 type Scope struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	All     bool
 	Tables  []TableScope // sorted by table, unique
@@ -29,6 +30,7 @@ type Scope struct {
 
 // Attr is one device attribute.
 type Attr struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Name    string
 	Value   string
@@ -39,6 +41,7 @@ type Attr struct {
 // selected record of another table references (Related); with none of
 // them, the whole table.
 type TableScope struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Table   string
 	Where   []FieldMatch
@@ -63,6 +66,7 @@ type TableScope struct {
 // Relation names the field of another table's selected records that
 // holds the ids of records to bring along.
 type Relation struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Table   string
 	Field   string
@@ -70,6 +74,7 @@ type Relation struct {
 
 // FieldMatch is one equality: the field's last-writer-wins value is Value.
 type FieldMatch struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Field   string
 	Value   []byte // canonical crdt.Value

@@ -72,6 +72,8 @@ func load(t *testing.T, dir, name, cluster string, rf *refusals) *TLS {
 
 // handshake runs a TLS handshake over loopback between a client config and
 // a server config; it returns both sides' errors and the server's conn.
+//
+//lint:ignore ST1008 the two errors are the result; the conn is for the caller's checks
 func handshake(t *testing.T, client *tls.Config, server *TLS) (cerr, serr error, sc net.Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -86,7 +86,6 @@ type crashWorkload struct {
 	led   *crashLedger
 	mu    sync.Mutex // guards p's generation and sent
 	sent  uint64     // peer writes handed out so far
-	rng   *rand.Rand
 }
 
 func (c *crashWorkload) localOp(t testing.TB, rng *rand.Rand) error {

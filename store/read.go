@@ -13,6 +13,7 @@ import (
 
 // feedValue is the value of f<feed>: the write behind a feed entry.
 type feedValue struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused // codec tag
 	Origin  uint64
 	Seq     uint64

@@ -498,6 +498,9 @@ func newRun(t *testing.T, seed int64, nodes int, length time.Duration, soak bool
 		mnt := filepath.Join(r.dir, d.name, "tmpfs")
 		os.MkdirAll(mnt, 0o755)
 		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", mnt).CombinedOutput(); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("disk faults cannot run in CI: mounting a tmpfs failed: %v %s", err, out)
+			}
 			r.logf("disk faults skipped: mounting a tmpfs failed: %v %s", err, out)
 		} else {
 			d.mount = mnt
@@ -506,6 +509,9 @@ func newRun(t *testing.T, seed int64, nodes int, length time.Duration, soak bool
 			r.filler = filepath.Join(mnt, "filler")
 		}
 	} else {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("disk faults cannot run in CI: not root (uid %d), so no tmpfs can be mounted", os.Geteuid())
+		}
 		r.logf("disk faults skipped: not root (uid %d), so no tmpfs can be mounted", os.Geteuid())
 	}
 	return r
@@ -1416,8 +1422,14 @@ func abs(f float64) float64 {
 	return f
 }
 
-// TestFaults: one short run (every fault kind at least once) in make
-// test; a soak with -fault.duration.
+// faultTestSeeds are the seeds of make test's short runs: fixed, so that
+// make test is repeatable; random seeds are make soak's (-fault.duration).
+var faultTestSeeds = []int64{424242, 20261207}
+
+// TestFaults: short runs (every fault kind at least once), one per seed
+// of faultTestSeeds (or the -fault.seed given), in make test; a soak with
+// -fault.duration, from -fault.seed (0: random, printed). In CI (CI set)
+// the disk faults must run: a run that cannot mount their tmpfs fails.
 func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short: the fault run takes about a minute")
@@ -1425,21 +1437,29 @@ func TestFaults(t *testing.T) {
 	if *faultNodes < 3 {
 		t.Fatalf("-fault.nodes=%d: want at least 3 (a hub and two devices)", *faultNodes)
 	}
-	seed := *faultSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000
-	}
-	t.Logf("fault seed %d (replay: go test ./test/e2e -run TestFaults -fault.seed=%d)", seed, seed)
 	if *faultDuration == 0 {
+		seeds := faultTestSeeds
+		if *faultSeed != 0 {
+			seeds = []int64{*faultSeed}
+		}
 		length := *faultRunLen
 		if length == 0 {
 			length = 30 * time.Second
 		}
 		start := time.Now()
-		s := oneRun(t, seed, *faultNodes, length, false)
-		writeSummary(t, []runStats{s}, time.Since(start))
+		var all []runStats
+		for _, seed := range seeds {
+			t.Logf("fault seed %d (replay: go test ./test/e2e -run TestFaults -fault.seed=%d)", seed, seed)
+			all = append(all, oneRun(t, seed, *faultNodes, length, false))
+		}
+		writeSummary(t, all, time.Since(start))
 		return
 	}
+	seed := *faultSeed
+	if seed == 0 {
+		seed = time.Now().UnixNano() % 1_000_000
+	}
+	t.Logf("fault seed %d (replay: go test ./test/e2e -run TestFaults -fault.seed=%d)", seed, seed)
 	length := *faultRunLen
 	if length == 0 {
 		length = 4 * time.Minute
