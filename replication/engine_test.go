@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -257,7 +256,6 @@ func TestEngineCutConnections(t *testing.T) {
 	if err := hub.st.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	_ = errors.New
 }
 
 // TestCloseWhileConnectionsArrive: Close waits for the sessions it cut

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/store"
 )
 
@@ -183,8 +182,6 @@ func TestChainAcrossDevices(t *testing.T) {
 	if v, _ := rec.Get("v"); v.String() != "1" {
 		t.Fatalf("c sees %s", v)
 	}
-	_ = crdt.Null
-	_ = hlc.NodeID(0)
 }
 
 // TestScopeEnterLeave: a device whose scope is the open jobs. A job that

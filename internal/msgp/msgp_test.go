@@ -35,9 +35,7 @@ func TestMatchesCodec(t *testing.T) {
 		}
 	}
 	for _, n := range []int{0, 15, 16, 65535, 65536} {
-		arr := make([]uint8, n)
 		want := enc(make([]any, n))
-		_ = arr
 		if got := ArrayHeader(nil, n); !bytes.Equal(got, want[:len(got)]) {
 			t.Errorf("ArrayHeader(%d) = %x, want %x", n, got, want[:len(got)])
 		}
