@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestParkedWriteAndRelease: a device whose clock runs an hour fast (the
