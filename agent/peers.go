@@ -324,12 +324,11 @@ func (b *peerBook) flush() error {
 		return nil
 	}
 	type put struct {
-		n       hlc.NodeID
-		v       []byte
-		tables  []string
-		all     bool
-		at      int64
-		written bool
+		n      hlc.NodeID
+		v      []byte
+		tables []string
+		all    bool
+		at     int64
 	}
 	var puts []put
 	for n := range b.dirty {
