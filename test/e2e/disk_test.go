@@ -74,6 +74,7 @@ func TestCompactAndDiskUse(t *testing.T) {
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, "http://"+d.api+"/v1/compact", strings.NewReader(`{"x":1}`))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
