@@ -315,6 +315,7 @@ type Done struct {
 // holds of each origin whose writes it applied since its last News (none:
 // a heartbeat). Both sides send heartbeats.
 type News struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct bool `codec:",toarray"` //nolint:unused
 	Heads   []uint64
 }

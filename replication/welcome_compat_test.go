@@ -9,6 +9,7 @@ import (
 // welcomeV4 is Welcome as protocol version 4 first defined it, before the
 // trailing advertised addresses.
 type welcomeV4 struct {
+	//lint:ignore U1000 read by the codec: its toarray option
 	_struct      bool `codec:",toarray"` //nolint:unused
 	Proto        uint16
 	Cluster      string
