@@ -311,9 +311,13 @@ func TestHostileConnectionFlood(t *testing.T) {
 	for range 40 {
 		conns = append(conns, dialRaw(t, hub.addr, "127.0.0.2"))
 	}
-	// The flood holds every slot one host may take (7 of 8) before the
+	// The flood holds every share one host may take (7 of 8) before the
 	// check, so the check runs during the flood, not before it.
-	waitFor(t, "the flood to hold one host's slots", func() bool { return len(hub.eng.sem) == 7 })
+	waitFor(t, "the flood to hold one host's share", func() bool {
+		hub.eng.mu.Lock()
+		defer hub.eng.mu.Unlock()
+		return hub.eng.perHost["127.0.0.2"] == hub.eng.cfg.MaxSessionsPerHost
+	})
 	healthy(t, hub, "during a flood from another host")
 	// The flood's connections are closed by the hub (refused as busy, or
 	// dropped after the handshake timeout).
