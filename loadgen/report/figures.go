@@ -194,7 +194,7 @@ func ratioAtLeast(num, den Ref, limit float64) func(func(Ref) (float64, bool)) (
 	}
 }
 
-// Figures is the performance table of the issue, in order. Load
+// Figures is the performance table (each target as defined), in order. Load
 // scenarios whose name carries their size (initial sync, hub memory) are
 // read from the full-size result if d has it, else from the one present
 // (a quick run's), and the row says which.
