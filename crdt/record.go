@@ -182,6 +182,24 @@ func (r *Record) Ready(w *Write) bool {
 	return w.Ctx.Get(w.Origin) <= r.Applied.Get(w.Origin)
 }
 
+// Collected marks the writes of d.Node to r up to d.Seq applied (and dead)
+// in a state that has applied none of that origin's writes: a replica that
+// collected the record's deleted state under the tombstone horizon (every
+// write it held then was dead) and re-created it from writes that had
+// seen the delete holds a state whose covers name those writes but whose
+// Applied does not. The origin's next write names the last of them as its
+// predecessor ([Record.Ready]); the caller, which holds that write and
+// knows it collected, marks it applied first, reaching the state of a
+// replica that never collected the record. Covers at or below the new
+// Applied are dropped. It does nothing if r has applied a write of d.Node.
+func (r *Record) Collected(d Dot) {
+	if d.Seq == 0 || r.Applied.Get(d.Node) != 0 {
+		return
+	}
+	r.Applied.Set(d)
+	r.normalize()
+}
+
 // Outcome reports what Apply did, for the policy layer. An Outcome can be
 // reused across calls; Apply resets it.
 type Outcome struct {

@@ -104,6 +104,42 @@ func (s *Store) Collect(limit int) (int, error) {
 
 var errStopScan = errors.New("stop")
 
+// settleCollected prepares rec for w when w is not ready only because its
+// origin's previous write to the record (the one w's context names) was
+// collected here: the record's deleted state was removed under the
+// horizon and re-created since by writes that had seen the delete, so it
+// has applied no write of w's origin. That write is under the horizon
+// and held (held: this replica's holdings of w's origin), so it was
+// applied and dead; rec marks it applied (crdt.Record.Collected) and w
+// applies, as on a replica that kept the tombstone. Without this, the
+// origin's writes to the record were refused for ever: deferred on every
+// replica that collected it, and left out of the origin's own state.
+// horizon caches the stored horizon across calls of one batch (nil: not
+// read yet). Caller holds s.mu.
+func (s *Store) settleCollected(rec *crdt.Record, w *crdt.Write, held *Held, horizon *crdt.VV) error {
+	if rec.Ready(w) || rec.Applied.Covers(w.Dot()) || rec.Applied.Get(w.Origin) != 0 {
+		return nil
+	}
+	prev := w.Ctx.Get(w.Origin)
+	if !held.Contains(prev) {
+		return nil
+	}
+	if *horizon == nil {
+		h, err := s.GCHorizon()
+		if err != nil {
+			return err
+		}
+		if h == nil {
+			h = crdt.VV{}
+		}
+		*horizon = h
+	}
+	if prev <= horizon.Get(w.Origin) {
+		rec.Collected(crdt.Dot{Node: w.Origin, Seq: prev})
+	}
+	return nil
+}
+
 // collectable reports whether a deleted record's state may be collected:
 // it is deleted and nothing written concurrently with its delete is still
 // live (every existence operation is a delete, every field candidate a

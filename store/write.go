@@ -435,12 +435,22 @@ func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	self := s.heldOf(s.node)
+	var horizon crdt.VV
+	if err := s.settleCollected(rec, w, &self, &horizon); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	res := &WriteResult{Write: w, Record: rec}
 	rec.Apply(w, &res.Outcome)
+	if res.Outcome.NotReady {
+		// Never acknowledge a write the record did not take.
+		s.mu.Unlock()
+		return nil, corruptf(rkey, "the record has not applied this node's previous write %d to it", w.Ctx.Get(s.node))
+	}
 
 	b := s.newBatch()
 	defer b.close()
-	self := s.heldOf(s.node)
 	self.Add(seq, seq)
 	feed := s.feed + 1
 	res.Feed = feed
@@ -723,6 +733,7 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 	var newParked, unparked []crdt.Dot
 	batchParked := map[hlc.NodeID]int{} // newly parked in this batch, per origin
 	pendingPark := map[crdt.Dot]bool{}  // parked earlier in this batch
+	var horizon crdt.VV                 // read when first needed (settleCollected)
 	for i, w := range writes {
 		h := heldFor(w.Origin)
 		if h.Contains(w.Seq) {
@@ -767,6 +778,10 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 			}
 			rs = &recState{rec: rec, wasDeleted: rec.Deleted(), wasConflict: rec.HasConflict(), key: append([]byte(nil), keyBuf...)}
 			recs[string(keyBuf[1:])] = rs
+		}
+		if err := s.settleCollected(rs.rec, w, h, &horizon); err != nil {
+			s.mu.Unlock()
+			return nil, err
 		}
 		out := &res.Outcomes[i]
 		rs.rec.Apply(w, out)
