@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -879,16 +881,22 @@ func (r *frun) diskFault(e faultEvent) func() {
 	}
 	f.Close()
 	// Probe writes while full. Pebble may still have room in a WAL file
-	// it allocated (or recycled) before the disk filled, so writes may
-	// succeed (durably) for a while: probe with large values until one
-	// fails, for up to 20 s.
+	// it allocated before the disk filled, or free a little by deleting
+	// a flushed WAL, so writes may succeed (durably) for a while: probe
+	// with large values until one fails, for up to 20 s. Each probe adds
+	// a new field of random bytes, so the space the store needs grows
+	// with every probe: one value overwritten again and again, and
+	// compressible, flushes to a few bytes and frees its WAL, and the
+	// store can go on in the little room it has.
 	path := "/v1/debug/tables/f_lww/records/diskprobe"
-	big, _ := json.Marshal(strings.Repeat("x", 64<<10))
-	body := map[string]map[string]json.RawMessage{"fields": {"a": big}}
 	deadline := time.Now().Add(e.hold)
 	probeEnd := time.Now().Add(20 * time.Second)
 	sawErr, probes := "", 0
+	noise := make([]byte, 48<<10)
 	for time.Now().Before(probeEnd) && n.running() {
+		crand.Read(noise)
+		big, _ := json.Marshal(base64.StdEncoding.EncodeToString(noise))
+		body := map[string]map[string]json.RawMessage{"fields": {fmt.Sprintf("p%d", probes): big}}
 		code, err := doJSON("PUT", n.api(), path, body, nil, 5*time.Second)
 		probes++
 		if err != nil && code >= 500 {
