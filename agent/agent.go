@@ -253,6 +253,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	}
 	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
 	rep.sysLog.log = a.log.Named("systables")
+	rep.sysLog.by.Interval = refusedLogInterval
 	r = rep
 	defer func() {
 		if err != nil {

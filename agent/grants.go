@@ -386,33 +386,16 @@ func (s *security) peerFilter(p replication.Peer, isHub bool) *replication.Write
 // peer every 10 s (with the count of those not logged).
 func (s *security) refusedLogger(peer hlc.NodeID) func(w *crdt.Write, reason string) {
 	return func(w *crdt.Write, reason string) {
-		s.refusedMu.Lock()
-		if s.refusedLog == nil {
-			s.refusedLog = map[hlc.NodeID]*refusedCount{}
+		if ok, n := s.refusedLog.Allow(peer); ok {
+			s.log.Warn("write from a device peer refused (not applied, not held: it comes from a hub)", "peer", peer,
+				"origin", w.Origin, "seq", w.Seq, "table", w.Table, "id", w.ID, "reason", reason, "refused_since_last_line", n)
 		}
-		rc := s.refusedLog[peer]
-		if rc == nil {
-			rc = &refusedCount{}
-			s.refusedLog[peer] = rc
-		}
-		rc.n++
-		now := time.Now()
-		if now.Sub(rc.last) < 10*time.Second {
-			s.refusedMu.Unlock()
-			return
-		}
-		n := rc.n
-		rc.n, rc.last = 0, now
-		s.refusedMu.Unlock()
-		s.log.Warn("write from a device peer refused (not applied, not held: it comes from a hub)", "peer", peer,
-			"origin", w.Origin, "seq", w.Seq, "table", w.Table, "id", w.ID, "reason", reason, "refused_since_last_line", n)
 	}
 }
 
-type refusedCount struct {
-	n    int
-	last time.Time
-}
+// refusedLogInterval is how often refused writes of one peer or origin
+// are logged at most.
+const refusedLogInterval = 10 * time.Second
 
 // publishGrants writes this hub's grant of every configured rule into
 // grantTable where it is missing, differs from the rule, or is past half

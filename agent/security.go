@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
@@ -226,9 +227,9 @@ type security struct {
 	tls   *secure.TLS
 	perms *permissions // nil: no rules
 	// grants are the verified grants of _replicad_grants (with TLS).
-	grants     *grantBook
-	refusedMu  sync.Mutex
-	refusedLog map[hlc.NodeID]*refusedCount
+	grants *grantBook
+	// refusedLog rate-limits the log lines of refused writes per peer.
+	refusedLog netguard.KeyedThrottle[hlc.NodeID]
 
 	keyMu   sync.Mutex
 	keyring *memberlist.Keyring
@@ -236,6 +237,7 @@ type security struct {
 
 func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 	s := &security{cfg: cfg, log: log.Named("security")}
+	s.refusedLog.Interval = refusedLogInterval
 	sc := cfg.Security
 	if err := checkInsecure(&cfg); err != nil {
 		return nil, err

@@ -5,12 +5,11 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -195,29 +194,12 @@ func (r *replica) admitRecord(from replication.Peer, table, id string) bool {
 // send them as fast as it likes).
 type sysLogger struct {
 	log hclog.Logger
-	mu  sync.Mutex
-	by  map[hlc.NodeID]*refusedCount
+	by  netguard.KeyedThrottle[hlc.NodeID]
 }
 
 func (l *sysLogger) refused(peer, origin hlc.NodeID, table, id, reason string) {
-	l.mu.Lock()
-	if l.by == nil {
-		l.by = map[hlc.NodeID]*refusedCount{}
+	if ok, n := l.by.Allow(origin); ok {
+		l.log.Warn("system-table write refused (not applied; written back over)", "peer", peer, "origin", origin,
+			"table", table, "id", id, "reason", reason, "refused_since_last_line", n)
 	}
-	rc := l.by[origin]
-	if rc == nil {
-		rc = &refusedCount{}
-		l.by[origin] = rc
-	}
-	rc.n++
-	now := time.Now()
-	if now.Sub(rc.last) < 10*time.Second {
-		l.mu.Unlock()
-		return
-	}
-	n := rc.n
-	rc.n, rc.last = 0, now
-	l.mu.Unlock()
-	l.log.Warn("system-table write refused (not applied; written back over)", "peer", peer, "origin", origin,
-		"table", table, "id", id, "reason", reason, "refused_since_last_line", n)
 }

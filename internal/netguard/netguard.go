@@ -172,3 +172,35 @@ func (t *Throttle) Pending() uint64 {
 	defer t.mu.Unlock()
 	return t.suppressed
 }
+
+// MaxThrottleKeys bounds the keys a KeyedThrottle remembers: beyond it
+// (a flood of distinct claimed node ids) it starts afresh, so at worst
+// one more line per key is logged.
+const MaxThrottleKeys = 4096
+
+// KeyedThrottle is a Throttle per key (a peer, an origin): each key's
+// events are logged at most once per interval, with the count of those
+// held back since.
+type KeyedThrottle[K comparable] struct {
+	// Interval overrides LogInterval when set.
+	Interval time.Duration
+
+	mu sync.Mutex
+	by map[K]*Throttle
+}
+
+// Allow reports whether to log key's event now and, if so, how many of
+// key's events were held back since the last one logged.
+func (t *KeyedThrottle[K]) Allow(key K) (bool, uint64) {
+	t.mu.Lock()
+	th := t.by[key]
+	if th == nil {
+		if t.by == nil || len(t.by) >= MaxThrottleKeys {
+			t.by = map[K]*Throttle{}
+		}
+		th = &Throttle{Interval: t.Interval}
+		t.by[key] = th
+	}
+	t.mu.Unlock()
+	return th.Allow()
+}

@@ -96,3 +96,29 @@ func TestThrottle(t *testing.T) {
 		t.Errorf("after the interval: %v %d, want true 5", ok, n)
 	}
 }
+
+func TestKeyedThrottle(t *testing.T) {
+	var th KeyedThrottle[string]
+	th.Interval = time.Hour
+	if ok, _ := th.Allow("a"); !ok {
+		t.Fatal("a's first event held back")
+	}
+	if ok, _ := th.Allow("b"); !ok {
+		t.Fatal("b's first event held back by a's")
+	}
+	for i := 0; i < 3; i++ {
+		if ok, _ := th.Allow("a"); ok {
+			t.Fatal("a let through within the interval")
+		}
+	}
+	// Beyond MaxThrottleKeys keys it starts afresh: bounded memory.
+	for i := 0; i < MaxThrottleKeys+10; i++ {
+		th.Allow(string(rune('A' + i%26)) + time.Duration(i).String())
+	}
+	th.mu.Lock()
+	n := len(th.by)
+	th.mu.Unlock()
+	if n > MaxThrottleKeys {
+		t.Errorf("%d keys remembered, want at most %d", n, MaxThrottleKeys)
+	}
+}
