@@ -883,11 +883,12 @@ func (r *frun) diskFault(e faultEvent) func() {
 	// Probe writes while full. Pebble may still have room in a WAL file
 	// it allocated before the disk filled, or free a little by deleting
 	// a flushed WAL, so writes may succeed (durably) for a while: probe
-	// with large values until one fails, for up to 20 s. Each probe adds
-	// a new field of random bytes, so the space the store needs grows
-	// with every probe: one value overwritten again and again, and
+	// with large values until one fails, for up to 20 s. Each probe
+	// writes a new record of random bytes, so the space the store needs
+	// grows with every probe: one value overwritten again and again, and
 	// compressible, flushes to a few bytes and frees its WAL, and the
-	// store can go on in the little room it has.
+	// store can go on in the little room it has. (New records, not new
+	// fields of one: a record has a bounded size.)
 	path := "/v1/debug/tables/f_lww/records/diskprobe"
 	deadline := time.Now().Add(e.hold)
 	probeEnd := time.Now().Add(20 * time.Second)
@@ -896,8 +897,8 @@ func (r *frun) diskFault(e faultEvent) func() {
 	for time.Now().Before(probeEnd) && n.running() {
 		crand.Read(noise)
 		big, _ := json.Marshal(base64.StdEncoding.EncodeToString(noise))
-		body := map[string]map[string]json.RawMessage{"fields": {fmt.Sprintf("p%d", probes): big}}
-		code, err := doJSON("PUT", n.api(), path, body, nil, 5*time.Second)
+		body := map[string]map[string]json.RawMessage{"fields": {"a": big}}
+		code, err := doJSON("PUT", n.api(), fmt.Sprintf("%s-%d", path, probes), body, nil, 5*time.Second)
 		probes++
 		if err != nil && code >= 500 {
 			sawErr = err.Error()
