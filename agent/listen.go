@@ -25,7 +25,37 @@ func bindListeners(cfg Config) (api, sync net.Listener, err error) {
 		api.Close()
 		return nil, nil, err
 	}
+	if err := checkGossipFree(cfg); err != nil {
+		api.Close()
+		sync.Close()
+		return nil, nil, err
+	}
 	return api, sync, nil
+}
+
+// checkGossipFree tells whether gossip's address (TCP and UDP, as
+// memberlist binds both) is free, before anything is created on disk.
+// Gossip binds it later, with the store open; a program taking the port
+// in between still fails the start then, with the store left in place.
+func checkGossipFree(cfg Config) error {
+	addr := cfg.gossipBind()
+	if _, port, err := net.SplitHostPort(addr); addr == "" || err != nil || port == "0" {
+		return nil
+	}
+	l, err := listen(cfg, "gossip", "--gossip-addr", addr)
+	if err != nil {
+		return err
+	}
+	l.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("gossip address %s (UDP) is already in use by another program; stop it or give another --gossip-addr", addr)
+		}
+		return fmt.Errorf("gossip address %s (UDP): %w (give another --gossip-addr)", addr, err)
+	}
+	pc.Close()
+	return nil
 }
 
 // listen binds addr, with an error that says which address and what to

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestBusyPortLeavesNothing: an agent whose API or sync address is taken
+// TestBusyPortLeavesNothing: an agent whose API, sync or gossip address is taken
 // fails at once with a message naming the address and the flag to change,
 // and leaves nothing in its (fresh) data directory: no store, no lock file.
 func TestBusyPortLeavesNothing(t *testing.T) {
@@ -20,16 +20,17 @@ func TestBusyPortLeavesNothing(t *testing.T) {
 	defer busy.Close()
 	taken := busy.Addr().String()
 	for _, c := range []struct {
-		name      string
-		api, sync string
-		want      []string
+		name              string
+		api, sync, gossip string
+		want              []string
 	}{
-		{"api", taken, freeAddr(t), []string{"api address " + taken, "already in use", "--api-addr"}},
-		{"sync", freeAddr(t), taken, []string{"sync address " + taken, "already in use", "--sync-addr"}},
+		{"api", taken, freeAddr(t), "off", []string{"api address " + taken, "already in use", "--api-addr"}},
+		{"sync", freeAddr(t), taken, "off", []string{"sync address " + taken, "already in use", "--sync-addr"}},
+		{"gossip", freeAddr(t), freeAddr(t), taken, []string{"gossip address " + taken, "already in use", "--gossip-addr"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
-			out, err := exec.Command(binary, "agent", "--data-dir", dir, "--api-addr", c.api, "--sync-addr", c.sync).CombinedOutput()
+			out, err := exec.Command(binary, "agent", "--data-dir", dir, "--api-addr", c.api, "--sync-addr", c.sync, "--gossip-addr", c.gossip).CombinedOutput()
 			if err == nil {
 				t.Fatalf("the agent started on a busy %s port:\n%s", c.name, out)
 			}
