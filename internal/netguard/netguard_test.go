@@ -113,7 +113,7 @@ func TestKeyedThrottle(t *testing.T) {
 	}
 	// Beyond MaxThrottleKeys keys it starts afresh: bounded memory.
 	for i := 0; i < MaxThrottleKeys+10; i++ {
-		th.Allow(string(rune('A' + i%26)) + time.Duration(i).String())
+		th.Allow(string(rune('A'+i%26)) + time.Duration(i).String())
 	}
 	th.mu.Lock()
 	n := len(th.by)
