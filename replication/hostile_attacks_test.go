@@ -389,8 +389,12 @@ func TestHostileFragmentsBudget(t *testing.T) {
 			cut++
 		}
 	}
-	if b := hub.eng.Buffered(); b > budget || cut != 1 {
-		t.Fatalf("%d bytes buffered (budget %d), %d sessions cut (want 1)", b, budget, cut)
+	// One session is over budget. A second may be cut too when the last
+	// fragments arrive together: a reservation that fails is undone only
+	// after a concurrent one has counted it, and a cut session's bytes
+	// are released as its reader ends. What must hold is the bound.
+	if b := hub.eng.Buffered(); b > budget || cut < 1 || cut > 2 {
+		t.Fatalf("%d bytes buffered (budget %d), %d sessions cut (want 1, or 2 when the release of the first came late)", b, budget, cut)
 	}
 	healthy(t, hub, "with the reassembly budget spent")
 	for _, p := range peers {
