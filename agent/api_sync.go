@@ -1,0 +1,328 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/store"
+)
+
+// --- sync errors ---
+
+type syncErrorJSON struct {
+	ID      uint64                     `json:"id"`
+	Time    string                     `json:"time"`
+	Table   string                     `json:"table"`
+	Record  string                     `json:"record"`
+	Fields  []string                   `json:"fields"`
+	Losing  map[string]json.RawMessage `json:"losing"`
+	Winning map[string]json.RawMessage `json:"winning"`
+	Policy  string                     `json:"policy"`
+	Nodes   []string                   `json:"nodes"`
+	Detail  string                     `json:"detail"`
+	Retried bool                       `json:"retried"`
+	// Kind: "rejected" (a change undone) or "overridden" (a policy's
+	// ordinary outcome kept another value).
+	Kind string `json:"kind"`
+}
+
+func syncErrorView(e *store.SyncError) syncErrorJSON {
+	vals := func(m map[string][]byte) map[string]json.RawMessage {
+		out := map[string]json.RawMessage{}
+		for k, v := range m {
+			out[k] = jsonValue(crdt.Value(v))
+		}
+		return out
+	}
+	nodes := []string{}
+	for _, n := range e.Nodes {
+		nodes = append(nodes, hlc.NodeID(n).String())
+	}
+	fields := e.Fields
+	if fields == nil {
+		fields = []string{}
+	}
+	at := "" // an entry stored without a time (older versions): unknown, not 1970
+	if e.Time > 0 {
+		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
+	}
+	return syncErrorJSON{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
+		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
+		Kind: syncErrorKind(e.Kind, e.Policy)}
+}
+
+func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
+	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	if err != nil {
+		return nil, err
+	}
+	var after uint64
+	if s := r.URL.Query().Get("after"); s != "" {
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return nil, errf(http.StatusBadRequest, "after=%q: want an error id", s)
+		}
+	}
+	kind := r.URL.Query().Get("kind")
+	if kind != "" && kind != kindRejected && kind != kindOverridden {
+		return nil, errf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, kindRejected, kindOverridden)
+	}
+	return a.with(func(rp *replica) (any, error) {
+		out := make([]syncErrorJSON, 0)
+		for len(out) < limit {
+			es, err := rp.store.ListSyncErrors(after, limit)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range es {
+				if v := syncErrorView(e); (kind == "" || v.Kind == kind) && len(out) < limit {
+					out = append(out, v)
+				}
+			}
+			if len(es) < limit {
+				break
+			}
+			after = es[len(es)-1].ID
+		}
+		return map[string]any{"errors": out}, nil
+	})
+}
+
+func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, error) {
+	eid, err := strconv.ParseUint(r.PathValue("eid"), 10, 64)
+	if err != nil {
+		return nil, errf(http.StatusBadRequest, "bad sync-error id %q", r.PathValue("eid"))
+	}
+	return a.with(func(rp *replica) (any, error) {
+		e, err := rp.store.GetSyncError(eid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errf(http.StatusNotFound, "no sync error %d", eid)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !store.ValidTable(e.Table) || !store.ValidID(e.Record) {
+			return nil, errf(http.StatusConflict, "sync error %d names no valid record", eid)
+		}
+		if err := guardSystemWrite(e.Table); err != nil {
+			return nil, err
+		}
+		var fields []crdt.FieldValue
+		for name, v := range e.Losing {
+			if err := crdt.Value(v).Validate(); err != nil {
+				return nil, errf(http.StatusConflict, "sync error %d: losing value of %q does not decode", eid, name)
+			}
+			fields = append(fields, crdt.FieldValue{Name: name, Value: crdt.Value(v)})
+		}
+		if len(fields) == 0 {
+			return nil, errf(http.StatusConflict, "sync error %d holds no losing value to re-apply", eid)
+		}
+		res, err := rp.localWrite(e.Table, e.Record, fields, false)
+		if err != nil {
+			return nil, err
+		}
+		if err := rp.store.MarkSyncErrorRetried(eid); err != nil {
+			return nil, err
+		}
+		return rp.recordView(e.Table, e.Record, res.Record), nil
+	})
+}
+
+// --- sync, connectivity, status ---
+
+// syncProgress is the running totals of the current API-triggered sync.
+type syncProgress struct {
+	mu      sync.Mutex
+	running int
+	started time.Time
+	stats   replication.Stats
+}
+
+type statsJSON struct {
+	WritesSent     uint64 `json:"writes_sent"`
+	WritesApplied  uint64 `json:"writes_applied"`
+	Duplicates     uint64 `json:"duplicates"`
+	Parked         uint64 `json:"parked"`
+	RecordsFetched uint64 `json:"records_fetched"`
+	BytesSent      uint64 `json:"bytes_sent"`
+	BytesReceived  uint64 `json:"bytes_received"`
+}
+
+func statsView(s replication.Stats) statsJSON {
+	return statsJSON{s.WritesSent, s.WritesApplied, s.Duplicates, s.Parked, s.RecordsFetched, s.BytesSent, s.BytesReceived}
+}
+
+type summaryJSON struct {
+	Partners  int       `json:"partners"`
+	Succeeded int       `json:"succeeded"`
+	Failed    []string  `json:"failed"`
+	Stats     statsJSON `json:"stats"`
+	Millis    int64     `json:"millis"`
+	// The arbiter's decisions on this device's writes, and the sync
+	// errors received during the call (POST /v1/sync; syncround.go).
+	Decisions  *decisionsJSON  `json:"decisions,omitempty"`
+	SyncErrors []syncErrorJSON `json:"sync_errors,omitempty"`
+}
+
+func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
+	a.prog.mu.Lock()
+	if a.prog.running == 0 {
+		a.prog.started = time.Now()
+		a.prog.stats = replication.Stats{}
+	}
+	a.prog.running++
+	a.prog.mu.Unlock()
+	start := time.Now()
+	sum := rp.engine.SyncNow(ctx, func(s replication.Stats) {
+		a.prog.mu.Lock()
+		a.prog.stats = s
+		a.prog.mu.Unlock()
+	})
+	a.prog.mu.Lock()
+	a.prog.running--
+	a.prog.mu.Unlock()
+	result := "ok"
+	if len(sum.Failed) > 0 {
+		result = "failed"
+	}
+	a.metrics.syncRounds.WithLabelValues(result).Inc() // bytes: counted per session (metrics.session)
+	failed := sum.Failed
+	if failed == nil {
+		failed = []string{}
+	}
+	return summaryJSON{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
+}
+
+func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
+	wait, err := decisionWait(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.with(func(rp *replica) (any, error) {
+		rp.engine.ForceReconcile() // a sync asked for re-evaluates the offline profile too
+		return a.syncRound(r.Context(), rp, wait), nil
+	})
+}
+
+type connectivityBody struct {
+	Online *bool `json:"online"`
+}
+
+func (a *Agent) connectivity(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body connectivityBody
+	if err := decodeBody(r, &body); err != nil {
+		return nil, err
+	}
+	if body.Online == nil {
+		return nil, errf(http.StatusBadRequest, `body needs "online": true or false`)
+	}
+	return a.with(func(rp *replica) (any, error) {
+		rp.setOnline(*body.Online)
+		return map[string]bool{"online": *body.Online}, nil
+	})
+}
+
+func (rp *replica) setOnline(on bool) {
+	rp.engine.SetOnline(on)
+	if rp.gossip != nil {
+		rp.gossip.SetOnline(on)
+	}
+	rp.a.log.Info("connectivity", "online", on)
+}
+
+type peerJSON struct {
+	Addr        string    `json:"addr"`
+	Node        string    `json:"node"`
+	Role        string    `json:"role"`
+	LastSuccess string    `json:"last_success,omitempty"`
+	LastAttempt string    `json:"last_attempt,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	Failures    int       `json:"failures"`
+	NextTry     string    `json:"next_try,omitempty"`
+	SkewMs      int64     `json:"skew_ms"`
+	Last        statsJSON `json:"last_session"`
+	APIAddr     string    `json:"api_addr,omitempty"`    // as the partner advertised it in the handshake
+	GossipAddr  string    `json:"gossip_addr,omitempty"` // the same
+}
+
+func timeStr(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
+	return a.with(func(rp *replica) (any, error) {
+		st := map[string]any{}
+		st["node"] = rp.node.String()
+		st["role"] = a.cfg.Role
+		st["cluster_id"] = a.cfg.ClusterID
+		st["online"] = rp.engine.Online()
+		st["api_addr"] = a.APIAddr()
+		st["sync_addr"] = rp.syncLn.Addr().String()
+		st["gossip_addr"] = rp.gossipAddr()
+		st["hubs"] = nonNil(a.cfg.Hubs)
+		st["uptime_s"] = int64(time.Since(a.started).Seconds())
+		// Every node that synced with this one, per direction (peers.go;
+		// GET /v1/peers adds pending writes and sync errors per peer).
+		st["peers"] = rp.peerRows(false)
+		// Per-table last sync: the last successful session, served or
+		// dialed, that exchanged the table (the peer's scope listed it).
+		tables, err := rp.store.Tables()
+		if err != nil {
+			return nil, err
+		}
+		tj := []map[string]string{}
+		for _, t := range tables {
+			if t == policyTable || t == errorTable || t == dupTable {
+				continue // system tables
+			}
+			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.tableSync(t)), "policy": string(rp.policyOf(t))})
+		}
+		st["tables"] = tj
+		if rp.pendingOutboundMeans() {
+			st["pending_outbound"] = rp.out.pending()
+			st["pending_outbound_note"] = "local writes not yet known to be held by a hub: counted from the start of the last successful session with a hub; after a restart every earlier write counts until the first such session"
+		}
+		c := rp.counts()
+		st["conflicts"] = c.conflicts
+		st["sync_errors"] = c.syncErrors // rejected changes, not retried
+		st["overridden"] = c.overridden  // values a policy overrode (lww, client-wins), not retried
+		st["parked"] = c.parked
+		st["policies"] = a.cfg.Policies
+		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter); sync errors are the changes it rejected (server-wins, permissions), overridden the values lww and client-wins kept out (logged, not alarms); conflicts list the concurrent candidates of a field on manual tables"
+		st["feed_head"] = strconv.FormatUint(rp.store.FeedHead(), 10)
+		st["encrypted_at_rest"] = rp.store.Encrypted()
+		st["insecure"] = insecureSync(&a.cfg) // sync off loopback without mutual TLS (security.go)
+		rp.draftStatus(st)                    // drafts.go
+		rp.diskStatus(st)                     // compact.go
+		a.prog.mu.Lock()
+		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}
+		a.prog.mu.Unlock()
+		if rp.gossip != nil {
+			alive := 0
+			for _, m := range rp.gossip.Members() {
+				if m.State.String() == "alive" {
+					alive++
+				}
+			}
+			st["gossip_members"] = alive
+		}
+		return st, nil
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
