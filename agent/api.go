@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
@@ -200,26 +201,11 @@ func names(r *http.Request) (table, id string, err error) {
 
 // --- records ---
 
-// Candidate is one live candidate of a field in API responses.
-type candidateJSON struct {
-	Value   json.RawMessage `json:"value"`
-	Node    string          `json:"node"`
-	HLC     string          `json:"hlc"`
-	Time    string          `json:"time"` // the HLC's wall clock, RFC 3339 UTC
-	Deleted bool            `json:"deleted,omitempty"`
-}
+// The API's bodies are declared once, in package api, for the agent and
+// the client alike; these are their names here.
+type candidateJSON = api.Candidate
 
-type recordJSON struct {
-	Table     string                     `json:"table"`
-	ID        string                     `json:"id"`
-	Fields    map[string]json.RawMessage `json:"fields"`
-	Conflicts map[string][]candidateJSON `json:"conflicts"`
-	// Bases: per conflicted field, the value its candidates started from,
-	// when this replica knows it (manual tables).
-	Bases   map[string]*candidateJSON `json:"bases,omitempty"`
-	Pending bool                      `json:"pending"`
-	Deleted bool                      `json:"deleted,omitempty"`
-}
+type recordJSON = api.Record
 
 func jsonValue(v crdt.Value) json.RawMessage {
 	b, err := v.JSON()
@@ -425,19 +411,7 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 
 // --- conflicts ---
 
-type conflictJSON struct {
-	Table      string          `json:"table"`
-	ID         string          `json:"id"`
-	Field      string          `json:"field"`
-	Candidates []candidateJSON `json:"candidates"`
-	Base       *candidateJSON  `json:"base,omitempty"` // the value the candidates started from, if known
-	// Kind is "field" (concurrent values of a field) or "duplicate" (a
-	// suspected duplicate record: dedupe.go; Field is "" and Candidates
-	// empty, With the records it matched, Keys their key values).
-	Kind string                     `json:"kind"`
-	With []string                   `json:"with,omitempty"`
-	Keys map[string]json.RawMessage `json:"keys,omitempty"`
-}
+type conflictJSON = api.Conflict
 
 // conflicts lists the fields with more than one live candidate that
 // their table's policy shows as conflicts (manual), from the store's
@@ -533,10 +507,7 @@ func (a *Agent) listConflicts(w http.ResponseWriter, r *http.Request) (any, erro
 	})
 }
 
-type resolveBody struct {
-	Pick  *int            `json:"pick"`
-	Value json.RawMessage `json:"value"`
-}
+type resolveBody = api.ResolveRequest
 
 // resolveConflict writes the chosen value of a conflicted field. The
 // write's causal context is the record's (store.Write), which covers every
@@ -642,9 +613,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 
 // --- reset ---
 
-type resetBody struct {
-	Confirm bool `json:"confirm"`
-}
+type resetBody = api.ResetRequest
 
 // reset clears the local replica and resyncs it: the store is closed and
 // moved aside (<data-dir>/reset-<unix-ms>/), a fresh store with a new node

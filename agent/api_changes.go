@@ -8,17 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replicad/replicad/api"
 )
 
 // --- change feed ---
 
-type changeJSON struct {
-	Cursor string `json:"cursor"`
-	Table  string `json:"table"`
-	ID     string `json:"id"`
-	Origin string `json:"origin"`
-	Seq    uint64 `json:"seq"`
-}
+type changeJSON = api.Change
 
 // readFeed returns up to limit changes after cursor, and the feed head.
 func (a *Agent) readFeed(after uint64, limit int) ([]changeJSON, uint64, error) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/replication"
@@ -17,22 +18,7 @@ import (
 
 // --- sync errors ---
 
-type syncErrorJSON struct {
-	ID      uint64                     `json:"id"`
-	Time    string                     `json:"time"`
-	Table   string                     `json:"table"`
-	Record  string                     `json:"record"`
-	Fields  []string                   `json:"fields"`
-	Losing  map[string]json.RawMessage `json:"losing"`
-	Winning map[string]json.RawMessage `json:"winning"`
-	Policy  string                     `json:"policy"`
-	Nodes   []string                   `json:"nodes"`
-	Detail  string                     `json:"detail"`
-	Retried bool                       `json:"retried"`
-	// Kind: "rejected" (a change undone) or "overridden" (a policy's
-	// ordinary outcome kept another value).
-	Kind string `json:"kind"`
-}
+type syncErrorJSON = api.SyncError
 
 func syncErrorView(e *store.SyncError) syncErrorJSON {
 	vals := func(m map[string][]byte) map[string]json.RawMessage {
@@ -145,31 +131,14 @@ type syncProgress struct {
 	stats   replication.Stats
 }
 
-type statsJSON struct {
-	WritesSent     uint64 `json:"writes_sent"`
-	WritesApplied  uint64 `json:"writes_applied"`
-	Duplicates     uint64 `json:"duplicates"`
-	Parked         uint64 `json:"parked"`
-	RecordsFetched uint64 `json:"records_fetched"`
-	BytesSent      uint64 `json:"bytes_sent"`
-	BytesReceived  uint64 `json:"bytes_received"`
-}
+type statsJSON = api.Stats
 
 func statsView(s replication.Stats) statsJSON {
-	return statsJSON{s.WritesSent, s.WritesApplied, s.Duplicates, s.Parked, s.RecordsFetched, s.BytesSent, s.BytesReceived}
+	return statsJSON{WritesSent: s.WritesSent, WritesApplied: s.WritesApplied, Duplicates: s.Duplicates, Parked: s.Parked,
+		RecordsFetched: s.RecordsFetched, BytesSent: s.BytesSent, BytesReceived: s.BytesReceived}
 }
 
-type summaryJSON struct {
-	Partners  int       `json:"partners"`
-	Succeeded int       `json:"succeeded"`
-	Failed    []string  `json:"failed"`
-	Stats     statsJSON `json:"stats"`
-	Millis    int64     `json:"millis"`
-	// The arbiter's decisions on this device's writes, and the sync
-	// errors received during the call (POST /v1/sync; syncround.go).
-	Decisions  *decisionsJSON  `json:"decisions,omitempty"`
-	SyncErrors []syncErrorJSON `json:"sync_errors,omitempty"`
-}
+type summaryJSON = api.Summary
 
 func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
 	a.prog.mu.Lock()
@@ -211,9 +180,7 @@ func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
 	})
 }
 
-type connectivityBody struct {
-	Online *bool `json:"online"`
-}
+type connectivityBody = api.ConnectivityRequest
 
 func (a *Agent) connectivity(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body connectivityBody
@@ -237,20 +204,7 @@ func (rp *replica) setOnline(on bool) {
 	rp.a.log.Info("connectivity", "online", on)
 }
 
-type peerJSON struct {
-	Addr        string    `json:"addr"`
-	Node        string    `json:"node"`
-	Role        string    `json:"role"`
-	LastSuccess string    `json:"last_success,omitempty"`
-	LastAttempt string    `json:"last_attempt,omitempty"`
-	LastError   string    `json:"last_error,omitempty"`
-	Failures    int       `json:"failures"`
-	NextTry     string    `json:"next_try,omitempty"`
-	SkewMs      int64     `json:"skew_ms"`
-	Last        statsJSON `json:"last_session"`
-	APIAddr     string    `json:"api_addr,omitempty"`    // as the partner advertised it in the handshake
-	GossipAddr  string    `json:"gossip_addr,omitempty"` // the same
-}
+type peerJSON = api.Partner
 
 func timeStr(t time.Time) string {
 	if t.IsZero() {

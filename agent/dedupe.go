@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/store"
 )
@@ -390,19 +391,7 @@ func jsonFields(m map[string]any) ([]crdt.FieldValue, error) {
 // --- the flags as every replica sees them ---
 
 // dupFlag is a record of dupTable as shown by the API.
-type dupFlag struct {
-	Kind       string                     `json:"kind"` // "duplicate"
-	Table      string                     `json:"table"`
-	ID         string                     `json:"id"`
-	Field      string                     `json:"field"`      // "" (conflicts' shape)
-	Candidates []candidateJSON            `json:"candidates"` // [] (conflicts' shape)
-	With       []string                   `json:"with"`
-	Keys       map[string]json.RawMessage `json:"keys"`
-	Status     string                     `json:"status"`
-	Detected   string                     `json:"detected,omitempty"`
-	Resolution json.RawMessage            `json:"resolution,omitempty"`
-	Flag       string                     `json:"flag"` // its id in dupTable
-}
+type dupFlag = api.Duplicate
 
 func decodeField(rec *crdt.Record, name string, dst any) bool {
 	v, ok := rec.Get(name)
@@ -473,11 +462,7 @@ func (rp *replica) duplicateConflicts() ([]conflictJSON, error) {
 }
 
 // dupResolveBody is the body of POST /v1/duplicates/{table}/{id}.
-type dupResolveBody struct {
-	Action string `json:"action"` // keep, merge, discard
-	With   string `json:"with"`   // the other record (merge); default: the only one it matched
-	Prefer string `json:"prefer"` // merge: "existing" (default) or "new": whose values win where both have one
-}
+type dupResolveBody = api.DuplicateRequest
 
 var errNoFlag = errors.New("no open duplicate flag")
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/store"
 )
@@ -115,25 +116,10 @@ func (a *Agent) draftRoutes(mux *http.ServeMux) {
 }
 
 // draftJSON is a draft in API answers.
-type draftJSON struct {
-	Table   string                     `json:"table"`
-	ID      string                     `json:"id"`
-	Fields  map[string]json.RawMessage `json:"fields"`
-	Created string                     `json:"created"`
-	Updated string                     `json:"updated"`
-	Rev     uint64                     `json:"rev"`
-	// RecordExists: the record exists here (else a commit creates it).
-	RecordExists bool `json:"record_exists"`
-	// Changed: writes to the record arrived or were made since the draft
-	// was started (a commit still sets the draft's values over them).
-	Changed bool `json:"changed_since_draft"`
-}
+type draftJSON = api.Draft
 
 // draftedJSON is a record with its draft laid over it.
-type draftedJSON struct {
-	recordJSON
-	Draft *draftJSON `json:"draft"`
-}
+type draftedJSON = api.DraftedRecord
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
@@ -164,10 +150,10 @@ func (rp *replica) drafted(table, id string) (*draftedJSON, error) {
 	var out draftedJSON
 	switch {
 	case err == nil:
-		out.recordJSON = rp.recordView(table, id, rec)
+		out.Record = rp.recordView(table, id, rec)
 	case d != nil && isAPINotFound(err) && !rp.store.Hidden(table, id):
 		// Only a draft: its values alone.
-		out.recordJSON = recordJSON{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]candidateJSON{}}
+		out.Record = recordJSON{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]candidateJSON{}}
 	default:
 		return nil, err
 	}

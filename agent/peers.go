@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -426,21 +427,7 @@ func nodeText(n hlc.NodeID) string {
 
 // peerRow is one row of the peer table (GET /v1/peers, and "peers" in
 // GET /v1/status): a peer in one direction.
-type peerRow struct {
-	peerJSON
-	Direction     string `json:"direction"` // dialed (this node dialed it) or served (it dialed this node)
-	Version       string `json:"version,omitempty"`
-	FirstSeen     string `json:"first_seen,omitempty"`
-	LastSessionAt string `json:"last_session_at,omitempty"`
-	Result        string `json:"result,omitempty"` // of the last session: ok, refused, failed
-	Sessions      uint64 `json:"sessions"`
-	WritesIn      uint64 `json:"writes_received"` // over every session
-	WritesOut     uint64 `json:"writes_sent"`
-	DurationMs    int64  `json:"last_duration_ms"`
-	// Only in GET /v1/peers (they read more than memory):
-	Pending    *uint64 `json:"pending,omitempty"`     // writes held here that the peer did not hold at its last session
-	SyncErrors *int    `json:"sync_errors,omitempty"` // entries of the sync-error log naming it, not retried
-}
+type peerRow = api.Peer
 
 // msWhen is msTime, "" for 0 (never).
 func msWhen(ms int64) string {
@@ -478,7 +465,7 @@ func (r *replica) peerRows(full bool) []peerRow {
 				continue
 			}
 			row := peerRow{
-				peerJSON: peerJSON{Addr: s.Addr, Node: n.String(), Role: rec.Role, LastSuccess: msWhen(s.LastSuccess), LastError: s.LastError,
+				Partner: peerJSON{Addr: s.Addr, Node: n.String(), Role: rec.Role, LastSuccess: msWhen(s.LastSuccess), LastError: s.LastError,
 					Failures: s.Failures, SkewMs: s.SkewMs, Last: statsView(s.Last)},
 				Direction: dir, Version: rec.Version, FirstSeen: msWhen(s.FirstSeen), LastSessionAt: msWhen(s.LastSession),
 				Result: s.Result, Sessions: s.Sessions, WritesIn: s.WritesIn, WritesOut: s.WritesOut, DurationMs: s.DurationMs,
@@ -510,7 +497,7 @@ func (r *replica) peerRows(full bool) []peerRow {
 		}
 		// A partner not reached yet, or reached only before a reset of
 		// this node's replica.
-		row := peerRow{peerJSON: peerJSON{Addr: p.Addr, Role: p.Role, LastSuccess: timeStr(p.LastSuccess), LastAttempt: timeStr(p.LastAttempt),
+		row := peerRow{Partner: peerJSON{Addr: p.Addr, Role: p.Role, LastSuccess: timeStr(p.LastSuccess), LastAttempt: timeStr(p.LastAttempt),
 			LastError: p.LastError, Failures: p.Failures, NextTry: timeStr(p.NextTry), SkewMs: p.SkewMs, Last: statsView(p.Last),
 			APIAddr: p.APIAddr, GossipAddr: p.GossipAddr}, Direction: "dialed"}
 		if p.Node != 0 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/policy"
@@ -39,26 +40,9 @@ const maxListedUndecided = 20
 
 // decisionsJSON is the state of the arbiter's decisions on this device's
 // writes when a sync returns.
-type decisionsJSON struct {
-	// State: "decided" (an arbitrating hub has decided every write this
-	// device made before the call to a client-wins or server-wins table,
-	// if any, and the outcomes are here), "undecided" (the wait ended
-	// first, or the arbiter is unreachable: Undecided lists them),
-	// "tentative" (no arbitrating hub is known: they stay tentative), or
-	// "none" (no arbitrating hub is known, and no table is client-wins
-	// or server-wins by the policies this device holds).
-	State     string          `json:"state"`
-	Detail    string          `json:"detail,omitempty"`
-	WaitedMs  int64           `json:"waited_ms"`
-	Count     int             `json:"undecided_count,omitempty"`
-	Undecided []undecidedJSON `json:"undecided,omitempty"` // at most 20
-}
+type decisionsJSON = api.Decisions
 
-type undecidedJSON struct {
-	Table string `json:"table"`
-	ID    string `json:"id"`
-	Seq   uint64 `json:"seq"`
-}
+type undecidedJSON = api.Undecided
 
 // arbiterState returns the sync addresses of the arbitrating hubs this
 // node syncs with, the highest Decided mark among them, and the last

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/store"
 )
@@ -438,25 +439,7 @@ func (r *replica) changePayload(name string, e store.FeedEntry) ([]byte, error) 
 
 // --- the API's view ---
 
-type workflowJSON struct {
-	Name            string   `json:"name"`
-	Table           string   `json:"table"`
-	Webhook         string   `json:"webhook,omitempty"`
-	Command         []string `json:"command,omitempty"`
-	Cursor          string   `json:"cursor"`
-	FeedHead        string   `json:"feed_head"`
-	State           string   `json:"state"` // idle, delivering, retrying
-	Current         string   `json:"current,omitempty"`
-	CurrentAttempts int      `json:"current_attempts,omitempty"`
-	CurrentError    string   `json:"current_error,omitempty"`
-	NextTry         string   `json:"next_try,omitempty"`
-	Delivered       uint64   `json:"delivered"`
-	Failed          uint64   `json:"failed"`
-	Attempts        uint64   `json:"attempts"`
-	LastError       string   `json:"last_error,omitempty"`
-	LastErrorAt     string   `json:"last_error_at,omitempty"`
-	LastDeliveredAt string   `json:"last_delivered_at,omitempty"`
-}
+type workflowJSON = api.Workflow
 
 func msStr(ms int64) string {
 	if ms == 0 {

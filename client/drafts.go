@@ -6,44 +6,18 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/replicad/replicad/api"
 )
 
 // Drafts and online reads (issue 9): see the README's "Drafts and online
 // reads".
 
-// Draft is a record's unpublished field values, kept on the device only.
-type Draft struct {
-	Table   string                     `json:"table"`
-	ID      string                     `json:"id"`
-	Fields  map[string]json.RawMessage `json:"fields"`
-	Created string                     `json:"created"`
-	Updated string                     `json:"updated"`
-	Rev     uint64                     `json:"rev"`
-	// RecordExists: the record exists on the device (else a commit
-	// creates it).
-	RecordExists bool `json:"record_exists"`
-	// Changed: the record was written since the draft was started.
-	Changed bool `json:"changed_since_draft"`
-}
-
-// DraftedRecord is a record with its draft's values laid over its fields,
-// and the draft (nil if there is none).
-type DraftedRecord struct {
-	Record
-	Draft *Draft `json:"draft"`
-}
-
-// DraftPage is one page of Drafts.
-type DraftPage struct {
-	Drafts []Draft `json:"drafts"`
-	Next   string  `json:"next"` // TABLE/ID to pass as after; "" at the end
-}
-
 // PutDraft sets fields in the draft of table/id (creating it): nothing
 // is written to the record or replicated until CommitDraft.
 func (c *Client) PutDraft(ctx context.Context, table, id string, fields map[string]json.RawMessage) (*DraftedRecord, error) {
 	var r DraftedRecord
-	err := c.do(ctx, http.MethodPut, recPath(table, id)+"?draft=true", map[string]any{"fields": fields}, &r)
+	err := c.do(ctx, http.MethodPut, recPath(table, id)+"?draft=true", api.PutRequest{Fields: fields}, &r)
 	return &r, err
 }
 
@@ -86,25 +60,9 @@ func (c *Client) CommitDraft(ctx context.Context, table, id string) (*Record, er
 
 // DiscardDraft discards the draft of table/id and returns it.
 func (c *Client) DiscardDraft(ctx context.Context, table, id string) (*Draft, error) {
-	var out struct {
-		Discarded Draft `json:"discarded"`
-	}
+	var out api.DiscardedDraft
 	err := c.do(ctx, http.MethodDelete, draftPath(table, id), nil, &out)
 	return &out.Discarded, err
-}
-
-// OnlineRecord is a record read live from the hub.
-type OnlineRecord struct {
-	Record
-	Online bool   `json:"online"`
-	HubAPI string `json:"hub_api,omitempty"`
-}
-
-// OnlinePage is one page of ListOnline.
-type OnlinePage struct {
-	Page
-	Online bool   `json:"online"`
-	HubAPI string `json:"hub_api,omitempty"`
 }
 
 // GetOnline reads table/id live from the hub through the agent (nothing

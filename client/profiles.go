@@ -7,23 +7,6 @@ import (
 	"net/url"
 )
 
-// TableCount is what a profile puts on a device from one table.
-type TableCount struct {
-	Table   string `json:"table"`
-	Records int    `json:"records"`
-	Bytes   int64  `json:"bytes"`
-}
-
-// Preview is what a device's offline profile would put on it.
-type Preview struct {
-	Device  string       `json:"device"`
-	Profile string       `json:"profile,omitempty"`
-	All     bool         `json:"all,omitempty"` // no profile: every record
-	Tables  []TableCount `json:"tables"`
-	Records int          `json:"records"`
-	Bytes   int64        `json:"bytes"`
-}
-
 // PreviewProfile asks a hub what device's profile (or the named one, if
 // not empty) would put on it.
 func (c *Client) PreviewProfile(ctx context.Context, device, profile string) (*Preview, error) {

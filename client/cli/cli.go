@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/client"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -211,7 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := nargs(2, "TABLE ID"); err != nil {
 			return err
 		}
-		var r *client.Record
+		var r *api.Record
 		var err error
 		if cmd == "get" {
 			r, err = e.c.Get(ctx, a[0], a[1])
@@ -280,7 +281,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if n := btoi(hasPick) + btoi(hasValue) + btoi(hasText); n != 1 {
 			return usagef("resolve: give exactly one of --pick N, --value JSON or --text TEXT")
 		}
-		var r *client.Record
+		var r *api.Record
 		var err error
 		switch {
 		case hasPick:
@@ -387,7 +388,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if follow {
-			return e.c.Follow(ctx, since, func(ch client.Change) error {
+			return e.c.Follow(ctx, since, func(ch api.Change) error {
 				if e.json {
 					return e.emitLine(ch)
 				}
@@ -471,7 +472,7 @@ func (e *env) table(rows [][]string) {
 	tw.Flush()
 }
 
-func (e *env) record(r *client.Record) error {
+func (e *env) record(r *api.Record) error {
 	if e.json {
 		return e.emit(r)
 	}
@@ -503,7 +504,7 @@ func (e *env) record(r *client.Record) error {
 	return nil
 }
 
-func candText(c client.Candidate) string {
+func candText(c api.Candidate) string {
 	if c.Deleted {
 		return "(deleted)"
 	}
@@ -523,7 +524,7 @@ func fieldsText(m map[string]json.RawMessage) string {
 	return strings.Join(parts, " ")
 }
 
-func conflictNames(r client.Record) string {
+func conflictNames(r api.Record) string {
 	var n []string
 	for k := range r.Conflicts {
 		n = append(n, k)
@@ -532,7 +533,7 @@ func conflictNames(r client.Record) string {
 	return strings.Join(n, ",")
 }
 
-func (e *env) status(s *client.Status) error {
+func (e *env) status(s *api.Status) error {
 	rows := [][]string{
 		{"node", s.Node},
 		{"role", s.Role},
@@ -579,7 +580,7 @@ func orNever(s string) string {
 	return timeText(s)
 }
 
-func (e *env) peers(ps []client.Peer) {
+func (e *env) peers(ps []api.Peer) {
 	rows := [][]string{{"NODE", "ROLE", "DIRECTION", "ADDR", "LAST SESSION", "RESULT", "WRITES IN", "OUT", "PENDING", "ERRORS", "SKEW MS", "VERSION", "LAST ERROR"}}
 	for _, p := range ps {
 		opt := func(v string, ok bool) string {
@@ -602,7 +603,7 @@ func (e *env) peers(ps []client.Peer) {
 	e.table(rows)
 }
 
-func progressText(s client.Stats) string {
+func progressText(s api.Stats) string {
 	return fmt.Sprintf("%d writes in, %d out, %s in, %s out", s.WritesApplied, s.WritesSent, bytesText(s.BytesReceived), bytesText(s.BytesSent))
 }
 
@@ -621,7 +622,7 @@ func bytesText(n uint64) string {
 // the status while the round runs.
 func (e *env) sync() error {
 	type res struct {
-		s   *client.Summary
+		s   *api.Summary
 		err error
 	}
 	done := make(chan res, 1)
@@ -676,7 +677,7 @@ func (e *env) sync() error {
 	return nil
 }
 
-func (e *env) summary(s *client.Summary) error {
+func (e *env) summary(s *api.Summary) error {
 	fmt.Fprintf(e.out, "synced with %d of %d partners in %d ms: %s\n", s.Succeeded, s.Partners, s.Millis, progressText(s.Stats))
 	for _, f := range s.Failed {
 		fmt.Fprintln(e.out, "  failed:", f)

@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"github.com/replicad/replicad/client"
+	"github.com/replicad/replicad/api"
 	"github.com/spf13/pflag"
 )
 
@@ -145,7 +145,7 @@ func (e *env) modes(cmd string, a []string, m *modeFlags, limit int, after strin
 }
 
 // drafted prints a record with its draft laid over it.
-func (e *env) drafted(r client.Record, hasDraft bool, full any) error {
+func (e *env) drafted(r api.Record, hasDraft bool, full any) error {
 	if e.json {
 		return e.emit(full)
 	}

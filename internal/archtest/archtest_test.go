@@ -57,7 +57,8 @@ func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path
 // policy; store does not import policy); only cmd/replicad wires the
 // packages together; the lab (a deterministic simulation) uses no real
 // network, daemon or client, reads no wall clock, and only cmd/replicad
-// imports it.
+// imports it; api (the HTTP wire types) imports the standard library
+// only, and no networking.
 func TestLayering(t *testing.T) {
 	pure := map[string]bool{"crdt": true, "policy": true}
 	allowedPure := map[string]bool{
@@ -79,6 +80,14 @@ func TestLayering(t *testing.T) {
 					if imp == f {
 						t.Errorf("%s imports %s: pure packages do no I/O", name, imp)
 					}
+				}
+			}
+		}
+		if name == "api" {
+			// The wire types: the standard library only, no HTTP code.
+			for _, imp := range p.Imports {
+				if strings.Contains(imp, ".") || strings.HasPrefix(imp, "net") {
+					t.Errorf("api imports %s: the wire types depend on the standard library's encoding only", imp)
 				}
 			}
 		}
