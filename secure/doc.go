@@ -4,6 +4,6 @@
 // node id bound to the certificate, a revocation list re-read when it
 // changes), and gossip encryption keys (a keyring file for memberlist).
 //
-// It depends on the standard library and hlc only; the agent wires it in
-// and cmd/replicad exposes `replicad tls ...` through [RunTLSCommand].
+// It is a library: it depends on the standard library and hlc only; the
+// agent wires it in, and cmd/replicad's `replicad tls ...` calls it.
 package secure

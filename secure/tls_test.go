@@ -279,51 +279,12 @@ func TestIdentityAllows(t *testing.T) {
 	}
 }
 
-func TestTLSCommand(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "pki")
-	var out, errb bytes.Buffer
-	run := func(args ...string) int {
-		out.Reset()
-		errb.Reset()
-		return RunTLSCommand(args, &out, &errb)
-	}
-	if c := run("ca", "create", "--dir", dir, "--cluster", "acme"); c != 0 {
-		t.Fatalf("ca create: %d %s", c, errb.String())
-	}
-	if c := run("ca", "create", "--dir", dir, "--cluster", "acme"); c != 1 || !strings.Contains(errb.String(), "refusing to overwrite") {
-		t.Fatalf("second ca create: %d %s", c, errb.String())
-	}
-	if c := run("cert", "create", "hub1", "--dir", dir, "--role", "hub"); c != 0 || !strings.Contains(out.String(), "role hub") {
-		t.Fatalf("cert create: %d %s %s", c, out.String(), errb.String())
-	}
-	if c := run("cert", "create", "d1", "--dir", dir, "--node-id", "00000000000000ff"); c != 0 || !strings.Contains(out.String(), "00000000000000ff/64") {
-		t.Fatalf("cert create --node-id: %d %s %s", c, out.String(), errb.String())
-	}
-	if c := run("cert", "show", filepath.Join(dir, "d1.crt")); c != 0 || !strings.Contains(out.String(), `cluster "acme", role device`) {
-		t.Fatalf("cert show: %d %s %s", c, out.String(), errb.String())
-	}
-	if c := run("cert", "create", "../x", "--dir", dir); c != 1 {
-		t.Fatalf("bad name: %d", c)
-	}
-	if c := run("cert", "create", "x", "--dir", dir, "--role", "admin"); c != 1 {
-		t.Fatalf("bad role: %d", c)
-	}
-	if c := run("bogus", "thing"); c != 2 {
-		t.Fatalf("unknown subcommand: %d", c)
-	}
-	for _, f := range []string{CAKeyFile, "hub1.key", "d1.key"} {
-		fi, err := os.Stat(filepath.Join(dir, f))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v %v, want mode 0600", f, fi.Mode(), err)
-		}
-	}
-}
-
 func TestKeyringFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyring")
-	var out, errb bytes.Buffer
-	if c := RunTLSCommand([]string{"gossip-key", "create", path}, &out, &errb); c != 0 {
-		t.Fatalf("gossip-key create: %d %s", c, errb.String())
+	k1, _ := NewGossipKey()
+	b1, _ := ParseGossipKey(k1)
+	if err := WriteKeyring(path, b1, nil); err != nil {
+		t.Fatal(err)
 	}
 	keys, err := ReadKeyring(path)
 	if err != nil || len(keys) != 1 || len(keys[0]) != 32 {

@@ -6,66 +6,61 @@ import (
 	"strconv"
 )
 
-// profileCmd runs `replicad profile preview DEVICE [PROFILE] | show |
-// reload`; handled is false for other commands.
-func (e *env) profileCmd(cmd string, a []string) (handled bool, err error) {
-	if cmd != "profile" {
-		return false, nil
-	}
-	usage := usagef("usage: replicad profile preview DEVICE [PROFILE] | show | reload")
-	if len(a) == 0 {
-		return true, usage
-	}
+// runProfile runs `replicad profile preview DEVICE [PROFILE] | show |
+// reload`.
+func runProfile(c *call) error {
+	a := c.args
+	usage := c.usage()
 	switch a[0] {
 	case "preview":
 		if len(a) != 2 && len(a) != 3 {
-			return true, usage
+			return usage
 		}
 		name := ""
 		if len(a) == 3 {
 			name = a[2]
 		}
-		p, err := e.c.PreviewProfile(e.ctx, a[1], name)
+		p, err := c.c.PreviewProfile(c.ctx, a[1], name)
 		if err != nil {
-			return true, err
+			return err
 		}
-		if e.json {
-			return true, e.emit(p)
+		if c.json {
+			return c.emit(p)
 		}
 		if p.All {
-			fmt.Fprintf(e.out, "device %s has no profile: it holds every record\n", p.Device)
-			return true, nil
+			fmt.Fprintf(c.out, "device %s has no profile: it holds every record\n", p.Device)
+			return nil
 		}
 		rows := [][]string{{"TABLE", "RECORDS", "BYTES"}}
 		for _, t := range p.Tables {
 			rows = append(rows, []string{t.Table, strconv.Itoa(t.Records), strconv.FormatInt(t.Bytes, 10)})
 		}
 		rows = append(rows, []string{"total", strconv.Itoa(p.Records), strconv.FormatInt(p.Bytes, 10)})
-		fmt.Fprintf(e.out, "device %s, profile %s:\n", p.Device, p.Profile)
-		e.table(rows)
-		return true, nil
+		fmt.Fprintf(c.out, "device %s, profile %s:\n", p.Device, p.Profile)
+		c.table(rows)
+		return nil
 	case "show":
 		if len(a) != 1 {
-			return true, usage
+			return usage
 		}
-		raw, err := e.c.Profiles(e.ctx)
+		raw, err := c.c.Profiles(c.ctx)
 		if err != nil {
-			return true, err
+			return err
 		}
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return true, err
+			return err
 		}
-		return true, e.emit(v)
+		return c.emit(v)
 	case "reload":
 		if len(a) != 1 {
-			return true, usage
+			return usage
 		}
-		if err := e.c.ReloadProfiles(e.ctx); err != nil {
-			return true, err
+		if err := c.c.ReloadProfiles(c.ctx); err != nil {
+			return err
 		}
-		fmt.Fprintln(e.out, "profiles reloaded")
-		return true, nil
+		fmt.Fprintln(c.out, "profiles reloaded")
+		return nil
 	}
-	return true, usage
+	return usage
 }
