@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -105,5 +106,40 @@ func TestUsageFromTable(t *testing.T) {
 		if code != 2 || !strings.Contains(out, c.want) {
 			t.Errorf("replicad %v: exit %d, stderr %q; want 2 and %q", c.args, code, out, c.want)
 		}
+	}
+}
+
+// TestREADMEListsEveryCommand: the README's table of client commands
+// ("### The client") names every command of the table, and no command
+// the table lacks.
+func TestREADMEListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n### The client\n")
+	if !ok {
+		t.Fatal("README has no section ### The client")
+	}
+	sec, _, _ = strings.Cut(sec, "\n### ")
+	named := map[string]bool{}
+	for _, line := range strings.Split(sec, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cell, _, _ := strings.Cut(line[2:], " |")
+		for _, part := range strings.Split(cell, "`, `") {
+			name, _, _ := strings.Cut(strings.Trim(part, "`"), " ")
+			named[name] = true
+		}
+	}
+	for _, c := range cli.Commands {
+		if !named[c.Name] {
+			t.Errorf("README's client table lacks %s", c.Name)
+		}
+		delete(named, c.Name)
+	}
+	for n := range named {
+		t.Errorf("README's client table names %q, which is no command", n)
 	}
 }
