@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/replication"
@@ -523,21 +524,8 @@ func (r *replica) watchGrants(done <-chan struct{}) {
 }
 
 // GrantStatus is one grant of GET /v1/grants: what a hub signed for a
-// permission rule, and whether this node takes it now.
-type GrantStatus struct {
-	Rule      string    `json:"rule"`
-	Issuer    string    `json:"issuer,omitempty"` // the signing hub's node id
-	Nodes     []string  `json:"nodes,omitempty"`
-	Write     []string  `json:"write,omitempty"`
-	Read      []string  `json:"read,omitempty"`
-	ReadSet   bool      `json:"read_set,omitempty"`
-	IssuedAt  time.Time `json:"issued_at,omitzero"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// In force: it verified, is valid now and is the newest of its rule.
-	InForce bool `json:"in_force"`
-	// Refused says why a grant record did not verify.
-	Refused string `json:"refused,omitempty"`
-}
+// permission rule, and whether this node takes it now (package api).
+type GrantStatus = api.GrantStatus
 
 // grantStatus lists the grants of _replicad_grants as this node judges
 // them (TLS only; an empty list otherwise).

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/memberlist"
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/netguard"
@@ -463,31 +464,13 @@ func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
 	})
 }
 
-// SecurityStatus is GET /v1/security.
-type SecurityStatus struct {
-	APIToken bool          `json:"api_token"` // the API requires the bearer token
-	APITLS   bool          `json:"api_tls"`
-	TLS      *TLSStatus    `json:"tls,omitempty"`
-	Gossip   *GossipStatus `json:"gossip_encryption,omitempty"`
-	AtRest   bool          `json:"encrypted_at_rest"` // the store's values (atrest.go)
-	// Insecure: sync is served off loopback without mutual TLS.
-	Insecure bool `json:"insecure"`
-}
-
-// TLSStatus describes this node's certificate.
-type TLSStatus struct {
-	Name     string    `json:"name"`
-	Role     string    `json:"role"`
-	NodeIDs  string    `json:"node_ids"` // id/bits
-	Serial   string    `json:"serial"`
-	NotAfter time.Time `json:"not_after"`
-}
-
-// GossipStatus lists the gossip keyring by fingerprint.
-type GossipStatus struct {
-	Primary string   `json:"primary"`
-	Keys    []string `json:"keys"`
-}
+// SecurityStatus (GET /v1/security), TLSStatus and GossipStatus are
+// declared in package api, with the API's other bodies.
+type (
+	SecurityStatus = api.SecurityStatus
+	TLSStatus      = api.TLSStatus
+	GossipStatus   = api.GossipStatus
+)
 
 func (s *security) status() SecurityStatus {
 	st := SecurityStatus{APIToken: s.token != "", APITLS: s.apiTLS(), AtRest: s.cfg.AtRest.on(), Insecure: insecureSync(&s.cfg)}
@@ -506,10 +489,7 @@ func (s *security) status() SecurityStatus {
 	return st
 }
 
-type rotateBody struct {
-	Op  string `json:"op"`  // install, use, remove
-	Key string `json:"key"` // base64
-}
+type rotateBody = api.GossipKeyRequest
 
 // rotate installs, uses or removes a gossip key, and rewrites the keyring
 // file so that a restart keeps the change.

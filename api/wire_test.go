@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/wire.golden from the types")
@@ -25,15 +26,20 @@ var wireTypes = []any{
 	DiskUsage{}, CompactResult{}, ResetRequest{}, ResetResult{}, Draft{}, DraftedRecord{}, DraftPage{},
 	DiscardedDraft{}, OnlineRecord{}, OnlinePage{}, Duplicate{}, DuplicateList{}, DuplicateRequest{},
 	DuplicateResolution{}, Workflow{}, WorkflowList{}, WorkflowDetail{}, Delivery{}, DeliveryPage{},
-	TableCount{}, Preview{}, ProfilesReloaded{},
+	TableCount{}, Preview{}, ProfilesReloaded{}, SecurityStatus{}, TLSStatus{}, GossipStatus{},
+	GossipKeyRequest{}, GrantStatus{}, ParkedWrite{}, ParkedPage{}, ParkedRelease{},
 }
 
 // fill sets every field of v (recursively) to a value that is not its
 // zero: strings to their field's name, numbers to 1, slices and maps to
-// one element, raw JSON to 1.
+// one element, raw JSON to 1, times to 2026-12-07T08:00:00Z.
 func fill(v reflect.Value, name string) {
-	if v.Type() == reflect.TypeOf(json.RawMessage(nil)) {
+	switch v.Type() {
+	case reflect.TypeOf(json.RawMessage(nil)):
 		v.SetBytes([]byte("1"))
+		return
+	case reflect.TypeOf(time.Time{}):
+		v.Set(reflect.ValueOf(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)))
 		return
 	}
 	switch v.Kind() {

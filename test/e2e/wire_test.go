@@ -228,3 +228,30 @@ workflow "notify" {
 		t.Fatalf("404 answer: %d %+v", code, apiErr)
 	}
 }
+
+// TestWireFormParkedAndSecurity: the parked writes (listed and released)
+// and the security answers decode strictly into their api types.
+func TestWireFormParkedAndSecurity(t *testing.T) {
+	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off")
+	fast := startNode(t, "fast", "--hub", hub.sync, "--gossip-addr", "off", "--clock-offset", "1h")
+	fast.mustCLI("put", "jobs", "j1", "title=from the future")
+	fast.mustCLI("sync")
+	var page api.ParkedPage
+	eventually(t, "the hub parks the write", func() error {
+		wireDo(t, hub, "GET", "/v1/parked", "", &page)
+		if len(page.Parked) != 1 || page.Total != 1 || len(page.Parked[0].Fields) != 1 {
+			return fmt.Errorf("parked %+v", page)
+		}
+		return nil
+	})
+	p := page.Parked[0]
+	var rel api.ParkedRelease
+	wireDo(t, hub, "POST", fmt.Sprintf("/v1/parked/%s/%d/release", p.Origin, p.Seq), "", &rel)
+	if !rel.Released || rel.HLC == "" {
+		t.Fatalf("release %+v", rel)
+	}
+	var sec api.SecurityStatus
+	wireDo(t, hub, "GET", "/v1/security", "", &sec)
+	var grants []api.GrantStatus
+	wireDo(t, hub, "GET", "/v1/grants", "", &grants)
+}
