@@ -97,6 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // help runs `replicad help NAME`: the command's own help.
 func help(ctx context.Context, name string, stdout, stderr io.Writer) int {
+	if name == "help" || name == "-h" || name == "--help" {
+		usage(stderr)
+		return 0
+	}
 	if s := lookup(name); s != nil {
 		return s.run(ctx, s.helpArgs, stdout, stderr)
 	}

@@ -20,7 +20,7 @@ func runOut(args ...string) (stdout, stderr string, code int) {
 // subcommand of the daemon's table and of the client's, with its
 // synopsis and summary; replicad alone prints it too and exits 2.
 func TestHelpListsEveryCommand(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"help", "help"}, {}} {
 		_, out, code := runOut(args...)
 		want := 0
 		if len(args) == 0 {
