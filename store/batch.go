@@ -12,19 +12,24 @@ import (
 // local write, each ApplyRemote call and each bookkeeping call; hooks given
 // to [Store.WriteWith] and [Store.ApplyRemoteWith] receive it so the policy
 // layer can add its bookkeeping (conflicts, sync errors, tombstones, peer
-// state) to the same atomic, durable commit. A Batch is only valid during
-// the call that hands it out, and is not safe for concurrent use. Its
-// methods record the first error and return it from Err; the owning call
-// then fails and commits nothing.
+// state) to the same atomic, durable commit, and read the records as the
+// batch leaves them ([Batch.Get]; see hook.go for what a hook may do). A
+// Batch is only valid during the call that hands it out, and is not safe
+// for concurrent use. Its methods record the first error and return it
+// from Err; the owning call then fails and commits nothing.
 type Batch struct {
 	s         *Store
 	b         *pebble.Batch
 	hides     []hideOp
 	collected map[string]bool // record keys removed by CollectRecord
-	// recs are the records this batch writes (ApplyRemoteWith), by
-	// table\x00id: CollectRecord leaves alone one still holding values
-	// concurrent with its delete.
-	recs   map[string]*crdt.Record
+	// recs are the records this batch writes (local writes, remote
+	// batches, merges), by table\x00id: Get returns them, and
+	// CollectRecord leaves alone one still holding values concurrent with
+	// its delete.
+	recs map[string]*crdt.Record
+	// reads are the committed records Get read (nil: none), by
+	// table\x00id.
+	reads  map[string]*crdt.Record
 	qSeq   uint64 // queue ids allocated so far
 	err    error
 	errSeq uint64 // sync-error ids allocated so far
@@ -205,7 +210,7 @@ func (b *Batch) setEncoded(key []byte, v any) {
 }
 
 func (b *Batch) close() {
-	if b.b != nil {
+	if b != nil && b.b != nil {
 		_ = b.b.Close()
 		b.b = nil
 	}
@@ -277,25 +282,40 @@ func (s *Store) publish(b *Batch) {
 }
 
 // commitBook runs fill on a fresh batch under the write mutex and commits
-// it durably. Used by the bookkeeping methods.
+// it durably. Used by the bookkeeping methods and Update; fill runs as a
+// hook (hook.go).
 func (s *Store) commitBook(fill func(b *Batch) error) error {
-	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
+	p, err := s.commitBookLocked(fill)
+	if err != nil {
 		return err
+	}
+	return p.done()
+}
+
+// commitBookLocked is commitBook up to the fsync wait, under s.mu.
+func (s *Store) commitBookLocked(fill func(b *Batch) error) (*pending, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	b := s.newBatch()
-	defer b.close()
-	if err := fill(b); err != nil {
-		s.mu.Unlock()
-		return err
+	if err := runHook(func() error { return fill(b) }); err != nil {
+		b.close()
+		return nil, err
 	}
+	return s.submitPublish(b)
+}
+
+// submitPublish hands b to Pebble and publishes what it allocated
+// (publish); on success the caller waits with done (which releases b)
+// once it has released s.mu, on error b is released. Caller holds s.mu.
+func (s *Store) submitPublish(b *Batch) (*pending, error) {
 	wait, err := s.submit(b)
 	if err != nil {
-		s.mu.Unlock()
-		return err
+		b.close()
+		return nil, err
 	}
 	s.publish(b)
-	s.mu.Unlock()
-	return wait()
+	return &pending{b: b, wait: wait}, nil
 }

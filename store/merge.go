@@ -78,7 +78,8 @@ func (s *Store) MergeRecord(clock *hlc.Clock, table, id string, in *crdt.Record)
 
 // MergeRecordWith is MergeRecord with a hook called under the write mutex
 // with the batch and the merged record (when it changed); keys it adds
-// commit atomically with the merge.
+// commit atomically with the merge. An error or a panic from hook aborts
+// the merge (see hook.go).
 func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Record, hook func(b *Batch, rec *crdt.Record) error) (bool, error) {
 	if err := checkName(table, id); err != nil {
 		return false, err
@@ -90,16 +91,32 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	if err := clock.Update(top); err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
+	changed, feed, p, err := s.mergeLocked(clock, table, id, in, hook)
+	if err != nil || p == nil {
 		return false, err
+	}
+	if err := p.done(); err != nil {
+		return false, err
+	}
+	if changed {
+		raise(&s.durableFeed, feed)
+	}
+	return changed, nil
+}
+
+// mergeLocked is MergeRecordWith under s.mu, up to handing the batch to
+// Pebble (nil: nothing to commit): the caller waits for its fsync once
+// s.mu is released. feed is the merge's feed entry when changed.
+func (s *Store) mergeLocked(clock *hlc.Clock, table, id string, in *crdt.Record, hook func(b *Batch, rec *crdt.Record) error) (changed bool, feed uint64, _ *pending, _ error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return false, 0, nil, err
 	}
 	rkey := recordKey(nil, table, id)
 	rec, _, err := s.readCached(rkey)
 	if err != nil {
-		s.mu.Unlock()
-		return false, err
+		return false, 0, nil, err
 	}
 	before := rec.Digest()
 	wasDeleted, wasConflict := rec.Deleted(), rec.HasConflict()
@@ -109,27 +126,15 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 		// Nothing new, but the hook may still decide (for example, show a
 		// hidden record whose state is now known complete).
 		if hook == nil {
-			s.mu.Unlock()
-			return false, nil
+			return false, 0, nil, nil
 		}
 		b := s.newBatch()
-		defer b.close()
-		if err := hook(b, rec); err != nil {
-			s.mu.Unlock()
-			return false, err
+		if err := runHook(func() error { return hook(b, rec) }); err != nil || len(b.hides) == 0 {
+			b.close()
+			return false, 0, nil, err
 		}
-		if len(b.hides) == 0 {
-			s.mu.Unlock()
-			return false, nil
-		}
-		wait, err := s.submit(b)
-		if err != nil {
-			s.mu.Unlock()
-			return false, err
-		}
-		s.publish(b)
-		s.mu.Unlock()
-		return false, wait()
+		p, err := s.submitPublish(b)
+		return false, 0, p, err
 	}
 	mkey := mergedKey(table, id)
 	var mvv crdt.VV
@@ -137,25 +142,22 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 		mvv, err = decodeVV(mkey, v)
 		c.Close()
 		if err != nil {
-			s.mu.Unlock()
-			return false, err
+			return false, 0, nil, err
 		}
 	} else if !errors.Is(err, pebble.ErrNotFound) {
-		s.mu.Unlock()
-		return false, fmt.Errorf("store: read %s: %w", FormatKey(mkey), err)
+		return false, 0, nil, fmt.Errorf("store: read %s: %w", FormatKey(mkey), err)
 	}
 	mvv.Join(in.Applied)
 
 	b := s.newBatch()
-	defer b.close()
 	val, err := rec.AppendBinary(nil)
 	if err != nil {
-		s.mu.Unlock()
-		return false, err
+		b.close()
+		return false, 0, nil, err
 	}
 	b.set(rkey, val)
 	b.setEncoded(mkey, flatVV(mvv))
-	feed := s.feed + 1
+	feed = s.feed + 1
 	b.setEncoded(feedKey(nil, feed), &feedValue{Table: table, ID: id})
 	tk := tombKey(table, id)
 	if rec.Deleted() {
@@ -166,25 +168,19 @@ func (s *Store) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Rec
 	b.indexConflict(rkey, wasConflict, rec)
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	b.wrote(table+"\x00"+id, rec)
 	if hook != nil && b.err == nil {
-		if err := hook(b, rec); err != nil {
-			s.mu.Unlock()
-			return false, err
+		if err := runHook(func() error { return hook(b, rec) }); err != nil {
+			b.close()
+			return false, 0, nil, err
 		}
 	}
-	wait, err := s.submit(b)
+	p, err := s.submitPublish(b)
 	if err != nil {
-		s.mu.Unlock()
-		return false, err
+		return false, 0, nil, err
 	}
 	s.feed = feed
 	s.hw = hw
-	s.publish(b)
 	s.rcache.put(rkey, rec)
-	s.mu.Unlock()
-	if err := wait(); err != nil {
-		return false, err
-	}
-	raise(&s.durableFeed, feed)
-	return true, nil
+	return true, feed, p, nil
 }

@@ -105,32 +105,47 @@ func prepareFields(fields []crdt.FieldValue, del bool) ([]crdt.FieldValue, error
 // writeDecided makes the write decide returns; prepared: its fields have
 // been through prepareFields already.
 func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), prepared bool, hook func(b *Batch, r *WriteResult) error) (*WriteResult, error) {
-	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
+	res, p, err := s.writeLocked(clock, table, id, decide, prepared, hook)
+	if err != nil || res == nil {
 		return nil, err
+	}
+	if err := p.done(); err != nil {
+		return nil, err
+	}
+	raise(&s.durableSeq, res.Write.Seq)
+	raise(&s.durableFeed, res.Feed)
+	// The caller owns the result: give it a copy of the write's slices the
+	// record does not share.
+	return res, nil
+}
+
+// writeLocked is writeDecided under s.mu, up to handing the batch to
+// Pebble: the caller waits for its fsync once s.mu is released. A nil
+// result and error: decide wrote nothing.
+func (s *Store) writeLocked(clock *hlc.Clock, table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), prepared bool, hook func(b *Batch, r *WriteResult) error) (*WriteResult, *pending, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, nil, err
 	}
 	if s.isHidden(table, id) {
 		// Its state here may be stale or gone: a write would not carry
 		// what it supersedes.
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: record %s/%q", ErrOutOfScope, table, id)
+		return nil, nil, fmt.Errorf("%w: record %s/%q", ErrOutOfScope, table, id)
 	}
 	rkey := recordKey(nil, table, id)
 	rec, _, err := s.readCached(rkey)
 	if err != nil {
-		s.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
-	fs, del, ok := decide(rec)
-	if !ok {
-		s.mu.Unlock()
-		return nil, nil
+	var fs []crdt.FieldValue
+	var del, ok bool
+	if err := runHook(func() error { fs, del, ok = decide(rec); return nil }); err != nil || !ok {
+		return nil, nil, err
 	}
 	if !prepared {
 		if fs, err = prepareFields(fs, del); err != nil {
-			s.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	wasDeleted, wasConflict := rec.Deleted(), rec.HasConflict()
@@ -140,25 +155,21 @@ func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec
 		Ctx: rec.Context(), Delete: del, Fields: fs,
 	}
 	if err := w.Validate(); err != nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	self := s.heldOf(s.node)
 	var horizon crdt.VV
 	if err := s.settleCollected(rec, w, &self, &horizon); err != nil {
-		s.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	res := &WriteResult{Write: w, Record: rec}
 	rec.Apply(w, &res.Outcome)
 	if res.Outcome.NotReady {
 		// Never acknowledge a write the record did not take.
-		s.mu.Unlock()
-		return nil, corruptf(rkey, "the record has not applied this node's previous write %d to it", w.Ctx.Get(s.node))
+		return nil, nil, corruptf(rkey, "the record has not applied this node's previous write %d to it", w.Ctx.Get(s.node))
 	}
 
 	b := s.newBatch()
-	defer b.close()
 	self.Add(seq, seq)
 	feed := s.feed + 1
 	res.Feed = feed
@@ -167,16 +178,16 @@ func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec
 	b.setEncoded(originKey(s.node), self.flat())
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	b.wrote(table+"\x00"+id, rec)
 	if hook != nil && b.err == nil {
-		if err := hook(b, res); err != nil {
-			s.mu.Unlock()
-			return nil, err
+		if err := runHook(func() error { return hook(b, res) }); err != nil {
+			b.close()
+			return nil, nil, err
 		}
 	}
-	wait, err := s.submit(b)
+	p, err := s.submitPublish(b)
 	if err != nil {
-		s.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	// Committed to the memtable and WAL (not yet necessarily synced):
 	// publish the new in-memory state. Later writers build on it, and their
@@ -184,19 +195,9 @@ func (s *Store) writeDecided(clock *hlc.Clock, table, id string, decide func(rec
 	s.nextSeq = seq + 1
 	s.feed = feed
 	s.hw = hw
-	s.publish(b)
 	s.rcache.put(rkey, rec.Clone()) // res.Record is the caller's
 	s.publishHeld(map[hlc.NodeID]*Held{s.node: &self})
-	s.mu.Unlock()
-
-	if err := wait(); err != nil {
-		return nil, err
-	}
-	raise(&s.durableSeq, seq)
-	raise(&s.durableFeed, feed)
-	// The caller owns the result: give it a copy of the write's slices the
-	// record does not share.
-	return res, nil
+	return res, p, nil
 }
 
 // putApplied adds to b the record, the log entry, the feed entry and the
@@ -379,167 +380,263 @@ func (s *Store) ApplyRemote(clock *hlc.Clock, writes []*crdt.Write, empties map[
 
 // ApplyRemoteWith is ApplyRemote with a hook, called under the store's
 // write mutex before the commit with the batch and the result so far;
-// keys it adds commit atomically with the writes. An error from hook
-// aborts the call (nothing applied). hook must not call Store methods.
+// keys it adds commit atomically with the writes. An error or a panic
+// from hook aborts the call (nothing applied; a panic is returned as a
+// *HookPanicError). hook reads through b (Batch.Get shows the records as
+// this batch leaves them) and must not call Store methods that write (see
+// hook.go).
 func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]SeqRange, hook func(b *Batch, r *Result) error) (*Result, error) {
-	for _, w := range writes {
-		if w == nil {
-			return nil, fmt.Errorf("%w: nil write", ErrInvalid)
-		}
-		if err := checkName(w.Table, w.ID); err != nil {
-			return nil, err
-		}
-		if err := w.Validate(); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-	}
-	for o, rs := range empties {
-		if o == 0 {
-			return nil, fmt.Errorf("%w: empty range of origin 0", ErrInvalid)
-		}
-		for _, r := range rs {
-			if r.Lo == 0 || r.Hi < r.Lo {
-				return nil, fmt.Errorf("%w: range %v", ErrInvalid, r)
-			}
-		}
+	if err := checkRemote(writes, empties); err != nil {
+		return nil, err
 	}
 	res := &Result{
 		Status:   make([]Status, len(writes)),
 		Outcomes: make([]crdt.Outcome, len(writes)),
 		Records:  map[string]*crdt.Record{},
 	}
-
-	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
+	a, p, err := s.applyRemoteLocked(clock, writes, empties, hook, res)
+	if err != nil {
 		return nil, err
 	}
-	b := s.newBatch()
-	defer b.close()
-	held := map[hlc.NodeID]*Held{}
-	heldFor := func(o hlc.NodeID) *Held {
-		h := held[o]
-		if h == nil {
-			c := s.heldOf(o)
-			h = &c
-			held[o] = h
+	if err := p.done(); err != nil {
+		return nil, err
+	}
+	raise(&s.durableFeed, a.feed)
+	if a.ownMax > 0 {
+		raise(&s.durableSeq, a.ownMax)
+	}
+	return res, nil
+}
+
+// checkRemote validates ApplyRemote's arguments.
+func checkRemote(writes []*crdt.Write, empties map[hlc.NodeID][]SeqRange) error {
+	for _, w := range writes {
+		if w == nil {
+			return fmt.Errorf("%w: nil write", ErrInvalid)
 		}
-		return h
+		if err := checkName(w.Table, w.ID); err != nil {
+			return err
+		}
+		if err := w.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
-	type recState struct {
-		rec         *crdt.Record
-		wasDeleted  bool
-		wasConflict bool
-		key         []byte
-		last        *crdt.Write
+	for o, rs := range empties {
+		if o == 0 {
+			return fmt.Errorf("%w: empty range of origin 0", ErrInvalid)
+		}
+		for _, r := range rs {
+			if r.Lo == 0 || r.Hi < r.Lo {
+				return fmt.Errorf("%w: range %v", ErrInvalid, r)
+			}
+		}
 	}
-	recs := map[string]*recState{}
-	var order []*recState
-	feed := s.feed
-	var ownMax uint64
-	var keyBuf []byte
-	var newParked, unparked []crdt.Dot
-	batchParked := map[hlc.NodeID]int{} // newly parked in this batch, per origin
-	pendingPark := map[crdt.Dot]bool{}  // parked earlier in this batch
-	var horizon crdt.VV                 // read when first needed (settleCollected)
+	return nil
+}
+
+// remoteApply is one ApplyRemote call's batch under construction; its
+// methods run under s.mu.
+type remoteApply struct {
+	s     *Store
+	clock *hlc.Clock
+	b     *Batch
+	res   *Result
+	held  map[hlc.NodeID]*Held // holdings of the origins touched (private copies)
+	recs  map[string]*recState // by table\x00id
+	order []*recState          // the records written, in first-write order
+	feed  uint64               // last feed number used
+	// ownMax is the highest sequence number of this node's own origin
+	// held by the batch.
+	ownMax              uint64
+	keyBuf              []byte
+	newParked, unparked []crdt.Dot
+	batchParked         map[hlc.NodeID]int // newly parked in this batch, per origin
+	pendingPark         map[crdt.Dot]bool  // parked earlier in this batch
+	horizon             crdt.VV            // read when first needed (settleCollected)
+	hw                  hlc.Timestamp
+}
+
+// recState is a record a remote batch reads and writes.
+type recState struct {
+	rec         *crdt.Record
+	wasDeleted  bool
+	wasConflict bool
+	key         []byte
+	last        *crdt.Write
+}
+
+// applyRemoteLocked is ApplyRemoteWith under s.mu, up to handing the
+// batch to Pebble: the caller waits for its fsync once s.mu is released.
+func (s *Store) applyRemoteLocked(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]SeqRange, hook func(b *Batch, r *Result) error, res *Result) (*remoteApply, *pending, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, nil, err
+	}
+	a := &remoteApply{
+		s: s, clock: clock, b: s.newBatch(), res: res,
+		held: map[hlc.NodeID]*Held{}, recs: map[string]*recState{}, feed: s.feed,
+		batchParked: map[hlc.NodeID]int{}, pendingPark: map[crdt.Dot]bool{},
+	}
+	p, err := a.build(writes, empties, hook)
+	if err != nil {
+		a.b.close()
+		return nil, nil, err
+	}
+	return a, p, nil
+}
+
+// build fills the batch (writes, records, empty ranges, holdings, the
+// high-water mark), runs the hook and hands the batch to Pebble, then
+// publishes the new in-memory state.
+func (a *remoteApply) build(writes []*crdt.Write, empties map[hlc.NodeID][]SeqRange, hook func(b *Batch, r *Result) error) (*pending, error) {
+	s, b := a.s, a.b
 	for i, w := range writes {
-		h := heldFor(w.Origin)
-		if h.Contains(w.Seq) {
-			res.Status[i] = Duplicate
-			continue
-		}
-		if err := clock.Update(w.TS); err != nil {
-			var oe *hlc.OffsetError
-			if !errors.As(err, &oe) {
-				s.mu.Unlock()
-				return nil, err
-			}
-			if d := w.Dot(); !s.parked[d] && !pendingPark[d] {
-				if max := s.opts.MaxParkedPerOrigin; max > 0 && s.parkedBy[w.Origin]+batchParked[w.Origin] >= max {
-					res.Status[i] = ParkRefused
-					res.ParkRefused = append(res.ParkRefused, i)
-					continue
-				}
-				batchParked[w.Origin]++
-				pendingPark[d] = true
-			}
-			res.Status[i] = Parked
-			res.Parked = append(res.Parked, i)
-			enc, encErr := crdt.AppendWrite(nil, w)
-			if encErr != nil {
-				s.mu.Unlock()
-				return nil, encErr
-			}
-			newParked = append(newParked, w.Dot())
-			b.setEncoded(parkedKey(w.Origin, w.Seq), &parkedValue{
-				Write: enc, Reason: oe.Error(), Time: time.Now().UnixMilli(), AheadMs: oe.Ahead().Milliseconds(),
-			})
-			continue
-		}
-		keyBuf = recordKey(keyBuf[:0], w.Table, w.ID)
-		rs := recs[string(keyBuf[1:])]
-		if rs == nil {
-			rec, _, err := s.readCached(keyBuf)
-			if err != nil {
-				s.mu.Unlock()
-				return nil, err
-			}
-			rs = &recState{rec: rec, wasDeleted: rec.Deleted(), wasConflict: rec.HasConflict(), key: append([]byte(nil), keyBuf...)}
-			recs[string(keyBuf[1:])] = rs
-		}
-		if err := s.settleCollected(rs.rec, w, h, &horizon); err != nil {
-			s.mu.Unlock()
+		if err := a.write(i, w); err != nil {
 			return nil, err
 		}
-		out := &res.Outcomes[i]
-		rs.rec.Apply(w, out)
-		switch {
-		case out.NotReady:
-			res.Status[i] = Deferred
-			res.Deferred = append(res.Deferred, i)
-			*out = crdt.Outcome{}
-			continue
-		case out.Duplicate:
-			// The record already has it, from a whole-record merge
-			// (MergeRecord), but the holdings do not: log it and hold it
-			// (it can be forwarded now); the record does not change.
-			res.Status[i] = Known
-			*out = crdt.Outcome{}
-		default:
-			res.Status[i] = Applied
-			res.Applied++
-		}
-		if s.parked[w.Dot()] {
-			// It was parked earlier and is now within the clock bound.
-			b.del(parkedKey(w.Origin, w.Seq))
-			unparked = append(unparked, w.Dot())
-		}
-		h.Add(w.Seq, w.Seq)
-		if w.Origin == s.node {
-			ownMax = max(ownMax, w.Seq)
-		}
-		feed++
-		if rs.last == nil {
-			order = append(order, rs)
-		}
-		rs.last = w
-		// Log and feed entries now; the record once, after the loop.
-		lv, err := crdt.AppendWrite(b.buf[:0], w)
-		if err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
-		b.noteLogTable(w.Origin, w.Table)
-		b.set(logKey(keyBuf[:0], w.Origin, w.Seq), lv)
-		b.buf = lv
-		b.buf = appendFeedValue(b.buf[:0], uint64(w.Origin), w.Seq, w.Table, w.ID)
-		b.set(feedKey(keyBuf[:0], feed), b.buf)
 	}
-	for _, rs := range order {
+	if err := a.putRecords(); err != nil {
+		return nil, err
+	}
+	a.holdEmpties(empties)
+	for o, h := range a.held {
+		b.setEncoded(originKey(o), h.flat())
+	}
+	a.hw = max(s.hw, a.clock.HighWater())
+	b.set(metaKey(metaHLC), u64val(uint64(a.hw)))
+	if hook != nil && b.err == nil {
+		if err := runHook(func() error { return hook(b, a.res) }); err != nil {
+			return nil, err
+		}
+	}
+	wait, err := s.submit(b)
+	if err != nil {
+		return nil, err
+	}
+	s.publish(b)
+	a.publish()
+	return &pending{b: b, wait: wait}, nil
+}
+
+func (a *remoteApply) heldFor(o hlc.NodeID) *Held {
+	h := a.held[o]
+	if h == nil {
+		c := a.s.heldOf(o)
+		h = &c
+		a.held[o] = h
+	}
+	return h
+}
+
+// write handles writes[i]: a duplicate, parked, deferred, or applied to
+// its record, logged, held and added to the feed.
+func (a *remoteApply) write(i int, w *crdt.Write) error {
+	s, b, res := a.s, a.b, a.res
+	h := a.heldFor(w.Origin)
+	if h.Contains(w.Seq) {
+		res.Status[i] = Duplicate
+		return nil
+	}
+	if err := a.clock.Update(w.TS); err != nil {
+		var oe *hlc.OffsetError
+		if !errors.As(err, &oe) {
+			return err
+		}
+		return a.park(i, w, oe)
+	}
+	a.keyBuf = recordKey(a.keyBuf[:0], w.Table, w.ID)
+	rs := a.recs[string(a.keyBuf[1:])]
+	if rs == nil {
+		rec, _, err := s.readCached(a.keyBuf)
+		if err != nil {
+			return err
+		}
+		rs = &recState{rec: rec, wasDeleted: rec.Deleted(), wasConflict: rec.HasConflict(), key: append([]byte(nil), a.keyBuf...)}
+		a.recs[string(a.keyBuf[1:])] = rs
+	}
+	if err := s.settleCollected(rs.rec, w, h, &a.horizon); err != nil {
+		return err
+	}
+	out := &res.Outcomes[i]
+	rs.rec.Apply(w, out)
+	switch {
+	case out.NotReady:
+		res.Status[i] = Deferred
+		res.Deferred = append(res.Deferred, i)
+		*out = crdt.Outcome{}
+		return nil
+	case out.Duplicate:
+		// The record already has it, from a whole-record merge
+		// (MergeRecord), but the holdings do not: log it and hold it
+		// (it can be forwarded now); the record does not change.
+		res.Status[i] = Known
+		*out = crdt.Outcome{}
+	default:
+		res.Status[i] = Applied
+		res.Applied++
+	}
+	if s.parked[w.Dot()] {
+		// It was parked earlier and is now within the clock bound.
+		b.del(parkedKey(w.Origin, w.Seq))
+		a.unparked = append(a.unparked, w.Dot())
+	}
+	h.Add(w.Seq, w.Seq)
+	if w.Origin == s.node {
+		a.ownMax = max(a.ownMax, w.Seq)
+	}
+	a.feed++
+	if rs.last == nil {
+		a.order = append(a.order, rs)
+	}
+	rs.last = w
+	// Log and feed entries now; the record once, after the loop.
+	lv, err := crdt.AppendWrite(b.buf[:0], w)
+	if err != nil {
+		return err
+	}
+	b.noteLogTable(w.Origin, w.Table)
+	b.set(logKey(a.keyBuf[:0], w.Origin, w.Seq), lv)
+	b.buf = lv
+	b.buf = appendFeedValue(b.buf[:0], uint64(w.Origin), w.Seq, w.Table, w.ID)
+	b.set(feedKey(a.keyBuf[:0], a.feed), b.buf)
+	return nil
+}
+
+// park stores writes[i], whose stamp is beyond the clock's bound, as a
+// parked write, or refuses it past the origin's bound.
+func (a *remoteApply) park(i int, w *crdt.Write, oe *hlc.OffsetError) error {
+	s, res := a.s, a.res
+	if d := w.Dot(); !s.parked[d] && !a.pendingPark[d] {
+		if max := s.opts.MaxParkedPerOrigin; max > 0 && s.parkedBy[w.Origin]+a.batchParked[w.Origin] >= max {
+			res.Status[i] = ParkRefused
+			res.ParkRefused = append(res.ParkRefused, i)
+			return nil
+		}
+		a.batchParked[w.Origin]++
+		a.pendingPark[d] = true
+	}
+	res.Status[i] = Parked
+	res.Parked = append(res.Parked, i)
+	enc, err := crdt.AppendWrite(nil, w)
+	if err != nil {
+		return err
+	}
+	a.newParked = append(a.newParked, w.Dot())
+	a.b.setEncoded(parkedKey(w.Origin, w.Seq), &parkedValue{
+		Write: enc, Reason: oe.Error(), Time: time.Now().UnixMilli(), AheadMs: oe.Ahead().Milliseconds(),
+	})
+	return nil
+}
+
+// putRecords adds to the batch the state of every record written, with
+// its tombstone and conflict-index entries.
+func (a *remoteApply) putRecords() error {
+	b := a.b
+	for _, rs := range a.order {
 		val, err := rs.rec.AppendBinary(b.buf[:0])
 		if err != nil {
-			s.mu.Unlock()
-			return nil, err
+			return err
 		}
 		b.set(rs.key, val)
 		b.buf = val
@@ -550,74 +647,56 @@ func (s *Store) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties 
 			b.del(tk)
 		}
 		b.indexConflict(rs.key, rs.wasConflict, rs.rec)
-		res.Records[string(rs.key[1:])] = rs.rec
-		if b.recs == nil {
-			b.recs = map[string]*crdt.Record{}
-		}
-		b.recs[string(rs.key[1:])] = rs.rec
+		a.res.Records[string(rs.key[1:])] = rs.rec
+		b.wrote(string(rs.key[1:]), rs.rec)
 	}
-	// Empty ranges: hold them, and remember them (g keys) for Verify and
-	// so that their holding is explained.
+	return nil
+}
+
+// holdEmpties holds the empty ranges, and remembers them (g keys) for
+// Verify and so that their holding is explained.
+func (a *remoteApply) holdEmpties(empties map[hlc.NodeID][]SeqRange) {
 	origins := make([]hlc.NodeID, 0, len(empties))
 	for o := range empties {
 		origins = append(origins, o)
 	}
 	sort.Slice(origins, func(i, j int) bool { return origins[i] < origins[j] })
 	for _, o := range origins {
-		h := heldFor(o)
+		h := a.heldFor(o)
 		for _, r := range empties[o] {
 			var want Held
 			want.Add(r.Lo, r.Hi)
 			for _, m := range h.Missing(want) {
-				b.set(emptyKey(o, m.Lo), u64val(m.Hi))
+				a.b.set(emptyKey(o, m.Lo), u64val(m.Hi))
 				h.Add(m.Lo, m.Hi)
-				if o == s.node {
-					ownMax = max(ownMax, m.Hi)
+				if o == a.s.node {
+					a.ownMax = max(a.ownMax, m.Hi)
 				}
 			}
 		}
 	}
-	for o, h := range held {
-		b.setEncoded(originKey(o), h.flat())
-	}
-	hw := max(s.hw, clock.HighWater())
-	b.set(metaKey(metaHLC), u64val(uint64(hw)))
-	if hook != nil && b.err == nil {
-		if err := hook(b, res); err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
-	}
-	wait, err := s.submit(b)
-	if err != nil {
-		s.mu.Unlock()
-		return nil, err
-	}
-	s.feed = feed
-	s.hw = hw
-	s.publish(b)
-	for _, rs := range order {
-		if !b.collected[string(rs.key)] {
+}
+
+// publish makes the batch handed to Pebble the store's in-memory state:
+// feed, high-water mark, record cache, parked writes, own sequence,
+// holdings.
+func (a *remoteApply) publish() {
+	s := a.s
+	s.feed = a.feed
+	s.hw = a.hw
+	for _, rs := range a.order {
+		if !a.b.collected[string(rs.key)] {
 			s.rcache.put(rs.key, rs.rec) // res.Records are read-only for callers
 		}
 	}
-	for _, d := range newParked {
+	for _, d := range a.newParked {
 		s.markParked(d)
 	}
-	for _, d := range unparked {
+	for _, d := range a.unparked {
 		s.unmarkParked(d)
 	}
-	if ownMax >= s.nextSeq {
-		s.nextSeq = ownMax + 1
+	if a.ownMax >= s.nextSeq {
+		s.nextSeq = a.ownMax + 1
 	}
-	s.publishHeld(held)
-	s.mu.Unlock()
-	if err := wait(); err != nil {
-		return nil, err
-	}
-	raise(&s.durableFeed, feed)
-	if ownMax > 0 {
-		raise(&s.durableSeq, ownMax)
-	}
-	return res, nil
+	s.publishHeld(a.held)
 }
