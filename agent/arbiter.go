@@ -89,7 +89,10 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 		if res.Status[i] != store.Applied {
 			continue
 		}
-		k := a.r.policyAt(w.Table, w.TS)
+		k, err := policyInBatch(b, w.Table, w.TS)
+		if err != nil {
+			return err
+		}
 		d := policy.ArbitrateWith(k, w, &res.Outcomes[i], a.r.node, func(dot crdt.Dot) (policy.Decision, bool) {
 			a.rmu.Lock()
 			defer a.rmu.Unlock()

@@ -123,7 +123,21 @@ func (r *replica) policyRecord(table string) *crdt.Record { return r.sysRecord(p
 // policyAt returns the policy that judges a write of table stamped ts:
 // the latest change stamped before it; before any change, lww.
 func (r *replica) policyAt(table string, ts hlc.Timestamp) policy.Kind {
-	rec := r.policyRecord(table)
+	return policyIn(r.policyRecord(table), ts)
+}
+
+// policyInBatch is policyAt for a store hook, which reads through its
+// batch (store.Batch.Get), never the Store.
+func policyInBatch(b *store.Batch, table string, ts hlc.Timestamp) (policy.Kind, error) {
+	rec, err := b.Get(policyTable, table)
+	if errors.Is(err, store.ErrNotFound) {
+		rec, err = nil, nil
+	}
+	return policyIn(rec, ts), err
+}
+
+// policyIn is policyAt over rec, table's record of policyTable (nil: none).
+func policyIn(rec *crdt.Record, ts hlc.Timestamp) policy.Kind {
 	if rec == nil {
 		return policy.LWW
 	}
