@@ -133,16 +133,31 @@ func (b *Batch) SetHidden(table, id string, hidden bool, skipped crdt.VV) {
 
 // CollectRecord removes table/id's state with its tombstone, merge and
 // hidden marks (a deleted record under the tombstone horizon; see
-// Store.Collect), in this batch; not a record this batch writes that
-// still holds values concurrent with its delete (see collectable).
+// Store.Collect), keeping its causal context (collected.go), in this
+// batch; not a record this batch writes that still holds values
+// concurrent with its delete (see collectable).
 func (b *Batch) CollectRecord(table, id string) {
 	if b.err != nil {
 		return
 	}
-	if rec, ok := b.recs[table+"\x00"+id]; ok && !collectable(rec) {
+	rec, ok := b.recs[table+"\x00"+id]
+	if ok && !collectable(rec) {
 		return
 	}
 	rkey := recordKey(nil, table, id)
+	if !ok {
+		var found bool
+		var err error
+		if rec, found, err = b.s.readRecord(rkey); err != nil {
+			b.err = err
+			return
+		} else if !found {
+			rec = nil
+		}
+	}
+	// What this replica had seen of the record, for its next local write
+	// (collected.go).
+	b.keepCollectedContext(table, id, rec)
 	b.del(rkey)
 	b.del(conflictIdxKey(rkey))
 	b.del(tombKey(table, id))

@@ -134,9 +134,15 @@ func (s *Store) writeLocked(clock *hlc.Clock, table, id string, decide func(rec 
 		return nil, nil, fmt.Errorf("%w: record %s/%q", ErrOutOfScope, table, id)
 	}
 	rkey := recordKey(nil, table, id)
-	rec, _, err := s.readCached(rkey)
+	rec, found, err := s.readCached(rkey)
 	if err != nil {
 		return nil, nil, err
+	}
+	var collected crdt.VV // the context of the record's collected state
+	if !found {
+		if collected, found, err = s.collectedContext(table, id); err != nil {
+			return nil, nil, err
+		}
 	}
 	var fs []crdt.FieldValue
 	var del, ok bool
@@ -153,6 +159,11 @@ func (s *Store) writeLocked(clock *hlc.Clock, table, id string, decide func(rec 
 	w := &crdt.Write{
 		Table: table, ID: id, Origin: s.node, Seq: seq, TS: clock.Now(),
 		Ctx: rec.Context(), Delete: del, Fields: fs,
+	}
+	if collected != nil {
+		// Written over no state after collection: what this replica had
+		// seen of it (collected.go).
+		w.Ctx = collected
 	}
 	if err := w.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -178,6 +189,9 @@ func (s *Store) writeLocked(clock *hlc.Clock, table, id string, decide func(rec 
 	b.setEncoded(originKey(s.node), self.flat())
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
+	if collected != nil {
+		b.del(collectedKey(table, id))
+	}
 	b.wrote(table+"\x00"+id, rec)
 	if hook != nil && b.err == nil {
 		if err := runHook(func() error { return hook(b, res) }); err != nil {
