@@ -19,6 +19,12 @@
 // every call until it is closed and reopened); reopening recovers exactly
 // the durable state.
 //
+// Hooks (functions handed to the write paths: WriteWith, WriteDecided,
+// ApplyRemoteWith, MergeRecordWith, Update) run under the store's write
+// mutex, read through their [Batch] ([Batch.Get]) and must not call Store
+// methods that write; one that fails or panics aborts its call and leaves
+// the store serving (hook.go, [ErrHookPanic]).
+//
 // # Atomicity and durability
 //
 // Each local write ([Store.Write]) and each call of [Store.ApplyRemote] is
@@ -101,4 +107,5 @@
 //	e<id:8>                       sync-error log entry
 //	c<table>\x00<id>\x00<field>   conflict awaiting a choice
 //	t<table>\x00<id>              tombstone
+//	z<table>\x00<id>              causal context of a collected record
 package store

@@ -34,8 +34,11 @@ import (
 //     outside the batch (its own memory) is its own to undo.
 //
 // What a hook must not do: call a Store method that takes the write mutex
-// (every write, merge, Collect, Update and bookkeeping Put/Append/Delete
-// method: it would deadlock on the mutex its own call holds), keep the
+// (it would deadlock on the mutex its own call holds): every method that
+// writes (local and remote writes, merges, Update, the bookkeeping
+// methods, RaiseGCHorizon, Collect, CompactLog) and a few that read the
+// writers' state (HighWater, ParkedCount, RecordCacheBytes, Verify,
+// Close); keep the
 // Batch or a record it was given after it returns, or modify a record it
 // was given (WriteResult.Record, Result.Records, the merged record, the
 // record decide sees). Store's read methods (Get, Scan, ...) do not take
