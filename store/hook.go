@@ -89,12 +89,13 @@ func (p *pending) done() error {
 }
 
 // Get returns table/id as this batch leaves it so far, for hooks (see
-// "Hooks" above): for a record the batch writes, the state it writes;
-// ErrNotFound for a record it collected or purged, or that does not
-// exist; ErrOutOfScope for a record hidden here (counting the hides of
-// this batch) as Store.Get does; else the committed state, which nothing
-// but this batch can change while the write mutex is held (committed
-// reads are kept for the batch's life). The record is the caller's.
+// the package documentation): for a record the batch writes, the state it
+// writes; ErrNotFound for a record it collected or purged, or that does
+// not exist; ErrOutOfScope for a record hidden here (counting the hides
+// of this batch) as Store.Get does; else the committed state, which
+// nothing but this batch can change while the write mutex is held
+// (committed reads are kept for the batch's life). The record is the
+// caller's.
 func (b *Batch) Get(table, id string) (*crdt.Record, error) {
 	if err := checkName(table, id); err != nil {
 		return nil, err
