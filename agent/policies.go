@@ -49,12 +49,18 @@ func (r *replica) publishPolicies(policies map[string]string) error {
 // policyOf returns table's policy: this node's configuration, else what a
 // hub distributed, else lww.
 func (r *replica) policyOf(table string) policy.Kind {
+	return r.policyOfIn(table, r.policyRecord(table))
+}
+
+// policyOfIn is policyOf over rec, table's record of policyTable (nil:
+// none).
+func (r *replica) policyOfIn(table string, rec *crdt.Record) policy.Kind {
 	if p, ok := r.a.cfg.Policies[table]; ok {
 		if k, err := policy.Parse(p); err == nil {
 			return k
 		}
 	}
-	if rec := r.policyRecord(table); rec != nil {
+	if rec != nil {
 		if v, ok := rec.Get("policy"); ok {
 			if x, err := v.Decode(); err == nil {
 				if s, ok := x.(string); ok {
@@ -126,14 +132,20 @@ func (r *replica) policyAt(table string, ts hlc.Timestamp) policy.Kind {
 	return policyIn(r.policyRecord(table), ts)
 }
 
-// policyInBatch is policyAt for a store hook, which reads through its
-// batch (store.Batch.Get), never the Store.
+// policyInBatch is policyAt for a store hook.
 func policyInBatch(b *store.Batch, table string, ts hlc.Timestamp) (policy.Kind, error) {
+	rec, err := policyRecordIn(b, table)
+	return policyIn(rec, ts), err
+}
+
+// policyRecordIn is policyRecord for a store hook, which reads through
+// its batch (store.Batch.Get), never the Store.
+func policyRecordIn(b *store.Batch, table string) (*crdt.Record, error) {
 	rec, err := b.Get(policyTable, table)
 	if errors.Is(err, store.ErrNotFound) {
-		rec, err = nil, nil
+		return nil, nil
 	}
-	return policyIn(rec, ts), err
+	return rec, err
 }
 
 // policyIn is policyAt over rec, table's record of policyTable (nil: none).
