@@ -63,24 +63,6 @@ func (s *Store) collectedContext(table, id string) (crdt.VV, bool, error) {
 	return vv, true, nil
 }
 
-// CollectedContext returns, for a record this replica collected (and has
-// not written since), the causal context its collected state had; ok is
-// false if there is none (the record has state, never existed here, or was
-// collected before this marker was kept). The vector is the caller's.
-func (s *Store) CollectedContext(table, id string) (ctx crdt.VV, ok bool) {
-	if checkName(table, id) != nil || s.usable() != nil {
-		return nil, false
-	}
-	if _, err := s.GetAny(table, id); err == nil {
-		return nil, false
-	}
-	vv, ok, err := s.collectedContext(table, id)
-	if err != nil {
-		return nil, false
-	}
-	return vv, ok
-}
-
 // keepCollectedContext adds to b the marker of table/id's collected
 // state rec (nil: none).
 func (b *Batch) keepCollectedContext(table, id string, rec *crdt.Record) {
