@@ -52,9 +52,10 @@ func (s *Store) Write(clock *hlc.Clock, table, id string, fields []crdt.FieldVal
 // WriteWith is Write with a hook: hook, if not nil, is called under the
 // store's write mutex after the write was applied to the record and before
 // the batch is committed; keys it adds to b commit atomically with the
-// write. An error from hook aborts the write (nothing is applied). hook
-// must not call other Store methods (it would deadlock) and must not keep
-// b.
+// write. An error or a panic from hook aborts the write (nothing is
+// applied; a panic is returned as a *HookPanicError). hook reads through
+// b (Batch.Get), must not call Store methods that write (they would
+// deadlock) and must not keep b; see hook.go.
 func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.FieldValue, del bool, hook func(b *Batch, r *WriteResult) error) (*WriteResult, error) {
 	if err := checkName(table, id); err != nil {
 		return nil, err
@@ -67,12 +68,12 @@ func (s *Store) WriteWith(clock *hlc.Clock, table, id string, fields []crdt.Fiel
 }
 
 // WriteDecided is WriteWith whose write is decided under the write mutex
-// from the record's current state: decide (which must not modify or keep
-// rec, nor call Store methods) returns the fields, whether the write is a
-// delete, and ok false to write nothing, in which case WriteDecided
-// returns nil, nil and hook is not called. Nothing can change the record
-// between decide and the write: the policy arbiter narrows its decisions
-// with it.
+// from the record's current state: decide (a hook: it must not modify or
+// keep rec, nor call Store methods that write) returns the fields,
+// whether the write is a delete, and ok false to write nothing, in which
+// case WriteDecided returns nil, nil and hook is not called. Nothing can
+// change the record between decide and the write: the policy arbiter
+// narrows its decisions with it.
 func (s *Store) WriteDecided(clock *hlc.Clock, table, id string, decide func(rec *crdt.Record) (fields []crdt.FieldValue, del bool, ok bool), hook func(b *Batch, r *WriteResult) error) (*WriteResult, error) {
 	if err := checkName(table, id); err != nil {
 		return nil, err
