@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/store"
+)
+
+// TestArbiterReadsPolicyThroughBatch: the arbiter's hook runs inside the
+// store's batch and reads the policy in force through it (a hook does not
+// call the Store): a policy change and a write stamped after it that
+// arrive in the same batch are judged by that change, as everywhere else
+// (before, the hook read the committed policy table: no change yet, so
+// lww).
+func TestArbiterReadsPolicyThroughBatch(t *testing.T) {
+	open := func(name string) *store.Store {
+		st, err := store.Open(store.Options{Dir: name, FS: vfs.NewMem(), NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	hub, other, dev := open("hub"), open("hub2"), open("dev")
+	clk := hlc.NewClock(nil, time.Minute)
+	devClk := hlc.NewClock(func() int64 { return hlc.SystemClock() + 500 }, time.Minute)
+	r := &replica{a: &Agent{}, store: hub, clock: clk, node: hub.NodeID()}
+	arb := newArbiter(r)
+
+	// The hub's value of jobs/1; the device writes it without having
+	// seen it, after another hub made jobs server-wins.
+	if _, err := hub.Write(clk, "jobs", "1", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("hub")}}, false); err != nil {
+		t.Fatal(err)
+	}
+	v := crdt.MustValue(string(policy.ServerWins))
+	pw, err := other.Write(clk, policyTable, "jobs", []crdt.FieldValue{{Name: historyField(clk.Now()), Value: v}, {Name: "policy", Value: v}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dw, err := dev.Write(devClk, "jobs", "1", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("device")}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []*crdt.Write{pw, dw}
+	if _, err := hub.ApplyRemoteWith(clk, ws, nil, func(b *store.Batch, res *store.Result) error {
+		return arb.hook(b, ws, res)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	qs, err := hub.Queue(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policies []string
+	for _, q := range qs {
+		var d queuedDecision
+		if err := json.Unmarshal(q.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		policies = append(policies, d.Policy)
+	}
+	if len(policies) != 1 || policies[0] != string(policy.ServerWins) {
+		t.Fatalf("decisions queued by policy %v, want one by server-wins (the policy change in the same batch)", policies)
+	}
+}
+
+// TestBaseTrackerReadsPolicyThroughBatch: the base tracker (a hook of
+// local and remote writes) also reads the table's policy through the
+// batch: a write replacing a value of a table made manual in the same
+// batch keeps the replaced value as the field's base.
+func TestBaseTrackerReadsPolicyThroughBatch(t *testing.T) {
+	open := func(name string) *store.Store {
+		st, err := store.Open(store.Options{Dir: name, FS: vfs.NewMem(), NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st, hub, dev := open("st"), open("hub"), open("dev")
+	clk := hlc.NewClock(nil, time.Minute)
+	r := &replica{a: &Agent{}, store: st, clock: clk, node: st.NodeID()}
+
+	first, err := dev.Write(clk, "jobs", "1", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("first")}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ApplyRemote(clk, []*crdt.Write{first}, nil); err != nil {
+		t.Fatal(err)
+	}
+	v := crdt.MustValue(string(policy.Manual))
+	pw, err := hub.Write(clk, policyTable, "jobs", []crdt.FieldValue{{Name: historyField(clk.Now()), Value: v}, {Name: "policy", Value: v}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := dev.Write(clk, "jobs", "1", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("second")}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []*crdt.Write{pw, second}
+	if _, err := st.ApplyRemoteWith(clk, ws, nil, func(b *store.Batch, res *store.Result) error {
+		r.trackApplied(b, ws, res)
+		return b.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	base, ok, err := st.Base("jobs", "1", "f")
+	if err != nil || !ok || base.Dot() != first.Dot() {
+		t.Fatalf("base of jobs/1.f: %+v %v %v; want the replaced value %v (the table is manual from this batch)", base, ok, err, first.Dot())
+	}
+}
