@@ -38,12 +38,12 @@ import (
 // writes (local and remote writes, merges, Update, the bookkeeping
 // methods, RaiseGCHorizon, Collect, CompactLog) and a few that read the
 // writers' state (HighWater, ParkedCount, RecordCacheBytes, Verify,
-// Close); keep the
-// Batch or a record it was given after it returns, or modify a record it
-// was given (WriteResult.Record, Result.Records, the merged record, the
-// record decide sees). Store's read methods (Get, Scan, ...) do not take
-// the write mutex, but they show the committed state without this
-// batch's changes: a hook reads through the Batch instead.
+// Close); keep the Batch or a record it was given after it returns; or
+// modify a record it was given (WriteResult.Record, Result.Records, the
+// merged record, the record decide sees). Store's read methods (Get,
+// Scan, HiddenSkipped, ...) do not take the write mutex, but they show
+// the committed state without this batch's changes: a hook reads through
+// the Batch instead.
 
 // ErrHookPanic: a hook panicked; nothing of the call was committed. Errors
 // wrapping it are *HookPanicError.
