@@ -141,7 +141,7 @@ func (s *Store) writeLocked(clock *hlc.Clock, table, id string, decide func(rec 
 	}
 	var collected crdt.VV // the context of the record's collected state
 	if !found {
-		if collected, found, err = s.collectedContext(table, id); err != nil {
+		if collected, _, err = s.collectedContext(table, id); err != nil {
 			return nil, nil, err
 		}
 	}
