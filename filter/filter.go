@@ -50,6 +50,7 @@ type Expr struct {
 	fields   []string // record fields named as identifiers
 	record   bool     // reads the record map
 	usesTime bool
+	ast      *cel.Ast // checked
 }
 
 var baseEnv = sync.OnceValues(func() (*cel.Env, error) {
@@ -82,7 +83,7 @@ func duration(v ref.Val, unit time.Duration) ref.Val {
 // column of the problem.
 func Compile(src string) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
-		return nil, fmt.Errorf("filter: empty expression")
+		return nil, &Error{Src: src, Line: 1, Column: 1, Msg: "empty expression"}
 	}
 	env, err := baseEnv()
 	if err != nil {
@@ -90,7 +91,7 @@ func Compile(src string) (*Expr, error) {
 	}
 	parsed, iss := env.Parse(src)
 	if iss != nil && iss.Err() != nil {
-		return nil, fmt.Errorf("filter %q: %s", src, issues(iss))
+		return nil, compileError(src, iss)
 	}
 	// Every free identifier that is not reserved is a record field.
 	names := map[string]bool{}
@@ -120,24 +121,17 @@ func Compile(src string) (*Expr, error) {
 	}
 	checked, iss := fenv.Compile(src)
 	if iss != nil && iss.Err() != nil {
-		return nil, fmt.Errorf("filter %q: %s", src, issues(iss))
+		return nil, compileError(src, iss)
 	}
 	if t := checked.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("filter %q: the expression is a %s, want a bool", src, t)
+		return nil, &Error{Src: src, Line: 1, Column: 1, Msg: fmt.Sprintf("the expression is a %s, want a bool", t)}
 	}
+	x.ast = checked
 	x.prg, err = fenv.Program(checked, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(100000))
 	if err != nil {
 		return nil, fmt.Errorf("filter %q: %w", src, err)
 	}
 	return x, nil
-}
-
-// issues renders CEL's errors as "at LINE:COLUMN: message", with the
-// caret excerpt CEL adds.
-func issues(iss *cel.Issues) string {
-	msg := iss.Err().Error()
-	msg = strings.ReplaceAll(msg, "ERROR: <input>:", "at ")
-	return msg
 }
 
 // String returns the source.

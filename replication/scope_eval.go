@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"container/list"
 	"sort"
 	"sync"
 	"time"
@@ -11,79 +10,21 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// maxCachedFilters bounds the filters kept compiled, process-wide, and
-// maxCachedFilterLen the length of one (a longer one is compiled at each
-// use): at most 2 MiB of sources and their compiled forms.
-const (
-	maxCachedFilters   = 512
-	maxCachedFilterLen = 4096
-)
+// maxCachedFilters bounds the filters kept compiled, process-wide (the
+// cache is package filter's, shared with queries and views).
+const maxCachedFilters = filter.MaxCached
 
-// filterCache keeps the most recently used compiled filters (an LRU of
-// maxCachedFilters): the scopes in force and those of the peers in
-// session. Validating a scope (a Hello's, before the handshake is
-// accepted) does not fill it: nothing of a refused handshake is kept.
-var filterCache = newFilterLRU(maxCachedFilters)
+// filterCache is the process-wide cache of compiled filters (filter.Cached):
+// the scopes in force and those of the peers in session. Validating a
+// scope (a Hello's, before the handshake is accepted) does not fill it:
+// nothing of a refused handshake is kept.
+var filterCache filterCacheView
 
-func compiled(src string) (*filter.Expr, error) {
-	if x := filterCache.get(src); x != nil {
-		return x, nil
-	}
-	x, err := filter.Compile(src)
-	if err != nil {
-		return nil, err
-	}
-	if len(src) <= maxCachedFilterLen {
-		filterCache.put(src, x)
-	}
-	return x, nil
-}
+type filterCacheView struct{}
 
-type filterLRU struct {
-	mu    sync.Mutex
-	max   int
-	m     map[string]*list.Element // of *filterEntry
-	order *list.List               // most recent first
-}
+func (filterCacheView) len() int { return filter.CachedCount() }
 
-type filterEntry struct {
-	src string
-	x   *filter.Expr
-}
-
-func newFilterLRU(max int) *filterLRU {
-	return &filterLRU{max: max, m: map[string]*list.Element{}, order: list.New()}
-}
-
-func (c *filterLRU) get(src string) *filter.Expr {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[src]; ok {
-		c.order.MoveToFront(e)
-		return e.Value.(*filterEntry).x
-	}
-	return nil
-}
-
-func (c *filterLRU) put(src string, x *filter.Expr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[src]; ok {
-		return
-	}
-	c.m[src] = c.order.PushFront(&filterEntry{src: src, x: x})
-	for c.order.Len() > c.max {
-		e := c.order.Back()
-		c.order.Remove(e)
-		delete(c.m, e.Value.(*filterEntry).src)
-	}
-}
-
-func (c *filterLRU) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func compiled(src string) (*filter.Expr, error) { return filter.Cached(src) }
 
 // match evaluates a table's filter on rec.
 func (s Scope) match(src, id string, rec *crdt.Record, ev *Eval) bool {

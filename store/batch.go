@@ -35,6 +35,7 @@ type Batch struct {
 	errSeq uint64 // sync-error ids allocated so far
 	now    func() time.Time
 	buf    []byte
+	ixRev  map[string]revState // index reverse entries this batch set (index.go)
 }
 
 func (s *Store) newBatch() *Batch {
@@ -71,6 +72,7 @@ func (b *Batch) Purge(table, id string, skipped crdt.VV) {
 	b.del(recordKey(nil, table, id))
 	b.s.rcache.drop(recordKey(nil, table, id))
 	b.del(conflictIdxKey(recordKey(nil, table, id)))
+	b.indexFields(recordKey(nil, table, id), nil)
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
 	b.deleteBases(table, id)
@@ -160,6 +162,7 @@ func (b *Batch) CollectRecord(table, id string) {
 	b.keepCollectedContext(table, id, rec)
 	b.del(rkey)
 	b.del(conflictIdxKey(rkey))
+	b.indexFields(rkey, nil)
 	b.del(tombKey(table, id))
 	b.del(mergedKey(table, id))
 	b.deleteBases(table, id)

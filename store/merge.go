@@ -166,6 +166,7 @@ func (s *Store) mergeLocked(clock *hlc.Clock, table, id string, in *crdt.Record,
 		b.del(tk)
 	}
 	b.indexConflict(rkey, wasConflict, rec)
+	b.indexFields(rkey, rec)
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
 	b.wrote(table+"\x00"+id, rec)

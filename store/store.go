@@ -115,6 +115,7 @@ type Store struct {
 	parkedBy map[hlc.NodeID]int
 	rcache   *recCache     // decoded records for the write paths; guarded by mu
 	otabs    originTables  // the tables each origin's log entries write (origintables.go)
+	ix       indexSet      // secondary indexes (index.go)
 	feed     uint64        // last feed sequence number used
 	errSeq   uint64        // last sync-error id used
 	qSeq     uint64        // last queue id used
@@ -457,6 +458,10 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*
 	if err := s.loadOriginTables(); err != nil {
 		return fail(err)
 	}
+	if err := s.loadIndexes(); err != nil {
+		s.stopIndexBuilds()
+		return fail(err)
+	}
 	return s, nil
 }
 
@@ -579,6 +584,7 @@ func decodeHeld(key, val []byte) (Held, error) {
 // are deleted). Close after a failure (ErrFailed) releases what it can,
 // without flushing. Calling Close twice returns ErrClosed.
 func (s *Store) Close() error {
+	s.stopIndexBuilds()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.state.Load()

@@ -236,6 +236,9 @@ func (s *Store) Verify() error {
 	if nfeed-nmerge != len(inLog) {
 		return fmt.Errorf("%w: %d feed entries for %d logged writes", ErrCorrupt, nfeed, len(inLog))
 	}
+	if err := s.verifyIndexes(snap); err != nil {
+		return err
+	}
 	// Metadata.
 	for _, name := range []string{metaMagic, metaFormat, metaNode, metaHLC} {
 		_, c, err := s.getFrom(snap, metaKey(name))

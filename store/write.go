@@ -187,6 +187,7 @@ func (s *Store) writeLocked(clock *hlc.Clock, table, id string, decide func(rec 
 	res.Feed = feed
 	s.putApplied(b, rkey, rec, wasDeleted, w, feed)
 	b.indexConflict(rkey, wasConflict, rec)
+	b.indexFields(rkey, rec)
 	b.setEncoded(originKey(s.node), self.flat())
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
@@ -662,6 +663,7 @@ func (a *remoteApply) putRecords() error {
 			b.del(tk)
 		}
 		b.indexConflict(rs.key, rs.wasConflict, rs.rec)
+		b.indexFields(rs.key, rs.rec)
 		a.res.Records[string(rs.key[1:])] = rs.rec
 		b.wrote(string(rs.key[1:]), rs.rec)
 	}
