@@ -169,6 +169,40 @@ type indexSet struct {
 	byTable map[string][]*index
 	wg      sync.WaitGroup // builders
 	stop    chan struct{}  // closed by Close
+	// rev caches committed reverse entries (by reverse key), so that a
+	// write to a record written recently reads no reverse entry from
+	// Pebble; filled by publishIndexRev after a batch is handed to Pebble,
+	// cleared when an index is dropped. Guarded by the store's mu.
+	rev map[string]revState
+}
+
+// maxRevCache bounds the cached reverse entries (about 10 MB).
+const maxRevCache = 64 << 10
+
+// publishIndexRev adds the reverse entries a batch handed to Pebble set
+// to the cache. Caller holds s.mu, after submit succeeded.
+func (s *Store) publishIndexRev(b *Batch) {
+	if len(b.ixRev) == 0 {
+		return
+	}
+	c := s.ix.rev
+	if c == nil {
+		c = make(map[string]revState, len(b.ixRev))
+		s.ix.rev = c
+	}
+	if len(c)+len(b.ixRev) > maxRevCache {
+		drop := len(c) + len(b.ixRev) - maxRevCache + maxRevCache/8
+		for k := range c { // an arbitrary eighth
+			if drop == 0 {
+				break
+			}
+			delete(c, k)
+			drop--
+		}
+	}
+	for k, v := range b.ixRev {
+		c[k] = v
+	}
 }
 
 func (ixs *indexSet) forTable(table []byte) []*index {
@@ -245,6 +279,9 @@ func (b *Batch) indexFields(rkey []byte, rec *crdt.Record) {
 func (b *Batch) indexOne(x *index, id string, tuple []byte, present bool) {
 	rk := x.revKey(id)
 	old, ok := b.ixRev[string(rk)]
+	if !ok {
+		old, ok = b.s.ix.rev[string(rk)]
+	}
 	if !ok {
 		v, c, err := b.s.get(rk)
 		switch {
@@ -349,6 +386,7 @@ func (s *Store) dropIndexLocked(x *index) error {
 		return err
 	}
 	s.ix.remove(x)
+	s.ix.rev = nil
 	return wait()
 }
 
@@ -541,6 +579,7 @@ func (s *Store) buildIndexStep(x *index, n int) (done bool, err error) {
 	}
 	// Visible to every read from here on: publish the progress before
 	// another step can start.
+	s.publishIndexRev(b)
 	x.mu.Lock()
 	x.after, x.indexed = st.After, st.Indexed
 	x.mu.Unlock()
