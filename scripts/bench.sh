@@ -51,6 +51,16 @@ gobench ./replication '^BenchmarkPartitionHeal$' -count "$count" -benchtime 1x
 gobench ./replication '^BenchmarkCatchUp$' -count "$bigcount" -benchtime 1x "${big[@]}"
 gobench ./replication '^BenchmarkPropagation$' -count "$bigcount" -benchtime "$propn"
 gobench ./replication '^BenchmarkCatchUpTLS$' -count "$bigcount" -benchtime 2x
+# Queries: one store of REPLICAD_QUERY_BENCH_RECORDS records (1,000,000;
+# quick: 100,000) of 20 fields, built once (a few minutes) and shared by
+# both query benchmarks through REPLICAD_QUERY_BENCH_DIR.
+qdir="$BENCHDIR/querybench"
+export REPLICAD_QUERY_BENCH_DIR=$qdir REPLICAD_QUERY_BENCH_RECORDS=${REPLICAD_QUERY_BENCH_RECORDS:-$([[ -n $BENCHQUICK ]] && echo 100000 || echo 1000000)}
+gobench ./query/source '^BenchmarkQueryIndexed$' -count "$count" -benchtime 2000x
+gobench ./query/source '^BenchmarkQueryScan$' -count "$bigcount" -benchtime 1x
+rm -rf "$qdir"
+unset REPLICAD_QUERY_BENCH_DIR
+gobench ./query/source '^BenchmarkWriteIndexed$' -count "$count" -benchtime 1000x
 echo "go benchmarks: $(( $(date +%s) - start ))s" >&2
 
 echo "$BIN bench ${loadflags[*]} --out $load_out" >&2

@@ -312,6 +312,7 @@ func Figures(d *Data) []Figure {
 		Figure{ID: "store-apply-remote", Title: "store alone: remote writes applied in synced batches of 1,000", Value: ref("BenchmarkApplyRemote1000/store", "fieldchanges/s"),
 			Baseline: pref("BenchmarkApplyRemote1000/raw-pebble", "fieldchanges/s"), BaselineName: "raw Pebble, the same batches"},
 	)
+	figs = append(figs, queryFigures()...)
 	return figs
 }
 

@@ -21,8 +21,10 @@ import (
 
 // The query benchmarks run on one store of REPLICAD_QUERY_BENCH_RECORDS
 // records (default 1,000,000; make bench's quick mode sets 100,000) of 20
-// fields, built once per test binary (remote batches of 1,000 records,
-// then a background build of the index) in a temporary directory.
+// fields, built once (remote batches of 1,000 records, then the build of
+// the index) in REPLICAD_QUERY_BENCH_DIR, where later runs find it (make
+// bench shares it between its two query benchmarks and removes it), or
+// else in a temporary directory removed at the end.
 // Record i has id %07d, owner = team = "o%05d" of i/50 (50 records per
 // owner, their ids contiguous), and 18 more fields.
 const benchPerOwner = 50
@@ -41,11 +43,12 @@ var benchStore struct {
 	dir  string
 	n    int
 	err  error
+	temp bool // remove dir at the end
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if benchStore.dir != "" {
+	if benchStore.temp {
 		os.RemoveAll(benchStore.dir)
 	}
 	os.Exit(code)
@@ -71,19 +74,41 @@ func benchFields(i int, rng *rand.Rand) []crdt.FieldValue {
 func buildBenchStore(b *testing.B) (string, int) {
 	benchStore.once.Do(func() {
 		n := benchRecords()
-		dir, err := os.MkdirTemp("", "replicad-querybench-")
-		if err != nil {
-			benchStore.err = err
-			return
+		dir := os.Getenv("REPLICAD_QUERY_BENCH_DIR")
+		done := filepath.Join(dir, fmt.Sprintf("built-%d", n))
+		if dir != "" {
+			benchStore.dir, benchStore.n = dir, n
+			if _, err := os.Stat(done); err == nil {
+				return // built by an earlier run
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				benchStore.err = err
+				return
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				benchStore.err = err
+				return
+			}
+		} else {
+			var err error
+			if dir, err = os.MkdirTemp("", "replicad-querybench-"); err != nil {
+				benchStore.err = err
+				return
+			}
+			benchStore.dir, benchStore.n, benchStore.temp = dir, n, true
+			done = ""
 		}
-		benchStore.dir, benchStore.n = dir, n
 		start := time.Now()
 		s, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), NoSync: true})
 		if err != nil {
 			benchStore.err = err
 			return
 		}
-		defer s.Close()
+		defer func() {
+			if benchStore.err != nil {
+				s.Close()
+			}
+		}()
 		clock := hlc.NewClock(func() int64 { return t0 + 100_000_000 }, time.Minute)
 		rng := rand.New(rand.NewPCG(1, 2))
 		const origin = hlc.NodeID(0xbe)
@@ -105,6 +130,13 @@ func buildBenchStore(b *testing.B) (string, int) {
 		if err := s.WaitIndexes(); err != nil {
 			benchStore.err = err
 			return
+		}
+		if err := s.Close(); err != nil {
+			benchStore.err = err
+			return
+		}
+		if done != "" {
+			benchStore.err = os.WriteFile(done, nil, 0o644)
 		}
 		fmt.Fprintf(os.Stderr, "query bench: %d records of 20 fields built in %s\n", n, time.Since(start).Round(time.Second))
 	})
@@ -184,6 +216,7 @@ func BenchmarkQueryIndexed(b *testing.B) {
 		}
 		b.StopTimer()
 		latencies(b, lat)
+		b.ReportMetric(float64(n), "records")
 	})
 	b.Run("raw-pebble", func(b *testing.B) {
 		db := openRawDB(b, dir)
@@ -229,6 +262,7 @@ func BenchmarkQueryScan(b *testing.B) {
 			examined += res.Plan.Examined
 		}
 		b.ReportMetric(float64(examined)/b.Elapsed().Seconds(), "records/s")
+		b.ReportMetric(float64(n), "records")
 	})
 	b.Run("raw-pebble", func(b *testing.B) {
 		db := openRawDB(b, dir)
@@ -251,11 +285,11 @@ func BenchmarkWriteIndexed(b *testing.B) {
 		for _, nidx := range []int{3, 0} {
 			name := fmt.Sprintf("sync=%v/indexes=%d", sync, nidx)
 			b.Run(name, func(b *testing.B) {
-				s, err := store.Open(store.Options{Dir: filepath.Join(b.TempDir(), "db"), NoSync: !sync})
+				dir := filepath.Join(b.TempDir(), "db")
+				s, err := store.Open(store.Options{Dir: dir, NoSync: true}) // the setup
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer s.Close()
 				for i, f := range []string{"owner", "status", "prio"}[:nidx] {
 					if err := s.DeclareIndex(store.IndexDef{Name: fmt.Sprint("ix", i), Table: "t", Fields: []string{f, "f05"}}); err != nil {
 						b.Fatal(err)
@@ -271,6 +305,13 @@ func BenchmarkWriteIndexed(b *testing.B) {
 				if err := s.WaitIndexes(); err != nil {
 					b.Fatal(err)
 				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if s, err = store.Open(store.Options{Dir: dir, NoSync: !sync}); err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
 				lat := make([]time.Duration, 0, b.N)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
