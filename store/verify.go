@@ -14,7 +14,8 @@ import (
 // exactly the logged sequences plus the declared-empty ranges; each
 // record's Applied vector is exactly, per origin, the highest logged write
 // to it; every feed entry names a logged write and every logged write has
-// one feed entry; in an encrypted store, that every value opens with the
+// one feed entry; each secondary index agrees with the records (see
+// verifyIndexes); in an encrypted store, that every value opens with the
 // key. It reads the whole store and keeps per-record state in
 // memory: a tool for tests and operators, not for the hot path. The first
 // problem is returned (ErrCorrupt for undecodable values, naming the key).
