@@ -225,6 +225,7 @@ func (r *run) ordered(plan Plan) error {
 	}
 	var group []hit
 	var groupKey []byte
+	inOrder := plan.groupN == plan.fields && r.p.idDesc == plan.reverse
 	flush := func() {
 		sort.Slice(group, func(i, j int) bool { return r.p.compare(&group[i].pos, &group[j].pos) < 0 })
 		r.hits = append(r.hits, group...)
@@ -261,7 +262,9 @@ func (r *run) ordered(plan Plan) error {
 			pos.keys = r.positionOf(id, rec).keys // owned copies
 			group = append(group, hit{pos: pos, rec: rec})
 		}
-		return true, nil
+		// A group of entries equal in every field comes in id order: once
+		// the page and one more are in hand, nothing later can precede them.
+		return !(inOrder && len(r.hits)+len(group) > r.p.limit), nil
 	})
 	if len(r.hits) <= r.p.limit {
 		flush()

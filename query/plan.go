@@ -28,6 +28,7 @@ type Plan struct {
 
 	lower, upper []byte // entry tuple bounds (nil: unbounded)
 	groupN       int    // Ordered: entries with these many equal values form a group
+	fields       int    // the index's fields
 	orderAt      int    // Ordered: index of the first order field in the index
 	reverse      bool
 }
@@ -104,7 +105,7 @@ func (p *Prepared) Plan(indexes []Index) Plan {
 	}
 	best, bestScore := Plan{}, 0
 	for _, ix := range indexes {
-		pl := Plan{Index: ix.Name}
+		pl := Plan{Index: ix.Name, fields: len(ix.Fields)}
 		var prefix []byte
 		whole := true
 		for pl.Eq < len(ix.Fields) && whole {
