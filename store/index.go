@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -317,7 +318,8 @@ func (b *Batch) indexOne(x *index, id string, tuple []byte, present bool) {
 // Built); the same definition again changes nothing; a different
 // definition under a known name replaces it (its entries are rebuilt).
 // An encrypted store refuses indexes: their keys would hold field values
-// in the clear.
+// in the clear (a store encrypted after indexes were declared drops them
+// at Open).
 func (s *Store) DeclareIndex(def IndexDef) error {
 	if err := def.Validate(); err != nil {
 		return err
@@ -455,9 +457,38 @@ func (s *Store) loadIndexes() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
+	if s.ciph != nil && len(s.ix.byName) > 0 {
+		return s.dropAllIndexes()
+	}
 	for _, x := range pending {
 		s.startIndexBuild(x)
 	}
+	return nil
+}
+
+// dropAllIndexes removes every index of a store now encrypted at rest
+// (declared while it was plain): their keys hold field values in the
+// clear. The range is compacted at once so that no sstable keeps them.
+// At Open (exclusive).
+func (s *Store) dropAllIndexes() error {
+	names := make([]string, 0, len(s.ix.byName))
+	for n, x := range s.ix.byName {
+		names = append(names, n)
+		s.ix.remove(x)
+	}
+	sort.Strings(names)
+	b := s.newBatch()
+	if err := b.b.DeleteRange([]byte{pIndex}, []byte{pIndex + 1}, nil); err != nil {
+		b.close()
+		return err
+	}
+	if err := s.commitNow(b); err != nil {
+		return err
+	}
+	if err := s.db.Compact(context.Background(), []byte{pIndex}, []byte{pIndex + 1}, true); err != nil {
+		return fmt.Errorf("store: compact the dropped indexes: %w", err)
+	}
+	s.log.Warn("store: indexes dropped: the store is encrypted at rest and index keys hold field values in the clear", "indexes", names)
 	return nil
 }
 
@@ -589,7 +620,7 @@ func (s *Store) buildIndexStep(x *index, n int) (done bool, err error) {
 		return true, err
 	}
 	if st.Built {
-		s.log.Debug("store: index built", "index", x.def.Name, "records", st.Indexed)
+		s.log.Info("store: index built", "index", x.def.Name, "records", st.Indexed)
 	}
 	return st.Built, nil
 }

@@ -416,4 +416,39 @@ func TestIndexDefinitionErrors(t *testing.T) {
 	}
 }
 
+// TestIndexDroppedWhenEncrypted: a plain store with an index, opened with
+// an encryption key (migrated), drops the index and keeps no key of it.
+func TestIndexDroppedWhenEncrypted(t *testing.T) {
+	fs := vfs.NewMem()
+	s := mustOpen(t, Options{Dir: "/db", FS: fs, NoSync: true})
+	clock := fakeClock(t0)
+	for i := 0; i < 20; i++ {
+		if _, err := s.Write(clock, "t", fmt.Sprint("r", i), []crdt.FieldValue{fv("secret", fmt.Sprint("s3cr3t-", i))}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeclareIndex(IndexDef{Name: "by_secret", Table: "t", Fields: []string{"secret"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	e := mustOpen(t, Options{Dir: "/db", FS: fs, NoSync: true, EncryptionKey: bytes.Repeat([]byte{9}, 32)})
+	defer e.Close()
+	if got := e.Indexes(); len(got) != 0 {
+		t.Fatalf("indexes after encryption: %v", got)
+	}
+	n := 0
+	if err := e.scanKeys([]byte{pIndex}, func(k []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d index keys left", n)
+	}
+	if err := e.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var indexVerifyEvery = 25
