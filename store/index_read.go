@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -17,6 +16,8 @@ type Reader struct {
 	s    *Store
 	snap *pebble.Snapshot
 	buf  []byte
+	it   *pebble.Iterator // Get's
+	kbuf []byte
 }
 
 // NewReader returns a Reader on the store's current state.
@@ -28,7 +29,12 @@ func (s *Store) NewReader() (*Reader, error) {
 }
 
 // Close releases the snapshot.
-func (r *Reader) Close() error { return r.snap.Close() }
+func (r *Reader) Close() error {
+	if r.it != nil {
+		r.it.Close()
+	}
+	return r.snap.Close()
+}
 
 // Get returns table/id's state and whether it is stored and in scope
 // (deleted records are returned: Record.Exists tells).
@@ -39,16 +45,25 @@ func (r *Reader) Get(table, id string) (*crdt.Record, bool, error) {
 	if r.s.isHidden(table, id) {
 		return nil, false, nil
 	}
-	k := recordKey(nil, table, id)
-	v, c, err := r.s.getFrom(r.snap, k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
+	// One iterator for every Get of the reader: the records a query
+	// reads through an index are often near each other, and a seek from
+	// the last position is cheaper than a fresh lookup.
+	r.kbuf = recordKey(r.kbuf[:0], table, id)
+	if r.it == nil {
+		it, err := r.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{pRecord}, UpperBound: []byte{pRecord + 1}})
+		if err != nil {
+			return nil, false, err
+		}
+		r.it = it
 	}
+	if !r.it.SeekGE(r.kbuf) || !bytes.Equal(r.it.Key(), r.kbuf) {
+		return nil, false, r.it.Error()
+	}
+	v, err := r.s.itValue(r.it, &r.buf)
 	if err != nil {
 		return nil, false, err
 	}
-	defer c.Close()
-	rec, err := decodeRecord(k, v)
+	rec, err := decodeRecord(r.kbuf, v)
 	if err != nil {
 		return nil, false, err
 	}
