@@ -1,14 +1,10 @@
 package query
 
 import (
-	"bytes"
 	"errors"
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/query/ordkey"
 )
 
 // TestBadInput: each refused query names the parameter, the offset of
@@ -80,24 +76,30 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestOrder: the total order of values, by kind then value.
-func TestOrder(t *testing.T) {
-	vals := []any{nil, false, true, -1e300, int64(-3), int64(0), 0.5, int64(1), 1.5, int64(1) << 60, (int64(1) << 60) + 1, "", "a", "a\x00", "ab", "b", []any{int64(1)}}
-	var prev []byte
-	for i, x := range vals {
-		k := ordkey.Append(nil, crdt.MustValue(x))
-		if i > 0 && bytes.Compare(prev, k) >= 0 {
-			t.Errorf("%v does not sort after %v", x, vals[i-1])
+// FuzzCursor: a cursor of any bytes is refused or decoded into a
+// position of well-formed values; it never panics.
+func FuzzCursor(f *testing.F) {
+	p, err := Prepare(Query{Table: "t", Order: []string{"a", "-b"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(encodeCursor(p.ident, &position{keys: [][]byte{{0x10}, {0x40, 'x', 0, 1}}, id: "r1"}))
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, c string) {
+		if c == "" {
+			return // no cursor: the first page
 		}
-		if ordkey.Len(k) != len(k) {
-			t.Errorf("Len(%v) = %d, want %d", x, ordkey.Len(k), len(k))
+		q := Query{Table: "t", Order: []string{"a", "-b"}, Cursor: c}
+		pp, err := Prepare(q)
+		if err != nil {
+			var qe *Error
+			if !errors.As(err, &qe) || qe.Param != "cursor" {
+				t.Fatalf("%q: %v", c, err)
+			}
+			return
 		}
-		prev = k
-	}
-	if !bytes.Equal(ordkey.Append(nil, nil), ordkey.Append(nil, crdt.MustValue(nil))) {
-		t.Error("absent and null differ")
-	}
-	if !bytes.Equal(ordkey.AppendScalar(nil, int64(3)), ordkey.AppendScalar(nil, 3.0)) {
-		t.Error("3 and 3.0 differ")
-	}
+		if len(pp.after.keys) != 2 || pp.after.id == "" {
+			t.Fatalf("%q: decoded %+v", c, pp.after)
+		}
+	})
 }
