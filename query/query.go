@@ -30,6 +30,7 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -169,7 +170,7 @@ func Prepare(q Query) (*Prepared, error) {
 		x, err := filter.Cached(q.Where)
 		if err != nil {
 			var fe *filter.Error
-			if ok := asFilterError(err, &fe); ok {
+			if errors.As(err, &fe) {
 				return nil, errAt("where", fe.Offset, "%s (line %d, column %d)", fe.Msg, fe.Line, fe.Column)
 			}
 			return nil, errAt("where", 0, "%v", err)

@@ -295,7 +295,7 @@ func TestIndexMaintained(t *testing.T) {
 				declared = true
 			}
 			randIndexOp(t, s, rng, peers, sent, retired)
-			if step%indexVerifyEvery == 0 {
+			if step%25 == 0 {
 				if err := s.Verify(); err != nil {
 					t.Fatalf("seed %d run %d step %d: %v", seed, run, step, err)
 				}
@@ -450,5 +450,3 @@ func TestIndexDroppedWhenEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-var indexVerifyEvery = 25
