@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/replicad/replicad/crdt"
@@ -13,20 +14,39 @@ import (
 // the store (a query's pages each use one). Records out of this
 // replica's scope (hidden) are left out, as by Get and Scan. Close it.
 type Reader struct {
-	s    *Store
-	snap *pebble.Snapshot
-	buf  []byte
-	it   *pebble.Iterator // Get's
-	kbuf []byte
+	s     *Store
+	snap  *pebble.Snapshot
+	buf   []byte
+	it    *pebble.Iterator // Get's
+	kbuf  []byte
+	ixs   []*index    // declared when the snapshot was taken
+	infos []IndexInfo // and their state then
 }
 
-// NewReader returns a Reader on the store's current state.
+// NewReader returns a Reader on the store's current state, with the
+// indexes declared in it (taken together under the write mutex, so that
+// an index reported built has every entry in the snapshot).
 func (s *Store) NewReader() (*Reader, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	return &Reader{s: s, snap: s.db.NewSnapshot()}, nil
+	s.mu.Lock()
+	r := &Reader{s: s, snap: s.db.NewSnapshot()}
+	s.ix.mu.RLock()
+	for _, x := range s.ix.byName {
+		r.ixs = append(r.ixs, x)
+		r.infos = append(r.infos, x.info())
+	}
+	s.ix.mu.RUnlock()
+	s.mu.Unlock()
+	sort.Slice(r.infos, func(i, j int) bool { return r.infos[i].Name < r.infos[j].Name })
+	return r, nil
 }
+
+// Indexes returns the indexes declared when the Reader was made, with
+// their build state then: a built one has all its entries in the
+// snapshot.
+func (r *Reader) Indexes() []IndexInfo { return r.infos }
 
 // Close releases the snapshot.
 func (r *Reader) Close() error {
@@ -115,7 +135,12 @@ func (r *Reader) Scan(table, after string, fn func(id string, rec *crdt.Record) 
 // the call only. Entries of hidden records are included (the caller
 // reads the record with Get, which leaves them out).
 func (r *Reader) IndexScan(name string, lower, upper []byte, reverse bool, fn func(tuple []byte, id string) bool) error {
-	x := r.s.ix.get(name)
+	var x *index
+	for _, y := range r.ixs {
+		if y.def.Name == name {
+			x = y
+		}
+	}
 	if x == nil {
 		return fmt.Errorf("%w: no index %q", ErrNotFound, name)
 	}

@@ -10,24 +10,17 @@ import (
 
 // Store is a query.Source on one snapshot of a store. Close it.
 type Store struct {
-	r     *store.Reader
-	built []store.IndexInfo
+	r *store.Reader
 }
 
 // Open takes a snapshot of st. The indexes it offers are those built
-// before the snapshot was taken (one built since may lack entries in it).
+// when the snapshot was taken.
 func Open(st *store.Store) (*Store, error) {
-	var built []store.IndexInfo
-	for _, ix := range st.Indexes() {
-		if ix.Built {
-			built = append(built, ix)
-		}
-	}
 	r, err := st.NewReader()
 	if err != nil {
 		return nil, err
 	}
-	return &Store{r: r, built: built}, nil
+	return &Store{r: r}, nil
 }
 
 // Close releases the snapshot.
@@ -36,8 +29,8 @@ func (s *Store) Close() error { return s.r.Close() }
 // Indexes returns the built indexes of table.
 func (s *Store) Indexes(table string) []query.Index {
 	var out []query.Index
-	for _, ix := range s.built {
-		if ix.Table == table {
+	for _, ix := range s.r.Indexes() {
+		if ix.Table == table && ix.Built {
 			out = append(out, query.Index{Name: ix.Name, Fields: ix.Fields})
 		}
 	}
