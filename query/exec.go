@@ -149,7 +149,11 @@ func (p *Prepared) Run(src Source, env Env) (*Result, error) {
 
 // view is a record's projected last-writer-wins view.
 func (p *Prepared) view(id string, rec *crdt.Record) Record {
-	out := Record{ID: id, Fields: map[string]crdt.Value{}}
+	n := len(rec.Fields)
+	if p.project != nil {
+		n = min(n, len(p.project))
+	}
+	out := Record{ID: id, Fields: make(map[string]crdt.Value, n)}
 	rec.Visible(func(name string, v crdt.Value) {
 		if p.project == nil || p.project[name] {
 			out.Fields[name] = v
