@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"hash/fnv"
 
 	"github.com/replicad/replicad/query/ordkey"
@@ -51,8 +50,6 @@ func encodeCursor(ident uint64, pos *position) string {
 	b = append(b, pos.id...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
-
-var errCursor = errors.New("cursor")
 
 func decodeCursor(s string, ident uint64, nkeys int) (*position, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)

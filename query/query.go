@@ -139,7 +139,6 @@ func FromParams(table string, v url.Values) (Query, error) {
 type orderKey struct {
 	field string
 	desc  bool
-	id    bool // the record's id (the last key)
 }
 
 // Prepared is a checked query, ready to plan and run.
