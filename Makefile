@@ -113,7 +113,7 @@ soak: ## Fault soak for DURATION on NODES nodes (hub + devices) from SEED (0: ra
 fuzz: ## Run every Fuzz* target in the repository, one at a time, each for FUZZTIME
 	@FUZZTIME='$(FUZZTIME)' scripts/fuzz-all.sh
 
-bench: build ## Benchmarks and load scenarios against real agents, each figure with a same-run baseline: BENCHDIR/report.md and report.json (~20 min; BENCHQUICK=1 a few)
+bench: build ## Benchmarks and load scenarios against real agents, each figure with a same-run baseline: BENCHDIR/report.md and report.json (~26 min; BENCHQUICK=1 a few)
 	@BENCHDIR='$(BENCHDIR)' BENCHCOUNT='$(BENCHCOUNT)' BENCHQUICK='$(BENCHQUICK)' BIN=bin/replicad scripts/bench.sh
 
 bench-memory: build ## Hub memory with 1,000,000 records and 200 devices over a 30-minute steady run (~35 min; BENCHQUICK=1: 100,000, 50, 2 min) into BENCHDIR/memory.json, which make bench's report includes
