@@ -54,7 +54,7 @@ gobench ./replication '^BenchmarkCatchUpTLS$' -count "$bigcount" -benchtime 2x
 # Queries: one store of REPLICAD_QUERY_BENCH_RECORDS records (1,000,000;
 # quick: 100,000) of 20 fields, built once (a few minutes) and shared by
 # both query benchmarks through REPLICAD_QUERY_BENCH_DIR.
-qdir="$BENCHDIR/querybench"
+qdir="$(cd "$BENCHDIR" && pwd)/querybench" # absolute: go test runs in the package's directory
 export REPLICAD_QUERY_BENCH_DIR=$qdir REPLICAD_QUERY_BENCH_RECORDS=${REPLICAD_QUERY_BENCH_RECORDS:-$([[ -n $BENCHQUICK ]] && echo 100000 || echo 1000000)}
 gobench ./query/source '^BenchmarkQueryIndexed$' -count "$count" -benchtime 2000x
 gobench ./query/source '^BenchmarkQueryScan$' -count "$bigcount" -benchtime 1x
