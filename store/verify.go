@@ -77,20 +77,24 @@ func (s *Store) Verify() error {
 	}); err != nil {
 		return err
 	}
-	if err := iter(pEmpty, func(k, v []byte) error {
-		if len(k) != 17 || len(v) != 8 || be(v) < be(k[9:]) {
-			return corruptf(k, "malformed empty range")
+	// Empty ranges (g) and ranges held through a transferred state (s,
+	// state.go) are held with no log entry.
+	for _, p := range []byte{pEmpty, pState} {
+		if err := iter(p, func(k, v []byte) error {
+			if len(k) != 17 || len(v) != 8 || be(v) < be(k[9:]) {
+				return corruptf(k, "malformed empty range")
+			}
+			o := hlc.NodeID(be(k[1:9]))
+			h := logged[o]
+			if h == nil {
+				h = &Held{}
+				logged[o] = h
+			}
+			h.Add(be(k[9:]), be(v))
+			return nil
+		}); err != nil {
+			return err
 		}
-		o := hlc.NodeID(be(k[1:9]))
-		h := logged[o]
-		if h == nil {
-			h = &Held{}
-			logged[o] = h
-		}
-		h.Add(be(k[9:]), be(v))
-		return nil
-	}); err != nil {
-		return err
 	}
 	stored := map[hlc.NodeID]Held{}
 	if err := iter(pOrigin, func(k, v []byte) error {
