@@ -37,6 +37,10 @@ type Local struct {
 	// Version is this node's software version, told to peers in the
 	// handshake (for operators; it decides nothing).
 	Version string
+	// NoStateTransfer turns state transfer off: this node neither takes
+	// nor sends record states in place of the log (statexfer.go), as a
+	// node that predates it.
+	NoStateTransfer bool
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).
 	ChunkBytes int
@@ -125,7 +129,12 @@ type Stats struct {
 	EmptiesSent, EmptiesReceived uint64
 	ChunksSent, ChunksReceived   uint64
 	RecordsFetched               uint64
-	BytesSent, BytesReceived     uint64 // filled by the transport driver
+	// State transfer (statexfer.go): records sent and merged as whole
+	// states, and the sequence numbers covered by them, sent and newly
+	// held.
+	StateRecordsSent, StateRecords uint64
+	StateCoveredSent, StateClaimed uint64
+	BytesSent, BytesReceived       uint64 // filled by the transport driver
 }
 
 // RefusedError is a handshake refusal, by either side.
@@ -164,6 +173,8 @@ type Session struct {
 	wf             *WriteFilter  // what this side takes from the peer (nil: everything)
 	refusedEmpties bool          // refuseEmpties logged this session
 	peerAccept     []OriginMatch // origins the peer takes from this side (nil: every one)
+	tookState      bool          // this side's Have took record states (statexfer.go)
+	stateBroken    bool          // a state was not merged: the claims are not held
 
 	Stats Stats
 	mu    sync.Mutex // guards the byte counters, which the writer updates
@@ -376,6 +387,8 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		have.Accept = s.wf.wire()
 	}
 	have.Void = s.l.voids.wire()
+	have.State = s.acceptsState()
+	s.tookState = have.State
 	out = append(out, Msg{Have: have})
 	return out, nil
 }
@@ -426,6 +439,9 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 			}
 		}
 		s.snd = newSender(s, theirs)
+		if err := s.snd.plan(m.Have.State); err != nil {
+			return nil, err
+		}
 		if s.wf != nil {
 			// Whole records from a filtered peer cannot be judged write by
 			// write: reconciliation is left to sessions with hubs.
@@ -532,6 +548,11 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	if err := s.checkOwnOrigin(c, writes); err != nil {
 		return nil, err
 	}
+	if len(c.Recs) > 0 || len(c.Covered) > 0 {
+		if err := s.receiveStates(c); err != nil {
+			return nil, err
+		}
+	}
 	writes = s.filterChunk(c, writes)
 	s.refuseEmpties(c)
 	empties := map[hlc.NodeID][]store.SeqRange{}
@@ -585,6 +606,9 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	}
 	out, err := s.apply(writes, empties, skippedAbsent)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.claimStates(c); err != nil {
 		return nil, err
 	}
 	if len(refresh) > 0 {
