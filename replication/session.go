@@ -41,6 +41,9 @@ type Local struct {
 	// nor sends record states in place of the log (statexfer.go), as a
 	// node that predates it.
 	NoStateTransfer bool
+	// StateMinWrites: a peer lacking fewer writes is caught up by the log
+	// without weighing record states (0: StateMinWrites).
+	StateMinWrites int
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).
 	ChunkBytes int
@@ -388,7 +391,7 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	}
 	have.Void = s.l.voids.wire()
 	have.State = s.acceptsState()
-	s.tookState = have.State
+	s.tookState = have.State != 0
 	out = append(out, Msg{Have: have})
 	return out, nil
 }
@@ -439,7 +442,7 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 			}
 		}
 		s.snd = newSender(s, theirs)
-		if err := s.snd.plan(m.Have.State); err != nil {
+		if err := s.snd.plan(m.Have); err != nil {
 			return nil, err
 		}
 		if s.wf != nil {

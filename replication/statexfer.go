@@ -16,10 +16,12 @@ import (
 // the system tables, and to tables the peer holds filtered unless it holds
 // nothing, still travel by the log, through the receiver's hooks.
 //
-// Who takes it: a receiver says so in its Have (Have.State) only to a peer
-// whose tombstone horizon it takes (a proven hub, horizonSource), when no
-// WriteFilter judges the peer's writes one by one and it does not arbitrate
-// (an arbiter judges every write it applies). Who sends it: a sender whose
+// Who takes it: a receiver says so in its Have (Have.State, acceptsState)
+// when no WriteFilter judges the peer's writes one by one, it does not
+// arbitrate (an arbiter judges every write it applies), and, on a hub or
+// where permissions judge writes (Local.Admit), the peer is a hub. A sender
+// whose tombstone horizon is not empty sends states only to a receiver
+// that adopts it or holds it already. Who sends it: a sender whose
 // scope covers the receiver's (its records of every table the receiver
 // lists are whole), with a receiver that takes every origin, and that
 // either holds nothing or holds every write under the sender's horizon (so
@@ -28,7 +30,7 @@ import (
 //
 // When: always if the receiver lacks numbers this node holds only through
 // a transferred state (it has no log entry to stream them); otherwise when
-// the receiver lacks at least stateMinWrites writes and the log entries
+// the receiver lacks at least Local.StateMinWrites writes and the log entries
 // it lacks, of the tables whose records would go instead, weigh more than
 // logPerState times the records' stored states (see ARCHITECTURE.md,
 // "State transfer").
@@ -43,10 +45,12 @@ type stateStore interface {
 	Tables() ([]string, error)
 }
 
+// StateMinWrites is the default of Local.StateMinWrites: below this many
+// missing writes the log is always used (no record is read to weigh the
+// two).
+const StateMinWrites = 512
+
 const (
-	// stateMinWrites: below this many missing writes the log is always
-	// used (no record is read to weigh the two).
-	stateMinWrites = 512
 	// logPerState: the stored bytes of the log entries a state replaces
 	// must exceed this many times the records' stored bytes. A record goes
 	// on the wire as stored; the chunk encoding sends a write in about
@@ -57,14 +61,33 @@ const (
 	statePage = 256
 )
 
-// acceptsState reports whether this side takes record states from the
-// peer in this session (its Have says so).
-func (s *Session) acceptsState() bool {
-	if s.l.NoStateTransfer || s.wf != nil || s.l.Decided != nil || !s.horizonSource() {
-		return false
+// Have.State values.
+const (
+	StateTake        = 1 // takes record states
+	StateTakeHorizon = 2 // takes record states and the peer's horizon
+)
+
+// acceptsState returns what this side's Have says of record states from
+// the peer in this session: none from a peer whose writes a WriteFilter
+// judges, nor on the arbiter (it judges every write it applies), nor on
+// a hub or where Admit judges writes (permissions) from a peer that is
+// not a hub: states flow from hubs down to devices and between devices,
+// never from a device up (a hub that holds a device's writes only
+// through a state could not stream them on to the arbiter).
+func (s *Session) acceptsState() uint8 {
+	if s.l.NoStateTransfer || s.wf != nil || s.l.Decided != nil {
+		return 0
 	}
-	_, ok := s.l.Store.(stateStore)
-	return ok
+	if (s.l.Role == "hub" || s.l.Admit != nil) && s.peer.Role != "hub" {
+		return 0
+	}
+	if _, ok := s.l.Store.(stateStore); !ok {
+		return 0
+	}
+	if s.horizonSource() {
+		return StateTakeHorizon
+	}
+	return StateTake
 }
 
 // stateTable reports whether the records of table may go as states to
@@ -84,8 +107,12 @@ func (s *Session) stateTable(table string, fresh bool) bool {
 
 // stateSend walks the records sent as states.
 type stateSend struct {
-	ss      stateStore
-	fresh   bool
+	ss    stateStore
+	fresh bool
+	// relay: this node is a device; it covers only the numbers it holds
+	// through a state (from a hub, so held by hubs); its own log goes as
+	// writes, so that the writes hubs may lack still travel up by the log.
+	relay   bool
 	theirs  map[hlc.NodeID]store.Held
 	isState func(table []byte) bool
 	tables  []string
@@ -98,7 +125,7 @@ type stateSend struct {
 // plan decides, once the peer's Have is known, whether the peer gets
 // record states; if not, the numbers held here only through a state are
 // taken out of what the cursors stream or declare.
-func (snd *sender) plan(wanted bool) error {
+func (snd *sender) plan(have *Have) error {
 	s := snd.s
 	ss, _ := s.l.Store.(stateStore)
 	if ss != nil {
@@ -110,7 +137,7 @@ func (snd *sender) plan(wanted bool) error {
 			c.state = held[c.origin]
 		}
 	}
-	st, err := snd.chooseState(ss, wanted)
+	st, err := snd.chooseState(ss, have)
 	if err != nil {
 		return err
 	}
@@ -126,9 +153,9 @@ func (snd *sender) plan(wanted bool) error {
 	return nil
 }
 
-func (snd *sender) chooseState(ss stateStore, wanted bool) (*stateSend, error) {
+func (snd *sender) chooseState(ss stateStore, have *Have) (*stateSend, error) {
 	s := snd.s
-	if !wanted || ss == nil || s.l.NoStateTransfer || s.peerAccept != nil || !s.l.scope().Covers(s.peer.Scope) {
+	if have.State == 0 || ss == nil || s.l.NoStateTransfer || s.peerAccept != nil || !s.l.scope().Covers(s.peer.Scope) {
 		return nil, nil
 	}
 	if _, ok := s.l.Store.(tableStreamer); !ok {
@@ -142,11 +169,19 @@ func (snd *sender) chooseState(ss stateStore, wanted bool) (*stateSend, error) {
 			break
 		}
 	}
-	if !fresh {
-		h, err := s.l.Store.GCHorizon()
-		if err != nil {
-			return nil, err
+	h, err := s.l.Store.GCHorizon()
+	if err != nil {
+		return nil, err
+	}
+	if len(h) > 0 && have.State != StateTakeHorizon {
+		// A receiver that will not adopt this node's horizon must hold it
+		// already: the next write to a record collected here (whose
+		// state is not sent) needs it (store settleCollected).
+		if theirGC, err := flatToVV(have.GC); err != nil || !h.LessEq(theirGC) {
+			return nil, nil
 		}
+	}
+	if !fresh {
 		for _, d := range h {
 			if d.Node != s.peer.Node && theirs[d.Node].Contig < d.Seq {
 				return nil, nil
@@ -165,10 +200,15 @@ func (snd *sender) chooseState(ss stateStore, wanted bool) (*stateSend, error) {
 			}
 		}
 	}
-	if !forced && missing < stateMinWrites {
+	minWrites := uint64(StateMinWrites)
+	if s.l.StateMinWrites > 0 {
+		minWrites = uint64(s.l.StateMinWrites)
+	}
+	relay := s.l.Role != "hub"
+	if !forced && (relay || missing < minWrites) {
 		return nil, nil
 	}
-	st := &stateSend{ss: ss, fresh: fresh, theirs: theirs}
+	st := &stateSend{ss: ss, fresh: fresh, theirs: theirs, relay: relay}
 	st.isState = func(t []byte) bool { return s.stateTable(string(t), fresh) }
 	var tables []string
 	if s.peer.Scope.All {
@@ -320,13 +360,36 @@ func (st *stateSend) finish(s *Session, c *Chunk) *Chunk {
 // when the session started (what the records read since include) is
 // covered: the cursor stops there.
 func (c *cursor) fillState(s *Session) error {
+	relay := s.snd.st.relay
 	isState := s.snd.st.isState
+	if relay {
+		isState = func([]byte) bool { return false }
+	}
 	byLog := func(t []byte) bool { return s.peer.Scope.lists(t) && !isState(t) }
 	top := c.mine.Max()
+	// held covers numbers held here with no log entry (or, on the fast
+	// path, none the peer's tables): a relay covers only those it holds
+	// through a state and declares the others empty.
+	held := func(lo, hi uint64) {
+		if !relay {
+			c.covered.Add(lo, hi)
+			return
+		}
+		in := intersect(c.state, lo, hi)
+		for _, r := range in.Missing(intersect(store.Held{Contig: hi}, lo, hi)) {
+			c.empties.Add(r.Lo, r.Hi)
+		}
+		if in.Contig > 0 {
+			c.covered.Add(1, in.Contig)
+		}
+		for _, r := range in.Ranges {
+			c.covered.Add(r.Lo, r.Hi)
+		}
+	}
 	if !c.drained {
 		if ot, ok := s.l.Store.(originTabler); ok && !ot.OriginMayWrite(c.origin, byLog) {
 			for _, g := range c.theirs.Missing(intersect(c.mine, c.after+1, top)) {
-				c.covered.Add(g.Lo, g.Hi)
+				held(g.Lo, g.Hi)
 			}
 			c.after = max(c.after, top)
 			c.drained = true
@@ -347,7 +410,7 @@ func (c *cursor) fillState(s *Session) error {
 		}
 		gap := func(a, b uint64) {
 			for _, g := range c.theirs.Missing(intersect(c.mine, a+1, b-1)) {
-				c.covered.Add(g.Lo, g.Hi)
+				held(g.Lo, g.Hi)
 			}
 		}
 		handle := func(seq uint64, w *crdt.Write) error {
