@@ -186,8 +186,7 @@ type Have struct {
 	// State: the Have's sender takes record states from its peer in this
 	// session (state transfer, statexfer.go): the peer may send, instead
 	// of writes, whole records (Chunk.Recs) and the numbers they include
-	// (Chunk.Covered). StateTake, or StateTakeHorizon when it also adopts
-	// the peer's tombstone horizon; 0: it takes none. Trailing: a peer
+	// (Chunk.Covered). StateTake, or 0: it takes none. Trailing: a peer
 	// that predates it reads a Have without it and never sends them; one
 	// that predates it ignores it.
 	State uint8

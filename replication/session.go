@@ -42,7 +42,8 @@ type Local struct {
 	// node that predates it.
 	NoStateTransfer bool
 	// StateMinWrites: a peer lacking fewer writes is caught up by the log
-	// without weighing record states (0: StateMinWrites).
+	// without weighing record states (0: StateMinWrites; negative: states
+	// whenever the peer may take them, unweighed, as tests do).
 	StateMinWrites int
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).

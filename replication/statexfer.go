@@ -19,9 +19,7 @@ import (
 // Who takes it: a receiver says so in its Have (Have.State, acceptsState)
 // when no WriteFilter judges the peer's writes one by one, it does not
 // arbitrate (an arbiter judges every write it applies), and, on a hub or
-// where permissions judge writes (Local.Admit), the peer is a hub. A sender
-// whose tombstone horizon is not empty sends states only to a receiver
-// that adopts it or holds it already. Who sends it: a sender whose
+// where permissions judge writes (Local.Admit), the peer is a hub. Who sends it: a sender whose
 // scope covers the receiver's (its records of every table the receiver
 // lists are whole), with a receiver that takes every origin, and that
 // either holds nothing or holds every write under the sender's horizon (so
@@ -61,11 +59,9 @@ const (
 	statePage = 256
 )
 
-// Have.State values.
-const (
-	StateTake        = 1 // takes record states
-	StateTakeHorizon = 2 // takes record states and the peer's horizon
-)
+// StateTake is Have.State of a receiver that takes record states (other
+// values are reserved).
+const StateTake = 1
 
 // acceptsState returns what this side's Have says of record states from
 // the peer in this session: none from a peer whose writes a WriteFilter
@@ -83,9 +79,6 @@ func (s *Session) acceptsState() uint8 {
 	}
 	if _, ok := s.l.Store.(stateStore); !ok {
 		return 0
-	}
-	if s.horizonSource() {
-		return StateTakeHorizon
 	}
 	return StateTake
 }
@@ -169,19 +162,14 @@ func (snd *sender) chooseState(ss stateStore, have *Have) (*stateSend, error) {
 			break
 		}
 	}
-	h, err := s.l.Store.GCHorizon()
-	if err != nil {
-		return nil, err
-	}
-	if len(h) > 0 && have.State != StateTakeHorizon {
-		// A receiver that will not adopt this node's horizon must hold it
-		// already: the next write to a record collected here (whose
-		// state is not sent) needs it (store settleCollected).
-		if theirGC, err := flatToVV(have.GC); err != nil || !h.LessEq(theirGC) {
-			return nil, nil
-		}
-	}
 	if !fresh {
+		// A receiver holding a record this node collected (deleted under
+		// the horizon) would keep it: its delete is not sent. One that
+		// holds every write under the horizon holds the delete.
+		h, err := s.l.Store.GCHorizon()
+		if err != nil {
+			return nil, err
+		}
 		for _, d := range h {
 			if d.Node != s.peer.Node && theirs[d.Node].Contig < d.Seq {
 				return nil, nil
@@ -201,8 +189,8 @@ func (snd *sender) chooseState(ss stateStore, have *Have) (*stateSend, error) {
 		}
 	}
 	minWrites := uint64(StateMinWrites)
-	if s.l.StateMinWrites > 0 {
-		minWrites = uint64(s.l.StateMinWrites)
+	if s.l.StateMinWrites != 0 {
+		minWrites = uint64(max(s.l.StateMinWrites, 0))
 	}
 	relay := s.l.Role != "hub"
 	if !forced && (relay || missing < minWrites) {
@@ -227,7 +215,7 @@ func (snd *sender) chooseState(ss stateStore, have *Have) (*stateSend, error) {
 			st.tables = append(st.tables, t)
 		}
 	}
-	if !forced {
+	if !forced && s.l.StateMinWrites >= 0 {
 		// Weigh: the records' stored bytes against the stored bytes of
 		// the log entries they replace, each read at most up to what
 		// decides.

@@ -222,7 +222,10 @@ func (s *Store) Verify() error {
 		if fv.Origin == 0 {
 			// A whole-record merge (MergeRecord).
 			rk := recordKey(nil, fv.Table, fv.ID)
-			if _, ok := merged[string(rk[1:])]; !ok && !purged[string(rk)] && !hiddenAny[string(rk)] {
+			// Collection removes the mark (and the record, which later
+			// writes may create again).
+			collected := len(horizon) > 0
+			if _, ok := merged[string(rk[1:])]; !ok && !purged[string(rk)] && !hiddenAny[string(rk)] && !collected {
 				return fmt.Errorf("%w: feed entry %s names a merge of %s/%s, which has no merge mark", ErrCorrupt, FormatKey(k), fv.Table, fv.ID)
 			}
 			nmerge++
