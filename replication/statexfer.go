@@ -29,9 +29,9 @@ import (
 // When: always if the receiver lacks numbers this node holds only through
 // a transferred state (it has no log entry to stream them); otherwise when
 // the receiver lacks at least Local.StateMinWrites writes and the log entries
-// it lacks, of the tables whose records would go instead, weigh more than
-// logPerState times the records' stored states (see ARCHITECTURE.md,
-// "State transfer").
+// it lacks, of the tables whose records would go instead, would cost more
+// on the wire than the records' states (see ARCHITECTURE.md, "State
+// transfer").
 
 // stateStore is what state transfer needs of a store (*store.Store).
 type stateStore interface {
@@ -49,12 +49,13 @@ type stateStore interface {
 const StateMinWrites = 512
 
 const (
-	// logPerState: the stored bytes of the log entries a state replaces
-	// must exceed this many times the records' stored bytes. A record goes
-	// on the wire as stored; the chunk encoding sends a write in about
-	// logWireNum/logWireDen of its stored bytes (measured by
-	// TestStateTransferThreshold).
-	logWireNum, logWireDen = 1, 2
+	// The chunk encoding sends a write in about logWireNum/logWireDen of
+	// its stored bytes (0.285 measured on single-field updates of 20-field
+	// records, BenchmarkStateTransfer's log-wire/stored); a record goes on
+	// the wire as stored. States are sent when the log entries they
+	// replace would cost more on the wire: stored log bytes > 3.5x the
+	// records' stored bytes.
+	logWireNum, logWireDen = 2, 7
 	// statePage: records read per page when weighing and sending.
 	statePage = 256
 )

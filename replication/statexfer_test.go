@@ -691,3 +691,61 @@ func TestStateNotTakenRefused(t *testing.T) {
 		t.Fatalf("b holds %v of the hub", h)
 	}
 }
+
+// TestStateTransferThreshold: the sender weighs the log against the
+// states. A fresh device gets the log when the history is the records'
+// creation alone (the states would cost as much), states when single-
+// field updates followed (the log costs more), and a device missing fewer
+// than StateMinWrites writes gets the log without any weighing.
+func TestStateTransferThreshold(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	a := s.add("a", "device", FullScope())
+	fillHistory(s, a, "t", 600, 10, 600) // creations only
+	s.mustSync(a, hub)
+	fresh := func(name string) Stats {
+		d := s.add(name, "device", FullScope())
+		st, _, err := s.session(d, hub, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest(t, d) != digest(t, hub) {
+			t.Fatalf("%s differs from the hub", name)
+		}
+		return st
+	}
+	if st := fresh("b"); st.StateRecords != 0 || st.WritesApplied != 600 {
+		t.Fatalf("creations only: want the log, got %+v", st)
+	}
+	for k := 0; k < 15000; k++ {
+		a.phys++
+		s.write(a, "t", fmt.Sprintf("r%04d", s.rng.IntN(600)), map[string]any{fmt.Sprintf("f%02d", s.rng.IntN(10)): k}, false)
+	}
+	s.mustSync(a, hub)
+	if st := fresh("c"); st.StateRecords != 600 || st.WritesApplied != 0 {
+		t.Fatalf("after updates: want states, got %+v", st)
+	}
+	// b missed the updates: as many as a fresh device, but it holds the
+	// creations, so every record goes whole or by the log, weighed.
+	b := s.byName["b"]
+	a.phys++
+	for k := 0; k < StateMinWrites-1; k++ {
+		a.phys++
+		s.write(a, "t", "r0001", map[string]any{"f00": k}, false)
+	}
+	s.mustSync(a, hub)
+	d := s.add("d", "device", FullScope())
+	s.mustSync(d, hub)
+	a.phys++
+	for k := 0; k < StateMinWrites-1; k++ {
+		s.write(a, "t", "r0002", map[string]any{"f01": k}, false)
+	}
+	s.mustSync(a, hub)
+	if st, _, err := s.session(d, hub, 0); err != nil || st.StateRecords != 0 || st.WritesApplied != StateMinWrites-1 {
+		t.Fatalf("fewer than StateMinWrites missing: want the log, got %+v (%v)", st, err)
+	}
+	s.mustSync(b, hub)
+	if digest(t, b) != digest(t, hub) || digest(t, d) != digest(t, hub) {
+		t.Fatal("replicas differ")
+	}
+}
