@@ -147,6 +147,17 @@ func (s *Store) Verify() error {
 	}); err != nil {
 		return err
 	}
+	horizon, err := func() (crdt.VV, error) {
+		v, c, err := s.getFrom(snap, metaKey(metaGC))
+		if err != nil {
+			return nil, nil // no horizon yet
+		}
+		defer c.Close()
+		return decodeVV(metaKey(metaGC), v)
+	}()
+	if err != nil {
+		return err
+	}
 	// Records.
 	nrec := 0
 	storedRec := map[string]bool{}
@@ -168,6 +179,9 @@ func (s *Store) Verify() error {
 		}
 		if hiddenAny[string(k)] && rec.Applied.LessEq(want) {
 			// Hidden after a purge: its state is rebuilt from what came since.
+		} else if recreated(rec.Applied, want, horizon) {
+			// Collected, then written again: the collected writes stay
+			// logged (and under the horizon), no longer applied.
 		} else if !rec.Applied.Equal(want) {
 			return fmt.Errorf("%w: record %s applied %v, log has %v", ErrCorrupt, FormatKey(k), rec.Applied, want)
 		}
@@ -179,17 +193,6 @@ func (s *Store) Verify() error {
 	}
 	// Every record the log names is stored, unless purged; every stored
 	// record is named by the log, a merge, or was hidden.
-	horizon, err := func() (crdt.VV, error) {
-		v, c, err := s.getFrom(snap, metaKey(metaGC))
-		if err != nil {
-			return nil, nil // no horizon yet
-		}
-		defer c.Close()
-		return decodeVV(metaKey(metaGC), v)
-	}()
-	if err != nil {
-		return err
-	}
 	for k, vv := range perRec {
 		if !storedRec[k] && !purged[k] && !hiddenAny[k] && !(len(horizon) > 0 && vv.LessEq(horizon)) {
 			return fmt.Errorf("%w: the log names record %s, which is not stored", ErrCorrupt, FormatKey([]byte(k)))
@@ -383,4 +386,19 @@ func liveIn(rec *crdt.Record, w *crdt.Write) bool {
 		}
 	}
 	return false
+}
+
+// recreated reports whether a record's applied vector is what the log
+// names of it but for writes under the horizon (collected), which a
+// record written again after its collection no longer counts.
+func recreated(applied, logged, horizon crdt.VV) bool {
+	if len(horizon) == 0 || !applied.LessEq(logged) {
+		return false
+	}
+	for _, d := range logged {
+		if applied.Get(d.Node) != d.Seq && !horizon.Covers(d) {
+			return false
+		}
+	}
+	return true
 }
