@@ -141,9 +141,7 @@ func (l *Local) markScope(b *store.Batch, table, id string, rec *crdt.Record, co
 }
 
 func (l *Local) hiddenSkipped(table, id string) (crdt.VV, bool) {
-	if h, ok := l.Store.(interface {
-		HiddenSkipped(table, id string) (crdt.VV, bool)
-	}); ok {
+	if h := l.Capabilities().Hidden; h != nil {
 		return h.HiddenSkipped(table, id)
 	}
 	return nil, false

@@ -69,18 +69,6 @@ func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
 	return snd
 }
 
-// tableStreamer is implemented by a store that can stream a log without
-// decoding the writes of unwanted tables (*store.Store).
-type tableStreamer interface {
-	StreamTables(origin hlc.NodeID, after uint64, want func(table []byte) bool, fn func(seq uint64, w *crdt.Write) error) error
-}
-
-// originTabler is implemented by a store that knows which tables each
-// origin's log entries write (*store.Store).
-type originTabler interface {
-	OriginMayWrite(origin hlc.NodeID, want func(table []byte) bool) bool
-}
-
 // fill loads the cursor's buffer; writes the peer holds or that fall
 // outside its scope are turned into empties on the way. For a peer whose
 // scope lists tables, writes of other tables are not even decoded.
@@ -89,7 +77,7 @@ func (c *cursor) fill(s *Session) error {
 		return c.fillState(s) // statexfer.go
 	}
 	if !c.drained && c.coverAll && !s.peer.Scope.All {
-		if ot, ok := s.l.Store.(originTabler); ok && !ot.OriginMayWrite(c.origin, s.peer.Scope.lists) {
+		if ot := s.l.Capabilities().Log; ot != nil && !ot.OriginMayWrite(c.origin, s.peer.Scope.lists) {
 			// None of the origin's log entries here writes a table the
 			// peer's scope lists: everything this node holds of it that
 			// the peer lacks is empty to the peer, without reading the log
@@ -125,7 +113,7 @@ func (c *cursor) fill(s *Session) error {
 			return nil
 		}
 		var err error
-		if ts, ok := s.l.Store.(tableStreamer); ok && !s.peer.Scope.All {
+		if ts := s.l.Capabilities().Log; ts != nil && !s.peer.Scope.All {
 			err = ts.StreamTables(c.origin, c.after, s.peer.Scope.lists, handle)
 		} else {
 			err = s.l.Store.Stream(c.origin, c.after, func(w *crdt.Write) error { return handle(w.Seq, w) })

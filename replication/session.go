@@ -100,7 +100,8 @@ type Local struct {
 	Decided func(origin hlc.NodeID) uint64
 	// Counters count what the defences did (NewEngine sets it).
 	Counters *Counters
-	voids    *voidBook // false empty claims to pass on (NewEngine sets it)
+	voids    *voidBook     // false empty claims to pass on (NewEngine sets it)
+	caps     *Capabilities // the store's (Capabilities)
 
 	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
@@ -236,6 +237,7 @@ func NewSession(l *Local, dialer bool) *Session {
 	if l.Log == nil {
 		l.Log = hclog.NewNullLogger()
 	}
+	l.Capabilities()
 	return &Session{l: l, dialer: dialer}
 }
 
@@ -243,7 +245,7 @@ func NewSession(l *Local, dialer bool) *Session {
 // this node's clock, related ids computed once per session.
 func (s *Session) peerEval() *Eval {
 	if s.pev == nil {
-		s.pev = relatedEval(s.peer.Scope, s.l.Store, s.l.Clock.Physical())
+		s.pev = relatedEval(s.peer.Scope, s.l.scanner(), s.l.Clock.Physical())
 	}
 	return s.pev
 }
@@ -276,6 +278,9 @@ const (
 	RefusedIdentity = "node id or role refused"
 	RefusedAuth     = "not authenticated"
 	RefusedNoWatch  = "this node serves no watch connections"
+	// RefusedStore: this node's store lacks what the scopes of the
+	// session need (Capabilities.Need).
+	RefusedStore = "this node's store cannot serve these scopes"
 )
 
 // Refuse builds the Welcome that refuses a session before it starts: the
@@ -365,6 +370,17 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	}
 	if s.dialer && m.Welcome.Assigned != nil {
 		s.adopt(*m.Welcome.Assigned)
+	}
+	if err := s.l.Capabilities().Need(s.l.scope(), p.Scope); err != nil {
+		// Refused loudly: serving the session would give the peer, or
+		// this replica, wrong listings (records leaving a scope) or
+		// records this replica cannot hide.
+		s.phase = phaseFinished
+		s.l.Log.Error("session refused: the store lacks a capability the scopes need", "peer", p.Node, "error", err)
+		if s.dialer {
+			return []Msg{{Error: &ErrorMsg{Reason: "session refused: " + RefusedStore}}}, err
+		}
+		return []Msg{Refuse(RefusedStore, 0)}, err
 	}
 	s.peer = p
 	s.phase = phaseExchange
@@ -689,8 +705,8 @@ func (s *Session) refreshHidden(out []Msg) []Msg {
 	if s.l.scope().All || !s.peer.Scope.Covers(s.l.scope()) {
 		return out
 	}
-	lister, ok := s.l.Store.(interface{ ListHidden(limit int) [][2]string })
-	if !ok {
+	lister := s.l.Capabilities().Hidden
+	if lister == nil {
 		return out
 	}
 	var keys []RecordKey

@@ -33,8 +33,8 @@ import (
 // on the wire than the records' states (see ARCHITECTURE.md, "State
 // transfer").
 
-// stateStore is what state transfer needs of a store (*store.Store).
-type stateStore interface {
+// StateStore is what state transfer needs of a store (*store.Store).
+type StateStore interface {
 	MergeStates(clock *hlc.Clock, recs []store.StateRecord, hook func(b *store.Batch, table, id string, rec *crdt.Record) error) (int, []int, error)
 	ClaimState(ranges map[hlc.NodeID][]store.SeqRange) (map[hlc.NodeID]store.Held, error)
 	StateHeld() (map[hlc.NodeID]store.Held, error)
@@ -78,7 +78,7 @@ func (s *Session) acceptsState() uint8 {
 	if (s.l.Role == "hub" || s.l.Admit != nil) && s.peer.Role != "hub" {
 		return 0
 	}
-	if _, ok := s.l.Store.(stateStore); !ok {
+	if s.l.Capabilities().State == nil {
 		return 0
 	}
 	return StateTake
@@ -101,7 +101,7 @@ func (s *Session) stateTable(table string, fresh bool) bool {
 
 // stateSend walks the records sent as states.
 type stateSend struct {
-	ss    stateStore
+	ss    StateStore
 	fresh bool
 	// relay: this node is a device; it covers only the numbers it holds
 	// through a state (from a hub, so held by hubs); its own log goes as
@@ -121,7 +121,8 @@ type stateSend struct {
 // taken out of what the cursors stream or declare.
 func (snd *sender) plan(have *Have) error {
 	s := snd.s
-	ss, _ := s.l.Store.(stateStore)
+	caps := s.l.Capabilities()
+	ss := caps.State
 	if ss != nil {
 		held, err := ss.StateHeld()
 		if err != nil {
@@ -147,12 +148,12 @@ func (snd *sender) plan(have *Have) error {
 	return nil
 }
 
-func (snd *sender) chooseState(ss stateStore, have *Have) (*stateSend, error) {
+func (snd *sender) chooseState(ss StateStore, have *Have) (*stateSend, error) {
 	s := snd.s
 	if have.State == 0 || ss == nil || s.l.NoStateTransfer || s.peerAccept != nil || !s.l.scope().Covers(s.peer.Scope) {
 		return nil, nil
 	}
-	if _, ok := s.l.Store.(tableStreamer); !ok {
+	if s.l.Capabilities().Log == nil {
 		return nil, nil
 	}
 	theirs := snd.theirs
@@ -376,7 +377,7 @@ func (c *cursor) fillState(s *Session) error {
 		}
 	}
 	if !c.drained {
-		if ot, ok := s.l.Store.(originTabler); ok && !ot.OriginMayWrite(c.origin, byLog) {
+		if ot := s.l.Capabilities().Log; !ot.OriginMayWrite(c.origin, byLog) {
 			for _, g := range c.theirs.Missing(intersect(c.mine, c.after+1, top)) {
 				held(g.Lo, g.Hi)
 			}
@@ -385,7 +386,7 @@ func (c *cursor) fillState(s *Session) error {
 			return nil
 		}
 	}
-	ts := s.l.Store.(tableStreamer)
+	ts := s.l.Capabilities().Log
 	for len(c.buf) == 0 && !c.drained {
 		n := 0
 		prev := c.after
@@ -445,8 +446,8 @@ func (c *cursor) fillState(s *Session) error {
 // beyond the clock bound) makes it ignore the session's claims, so that
 // nothing is held that it lacks; the next session sends them again.
 func (s *Session) receiveStates(c *Chunk) error {
-	ss, ok := s.l.Store.(stateStore)
-	if !ok || !s.tookState {
+	ss := s.l.Capabilities().State
+	if ss == nil || !s.tookState {
 		return fmt.Errorf("%w: chunk %d: record states not asked for", ErrProtocol, c.No)
 	}
 	for _, e := range c.Covered {
@@ -513,7 +514,7 @@ func (s *Session) claimStates(c *Chunk) error {
 			ranges[o] = append(ranges[o], store.SeqRange{Lo: e.Ranges[i], Hi: e.Ranges[i+1]})
 		}
 	}
-	got, err := s.l.Store.(stateStore).ClaimState(ranges)
+	got, err := s.l.Capabilities().State.ClaimState(ranges)
 	if err != nil {
 		return err
 	}
