@@ -242,7 +242,7 @@ func (s *Session) rescope() {
 	if len(show) == 0 && len(hide) == 0 {
 		return
 	}
-	_, err := s.l.Store.ApplyRemoteWith(s.l.Clock, nil, nil, func(b *store.Batch, _ *store.Result) error {
+	_, err := s.l.Store.ApplyRemoteScoped(s.l.Clock, nil, nil, func(b Batch, _ *store.Result) error {
 		for k := range show {
 			b.SetHidden(k.Table, k.ID, false, nil)
 		}

@@ -417,7 +417,7 @@ func (l *Local) purgeTable(scn scanner, table string, project *Scope) error {
 		}
 	}
 	purge := func(ids []string) error {
-		_, err := l.Store.ApplyRemoteWith(l.Clock, nil, nil, func(b *store.Batch, _ *store.Result) error {
+		_, err := l.Store.ApplyRemoteScoped(l.Clock, nil, nil, func(b Batch, _ *store.Result) error {
 			for _, id := range ids {
 				rec, err := l.Store.GetAny(table, id)
 				if err != nil {
@@ -457,7 +457,7 @@ func (l *Local) purgeTable(scn scanner, table string, project *Scope) error {
 			if p == h.rec {
 				continue
 			}
-			_, err := l.Store.MergeRecordWith(l.Clock, table, h.id, p, func(b *store.Batch, _ *crdt.Record) error {
+			_, err := l.Store.MergeRecordScoped(l.Clock, table, h.id, p, func(b Batch, _ *crdt.Record) error {
 				b.SetHidden(table, h.id, false, nil)
 				return b.Err()
 			})

@@ -12,18 +12,24 @@ import (
 )
 
 // Store is what replication needs of a replica's store; *store.Store
-// implements it. See the store package for each method's contract.
+// implements it. See the store package for each method's contract. The
+// optional parts a store may add are in capabilities.go.
 type Store interface {
 	NodeID() hlc.NodeID
 	Holdings() map[hlc.NodeID]store.Held
 	Stream(origin hlc.NodeID, after uint64, fn func(*crdt.Write) error) error
-	ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(*store.Batch, *store.Result) error) (*store.Result, error)
+	ApplyRemoteScoped(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(Batch, *store.Result) error) (*store.Result, error)
 	GetAny(table, id string) (*crdt.Record, error)
-	MergeRecordWith(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(*store.Batch, *crdt.Record) error) (bool, error)
+	MergeRecordScoped(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(Batch, *crdt.Record) error) (bool, error)
 	GCHorizon() (crdt.VV, error)
 	RaiseGCHorizon(h crdt.VV) (crdt.VV, error)
 	Collect(limit int) (int, error)
 }
+
+// Batch is the batch of an apply or a merge as the session's hooks see
+// it (hide, show, purge, collect records); a *store.Batch for a
+// *store.Store.
+type Batch = store.ScopeBatch
 
 // Local is what a session knows of its own node.
 type Local struct {
@@ -50,7 +56,8 @@ type Local struct {
 	ChunkBytes int
 	// ApplyHook, if set, runs inside the batch that applies remote writes
 	// (after the store's own changes); keys it adds commit atomically with
-	// them. The policy arbiter queues its decisions here.
+	// them. The policy arbiter queues its decisions here. It needs a
+	// *store.Store (its batch is a *store.Batch).
 	ApplyHook func(b *store.Batch, writes []*crdt.Write, res *store.Result) error
 	// OnPeerHave, if set, is told what a peer holds at the start of each
 	// session (a hub's Collector listens here).

@@ -35,7 +35,7 @@ import (
 
 // StateStore is what state transfer needs of a store (*store.Store).
 type StateStore interface {
-	MergeStates(clock *hlc.Clock, recs []store.StateRecord, hook func(b *store.Batch, table, id string, rec *crdt.Record) error) (int, []int, error)
+	MergeStates(clock *hlc.Clock, recs []store.StateRecord, hook func(b store.ScopeBatch, table, id string, rec *crdt.Record) error) (int, []int, error)
 	ClaimState(ranges map[hlc.NodeID][]store.SeqRange) (map[hlc.NodeID]store.Held, error)
 	StateHeld() (map[hlc.NodeID]store.Held, error)
 	LogBytes(origin hlc.NodeID, ranges []store.SeqRange, want func(table []byte) bool, limit int64) (int64, error)
@@ -474,7 +474,7 @@ func (s *Session) receiveStates(c *Chunk) error {
 		recs = append(recs, store.StateRecord{Table: rs.Table, ID: rs.ID, Rec: s.l.scope().ProjectRecord(rs.Table, rec)})
 	}
 	l := s.l
-	changed, refused, err := ss.MergeStates(l.Clock, recs, func(b *store.Batch, table, id string, merged *crdt.Record) error {
+	changed, refused, err := ss.MergeStates(l.Clock, recs, func(b Batch, table, id string, merged *crdt.Record) error {
 		_, hidden := l.hiddenSkipped(table, id)
 		if l.scope().NeedsRecord(table) || hidden {
 			l.markScope(b, table, id, merged, true, false)

@@ -40,9 +40,9 @@ type StateRecord struct {
 // clock's maximum offset is not merged: its index is returned in refused
 // (the others are). hook, if set, is called under the write mutex for
 // every record in recs with the batch and the record's merged state
-// (changed or not); keys it adds commit with the merge. It returns how
+// (changed or not); what it does commits with the merge. It returns how
 // many records changed.
-func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b *Batch, table, id string, rec *crdt.Record) error) (changed int, refused []int, err error) {
+func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b ScopeBatch, table, id string, rec *crdt.Record) error) (changed int, refused []int, err error) {
 	for _, r := range recs {
 		if err := checkName(r.Table, r.ID); err != nil {
 			return 0, nil, err
