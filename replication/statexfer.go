@@ -219,8 +219,8 @@ func (snd *sender) chooseState(ss StateStore, have *Have) (*stateSend, error) {
 	}
 	if !forced && s.l.StateMinWrites >= 0 {
 		// Weigh: the records' stored bytes against the stored bytes of
-		// the log entries they replace, each read at most up to what
-		// decides.
+		// the log entries they replace, the log read only until it
+		// outweighs them.
 		var stateBytes int64
 		w := *st
 		for !w.done {
