@@ -767,3 +767,60 @@ func recordView(rec *crdt.Record) string {
 	}
 	return b.String()
 }
+
+// TestStateTransferRelays: numbers a replica holds only through states
+// reach the others. A new hub takes the history from a hub as states; a
+// device behind it is then sent states too (the new hub has no log of
+// those writes to stream). A device that meets only devices gets, from a
+// device that holds them only through states, states of its own (a
+// relay), and its own writes still reach the hub by the log through that
+// device.
+func TestStateTransferRelays(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	a := s.add("a", "device", FullScope())
+	fillHistory(s, a, "t", 40, 6, 1500)
+	s.mustSync(a, hub)
+	hub2 := s.add("hub2", "hub", FullScope())
+	st2, _, err := s.session(hub2, hub, 0)
+	if err != nil || st2.StateRecords != 40 {
+		t.Fatalf("new hub: %+v %v", st2, err)
+	}
+	// b holds the first 100 writes, by the log, then meets only hub2.
+	b := s.add("b", "device", FullScope())
+	if _, err := b.st.ApplyRemote(b.clock, a.acked[:100], nil); err != nil {
+		t.Fatal(err)
+	}
+	sb, _, err := s.session(b, hub2, 0)
+	if err != nil || sb.StateRecords == 0 || sb.StateClaimed != 1400 {
+		t.Fatalf("a device behind the new hub: %+v %v", sb, err)
+	}
+	if digest(t, b) != digest(t, hub) || holdingsEqual(b, hub) != "" {
+		t.Fatal("b differs from the hub")
+	}
+	// d meets only b, writes, and its writes reach the hub through b.
+	d := s.add("d", "device", FullScope())
+	sd, _, err := s.session(d, b, 0)
+	if err != nil || sd.StateRecords != 40 {
+		t.Fatalf("a device meeting only a device: %+v %v", sd, err)
+	}
+	d.phys += 100
+	w := s.write(d, "t", "r0003", map[string]any{"f00": "from d"}, false)
+	s.mustSync(d, b)
+	s.mustSync(b, hub)
+	if !hub.st.HeldOf(w.Origin).Contains(w.Seq) {
+		t.Fatal("d's write did not reach the hub through b")
+	}
+	for _, n := range []*simNode{hub2, b, d} {
+		s.mustSync(n, hub)
+	}
+	for _, n := range []*simNode{hub2, b, d, a} {
+		s.mustSync(n, hub)
+		if digest(t, n) != digest(t, hub) || holdingsEqual(n, hub) != "" {
+			t.Fatalf("%s differs from the hub", n.name)
+		}
+		if err := n.st.Verify(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
