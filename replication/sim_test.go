@@ -31,6 +31,10 @@ func seedFor(t testing.TB) uint64 {
 	return s
 }
 
+// simStateMinWrites is the Local.StateMinWrites of the sim's nodes (tests
+// that run the random histories with record states set it).
+var simStateMinWrites int
+
 // simNode is one replica in a deterministic in-process simulation: a real
 // store on an in-memory filesystem, a clock on simulated time.
 type simNode struct {
@@ -66,7 +70,7 @@ func (s *sim) add(name, role string, scope Scope) *simNode {
 	s.t.Cleanup(func() { st.Close() })
 	n := &simNode{name: name, st: st, phys: 1_700_000_000_000}
 	n.clock = hlc.NewClock(func() int64 { return n.phys }, hlc.DefaultMaxOffset)
-	n.local = &Local{Node: st.NodeID(), Cluster: "sim", Role: role, Scope: scope, Clock: n.clock, Store: st}
+	n.local = &Local{Node: st.NodeID(), Cluster: "sim", Role: role, Scope: scope, Clock: n.clock, Store: st, StateMinWrites: simStateMinWrites}
 	s.nodes = append(s.nodes, n)
 	s.byName[name] = n
 	return n

@@ -824,3 +824,33 @@ func TestStateTransferRelays(t *testing.T) {
 		}
 	}
 }
+
+// withStates runs fn with every sim node sending record states whenever
+// its peer may take them, unweighed.
+func withStates(fn func()) {
+	simStateMinWrites = -1
+	defer func() { simStateMinWrites = 0 }()
+	fn()
+}
+
+// TestPolicyRandomStates is TestPolicyRandom where every catch-up that
+// may go by record states does: the policies' outcomes (lww losses
+// logged, client-wins re-writes, server-wins undos, manual candidates,
+// parked writes) survive, and nothing acknowledged is unexplained.
+func TestPolicyRandomStates(t *testing.T) {
+	withStates(func() {
+		for run := 0; run < *flagPolicyRuns; run++ {
+			t.Run(fmt.Sprint(run), func(t *testing.T) { policyRandom(t, 5, *flagPolicySteps) })
+		}
+	})
+}
+
+// TestRandomClusterStates is TestRandomClusterFiltered where every
+// catch-up that may go by record states does.
+func TestRandomClusterStates(t *testing.T) {
+	withStates(func() {
+		for run := 0; run < *flagClusterRuns; run++ {
+			t.Run(fmt.Sprint(run), func(t *testing.T) { randomCluster(t, 8, *flagClusterSteps, true) })
+		}
+	})
+}
