@@ -47,6 +47,14 @@ type Local struct {
 	// nor sends record states in place of the log (statexfer.go), as a
 	// node that predates it.
 	NoStateTransfer bool
+	// Arbitrated, if set, reports whether an arbiter judges a table's
+	// writes in the order they reach it (client-wins, server-wins). Only
+	// the arbiter (Decided set) sends such a table's records as states:
+	// another node may hold writes of it the arbiter has not judged, and
+	// a receiver holding them only as states would send its own later
+	// writes, which saw them, to the arbiter first (the log keeps that
+	// order). Nil: every table may be.
+	Arbitrated func(table string) bool
 	// StateMinWrites: a peer lacking fewer writes is caught up by the log
 	// without weighing record states (0: StateMinWrites; negative: states
 	// whenever the peer may take them, unweighed, as tests do).

@@ -96,6 +96,9 @@ func (s *Session) stateTable(table string, fresh bool) bool {
 	if s.l.Stripped != nil && s.l.Stripped(table) {
 		return false
 	}
+	if s.l.Decided == nil && (s.l.Arbitrated == nil || s.l.Arbitrated(table)) {
+		return false // Local.Arbitrated
+	}
 	return fresh || !s.peer.Scope.NeedsRecord(table)
 }
 
@@ -212,9 +215,24 @@ func (snd *sender) chooseState(ss StateStore, have *Have) (*stateSend, error) {
 			tables = append(tables, t.Table)
 		}
 	}
+	excluded := false
 	for _, t := range tables {
 		if st.isState([]byte(t)) {
 			st.tables = append(st.tables, t)
+		} else if !IsSystemTable(t) && s.peer.Scope.lists([]byte(t)) {
+			excluded = true
+		}
+	}
+	if len(st.tables) == 0 {
+		return nil, nil
+	}
+	if excluded {
+		// The numbers held here only through states could be writes to a
+		// table whose records do not go: they cannot be covered.
+		for _, c := range snd.cursors {
+			if c.state.Max() > 0 {
+				return nil, nil
+			}
 		}
 	}
 	if !forced && s.l.StateMinWrites >= 0 {

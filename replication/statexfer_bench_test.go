@@ -19,6 +19,7 @@ import (
 // each record's encoding plus its table and id.
 func stateHub(b *testing.B, records, updates int) (*benchNode, int64) {
 	hub := openBenchNode(b, filepath.Join(b.TempDir(), "hub"), benchHub, "hub", false, true)
+	hub.local.Arbitrated = func(string) bool { return false } // lww: any hub sends states
 	const fields = 20
 	last := make([]uint64, records)
 	start := time.Now().UnixMilli() - int64((records+updates)/100) - 1000

@@ -838,6 +838,8 @@ func withStates(fn func()) {
 // logged, client-wins re-writes, server-wins undos, manual candidates,
 // parked writes) survive, and nothing acknowledged is unexplained.
 func TestPolicyRandomStates(t *testing.T) {
+	simArbitrated = func(table string) bool { return randomPolicies[table].NeedsArbiter() }
+	defer func() { simArbitrated = func(string) bool { return false } }()
 	withStates(func() {
 		for run := 0; run < *flagPolicyRuns; run++ {
 			t.Run(fmt.Sprint(run), func(t *testing.T) { policyRandom(t, 5, *flagPolicySteps) })
