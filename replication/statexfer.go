@@ -181,16 +181,26 @@ func (snd *sender) chooseState(ss StateStore, have *Have) (*stateSend, error) {
 			}
 		}
 	}
+	// What the peer lacks, of the origins that may have written its
+	// tables (the others are declared empty to it without reading their
+	// log: states would not spare anything there).
+	lg := s.l.Capabilities().Log
 	var missing uint64
 	forced := false
 	miss := make([][]store.SeqRange, len(snd.cursors))
 	for i, c := range snd.cursors {
 		miss[i] = c.theirs.Missing(c.mine)
 		for _, r := range miss[i] {
-			missing += r.Hi - r.Lo + 1
 			if !forced && intersect(c.state, r.Lo, r.Hi).Max() > 0 {
 				forced = true
 			}
+		}
+		if s.peer.Scope.All || c.state.Max() > 0 || lg.OriginMayWrite(c.origin, s.peer.Scope.lists) {
+			for _, r := range miss[i] {
+				missing += r.Hi - r.Lo + 1
+			}
+		} else {
+			miss[i] = nil
 		}
 	}
 	minWrites := uint64(StateMinWrites)
@@ -236,12 +246,21 @@ func (snd *sender) chooseState(ss StateStore, have *Have) (*stateSend, error) {
 		}
 	}
 	if !forced && s.l.StateMinWrites >= 0 {
-		// Weigh: the records' stored bytes against the stored bytes of
-		// the log entries they replace, the log read only until it
-		// outweighs them.
+		// Weigh: the stored bytes of the log entries the states replace
+		// (read no further than the log's catch-up would), against the
+		// records' stored bytes, read only until they outweigh the log.
+		var logBytes int64
+		for i, c := range snd.cursors {
+			n, err := ss.LogBytes(c.origin, miss[i], st.isState, 0)
+			if err != nil {
+				return nil, err
+			}
+			logBytes += n
+		}
+		limit := logBytes * logWireNum / logWireDen
 		var stateBytes int64
 		w := *st
-		for !w.done {
+		for !w.done && stateBytes < limit {
 			if err := w.load(s); err != nil {
 				return nil, err
 			}
@@ -250,19 +269,8 @@ func (snd *sender) chooseState(ss StateStore, have *Have) (*stateSend, error) {
 			}
 			w.page = nil
 		}
-		limit := max(stateBytes*logWireDen/logWireNum, 1)
-		var logBytes int64
-		for i, c := range snd.cursors {
-			n, err := ss.LogBytes(c.origin, miss[i], st.isState, limit-logBytes)
-			if err != nil {
-				return nil, err
-			}
-			if logBytes += n; logBytes > limit {
-				break
-			}
-		}
 		s.l.Log.Debug("state transfer weighed", "peer", s.peer.Node, "missing", missing, "state_bytes", stateBytes, "log_bytes", logBytes)
-		if logBytes <= limit {
+		if stateBytes >= limit {
 			return nil, nil
 		}
 	}
