@@ -40,8 +40,9 @@ type StateRecord struct {
 // clock's maximum offset is not merged: its index is returned in refused
 // (the others are). hook, if set, is called under the write mutex for
 // every record in recs with the batch and the record's merged state
-// (changed or not); what it does commits with the merge. It returns how
-// many records changed.
+// (changed or not); what it does commits with the merge, and an error or
+// a panic from it aborts the merge (hook.go). It returns how many records
+// changed.
 func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b ScopeBatch, table, id string, rec *crdt.Record) error) (changed int, refused []int, err error) {
 	for _, r := range recs {
 		if err := checkName(r.Table, r.ID); err != nil {
@@ -66,20 +67,40 @@ func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b Sc
 		}
 		ok[i] = true
 	}
-	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
+	changed, feed, p, err := s.mergeStatesLocked(clock, recs, ok, hook)
+	if err != nil || p == nil {
 		return 0, refused, err
 	}
+	if err := p.done(); err != nil {
+		return 0, refused, err
+	}
+	raise(&s.durableFeed, feed)
+	return changed, refused, nil
+}
+
+// mergeStatesLocked is MergeStates under s.mu (released by defer, hooks
+// run as hook.go says), up to handing the batch to Pebble.
+func (s *Store) mergeStatesLocked(clock *hlc.Clock, recs []StateRecord, ok []bool, hook func(b ScopeBatch, table, id string, rec *crdt.Record) error) (changed int, feed uint64, _ *pending, _ error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return 0, 0, nil, err
+	}
 	b := s.newBatch()
-	defer b.close()
 	type done struct {
 		key []byte
 		rec *crdt.Record
 	}
 	var put []done
-	feed := s.feed
+	feed = s.feed
 	seen := map[string]*crdt.Record{} // a record named twice merges into one state
+	fail := func(err error) (int, uint64, *pending, error) {
+		b.close()
+		for _, d := range put {
+			s.rcache.put(d.key, d.rec) // taken by readCached, unchanged in the store
+		}
+		return 0, 0, nil, err
+	}
 	for i, r := range recs {
 		if !ok[i] {
 			continue
@@ -89,17 +110,16 @@ func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b Sc
 		if !dup {
 			var err error
 			if rec, _, err = s.readCached(rkey); err != nil {
-				s.mu.Unlock()
-				return 0, refused, err
+				return fail(err)
 			}
+			seen[string(rkey)] = rec
 		}
 		before := rec.Digest()
 		wasDeleted, wasConflict := rec.Deleted(), rec.HasConflict()
-		rec.Merge(r.Rec)
 		if !dup {
-			seen[string(rkey)] = rec
-			put = append(put, done{rkey, rec})
+			put = append(put, done{rkey, rec.Clone()})
 		}
+		rec.Merge(r.Rec)
 		if rec.Digest() != before {
 			changed++
 			mkey := mergedKey(r.Table, r.ID)
@@ -108,18 +128,15 @@ func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b Sc
 				mvv, err = decodeVV(mkey, v)
 				c.Close()
 				if err != nil {
-					s.mu.Unlock()
-					return 0, refused, err
+					return fail(err)
 				}
 			} else if !errors.Is(err, pebble.ErrNotFound) {
-				s.mu.Unlock()
-				return 0, refused, fmt.Errorf("store: read %s: %w", FormatKey(mkey), err)
+				return fail(fmt.Errorf("store: read %s: %w", FormatKey(mkey), err))
 			}
 			mvv.Join(r.Rec.Applied)
 			val, err := rec.AppendBinary(nil)
 			if err != nil {
-				s.mu.Unlock()
-				return 0, refused, err
+				return fail(err)
 			}
 			b.set(rkey, val)
 			b.setEncoded(mkey, flatVV(mvv))
@@ -132,33 +149,29 @@ func (s *Store) MergeStates(clock *hlc.Clock, recs []StateRecord, hook func(b Sc
 				b.del(tk)
 			}
 			b.indexConflict(rkey, wasConflict, rec)
+			b.wrote(r.Table+"\x00"+r.ID, rec)
 		}
 		if hook != nil && b.err == nil {
-			if err := hook(b, r.Table, r.ID, rec); err != nil {
-				s.mu.Unlock()
-				return 0, refused, err
+			if err := runHook(func() error { return hook(b, r.Table, r.ID, rec) }); err != nil {
+				return fail(err)
 			}
 		}
 	}
 	hw := max(s.hw, clock.HighWater())
 	b.set(metaKey(metaHLC), u64val(uint64(hw)))
-	wait, err := s.submit(b)
+	p, err := s.submitPublish(b)
 	if err != nil {
-		s.mu.Unlock()
-		return 0, refused, err
+		for _, d := range put {
+			s.rcache.put(d.key, d.rec)
+		}
+		return 0, 0, nil, err
 	}
 	s.feed = feed
 	s.hw = hw
-	s.publish(b)
-	for _, d := range put {
-		s.rcache.put(d.key, d.rec)
+	for k, rec := range seen {
+		s.rcache.put([]byte(k), rec)
 	}
-	s.mu.Unlock()
-	if err := wait(); err != nil {
-		return 0, refused, err
-	}
-	raise(&s.durableFeed, feed)
-	return changed, refused, nil
+	return changed, feed, p, nil
 }
 
 // ClaimState marks as held, with no log entry, the sequence numbers in
@@ -182,13 +195,22 @@ func (s *Store) ClaimState(ranges map[hlc.NodeID][]SeqRange) (map[hlc.NodeID]Hel
 	}
 	sort.Slice(origins, func(i, j int) bool { return origins[i] < origins[j] })
 	out := map[hlc.NodeID]Held{}
+	p, err := s.claimStateLocked(origins, ranges, out)
+	if err != nil || p == nil {
+		return out, err
+	}
+	return out, p.done()
+}
+
+// claimStateLocked is ClaimState under s.mu (released by defer), up to
+// handing the batch to Pebble (nil: nothing to claim).
+func (s *Store) claimStateLocked(origins []hlc.NodeID, ranges map[hlc.NodeID][]SeqRange, out map[hlc.NodeID]Held) (*pending, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
 	b := s.newBatch()
-	defer b.close()
 	held := map[hlc.NodeID]*Held{}
 	for _, o := range origins {
 		h := s.heldOf(o)
@@ -209,18 +231,15 @@ func (s *Store) ClaimState(ranges map[hlc.NodeID][]SeqRange) (map[hlc.NodeID]Hel
 		}
 	}
 	if len(held) == 0 {
-		s.mu.Unlock()
-		return out, nil
+		b.close()
+		return nil, nil
 	}
-	wait, err := s.submit(b)
+	p, err := s.submitPublish(b)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
-	s.publish(b)
 	s.publishHeld(held)
-	s.mu.Unlock()
-	return out, wait()
+	return p, nil
 }
 
 // StateHeld returns, per origin, the sequence numbers this replica holds
