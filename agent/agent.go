@@ -359,6 +359,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		}
 	}
 	r.dupes = newDedupe(r)
+	ecfg.Local.Arbitrated = func(t string) bool { return rep.policyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
 	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
 		rep.trackApplied(b, ws, res)
 		rep.dupes.trackApplied(b, ws, res)

@@ -130,7 +130,26 @@ func (r *replica) record(table, id string) *crdt.Record {
 	return rec
 }
 
-func (r *replica) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(*store.Batch, *store.Result) error) (*store.Result, error) {
+// scopeBatch is the batch replication's hooks get from a replica. The
+// lab's replicas hold full scope and no tombstone horizon: no hook hides,
+// purges or collects a record of theirs, and one that tried would fail
+// the call (replica holds no hidden state to keep it in).
+type scopeBatch struct{ err error }
+
+var _ store.ScopeBatch = (*scopeBatch)(nil)
+
+func (b *scopeBatch) refuse(what string) {
+	if b.err == nil {
+		b.err = fmt.Errorf("lab: a replica cannot %s a record: the lab's replicas hold full scope and collect nothing", what)
+	}
+}
+
+func (b *scopeBatch) SetHidden(table, id string, hidden bool, _ crdt.VV) { b.refuse("hide or show") }
+func (b *scopeBatch) Purge(table, id string, _ crdt.VV)                  { b.refuse("purge") }
+func (b *scopeBatch) CollectRecord(table, id string)                     { b.refuse("collect") }
+func (b *scopeBatch) Err() error                                         { return b.err }
+
+func (r *replica) ApplyRemoteScoped(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(replication.Batch, *store.Result) error) (*store.Result, error) {
 	for _, w := range writes {
 		if err := w.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %v", store.ErrInvalid, err)
@@ -193,10 +212,12 @@ func (r *replica) ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, emptie
 		r.heldCount += heldCount(h) - before
 	}
 	if hook != nil {
-		// No batch: the lab's replicas hold full scope and no tombstone
-		// horizon, so replication's own hook never touches it.
-		if err := hook(nil, res); err != nil {
+		b := &scopeBatch{}
+		if err := hook(b, res); err != nil {
 			return nil, err
+		}
+		if b.err != nil {
+			return nil, b.err
 		}
 	}
 	return res, nil
@@ -225,7 +246,7 @@ func maxStamp(rec *crdt.Record) hlc.Timestamp {
 	return m
 }
 
-func (r *replica) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.Record, hook func(*store.Batch, *crdt.Record) error) (bool, error) {
+func (r *replica) MergeRecordScoped(clock *hlc.Clock, table, id string, in *crdt.Record, hook func(replication.Batch, *crdt.Record) error) (bool, error) {
 	if msg := in.Check(); msg != "" {
 		return false, fmt.Errorf("%w: merged record %s/%s: %s", store.ErrInvalid, table, id, msg)
 	}
@@ -237,7 +258,17 @@ func (r *replica) MergeRecordWith(clock *hlc.Clock, table, id string, in *crdt.R
 	rec := r.record(table, id)
 	before := rec.Digest()
 	rec.Merge(in)
-	return rec.Digest() != before, nil
+	changed := rec.Digest() != before
+	if hook != nil && changed {
+		b := &scopeBatch{}
+		if err := hook(b, rec); err != nil {
+			return false, err
+		}
+		if b.err != nil {
+			return false, b.err
+		}
+	}
+	return changed, nil
 }
 
 func (r *replica) GCHorizon() (crdt.VV, error)               { return nil, nil }

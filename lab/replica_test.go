@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -44,7 +45,9 @@ func TestReplicaMatchesStore(t *testing.T) {
 		if i == 0 {
 			role = "hub"
 		}
-		p.real = &replication.Local{Node: id, Cluster: cluster, Role: role, Scope: replication.FullScope(), Clock: p.clock[0], Store: st}
+		// The lab's replicas do not take record states (state transfer):
+		// the store side does not either, so both speak the same bytes.
+		p.real = &replication.Local{Node: id, Cluster: cluster, Role: role, Scope: replication.FullScope(), Clock: p.clock[0], Store: st, NoStateTransfer: true}
 		p.lab = &replication.Local{Node: id, Cluster: cluster, Role: role, Scope: replication.FullScope(), Clock: p.clock[1], Store: p.rep}
 		ps = append(ps, p)
 	}
@@ -226,5 +229,31 @@ func BenchmarkWriteAndPush(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestReplicaScopeBatch: replication's hooks get a batch from a lab
+// replica too (it used to give none, nil), and a hook asking it to hide
+// a record, which a full-scope replica never holds, fails the call
+// loudly instead of dereferencing nothing.
+func TestReplicaScopeBatch(t *testing.T) {
+	r := newReplica(hlc.NodeID(7), false)
+	w := &crdt.Write{Table: "t", ID: "x", Origin: hlc.NodeID(9), Seq: 1, TS: hlc.New(1000, 0),
+		Fields: []crdt.FieldValue{{Name: "f", Value: crdt.MustValue(1)}}}
+	var got replication.Batch
+	if _, err := r.ApplyRemoteScoped(nil, []*crdt.Write{w}, nil, func(b replication.Batch, _ *store.Result) error {
+		got = b
+		return nil
+	}); err != nil || got == nil {
+		t.Fatalf("hook got batch %v (%v)", got, err)
+	}
+	w2 := *w
+	w2.Seq, w2.Ctx = 2, crdt.VV{{Node: w.Origin, Seq: 1}}
+	_, err := r.ApplyRemoteScoped(nil, []*crdt.Write{&w2}, nil, func(b replication.Batch, _ *store.Result) error {
+		b.SetHidden("t", "x", true, nil)
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "full scope") {
+		t.Fatalf("hiding a record on a lab replica: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -37,7 +38,7 @@ func (l *Local) applyRemote(from Peer, writes []*crdt.Write, empties map[hlc.Nod
 	if err != nil {
 		return nil, nil, err
 	}
-	scopeHook := func(b *store.Batch, res *store.Result) error {
+	scopeHook := func(b Batch, res *store.Result) error {
 		// Deletes that arrive already under the tombstone horizon are
 		// collected at once, as every other replica has done.
 		if len(horizon) > 0 {
@@ -68,12 +69,16 @@ func (l *Local) applyRemote(from Peer, writes []*crdt.Write, empties map[hlc.Nod
 		}
 		return nil
 	}
-	res, err := l.Store.ApplyRemoteWith(l.Clock, writes, empties, func(b *store.Batch, res *store.Result) error {
+	res, err := l.Store.ApplyRemoteScoped(l.Clock, writes, empties, func(b Batch, res *store.Result) error {
 		if err := scopeHook(b, res); err != nil {
 			return err
 		}
 		if l.ApplyHook != nil {
-			return l.ApplyHook(b, writes, res)
+			sb, ok := b.(*store.Batch)
+			if !ok {
+				return fmt.Errorf("replication: ApplyHook needs a *store.Store; the store's batch is a %T", b)
+			}
+			return l.ApplyHook(sb, writes, res)
 		}
 		return nil
 	})
@@ -118,7 +123,7 @@ func (l *Local) visible(table, id string) bool {
 // state arrives, since this replica may lack concurrent writes to it that
 // were outside its scope when they were sent. It reports whether the
 // record needs that whole state.
-func (l *Local) markScope(b *store.Batch, table, id string, rec *crdt.Record, complete, wasVisible bool) (fetch bool) {
+func (l *Local) markScope(b Batch, table, id string, rec *crdt.Record, complete, wasVisible bool) (fetch bool) {
 	if !rec.Exists() {
 		return false // nothing to show; deletes keep propagating
 	}
@@ -141,9 +146,7 @@ func (l *Local) markScope(b *store.Batch, table, id string, rec *crdt.Record, co
 }
 
 func (l *Local) hiddenSkipped(table, id string) (crdt.VV, bool) {
-	if h, ok := l.Store.(interface {
-		HiddenSkipped(table, id string) (crdt.VV, bool)
-	}); ok {
+	if h := l.Capabilities().Hidden; h != nil {
 		return h.HiddenSkipped(table, id)
 	}
 	return nil, false
@@ -157,7 +160,7 @@ func (l *Local) mergeRecord(table, id string, rec *crdt.Record, complete bool) (
 	// A record of a whole table hidden here (purged when this replica's
 	// read permissions changed) is shown again by the same rule.
 	_, hidden := l.hiddenSkipped(table, id)
-	return l.Store.MergeRecordWith(l.Clock, table, id, rec, func(b *store.Batch, merged *crdt.Record) error {
+	return l.Store.MergeRecordScoped(l.Clock, table, id, rec, func(b Batch, merged *crdt.Record) error {
 		if l.scope().NeedsRecord(table) || hidden {
 			l.markScope(b, table, id, merged, complete, wasVisible)
 		}

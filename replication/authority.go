@@ -37,12 +37,6 @@ func (l *Local) counters() *Counters {
 	return l.Counters
 }
 
-// emptyDropper is implemented by a store that can forget the empty claims
-// it holds of an origin (*store.Store).
-type emptyDropper interface {
-	DropEmpties(origin hlc.NodeID, within *store.Held) (store.Held, error)
-}
-
 // originAuthority applies, when the peer's Have arrives (before this side
 // streams anything), the rule that an origin is the authority on its own
 // sequence numbers: every one of them it holds is a real write, and no
@@ -69,7 +63,7 @@ type emptyDropper interface {
 func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 	theirs := fromWireHeld(have.Origins)
 	self, peer := s.l.Node, s.peer.Node
-	if claimed, mine := theirs[self].Max(), heldOf(s.l.Store, self).Max(); claimed > mine {
+	if claimed, mine := theirs[self].Max(), s.l.heldOf(self).Max(); claimed > mine {
 		s.l.counters().OriginContradictions.Add(1)
 		s.l.Log.Error("a peer holds sequence numbers of this node's origin that this node never made (a forged empty claim reached it): sending it every write of this origin again",
 			"peer", peer, "peer_holds", theirs[self].String(), "last_write", mine)
@@ -84,9 +78,9 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 		s.dropAllEmpties()
 		return theirs
 	}
-	if own, held := theirs[peer].Max(), heldOf(s.l.Store, peer).Max(); held > own {
-		d, ok := s.l.Store.(emptyDropper)
-		if !ok {
+	if own, held := theirs[peer].Max(), s.l.heldOf(peer).Max(); held > own {
+		d := s.l.Capabilities().Empties
+		if d == nil {
 			return theirs
 		}
 		dropped, err := d.DropEmpties(peer, nil)
@@ -108,10 +102,8 @@ func (s *Session) originAuthority(have *Have) map[hlc.NodeID]store.Held {
 // dropAllEmpties drops the empty claims a full replica holds, of every
 // origin, and passes the ranges on (Have.Void).
 func (s *Session) dropAllEmpties() {
-	d, ok := s.l.Store.(interface {
-		DropAllEmpties() (map[hlc.NodeID]store.Held, error)
-	})
-	if !ok {
+	d := s.l.Capabilities().Empties
+	if d == nil {
 		return
 	}
 	all, err := d.DropAllEmpties()
@@ -126,12 +118,12 @@ func (s *Session) dropAllEmpties() {
 	}
 }
 
-// heldOf returns what st holds of origin.
-func heldOf(st Store, origin hlc.NodeID) store.Held {
-	if h, ok := st.(interface{ HeldOf(hlc.NodeID) store.Held }); ok {
+// heldOf returns what the store holds of origin.
+func (l *Local) heldOf(origin hlc.NodeID) store.Held {
+	if h := l.Capabilities().Held; h != nil {
 		return h.HeldOf(origin)
 	}
-	return st.Holdings()[origin]
+	return l.Store.Holdings()[origin]
 }
 
 // applyVoid drops, once, the empty claims this node holds within the
@@ -139,8 +131,8 @@ func heldOf(st Store, origin hlc.NodeID) store.Held {
 // Haves. A forged list costs the receiver a refetch of what it dropped:
 // only empty claims are dropped, never a write.
 func (s *Session) applyVoid(void []OriginHeld) {
-	d, ok := s.l.Store.(emptyDropper)
-	if !ok {
+	d := s.l.Capabilities().Empties
+	if d == nil {
 		return
 	}
 	for o, h := range fromWireHeld(void) {
@@ -177,23 +169,15 @@ const maxVoidRanges = 64
 type voidBook struct {
 	mu     sync.Mutex
 	m      map[hlc.NodeID]*voidEntry
-	st     voidStore   // nil: in memory only
+	st     VoidKeeper  // nil: in memory only
 	log    func(error) // a failed save
 	saveMu sync.Mutex  // saves in order
 }
 
-// voidStore is implemented by a store that keeps the void book
-// (*store.Store).
-type voidStore interface {
-	SetVoids([]byte) error
-	Voids() ([]byte, error)
-}
-
 // newVoidBook loads the book st kept, if any.
-func newVoidBook(st Store, log func(error)) *voidBook {
+func newVoidBook(vs VoidKeeper, log func(error)) *voidBook {
 	b := &voidBook{log: log}
-	vs, ok := st.(voidStore)
-	if !ok {
+	if vs == nil {
 		return b
 	}
 	b.st = vs

@@ -336,7 +336,8 @@ func (nullPebbleLogger) Fatalf(format string, args ...any) {
 // number of bytes (written by one goroutine, read by another), and raw
 // Pebble batched Sets of the same keys (each write's change-log key and
 // record key, with values of the sizes the store writes), one synced batch
-// per chunk the session sent.
+// per chunk the session sent. The device takes no record states: this
+// is the log's catch-up (states: BenchmarkStateTransfer).
 func BenchmarkCatchUp(b *testing.B) {
 	n := 100_000
 	if *flagBig {
@@ -348,6 +349,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	var dur time.Duration
 	for range b.N {
 		dev := openBenchNode(b, filepath.Join(b.TempDir(), "dev"), benchDevice, "device", false, false)
+		dev.local.NoStateTransfer = true // the log streamed (state transfer: BenchmarkStateTransfer)
 		ca, cb := tcpPair(b)
 		sd, sh := NewSession(dev.local, true), NewSession(hub.local, false)
 		var wg sync.WaitGroup

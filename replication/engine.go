@@ -276,11 +276,14 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.Local.voids == nil {
 		log := cfg.Local.Log
-		cfg.Local.voids = newVoidBook(cfg.Local.Store, func(err error) {
+		cfg.Local.voids = newVoidBook(cfg.Local.Capabilities().Voids, func(err error) {
 			log.Error("the list of false empty claims to pass on was not kept", "error", err)
 		})
 	}
-	cfg.Local.state() // the scope state exists before sessions share it
+	cfg.Local.state()                                                               // the scope state exists before sessions share it
+	if err := cfg.Local.Capabilities().Need(cfg.Local.Scope, Scope{}); err != nil { // found once
+		cfg.Local.Log.Error("every session will be refused", "error", err)
+	}
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Local.Log.Named("sync"),
@@ -431,10 +434,7 @@ func (e *Engine) HandlePushFrom(from hlc.NodeID, payload []byte) {
 
 // holds reports whether the store holds origin's write seq.
 func (e *Engine) holds(origin hlc.NodeID, seq uint64) bool {
-	if h, ok := e.cfg.Local.Store.(interface{ HeldOf(hlc.NodeID) store.Held }); ok {
-		return h.HeldOf(origin).Contains(seq)
-	}
-	return e.cfg.Local.Store.Holdings()[origin].Contains(seq)
+	return e.cfg.Local.heldOf(origin).Contains(seq)
 }
 
 // syncHinted syncs with the partners that pushed writes this node lacks

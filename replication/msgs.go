@@ -183,6 +183,13 @@ type Have struct {
 	// the receiver drops the empty claims it holds within them, once, so
 	// that the real writes reach it. Older senders send none.
 	Void []OriginHeld
+	// State: the Have's sender takes record states from its peer in this
+	// session (state transfer, statexfer.go): the peer may send, instead
+	// of writes, whole records (Chunk.Recs) and the numbers they include
+	// (Chunk.Covered). StateTake, or 0: it takes none. Trailing: a peer
+	// that predates it reads a Have without it and never sends them; one
+	// that predates it ignores it.
+	State uint8
 }
 
 // maxVoidOrigins bounds a Have's Void list.
@@ -225,6 +232,13 @@ type Chunk struct {
 	// state may be newer than the sender's) can fetch it whole instead of
 	// silently missing the write.
 	Skips []Skip
+	// Recs are whole records, sent (state transfer, only to a peer whose
+	// Have set State) before any write or claim of the session; Covered
+	// are the sequence numbers, per origin, that the records sent include
+	// (or that lie outside the receiver's scope), which the receiver then
+	// holds with no log entry. Trailing: never sent to an older peer.
+	Recs    []RecordState
+	Covered []OriginHeld
 }
 
 // Skip names one write without its values.
@@ -462,6 +476,14 @@ func (m Msg) validate() error {
 			if k.Origin == 0 || k.Seq == 0 {
 				return errors.New("replication: skip without origin or sequence")
 			}
+		}
+		for _, r := range m.Chunk.Recs {
+			if r.Missing || r.OutOfScope || len(r.State) == 0 {
+				return errors.New("replication: chunk record without a state")
+			}
+		}
+		if err := checkHeld(m.Chunk.Covered); err != nil {
+			return err
 		}
 		return checkHeld(m.Chunk.Empties)
 	case m.Hello != nil:

@@ -82,11 +82,13 @@ func (s *Session) serveListing(req *RecordReq) ([]Msg, error) {
 	if len(req.Keys) > 0 || len(req.Held) > 0 {
 		return nil, fmt.Errorf("%w: a scan request also asks for records", ErrProtocol)
 	}
-	scn, ok := s.l.Store.(scanner)
-	resp := &Records{Listed: []Listed{}}
-	if !ok {
-		return []Msg{{Records: resp}}, nil
+	scn := s.l.Capabilities().Scan
+	if scn == nil {
+		// An empty listing would say the peer's records all left its
+		// scope.
+		return nil, fmt.Errorf("replication: a peer asks for a listing of %v and the store cannot list records (it lacks Scan)", req.Scan)
 	}
+	resp := &Records{Listed: []Listed{}}
 	ev := s.peerEval()
 	for _, table := range req.Scan {
 		err := eachRecord(scn, table, func(e store.RecordEntry) error {
@@ -139,7 +141,7 @@ func (s *Session) receiveListing(tables []string, r *Records) ([]Msg, error) {
 	}
 	// Shown here, not listed: leaving the scope (or not at the peer yet).
 	var leave []RecordKey
-	if scn, ok := s.l.Store.(scanner); ok {
+	if scn := s.l.Capabilities().Scan; scn != nil {
 		for _, table := range tables {
 			err := eachRecord(scn, table, func(e store.RecordEntry) error {
 				if k := (RecordKey{Table: table, ID: e.ID}); e.Record.Exists() && !listed[k] {
@@ -200,12 +202,11 @@ func (s *Session) rescope() {
 	if len(related) == 0 {
 		return
 	}
-	scn, ok := s.l.Store.(scanner)
-	lister, ok2 := s.l.Store.(interface{ ListHidden(limit int) [][2]string })
-	if !ok || !ok2 {
-		return
+	scn, lister := s.l.Capabilities().Scan, s.l.Capabilities().Hidden
+	if scn == nil || lister == nil {
+		return // refused at the handshake (Capabilities.Need)
 	}
-	ev := relatedEval(sc, s.l.Store, s.l.Clock.Physical())
+	ev := relatedEval(sc, scn, s.l.Clock.Physical())
 	show, hide := map[RecordKey]bool{}, map[RecordKey]crdt.VV{}
 	isRelated := map[string]bool{}
 	for _, t := range related {
@@ -241,7 +242,7 @@ func (s *Session) rescope() {
 	if len(show) == 0 && len(hide) == 0 {
 		return
 	}
-	_, err := s.l.Store.ApplyRemoteWith(s.l.Clock, nil, nil, func(b *store.Batch, _ *store.Result) error {
+	_, err := s.l.Store.ApplyRemoteScoped(s.l.Clock, nil, nil, func(b Batch, _ *store.Result) error {
 		for k := range show {
 			b.SetHidden(k.Table, k.ID, false, nil)
 		}

@@ -87,8 +87,7 @@ func (s Scope) Table(name string) (TableScope, bool) {
 	return TableScope{}, false
 }
 
-// scanner is implemented by a store that can list a table's records
-// (*store.Store).
+// scanner lists a table's records (RecordScanner's Scan).
 type scanner interface {
 	Scan(table, after string, limit int) ([]store.RecordEntry, string, error)
 }
@@ -96,7 +95,7 @@ type scanner interface {
 // relatedEval builds an Eval for sc at nowMs on st: the related ids are
 // computed on first use, once per (table, field), by scanning the
 // referencing table's selected records.
-func relatedEval(sc Scope, st Store, nowMs int64) *Eval {
+func relatedEval(sc Scope, scn scanner, nowMs int64) *Eval {
 	ev := &Eval{NowMs: nowMs}
 	sets := map[[2]string]map[string]bool{}
 	ev.Related = func(table, field string) map[string]bool {
@@ -106,7 +105,7 @@ func relatedEval(sc Scope, st Store, nowMs int64) *Eval {
 		}
 		sets[k] = nil // a loop (Validate refuses them) relates nothing
 		ids := map[string]bool{}
-		if scn, ok := st.(scanner); ok {
+		if scn != nil {
 			collectRefs(scn, table, field, func(id string, rec *crdt.Record) bool {
 				return rec.Exists() && sc.Selects(table, id, rec, ev)
 			}, ids)
@@ -225,13 +224,13 @@ func (l *Local) eval() *Eval {
 	// Related ids depend on the records held: recomputed after any change
 	// here, and at most evalTTL apart for the time.
 	var head uint64
-	if f, ok := l.Store.(interface{ FeedHead() uint64 }); ok {
+	if f := l.Capabilities().Feed; f != nil {
 		head = f.FeedHead()
 	}
 	if d.ev != nil && d.evScope != nil && now-d.evAt < evalTTL && now >= d.evAt && head == d.evHead {
 		return d.ev
 	}
-	d.ev, d.evAt, d.evScope, d.evHead = relatedEval(sc, l.Store, now), now, &sc, head
+	d.ev, d.evAt, d.evScope, d.evHead = relatedEval(sc, l.scanner(), now), now, &sc, head
 	return d.ev
 }
 
@@ -318,4 +317,19 @@ func eachRecord(sc scanner, table string, fn func(store.RecordEntry) error) erro
 // NewEval returns an Eval of sc at nowMs over st's records (related ids
 // computed once, on first use): for callers outside a session, such as a
 // hub previewing a profile.
-func NewEval(sc Scope, st Store, nowMs int64) *Eval { return relatedEval(sc, st, nowMs) }
+func NewEval(sc Scope, st Store, nowMs int64) *Eval {
+	var scn scanner
+	if c := CapabilitiesOf(st).Scan; c != nil {
+		scn = c
+	}
+	return relatedEval(sc, scn, nowMs)
+}
+
+// scanner returns the store's Scan, or nil (a nil RecordScanner in a
+// scanner interface would not be nil).
+func (l *Local) scanner() scanner {
+	if c := l.Capabilities().Scan; c != nil {
+		return c
+	}
+	return nil
+}

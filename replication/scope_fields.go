@@ -346,12 +346,11 @@ func (l *Local) readChange(old, nu Scope) error {
 	if old.All && nu.All {
 		return nil
 	}
-	tl, ok := l.Store.(interface{ Tables() ([]string, error) })
-	scn, ok2 := l.Store.(scanner)
-	if !ok || !ok2 {
-		return nil
+	scn := l.Capabilities().Scan
+	if scn == nil || l.Capabilities().Hidden == nil {
+		return fmt.Errorf("replication: the scope's tables or fields changed (%s to %s) and the store cannot purge or project its records (it lacks Scan, Tables or ListHidden)", old, nu)
 	}
-	tables, err := tl.Tables()
+	tables, err := scn.Tables()
 	if err != nil {
 		return err
 	}
@@ -410,7 +409,7 @@ func (l *Local) purgeTable(scn scanner, table string, project *Scope) error {
 		return err
 	}
 	var hidden []string
-	if lister, ok := l.Store.(interface{ ListHidden(limit int) [][2]string }); ok {
+	if lister := l.Capabilities().Hidden; lister != nil {
 		for _, h := range lister.ListHidden(-1) {
 			if h[0] == table {
 				hidden = append(hidden, h[1])
@@ -418,7 +417,7 @@ func (l *Local) purgeTable(scn scanner, table string, project *Scope) error {
 		}
 	}
 	purge := func(ids []string) error {
-		_, err := l.Store.ApplyRemoteWith(l.Clock, nil, nil, func(b *store.Batch, _ *store.Result) error {
+		_, err := l.Store.ApplyRemoteScoped(l.Clock, nil, nil, func(b Batch, _ *store.Result) error {
 			for _, id := range ids {
 				rec, err := l.Store.GetAny(table, id)
 				if err != nil {
@@ -458,7 +457,7 @@ func (l *Local) purgeTable(scn scanner, table string, project *Scope) error {
 			if p == h.rec {
 				continue
 			}
-			_, err := l.Store.MergeRecordWith(l.Clock, table, h.id, p, func(b *store.Batch, _ *crdt.Record) error {
+			_, err := l.Store.MergeRecordScoped(l.Clock, table, h.id, p, func(b Batch, _ *crdt.Record) error {
 				b.SetHidden(table, h.id, false, nil)
 				return b.Err()
 			})

@@ -19,6 +19,8 @@ type sender struct {
 	heads   cursorHeap
 	done    bool
 	started bool
+	st      *stateSend // record states to send first (statexfer.go), or nil
+	theirs  map[hlc.NodeID]store.Held
 }
 
 type cursor struct {
@@ -31,6 +33,11 @@ type cursor struct {
 	empties  store.Held
 	skips    []Skip
 	coverAll bool // this node's scope covers the peer's
+	// state: what this node holds of origin through a transferred state
+	// (no log entry); covered: what the records sent to the peer include
+	// (state transfer, statexfer.go).
+	state   store.Held
+	covered store.Held
 }
 
 const cursorBatch = 256
@@ -38,7 +45,7 @@ const cursorBatch = 256
 var errStop = errors.New("stop")
 
 func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
-	snd := &sender{s: s}
+	snd := &sender{s: s, theirs: theirs}
 	coverAll := s.l.scope().Covers(s.peer.Scope)
 	mine := s.l.Store.Holdings()
 	origins := make([]hlc.NodeID, 0, len(mine))
@@ -62,24 +69,15 @@ func newSender(s *Session, theirs map[hlc.NodeID]store.Held) *sender {
 	return snd
 }
 
-// tableStreamer is implemented by a store that can stream a log without
-// decoding the writes of unwanted tables (*store.Store).
-type tableStreamer interface {
-	StreamTables(origin hlc.NodeID, after uint64, want func(table []byte) bool, fn func(seq uint64, w *crdt.Write) error) error
-}
-
-// originTabler is implemented by a store that knows which tables each
-// origin's log entries write (*store.Store).
-type originTabler interface {
-	OriginMayWrite(origin hlc.NodeID, want func(table []byte) bool) bool
-}
-
 // fill loads the cursor's buffer; writes the peer holds or that fall
 // outside its scope are turned into empties on the way. For a peer whose
 // scope lists tables, writes of other tables are not even decoded.
 func (c *cursor) fill(s *Session) error {
+	if s.snd.st != nil {
+		return c.fillState(s) // statexfer.go
+	}
 	if !c.drained && c.coverAll && !s.peer.Scope.All {
-		if ot, ok := s.l.Store.(originTabler); ok && !ot.OriginMayWrite(c.origin, s.peer.Scope.lists) {
+		if ot := s.l.Capabilities().Log; ot != nil && !ot.OriginMayWrite(c.origin, s.peer.Scope.lists) {
 			// None of the origin's log entries here writes a table the
 			// peer's scope lists: everything this node holds of it that
 			// the peer lacks is empty to the peer, without reading the log
@@ -105,26 +103,8 @@ func (c *cursor) fill(s *Session) error {
 				if w == nil {
 					// A table the peer's scope does not list.
 					c.empties.Add(seq, seq)
-				} else {
-					var rec *crdt.Record
-					if s.peer.Scope.NeedsRecord(w.Table) {
-						r, err := s.l.Store.GetAny(w.Table, w.ID)
-						if err != nil && !errors.Is(err, store.ErrNotFound) {
-							return err
-						}
-						rec = r
-					}
-					switch {
-					case !s.canRelay(w.Table, w.Origin, false):
-						// Held here without some fields: neither sent nor
-						// declared empty (the hub brings it whole).
-					case s.peer.Scope.Selects(w.Table, w.ID, rec, s.peerEval()) || s.peer.Scope.Touches(w):
-						c.buf = append(c.buf, s.peer.Scope.ProjectWrite(w))
-					case s.peer.Scope.NeedsRecord(w.Table):
-						c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
-					default:
-						c.empties.Add(w.Seq, w.Seq)
-					}
+				} else if err := c.take(s, w); err != nil {
+					return err
 				}
 			}
 			if n >= cursorBatch {
@@ -133,7 +113,7 @@ func (c *cursor) fill(s *Session) error {
 			return nil
 		}
 		var err error
-		if ts, ok := s.l.Store.(tableStreamer); ok && !s.peer.Scope.All {
+		if ts := s.l.Capabilities().Log; ts != nil && !s.peer.Scope.All {
 			err = ts.StreamTables(c.origin, c.after, s.peer.Scope.lists, handle)
 		} else {
 			err = s.l.Store.Stream(c.origin, c.after, func(w *crdt.Write) error { return handle(w.Seq, w) })
@@ -145,6 +125,31 @@ func (c *cursor) fill(s *Session) error {
 			c.drained = true
 			c.noteGap(prev, c.mine.Max()+1)
 		}
+	}
+	return nil
+}
+
+// take decides what the peer gets of w, a write it lacks: the write,
+// a skip, an empty number, or nothing.
+func (c *cursor) take(s *Session, w *crdt.Write) error {
+	var rec *crdt.Record
+	if s.peer.Scope.NeedsRecord(w.Table) {
+		r, err := s.l.Store.GetAny(w.Table, w.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		rec = r
+	}
+	switch {
+	case !s.canRelay(w.Table, w.Origin, false):
+		// Held here without some fields: neither sent nor
+		// declared empty (the hub brings it whole).
+	case s.peer.Scope.Selects(w.Table, w.ID, rec, s.peerEval()) || s.peer.Scope.Touches(w):
+		c.buf = append(c.buf, s.peer.Scope.ProjectWrite(w))
+	case s.peer.Scope.NeedsRecord(w.Table):
+		c.skips = append(c.skips, Skip{Origin: uint64(w.Origin), Seq: w.Seq, Table: w.Table, ID: w.ID})
+	default:
+		c.empties.Add(w.Seq, w.Seq)
 	}
 	return nil
 }
@@ -183,6 +188,10 @@ func (h *cursorHeap) Pop() any {
 // next builds the next chunk, or returns nil when everything is sent.
 func (snd *sender) next() (*Chunk, error) {
 	s := snd.s
+	if snd.st != nil && !snd.st.done {
+		// Record states go first, before any claim of what they include.
+		return snd.st.nextChunk(s)
+	}
 	if !snd.started {
 		snd.started = true
 		for _, c := range snd.cursors {
@@ -240,10 +249,15 @@ func (snd *sender) next() (*Chunk, error) {
 				s.Stats.EmptiesSent += count(c.empties)
 				c.empties = store.Held{}
 			}
+			if c.covered.Max() > 0 {
+				chunk.Covered = append(chunk.Covered, heldToWire(c.origin, c.covered))
+				s.Stats.StateCoveredSent += count(c.covered)
+				c.covered = store.Held{}
+			}
 		}
 		snd.done = true
 	}
-	if enc.Count() == 0 && len(chunk.Empties) == 0 && len(chunk.Skips) == 0 {
+	if enc.Count() == 0 && len(chunk.Empties) == 0 && len(chunk.Skips) == 0 && len(chunk.Covered) == 0 {
 		return nil, nil
 	}
 	chunk.Body = enc.Bytes()

@@ -12,18 +12,24 @@ import (
 )
 
 // Store is what replication needs of a replica's store; *store.Store
-// implements it. See the store package for each method's contract.
+// implements it. See the store package for each method's contract. The
+// optional parts a store may add are in capabilities.go.
 type Store interface {
 	NodeID() hlc.NodeID
 	Holdings() map[hlc.NodeID]store.Held
 	Stream(origin hlc.NodeID, after uint64, fn func(*crdt.Write) error) error
-	ApplyRemoteWith(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(*store.Batch, *store.Result) error) (*store.Result, error)
+	ApplyRemoteScoped(clock *hlc.Clock, writes []*crdt.Write, empties map[hlc.NodeID][]store.SeqRange, hook func(Batch, *store.Result) error) (*store.Result, error)
 	GetAny(table, id string) (*crdt.Record, error)
-	MergeRecordWith(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(*store.Batch, *crdt.Record) error) (bool, error)
+	MergeRecordScoped(clock *hlc.Clock, table, id string, rec *crdt.Record, hook func(Batch, *crdt.Record) error) (bool, error)
 	GCHorizon() (crdt.VV, error)
 	RaiseGCHorizon(h crdt.VV) (crdt.VV, error)
 	Collect(limit int) (int, error)
 }
+
+// Batch is the batch of an apply or a merge as the session's hooks see
+// it (hide, show, purge, collect records); a *store.Batch for a
+// *store.Store.
+type Batch = store.ScopeBatch
 
 // Local is what a session knows of its own node.
 type Local struct {
@@ -37,12 +43,29 @@ type Local struct {
 	// Version is this node's software version, told to peers in the
 	// handshake (for operators; it decides nothing).
 	Version string
+	// NoStateTransfer turns state transfer off: this node neither takes
+	// nor sends record states in place of the log (statexfer.go), as a
+	// node that predates it.
+	NoStateTransfer bool
+	// Arbitrated, if set, reports whether an arbiter judges a table's
+	// writes in the order they reach it (client-wins, server-wins). Only
+	// the arbiter (Decided set) sends such a table's records as states:
+	// another node may hold writes of it the arbiter has not judged, and
+	// a receiver holding them only as states would send its own later
+	// writes, which saw them, to the arbiter first (the log keeps that
+	// order). Nil: every table may be.
+	Arbitrated func(table string) bool
+	// StateMinWrites: a peer lacking fewer writes is caught up by the log
+	// without weighing record states (0: StateMinWrites; negative: states
+	// whenever the peer may take them, unweighed, as tests do).
+	StateMinWrites int
 	// ChunkBytes bounds a chunk's writes (default MaxChunkBytes; tests
 	// use small chunks to cut sessions at many boundaries).
 	ChunkBytes int
 	// ApplyHook, if set, runs inside the batch that applies remote writes
 	// (after the store's own changes); keys it adds commit atomically with
-	// them. The policy arbiter queues its decisions here.
+	// them. The policy arbiter queues its decisions here. It needs a
+	// *store.Store (its batch is a *store.Batch).
 	ApplyHook func(b *store.Batch, writes []*crdt.Write, res *store.Result) error
 	// OnPeerHave, if set, is told what a peer holds at the start of each
 	// session (a hub's Collector listens here).
@@ -92,7 +115,8 @@ type Local struct {
 	Decided func(origin hlc.NodeID) uint64
 	// Counters count what the defences did (NewEngine sets it).
 	Counters *Counters
-	voids    *voidBook // false empty claims to pass on (NewEngine sets it)
+	voids    *voidBook     // false empty claims to pass on (NewEngine sets it)
+	caps     *Capabilities // the store's (Capabilities)
 
 	dyn *dynState // the scope in force and its evaluation (scope_eval.go)
 }
@@ -125,7 +149,12 @@ type Stats struct {
 	EmptiesSent, EmptiesReceived uint64
 	ChunksSent, ChunksReceived   uint64
 	RecordsFetched               uint64
-	BytesSent, BytesReceived     uint64 // filled by the transport driver
+	// State transfer (statexfer.go): records sent and merged as whole
+	// states, and the sequence numbers covered by them, sent and newly
+	// held.
+	StateRecordsSent, StateRecords uint64
+	StateCoveredSent, StateClaimed uint64
+	BytesSent, BytesReceived       uint64 // filled by the transport driver
 }
 
 // RefusedError is a handshake refusal, by either side.
@@ -164,6 +193,8 @@ type Session struct {
 	wf             *WriteFilter  // what this side takes from the peer (nil: everything)
 	refusedEmpties bool          // refuseEmpties logged this session
 	peerAccept     []OriginMatch // origins the peer takes from this side (nil: every one)
+	tookState      bool          // this side's Have took record states (statexfer.go)
+	stateBroken    bool          // a state was not merged: the claims are not held
 
 	Stats Stats
 	mu    sync.Mutex // guards the byte counters, which the writer updates
@@ -221,6 +252,7 @@ func NewSession(l *Local, dialer bool) *Session {
 	if l.Log == nil {
 		l.Log = hclog.NewNullLogger()
 	}
+	l.Capabilities()
 	return &Session{l: l, dialer: dialer}
 }
 
@@ -228,7 +260,7 @@ func NewSession(l *Local, dialer bool) *Session {
 // this node's clock, related ids computed once per session.
 func (s *Session) peerEval() *Eval {
 	if s.pev == nil {
-		s.pev = relatedEval(s.peer.Scope, s.l.Store, s.l.Clock.Physical())
+		s.pev = relatedEval(s.peer.Scope, s.l.scanner(), s.l.Clock.Physical())
 	}
 	return s.pev
 }
@@ -261,6 +293,9 @@ const (
 	RefusedIdentity = "node id or role refused"
 	RefusedAuth     = "not authenticated"
 	RefusedNoWatch  = "this node serves no watch connections"
+	// RefusedStore: this node's store lacks what the scopes of the
+	// session need (Capabilities.Need).
+	RefusedStore = "this node's store cannot serve these scopes"
 )
 
 // Refuse builds the Welcome that refuses a session before it starts: the
@@ -351,6 +386,17 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 	if s.dialer && m.Welcome.Assigned != nil {
 		s.adopt(*m.Welcome.Assigned)
 	}
+	if err := s.l.Capabilities().Need(s.l.scope(), p.Scope); err != nil {
+		// Refused loudly: serving the session would give the peer, or
+		// this replica, wrong listings (records leaving a scope) or
+		// records this replica cannot hide.
+		s.phase = phaseFinished
+		s.l.Log.Error("session refused: the store lacks a capability the scopes need", "peer", p.Node, "error", err)
+		if s.dialer {
+			return []Msg{{Error: &ErrorMsg{Reason: "session refused: " + RefusedStore}}}, err
+		}
+		return []Msg{Refuse(RefusedStore, 0)}, err
+	}
 	s.peer = p
 	s.phase = phaseExchange
 	if s.l.Filter != nil {
@@ -376,6 +422,8 @@ func (s *Session) handshake(m Msg) ([]Msg, error) {
 		have.Accept = s.wf.wire()
 	}
 	have.Void = s.l.voids.wire()
+	have.State = s.acceptsState()
+	s.tookState = have.State != 0
 	out = append(out, Msg{Have: have})
 	return out, nil
 }
@@ -426,6 +474,9 @@ func (s *Session) exchange(m Msg) ([]Msg, error) {
 			}
 		}
 		s.snd = newSender(s, theirs)
+		if err := s.snd.plan(m.Have); err != nil {
+			return nil, err
+		}
 		if s.wf != nil {
 			// Whole records from a filtered peer cannot be judged write by
 			// write: reconciliation is left to sessions with hubs.
@@ -532,6 +583,11 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	if err := s.checkOwnOrigin(c, writes); err != nil {
 		return nil, err
 	}
+	if len(c.Recs) > 0 || len(c.Covered) > 0 {
+		if err := s.receiveStates(c); err != nil {
+			return nil, err
+		}
+	}
 	writes = s.filterChunk(c, writes)
 	s.refuseEmpties(c)
 	empties := map[hlc.NodeID][]store.SeqRange{}
@@ -585,6 +641,9 @@ func (s *Session) receiveChunk(c *Chunk) ([]Msg, error) {
 	}
 	out, err := s.apply(writes, empties, skippedAbsent)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.claimStates(c); err != nil {
 		return nil, err
 	}
 	if len(refresh) > 0 {
@@ -661,8 +720,8 @@ func (s *Session) refreshHidden(out []Msg) []Msg {
 	if s.l.scope().All || !s.peer.Scope.Covers(s.l.scope()) {
 		return out
 	}
-	lister, ok := s.l.Store.(interface{ ListHidden(limit int) [][2]string })
-	if !ok {
+	lister := s.l.Capabilities().Hidden
+	if lister == nil {
 		return out
 	}
 	var keys []RecordKey

@@ -31,6 +31,14 @@ func seedFor(t testing.TB) uint64 {
 	return s
 }
 
+// simStateMinWrites is the Local.StateMinWrites of the sim's nodes (tests
+// that run the random histories with record states set it).
+var simStateMinWrites int
+
+// simArbitrated is the sim nodes' Local.Arbitrated: no table, unless a
+// test with arbitrated tables says which.
+var simArbitrated = func(string) bool { return false }
+
 // simNode is one replica in a deterministic in-process simulation: a real
 // store on an in-memory filesystem, a clock on simulated time.
 type simNode struct {
@@ -66,7 +74,7 @@ func (s *sim) add(name, role string, scope Scope) *simNode {
 	s.t.Cleanup(func() { st.Close() })
 	n := &simNode{name: name, st: st, phys: 1_700_000_000_000}
 	n.clock = hlc.NewClock(func() int64 { return n.phys }, hlc.DefaultMaxOffset)
-	n.local = &Local{Node: st.NodeID(), Cluster: "sim", Role: role, Scope: scope, Clock: n.clock, Store: st}
+	n.local = &Local{Node: st.NodeID(), Cluster: "sim", Role: role, Scope: scope, Clock: n.clock, Store: st, StateMinWrites: simStateMinWrites, Arbitrated: simArbitrated}
 	s.nodes = append(s.nodes, n)
 	s.byName[name] = n
 	return n

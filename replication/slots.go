@@ -69,7 +69,7 @@ func (sl *slot) admit(p Peer) error {
 	e := sl.e
 	// A node whose writes this replica holds has been here, directly or
 	// through others: known across restarts.
-	wrote := heldOf(e.cfg.Local.Store, p.Node).Max() > 0
+	wrote := e.cfg.Local.heldOf(p.Node).Max() > 0
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.slots.pending--

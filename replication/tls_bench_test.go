@@ -51,6 +51,7 @@ func BenchmarkCatchUpTLS(b *testing.B) {
 	hubTLS, devTLS := benchTLS(b)
 	run := func(wrap bool) time.Duration {
 		dev := openBenchNode(b, filepath.Join(b.TempDir(), "dev"), benchDevice, "device", false, false)
+		dev.local.NoStateTransfer = true // the log streamed (state transfer: BenchmarkStateTransfer)
 		defer dev.st.Close()
 		ca, cb := tcpPair(b)
 		var cd, ch net.Conn = ca, cb

@@ -49,6 +49,7 @@ gobench ./store '^BenchmarkDiskFootprint$' -count 1 -benchtime 1x
 gobench ./replication '^BenchmarkWireBytesPerField$' -count "$count" -benchtime 100x
 gobench ./replication '^BenchmarkPartitionHeal$' -count "$count" -benchtime 1x
 gobench ./replication '^BenchmarkCatchUp$' -count "$bigcount" -benchtime 1x "${big[@]}"
+gobench ./replication '^BenchmarkStateTransfer$' -count "$bigcount" -benchtime 1x
 gobench ./replication '^BenchmarkPropagation$' -count "$bigcount" -benchtime "$propn"
 gobench ./replication '^BenchmarkCatchUpTLS$' -count "$bigcount" -benchtime 2x
 # Queries: one store of REPLICAD_QUERY_BENCH_RECORDS records (1,000,000;

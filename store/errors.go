@@ -89,7 +89,7 @@ func FormatKey(k []byte) string {
 		if len(rest) == 8 {
 			return string(p) + "/" + hexU(rest)
 		}
-	case pEmpty:
+	case pEmpty, pState:
 		if len(rest) == 16 {
 			return string(p) + "/" + hexU(rest[:8]) + "/" + strconv.FormatUint(be(rest[8:]), 10)
 		}

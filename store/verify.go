@@ -78,20 +78,24 @@ func (s *Store) Verify() error {
 	}); err != nil {
 		return err
 	}
-	if err := iter(pEmpty, func(k, v []byte) error {
-		if len(k) != 17 || len(v) != 8 || be(v) < be(k[9:]) {
-			return corruptf(k, "malformed empty range")
+	// Empty ranges (g) and ranges held through a transferred state (s,
+	// state.go) are held with no log entry.
+	for _, p := range []byte{pEmpty, pState} {
+		if err := iter(p, func(k, v []byte) error {
+			if len(k) != 17 || len(v) != 8 || be(v) < be(k[9:]) {
+				return corruptf(k, "malformed empty range")
+			}
+			o := hlc.NodeID(be(k[1:9]))
+			h := logged[o]
+			if h == nil {
+				h = &Held{}
+				logged[o] = h
+			}
+			h.Add(be(k[9:]), be(v))
+			return nil
+		}); err != nil {
+			return err
 		}
-		o := hlc.NodeID(be(k[1:9]))
-		h := logged[o]
-		if h == nil {
-			h = &Held{}
-			logged[o] = h
-		}
-		h.Add(be(k[9:]), be(v))
-		return nil
-	}); err != nil {
-		return err
 	}
 	stored := map[hlc.NodeID]Held{}
 	if err := iter(pOrigin, func(k, v []byte) error {
@@ -144,6 +148,17 @@ func (s *Store) Verify() error {
 	}); err != nil {
 		return err
 	}
+	horizon, err := func() (crdt.VV, error) {
+		v, c, err := s.getFrom(snap, metaKey(metaGC))
+		if err != nil {
+			return nil, nil // no horizon yet
+		}
+		defer c.Close()
+		return decodeVV(metaKey(metaGC), v)
+	}()
+	if err != nil {
+		return err
+	}
 	// Records.
 	nrec := 0
 	storedRec := map[string]bool{}
@@ -165,6 +180,9 @@ func (s *Store) Verify() error {
 		}
 		if hiddenAny[string(k)] && rec.Applied.LessEq(want) {
 			// Hidden after a purge: its state is rebuilt from what came since.
+		} else if recreated(rec.Applied, want, horizon) {
+			// Collected, then written again: the collected writes stay
+			// logged (and under the horizon), no longer applied.
 		} else if !rec.Applied.Equal(want) {
 			return fmt.Errorf("%w: record %s applied %v, log has %v", ErrCorrupt, FormatKey(k), rec.Applied, want)
 		}
@@ -176,17 +194,6 @@ func (s *Store) Verify() error {
 	}
 	// Every record the log names is stored, unless purged; every stored
 	// record is named by the log, a merge, or was hidden.
-	horizon, err := func() (crdt.VV, error) {
-		v, c, err := s.getFrom(snap, metaKey(metaGC))
-		if err != nil {
-			return nil, nil // no horizon yet
-		}
-		defer c.Close()
-		return decodeVV(metaKey(metaGC), v)
-	}()
-	if err != nil {
-		return err
-	}
 	for k, vv := range perRec {
 		if !storedRec[k] && !purged[k] && !hiddenAny[k] && !(len(horizon) > 0 && vv.LessEq(horizon)) {
 			return fmt.Errorf("%w: the log names record %s, which is not stored", ErrCorrupt, FormatKey([]byte(k)))
@@ -219,7 +226,9 @@ func (s *Store) Verify() error {
 		if fv.Origin == 0 {
 			// A whole-record merge (MergeRecord).
 			rk := recordKey(nil, fv.Table, fv.ID)
-			collected := !storedRec[string(rk)] && len(horizon) > 0 // its merge mark went with its state
+			// Collection removes the mark (and the record, which later
+			// writes may create again).
+			collected := len(horizon) > 0
 			if _, ok := merged[string(rk[1:])]; !ok && !purged[string(rk)] && !hiddenAny[string(rk)] && !collected {
 				return fmt.Errorf("%w: feed entry %s names a merge of %s/%s, which has no merge mark", ErrCorrupt, FormatKey(k), fv.Table, fv.ID)
 			}
@@ -381,4 +390,19 @@ func liveIn(rec *crdt.Record, w *crdt.Write) bool {
 		}
 	}
 	return false
+}
+
+// recreated reports whether a record's applied vector is what the log
+// names of it but for writes under the horizon (collected), which a
+// record written again after its collection no longer counts.
+func recreated(applied, logged, horizon crdt.VV) bool {
+	if len(horizon) == 0 || !applied.LessEq(logged) {
+		return false
+	}
+	for _, d := range logged {
+		if applied.Get(d.Node) != d.Seq && !horizon.Covers(d) {
+			return false
+		}
+	}
+	return true
 }

@@ -210,6 +210,7 @@ func Figures(d *Data) []Figure {
 		heal    = "BenchmarkPartitionHeal"
 		prop    = "BenchmarkPropagation"
 		foot    = "BenchmarkDiskFootprint"
+		xfer    = "BenchmarkStateTransfer"
 	)
 	initial := pickBench(d, "load:initial-sync/", "load:initial-sync/records=200000")
 	figs := []Figure{
@@ -267,6 +268,14 @@ func Figures(d *Data) []Figure {
 				return true, ""
 			}},
 		Figure{ID: "catch-up-pebble", Title: "catch-up: raw Pebble writing the same keys, one synced batch per chunk", Value: ref(catchup, "pebble-s"), Unit: "s"},
+		Figure{ID: "state-transfer-bytes", Title: "catch-up of a new device by record states, 1,000 records × 20 fields after 101,000 writes: bytes the hub sends", Value: ref(xfer, "state-B"), Unit: "B",
+			Baseline: pref(xfer, "records-B"), BaselineName: "the final records' state (each record's encoding, table and id)",
+			Target: "≤ 1.2x", Check: atMost(ref(xfer, "sent/records"), 1.2, "x"), Cost: true},
+		Figure{ID: "state-transfer-time", Title: "the same catch-up: time, against today's catch-up by the log", Value: ref(xfer, "state-s"), Unit: "s",
+			Baseline: pref(xfer, "log-s"), BaselineName: "the same device caught up by the log (state transfer off), same run",
+			Target: "no slower than the log", Check: atMost(ref(xfer, "state/log-time"), 1, "x")},
+		Figure{ID: "state-transfer-log-bytes", Title: "the same catch-up by the log: bytes the hub sends", Value: ref(xfer, "log-B"), Unit: "B",
+			Baseline: pref(xfer, "records-B"), BaselineName: "the final records' state"},
 		Figure{ID: "wire-isolated", Title: "wire bytes per changed field beyond the value, isolated change", Value: ref(wireIso, "beyond-value-B/field"), Unit: "B",
 			Baseline: pref(wireIso, "value-B/field"), BaselineName: "the value's bytes", RatioOf: pref(wireIso, "total-B/field"),
 			Target: "≤ 24 B", Check: atMost(ref(wireIso, "beyond-value-B/field"), 24, "B"), Cost: true},
