@@ -297,6 +297,7 @@ func (s *Store) publish(b *Batch) {
 	s.errSeq = b.errSeq
 	s.qSeq = b.qSeq
 	s.applyHidden(b.hides)
+	s.noteScope(b.hides)
 	s.publishIndexRev(b)
 }
 
