@@ -21,18 +21,28 @@ type ScopeWatcher func(keys [][2]string)
 // scopeWatch holds the registered watchers.
 type scopeWatch struct {
 	mu sync.RWMutex
-	fn map[int]ScopeWatcher
-	n  int
+	fn   map[int]ScopeWatcher
+	n    int
+	dead bool // removed from scopeWatches with its last watcher
 }
 
-var scopeWatches sync.Map // *Store -> *scopeWatch
+// scopeWatches maps a *Store with watchers to its *scopeWatch; a store
+// leaves it with its last watcher.
+var scopeWatches sync.Map
 
 // WatchScope registers fn for the scope changes of s's committed batches
 // and returns the function that unregisters it.
 func (s *Store) WatchScope(fn ScopeWatcher) (cancel func()) {
-	v, _ := scopeWatches.LoadOrStore(s, &scopeWatch{fn: map[int]ScopeWatcher{}})
-	w := v.(*scopeWatch)
-	w.mu.Lock()
+	var w *scopeWatch
+	for {
+		v, _ := scopeWatches.LoadOrStore(s, &scopeWatch{fn: map[int]ScopeWatcher{}})
+		w = v.(*scopeWatch)
+		w.mu.Lock()
+		if !w.dead {
+			break
+		}
+		w.mu.Unlock()
+	}
 	w.n++
 	id := w.n
 	w.fn[id] = fn
@@ -40,6 +50,10 @@ func (s *Store) WatchScope(fn ScopeWatcher) (cancel func()) {
 	return func() {
 		w.mu.Lock()
 		delete(w.fn, id)
+		if len(w.fn) == 0 && !w.dead {
+			w.dead = true
+			scopeWatches.Delete(s)
+		}
 		w.mu.Unlock()
 	}
 }
