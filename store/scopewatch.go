@@ -20,7 +20,7 @@ type ScopeWatcher func(keys [][2]string)
 
 // scopeWatch holds the registered watchers.
 type scopeWatch struct {
-	mu sync.RWMutex
+	mu   sync.RWMutex
 	fn   map[int]ScopeWatcher
 	n    int
 	dead bool // removed from scopeWatches with its last watcher
