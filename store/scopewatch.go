@@ -79,3 +79,13 @@ func (s *Store) noteScope(ops []hideOp) {
 		fn(keys)
 	}
 }
+
+// FeedVisible returns the position of the last feed entry whose write
+// readers can already see: FeedHead's, or a later one whose fsync is in
+// progress (FeedHead reaches it once it is durable). A snapshot taken
+// before the call sees no write with a later feed entry.
+func (s *Store) FeedVisible() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.feed
+}

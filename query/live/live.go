@@ -1,0 +1,669 @@
+// Package live keeps queries (package query) live over a store: a
+// subscription to a query receives the query's current result, then an
+// event for each record that enters the result (add), changes within it
+// (change) or leaves it (remove), whatever made the change: a local
+// write, a remote write applied by sync, a merge, a delete, a scope
+// change (a record hidden, shown again or purged) or a tombstone
+// collection.
+//
+// How changes are learnt: an Engine reads the store's change feed
+// (store.Feed; every local write, remote write and merge has an entry)
+// and the store's scope signal (store.WatchScope: hides, shows, purges
+// and collections, which have no feed entry). It reads them when woken
+// (Options.Wake, the node's feed notifier, or Engine.Notify) and at
+// least every Options.Poll. One reader serves every subscription.
+//
+// Views: subscriptions to the same query (table, where, order, limit,
+// cursor, fields and device attributes) share a view, which holds the
+// result its subscribers have. When a round of changes touches a view's
+// table, the view runs its query once on a snapshot and sends the
+// difference with the result it held to each subscriber. The result is
+// the query's page: at most limit records (query.DefaultLimit when 0)
+// in the query's order, after the cursor if any. So in a full window a
+// record that leaves lets the next one in (remove, then add), and one
+// that enters ahead of the last pushes the last out (add, then remove).
+// Events carry records, not positions: a client orders its result by
+// the query's order. A where clause that reads now or today is judged at
+// each run, so such a record may enter or leave when its table is next
+// touched rather than at the instant the time passes.
+//
+// Ids: the last event of each round (and every result, reset and
+// overflow) carries an id: the feed position and scope-signal position
+// the round read up to, the engine's generation (a random number per
+// Engine), and whether the window was full. Events inside a round carry
+// no id, as a server-sent event stream keeps the last one given.
+// Resuming with an id N (Subscribe's lastEventID) re-evaluates every
+// record of the table touched after N (feed entries and scope changes)
+// and sends it as change if it is in the result now, remove if not;
+// replayed onto the client's result at N, add and change being upserts
+// and remove a delete of the record if present, this gives the current
+// result. The client's result at N is not known to the engine, so a
+// resumption sends the whole result again as a reset event (which
+// replaces the client's result) instead when an incremental one could be
+// wrong or cost more: the id is malformed or from another generation
+// (the node restarted: scope changes before the restart are not kept),
+// the window was full at N or is full now (records untouched after N may
+// have entered or left it), more than Options.MaxReplay feed entries or
+// Options.ScopeLog scope changes were made since N.
+//
+// Bounds: a subscriber's queue holds at most Options.Queue events (a
+// result or reset counts as one); a round whose events do not fit ends
+// the subscription with an overflow event, whose id is the last one
+// queued before it: resume from it (Last-Event-ID). A slow subscriber
+// thus holds neither the engine nor the other subscribers.
+package live
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/source"
+	"github.com/replicad/replicad/store"
+)
+
+// Event types.
+const (
+	Result   = "result"   // the current result (Records), first event of a subscription
+	Reset    = "reset"    // the current result (Records), replacing the client's
+	Add      = "add"      // Record entered the result
+	Change   = "change"   // Record, in the result, changed (or, resuming, is in it)
+	Remove   = "remove"   // the record Record.ID left the result (if present)
+	Overflow = "overflow" // the subscriber fell behind: resume from ID
+)
+
+// Event is one event of a subscription. Its records are shared between
+// subscribers: do not modify them.
+type Event struct {
+	Type string
+	// ID resumes after this event ("" inside a round; see the package
+	// documentation).
+	ID      string
+	Record  *query.Record  // add, change, remove (ID only)
+	Records []query.Record // result, reset
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Wake is the node's feed notifier: a value wakes the engine to read
+	// the feed (nil: only Notify and Poll do).
+	Wake <-chan struct{}
+	// Poll is the longest time between two reads (0: one second).
+	Poll time.Duration
+	// Queue bounds each subscriber's queue of events (0: 1024).
+	Queue int
+	// MaxReplay bounds the feed entries a resumption re-reads (0:
+	// 100,000); a resumption from further back is a reset.
+	MaxReplay uint64
+	// ScopeLog bounds the scope changes kept for resumptions (0: 65,536).
+	ScopeLog int
+	// Now is the time where clauses read (nil: time.Now).
+	Now func() time.Time
+}
+
+// resumeWait bounds how long a resumption waits for the fsync of writes
+// its view already shows (then it is a reset).
+const resumeWait = 5 * time.Second
+
+// ErrClosed is Next's error once a subscription ended (closed, engine
+// closed, or after its overflow event).
+var ErrClosed = errors.New("live: subscription closed")
+
+// Engine runs the live queries of one store. Close it.
+type Engine struct {
+	st   *store.Store
+	opts Options
+	gen  uint64
+
+	mu        sync.Mutex // rounds, views, subscriptions
+	pos       uint64     // feed position read up to
+	scopeDone uint64     // scope-signal position read up to
+	views     map[string]*view
+	closed    bool
+	err       error // the last round's error
+
+	smu       sync.Mutex // scope log
+	scopeLog  [][2]string
+	scopeBase uint64 // scope position of scopeLog[0] minus one
+	unwatch   func()
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// view is the result a query's subscribers hold.
+type view struct {
+	key    string
+	p      *query.Prepared
+	table  string
+	device map[string]string
+	recs   []query.Record
+	full   bool   // the window is full (the query has a next page)
+	id     string // the id of the state recs is
+	subs   map[*Subscription]struct{}
+}
+
+// New starts an engine on st, at the current end of its feed.
+func New(st *store.Store, opts Options) *Engine {
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 1024
+	}
+	if opts.MaxReplay == 0 {
+		opts.MaxReplay = 100_000
+	}
+	if opts.ScopeLog <= 0 {
+		opts.ScopeLog = 65_536
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var g [8]byte
+	_, _ = rand.Read(g[:])
+	e := &Engine{st: st, opts: opts, gen: binary.BigEndian.Uint64(g[:]) | 1, views: map[string]*view{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	e.unwatch = st.WatchScope(e.noteScope)
+	e.pos = st.FeedHead()
+	go e.loop()
+	return e
+}
+
+// noteScope logs the scope changes of a committed batch (called under the
+// store's write mutex: no store calls, no waiting on e.mu).
+func (e *Engine) noteScope(keys [][2]string) {
+	e.smu.Lock()
+	e.scopeLog = append(e.scopeLog, keys...)
+	if over := len(e.scopeLog) - e.opts.ScopeLog; over > 0 {
+		e.scopeLog = append(e.scopeLog[:0:0], e.scopeLog[over:]...)
+		e.scopeBase += uint64(over)
+	}
+	e.smu.Unlock()
+	e.Notify()
+}
+
+// scopeSince returns the scope changes after position after, the
+// position they end at, and whether some were dropped from the log.
+func (e *Engine) scopeSince(after uint64) (keys [][2]string, end uint64, lost bool) {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	end = e.scopeBase + uint64(len(e.scopeLog))
+	if after < e.scopeBase {
+		return append([][2]string(nil), e.scopeLog...), end, true
+	}
+	return append([][2]string(nil), e.scopeLog[after-e.scopeBase:]...), end, false
+}
+
+// Notify wakes the engine to read the feed now.
+func (e *Engine) Notify() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Err returns the error of the last round (nil if it succeeded).
+func (e *Engine) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Close stops the engine and ends its subscriptions (Next returns
+// ErrClosed once their queues are drained).
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	for _, v := range e.views {
+		for s := range v.subs {
+			s.end()
+		}
+	}
+	e.views = map[string]*view{}
+	e.mu.Unlock()
+	e.unwatch()
+	close(e.stop)
+	<-e.done
+}
+
+func (e *Engine) loop() {
+	defer close(e.done)
+	t := time.NewTicker(e.opts.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-e.kick:
+		case <-e.opts.Wake:
+		case <-t.C:
+		}
+		e.round()
+	}
+}
+
+// Sync runs a round now: when it returns, every change committed and
+// durable before the call has been sent to the subscribers' queues.
+func (e *Engine) Sync() error {
+	e.round()
+	return e.Err()
+}
+
+// round reads the feed and the scope signal up to now and refreshes the
+// views they touched.
+func (e *Engine) round() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.err = e.roundLocked()
+}
+
+func (e *Engine) roundLocked() error {
+	head := e.st.FeedHead()
+	keys, sEnd, lost := e.scopeSince(e.scopeDone)
+	if head == e.pos && sEnd == e.scopeDone {
+		return nil
+	}
+	tables := map[string]bool{}
+	for _, k := range keys {
+		tables[k[0]] = true
+	}
+	for after := e.pos; after < head; {
+		es, err := e.st.Feed(after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, fe := range es {
+			if fe.Feed > head {
+				break
+			}
+			tables[fe.Table] = true
+			after = fe.Feed
+		}
+	}
+	e.pos, e.scopeDone = head, sEnd
+	if len(e.views) == 0 {
+		return nil
+	}
+	src, err := source.Open(e.st)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for _, v := range e.views {
+		if lost || tables[v.table] {
+			if err := e.refresh(v, src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// run runs a view's query.
+func (e *Engine) run(v *view, src query.Source) ([]query.Record, bool, error) {
+	res, err := v.p.Run(src, query.Env{NowMs: e.opts.Now().UnixMilli(), Device: v.device})
+	if err != nil {
+		return nil, false, err
+	}
+	return res.Records, res.Next != "", nil
+}
+
+// refresh runs v's query and sends the difference to its subscribers.
+func (e *Engine) refresh(v *view, src query.Source) error {
+	recs, full, err := e.run(v, src)
+	if err != nil {
+		return err
+	}
+	evs := diff(v.recs, recs)
+	v.recs, v.full = recs, full
+	v.id = e.id(full)
+	if len(evs) == 0 {
+		return nil
+	}
+	evs[len(evs)-1].ID = v.id
+	for s := range v.subs {
+		if !s.push(evs...) {
+			delete(v.subs, s)
+		}
+	}
+	e.dropIfIdle(v)
+	return nil
+}
+
+func (e *Engine) dropIfIdle(v *view) {
+	if len(v.subs) == 0 {
+		delete(e.views, v.key)
+	}
+}
+
+// diff returns the events that turn old into cur: removes, then adds and
+// changes in cur's order.
+func diff(old, cur []query.Record) []Event {
+	was := make(map[string]*query.Record, len(old))
+	for i := range old {
+		was[old[i].ID] = &old[i]
+	}
+	is := make(map[string]bool, len(cur))
+	var evs []Event
+	for i := range cur {
+		is[cur[i].ID] = true
+	}
+	for i := range old {
+		if !is[old[i].ID] {
+			evs = append(evs, Event{Type: Remove, Record: &query.Record{ID: old[i].ID}})
+		}
+	}
+	for i := range cur {
+		r := &cur[i]
+		switch o, ok := was[r.ID]; {
+		case !ok:
+			evs = append(evs, Event{Type: Add, Record: r})
+		case !sameFields(o, r):
+			evs = append(evs, Event{Type: Change, Record: r})
+		}
+	}
+	return evs
+}
+
+func sameFields(a, b *query.Record) bool {
+	if len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for k, v := range a.Fields {
+		w, ok := b.Fields[k]
+		if !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// id encodes the engine's position: generation, feed and scope positions,
+// whether the window is full.
+func (e *Engine) id(full bool) string {
+	f := 0
+	if full {
+		f = 1
+	}
+	return fmt.Sprintf("%x.%d.%d.%d", e.gen, e.pos, e.scopeDone, f)
+}
+
+// parseID reads an id; ok is false when it is malformed.
+func parseID(s string) (gen, feed, scope uint64, full, ok bool) {
+	p := strings.Split(s, ".")
+	if len(p) != 4 || (p[3] != "0" && p[3] != "1") {
+		return 0, 0, 0, false, false
+	}
+	var err error
+	if gen, err = strconv.ParseUint(p[0], 16, 64); err != nil {
+		return 0, 0, 0, false, false
+	}
+	if feed, err = strconv.ParseUint(p[1], 10, 64); err != nil {
+		return 0, 0, 0, false, false
+	}
+	if scope, err = strconv.ParseUint(p[2], 10, 64); err != nil {
+		return 0, 0, 0, false, false
+	}
+	return gen, feed, scope, p[3] == "1", true
+}
+
+// viewKey names what decides a view's result.
+func viewKey(q query.Query, device map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q %q %q %d %q %q", q.Table, q.Where, q.Order, q.Limit, q.Cursor, q.Fields)
+	ks := make([]string, 0, len(device))
+	for k := range device {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for _, k := range ks {
+		fmt.Fprintf(&b, " %q=%q", k, device[k])
+	}
+	return b.String()
+}
+
+// Subscribe subscribes to q (Count and Explain are refused; a query
+// error is a *query.Error) with device the device.* attributes its where
+// clause reads. Without lastEventID the first event is the current
+// result; with one, the subscription resumes after it (see the package
+// documentation).
+func (e *Engine) Subscribe(q query.Query, device map[string]string, lastEventID string) (*Subscription, error) {
+	if q.Count {
+		return nil, &query.Error{Param: "count", Msg: "a live query cannot count"}
+	}
+	if q.Explain {
+		return nil, &query.Error{Param: "explain", Msg: "a live query cannot explain"}
+	}
+	p, err := query.Prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	key := viewKey(q, device)
+	v := e.views[key]
+	if v == nil {
+		v = &view{key: key, p: p, table: q.Table, device: device, subs: map[*Subscription]struct{}{}}
+		src, err := source.Open(e.st)
+		if err != nil {
+			return nil, err
+		}
+		v.recs, v.full, err = e.run(v, src)
+		src.Close()
+		if err != nil {
+			return nil, err
+		}
+		v.id = e.id(v.full)
+		e.views[key] = v
+	}
+	s := &Subscription{e: e, v: v, max: e.opts.Queue, ready: make(chan struct{}, 1)}
+	v.subs[s] = struct{}{}
+	if lastEventID == "" {
+		s.push(Event{Type: Result, ID: v.id, Records: v.recs})
+		return s, nil
+	}
+	evs, ok, err := e.resume(v, lastEventID)
+	if err != nil {
+		delete(v.subs, s)
+		e.dropIfIdle(v)
+		return nil, err
+	}
+	if !ok {
+		s.push(Event{Type: Reset, ID: v.id, Records: v.recs})
+		return s, nil
+	}
+	if len(evs) > 0 {
+		evs[len(evs)-1].ID = v.id
+		if !s.push(evs...) {
+			delete(v.subs, s)
+			e.dropIfIdle(v)
+		}
+	}
+	return s, nil
+}
+
+// resume returns the events from id on for v, or ok false when it must
+// be a reset. Caller holds e.mu.
+func (e *Engine) resume(v *view, id string) (evs []Event, ok bool, err error) {
+	gen, feed, scope, full, good := parseID(id)
+	if !good || gen != e.gen || full || v.full || feed > e.pos || scope > e.scopeDone || e.pos-feed > e.opts.MaxReplay {
+		return nil, false, nil
+	}
+	// v.recs may show writes made after e.pos (the snapshot it came
+	// from was taken after the feed head was read), some perhaps not
+	// durable yet: re-read the feed up to every write a snapshot taken
+	// before now can show, once durable, and every scope change so far.
+	upto := e.st.FeedVisible()
+	for deadline := time.Now().Add(resumeWait); e.st.FeedHead() < upto; {
+		if time.Now().After(deadline) {
+			return nil, false, nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if upto-feed > e.opts.MaxReplay {
+		return nil, false, nil
+	}
+	keys, _, lost := e.scopeSince(scope)
+	if lost {
+		return nil, false, nil
+	}
+	var touched []string
+	seen := map[string]bool{}
+	touch := func(table, rid string) {
+		if table == v.table && !seen[rid] {
+			seen[rid] = true
+			touched = append(touched, rid)
+		}
+	}
+	for after := feed; after < upto; {
+		es, err := e.st.Feed(after, 1000)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, fe := range es {
+			if fe.Feed > upto {
+				break
+			}
+			touch(fe.Table, fe.ID)
+			after = fe.Feed
+		}
+	}
+	for _, k := range keys {
+		touch(k[0], k[1])
+	}
+	in := make(map[string]*query.Record, len(v.recs))
+	for i := range v.recs {
+		in[v.recs[i].ID] = &v.recs[i]
+	}
+	for _, rid := range touched {
+		if r, ok := in[rid]; ok {
+			evs = append(evs, Event{Type: Change, Record: r})
+		} else {
+			evs = append(evs, Event{Type: Remove, Record: &query.Record{ID: rid}})
+		}
+	}
+	return evs, true, nil
+}
+
+// Subscription is one subscriber's queue of events.
+type Subscription struct {
+	e     *Engine
+	v     *view
+	max   int
+	mu    sync.Mutex
+	q     []Event
+	last  string // the last id queued
+	ended bool   // nothing more is queued
+	ready chan struct{}
+}
+
+// push queues evs, all or none; when they do not fit, it queues an
+// overflow event instead, ends the subscription and returns false.
+func (s *Subscription) push(evs ...Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	ok := true
+	if len(s.q)+len(evs) > s.max {
+		s.q = append(s.q, Event{Type: Overflow, ID: s.last})
+		s.ended, ok = true, false
+	} else {
+		s.q = append(s.q, evs...)
+		for _, ev := range evs {
+			if ev.ID != "" {
+				s.last = ev.ID
+			}
+		}
+	}
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	return ok
+}
+
+// end ends the subscription: Next drains the queue, then returns
+// ErrClosed.
+func (s *Subscription) end() {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next event, waiting for one until ctx ends (its
+// error). After an overflow event, or once the subscription or engine is
+// closed and the queue drained, it returns ErrClosed.
+func (s *Subscription) Next(ctx context.Context) (Event, error) {
+	for {
+		s.mu.Lock()
+		if len(s.q) > 0 {
+			ev := s.q[0]
+			s.q[0] = Event{}
+			s.q = s.q[1:]
+			s.mu.Unlock()
+			return ev, nil
+		}
+		ended := s.ended
+		s.mu.Unlock()
+		if ended {
+			return Event{}, ErrClosed
+		}
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+}
+
+// Len returns how many events are queued.
+func (s *Subscription) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q)
+}
+
+// Close ends the subscription and leaves its view.
+func (s *Subscription) Close() {
+	s.end()
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := s.v.subs[s]; ok {
+		delete(s.v.subs, s)
+		e.dropIfIdle(s.v)
+	}
+}
