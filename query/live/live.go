@@ -44,7 +44,8 @@
 // (the node restarted: scope changes before the restart are not kept),
 // the window was full at N or is full now (records untouched after N may
 // have entered or left it), more than Options.MaxReplay feed entries or
-// Options.ScopeLog scope changes were made since N.
+// Options.ScopeLog scope changes were made since N, or its events
+// would not fit the subscriber's queue.
 //
 // Bounds: a subscriber's queue holds at most Options.Queue events (a
 // result or reset counts as one); a round whose events do not fit ends
@@ -492,16 +493,13 @@ func (e *Engine) Subscribe(q query.Query, device map[string]string, lastEventID 
 		e.dropIfIdle(v)
 		return nil, err
 	}
-	if !ok {
+	if !ok || len(evs) > s.max {
 		s.push(Event{Type: Reset, ID: v.id, Records: v.recs})
 		return s, nil
 	}
 	if len(evs) > 0 {
 		evs[len(evs)-1].ID = v.id
-		if !s.push(evs...) {
-			delete(v.subs, s)
-			e.dropIfIdle(v)
-		}
+		s.push(evs...)
 	}
 	return s, nil
 }
