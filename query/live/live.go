@@ -15,9 +15,11 @@
 //
 // Views: subscriptions to the same query (table, where, order, limit,
 // cursor, fields and device attributes) share a view, which holds the
-// result its subscribers have. When a round of changes touches a view's
-// table, the view runs its query once on a snapshot and sends the
-// difference with the result it held to each subscriber. The result is
+// result its subscribers have. When a round of changes touches a record
+// of a view's table that is in the view's result or matches its where
+// clause now, the view runs its query once on a snapshot and sends the
+// difference with the result it held to each subscriber (any other
+// touched record cannot change the result). The result is
 // the query's page: at most limit records (query.DefaultLimit when 0)
 // in the query's order, after the cursor if any. So in a full window a
 // record that leaves lets the next one in (remove, then add), and one
@@ -67,6 +69,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/filter"
 	"github.com/replicad/replicad/query"
 	"github.com/replicad/replicad/query/source"
 	"github.com/replicad/replicad/store"
@@ -146,11 +150,13 @@ type Engine struct {
 type view struct {
 	key    string
 	p      *query.Prepared
+	where  *filter.Expr // nil: every record
 	table  string
 	device map[string]string
 	recs   []query.Record
-	full   bool   // the window is full (the query has a next page)
-	id     string // the id of the state recs is
+	in     map[string]bool // the ids of recs
+	full   bool            // the window is full (the query has a next page)
+	id     string          // the id of the state recs is
 	subs   map[*Subscription]struct{}
 }
 
@@ -282,9 +288,25 @@ func (e *Engine) roundLocked() error {
 	if head == e.pos && sEnd == e.scopeDone {
 		return nil
 	}
-	tables := map[string]bool{}
+	// The records touched, by table (nil: too many to list, or some
+	// dropped from the scope log: every view of the table runs).
+	touched := map[string]map[string]bool{}
+	n := 0
+	touch := func(table, id string) {
+		ids, ok := touched[table]
+		if !ok {
+			ids = map[string]bool{}
+			touched[table] = ids
+		}
+		if ids != nil && !ids[id] {
+			ids[id] = true
+			if n++; n > maxTouched {
+				touched[table] = nil
+			}
+		}
+	}
 	for _, k := range keys {
-		tables[k[0]] = true
+		touch(k[0], k[1])
 	}
 	for after := e.pos; after < head; {
 		es, err := e.st.Feed(after, 1000)
@@ -298,7 +320,7 @@ func (e *Engine) roundLocked() error {
 			if fe.Feed > head {
 				break
 			}
-			tables[fe.Table] = true
+			touch(fe.Table, fe.ID)
 			after = fe.Feed
 		}
 	}
@@ -311,15 +333,59 @@ func (e *Engine) roundLocked() error {
 		return err
 	}
 	defer src.Close()
+	type got struct {
+		rec *crdt.Record
+		ok  bool
+	}
+	recs := map[[2]string]got{} // records read this round
+	get := func(table, id string) (*crdt.Record, bool, error) {
+		if g, ok := recs[[2]string{table, id}]; ok {
+			return g.rec, g.ok, nil
+		}
+		rec, ok, err := src.Get(table, id)
+		if err != nil {
+			return nil, false, err
+		}
+		recs[[2]string{table, id}] = got{rec, ok}
+		return rec, ok, nil
+	}
+	fenv := filter.Env{NowMs: e.opts.Now().UnixMilli()}
 	for _, v := range e.views {
-		if lost || tables[v.table] {
-			if err := e.refresh(v, src); err != nil {
+		ids, ok := touched[v.table]
+		if !lost && !ok {
+			continue
+		}
+		// A touched record can change the result only if it is in it or
+		// matches now; otherwise the view need not run.
+		relevant := lost || ids == nil
+		for id := range ids {
+			if relevant {
+				break
+			}
+			if v.in[id] {
+				relevant = true
+				break
+			}
+			rec, ok, err := get(v.table, id)
+			if err != nil {
 				return err
 			}
+			fenv.Device = v.device
+			relevant = ok && rec.Exists() && (v.where == nil || v.where.Match(id, rec, fenv))
+		}
+		if !relevant {
+			continue
+		}
+		if err := e.refresh(v, src); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// maxTouched bounds the records a round lists; past it, every view of a
+// touched table runs its query.
+const maxTouched = 10_000
 
 // run runs a view's query.
 func (e *Engine) run(v *view, src query.Source) ([]query.Record, bool, error) {
@@ -337,7 +403,7 @@ func (e *Engine) refresh(v *view, src query.Source) error {
 		return err
 	}
 	evs := diff(v.recs, recs)
-	v.recs, v.full = recs, full
+	v.setRecs(recs, full)
 	v.id = e.id(full)
 	if len(evs) == 0 {
 		return nil
@@ -350,6 +416,14 @@ func (e *Engine) refresh(v *view, src query.Source) error {
 	}
 	e.dropIfIdle(v)
 	return nil
+}
+
+func (v *view) setRecs(recs []query.Record, full bool) {
+	v.recs, v.full = recs, full
+	v.in = make(map[string]bool, len(recs))
+	for i := range recs {
+		v.in[recs[i].ID] = true
+	}
 }
 
 func (e *Engine) dropIfIdle(v *view) {
@@ -469,15 +543,21 @@ func (e *Engine) Subscribe(q query.Query, device map[string]string, lastEventID 
 	v := e.views[key]
 	if v == nil {
 		v = &view{key: key, p: p, table: q.Table, device: device, subs: map[*Subscription]struct{}{}}
+		if strings.TrimSpace(q.Where) != "" {
+			if v.where, err = filter.Cached(q.Where); err != nil {
+				return nil, err
+			}
+		}
 		src, err := source.Open(e.st)
 		if err != nil {
 			return nil, err
 		}
-		v.recs, v.full, err = e.run(v, src)
+		recs, full, err := e.run(v, src)
 		src.Close()
 		if err != nil {
 			return nil, err
 		}
+		v.setRecs(recs, full)
 		v.id = e.id(v.full)
 		e.views[key] = v
 	}
@@ -578,6 +658,7 @@ type Subscription struct {
 	mu    sync.Mutex
 	q     []Event
 	last  string // the last id queued
+	n     int    // events queued, overflow included
 	ended bool   // nothing more is queued
 	ready chan struct{}
 }
@@ -594,8 +675,10 @@ func (s *Subscription) push(evs ...Event) bool {
 	if len(s.q)+len(evs) > s.max {
 		s.q = append(s.q, Event{Type: Overflow, ID: s.last})
 		s.ended, ok = true, false
+		s.n++
 	} else {
 		s.q = append(s.q, evs...)
+		s.n += len(evs)
 		for _, ev := range evs {
 			if ev.ID != "" {
 				s.last = ev.ID

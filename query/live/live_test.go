@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"testing"
 	"time"
@@ -65,9 +64,6 @@ func cloneState(s map[string]map[string]crdt.Value) map[string]map[string]crdt.V
 // apply replays ev onto the client's result.
 func (c *client) apply(t testing.TB, rng *rand.Rand, ev Event) {
 	c.n++
-	if os.Getenv("LIVEDEBUG") != "" {
-		fmt.Println("ev", c.q.Where, ev.Type, ev.ID, len(ev.Records))
-	}
 	switch ev.Type {
 	case Result, Reset:
 		c.state = map[string]map[string]crdt.Value{}

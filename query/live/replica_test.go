@@ -245,4 +245,3 @@ func (m *model) collect() {
 		}
 	}
 }
-
