@@ -62,6 +62,7 @@ gobench ./query/source '^BenchmarkQueryScan$' -count "$bigcount" -benchtime 1x
 rm -rf "$qdir"
 unset REPLICAD_QUERY_BENCH_DIR
 gobench ./query/source '^BenchmarkWriteIndexed$' -count "$count" -benchtime 1000x
+gobench ./query/live '^BenchmarkLive(LocalWrite|RemoteWrite|1000Subscribers)$' -count "$count" -benchtime 500x
 echo "go benchmarks: $(( $(date +%s) - start ))s" >&2
 
 echo "$BIN bench ${loadflags[*]} --out $load_out" >&2

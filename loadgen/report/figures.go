@@ -322,6 +322,7 @@ func Figures(d *Data) []Figure {
 			Baseline: pref("BenchmarkApplyRemote1000/raw-pebble", "fieldchanges/s"), BaselineName: "raw Pebble, the same batches"},
 	)
 	figs = append(figs, queryFigures()...)
+	figs = append(figs, liveFigures()...)
 	return figs
 }
 

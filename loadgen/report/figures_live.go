@@ -1,0 +1,24 @@
+package report
+
+// liveFigures: live queries in-process (package query/live on a store on
+// disk), each against the durable write it reports, measured in the same
+// run.
+func liveFigures() []Figure {
+	const (
+		local  = "BenchmarkLiveLocalWrite"
+		remote = "BenchmarkLiveRemoteWrite"
+		fan    = "BenchmarkLive1000Subscribers"
+	)
+	return []Figure{
+		{ID: "live-local-p99", Title: "live query: a durable local write to its change event at a subscriber (100 other subscribers, 11 queries): p99 latency", Value: ref(local, "p99-ms"), Unit: "ms",
+			Baseline: pref(local, "write-p99-ms"), BaselineName: "the durable write alone, p99",
+			Target: "≤ 20 ms", Check: atMost(ref(local, "p99-ms"), 20, "ms")},
+		{ID: "live-remote-p99", Title: "live query: a remote write's arrival (ApplyRemote, durable) to its add event at a subscriber: p99 latency", Value: ref(remote, "p99-ms"), Unit: "ms",
+			Baseline: pref(remote, "write-p99-ms"), BaselineName: "the durable ApplyRemote alone, p99",
+			Target: "≤ 50 ms", Check: atMost(ref(remote, "p99-ms"), 50, "ms")},
+		{ID: "live-1000-lost", Title: "live query: 1,000 subscribers (100 queries) while writes go on: events queued and not received", Value: ref(fan, "lost"), Unit: "events",
+			Target: "0", Check: atMost(ref(fan, "lost"), 0, "events")},
+		{ID: "live-1000-p99", Title: "the same 1,000 subscribers: write to event p99 latency over every delivery", Value: ref(fan, "p99-ms"), Unit: "ms",
+			Baseline: pref(local, "p99-ms"), BaselineName: "one subscriber's local write to event p99 (live-local-p99)"},
+	}
+}
