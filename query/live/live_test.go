@@ -308,3 +308,68 @@ func peek(s *Subscription) (Event, bool) {
 	}
 	return s.q[0], true
 }
+
+// TestLiveWindow: in a full window (order -prio, limit 2) a record that
+// leaves lets the next one in, one entering ahead pushes the last out,
+// and a hide (a scope change, no feed entry) is a remove like a delete.
+func TestLiveWindow(t *testing.T) {
+	r := open(t, "/w", t0)
+	e := New(r.s, Options{Poll: time.Hour, Now: nowFn})
+	defer e.Close()
+	write := func(id string, prio int64, del bool) {
+		var fs []crdt.FieldValue
+		if !del {
+			fs = []crdt.FieldValue{{Name: "prio", Value: crdt.MustValue(prio)}}
+		}
+		if _, err := r.s.Write(r.clock, "t", id, fs, del); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := int64(1); i <= 5; i++ {
+		write(fmt.Sprint("r", i), i, false)
+	}
+	sub, err := e.Subscribe(query.Query{Table: "t", Order: []string{"-prio"}, Limit: 2}, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		ev, err := sub.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Record != nil {
+			return ev.Type + " " + ev.Record.ID
+		}
+		return fmt.Sprint(ev.Type, " ", ids(ev.Records))
+	}
+	expect := func(step string, want ...string) {
+		t.Helper()
+		if err := e.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for sub.Len() > 0 {
+			got = append(got, next())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: events %q, want %q", step, got, want)
+		}
+	}
+	expect("subscribe", "result [r5 r4]")
+	write("r5", 0, true)
+	expect("delete r5", "remove r5", "add r3")
+	write("r9", 9, false)
+	expect("r9 enters ahead", "remove r3", "add r9")
+	write("r1", 2, false)
+	expect("a change outside the window", []string{}...)
+	write("r4", 8, false)
+	expect("a change inside the window", "change r4")
+	if err := r.s.Update(func(b *store.Batch) error { b.SetHidden("t", "r9", true, nil); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	expect("r9 hidden", "remove r9", "add r3")
+	if err := r.s.Update(func(b *store.Batch) error { b.SetHidden("t", "r9", false, nil); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	expect("r9 shown again", "remove r3", "add r9")
+}
