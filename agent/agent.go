@@ -20,6 +20,8 @@ import (
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/netguard"
+	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 	"golang.org/x/sys/unix"
@@ -78,6 +80,7 @@ type Agent struct {
 // replica is what a reset replaces: the store and everything built on it.
 type replica struct {
 	a      *Agent
+	n      *node.Node // the host: the write pipeline and its hooks
 	node   hlc.NodeID
 	store  *store.Store
 	clock  *hlc.Clock
@@ -264,6 +267,10 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
 	r.clock.Restore(st.HighWater())
 	r.out = newOutbound(st.HeldOf(r.node).Max())
+	r.n = node.New(node.Options{Store: st, Clock: r.clock, PolicyOf: func(b *store.Batch, table string) policy.Kind {
+		rec, _ := policyRecordIn(b, table)
+		return r.policyOfIn(table, rec)
+	}})
 	r.errsShown.Store(r.lastSyncErrorID())
 	if r.book, err = newPeerBook(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
@@ -360,21 +367,10 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	}
 	r.dupes = newDedupe(r)
 	ecfg.Local.Arbitrated = func(t string) bool { return rep.policyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
-	ecfg.Local.ApplyHook = func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
-		rep.trackApplied(b, ws, res)
-		rep.dupes.trackApplied(b, ws, res)
-		if rep.enf != nil {
-			if err := rep.enf.hook(b, ws, res); err != nil {
-				return err
-			}
-		}
-		if rep.arb != nil {
-			return rep.arb.hook(b, ws, res)
-		}
-		rep.mirrorSyncErrors(b, ws, res)
-		return b.Err()
-	}
+	r.registerHooks()
+	ecfg.Local.ApplyHook = r.n.ApplyHook()
 	r.engine = replication.NewEngine(ecfg)
+	r.n.SetEngine(r.engine)
 	return r, nil
 }
 
@@ -522,22 +518,11 @@ func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del boo
 // localWriteWith is localWrite whose batch also carries what also adds
 // (committed atomically with the write; publishing a draft removes it).
 func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
-	res, err := r.store.WriteWith(r.clock, table, id, fields, del, func(b *store.Batch, res *store.WriteResult) error {
-		r.bases().track(b, res.Write, &res.Outcome)
-		r.dupes.trackLocal(b, res)
-		if also != nil {
-			also(b)
-		}
-		return b.Err()
-	})
-	if err != nil {
-		return nil, err
+	var add node.LocalHook
+	if also != nil {
+		add = func(b *store.Batch, _ *store.WriteResult) error { also(b); return b.Err() }
 	}
-	r.out.wrote(res.Write.Seq)
-	r.a.metrics.localApplied.Inc()
-	r.a.feed.notify()
-	r.engine.Notify(res.Write)
-	return res, nil
+	return r.n.Write(table, id, fields, del, add)
 }
 
 // notifier wakes change-feed waiters: wait returns a channel closed at the

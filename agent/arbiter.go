@@ -228,13 +228,12 @@ func (a *arbiter) drain() error {
 			// applies: a later write that had seen the judged one stands,
 			// and a write that reached the hub after it is left to its own
 			// decision.
-			res, err := st.WriteDecided(a.r.clock, d.Table, d.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+			res, err := a.r.n.WriteDecided(d.Table, d.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
 				a.rmu.Lock()
 				nd := policy.Still(d.decision(), judged, rec, a.arrivals.Overtaken(d.Table, d.ID, q.ID))
 				a.rmu.Unlock()
 				return nd.Fields, nd.Redelete, !nd.Empty()
 			}, func(b *store.Batch, r *store.WriteResult) error {
-				a.r.dupes.trackLocal(b, r)
 				if d.Policy == string(policy.ClientWins) && len(r.Write.Fields) > 0 {
 					b.PutRestamp(r.Write.Dot(), judged)
 				}
@@ -256,15 +255,6 @@ func (a *arbiter) drain() error {
 				delete(a.queued, judged)
 			}
 			a.rmu.Unlock()
-			if res == nil {
-				continue
-			}
-			a.r.out.wrote(res.Write.Seq)
-			a.r.a.metrics.localApplied.Inc()
-			a.r.a.feed.notify()
-			if a.r.engine != nil {
-				a.r.engine.Notify(res.Write)
-			}
 		}
 		if decided == 0 {
 			// Only the enforcer's entries left in this page: they are

@@ -25,9 +25,9 @@ import (
 // value (not null) for every key field under a digest of those values,
 // last-writer-wins, in the store's key index (store/dupindex.go); the
 // index changes in the batch of the write that changes the record (remote
-// writes: the engine's ApplyHook; local writes: replica.localWrite; the
-// arbiter's decisions), so it never disagrees with the records after a
-// crash.
+// writes: the node's apply hooks; every local write, the arbiter's
+// decisions and the permission write-backs included: the node's write
+// pipeline), so it never disagrees with the records after a crash.
 //
 // A record is checked when it is created and whenever its key values
 // change (Dynamics checks on create and update): if other live records
@@ -242,16 +242,17 @@ func (d *dedupe) trackApplied(b *store.Batch, ws []*crdt.Write, res *store.Resul
 	db.done()
 }
 
-// trackLocal runs in the batch of a local write (API writes, the
-// arbiter's decisions, resolutions).
-func (d *dedupe) trackLocal(b *store.Batch, res *store.WriteResult) {
+// trackLocal runs in the batch of every local write (node.Node's write
+// pipeline).
+func (d *dedupe) trackLocal(b *store.Batch, res *store.WriteResult) error {
 	if d == nil || res == nil || res.Write == nil || d.keys[res.Write.Table] == nil {
-		return
+		return nil
 	}
 	w := res.Write
 	db := d.batch(b, map[string]*crdt.Record{w.Table + "\x00" + w.ID: res.Record})
 	db.track(w.Table, w.ID, res.Record)
 	db.done()
+	return nil
 }
 
 // indexDef is the stored definition of a table's index.
@@ -347,7 +348,7 @@ func (d *dedupe) publish() error {
 			if err != nil {
 				return err
 			}
-			res, err := d.r.store.WriteWith(d.r.clock, dupTable, dupFlagID(p.Table, p.ID), fields, false, func(b *store.Batch, _ *store.WriteResult) error {
+			_, err = d.r.n.Write(dupTable, dupFlagID(p.Table, p.ID), fields, false, func(b *store.Batch, _ *store.WriteResult) error {
 				b.DeleteDupPending(p.Table, p.ID)
 				return b.Err()
 			})
@@ -355,19 +356,7 @@ func (d *dedupe) publish() error {
 				return fmt.Errorf("publishing the duplicate flag on %s/%s: %w", p.Table, p.ID, err)
 			}
 			d.r.a.log.Info("suspected duplicate", "table", p.Table, "id", p.ID, "with", strings.Join(pf.With, ","))
-			d.r.wrote(res.Write)
 		}
-	}
-}
-
-// wrote does what replica.localWrite does after a write made directly on
-// the store: count it, wake feed waiters and push it.
-func (r *replica) wrote(w *crdt.Write) {
-	r.out.wrote(w.Seq)
-	r.a.metrics.localApplied.Inc()
-	r.a.feed.notify()
-	if r.engine != nil {
-		r.engine.Notify(w)
 	}
 }
 

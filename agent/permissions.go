@@ -505,7 +505,7 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 		}
 		return true
 	}
-	res, err := e.r.store.WriteDecided(e.r.clock, qc.Table, qc.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+	res, err := e.r.n.WriteDecided(qc.Table, qc.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
 		if rec == nil {
 			rec = &crdt.Record{}
 		}
@@ -519,10 +519,7 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 			}
 		}
 		return fs, false, len(fs) > 0
-	}, func(b *store.Batch, res *store.WriteResult) error {
-		e.r.dupes.trackLocal(b, res)
-		return fill(b)
-	})
+	}, func(b *store.Batch, _ *store.WriteResult) error { return fill(b) })
 	if err != nil {
 		return err
 	}
@@ -536,12 +533,6 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 		// Later writes changed everything it would write back: only the
 		// bookkeeping.
 		return e.r.store.Update(fill)
-	}
-	e.r.out.wrote(res.Write.Seq)
-	e.r.a.metrics.localApplied.Inc()
-	e.r.a.feed.notify()
-	if e.r.engine != nil {
-		e.r.engine.Notify(res.Write)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
@@ -104,9 +105,13 @@ func TestBaseTrackerReadsPolicyThroughBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := []*crdt.Write{pw, second}
+	n := node.New(node.Options{Store: st, Clock: clk, PolicyOf: func(b *store.Batch, table string) policy.Kind {
+		rec, _ := policyRecordIn(b, table)
+		return r.policyOfIn(table, rec)
+	}})
+	hook := n.ApplyHook() // the conflict bases first
 	if _, err := st.ApplyRemoteWith(clk, ws, nil, func(b *store.Batch, res *store.Result) error {
-		r.trackApplied(b, ws, res)
-		return b.Err()
+		return hook(b, ws, res)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,37 @@
+package agent
+
+import (
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/store"
+)
+
+// registerHooks plugs the features into the node's write pipeline, in
+// this fixed order (ARCHITECTURE.md, "The write pipeline"):
+//
+//   - every local write: conflict bases (the node), duplicate tracking;
+//   - every applied batch: conflict bases (the node), duplicate tracking,
+//     the permission write-backs, then the arbiter's decisions (a hub
+//     that arbitrates) or the mirrored sync errors (any other node);
+//   - after every local write: the pending count, the metrics, the change
+//     feed, then the engine (the node).
+func (r *replica) registerHooks() {
+	r.n.OnLocalWrite("dedupe", r.dupes.trackLocal)
+	r.n.OnApply("dedupe", func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
+		r.dupes.trackApplied(b, ws, res)
+		return nil
+	})
+	if r.enf != nil {
+		r.n.OnApply("permissions", r.enf.hook)
+	}
+	if r.arb != nil {
+		r.n.OnApply("arbiter", r.arb.hook)
+	} else {
+		r.n.OnApply("syncerrors", func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
+			r.mirrorSyncErrors(b, ws, res)
+			return nil
+		})
+	}
+	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.wrote(w.Seq) })
+	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.localApplied.Inc() })
+	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.notify() })
+}
