@@ -254,6 +254,12 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		st.Close()
 		return nil, err
 	}
+	if n, err := migrateQueue(st); err != nil { // queues.go
+		st.Close()
+		return nil, err
+	} else if n > 0 {
+		a.log.Info("work queue moved to the named queues", "entries", n)
+	}
 	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
 	rep.sysLog.log = a.log.Named("systables")
 	rep.sysLog.by.Interval = refusedLogInterval

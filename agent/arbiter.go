@@ -13,9 +13,12 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
+// decisionQueue is the store's work queue of the arbiter's decisions.
+const decisionQueue store.QueueName = 'a'
+
 // arbiter makes a hub's policy decisions (package policy) durable: they
 // are computed inside the batch that applies the remote writes and queued
-// in it (store.Batch.Enqueue), then carried out as local writes whose batch
+// in it (store.Batch.EnqueueIn, decisionQueue), then carried out as local writes whose batch
 // also dequeues them and records the sync errors. A crash between the two
 // steps loses nothing: the queue is drained again at start.
 type arbiter struct {
@@ -41,7 +44,7 @@ type arbiter struct {
 // policy in force when the write was made (replica.policyAt).
 func newArbiter(r *replica) *arbiter {
 	a := &arbiter{r: r, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}, queued: map[crdt.Dot]int{}}
-	if qs, err := r.store.Queue(-1); err == nil {
+	if qs, err := r.store.QueueOf(decisionQueue, -1); err == nil {
 		for _, q := range qs {
 			var d queuedDecision
 			if json.Unmarshal(q.Value, &d) != nil {
@@ -110,7 +113,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 		if err != nil {
 			return err
 		}
-		id := b.Enqueue(data)
+		id := b.EnqueueIn(decisionQueue, data)
 		a.rmu.Lock()
 		if d.Rejected {
 			a.rejected[w.Dot()] = d
@@ -171,20 +174,15 @@ func (a *arbiter) drain() error {
 	defer a.mu.Unlock()
 	st := a.r.store
 	for {
-		qs, err := st.Queue(100)
+		qs, err := st.QueueOf(decisionQueue, 100)
 		if err != nil || len(qs) == 0 {
 			return err
 		}
-		decided := 0
 		for _, q := range qs {
-			if isCompensation(q.Value) {
-				continue // the permission enforcer's (permissions.go)
-			}
-			decided++
 			var d queuedDecision
 			if err := json.Unmarshal(q.Value, &d); err != nil {
 				a.r.a.log.Error("dropping an undecodable policy decision", "id", q.ID, "error", err)
-				if err := st.Update(func(b *store.Batch) error { b.Dequeue(q.ID); return b.Err() }); err != nil {
+				if err := st.Update(func(b *store.Batch) error { b.DequeueFrom(decisionQueue, q.ID); return b.Err() }); err != nil {
 					return err
 				}
 				continue
@@ -218,7 +216,7 @@ func (a *arbiter) drain() error {
 				}
 			}
 			fill := func(b *store.Batch) error {
-				b.Dequeue(q.ID)
+				b.DequeueFrom(decisionQueue, q.ID)
 				for _, e := range errs {
 					b.AppendSyncError(e)
 				}
@@ -256,12 +254,15 @@ func (a *arbiter) drain() error {
 			}
 			a.rmu.Unlock()
 		}
-		if decided == 0 {
-			// Only the enforcer's entries left in this page: they are
-			// carried out as they are queued, and the rest next time.
-			return nil
-		}
 	}
+}
+
+// pending reports whether a decision about the write origin/seq is
+// queued and not carried out yet (workflows wait for it).
+func (a *arbiter) pending(origin hlc.NodeID, seq uint64) bool {
+	a.rmu.Lock()
+	defer a.rmu.Unlock()
+	return a.queued[crdt.Dot{Node: origin, Seq: seq}] > 0
 }
 
 // decidedUpTo returns the highest sequence number n such that this hub

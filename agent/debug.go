@@ -189,9 +189,16 @@ func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error)
 		if err != nil {
 			return nil, err
 		}
-		queued, err := rp.store.Queue(1000)
-		if err != nil {
-			return nil, err
+		var queued []store.Queued
+		for _, q := range []store.QueueName{decisionQueue, writeBackQueue} {
+			if len(queued) >= 1000 {
+				break
+			}
+			qs, err := rp.store.QueueOf(q, 1000-len(queued))
+			if err != nil {
+				return nil, err
+			}
+			queued = append(queued, qs...)
 		}
 		hw := rp.clock.HighWater()
 		return map[string]any{

@@ -446,10 +446,11 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 		t.Fatal("hub applied the rejected value")
 	}
 	hub.mu.RLock()
-	qs, err := hub.rep.store.Queue(-1)
+	qs, err := hub.rep.store.QueueOf(writeBackQueue, -1)
+	ds, derr := hub.rep.store.QueueOf(decisionQueue, -1)
 	hub.mu.RUnlock()
-	if err != nil || len(qs) != 1 || !isCompensation(qs[0].Value) {
-		t.Fatalf("queue after the skeleton's batch: %d entries, %v", len(qs), err)
+	if err != nil || derr != nil || len(qs) != 1 || len(ds) != 0 {
+		t.Fatalf("queues after the skeleton's batch: %d write-backs, %d decisions, %v %v", len(qs), len(ds), err, derr)
 	}
 	hub.stop(t)
 	if v, _ := dev.value(t, "jobs", "j1", "title"); v != "hacked" {
@@ -459,7 +460,7 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 	hub2, hubLogs := runAgentStoppable(t, hcfg) // same data dir: replays the queue
 	waitLog(t, hubLogs, "write rejected by permissions")
 	hub2.mu.RLock()
-	qs, _ = hub2.rep.store.Queue(-1)
+	qs, _ = hub2.rep.store.QueueOf(writeBackQueue, -1)
 	hub2.mu.RUnlock()
 	if len(qs) != 0 {
 		t.Fatalf("%d entries left queued after the replay", len(qs))

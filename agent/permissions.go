@@ -255,9 +255,14 @@ type rejection struct {
 	before *crdt.Record
 }
 
-// compensationPrefix starts the enforcer's entries in the store's work
-// queue (which it shares with the policy arbiter, whose entries are JSON
-// objects): a byte no JSON text starts with.
+// writeBackQueue is the store's work queue of the permission write-backs
+// (the arbiter's decisions have their own: decisionQueue).
+const writeBackQueue store.QueueName = 'p'
+
+// compensationPrefix started the enforcer's entries in the one work queue
+// older versions shared with the arbiter (whose entries are JSON objects):
+// a byte no JSON text starts with. Such entries are moved to the named
+// queues at start (migrateQueue).
 const compensationPrefix = "\x01perm"
 
 func isCompensation(v []byte) bool { return strings.HasPrefix(string(v), compensationPrefix) }
@@ -344,7 +349,7 @@ func (e *enforcer) hook(b *store.Batch, writes []*crdt.Write, res *store.Result)
 		if err != nil {
 			return err
 		}
-		id := b.Enqueue(append([]byte(compensationPrefix), data...))
+		id := b.EnqueueIn(writeBackQueue, data)
 		e.mu.Lock()
 		e.queued[w.Dot()] = id
 		e.mu.Unlock()
@@ -399,7 +404,7 @@ func (e *enforcer) replay() error { return e.drain(nil) }
 func (e *enforcer) drain(ids []uint64) error {
 	e.drainMu.Lock()
 	defer e.drainMu.Unlock()
-	qs, err := e.r.store.Queue(-1)
+	qs, err := e.r.store.QueueOf(writeBackQueue, -1)
 	if err != nil {
 		return err
 	}
@@ -408,13 +413,13 @@ func (e *enforcer) drain(ids []uint64) error {
 		want[id] = true
 	}
 	for _, q := range qs {
-		if !isCompensation(q.Value) || ids != nil && !want[q.ID] {
+		if ids != nil && !want[q.ID] {
 			continue
 		}
 		var qc queuedCompensation
-		if err := json.Unmarshal(q.Value[len(compensationPrefix):], &qc); err != nil || qc.Error == nil {
+		if err := json.Unmarshal(q.Value, &qc); err != nil || qc.Error == nil {
 			e.r.a.log.Error("permission: dropping an undecodable queued write-back", "id", q.ID, "error", err)
-			if err := e.r.store.Update(func(b *store.Batch) error { b.Dequeue(q.ID); return b.Err() }); err != nil {
+			if err := e.r.store.Update(func(b *store.Batch) error { b.DequeueFrom(writeBackQueue, q.ID); return b.Err() }); err != nil {
 				return err
 			}
 			continue
@@ -489,7 +494,7 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 		return err
 	}
 	fill := func(b *store.Batch) error {
-		b.Dequeue(id)
+		b.DequeueFrom(writeBackQueue, id)
 		b.AppendSyncError(qc.Error)
 		return b.Err()
 	}

@@ -70,7 +70,7 @@ func TestOneWritePipeline(t *testing.T) {
 	judged := applyRemote("decided", crdt.FieldValue{Name: "code", Value: str("D1")}, crdt.FieldValue{Name: "v", Value: str("p")})
 	dec, _ := json.Marshal(queuedDecision{Table: "jobs", ID: "decided", Origin: uint64(judged.Node), Seq: judged.Seq, Policy: "server-wins",
 		Fields: []crdt.FieldValue{{Name: "code", Value: str("D2")}, {Name: "v", Value: str("q")}}})
-	if err := r.store.Update(func(b *store.Batch) error { b.Enqueue(dec); return b.Err() }); err != nil {
+	if err := r.store.Update(func(b *store.Batch) error { b.EnqueueIn(decisionQueue, dec); return b.Err() }); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.arb.drain(); err != nil {

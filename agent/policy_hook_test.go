@@ -54,7 +54,7 @@ func TestArbiterReadsPolicyThroughBatch(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	qs, err := hub.Queue(-1)
+	qs, err := hub.QueueOf(decisionQueue, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

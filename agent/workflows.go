@@ -220,23 +220,12 @@ func (w *workflow) decided(ctx context.Context, e store.FeedEntry) bool {
 	if w.r.arb == nil || e.Origin == 0 {
 		return true
 	}
-	for {
-		qs, err := w.r.store.Queue(-1)
-		pending := err != nil
-		for _, q := range qs {
-			var d queuedDecision
-			if json.Unmarshal(q.Value, &d) == nil && hlcNode(d.Origin) == e.Origin && d.Seq == e.Seq {
-				pending = true
-				break
-			}
-		}
-		if !pending {
-			return true
-		}
+	for w.r.arb.pending(e.Origin, e.Seq) {
 		if !sleep(ctx, 100*time.Millisecond) {
 			return false
 		}
 	}
+	return true
 }
 
 // handle delivers one change until it is confirmed (or given up); false

@@ -506,7 +506,7 @@ func (s *Store) load() error {
 	if s.errSeq, err = s.lastU64(pSyncErr); err != nil {
 		return err
 	}
-	if s.qSeq, err = s.lastU64(pQueue); err != nil {
+	if s.qSeq, err = s.lastQueueID(); err != nil { // queues.go
 		return err
 	}
 	s.hidden = map[string]crdt.VV{}
