@@ -35,7 +35,7 @@ var ErrLocked = errors.New("data directory in use")
 func NewLogger(cfg Config, w io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "replicad",
-		Level:      cfg.hclogLevel(),
+		Level:      cfg.HclogLevel(),
 		Output:     w,
 		JSONFormat: cfg.LogJSON,
 		Color:      hclog.AutoColor,
@@ -140,7 +140,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
 	}
-	if a.atRestKey, err = cfg.AtRest.loadKey(); err != nil {
+	if a.atRestKey, err = loadKey(&cfg.AtRest); err != nil {
 		return nil, err
 	}
 	a.rep, err = a.openReplica()
@@ -287,16 +287,16 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	}
 	syncMax := cfg.Security.Guard.SyncMaxConns
 	if syncMax == 0 {
-		syncMax = max(connBound(0), cfg.sessions()+16) // room for every session slot
+		syncMax = max(connBound(0), cfg.Sessions()+16) // room for every session slot
 	}
 	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", syncMax))
 	// Watch connections share the sync listener's connection bound: by
 	// default they leave room for every session slot.
-	watchers := cfg.watchers()
-	if room := max(0, connBound(syncMax)-cfg.sessions()-16); cfg.MaxWatchers == 0 {
+	watchers := cfg.Watchers()
+	if room := max(0, connBound(syncMax)-cfg.Sessions()-16); cfg.MaxWatchers == 0 {
 		watchers = min(watchers, room)
 	} else if watchers > room {
-		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", connBound(syncMax), "max_sessions", cfg.sessions())
+		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", connBound(syncMax), "max_sessions", cfg.Sessions())
 	}
 	ecfg := replication.Config{
 		Local: replication.Local{
@@ -318,7 +318,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		OnSession:    r.onSession,
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
-		MaxSessions:  cfg.sessions(),
+		MaxSessions:  cfg.Sessions(),
 		Watch:        true, // a watch connection with each of Hubs (replication/watch.go)
 		MaxWatchers:  watchers,
 	}
@@ -326,7 +326,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err := r.setupProfiles(&ecfg); err != nil {
 		return nil, err
 	}
-	if bind := cfg.gossipBind(); bind != "" {
+	if bind := cfg.GossipBind(); bind != "" {
 		host, port, _ := net.SplitHostPort(bind)
 		p, _ := strconv.Atoi(port)
 		var eng *replication.Engine

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -577,7 +578,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 			}
 			return rp.recordView(table, id, res.Record), nil
 		}
-		if !rec.Exists() || !contains(rec.Conflicted(), field) {
+		if !rec.Exists() || !slices.Contains(rec.Conflicted(), field) {
 			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
 		}
 		del := false

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -255,9 +256,9 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter); sync errors are the changes it rejected (server-wins, permissions), overridden the values lww and client-wins kept out (logged, not alarms); conflicts list the concurrent candidates of a field on manual tables"
 		st["feed_head"] = strconv.FormatUint(rp.store.FeedHead(), 10)
 		st["encrypted_at_rest"] = rp.store.Encrypted()
-		st["insecure"] = insecureSync(&a.cfg) // sync off loopback without mutual TLS (security.go)
-		rp.draftStatus(st)                    // drafts.go
-		rp.diskStatus(st)                     // compact.go
+		st["insecure"] = config.InsecureSync(&a.cfg) // sync off loopback without mutual TLS (security.go)
+		rp.draftStatus(st)                           // drafts.go
+		rp.diskStatus(st)                            // compact.go
 		a.prog.mu.Lock()
 		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}
 		a.prog.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,34 +91,34 @@ func TestKeyFromFile(t *testing.T) {
 	for _, mode := range []os.FileMode{0o600, 0o400} {
 		p := writeKeyFile(t, []byte(hex.EncodeToString(testAtRestKey)+"\n"), mode)
 		c := AtRestConfig{KeyFile: p}
-		if k, err := c.loadKey(); err != nil || !bytes.Equal(k, testAtRestKey) {
+		if k, err := loadKey(&c); err != nil || !bytes.Equal(k, testAtRestKey) {
 			t.Fatalf("mode %v: %x %v", mode, k, err)
 		}
 	}
 	raw := writeKeyFile(t, testAtRestKey, 0o600)
-	if k, err := (&AtRestConfig{KeyFile: raw}).loadKey(); err != nil || !bytes.Equal(k, testAtRestKey) {
+	if k, err := loadKey(&AtRestConfig{KeyFile: raw}); err != nil || !bytes.Equal(k, testAtRestKey) {
 		t.Fatalf("raw: %x %v", k, err)
 	}
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
 		p := writeKeyFile(t, testAtRestKey, mode)
-		_, err := (&AtRestConfig{KeyFile: p}).loadKey()
+		_, err := loadKey(&AtRestConfig{KeyFile: p})
 		if err == nil || !strings.Contains(err.Error(), "must not be readable by group or others") || !strings.Contains(err.Error(), "chmod 600") {
 			t.Errorf("mode %v: %v", mode, err)
 		}
 	}
-	if _, err := (&AtRestConfig{KeyFile: filepath.Join(t.TempDir(), "missing")}).loadKey(); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, err := loadKey(&AtRestConfig{KeyFile: filepath.Join(t.TempDir(), "missing")}); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := (&AtRestConfig{KeyFile: t.TempDir()}).loadKey(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := loadKey(&AtRestConfig{KeyFile: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("directory: %v", err)
 	}
 	short := writeKeyFile(t, []byte("0123"), 0o600)
-	if _, err := (&AtRestConfig{KeyFile: short}).loadKey(); err == nil || !strings.Contains(err.Error(), "4 bytes") || !strings.Contains(err.Error(), short) {
+	if _, err := loadKey(&AtRestConfig{KeyFile: short}); err == nil || !strings.Contains(err.Error(), "4 bytes") || !strings.Contains(err.Error(), short) {
 		t.Errorf("short: %v", err)
 	}
 	if os.Geteuid() != 0 { // root reads anything
 		unreadable := writeKeyFile(t, testAtRestKey, 0o000)
-		if _, err := (&AtRestConfig{KeyFile: unreadable}).loadKey(); err == nil || !errors.Is(err, os.ErrPermission) {
+		if _, err := loadKey(&AtRestConfig{KeyFile: unreadable}); err == nil || !errors.Is(err, os.ErrPermission) {
 			t.Errorf("unreadable: %v", err)
 		}
 	}
@@ -128,18 +127,18 @@ func TestKeyFromFile(t *testing.T) {
 func TestKeyFromEnv(t *testing.T) {
 	const name = "REPLICAD_TEST_AT_REST_KEY"
 	t.Setenv(name, hex.EncodeToString(testAtRestKey))
-	k, err := (&AtRestConfig{KeyEnv: name}).loadKey()
+	k, err := loadKey(&AtRestConfig{KeyEnv: name})
 	if err != nil || !bytes.Equal(k, testAtRestKey) {
 		t.Fatalf("%x %v", k, err)
 	}
 	if _, ok := os.LookupEnv(name); ok {
 		t.Fatal("the key stays in the environment (commands the agent runs would inherit it)")
 	}
-	if _, err := (&AtRestConfig{KeyEnv: name}).loadKey(); err == nil || !strings.Contains(err.Error(), name+" is not set") {
+	if _, err := loadKey(&AtRestConfig{KeyEnv: name}); err == nil || !strings.Contains(err.Error(), name+" is not set") {
 		t.Fatalf("unset: %v", err)
 	}
 	t.Setenv(name, "abcd")
-	if _, err := (&AtRestConfig{KeyEnv: name}).loadKey(); err == nil || !strings.Contains(err.Error(), "environment variable "+name) || strings.Contains(err.Error(), "abcd") {
+	if _, err := loadKey(&AtRestConfig{KeyEnv: name}); err == nil || !strings.Contains(err.Error(), "environment variable "+name) || strings.Contains(err.Error(), "abcd") {
 		t.Fatalf("bad length: %v", err)
 	}
 	if _, ok := os.LookupEnv(name); !ok {
@@ -149,7 +148,7 @@ func TestKeyFromEnv(t *testing.T) {
 
 func TestKeyFromCommand(t *testing.T) {
 	hexKey := hex.EncodeToString(testAtRestKey)
-	k, err := (&AtRestConfig{KeyCommand: "echo " + hexKey}).loadKey()
+	k, err := loadKey(&AtRestConfig{KeyCommand: "echo " + hexKey})
 	if err != nil || !bytes.Equal(k, testAtRestKey) {
 		t.Fatalf("%x %v", k, err)
 	}
@@ -159,7 +158,7 @@ func TestKeyFromCommand(t *testing.T) {
 		{"echo abc", "4 bytes: want exactly 32 raw bytes, or 64 hex characters"},
 		{"head -c 10000 /dev/zero", "printed more than 4096 bytes"},
 	} {
-		_, err := (&AtRestConfig{KeyCommand: tc.cmd}).loadKey()
+		_, err := loadKey(&AtRestConfig{KeyCommand: tc.cmd})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.cmd, err, tc.want)
 		}
@@ -168,37 +167,6 @@ func TestKeyFromCommand(t *testing.T) {
 	_, err = keyFromCommand("sleep 20", 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || time.Since(start) > 5*time.Second {
 		t.Fatalf("timeout: %v after %v", err, time.Since(start))
-	}
-}
-
-func TestAtRestConfig(t *testing.T) {
-	keyFile := writeKeyFile(t, testAtRestKey, 0o600)
-	c, err := ParseArgs([]string{"--encryption-key-file", keyFile}, io.Discard)
-	if err != nil || c.AtRest.KeyFile != keyFile {
-		t.Fatalf("%+v %v", c.AtRest, err)
-	}
-	_, err = ParseArgs([]string{"--encryption-key-file", keyFile, "--encryption-key-env", "K"}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "--encryption-key-env: the encryption key has one source") {
-		t.Fatalf("two sources: %v", err)
-	}
-	if _, err := ParseArgs([]string{"--encryption-key-env", "1BAD"}, io.Discard); err == nil || !strings.Contains(err.Error(), "not an environment variable name") {
-		t.Fatalf("bad env name: %v", err)
-	}
-	// The file's keys, and a flag replacing the file's source.
-	path := filepath.Join(t.TempDir(), "c.hcl")
-	os.WriteFile(path, []byte("encryption_key_command = \"pass show replicad\"\n"), 0o644)
-	c, err = ParseArgs([]string{"--config", path}, io.Discard)
-	if err != nil || c.AtRest != (AtRestConfig{KeyCommand: "pass show replicad"}) {
-		t.Fatalf("file: %+v %v", c.AtRest, err)
-	}
-	c, err = ParseArgs([]string{"--config", path, "--encryption-key-env", "REPLICAD_KEY"}, io.Discard)
-	if err != nil || c.AtRest != (AtRestConfig{KeyEnv: "REPLICAD_KEY"}) {
-		t.Fatalf("flag over file: %+v %v", c.AtRest, err)
-	}
-	os.WriteFile(path, []byte("encryption_key_file = \"/k\"\nencryption_key_env = \"K\"\n"), 0o644)
-	cfg := DefaultConfig()
-	if err := cfg.LoadFile(path); err == nil || !strings.Contains(err.Error(), "c.hcl:2:1: encryption_key_env: the encryption key has one source") {
-		t.Fatalf("two sources in a file: %v", err)
 	}
 }
 

@@ -82,7 +82,7 @@ func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
 func (a *Agent) storeOptions() store.Options {
 	cfg := a.cfg
 	o := store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID(), EncryptionKey: a.atRestKey,
-		MaxParkedPerOrigin: cfg.Security.Guard.withDefaults().MaxParked}
+		MaxParkedPerOrigin: cfg.Security.Guard.WithDefaults().MaxParked}
 	if cfg.Role == "hub" {
 		o.WALPreallocate, o.WALRecycling = true, true
 	} else {

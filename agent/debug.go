@@ -7,15 +7,15 @@ import (
 	"encoding/json"
 	"hash"
 	"net/http"
-	"os"
 
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/store"
 )
 
 // FOR TESTING ONLY: debug endpoints for the fault-testing harness
 // (test/e2e/faults_test.go). They exist only when the agent runs with the
-// environment variable REPLICAD_TESTING_DEBUG_API=1; otherwise they are
+// environment variable REPLICAD_TESTING_DEBUG_API=1 (Config.DebugAPI); otherwise they are
 // not registered and answer 404 like any unknown path. They expose
 // replication internals (dots, causal contexts, the change log) that the
 // public API keeps to itself, so that a checker can judge every
@@ -25,15 +25,14 @@ import (
 //	GET    /v1/debug/dump                         every record's full state, every write in the change log, the tombstone horizon
 //	PUT    /v1/debug/tables/{table}/records/{id}  as the public PUT, answering with the write's dot, stamp and context
 //	DELETE /v1/debug/tables/{table}/records/{id}  as the public DELETE, likewise
-const debugAPIEnv = "REPLICAD_TESTING_DEBUG_API"
-
-// debugRoutes registers the debug endpoints when the testing environment
-// variable enables them.
+//
+// debugRoutes registers the debug endpoints when Config.DebugAPI (the
+// testing environment variable) enables them.
 func (a *Agent) debugRoutes(mux *http.ServeMux) {
-	if os.Getenv(debugAPIEnv) != "1" {
+	if !a.cfg.DebugAPI {
 		return
 	}
-	a.log.Warn("debug endpoints enabled (testing only)", "env", debugAPIEnv)
+	a.log.Warn("debug endpoints enabled (testing only)", "env", config.DebugAPIEnv)
 	mux.HandleFunc("GET /v1/debug/digest", a.handle(a.debugDigest))
 	mux.HandleFunc("GET /v1/debug/dump", a.handle(a.debugDump))
 	mux.HandleFunc("PUT /v1/debug/tables/{table}/records/{id}", a.handle(a.debugPut))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,7 +67,7 @@ func newDedupe(r *replica) *dedupe {
 		return nil
 	}
 	d := &dedupe{r: r, keys: map[string][]string{}, kick: make(chan struct{}, 1)}
-	for _, t := range r.a.cfg.keyTables() {
+	for _, t := range r.a.cfg.KeyTables() {
 		d.keys[t] = r.a.cfg.Tables[t].Keys
 	}
 	if len(d.keys) == 0 {
@@ -283,7 +284,7 @@ func (r *replica) rebuildKeyIndex() error {
 	if d == nil {
 		return nil
 	}
-	for _, t := range r.a.cfg.keyTables() {
+	for _, t := range r.a.cfg.KeyTables() {
 		keys := d.keys[t]
 		def, ok, err := st.KeyIndexDef(t)
 		if err != nil {
@@ -488,7 +489,7 @@ func (rp *replica) resolveDuplicate(table, id string, body dupResolveBody) (map[
 	if with == "" && len(f.With) == 1 {
 		with = f.With[0]
 	}
-	if with != "" && !contains(f.With, with) {
+	if with != "" && !slices.Contains(f.With, with) {
 		return nil, errf(http.StatusBadRequest, "%s/%s was flagged as a duplicate of %s, not of %q", table, id, strings.Join(f.With, ", "), with)
 	}
 	prefer := body.Prefer

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
@@ -33,14 +34,6 @@ const grantFieldPrefix = "hub-"
 func grantField(issuer hlc.NodeID) string { return grantFieldPrefix + issuer.String() }
 
 // Peer relay modes (--peer-relay).
-const (
-	// PeerRelayOwn: a device peer's session delivers only that device's
-	// own writes (the default).
-	PeerRelayOwn = "own"
-	// PeerRelayGranted: a device peer may relay other origins' writes,
-	// each judged by its origin's grant.
-	PeerRelayGranted = "granted"
-)
 
 // grantReverify is how long a verified grant is trusted before its
 // signer's certificate is checked again (a revocation takes effect
@@ -71,7 +64,7 @@ type grantBook struct {
 type bookEntry struct {
 	rule    string
 	g       *secure.Grant
-	matches []nodeMatch
+	matches []config.NodeMatch
 	err     error // refused (logged once)
 }
 
@@ -178,7 +171,7 @@ func (b *grantBook) verify(id, field string, v crdt.Value, now time.Time) *bookE
 	}
 	if e.err == nil {
 		for _, n := range g.Nodes {
-			m, err := parseNodeMatch(n)
+			m, err := config.ParseNodeMatch(n)
 			if err != nil {
 				e.err = err
 				break
@@ -264,7 +257,7 @@ func (b *grantBook) rules(node hlc.NodeID, now time.Time) (*permissions, bool) {
 	var ps []Permission
 	for _, e := range cur {
 		for _, m := range e.matches {
-			if m.matches(node) {
+			if m.Matches(node) {
 				ps = append(ps, grantPermission(e.g))
 				break
 			}
@@ -305,7 +298,7 @@ func (b *grantBook) origins(now time.Time) []replication.OriginMatch {
 	var out []replication.OriginMatch
 	for _, e := range cur {
 		for _, m := range e.matches {
-			out = append(out, replication.OriginMatch{Node: hlc.NodeID(m.id), Bits: m.bits})
+			out = append(out, replication.OriginMatch{Node: hlc.NodeID(m.ID), Bits: m.Bits})
 		}
 	}
 	return out
@@ -351,7 +344,7 @@ func (s *security) peerFilter(p replication.Peer, isHub bool) *replication.Write
 	own := []replication.OriginMatch{{Node: p.Node, Bits: 64}}
 	onRefused := s.refusedLogger(p.Node)
 	if isHub {
-		if mode == PeerRelayGranted {
+		if mode == config.PeerRelayGranted {
 			return nil
 		}
 		return &replication.WriteFilter{Origins: own, OnRefused: onRefused}
@@ -373,7 +366,7 @@ func (s *security) peerFilter(p replication.Peer, isHub bool) *replication.Write
 	}
 	f := &replication.WriteFilter{Check: check, OnRefused: onRefused}
 	switch mode {
-	case PeerRelayGranted:
+	case config.PeerRelayGranted:
 		f.Origins = b.origins(now)
 	default:
 		if _, ok := b.rules(p.Node, now); ok {

@@ -38,7 +38,7 @@ func bindListeners(cfg Config) (api, sync net.Listener, err error) {
 // Gossip binds it later, with the store open; a program taking the port
 // in between still fails the start then, with the store left in place.
 func checkGossipFree(cfg Config) error {
-	addr := cfg.gossipBind()
+	addr := cfg.GossipBind()
 	if _, port, err := net.SplitHostPort(addr); addr == "" || err != nil || port == "0" {
 		return nil
 	}

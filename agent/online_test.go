@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/store"
 )
 
@@ -512,7 +513,7 @@ workflow "run" {
 	if !reflect.DeepEqual(cfg.Tables, map[string]TableConfig{"contacts": {Keys: []string{"email", "org"}}, "jobs": {Keys: []string{"ref"}}}) {
 		t.Fatalf("tables = %+v", cfg.Tables)
 	}
-	if len(cfg.Workflows) != 2 || cfg.Workflows[0].MaxBackoff != 30*time.Second || cfg.Workflows[0].Timeout != DefaultWorkflowTimeout ||
+	if len(cfg.Workflows) != 2 || cfg.Workflows[0].MaxBackoff != 30*time.Second || cfg.Workflows[0].Timeout != config.DefaultWorkflowTimeout ||
 		cfg.Workflows[1].MaxAttempts != 3 || !reflect.DeepEqual(cfg.Workflows[1].Command, []string{"/bin/true", "x"}) {
 		t.Fatalf("workflows = %+v", cfg.Workflows)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,22 +36,6 @@ const (
 )
 
 var hubReadHTTP = &http.Client{Timeout: readOnlineTimeout}
-
-// checkHubAPI validates Config.HubAPI: empty, HOST:PORT, or an http(s)
-// URL with a host.
-func checkHubAPI(v string) error {
-	if v == "" {
-		return nil
-	}
-	if !strings.Contains(v, "://") {
-		return checkHostPort("hub_api", v, false)
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return keyErr("hub_api", "%q: want HOST:PORT or an http(s)://HOST:PORT URL", v)
-	}
-	return nil
-}
 
 // hubAPIBase returns the base URL of the hub's API: Config.HubAPI, else
 // one a hub advertises in gossip (learnedHubAPI); "" if none is known.
@@ -126,7 +111,7 @@ func (rp *replica) learnedHubAPI() string {
 		partners = rp.engine.Partners()
 	}
 	for _, p := range partners {
-		if p.Role != "hub" || p.APIAddr == "" || !contains(rp.a.cfg.Hubs, p.Addr) {
+		if p.Role != "hub" || p.APIAddr == "" || !slices.Contains(rp.a.cfg.Hubs, p.Addr) {
 			continue
 		}
 		host, _, _ := net.SplitHostPort(p.Addr)
@@ -150,7 +135,7 @@ func (rp *replica) learnedHubAPI() string {
 		if base == "" {
 			continue
 		}
-		dialed := contains(rp.a.cfg.Hubs, m.Meta.SyncAddr)
+		dialed := slices.Contains(rp.a.cfg.Hubs, m.Meta.SyncAddr)
 		if best == "" || dialed && !bestDialed || dialed == bestDialed && m.Name < bestName {
 			best, bestName, bestDialed = base, m.Name, dialed
 		}

@@ -68,7 +68,7 @@ func (a *Agent) listParked(w http.ResponseWriter, r *http.Request) (any, error) 
 			byOrigin[o.String()] = n
 		}
 		return map[string]any{"parked": out, "next": next, "total": total, "by_origin": byOrigin,
-			"max_per_origin": a.cfg.Security.Guard.withDefaults().MaxParked}, nil
+			"max_per_origin": a.cfg.Security.Guard.WithDefaults().MaxParked}, nil
 	})
 }
 
@@ -81,7 +81,7 @@ func (r *replica) parkRefused(writes []*crdt.Write, res *store.Result) {
 		return
 	}
 	r.a.metrics.parkRefused.Add(float64(len(res.ParkRefused)))
-	max := r.a.cfg.Security.Guard.withDefaults().MaxParked
+	max := r.a.cfg.Security.Guard.WithDefaults().MaxParked
 	for _, i := range res.ParkRefused {
 		w := writes[i]
 		if ok, n := r.a.parkLog.Allow(); ok {

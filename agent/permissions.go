@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/replication"
@@ -20,78 +20,10 @@ import (
 // by the system tables' rules (systables.go).
 const systemPolicy = "system"
 
-// Permission is one permission rule of the config file: the node ids (or
-// id prefixes, "HEX/BITS" as `replicad tls cert create` prints them) it
-// applies to, and what those nodes may write.
-//
-//	permission "technicians" {
-//	  nodes = ["a1b2c3d400000000/32"]
-//	  write = ["jobs:status", "jobs:notes", "timesheets"]
-//	  read  = ["jobs", "timesheets", "customers:name"]
-//	}
-//
-// A write entry "TABLE" allows every field of the table and deletes;
-// "TABLE:FIELD" allows setting that field (not deleting the record, which
-// clears every field). A node matching no rule is not restricted; a node
-// matching several may write what any of them allows.
-//
-// Read lists, with the same syntax, what the nodes may read: "TABLE" is
-// every field of the table, "TABLE:FIELD" one field (the record's
-// existence comes with any field). An empty Read (no read key) leaves
-// reads unrestricted; the system tables (_replicad_*) are always readable.
-type Permission struct {
-	Name  string
-	Nodes []string
-	Write []string
-	Read  []string
-	// ReadSet tells an absent read key from an empty list (read = [] lets
-	// the nodes read only the system tables).
-	ReadSet bool
-}
-
-// permBlock is a permission block of the config file.
-type permBlock struct {
-	Name  string    `hcl:"name,label"`
-	Nodes []string  `hcl:"nodes"`
-	Write []string  `hcl:"write,optional"`
-	Read  *[]string `hcl:"read,optional"`
-}
-
-// nodeMatch is a node id with the number of leading bits that must match.
-type nodeMatch struct {
-	id   uint64
-	bits int
-}
-
-func (m nodeMatch) matches(n hlc.NodeID) bool {
-	if m.bits >= 64 {
-		return uint64(n) == m.id
-	}
-	mask := ^uint64(0) << (64 - m.bits)
-	return uint64(n)&mask == m.id&mask
-}
-
-func parseNodeMatch(s string) (nodeMatch, error) {
-	hexID, bits, hasBits := strings.Cut(s, "/")
-	id, err := strconv.ParseUint(hexID, 16, 64)
-	if err != nil || id == 0 || len(hexID) > 16 {
-		return nodeMatch{}, fmt.Errorf("node %q: want a node id (hex) or ID/BITS", s)
-	}
-	m := nodeMatch{id: id, bits: 64}
-	if hasBits {
-		b, err := strconv.Atoi(bits)
-		if err != nil || b < 1 || b > 64 {
-			return nodeMatch{}, fmt.Errorf("node %q: BITS must be 1-64", s)
-		}
-		m.bits = b
-	}
-	return m, nil
-}
-
 // rule is a compiled Permission.
 type rule struct {
 	name   string
-	nodes  []nodeMatch
+	nodes  []config.NodeMatch
 	tables map[string]bool            // whole tables
 	fields map[string]map[string]bool // table -> fields
 
@@ -109,26 +41,19 @@ func compilePermissions(ps []Permission) (*permissions, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
+	if err := config.CheckPermissions(ps); err != nil {
+		return nil, err
+	}
 	out := &permissions{}
 	for _, p := range ps {
 		r := rule{name: p.Name, tables: map[string]bool{}, fields: map[string]map[string]bool{},
 			readSet: p.ReadSet || len(p.Read) > 0, readTables: map[string]bool{}, readFields: map[string]map[string]bool{}}
-		if len(p.Nodes) == 0 {
-			return nil, keyErr("permission", "%q: nodes must list at least one node id", p.Name)
-		}
 		for _, n := range p.Nodes {
-			m, err := parseNodeMatch(n)
-			if err != nil {
-				return nil, keyErr("permission", "%q: %v", p.Name, err)
-			}
+			m, _ := config.ParseNodeMatch(n) // checked
 			r.nodes = append(r.nodes, m)
 		}
-		if err := addTableFields(p.Write, r.tables, r.fields); err != nil {
-			return nil, keyErr("permission", "%q: write %v", p.Name, err)
-		}
-		if err := addTableFields(p.Read, r.readTables, r.readFields); err != nil {
-			return nil, keyErr("permission", "%q: read %v", p.Name, err)
-		}
+		config.AddTableFields(p.Write, r.tables, r.fields)
+		config.AddTableFields(p.Read, r.readTables, r.readFields)
 		out.rules = append(out.rules, r)
 	}
 	return out, nil
@@ -144,7 +69,7 @@ func (p *permissions) check(w *crdt.Write) string {
 	for _, r := range p.rules {
 		hit := false
 		for _, m := range r.nodes {
-			hit = hit || m.matches(w.Origin)
+			hit = hit || m.Matches(w.Origin)
 		}
 		if !hit {
 			continue
@@ -179,26 +104,6 @@ func (p *permissions) check(w *crdt.Write) string {
 		return fmt.Sprintf("node %s (permissions %s) may not write field(s) %s of table %s", w.Origin, strings.Join(matched, ", "), strings.Join(denied, ", "), w.Table)
 	}
 	return fmt.Sprintf("node %s (permissions %s) may not write table %s", w.Origin, strings.Join(matched, ", "), w.Table)
-}
-
-// addTableFields adds a rule's list of "TABLE" (every field) and
-// "TABLE:FIELD" entries to tables and fields.
-func addTableFields(list []string, tables map[string]bool, fields map[string]map[string]bool) error {
-	for _, e := range list {
-		table, field, hasField := strings.Cut(e, ":")
-		if !store.ValidTable(table) || hasField && field == "" {
-			return fmt.Errorf("%q: want TABLE or TABLE:FIELD", e)
-		}
-		if !hasField {
-			tables[table] = true
-			continue
-		}
-		if fields[table] == nil {
-			fields[table] = map[string]bool{}
-		}
-		fields[table][field] = true
-	}
-	return nil
 }
 
 func compactStrings(s []string) []string {

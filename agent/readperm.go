@@ -97,7 +97,7 @@ func (p *permissions) readable(node hlc.NodeID) (map[string][]string, bool) {
 
 func (r *rule) matchesNode(n hlc.NodeID) bool {
 	for _, m := range r.nodes {
-		if m.matches(n) {
+		if m.Matches(n) {
 			return true
 		}
 	}

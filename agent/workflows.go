@@ -49,6 +49,9 @@ import (
 // values; the arbiter's own writes are changes too and are delivered in
 // their turn). A new workflow starts with the changes accepted after it
 // was first configured.
+// workflowMinBackoff is the first delay between a change's attempts.
+const workflowMinBackoff = 250 * time.Millisecond
+
 type workflows struct {
 	r     *replica
 	flows []*workflow

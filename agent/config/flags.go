@@ -1,9 +1,10 @@
-package agent
+package config
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/replicad/replicad/hlc"
@@ -188,5 +189,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 		}
 		return Config{}, err
 	}
+	cfg.DebugAPI = os.Getenv(DebugAPIEnv) == "1"
+	cfg.Pprof = os.Getenv(PprofEnv) == "1"
 	return cfg, nil
 }

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // The sample config documents the defaults: loading it changes nothing.
 func TestExampleConfigIsDefaults(t *testing.T) {
 	c := DefaultConfig()
-	if err := c.LoadFile("../examples/replicad.hcl"); err != nil {
+	if err := c.LoadFile("../../examples/replicad.hcl"); err != nil {
 		t.Fatal(err)
 	}
 	want := DefaultConfig()
@@ -97,22 +97,22 @@ func TestConfigUnclosedQuote(t *testing.T) {
 // the file and the flag set it (the flag wins).
 func TestMaxSessions(t *testing.T) {
 	c := DefaultConfig()
-	if c.sessions() != DefaultDeviceSessions {
-		t.Errorf("device default %d, want %d", c.sessions(), DefaultDeviceSessions)
+	if c.Sessions() != DefaultDeviceSessions {
+		t.Errorf("device default %d, want %d", c.Sessions(), DefaultDeviceSessions)
 	}
 	c.Role = "hub"
-	if c.sessions() != DefaultHubSessions {
-		t.Errorf("hub default %d, want %d", c.sessions(), DefaultHubSessions)
+	if c.Sessions() != DefaultHubSessions {
+		t.Errorf("hub default %d, want %d", c.Sessions(), DefaultHubSessions)
 	}
 	path := filepath.Join(t.TempDir(), "c.hcl")
 	os.WriteFile(path, []byte("max_sessions = 200\n"), 0o644)
 	got, err := ParseArgs([]string{"--config", path}, os.Stderr)
-	if err != nil || got.sessions() != 200 {
-		t.Fatalf("from the file: %v, %v", got.sessions(), err)
+	if err != nil || got.Sessions() != 200 {
+		t.Fatalf("from the file: %v, %v", got.Sessions(), err)
 	}
 	got, err = ParseArgs([]string{"--config", path, "--max-sessions", "8"}, os.Stderr)
-	if err != nil || got.sessions() != 8 {
-		t.Fatalf("the flag over the file: %v, %v", got.sessions(), err)
+	if err != nil || got.Sessions() != 8 {
+		t.Fatalf("the flag over the file: %v, %v", got.Sessions(), err)
 	}
 	if _, err := ParseArgs([]string{"--max-sessions", "-3"}, os.Stderr); err == nil || !strings.Contains(err.Error(), "--max-sessions") {
 		t.Fatalf("a negative flag: %v", err)

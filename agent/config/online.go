@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"fmt"
@@ -27,7 +27,6 @@ type TableConfig struct {
 const (
 	DefaultWorkflowTimeout    = 10 * time.Second
 	DefaultWorkflowMaxBackoff = time.Minute
-	workflowMinBackoff        = 250 * time.Millisecond
 )
 
 // WorkflowConfig is one `workflow` block: a hook run on the changes the
@@ -181,8 +180,8 @@ func (c *Config) validateOnline() error {
 	return nil
 }
 
-// keyTables returns the tables with key fields, sorted.
-func (c *Config) keyTables() []string {
+// KeyTables returns the tables with key fields, sorted.
+func (c *Config) KeyTables() []string {
 	var out []string
 	for t, tc := range c.Tables {
 		if len(tc.Keys) > 0 {
@@ -191,4 +190,20 @@ func (c *Config) keyTables() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// checkHubAPI validates Config.HubAPI: empty, HOST:PORT, or an http(s)
+// URL with a host.
+func checkHubAPI(v string) error {
+	if v == "" {
+		return nil
+	}
+	if !strings.Contains(v, "://") {
+		return checkHostPort("hub_api", v, false)
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return keyErr("hub_api", "%q: want HOST:PORT or an http(s)://HOST:PORT URL", v)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ func TestHelpDescribesPolicies(t *testing.T) {
 	if _, err := ParseArgs([]string{"--help"}, &out); !errors.Is(err, ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	ex, err := os.ReadFile("../examples/replicad.hcl")
+	ex, err := os.ReadFile("../../examples/replicad.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
