@@ -21,7 +21,6 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 	"golang.org/x/sys/unix"
@@ -92,7 +91,6 @@ type replica struct {
 	out    *outbound
 	arb    *arbiter // on the arbitrating hub
 	hubs   *hubView // what the hubs hold, for pending changes
-	sys    sysCache // cached system-table records (policies.go)
 
 	book *peerBook // every node that synced with this one (peers.go)
 
@@ -273,10 +271,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
 	r.clock.Restore(st.HighWater())
 	r.out = newOutbound(st.HeldOf(r.node).Max())
-	r.n = node.New(node.Options{Store: st, Clock: r.clock, PolicyOf: func(b *store.Batch, table string) policy.Kind {
-		rec, _ := policyRecordIn(b, table)
-		return r.policyOfIn(table, rec)
-	}})
+	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies})
 	r.errsShown.Store(r.lastSyncErrorID())
 	if r.book, err = newPeerBook(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
@@ -372,7 +367,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		}
 	}
 	r.dupes = newDedupe(r)
-	ecfg.Local.Arbitrated = func(t string) bool { return rep.policyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
+	ecfg.Local.Arbitrated = func(t string) bool { return rep.n.PolicyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
 	r.registerHooks()
 	ecfg.Local.ApplyHook = r.n.ApplyHook()
 	r.engine = replication.NewEngine(ecfg)
@@ -386,7 +381,7 @@ func (r *replica) start() {
 	if r.a.cfg.Role == "hub" && len(r.a.cfg.Policies) > 0 {
 		// Before any session: writes are judged by the policy in force
 		// when they were made.
-		if err := r.publishPolicies(r.a.cfg.Policies); err != nil {
+		if err := r.n.PublishPolicies(r.a.cfg.Policies); err != nil {
 			r.a.log.Error("publishing the table policies", "error", err)
 		}
 	}

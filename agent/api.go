@@ -15,6 +15,7 @@ import (
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
@@ -241,7 +242,7 @@ func candidates(es []crdt.Entry) []candidateJSON {
 func (r *replica) recordView(table, id string, rec *crdt.Record) recordJSON {
 	out := recordJSON{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]candidateJSON{}, Deleted: !rec.Exists()}
 	rec.Visible(func(name string, v crdt.Value) { out.Fields[name] = jsonValue(v) })
-	k := r.policyOf(table)
+	k := r.n.PolicyOf(table)
 	for _, c := range policy.Conflicts(k, rec) {
 		name := c.Field
 		if name == "" {
@@ -430,7 +431,7 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 		for _, ref := range refs {
 			seen++
 			t := ref.Table
-			k := rp.policyOf(t)
+			k := rp.n.PolicyOf(t)
 			if k != policy.Manual {
 				continue
 			}
@@ -486,7 +487,7 @@ func (rp *replica) counts() counts {
 		for _, e := range es {
 			switch {
 			case e.Retried:
-			case syncErrorKind(e.Kind, e.Policy) == kindOverridden:
+			case node.SyncErrorKind(e.Kind, e.Policy) == node.KindOverridden:
 				c.overridden++
 			default:
 				c.syncErrors++
@@ -538,7 +539,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		if err != nil || rp.policyOf(table) != policy.Manual {
+		if err != nil || rp.n.PolicyOf(table) != policy.Manual {
 			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
 		}
 		if field == existsField {

@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -43,7 +44,7 @@ func syncErrorView(e *store.SyncError) syncErrorJSON {
 	}
 	return syncErrorJSON{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
 		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
-		Kind: syncErrorKind(e.Kind, e.Policy)}
+		Kind: node.SyncErrorKind(e.Kind, e.Policy)}
 }
 
 func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -58,8 +59,8 @@ func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, err
 		}
 	}
 	kind := r.URL.Query().Get("kind")
-	if kind != "" && kind != kindRejected && kind != kindOverridden {
-		return nil, errf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, kindRejected, kindOverridden)
+	if kind != "" && kind != node.KindRejected && kind != node.KindOverridden {
+		return nil, errf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, node.KindRejected, node.KindOverridden)
 	}
 	return a.with(func(rp *replica) (any, error) {
 		out := make([]syncErrorJSON, 0)
@@ -240,7 +241,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 			if t == policyTable || t == errorTable || t == dupTable {
 				continue // system tables
 			}
-			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.tableSync(t)), "policy": string(rp.policyOf(t))})
+			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.tableSync(t)), "policy": string(rp.n.PolicyOf(t))})
 		}
 		st["tables"] = tj
 		if rp.pendingOutboundMeans() {

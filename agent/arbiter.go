@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
@@ -92,7 +93,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 		if res.Status[i] != store.Applied {
 			continue
 		}
-		k, err := policyInBatch(b, w.Table, w.TS)
+		k, err := node.PolicyInBatch(b, w.Table, w.TS)
 		if err != nil {
 			return err
 		}
@@ -155,10 +156,10 @@ func (d *queuedDecision) syncErrors() []*store.SyncError {
 			e.Nodes = append(e.Nodes, n)
 		}
 		sort.Slice(e.Nodes, func(i, j int) bool { return e.Nodes[i] < e.Nodes[j] })
-		e.Kind = kindOverridden
+		e.Kind = node.KindOverridden
 		switch {
 		case d.Rejected:
-			e.Kind = kindRejected
+			e.Kind = node.KindRejected
 			e.Detail = fmt.Sprintf("%s: the change %v:%d was made without seeing a change the hub had accepted; it was undone", d.Policy, l.Losing.Origin, l.Losing.Seq)
 		default:
 			e.Detail = fmt.Sprintf("%s: the value of %v:%d was overridden by %v:%d", d.Policy, l.Losing.Origin, l.Losing.Seq, l.Winning.Origin, l.Winning.Seq)
@@ -211,7 +212,7 @@ func (a *arbiter) drain() error {
 			// with ids derived from the judged write, so that a crash and a
 			// second attempt write the same records again.
 			for i, e := range errs {
-				if err := a.r.publishSyncError(fmt.Sprintf("%v-%d-%d", hlcNode(d.Origin), d.Seq, i), e); err != nil {
+				if err := a.r.n.PublishSyncError(fmt.Sprintf("%v-%d-%d", hlcNode(d.Origin), d.Seq, i), e); err != nil {
 					return err
 				}
 			}

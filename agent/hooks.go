@@ -26,10 +26,7 @@ func (r *replica) registerHooks() {
 	if r.arb != nil {
 		r.n.OnApply("arbiter", r.arb.hook)
 	} else {
-		r.n.OnApply("syncerrors", func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
-			r.mirrorSyncErrors(b, ws, res)
-			return nil
-		})
+		r.n.OnApply("syncerrors", r.n.MirrorSyncErrors)
 	}
 	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.wrote(w.Seq) })
 	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.localApplied.Inc() })

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -106,8 +107,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := r.counts()
 	g(descConflicts, float64(counts.conflicts))
-	g(descSyncErrors, float64(counts.syncErrors), kindRejected)
-	g(descSyncErrors, float64(counts.overridden), kindOverridden)
+	g(descSyncErrors, float64(counts.syncErrors), node.KindRejected)
+	g(descSyncErrors, float64(counts.overridden), node.KindOverridden)
 	g(descParked, float64(counts.parked))
 	if r.pendingOutboundMeans() {
 		g(descPending, float64(r.out.pending()))

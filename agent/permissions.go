@@ -12,6 +12,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -383,7 +384,7 @@ func compensation(rj rejection) *queuedCompensation {
 		pol = systemPolicy
 	}
 	se := &store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
-		Policy: pol, Kind: kindRejected, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
+		Policy: pol, Kind: node.KindRejected, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
 	return &queuedCompensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
 }
 
@@ -395,7 +396,7 @@ func compensation(rj rejection) *queuedCompensation {
 // writes the same record).
 func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 	w := crdt.Dot{Node: hlc.NodeID(qc.Origin), Seq: qc.Seq}
-	if err := e.r.publishSyncError(fmt.Sprintf("perm-%s-%d", w.Node, w.Seq), qc.Error); err != nil {
+	if err := e.r.n.PublishSyncError(fmt.Sprintf("perm-%s-%d", w.Node, w.Seq), qc.Error); err != nil {
 		return err
 	}
 	fill := func(b *store.Batch) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
@@ -33,7 +34,7 @@ func TestOneWritePipeline(t *testing.T) {
 	}
 	// Both tables manual (the duplicates' table through a policy record:
 	// the config refuses system tables).
-	if err := r.publishPolicies(map[string]string{"jobs": "manual", dupTable: "manual"}); err != nil {
+	if err := r.n.PublishPolicies(map[string]string{"jobs": "manual", dupTable: "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	probe := map[string]int{}
@@ -81,7 +82,7 @@ func TestOneWritePipeline(t *testing.T) {
 	rejected := applyRemote("back", crdt.FieldValue{Name: "code", Value: str("B")}, crdt.FieldValue{Name: "v", Value: str("new")})
 	qc := &queuedCompensation{Table: "jobs", ID: "back", Origin: uint64(rejected.Node), Seq: rejected.Seq,
 		Fields: []crdt.FieldValue{{Name: "v", Value: str("old")}}, Reason: "test",
-		Error: &store.SyncError{Time: time.Now().UnixMilli(), Table: "jobs", Record: "back", Policy: "permission", Kind: kindRejected}}
+		Error: &store.SyncError{Time: time.Now().UnixMilli(), Table: "jobs", Record: "back", Policy: "permission", Kind: node.KindRejected}}
 	if err := r.enf.carryOut(0, qc); err != nil {
 		t.Fatal(err)
 	}

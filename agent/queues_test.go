@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
@@ -36,7 +37,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 		for i := 0; i < writeBacks; i++ {
 			qc, _ := json.Marshal(queuedCompensation{Table: "jobs", ID: fmt.Sprint("c", i), Origin: uint64(remote), Seq: uint64(100 + i),
 				Fields: []crdt.FieldValue{{Name: "v", Value: crdt.MustValue("old")}}, Reason: "test",
-				Error: &store.SyncError{Table: "jobs", Record: fmt.Sprint("c", i), Policy: "permission", Kind: kindRejected}})
+				Error: &store.SyncError{Table: "jobs", Record: fmt.Sprint("c", i), Policy: "permission", Kind: node.KindRejected}})
 			b.Enqueue(append([]byte(compensationPrefix), qc...))
 		}
 		d, _ := json.Marshal(queuedDecision{Table: "jobs", ID: "r", Origin: uint64(remote), Seq: 1, Policy: "server-wins",

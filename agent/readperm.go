@@ -217,7 +217,7 @@ func (r *replica) clusterReadRules() bool {
 	if r.a.cfg.Role == "hub" {
 		return r.a.sec.rules().hasReadRules()
 	}
-	rec := r.sysRecord(securityTable, readsMarker) // every local write asks (gossip pushes)
+	rec := r.n.SysRecord(securityTable, readsMarker) // every local write asks (gossip pushes)
 	if rec == nil || !rec.Exists() {
 		return false
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"testing"
 
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
@@ -21,13 +22,13 @@ func TestSyncErrorViewTime(t *testing.T) {
 // mirrored by an older version (no kind) gets the one its policy gives.
 func TestSyncErrorKind(t *testing.T) {
 	for _, c := range []struct{ kind, policy, want string }{
-		{"", "lww", kindOverridden},
-		{"", "client-wins", kindOverridden},
-		{"", "server-wins", kindRejected},
-		{"", "permission", kindRejected},
-		{"", systemPolicy, kindRejected},
-		{kindRejected, "client-wins", kindRejected},
-		{kindOverridden, "server-wins", kindOverridden},
+		{"", "lww", node.KindOverridden},
+		{"", "client-wins", node.KindOverridden},
+		{"", "server-wins", node.KindRejected},
+		{"", "permission", node.KindRejected},
+		{"", systemPolicy, node.KindRejected},
+		{node.KindRejected, "client-wins", node.KindRejected},
+		{node.KindOverridden, "server-wins", node.KindOverridden},
 	} {
 		if got := syncErrorView(&store.SyncError{Kind: c.kind, Policy: c.policy}).Kind; got != c.want {
 			t.Errorf("kind %q policy %q: %q, want %q", c.kind, c.policy, got, c.want)

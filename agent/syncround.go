@@ -79,7 +79,7 @@ func (rp *replica) arbitratedTables() bool {
 			return true
 		}
 		for _, e := range ents {
-			if k := rp.policyAt(e.ID, now); k == policy.ClientWins || k == policy.ServerWins {
+			if k := rp.n.PolicyAt(e.ID, now); k == policy.ClientWins || k == policy.ServerWins {
 				return true
 			}
 		}
@@ -105,7 +105,7 @@ func (rp *replica) undecided(after, upTo uint64) ([]undecidedJSON, int, error) {
 		if w.Seq > upTo {
 			return errStop
 		}
-		if k := rp.policyAt(w.Table, w.TS); k != policy.ClientWins && k != policy.ServerWins {
+		if k := rp.n.PolicyAt(w.Table, w.TS); k != policy.ClientWins && k != policy.ServerWins {
 			return nil
 		}
 		n++

@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/replication"
 )
@@ -91,7 +92,7 @@ func TestAPIRefusesSystemTableWrites(t *testing.T) {
 		}
 	}
 	hub.mu.RLock()
-	k := hub.rep.policyOf("jobs")
+	k := hub.rep.n.PolicyOf("jobs")
 	hub.mu.RUnlock()
 	if k != policy.ServerWins {
 		t.Errorf("jobs is %s after the refused writes", k)
@@ -144,7 +145,7 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 				table, id string
 				fields    map[string]any
 			}{
-				{policyTable, "sw", map[string]any{historyField(dev.rep.clock.Now()): "lww", "policy": "lww"}},
+				{policyTable, "sw", map[string]any{node.HistoryField(dev.rep.clock.Now()): "lww", "policy": "lww"}},
 				{errorTable, "forged", map[string]any{"error": `{"table":"sw"}`, "nodes": []any{}}},
 				{securityTable, readsMarker, map[string]any{"restricted": false}},
 				{"notes", "n1", map[string]any{"text": "honest"}},
@@ -185,7 +186,7 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 					t.Errorf("%s: policy of sw %q", who, v)
 				}
 				a.mu.RLock()
-				k := a.rep.policyAt("sw", a.rep.clock.Now())
+				k := a.rep.n.PolicyAt("sw", a.rep.clock.Now())
 				a.mu.RUnlock()
 				if k != policy.ServerWins {
 					t.Errorf("%s: sw judged as %s now", who, k)
@@ -297,7 +298,7 @@ func TestRelayedHubPolicyAfterRestart(t *testing.T) {
 
 	// B changes the policy; a device brings the change from B to A.
 	hubB.mu.RLock()
-	err := hubB.rep.publishPolicies(map[string]string{"t": "server-wins"})
+	err := hubB.rep.n.PublishPolicies(map[string]string{"t": "server-wins"})
 	hubB.mu.RUnlock()
 	if err != nil {
 		t.Fatal(err)

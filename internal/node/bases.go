@@ -32,7 +32,8 @@ func (t *baseTracker) track(b *store.Batch, w *crdt.Write, out *crdt.Outcome) {
 		}
 		k, seen := t.kinds[w.Table]
 		if !seen {
-			k = t.n.policyOf(b, w.Table) // a hook: read through b
+			rec, _ := policyRecordIn(b, w.Table) // a hook: read through b
+			k = t.n.PolicyOfIn(w.Table, rec)
 			t.kinds[w.Table] = k
 		}
 		if k != policy.Manual {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
 
@@ -14,11 +13,10 @@ import (
 type Options struct {
 	Store *store.Store
 	Clock *hlc.Clock
-	// PolicyOf returns a table's policy in force as of batch b (the
-	// conflict bases are recorded on manual tables); it runs inside the
-	// store's batch, so it reads through b, never the Store. nil: every
-	// table is last-writer-wins.
-	PolicyOf func(b *store.Batch, table string) policy.Kind
+	// Policies are the table policies this node is configured with
+	// (table → lww, client-wins, server-wins or manual); they win over
+	// what a hub distributed (PolicyOf).
+	Policies map[string]string
 }
 
 // Notifier is told of a local write once it is committed (the
@@ -46,7 +44,8 @@ type Node struct {
 	id       hlc.NodeID
 	st       *store.Store
 	clock    *hlc.Clock
-	policyOf func(*store.Batch, string) policy.Kind
+	policies map[string]string
+	sys      sysCache // cached system-table records (policies.go)
 
 	local   []named[LocalHook]
 	apply   []named[ApplyHook]
@@ -58,11 +57,7 @@ type Node struct {
 
 // New returns the host of the open store o.Store.
 func New(o Options) *Node {
-	pol := o.PolicyOf
-	if pol == nil {
-		pol = func(*store.Batch, string) policy.Kind { return policy.LWW }
-	}
-	return &Node{id: o.Store.NodeID(), st: o.Store, clock: o.Clock, policyOf: pol}
+	return &Node{id: o.Store.NodeID(), st: o.Store, clock: o.Clock, policies: o.Policies}
 }
 
 // ID returns the node id (the store's).

@@ -1,4 +1,4 @@
-package agent
+package node
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// TestPolicyCacheFollowsChanges: policyOf and policyAt read the policy
+// TestPolicyCacheFollowsChanges: PolicyOf and PolicyAt read the policy
 // table through a cache; a change made locally, received from a peer or
 // merged whole is seen at the next call.
 func TestPolicyCacheFollowsChanges(t *testing.T) {
@@ -28,47 +28,47 @@ func TestPolicyCacheFollowsChanges(t *testing.T) {
 	// device's concurrent one.
 	clk := hlc.NewClock(nil, time.Minute)
 	hubClk := hlc.NewClock(func() int64 { return hlc.SystemClock() + 1000 }, time.Minute)
-	r := &replica{a: &Agent{}, store: st, clock: clk}
+	r := New(Options{Store: st, Clock: clk})
 	set := func(s *store.Store, c *hlc.Clock, p string) *crdt.Write {
 		t.Helper()
 		v := crdt.MustValue(p)
-		w, err := s.Write(c, policyTable, "jobs", []crdt.FieldValue{{Name: historyField(c.Now()), Value: v}, {Name: "policy", Value: v}}, false)
+		w, err := s.Write(c, PolicyTable, "jobs", []crdt.FieldValue{{Name: HistoryField(c.Now()), Value: v}, {Name: "policy", Value: v}}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return w
 	}
-	if k := r.policyOf("jobs"); k != policy.LWW {
+	if k := r.PolicyOf("jobs"); k != policy.LWW {
 		t.Fatalf("no policy record: %v, want lww", k)
 	}
 	set(st, clk, "server-wins")
-	if k := r.policyOf("jobs"); k != policy.ServerWins {
+	if k := r.PolicyOf("jobs"); k != policy.ServerWins {
 		t.Fatalf("after a local change: %v, want server-wins", k)
 	}
-	if k := r.policyAt("jobs", clk.Now()); k != policy.ServerWins {
-		t.Fatalf("policyAt after a local change: %v, want server-wins", k)
+	if k := r.PolicyAt("jobs", clk.Now()); k != policy.ServerWins {
+		t.Fatalf("PolicyAt after a local change: %v, want server-wins", k)
 	}
 	// A change made on the hub, applied as a remote write.
 	w := set(hub, hubClk, "manual")
 	if _, err := st.ApplyRemote(clk, []*crdt.Write{w}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if k := r.policyOf("jobs"); k != policy.Manual {
+	if k := r.PolicyOf("jobs"); k != policy.Manual {
 		t.Fatalf("after a remote change: %v, want manual", k)
 	}
 	// A change merged whole (a whole-record fetch).
 	set(hub, hubClk, "client-wins")
-	rec, err := hub.Get(policyTable, "jobs")
+	rec, err := hub.Get(PolicyTable, "jobs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.MergeRecord(clk, policyTable, "jobs", rec); err != nil {
+	if _, err := st.MergeRecord(clk, PolicyTable, "jobs", rec); err != nil {
 		t.Fatal(err)
 	}
-	if k := r.policyOf("jobs"); k != policy.ClientWins {
+	if k := r.PolicyOf("jobs"); k != policy.ClientWins {
 		t.Fatalf("after a merged record: %v, want client-wins", k)
 	}
-	if k := r.policyOf("other"); k != policy.LWW {
+	if k := r.PolicyOf("other"); k != policy.LWW {
 		t.Fatalf("another table: %v, want lww", k)
 	}
 }
@@ -80,16 +80,16 @@ func BenchmarkPolicyOf(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	r := &replica{a: &Agent{}, store: st, clock: hlc.NewClock(nil, time.Minute)}
+	r := New(Options{Store: st, Clock: hlc.NewClock(nil, time.Minute)})
 	b.ReportAllocs()
 	for b.Loop() {
-		if r.policyOf("jobs") != policy.LWW {
+		if r.PolicyOf("jobs") != policy.LWW {
 			b.Fatal("want lww")
 		}
 	}
 }
 
-// TestPolicyOfAllocatesNothing: policyOf allocates nothing once the policy table is cached: every
+// TestPolicyOfAllocatesNothing: PolicyOf allocates nothing once the policy table is cached: every
 // API write and view asks.
 func TestPolicyOfAllocatesNothing(t *testing.T) {
 	st, err := store.Open(store.Options{Dir: "d", FS: vfs.NewMem(), NoSync: true})
@@ -97,9 +97,9 @@ func TestPolicyOfAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	r := &replica{a: &Agent{}, store: st, clock: hlc.NewClock(nil, time.Minute)}
-	r.policyOf("jobs")
-	if n := testing.AllocsPerRun(200, func() { r.policyOf("jobs") }); n != 0 {
-		t.Errorf("policyOf: %.0f allocations, want 0", n)
+	r := New(Options{Store: st, Clock: hlc.NewClock(nil, time.Minute)})
+	r.PolicyOf("jobs")
+	if n := testing.AllocsPerRun(200, func() { r.PolicyOf("jobs") }); n != 0 {
+		t.Errorf("PolicyOf: %.0f allocations, want 0", n)
 	}
 }

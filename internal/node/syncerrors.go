@@ -1,4 +1,4 @@
-package agent
+package node
 
 import (
 	"encoding/json"
@@ -10,36 +10,34 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// errorTable is the system table through which the arbitrating hub sends
+// ErrorTable is the system table through which the arbitrating hub sends
 // its sync errors to the other replicas: each replica copies into its own
 // sync-error log (GET /v1/sync-errors, with retry) the entries that name
 // it among the nodes involved, so the device that made a rejected or
 // overridden change can see it and retry it.
-const errorTable = "_replicad_errors"
-
-func hlcNode(u uint64) hlc.NodeID { return hlc.NodeID(u) }
+const ErrorTable = "_replicad_errors"
 
 // The kinds of sync errors.
 const (
-	// kindOverridden: a policy's ordinary outcome kept another value
+	// KindOverridden: a policy's ordinary outcome kept another value
 	// (lww: a later stamp; client-wins: a change that reached the hub
 	// later). Logged so that nothing is lost silently; not an alarm.
-	kindOverridden = "overridden"
-	// kindRejected: a change was undone (server-wins, write permissions,
+	KindOverridden = "overridden"
+	// KindRejected: a change was undone (server-wins, write permissions,
 	// the system tables' rules).
-	kindRejected = "rejected"
+	KindRejected = "rejected"
 )
 
-// syncErrorKind returns an entry's kind: its own, else (an entry of an
+// SyncErrorKind returns an entry's kind: its own, else (an entry of an
 // older version) the one its policy gives.
-func syncErrorKind(kind, pol string) string {
-	if kind == kindOverridden || kind == kindRejected {
+func SyncErrorKind(kind, pol string) string {
+	if kind == KindOverridden || kind == KindRejected {
 		return kind
 	}
 	if pol == string(policy.LWW) || pol == string(policy.ClientWins) {
-		return kindOverridden
+		return KindOverridden
 	}
-	return kindRejected
+	return KindRejected
 }
 
 type replicatedError struct {
@@ -55,15 +53,15 @@ type replicatedError struct {
 	Kind    string            `json:"kind,omitempty"` // absent from older versions' entries
 }
 
-// publishSyncError writes e as record id of errorTable, with e's time
+// PublishSyncError writes e as record id of ErrorTable, with e's time
 // (set to now if e has none, so that the hub's own entry and the mirrors
 // agree).
-func (r *replica) publishSyncError(id string, e *store.SyncError) error {
+func (n *Node) PublishSyncError(id string, e *store.SyncError) error {
 	if e.Time == 0 {
 		e.Time = time.Now().UnixMilli()
 	}
 	data, err := json.Marshal(replicatedError{Table: e.Table, Record: e.Record, Fields: e.Fields, Losing: e.Losing,
-		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: e.Time, Kind: syncErrorKind(e.Kind, e.Policy)})
+		Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Time: e.Time, Kind: SyncErrorKind(e.Kind, e.Policy)})
 	if err != nil {
 		return err
 	}
@@ -72,25 +70,26 @@ func (r *replica) publishSyncError(id string, e *store.SyncError) error {
 		return err
 	}
 	// "nodes": the ids (hex) of the nodes it names; a device whose reads
-	// are restricted is served only the errors naming it (readperm.go).
+	// are restricted is served only the errors naming it (read permissions).
 	ids := make([]any, 0, len(e.Nodes))
-	for _, n := range e.Nodes {
-		ids = append(ids, hlc.NodeID(n).String())
+	for _, id := range e.Nodes {
+		ids = append(ids, hlc.NodeID(id).String())
 	}
 	nv, err := crdt.ValueOf(ids)
 	if err != nil {
 		return err
 	}
-	_, err = r.localWrite(errorTable, id, []crdt.FieldValue{{Name: "error", Value: v}, {Name: "nodes", Value: nv}}, false)
+	_, err = n.Write(ErrorTable, id, []crdt.FieldValue{{Name: "error", Value: v}, {Name: "nodes", Value: nv}}, false, nil)
 	return err
 }
 
-// mirrorSyncErrors runs in the batch applying remote writes: the sync
-// errors of errorTable that name this node join its own log, once (the
+// MirrorSyncErrors runs in the batch applying remote writes (an apply
+// hook of every node but the arbitrating hub): the sync errors of
+// ErrorTable that name this node join its own log, once (the
 // write that carries one is applied once).
-func (r *replica) mirrorSyncErrors(b *store.Batch, writes []*crdt.Write, res *store.Result) {
+func (n *Node) MirrorSyncErrors(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
 	for i, w := range writes {
-		if w.Table != errorTable || res.Status[i] != store.Applied || w.Delete {
+		if w.Table != ErrorTable || res.Status[i] != store.Applied || w.Delete {
 			continue
 		}
 		for _, f := range w.Fields {
@@ -107,13 +106,14 @@ func (r *replica) mirrorSyncErrors(b *store.Batch, writes []*crdt.Write, res *st
 				continue
 			}
 			mine := false
-			for _, n := range e.Nodes {
-				mine = mine || hlc.NodeID(n) == r.node
+			for _, id := range e.Nodes {
+				mine = mine || hlc.NodeID(id) == n.id
 			}
 			if mine {
 				b.AppendSyncError(&store.SyncError{Time: e.Time, Table: e.Table, Record: e.Record, Fields: e.Fields,
-					Losing: e.Losing, Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Kind: syncErrorKind(e.Kind, e.Policy)})
+					Losing: e.Losing, Winning: e.Winning, Policy: e.Policy, Nodes: e.Nodes, Detail: e.Detail, Kind: SyncErrorKind(e.Kind, e.Policy)})
 			}
 		}
 	}
+	return nil
 }

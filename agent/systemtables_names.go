@@ -1,0 +1,14 @@
+package agent
+
+import (
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
+)
+
+// The system tables the node owns (internal/node).
+const (
+	policyTable = node.PolicyTable
+	errorTable  = node.ErrorTable
+)
+
+func hlcNode(u uint64) hlc.NodeID { return hlc.NodeID(u) }
