@@ -19,6 +19,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
@@ -89,8 +90,8 @@ type replica struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	out    *outbound
-	arb    *arbiter // on the arbitrating hub
-	hubs   *hubView // what the hubs hold, for pending changes
+	arb    *arbiter.Arbiter // on the arbitrating hub
+	hubs   *hubView         // what the hubs hold, for pending changes
 
 	book *peerBook // every node that synced with this one (peers.go)
 
@@ -362,8 +363,8 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		// (see replication.Collector); devices follow its horizon.
 		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
 		if !cfg.NoArbiter {
-			r.arb = newArbiter(r)
-			ecfg.Local.Decided = r.arb.decidedUpTo // told to devices in the handshake (syncround.go)
+			r.arb = arbiter.New(r.host("arbiter"))
+			ecfg.Local.Decided = r.arb.DecidedUpTo // told to devices in the handshake (syncround.go)
 		}
 	}
 	r.dupes = newDedupe(r)
@@ -430,22 +431,7 @@ func (r *replica) start() {
 		// Carry out the policy decisions queued by applied batches (and
 		// any left by a crash), as they come.
 		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				if err := r.arb.drain(); err != nil {
-					r.a.log.Error("policy decisions", "error", err)
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-r.arb.kick:
-				case <-t.C:
-				}
-			}
-		}()
+		go func() { defer r.wg.Done(); r.arb.Run(ctx) }()
 	}
 }
 

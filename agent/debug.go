@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/store"
 )
 
@@ -189,7 +190,7 @@ func (a *Agent) debugDigest(w http.ResponseWriter, r *http.Request) (any, error)
 			return nil, err
 		}
 		var queued []store.Queued
-		for _, q := range []store.QueueName{decisionQueue, writeBackQueue} {
+		for _, q := range []store.QueueName{arbiter.Queue, writeBackQueue} {
 			if len(queued) >= 1000 {
 				break
 			}

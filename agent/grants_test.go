@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/secure"
 )
 
@@ -447,7 +448,7 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 	}
 	hub.mu.RLock()
 	qs, err := hub.rep.store.QueueOf(writeBackQueue, -1)
-	ds, derr := hub.rep.store.QueueOf(decisionQueue, -1)
+	ds, derr := hub.rep.store.QueueOf(arbiter.Queue, -1)
 	hub.mu.RUnlock()
 	if err != nil || derr != nil || len(qs) != 1 || len(ds) != 0 {
 		t.Fatalf("queues after the skeleton's batch: %d write-backs, %d decisions, %v %v", len(qs), len(ds), err, derr)

@@ -24,7 +24,7 @@ func (r *replica) registerHooks() {
 		r.n.OnApply("permissions", r.enf.hook)
 	}
 	if r.arb != nil {
-		r.n.OnApply("arbiter", r.arb.hook)
+		r.n.OnApply("arbiter", r.arb.Hook)
 	} else {
 		r.n.OnApply("syncerrors", r.n.MirrorSyncErrors)
 	}

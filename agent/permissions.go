@@ -162,7 +162,7 @@ type rejection struct {
 }
 
 // writeBackQueue is the store's work queue of the permission write-backs
-// (the arbiter's decisions have their own: decisionQueue).
+// (the arbiter's decisions have their own: arbiter.Queue).
 const writeBackQueue store.QueueName = 'p'
 
 // compensationPrefix started the enforcer's entries in the one work queue

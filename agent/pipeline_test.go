@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -69,12 +70,12 @@ func TestOneWritePipeline(t *testing.T) {
 
 	// 2. An arbiter's decision over a remote write.
 	judged := applyRemote("decided", crdt.FieldValue{Name: "code", Value: str("D1")}, crdt.FieldValue{Name: "v", Value: str("p")})
-	dec, _ := json.Marshal(queuedDecision{Table: "jobs", ID: "decided", Origin: uint64(judged.Node), Seq: judged.Seq, Policy: "server-wins",
+	dec, _ := json.Marshal(arbiter.Decision{Table: "jobs", ID: "decided", Origin: uint64(judged.Node), Seq: judged.Seq, Policy: "server-wins",
 		Fields: []crdt.FieldValue{{Name: "code", Value: str("D2")}, {Name: "v", Value: str("q")}}})
-	if err := r.store.Update(func(b *store.Batch) error { b.EnqueueIn(decisionQueue, dec); return b.Err() }); err != nil {
+	if err := r.store.Update(func(b *store.Batch) error { b.EnqueueIn(arbiter.Queue, dec); return b.Err() }); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.arb.drain(); err != nil {
+	if err := r.arb.Drain(); err != nil {
 		t.Fatal(err)
 	}
 

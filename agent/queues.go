@@ -3,12 +3,13 @@ package agent
 import (
 	"fmt"
 
+	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/store"
 )
 
 // migrateQueue moves the entries of the one work queue older versions
 // shared between the arbiter and the permission enforcer into their
-// named queues (decisionQueue, writeBackQueue), oldest first, a page per
+// named queues (arbiter.Queue, writeBackQueue), oldest first, a page per
 // batch: each entry is dequeued in the batch that enqueues it anew, so a
 // crash in between loses or doubles nothing. It runs at start, before
 // either reads its queue.
@@ -25,7 +26,7 @@ func migrateQueue(st *store.Store) (int, error) {
 				if isCompensation(q.Value) {
 					b.EnqueueIn(writeBackQueue, q.Value[len(compensationPrefix):])
 				} else {
-					b.EnqueueIn(decisionQueue, q.Value)
+					b.EnqueueIn(arbiter.Queue, q.Value)
 				}
 			}
 			return b.Err()

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -40,7 +41,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 				Error: &store.SyncError{Table: "jobs", Record: fmt.Sprint("c", i), Policy: "permission", Kind: node.KindRejected}})
 			b.Enqueue(append([]byte(compensationPrefix), qc...))
 		}
-		d, _ := json.Marshal(queuedDecision{Table: "jobs", ID: "r", Origin: uint64(remote), Seq: 1, Policy: "server-wins",
+		d, _ := json.Marshal(arbiter.Decision{Table: "jobs", ID: "r", Origin: uint64(remote), Seq: 1, Policy: "server-wins",
 			Fields: []crdt.FieldValue{{Name: "v", Value: crdt.MustValue("q")}}})
 		b.Enqueue(d)
 		return b.Err()
@@ -55,7 +56,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 	}
 	defer a.closeAll()
 	r = a.rep
-	if err := r.arb.drain(); err != nil {
+	if err := r.arb.Drain(); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := r.store.Get("jobs", "r")
@@ -76,7 +77,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 	if err := json.Unmarshal(wb[0].Value, &qc); err != nil || qc.ID != "c0" {
 		t.Fatalf("first write-back moved as %q (%v), want c0 first", qc.ID, err)
 	}
-	if ds, err := r.store.QueueOf(decisionQueue, -1); err != nil || len(ds) != 0 {
+	if ds, err := r.store.QueueOf(arbiter.Queue, -1); err != nil || len(ds) != 0 {
 		t.Fatalf("decision queue after the drain: %d entries (%v)", len(ds), err)
 	}
 }

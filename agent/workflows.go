@@ -223,7 +223,7 @@ func (w *workflow) decided(ctx context.Context, e store.FeedEntry) bool {
 	if w.r.arb == nil || e.Origin == 0 {
 		return true
 	}
-	for w.r.arb.pending(e.Origin, e.Seq) {
+	for w.r.arb.Pending(e.Origin, e.Seq) {
 		if !sleep(ctx, 100*time.Millisecond) {
 			return false
 		}

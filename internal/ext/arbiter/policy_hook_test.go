@@ -1,4 +1,4 @@
-package agent
+package arbiter
 
 import (
 	"encoding/json"
@@ -6,12 +6,18 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
+
+// nodeHost is the arbiter's Host made of a node alone.
+type nodeHost struct{ *node.Node }
+
+func (nodeHost) Log() hclog.Logger { return hclog.NewNullLogger() }
 
 // TestArbiterReadsPolicyThroughBatch: the arbiter's hook runs inside the
 // store's batch and reads the policy in force through it (a hook does not
@@ -31,8 +37,7 @@ func TestArbiterReadsPolicyThroughBatch(t *testing.T) {
 	hub, other, dev := open("hub"), open("hub2"), open("dev")
 	clk := hlc.NewClock(nil, time.Minute)
 	devClk := hlc.NewClock(func() int64 { return hlc.SystemClock() + 500 }, time.Minute)
-	r := &replica{a: &Agent{}, store: hub, clock: clk, node: hub.NodeID()}
-	arb := newArbiter(r)
+	arb := New(nodeHost{node.New(node.Options{Store: hub, Clock: clk})})
 
 	// The hub's value of jobs/1; the device writes it without having
 	// seen it, after another hub made jobs server-wins.
@@ -40,7 +45,7 @@ func TestArbiterReadsPolicyThroughBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := crdt.MustValue(string(policy.ServerWins))
-	pw, err := other.Write(clk, policyTable, "jobs", []crdt.FieldValue{{Name: node.HistoryField(clk.Now()), Value: v}, {Name: "policy", Value: v}}, false)
+	pw, err := other.Write(clk, node.PolicyTable, "jobs", []crdt.FieldValue{{Name: node.HistoryField(clk.Now()), Value: v}, {Name: "policy", Value: v}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +55,17 @@ func TestArbiterReadsPolicyThroughBatch(t *testing.T) {
 	}
 	ws := []*crdt.Write{pw, dw}
 	if _, err := hub.ApplyRemoteWith(clk, ws, nil, func(b *store.Batch, res *store.Result) error {
-		return arb.hook(b, ws, res)
+		return arb.Hook(b, ws, res)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	qs, err := hub.QueueOf(decisionQueue, -1)
+	qs, err := hub.QueueOf(Queue, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var policies []string
 	for _, q := range qs {
-		var d queuedDecision
+		var d Decision
 		if err := json.Unmarshal(q.Value, &d); err != nil {
 			t.Fatal(err)
 		}

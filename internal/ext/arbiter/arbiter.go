@@ -1,12 +1,14 @@
-package agent
+package arbiter
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/node"
@@ -14,16 +16,27 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// decisionQueue is the store's work queue of the arbiter's decisions.
-const decisionQueue store.QueueName = 'a'
+// Queue is the store's work queue of the arbiter's decisions.
+const Queue store.QueueName = 'a'
 
-// arbiter makes a hub's policy decisions (package policy) durable: they
+// Host is what the arbiter needs of the node it runs on.
+type Host interface {
+	Store() *store.Store
+	ID() hlc.NodeID
+	Log() hclog.Logger
+	// WriteDecided is the node's write pipeline for a decided write.
+	WriteDecided(table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), also node.LocalHook) (*store.WriteResult, error)
+	// PublishSyncError sends a sync error to every replica.
+	PublishSyncError(id string, e *store.SyncError) error
+}
+
+// Arbiter makes a hub's policy decisions (package policy) durable: they
 // are computed inside the batch that applies the remote writes and queued
-// in it (store.Batch.EnqueueIn, decisionQueue), then carried out as local writes whose batch
+// in it (store.Batch.EnqueueIn, Queue), then carried out as local writes whose batch
 // also dequeues them and records the sync errors. A crash between the two
 // steps loses nothing: the queue is drained again at start.
-type arbiter struct {
-	r    *replica
+type Arbiter struct {
+	h    Host
 	kick chan struct{}
 	mu   sync.Mutex // one drain at a time
 
@@ -41,13 +54,14 @@ type arbiter struct {
 	queued map[crdt.Dot]int
 }
 
-// newArbiter returns the arbiter of hub r; it judges each write by the
-// policy in force when the write was made (replica.policyAt).
-func newArbiter(r *replica) *arbiter {
-	a := &arbiter{r: r, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}, queued: map[crdt.Dot]int{}}
-	if qs, err := r.store.QueueOf(decisionQueue, -1); err == nil {
+// New returns the arbiter of hub h; it judges each write by the policy in
+// force when the write was made (node.PolicyInBatch). Its queue is read back:
+// decisions a crash left queued are carried out by the next Drain.
+func New(h Host) *Arbiter {
+	a := &Arbiter{h: h, kick: make(chan struct{}, 1), rejected: map[crdt.Dot]policy.Decision{}, queued: map[crdt.Dot]int{}}
+	if qs, err := h.Store().QueueOf(Queue, -1); err == nil {
 		for _, q := range qs {
-			var d queuedDecision
+			var d Decision
 			if json.Unmarshal(q.Value, &d) != nil {
 				continue
 			}
@@ -55,22 +69,22 @@ func newArbiter(r *replica) *arbiter {
 				a.rejected[d.judged()] = d.decision()
 			}
 			a.queued[d.judged()]++
-			a.arrivals.Judged(policy.Kind(d.Policy), &crdt.Write{Table: d.Table, ID: d.ID, Origin: hlcNode(d.Origin), Seq: d.Seq}, q.ID, d.decision())
+			a.arrivals.Judged(policy.Kind(d.Policy), &crdt.Write{Table: d.Table, ID: d.ID, Origin: hlc.NodeID(d.Origin), Seq: d.Seq}, q.ID, d.decision())
 		}
 	}
 	return a
 }
 
 // judged is the write the decision is about.
-func (d *queuedDecision) judged() crdt.Dot { return crdt.Dot{Node: hlcNode(d.Origin), Seq: d.Seq} }
+func (d *Decision) judged() crdt.Dot { return crdt.Dot{Node: hlc.NodeID(d.Origin), Seq: d.Seq} }
 
 // decision is the policy.Decision a queued decision carries out.
-func (d *queuedDecision) decision() policy.Decision {
+func (d *Decision) decision() policy.Decision {
 	return policy.Decision{Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses}
 }
 
-// queuedDecision is a decision as queued: what to write and what to log.
-type queuedDecision struct {
+// Decision is a decision as queued: what to write and what to log.
+type Decision struct {
 	Table, ID string
 	Origin    uint64 // the judged write
 	Seq       uint64
@@ -86,18 +100,19 @@ type queuedDecision struct {
 	Time int64 `json:",omitempty"`
 }
 
-// hook runs inside the batch that applies remote writes.
-func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
+// Hook runs inside the batch that applies remote writes (an apply hook of
+// the node): it judges each applied write and queues the decision.
+func (a *Arbiter) Hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
 	n := 0
 	for i, w := range writes {
 		if res.Status[i] != store.Applied {
 			continue
 		}
-		k, err := node.PolicyInBatch(b, w.Table, w.TS)
+		k, err := node.PolicyInBatch(b, w.Table, w.TS) // a hook: read through b
 		if err != nil {
 			return err
 		}
-		d := policy.ArbitrateWith(k, w, &res.Outcomes[i], a.r.node, func(dot crdt.Dot) (policy.Decision, bool) {
+		d := policy.ArbitrateWith(k, w, &res.Outcomes[i], a.h.ID(), func(dot crdt.Dot) (policy.Decision, bool) {
 			a.rmu.Lock()
 			defer a.rmu.Unlock()
 			rd, ok := a.rejected[dot]
@@ -109,12 +124,12 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 		if d.Empty() && len(d.Losses) == 0 {
 			continue
 		}
-		data, err := json.Marshal(queuedDecision{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Policy: string(k),
+		data, err := json.Marshal(Decision{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Policy: string(k),
 			Fields: d.Fields, Redelete: d.Redelete, Write: d.Write, Rejected: d.Rejected, Losses: d.Losses, Time: time.Now().UnixMilli()})
 		if err != nil {
 			return err
 		}
-		id := b.EnqueueIn(decisionQueue, data)
+		id := b.EnqueueIn(Queue, data)
 		a.rmu.Lock()
 		if d.Rejected {
 			a.rejected[w.Dot()] = d
@@ -134,7 +149,7 @@ func (a *arbiter) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) 
 }
 
 // syncErrors turns a decision's losses into sync-error entries.
-func (d *queuedDecision) syncErrors() []*store.SyncError {
+func (d *Decision) syncErrors() []*store.SyncError {
 	var out []*store.SyncError
 	at := d.Time
 	if at == 0 {
@@ -169,21 +184,21 @@ func (d *queuedDecision) syncErrors() []*store.SyncError {
 	return out
 }
 
-// drain carries out the queued decisions.
-func (a *arbiter) drain() error {
+// Drain carries out the queued decisions.
+func (a *Arbiter) Drain() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := a.r.store
+	st := a.h.Store()
 	for {
-		qs, err := st.QueueOf(decisionQueue, 100)
+		qs, err := st.QueueOf(Queue, 100)
 		if err != nil || len(qs) == 0 {
 			return err
 		}
 		for _, q := range qs {
-			var d queuedDecision
+			var d Decision
 			if err := json.Unmarshal(q.Value, &d); err != nil {
-				a.r.a.log.Error("dropping an undecodable policy decision", "id", q.ID, "error", err)
-				if err := st.Update(func(b *store.Batch) error { b.DequeueFrom(decisionQueue, q.ID); return b.Err() }); err != nil {
+				a.h.Log().Error("dropping an undecodable policy decision", "id", q.ID, "error", err)
+				if err := st.Update(func(b *store.Batch) error { b.DequeueFrom(Queue, q.ID); return b.Err() }); err != nil {
 					return err
 				}
 				continue
@@ -194,7 +209,7 @@ func (a *arbiter) drain() error {
 			// write's, so its maker learns of the loss.
 			for i := range d.Losses {
 				for _, e := range []*crdt.Entry{&d.Losses[i].Losing, &d.Losses[i].Winning} {
-					if e.Origin != a.r.node {
+					if e.Origin != a.h.ID() {
 						continue
 					}
 					orig, ok, err := st.Restamp(e.Dot())
@@ -212,12 +227,12 @@ func (a *arbiter) drain() error {
 			// with ids derived from the judged write, so that a crash and a
 			// second attempt write the same records again.
 			for i, e := range errs {
-				if err := a.r.n.PublishSyncError(fmt.Sprintf("%v-%d-%d", hlcNode(d.Origin), d.Seq, i), e); err != nil {
+				if err := a.h.PublishSyncError(fmt.Sprintf("%v-%d-%d", hlc.NodeID(d.Origin), d.Seq, i), e); err != nil {
 					return err
 				}
 			}
 			fill := func(b *store.Batch) error {
-				b.DequeueFrom(decisionQueue, q.ID)
+				b.DequeueFrom(Queue, q.ID)
 				for _, e := range errs {
 					b.AppendSyncError(e)
 				}
@@ -227,7 +242,7 @@ func (a *arbiter) drain() error {
 			// applies: a later write that had seen the judged one stands,
 			// and a write that reached the hub after it is left to its own
 			// decision.
-			res, err := a.r.n.WriteDecided(d.Table, d.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+			res, err := a.h.WriteDecided(d.Table, d.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
 				a.rmu.Lock()
 				nd := policy.Still(d.decision(), judged, rec, a.arrivals.Overtaken(d.Table, d.ID, q.ID))
 				a.rmu.Unlock()
@@ -258,23 +273,23 @@ func (a *arbiter) drain() error {
 	}
 }
 
-// pending reports whether a decision about the write origin/seq is
+// Pending reports whether a decision about the write origin/seq is
 // queued and not carried out yet (workflows wait for it).
-func (a *arbiter) pending(origin hlc.NodeID, seq uint64) bool {
+func (a *Arbiter) Pending(origin hlc.NodeID, seq uint64) bool {
 	a.rmu.Lock()
 	defer a.rmu.Unlock()
 	return a.queued[crdt.Dot{Node: origin, Seq: seq}] > 0
 }
 
-// decidedUpTo returns the highest sequence number n such that this hub
+// DecidedUpTo returns the highest sequence number n such that this hub
 // holds every write of origin up to n and has carried out its decision on
 // each (most have none to carry out): a device that syncs afterwards
 // holds the outcome of its writes up to n. Told to the device in the
 // sync handshake (replication.Local.Decided).
-func (a *arbiter) decidedUpTo(origin hlc.NodeID) uint64 {
+func (a *Arbiter) DecidedUpTo(origin hlc.NodeID) uint64 {
 	// Holdings first: a write is queued (in the batch's hook) before its
 	// batch makes it held, so whatever is held here is queued by now.
-	n := a.r.store.HeldOf(origin).Contig
+	n := a.h.Store().HeldOf(origin).Contig
 	a.rmu.Lock()
 	defer a.rmu.Unlock()
 	for d := range a.queued {
@@ -283,4 +298,22 @@ func (a *arbiter) decidedUpTo(origin hlc.NodeID) uint64 {
 		}
 	}
 	return n
+}
+
+// Run carries out the decisions queued by applied batches (and any left
+// by a crash) as they come, until ctx is done.
+func (a *Arbiter) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if err := a.Drain(); err != nil {
+			a.h.Log().Error("policy decisions", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-t.C:
+		}
+	}
 }
