@@ -20,6 +20,7 @@ import (
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
@@ -96,7 +97,7 @@ type replica struct {
 	book *peerBook // every node that synced with this one (peers.go)
 
 	// The work that only runs online (dedupe.go, workflows.go).
-	dupes *dedupe
+	dupes *dedupe.Detector
 	flows *workflows
 
 	profiles *profileState // a hub's offline profiles (profiles.go)
@@ -367,7 +368,13 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			ecfg.Local.Decided = r.arb.DecidedUpTo // told to devices in the handshake (syncround.go)
 		}
 	}
-	r.dupes = newDedupe(r)
+	if r.arb != nil {
+		keys := map[string][]string{}
+		for t, tc := range cfg.Tables {
+			keys[t] = tc.Keys
+		}
+		r.dupes = dedupe.New(r.host("dedupe"), keys) // nil: no table has key fields
+	}
 	ecfg.Local.Arbitrated = func(t string) bool { return rep.n.PolicyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
 	r.registerHooks()
 	ecfg.Local.ApplyHook = r.n.ApplyHook()

@@ -209,15 +209,8 @@ type candidateJSON = api.Candidate
 
 type recordJSON = api.Record
 
-func jsonValue(v crdt.Value) json.RawMessage {
-	b, err := v.JSON()
-	if err != nil {
-		// Values come from JSON or msgpack peers; one that has no JSON
-		// form (binary) is shown as a string of its msgpack rendering.
-		b, _ = json.Marshal(v.String())
-	}
-	return b
-}
+// jsonValue is a field value as JSON (node.JSONValue).
+func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
 
 // existsField names, in conflicts, a delete concurrent with an update of
 // the record (manual policy): its candidates are the update (value null)

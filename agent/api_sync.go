@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -238,7 +239,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		tj := []map[string]string{}
 		for _, t := range tables {
-			if t == policyTable || t == errorTable || t == dupTable {
+			if t == policyTable || t == errorTable || t == dedupe.Table {
 				continue // system tables
 			}
 			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.tableSync(t)), "policy": string(rp.n.PolicyOf(t))})

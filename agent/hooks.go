@@ -2,7 +2,6 @@ package agent
 
 import (
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/store"
 )
 
 // registerHooks plugs the features into the node's write pipeline, in
@@ -15,11 +14,8 @@ import (
 //   - after every local write: the pending count, the metrics, the change
 //     feed, then the engine (the node).
 func (r *replica) registerHooks() {
-	r.n.OnLocalWrite("dedupe", r.dupes.trackLocal)
-	r.n.OnApply("dedupe", func(b *store.Batch, ws []*crdt.Write, res *store.Result) error {
-		r.dupes.trackApplied(b, ws, res)
-		return nil
-	})
+	r.n.OnLocalWrite("dedupe", r.dupes.TrackLocal)
+	r.n.OnApply("dedupe", r.dupes.TrackApplied)
 	if r.enf != nil {
 		r.n.OnApply("permissions", r.enf.hook)
 	}

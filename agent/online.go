@@ -2,36 +2,22 @@ package agent
 
 import (
 	"context"
-	"time"
+
+	"github.com/replicad/replicad/internal/ext/dedupe"
 )
 
 // startOnline starts the work that only runs online (issue 9) on a hub:
 // it brings the duplicate-detection key index in line with the
 // configuration (before any session or API request), publishes the
-// flags duplicate detection queues (dedupe.go), and runs the workflows
+// flags duplicate detection queues (internal/ext/dedupe), and runs the workflows
 // (workflows.go). Called from replica.start.
 func (r *replica) startOnline(ctx context.Context) {
-	if err := r.rebuildKeyIndex(); err != nil {
+	if err := dedupe.Rebuild(r.host("dedupe"), r.dupes); err != nil {
 		r.a.log.Error("duplicate detection: building the key index", "error", err)
 	}
 	if d := r.dupes; d != nil {
 		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				if err := d.publish(); err != nil && ctx.Err() == nil {
-					r.a.log.Error("duplicate detection: publishing flags", "error", err)
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-d.kick:
-				case <-t.C:
-				}
-			}
-		}()
+		go func() { defer r.wg.Done(); d.Run(ctx) }()
 	}
 	flows, err := newWorkflows(r)
 	if err != nil {

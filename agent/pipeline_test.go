@@ -11,6 +11,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -35,7 +36,7 @@ func TestOneWritePipeline(t *testing.T) {
 	}
 	// Both tables manual (the duplicates' table through a policy record:
 	// the config refuses system tables).
-	if err := r.n.PublishPolicies(map[string]string{"jobs": "manual", dupTable: "manual"}); err != nil {
+	if err := r.n.PublishPolicies(map[string]string{"jobs": "manual", dedupe.Table: "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	probe := map[string]int{}
@@ -89,15 +90,15 @@ func TestOneWritePipeline(t *testing.T) {
 	}
 
 	// 4. A duplicate flag published over an earlier version of its record.
-	flag := dupFlagID("jobs", "dup")
-	if _, err := r.localWrite(dupTable, flag, []crdt.FieldValue{{Name: "status", Value: str("before")}}, false); err != nil {
+	flag := dedupe.FlagID("jobs", "dup")
+	if _, err := r.localWrite(dedupe.Table, flag, []crdt.FieldValue{{Name: "status", Value: str("before")}}, false); err != nil {
 		t.Fatal(err)
 	}
-	pf, _ := json.Marshal(pendingFlag{With: []string{"local"}, Keys: map[string]json.RawMessage{}, Detected: 1})
+	pf, _ := json.Marshal(dedupe.PendingFlag{With: []string{"local"}, Keys: map[string]json.RawMessage{}, Detected: 1})
 	if err := r.store.Update(func(b *store.Batch) error { b.PutDupPending("jobs", "dup", pf); return b.Err() }); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.dupes.publish(); err != nil {
+	if err := r.dupes.Publish(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -108,7 +109,7 @@ func TestOneWritePipeline(t *testing.T) {
 		{"local write", "jobs", "local", "v", "x", "L"},
 		{"arbiter decision", "jobs", "decided", "v", "p", "D2"},
 		{"permission write-back", "jobs", "back", "v", "new", "B"},
-		{"duplicate flag", dupTable, flag, "status", "before", ""},
+		{"duplicate flag", dedupe.Table, flag, "status", "before", ""},
 	} {
 		e, ok, err := r.store.Base(c.table, c.id, c.field)
 		if err != nil {
@@ -136,7 +137,7 @@ func TestOneWritePipeline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := keyDigest([]string{"code"}, rec)
+		want, _ := dedupe.KeyDigest([]string{"code"}, rec)
 		if v, _ := rec.Get("code"); fmt.Sprint(mustDecode(t, v)) != c.code {
 			t.Errorf("%s: code = %v, want %s", c.path, mustDecode(t, v), c.code)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 )
@@ -33,7 +34,7 @@ var sysTables = map[string]sysWriters{
 	errorTable: {
 		about: "the sync errors a hub logged (arbiter, permissions), sent to the nodes they name",
 	},
-	dupTable: {
+	dedupe.Table: {
 		about: "the suspected duplicates the arbitrating hub flags; any replica resolves one through POST /v1/duplicates/{table}/{id}",
 		// Resolving a flag (resolveDuplicate): its status and how it was
 		// resolved, never the flag itself (table, id, with, keys, detected).

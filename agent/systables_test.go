@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/replication"
@@ -35,10 +36,10 @@ func TestSysRefusal(t *testing.T) {
 		{"hub sets a policy", w(hub, policyTable, false, map[string]any{"policy": "lww"}), true, ""},
 		{"device publishes a sync error", w(dev, errorTable, false, map[string]any{"error": "{}"}), false, "may not write system table _replicad_errors"},
 		{"device marks the read rules", w(dev, securityTable, false, map[string]any{"restricted": false}), false, "may not write system table _replicad_security"},
-		{"device resolves a duplicate", w(dev, dupTable, false, map[string]any{"status": "kept", "resolution": map[string]any{"action": "keep"}}), false, ""},
-		{"device reopens a duplicate", w(dev, dupTable, false, map[string]any{"status": "open"}), false, "field(s) status of system table _replicad_duplicates"},
-		{"device flags a duplicate", w(dev, dupTable, false, map[string]any{"table": "jobs", "status": "kept"}), false, "field(s) table of system table _replicad_duplicates"},
-		{"device deletes a flag", w(dev, dupTable, true, nil), false, "may not delete records of system table _replicad_duplicates"},
+		{"device resolves a duplicate", w(dev, dedupe.Table, false, map[string]any{"status": "kept", "resolution": map[string]any{"action": "keep"}}), false, ""},
+		{"device reopens a duplicate", w(dev, dedupe.Table, false, map[string]any{"status": "open"}), false, "field(s) status of system table _replicad_duplicates"},
+		{"device flags a duplicate", w(dev, dedupe.Table, false, map[string]any{"table": "jobs", "status": "kept"}), false, "field(s) table of system table _replicad_duplicates"},
+		{"device deletes a flag", w(dev, dedupe.Table, true, nil), false, "may not delete records of system table _replicad_duplicates"},
 		{"device publishes a grant", w(dev, grantTable, false, map[string]any{grantField(dev): "g"}), false, "may not write system table _replicad_grants"},
 		{"hub publishes its grant", w(hub, grantTable, false, map[string]any{grantField(hub): "g"}), true, ""},
 		{"hub writes another hub's grant", w(hub, grantTable, false, map[string]any{grantField(dev): "g"}), true, "may not write field(s) hub-00000000000000d1"},

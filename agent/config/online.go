@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -178,18 +177,6 @@ func (c *Config) validateOnline() error {
 		}
 	}
 	return nil
-}
-
-// KeyTables returns the tables with key fields, sorted.
-func (c *Config) KeyTables() []string {
-	var out []string
-	for t, tc := range c.Tables {
-		if len(tc.Keys) > 0 {
-			out = append(out, t)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // checkHubAPI validates Config.HubAPI: empty, HOST:PORT, or an http(s)
