@@ -21,6 +21,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
@@ -49,7 +50,7 @@ type Agent struct {
 	log     hclog.Logger
 	lock    *os.File
 	metrics *metrics
-	feed    *notifier
+	feed    *node.Feed
 	apiLn   net.Listener
 	syncLn  net.Listener // bound by New before the store exists; the first replica takes it
 	http    *http.Server
@@ -98,7 +99,7 @@ type replica struct {
 
 	// The work that only runs online (dedupe.go, workflows.go).
 	dupes *dedupe.Detector
-	flows *workflows
+	flows *workflows.Set
 
 	profiles *profileState // a hub's offline profiles (profiles.go)
 
@@ -119,7 +120,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &Agent{cfg: cfg, log: log, feed: newNotifier(), started: time.Now(), parkFull: map[hlc.NodeID]bool{}}
+	a := &Agent{cfg: cfg, log: log, feed: node.NewFeed(), started: time.Now(), parkFull: map[hlc.NodeID]bool{}}
 	// The listeners first: a busy port must leave nothing behind on disk
 	// (no data directory, lock file or store).
 	apiLn, syncLn, err := bindListeners(cfg)
@@ -182,7 +183,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-watched
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a.feed.close()
+	a.feed.Close()
 	if serr := a.http.Shutdown(sctx); serr != nil {
 		a.http.Close()
 	}
@@ -501,7 +502,7 @@ func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Re
 	r.a.metrics.remoteApplied.Add(float64(res.Applied))
 	r.a.metrics.parkedSeen.Add(float64(len(res.Parked)))
 	r.parkRefused(writes, res) // parked.go
-	r.a.feed.notify()
+	r.a.feed.Notify()
 }
 
 // localWrite makes a local write, then wakes feed waiters and the engine.
@@ -517,42 +518,6 @@ func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del
 		add = func(b *store.Batch, _ *store.WriteResult) error { also(b); return b.Err() }
 	}
 	return r.n.Write(table, id, fields, del, add)
-}
-
-// notifier wakes change-feed waiters: wait returns a channel closed at the
-// next change.
-type notifier struct {
-	mu     sync.Mutex
-	ch     chan struct{}
-	closed bool
-}
-
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
-
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-func (n *notifier) notify() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return
-	}
-	close(n.ch)
-	n.ch = make(chan struct{})
-}
-
-// close wakes every waiter for good (shutdown).
-func (n *notifier) close() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.closed {
-		n.closed = true
-		close(n.ch)
-	}
 }
 
 // outbound estimates how many of this node's writes no hub holds yet.

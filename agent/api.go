@@ -647,7 +647,7 @@ func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
 		a.log.Error("reset failed; restart the agent", "error", err)
 		return nil, err
 	}
-	a.feed.notify()
+	a.feed.Notify()
 	a.log.Info("replica reset", "moved_to", moved)
 	return a.with(func(rp *replica) (any, error) {
 		sum := a.runSync(r.Context(), rp)

@@ -81,7 +81,7 @@ func (a *Agent) changes(w http.ResponseWriter, r *http.Request) (any, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		wake := a.feed.wait()
+		wake := a.feed.Wait()
 		cs, _, err := a.readFeed(after, limit)
 		if err != nil {
 			return nil, err
@@ -116,7 +116,7 @@ func (a *Agent) streamChanges(w http.ResponseWriter, r *http.Request, after uint
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	for {
-		wake := a.feed.wait()
+		wake := a.feed.Wait()
 		cs, _, err := a.readFeed(after, limit)
 		if err != nil && !errors.Is(err, errResetting) {
 			fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
@@ -136,7 +136,7 @@ func (a *Agent) streamChanges(w http.ResponseWriter, r *http.Request, after uint
 		}
 		select {
 		case <-wake:
-			if a.feed.isClosed() {
+			if a.feed.Closed() {
 				return nil
 			}
 		case <-heartbeat.C:
@@ -146,10 +146,4 @@ func (a *Agent) streamChanges(w http.ResponseWriter, r *http.Request, after uint
 			return nil
 		}
 	}
-}
-
-func (n *notifier) isClosed() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
 }

@@ -26,5 +26,5 @@ func (r *replica) registerHooks() {
 	}
 	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.wrote(w.Seq) })
 	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.localApplied.Inc() })
-	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.notify() })
+	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.Notify() })
 }

@@ -1,9 +1,10 @@
 package agent
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/replicad/replicad/internal/ext/workflows"
 )
 
 // The API of the work that only runs online: suspected duplicates
@@ -50,46 +51,19 @@ func (a *Agent) resolveDuplicateAPI(w http.ResponseWriter, r *http.Request) (any
 
 func (a *Agent) listWorkflows(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.with(func(rp *replica) (any, error) {
-		out := []workflowJSON{}
-		if rp.flows != nil {
-			for _, f := range rp.flows.flows {
-				out = append(out, f.view())
-			}
+		out := []workflows.Status{}
+		for _, f := range rp.flows.All() {
+			out = append(out, f.View())
 		}
 		return map[string]any{"workflows": out}, nil
 	})
 }
 
-func (rp *replica) workflow(name string) (*workflow, error) {
-	if rp.flows != nil {
-		if f := rp.flows.find(name); f != nil {
-			return f, nil
-		}
+func (rp *replica) workflow(name string) (*workflows.Workflow, error) {
+	if f := rp.flows.Find(name); f != nil {
+		return f, nil
 	}
 	return nil, errf(http.StatusNotFound, "no workflow %q on this node", name)
-}
-
-type deliveryJSON struct {
-	Cursor string `json:"cursor"`
-	deliveryOutcome
-	TimeStr string `json:"at"`
-}
-
-func (rp *replica) deliveries(f *workflow, before uint64, limit int) ([]deliveryJSON, error) {
-	os, err := rp.store.ConsumerOutcomes(f.cfg.Name, before, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]deliveryJSON, 0, len(os))
-	for _, o := range os {
-		d := deliveryJSON{Cursor: strconv.FormatUint(o.Feed, 10)}
-		if err := json.Unmarshal(o.Value, &d.deliveryOutcome); err != nil {
-			continue
-		}
-		d.TimeStr = msStr(d.Time)
-		out = append(out, d)
-	}
-	return out, nil
 }
 
 // getWorkflow: one workflow's state and its latest deliveries.
@@ -99,11 +73,11 @@ func (a *Agent) getWorkflow(w http.ResponseWriter, r *http.Request) (any, error)
 		if err != nil {
 			return nil, err
 		}
-		ds, err := rp.deliveries(f, 0, 20)
+		ds, err := f.Deliveries(0, 20)
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"workflow": f.view(), "deliveries": ds}, nil
+		return map[string]any{"workflow": f.View(), "deliveries": ds}, nil
 	})
 }
 
@@ -125,7 +99,7 @@ func (a *Agent) workflowDeliveries(w http.ResponseWriter, r *http.Request) (any,
 		if err != nil {
 			return nil, err
 		}
-		ds, err := rp.deliveries(f, before, limit)
+		ds, err := f.Deliveries(before, limit)
 		if err != nil {
 			return nil, err
 		}

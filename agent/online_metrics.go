@@ -34,25 +34,23 @@ func (c *onlineCollector) Collect(ch chan<- prometheus.Metric) {
 	if r == nil {
 		return
 	}
-	if r.flows != nil {
-		for _, w := range r.flows.flows {
-			v := w.view()
-			cur, _ := strconv.ParseUint(v.Cursor, 10, 64)
-			head, _ := strconv.ParseUint(v.FeedHead, 10, 64)
-			backlog := 0.0
-			if head > cur {
-				backlog = float64(head - cur)
-			}
-			retrying := 0.0
-			if v.State == "retrying" {
-				retrying = 1
-			}
-			ch <- prometheus.MustNewConstMetric(descWfBacklog, prometheus.GaugeValue, backlog, v.Name)
-			ch <- prometheus.MustNewConstMetric(descWfDelivered, prometheus.CounterValue, float64(v.Delivered), v.Name)
-			ch <- prometheus.MustNewConstMetric(descWfFailed, prometheus.CounterValue, float64(v.Failed), v.Name)
-			ch <- prometheus.MustNewConstMetric(descWfAttempts, prometheus.CounterValue, float64(v.Attempts), v.Name)
-			ch <- prometheus.MustNewConstMetric(descWfRetrying, prometheus.GaugeValue, retrying, v.Name)
+	for _, w := range r.flows.All() {
+		v := w.View()
+		cur, _ := strconv.ParseUint(v.Cursor, 10, 64)
+		head, _ := strconv.ParseUint(v.FeedHead, 10, 64)
+		backlog := 0.0
+		if head > cur {
+			backlog = float64(head - cur)
 		}
+		retrying := 0.0
+		if v.State == "retrying" {
+			retrying = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descWfBacklog, prometheus.GaugeValue, backlog, v.Name)
+		ch <- prometheus.MustNewConstMetric(descWfDelivered, prometheus.CounterValue, float64(v.Delivered), v.Name)
+		ch <- prometheus.MustNewConstMetric(descWfFailed, prometheus.CounterValue, float64(v.Failed), v.Name)
+		ch <- prometheus.MustNewConstMetric(descWfAttempts, prometheus.CounterValue, float64(v.Attempts), v.Name)
+		ch <- prometheus.MustNewConstMetric(descWfRetrying, prometheus.GaugeValue, retrying, v.Name)
 	}
 	if ds, err := r.duplicates(false); err == nil {
 		ch <- prometheus.MustNewConstMetric(descDupsOpen, prometheus.GaugeValue, float64(len(ds)))

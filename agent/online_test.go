@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/agent/config"
+	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/store"
 )
 
@@ -312,7 +313,7 @@ func TestDuplicatesKeysDeclaredLater(t *testing.T) {
 type hookServer struct {
 	mu    sync.Mutex
 	fail  int // answer 500 to this many more requests (-1: always)
-	got   []changePayload
+	got   []workflows.Payload
 	calls int
 	srv   *httptest.Server
 }
@@ -331,7 +332,7 @@ func newHookServer(t *testing.T) *hookServer {
 			http.Error(w, "not now", 500)
 			return
 		}
-		var p changePayload
+		var p workflows.Payload
 		if err := json.Unmarshal(body, &p); err != nil || r.Header.Get("Content-Type") != "application/json" {
 			http.Error(w, "bad payload", 400)
 			return
@@ -386,7 +387,7 @@ func TestWorkflowWebhook(t *testing.T) {
 	if p.Workflow != "notify" || string(p.Fields["title"]) != `"pump"` || p.Record == nil || string(p.Record.Fields["title"]) != `"pump"` || p.Delivery == "" {
 		t.Fatalf("payload = %+v", p)
 	}
-	var list struct{ Workflows []workflowJSON }
+	var list struct{ Workflows []workflows.Status }
 	olEventually(t, "the third outcome recorded", func() bool {
 		hub.call("GET", "/v1/workflows", nil, &list)
 		return len(list.Workflows) == 1 && list.Workflows[0].Delivered == 3
@@ -414,7 +415,7 @@ func TestWorkflowWebhook(t *testing.T) {
 		}
 	}
 	var one struct {
-		Deliveries []deliveryJSON
+		Deliveries []workflows.Delivery
 	}
 	hub.call("GET", "/v1/workflows/notify/deliveries", nil, &one)
 	if len(one.Deliveries) != 3 || one.Deliveries[2].ID != "j1" || one.Deliveries[2].Attempts != 3 || one.Deliveries[0].Status != "delivered" {
@@ -441,7 +442,7 @@ func TestWorkflowWebhook(t *testing.T) {
 	// confirmed everything up to the feed's head after the restart, so a
 	// repeat of a confirmed change would already have been delivered.
 	olEventually(t, "the workflow caught up after the restart", func() bool {
-		var l struct{ Workflows []workflowJSON }
+		var l struct{ Workflows []workflows.Status }
 		hub.call("GET", "/v1/workflows", nil, &l)
 		return len(l.Workflows) == 1 && l.Workflows[0].Cursor == l.Workflows[0].FeedHead && l.Workflows[0].State == "idle"
 	})
@@ -472,8 +473,8 @@ func TestWorkflowCommand(t *testing.T) {
 		t.Fatalf("%d payloads written, want 1: %s", lines, b)
 	}
 	var one struct {
-		Workflow   workflowJSON
-		Deliveries []deliveryJSON
+		Workflow   workflows.Status
+		Deliveries []workflows.Delivery
 	}
 	olEventually(t, "outcomes recorded", func() bool {
 		n.call("GET", "/v1/workflows/cmd", nil, &one)

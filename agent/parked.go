@@ -157,7 +157,7 @@ func (a *Agent) releaseParked(w http.ResponseWriter, r *http.Request) (any, erro
 		if err != nil {
 			return nil, err
 		}
-		a.feed.notify()
+		a.feed.Notify()
 		a.log.Info("parked write released: its values applied as a new write stamped now, not at its own stamp",
 			"origin", origin, "seq", seq, "table", pw.Table, "id", pw.ID, "parked_hlc", pw.TS.String(), "hlc", res.Write.TS.String(), "held", ar.Status[0].String())
 		return map[string]any{"released": true, "status": ar.Status[0].String(), "parked_hlc": pw.TS.String(),

@@ -66,5 +66,5 @@ func (a *Agent) recoverStore(cause error) {
 	a.rep = rp
 	a.recovering = false
 	a.log.Info("store reopened", "node", rp.node)
-	a.feed.notify()
+	a.feed.Notify()
 }

@@ -1,4 +1,4 @@
-package agent
+package workflows
 
 import (
 	"bytes"
@@ -15,51 +15,48 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
-// Workflows (issue 9, "work that only runs online"): a hub runs hooks on
-// the changes it accepts, an HTTP webhook (the change POSTed as JSON) or
-// a command (the change as JSON on stdin).
-//
-// Each workflow is a consumer of the hub's durable change feed (the
-// store's feed, GET /v1/changes), which lists every write applied on the
-// hub, local or from a device, in the order the hub applied it: the
-// order the changes were accepted. Its cursor (the last feed position it
-// finished) is kept in the store (store/consumer.go), written in the
-// batch that records the change's outcome, so a restart, kill -9
-// included, resumes after the last confirmed change; a change whose
-// delivery was not confirmed is delivered again (at least once: a
-// receiver deduplicates by the "delivery" id, which is stable across
-// retries and restarts). A workflow delivers one change at a time and
-// retries a failing one with exponential backoff (250ms doubling to
-// max_backoff) until it is confirmed, holding back the later ones, or,
-// with max_attempts, gives up on it (recorded as failed) and goes on.
-// Workflows run in their own goroutines and only read the store: a
-// failing hook never blocks or slows sync.
-//
-// "Accepted", for client-wins and server-wins tables, is after the
-// arbiter's decision: a change is delivered once the arbiter has carried
-// out its decision about it (its queued decision is gone), and the
-// payload carries both the change as it was made ("fields": what it set)
-// and the record's state at delivery ("record"), which includes the
-// decision (a server-wins change that was undone shows the restored
-// values; the arbiter's own writes are changes too and are delivered in
-// their turn). A new workflow starts with the changes accepted after it
-// was first configured.
 // workflowMinBackoff is the first delay between a change's attempts.
 const workflowMinBackoff = 250 * time.Millisecond
 
-type workflows struct {
-	r     *replica
-	flows []*workflow
+// Host is what the workflows need of the node they run on.
+type Host interface {
+	Store() *store.Store
+	ID() hlc.NodeID
+	Log() hclog.Logger
 }
 
-type workflow struct {
-	r   *replica
-	cfg WorkflowConfig
+// Feed wakes the workflows at each change (node.Feed).
+type Feed interface {
+	Wait() <-chan struct{}
+	Closed() bool
+}
+
+// Decisions tells whether the arbiter still has to carry out a decision
+// about a write (a change is delivered once it is decided).
+type Decisions interface {
+	Pending(origin hlc.NodeID, seq uint64) bool
+}
+
+// Set is the workflows of a hub.
+type Set struct {
+	h     Host
+	flows []*Workflow
+}
+
+// Workflow is one configured workflow.
+type Workflow struct {
+	h   Host
+	ws  *deps
+	cfg config.WorkflowConfig
 	hc  *http.Client
 
 	mu       sync.Mutex
@@ -82,8 +79,8 @@ type workflowState struct {
 	LastDeliveredAt int64  `json:"last_delivered_at,omitempty"`
 }
 
-// deliveryOutcome is the recorded outcome of one change.
-type deliveryOutcome struct {
+// Outcome is the recorded outcome of one change.
+type Outcome struct {
 	Table    string `json:"table"`
 	ID       string `json:"id"`
 	Origin   string `json:"origin,omitempty"`
@@ -97,18 +94,21 @@ type deliveryOutcome struct {
 // keepOutcomes is how many outcomes per workflow are kept.
 const keepOutcomes = 1000
 
-// newWorkflows loads the workflows of r's configuration (on a hub).
-func newWorkflows(r *replica) (*workflows, error) {
-	ws := &workflows{r: r}
-	if r.a.cfg.Role != "hub" {
-		if len(r.a.cfg.Workflows) > 0 {
-			r.a.log.Warn("workflows are run by a hub only; ignoring them", "workflows", len(r.a.cfg.Workflows))
-		}
-		return ws, nil
-	}
-	for _, c := range r.a.cfg.Workflows {
-		w := &workflow{r: r, cfg: c, hc: &http.Client{Timeout: c.Timeout}}
-		data, ok, err := r.store.Consumer(c.Name)
+// deps are what every workflow of a set shares.
+type deps struct {
+	feed Feed
+	dec  Decisions // nil: nothing to wait for
+}
+
+// New loads the workflows cfgs on hub h: each resumes at its stored
+// cursor; a new one starts with the changes accepted from now. dec (nil:
+// none) is asked whether a change is decided before it is delivered.
+func New(h Host, feed Feed, dec Decisions, cfgs []config.WorkflowConfig) (*Set, error) {
+	ws := &Set{h: h}
+	d := &deps{feed: feed, dec: dec}
+	for _, c := range cfgs {
+		w := &Workflow{h: h, ws: d, cfg: c, hc: &http.Client{Timeout: c.Timeout}}
+		data, ok, err := h.Store().Consumer(c.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +118,7 @@ func newWorkflows(r *replica) (*workflows, error) {
 			}
 		} else {
 			// A new workflow starts with the changes accepted from now.
-			w.st.Cursor = r.store.FeedHead()
+			w.st.Cursor = h.Store().FeedHead()
 			if err := w.persist(nil); err != nil {
 				return nil, err
 			}
@@ -128,14 +128,14 @@ func newWorkflows(r *replica) (*workflows, error) {
 	return ws, nil
 }
 
-func (w *workflow) persist(extra func(b *store.Batch)) error {
+func (w *Workflow) persist(extra func(b *store.Batch)) error {
 	w.mu.Lock()
 	data, err := json.Marshal(w.st)
 	w.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return w.r.store.Update(func(b *store.Batch) error {
+	return w.h.Store().Update(func(b *store.Batch) error {
 		b.PutConsumer(w.cfg.Name, data)
 		if extra != nil {
 			extra(b)
@@ -145,7 +145,7 @@ func (w *workflow) persist(extra func(b *store.Batch)) error {
 }
 
 // wants reports whether the workflow delivers changes of table.
-func (w *workflow) wants(table string) bool {
+func (w *Workflow) wants(table string) bool {
 	switch w.cfg.Table {
 	case "", "*":
 		return !strings.HasPrefix(table, "_replicad_")
@@ -154,17 +154,17 @@ func (w *workflow) wants(table string) bool {
 }
 
 // run delivers the feed's changes until ctx is done.
-func (w *workflow) run(ctx context.Context) {
-	st := w.r.store
+func (w *Workflow) run(ctx context.Context) {
+	st := w.h.Store()
 	for ctx.Err() == nil {
-		wake := w.r.a.feed.wait()
+		wake := w.ws.feed.Wait()
 		w.mu.Lock()
 		cursor := w.st.Cursor
 		w.mu.Unlock()
 		es, err := st.Feed(cursor, 100)
 		if err != nil {
 			if ctx.Err() == nil {
-				w.r.a.log.Error("workflow: reading the change feed", "workflow", w.cfg.Name, "error", err)
+				w.h.Log().Error("workflow: reading the change feed", "workflow", w.cfg.Name, "error", err)
 			}
 			sleep(ctx, time.Second)
 			continue
@@ -174,7 +174,7 @@ func (w *workflow) run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-wake:
-				if w.r.a.feed.isClosed() {
+				if w.ws.feed.Closed() {
 					sleep(ctx, 100*time.Millisecond)
 				}
 			case <-time.After(5 * time.Second):
@@ -200,7 +200,7 @@ func (w *workflow) run(ctx context.Context) {
 			// Not urgent (a restart would skip them again), but it keeps
 			// the restart's work short.
 			if err := w.persist(nil); err != nil && ctx.Err() == nil {
-				w.r.a.log.Error("workflow: saving the cursor", "workflow", w.cfg.Name, "error", err)
+				w.h.Log().Error("workflow: saving the cursor", "workflow", w.cfg.Name, "error", err)
 			}
 		}
 	}
@@ -219,11 +219,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // decided waits until the arbiter has carried out its decision about the
 // write origin/seq, if one is queued; false if ctx ended first.
-func (w *workflow) decided(ctx context.Context, e store.FeedEntry) bool {
-	if w.r.arb == nil || e.Origin == 0 {
+func (w *Workflow) decided(ctx context.Context, e store.FeedEntry) bool {
+	if w.ws.dec == nil || e.Origin == 0 {
 		return true
 	}
-	for w.r.arb.Pending(e.Origin, e.Seq) {
+	for w.ws.dec.Pending(e.Origin, e.Seq) {
 		if !sleep(ctx, 100*time.Millisecond) {
 			return false
 		}
@@ -233,7 +233,7 @@ func (w *workflow) decided(ctx context.Context, e store.FeedEntry) bool {
 
 // handle delivers one change until it is confirmed (or given up); false
 // if ctx ended first (nothing recorded: it is delivered again later).
-func (w *workflow) handle(ctx context.Context, e store.FeedEntry) bool {
+func (w *Workflow) handle(ctx context.Context, e store.FeedEntry) bool {
 	if !w.decided(ctx, e) {
 		return false
 	}
@@ -247,7 +247,7 @@ func (w *workflow) handle(ctx context.Context, e store.FeedEntry) bool {
 	}()
 	backoff := workflowMinBackoff
 	for {
-		payload, err := w.r.changePayload(w.cfg.Name, e)
+		payload, err := w.payload(e)
 		if err == nil {
 			err = w.deliver(ctx, payload)
 		}
@@ -260,7 +260,7 @@ func (w *workflow) handle(ctx context.Context, e store.FeedEntry) bool {
 		w.st.Attempts++
 		tries := w.tries
 		w.mu.Unlock()
-		out := deliveryOutcome{Table: e.Table, ID: e.ID, Seq: e.Seq, Attempts: tries, Time: now.UnixMilli()}
+		out := Outcome{Table: e.Table, ID: e.ID, Seq: e.Seq, Attempts: tries, Time: now.UnixMilli()}
 		if e.Origin != 0 {
 			out.Origin = e.Origin.String()
 		}
@@ -275,7 +275,7 @@ func (w *workflow) handle(ctx context.Context, e store.FeedEntry) bool {
 			return true
 		}
 		msg := err.Error()
-		w.r.a.log.Warn("workflow delivery failed", "workflow", w.cfg.Name, "cursor", e.Feed, "table", e.Table, "id", e.ID,
+		w.h.Log().Warn("workflow delivery failed", "workflow", w.cfg.Name, "cursor", e.Feed, "table", e.Table, "id", e.ID,
 			"attempt", tries, "error", msg)
 		w.mu.Lock()
 		w.st.LastError, w.st.LastErrorAt, w.curError = msg, now.UnixMilli(), msg
@@ -290,7 +290,7 @@ func (w *workflow) handle(ctx context.Context, e store.FeedEntry) bool {
 			return true
 		}
 		if err := w.persist(nil); err != nil && ctx.Err() == nil {
-			w.r.a.log.Error("workflow: saving its state", "workflow", w.cfg.Name, "error", err)
+			w.h.Log().Error("workflow: saving its state", "workflow", w.cfg.Name, "error", err)
 		}
 		w.mu.Lock()
 		w.nextTry = now.Add(backoff)
@@ -303,7 +303,7 @@ func (w *workflow) handle(ctx context.Context, e store.FeedEntry) bool {
 }
 
 // record saves a change's outcome with the advanced cursor, in one batch.
-func (w *workflow) record(n uint64, out deliveryOutcome) {
+func (w *Workflow) record(n uint64, out Outcome) {
 	data, _ := json.Marshal(out)
 	err := w.persist(func(b *store.Batch) {
 		b.PutConsumerOutcome(w.cfg.Name, n, data)
@@ -313,12 +313,12 @@ func (w *workflow) record(n uint64, out deliveryOutcome) {
 	})
 	if err != nil {
 		// The change is delivered again after a restart: at least once.
-		w.r.a.log.Error("workflow: recording an outcome", "workflow", w.cfg.Name, "cursor", n, "error", err)
+		w.h.Log().Error("workflow: recording an outcome", "workflow", w.cfg.Name, "cursor", n, "error", err)
 	}
 }
 
 // deliver runs one attempt.
-func (w *workflow) deliver(ctx context.Context, payload []byte) error {
+func (w *Workflow) deliver(ctx context.Context, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	if w.cfg.Webhook != "" {
@@ -368,8 +368,8 @@ func (t *tail) Write(p []byte) (int, error) {
 
 func (t *tail) String() string { return string(t.b) }
 
-// changePayload is the JSON a workflow receives for a feed entry.
-type changePayload struct {
+// Payload is the JSON a workflow receives for a feed entry.
+type Payload struct {
 	Workflow string `json:"workflow"`
 	// Delivery identifies the change on this hub, stable across retries
 	// and restarts: "<hub node>-<cursor>".
@@ -385,22 +385,25 @@ type changePayload struct {
 	// holds its values: superseded everywhere, or a merge).
 	Fields map[string]json.RawMessage `json:"fields"`
 	// Record is the record's state when delivered (null if it is gone).
-	Record *payloadRecord `json:"record"`
+	Record *PayloadRecord `json:"record"`
 }
 
-type payloadRecord struct {
+// PayloadRecord is a record's state in a Payload.
+type PayloadRecord struct {
 	Fields  map[string]json.RawMessage `json:"fields"`
 	Deleted bool                       `json:"deleted"`
 }
 
 var errStopStream = errors.New("stop")
 
-func (r *replica) changePayload(name string, e store.FeedEntry) ([]byte, error) {
-	p := changePayload{Workflow: name, Delivery: r.node.String() + "-" + strconv.FormatUint(e.Feed, 10),
+// payload is the change e as delivered.
+func (w *Workflow) payload(e store.FeedEntry) ([]byte, error) {
+	r := w.h
+	p := Payload{Workflow: w.cfg.Name, Delivery: r.ID().String() + "-" + strconv.FormatUint(e.Feed, 10),
 		Cursor: strconv.FormatUint(e.Feed, 10), Table: e.Table, ID: e.ID, Seq: e.Seq}
 	if e.Origin != 0 {
 		p.Origin = e.Origin.String()
-		err := r.store.Stream(e.Origin, e.Seq-1, func(wr *crdt.Write) error {
+		err := r.Store().Stream(e.Origin, e.Seq-1, func(wr *crdt.Write) error {
 			if wr.Seq != e.Seq {
 				return errStopStream
 			}
@@ -409,7 +412,7 @@ func (r *replica) changePayload(name string, e store.FeedEntry) ([]byte, error) 
 			if !wr.Elided {
 				p.Fields = map[string]json.RawMessage{}
 				for _, f := range wr.Fields {
-					p.Fields[f.Name] = jsonValue(f.Value)
+					p.Fields[f.Name] = node.JSONValue(f.Value)
 				}
 			}
 			return errStopStream
@@ -418,11 +421,11 @@ func (r *replica) changePayload(name string, e store.FeedEntry) ([]byte, error) 
 			return nil, err
 		}
 	}
-	rec, err := r.store.GetAny(e.Table, e.ID)
+	rec, err := r.Store().GetAny(e.Table, e.ID)
 	switch {
 	case err == nil:
-		p.Record = &payloadRecord{Fields: map[string]json.RawMessage{}, Deleted: !rec.Exists()}
-		rec.Visible(func(n string, v crdt.Value) { p.Record.Fields[n] = jsonValue(v) })
+		p.Record = &PayloadRecord{Fields: map[string]json.RawMessage{}, Deleted: !rec.Exists()}
+		rec.Visible(func(n string, v crdt.Value) { p.Record.Fields[n] = node.JSONValue(v) })
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
@@ -431,8 +434,10 @@ func (r *replica) changePayload(name string, e store.FeedEntry) ([]byte, error) 
 
 // --- the API's view ---
 
-type workflowJSON = api.Workflow
+// Status is a workflow's state as the API shows it.
+type Status = api.Workflow
 
+// msStr is a Unix time in ms as RFC 3339 (UTC), "" for 0.
 func msStr(ms int64) string {
 	if ms == 0 {
 		return ""
@@ -440,11 +445,19 @@ func msStr(ms int64) string {
 	return timeStr(time.UnixMilli(ms))
 }
 
-func (w *workflow) view() workflowJSON {
+func timeStr(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// View returns the workflow's state.
+func (w *Workflow) View() Status {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	v := workflowJSON{Name: w.cfg.Name, Table: w.cfg.Table, Webhook: w.cfg.Webhook, Command: w.cfg.Command,
-		Cursor: strconv.FormatUint(w.st.Cursor, 10), FeedHead: strconv.FormatUint(w.r.store.FeedHead(), 10), State: "idle",
+	v := Status{Name: w.cfg.Name, Table: w.cfg.Table, Webhook: w.cfg.Webhook, Command: w.cfg.Command,
+		Cursor: strconv.FormatUint(w.st.Cursor, 10), FeedHead: strconv.FormatUint(w.h.Store().FeedHead(), 10), State: "idle",
 		Delivered: w.st.Delivered, Failed: w.st.Failed, Attempts: w.st.Attempts,
 		LastError: w.st.LastError, LastErrorAt: msStr(w.st.LastErrorAt), LastDeliveredAt: msStr(w.st.LastDeliveredAt)}
 	if v.Table == "" {
@@ -463,7 +476,11 @@ func (w *workflow) view() workflowJSON {
 	return v
 }
 
-func (ws *workflows) find(name string) *workflow {
+// Find returns the workflow name, nil if there is none (ws nil: none).
+func (ws *Set) Find(name string) *Workflow {
+	if ws == nil {
+		return nil
+	}
 	for _, w := range ws.flows {
 		if w.cfg.Name == name {
 			return w
@@ -472,13 +489,51 @@ func (ws *workflows) find(name string) *workflow {
 	return nil
 }
 
-// start runs every workflow in its own goroutine, on r.wg.
-func (ws *workflows) start(ctx context.Context) {
+// All returns the workflows in configuration order (ws nil: none).
+func (ws *Set) All() []*Workflow {
+	if ws == nil {
+		return nil
+	}
+	return ws.flows
+}
+
+// Start runs every workflow in its own goroutine, on wg, until ctx is
+// done.
+func (ws *Set) Start(ctx context.Context, wg *sync.WaitGroup) {
 	for _, w := range ws.flows {
-		ws.r.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer ws.r.wg.Done()
+			defer wg.Done()
 			w.run(ctx)
 		}()
 	}
+}
+
+// Name returns the workflow's name.
+func (w *Workflow) Name() string { return w.cfg.Name }
+
+// Delivery is a recorded outcome as the API shows it.
+type Delivery struct {
+	Cursor string `json:"cursor"`
+	Outcome
+	TimeStr string `json:"at"`
+}
+
+// Deliveries returns the workflow's recorded outcomes before the cursor
+// before (0: the newest), newest first, at most limit.
+func (w *Workflow) Deliveries(before uint64, limit int) ([]Delivery, error) {
+	os, err := w.h.Store().ConsumerOutcomes(w.cfg.Name, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Delivery, 0, len(os))
+	for _, o := range os {
+		d := Delivery{Cursor: strconv.FormatUint(o.Feed, 10)}
+		if err := json.Unmarshal(o.Value, &d.Outcome); err != nil {
+			continue
+		}
+		d.TimeStr = msStr(d.Time)
+		out = append(out, d)
+	}
+	return out, nil
 }
