@@ -119,7 +119,43 @@ func TestLayering(t *testing.T) {
 				t.Errorf("%s imports lab: only cmd/replicad wires the lab", name)
 			case r == "hlc" || r == "crdt" || r == "internal/archtest":
 			}
+			checkAgentLayers(t, name, r)
 		}
+		if name == "internal/node" {
+			// The node is a replica's engine whatever embeds it: no HTTP,
+			// no flags or config files.
+			for _, imp := range p.Imports {
+				if imp == "net/http" || imp == "github.com/spf13/pflag" || strings.HasPrefix(imp, "github.com/hashicorp/hcl") {
+					t.Errorf("internal/node imports %s: the node has no HTTP and reads no flags or files of configuration", imp)
+				}
+			}
+		}
+	}
+}
+
+// checkAgentLayers checks the daemon's layers (ARCHITECTURE.md, "The
+// agent's layers"): extensions (internal/ext/*) never import each other;
+// only agent imports internal/httpapi and the extensions; only
+// cmd/replicad imports agent; internal/node imports none of them.
+func checkAgentLayers(t *testing.T, name, imp string) {
+	t.Helper()
+	ext := func(p string) string {
+		if rest, ok := strings.CutPrefix(p, "internal/ext/"); ok {
+			return strings.SplitN(rest, "/", 2)[0]
+		}
+		return ""
+	}
+	switch {
+	case ext(imp) != "" && ext(name) != "" && ext(imp) != ext(name):
+		t.Errorf("%s imports %s: extensions never import each other (the assembly wires what one needs of another through an interface)", name, imp)
+	case ext(imp) != "" && ext(name) == "" && name != "agent":
+		t.Errorf("%s imports %s: only agent (the assembly) imports the extensions", name, imp)
+	case imp == "internal/httpapi" && name != "agent":
+		t.Errorf("%s imports internal/httpapi: only agent (the assembly) does", name)
+	case imp == "agent" && name != "cmd/replicad":
+		t.Errorf("%s imports agent: only cmd/replicad does", name)
+	case name == "internal/node" && (imp == "agent" || strings.HasPrefix(imp, "agent/") || ext(imp) != "" || imp == "internal/httpapi"):
+		t.Errorf("internal/node imports %s: the node is below the agent, its extensions and its HTTP API", imp)
 	}
 }
 
