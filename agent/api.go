@@ -326,12 +326,17 @@ func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	rd := readerOf(r)
 	return a.with(func(rp *replica) (any, error) {
 		rec, err := rp.existing(table, id)
 		if err != nil {
 			return nil, err
 		}
-		return rp.recordView(table, id, rec), nil
+		v, ok := rp.readView(rd, table, id, rec)
+		if !ok {
+			return nil, errf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.node)
+		}
+		return v, nil
 	})
 }
 
@@ -377,6 +382,7 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 		return nil, err
 	}
 	after := r.URL.Query().Get("after")
+	rd := readerOf(r)
 	return a.with(func(rp *replica) (any, error) {
 		out := []recordJSON{}
 		next := after
@@ -386,8 +392,11 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 				return nil, err
 			}
 			for _, e := range page {
-				if e.Record.Exists() {
-					out = append(out, rp.recordView(table, e.ID, e.Record))
+				if !e.Record.Exists() {
+					continue
+				}
+				if v, ok := rp.readView(rd, table, e.ID, e.Record); ok {
+					out = append(out, v)
 				}
 			}
 			next = n

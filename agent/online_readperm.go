@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
@@ -20,10 +20,11 @@ import (
 // else the certificate's id) or, without TLS, the node id nodeHeader
 // claims (which anyone may claim: read permissions need TLS to mean
 // anything). A request from a node whose reads are restricted may only
-// read records: a table it may not read is 404, fields it may not read
-// are left out of the answer (values, conflicts, bases), and of the sync
-// errors (_replicad_errors) it reads only those naming it. Every other
-// route answers 403.
+// read records: a table it may not read is 404; the records it reads are
+// narrowed by its read limit before their views are built (readView):
+// fields it may not read are not in the answer (values, conflicts,
+// bases), and of the sync errors (_replicad_errors) it reads only those
+// naming it. Every other route answers 403.
 
 // nodeHeader names the node an API request is made for (a device's
 // forwarded online read).
@@ -84,7 +85,7 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		table, id, isRead := recordRoute(r)
+		table, _, isRead := recordRoute(r)
 		if !isRead || r.URL.Query().Has("draft") {
 			a.writeError(w, errf(http.StatusForbidden, "node %s (read permissions) may only read records on this hub's API", node))
 			return
@@ -94,22 +95,41 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 			a.writeError(w, errf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
 			return
 		}
-		rec := &recorder{header: http.Header{}, code: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		body := rec.body.Bytes()
-		if rec.code == http.StatusOK {
-			if body, err = filterRead(body, lim, node, table, id != ""); err != nil {
-				a.writeError(w, err)
-				return
-			}
-		}
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(rec.code)
-		w.Write(body)
+		// The record handlers build the reader's views (readView).
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readerKey{}, &reader{node: node, limit: lim})))
 	})
+}
+
+// reader is a restricted node an API request reads for, and its read
+// limit.
+type reader struct {
+	node  hlc.NodeID
+	limit replication.Scope
+}
+
+type readerKey struct{}
+
+// readerOf returns the restricted reader of r (nil: unrestricted).
+func readerOf(r *http.Request) *reader {
+	rd, _ := r.Context().Value(readerKey{}).(*reader)
+	return rd
+}
+
+// readView is the view of record table/id for rd (nil: unrestricted), and
+// false if rd may not read the record. It is where the API applies read
+// permissions, the way sync applies them to what it sends a device: the
+// record is narrowed by the reader's limit (replication.Scope: Selects,
+// then ProjectRecord, as a session narrows whole records) before the view
+// is built, so nothing the view shows comes from a field the reader may
+// not read.
+func (rp *replica) readView(rd *reader, table, id string, rec *crdt.Record) (recordJSON, bool) {
+	if rd != nil {
+		if rd.limit.NeedsRecord(table) && !rd.limit.Selects(table, id, rec, nil) {
+			return recordJSON{}, false
+		}
+		rec = rd.limit.ProjectRecord(table, rec)
+	}
+	return rp.recordView(table, id, rec), true
 }
 
 // recordRoute reports whether r reads records: GET
@@ -132,112 +152,6 @@ func recordRoute(r *http.Request) (table, id string, ok bool) {
 		}
 	}
 	return table, id, true
-}
-
-// filterRead filters a record (one) or a page of records from the API by
-// lim: fields it does not hold are left out; records of a filtered system
-// table (sync errors) it does not select are left out (one: 404).
-func filterRead(body []byte, lim replication.Scope, node hlc.NodeID, table string, one bool) ([]byte, error) {
-	keep := func(rec map[string]json.RawMessage) (bool, error) {
-		if lim.NeedsRecord(table) && !namesNode(rec, node) {
-			return false, nil
-		}
-		for _, k := range []string{"fields", "conflicts", "bases"} {
-			raw, ok := rec[k]
-			if !ok || bytes.Equal(raw, []byte("null")) {
-				continue
-			}
-			var m map[string]json.RawMessage
-			if err := json.Unmarshal(raw, &m); err != nil {
-				return false, err
-			}
-			for f := range m {
-				if f != existsField && !lim.FieldAllowed(table, f) {
-					delete(m, f)
-				}
-			}
-			b, err := json.Marshal(m)
-			if err != nil {
-				return false, err
-			}
-			rec[k] = b
-		}
-		return true, nil
-	}
-	if one {
-		var rec map[string]json.RawMessage
-		if err := json.Unmarshal(body, &rec); err != nil {
-			return nil, err
-		}
-		ok, err := keep(rec)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, errf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, node)
-		}
-		return json.Marshal(rec)
-	}
-	var page map[string]json.RawMessage
-	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, err
-	}
-	var recs []map[string]json.RawMessage
-	if err := json.Unmarshal(page["records"], &recs); err != nil {
-		return nil, err
-	}
-	out := make([]map[string]json.RawMessage, 0, len(recs))
-	for _, rec := range recs {
-		ok, err := keep(rec)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, rec)
-		}
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
-	page["records"] = b
-	return json.Marshal(page)
-}
-
-// namesNode reports whether a sync-error record's "nodes" field lists
-// node (the only filtered system table).
-func namesNode(rec map[string]json.RawMessage, node hlc.NodeID) bool {
-	var fields struct {
-		Nodes []string `json:"nodes"`
-	}
-	if err := json.Unmarshal(rec["fields"], &fields); err != nil {
-		return false
-	}
-	for _, n := range fields.Nodes {
-		if n == node.String() {
-			return true
-		}
-	}
-	return false
-}
-
-// recorder buffers a response to filter it.
-type recorder struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-	wrote  bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.code, r.wrote = code, true
-	}
-}
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wrote = true
-	return r.body.Write(b)
 }
 
 // nodeID returns this node's id (0 while the replica is being reset).

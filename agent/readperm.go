@@ -32,7 +32,8 @@ import (
 //     tables).
 //   - The hub's API answers a device identified by its client
 //     certificate (or, without TLS, by the node id it claims) only with
-//     the records and fields its rules allow (readGuard).
+//     the records and fields its rules allow: the same limit narrows each
+//     record before its view is built (readGuard, readView).
 //
 // A device's own sync errors (_replicad_errors) name values of other
 // devices' writes: a restricted device is served only the error records
