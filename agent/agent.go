@@ -298,14 +298,13 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	}
 	ecfg := replication.Config{
 		Local: replication.Local{
-			Node:      r.node,
-			Cluster:   cfg.ClusterID,
-			Role:      cfg.Role,
-			Scope:     replication.FullScope(),
-			Clock:     r.clock,
-			Store:     st,
-			Log:       a.log,
-			OnApplied: r.onApplied,
+			Node:    r.node,
+			Cluster: cfg.ClusterID,
+			Role:    cfg.Role,
+			Scope:   replication.FullScope(),
+			Clock:   r.clock,
+			Store:   st,
+			Log:     a.log,
 			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
 				rep.hubs.observe(p, have)
 				rep.book.started(p, have)
@@ -379,6 +378,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	ecfg.Local.Arbitrated = func(t string) bool { return rep.n.PolicyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
 	r.registerHooks()
 	ecfg.Local.ApplyHook = r.n.ApplyHook()
+	ecfg.Local.OnApplied = r.n.RemoteApplied()
 	r.engine = replication.NewEngine(ecfg)
 	r.n.SetEngine(r.engine)
 	return r, nil

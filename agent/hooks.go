@@ -2,6 +2,8 @@ package agent
 
 import (
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/store"
 )
 
 // registerHooks plugs the features into the node's write pipeline, in
@@ -12,7 +14,10 @@ import (
 //     the permission write-backs, then the arbiter's decisions (a hub
 //     that arbitrates) or the mirrored sync errors (any other node);
 //   - after every local write: the pending count, the metrics, the change
-//     feed, then the engine (the node).
+//     feed, then the engine (the node);
+//   - after every committed applied batch: the grants' cache (with TLS),
+//     the permission write-backs, then the replica's own bookkeeping
+//     (metrics, parked-write refusals, the change feed).
 func (r *replica) registerHooks() {
 	r.n.OnLocalWrite("dedupe", r.dupes.TrackLocal)
 	r.n.OnApply("dedupe", r.dupes.TrackApplied)
@@ -24,6 +29,17 @@ func (r *replica) registerHooks() {
 	} else {
 		r.n.OnApply("syncerrors", r.n.MirrorSyncErrors)
 	}
+	if s := r.a.sec; s != nil && s.tls != nil {
+		r.n.OnRemoteApplied("grants", func(_ hlc.NodeID, ws []*crdt.Write, _ *store.Result) {
+			if touchesGrants(ws) {
+				s.grants.invalidate()
+			}
+		})
+	}
+	if r.enf != nil {
+		r.n.OnRemoteApplied("permissions", func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) { r.enf.applied(ws, res) })
+	}
+	r.n.OnRemoteApplied("replica", r.onApplied) // metrics, parked-write refusals, the feed
 	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.wrote(w.Seq) })
 	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.localApplied.Inc() })
 	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.Notify() })

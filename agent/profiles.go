@@ -39,24 +39,47 @@ type profileState struct {
 	loaded  time.Time
 }
 
-// setupProfiles wires offline profiles, then read permissions
-// (readperm.go), into the sync configuration.
+// setupProfiles wires offline profiles and read permissions into the
+// sync configuration, in this order: a hub assigns a device its profile
+// narrowed to its read limit (readperm.go); a device, told its scope,
+// keeps the tables it held projected (readperm.go), then the scope.
 func (r *replica) setupProfiles(ecfg *replication.Config) error {
-	if err := r.setupProfileScopes(ecfg); err != nil {
+	profile, keep, err := r.setupProfileScopes(ecfg)
+	if err != nil {
 		return err
 	}
-	return r.setupReads(ecfg)
+	ecfg.Local.Limit = r.peerLimit
+	ecfg.Local.Assign = profile
+	if r.a.cfg.Role == "hub" {
+		if perms := r.a.sec.rules(); perms.hasReadRules() {
+			ecfg.Local.Assign = r.readAssign(perms, profile)
+		}
+		return nil
+	}
+	stripped, err := r.setupStripped(ecfg)
+	if err != nil {
+		return err
+	}
+	r.n.OnAssigned("stripped", stripped)
+	if keep != nil {
+		r.n.OnAssigned("profile", keep)
+	}
+	ecfg.Local.OnAssigned = r.n.Assigned()
+	return nil
 }
 
-func (r *replica) setupProfileScopes(ecfg *replication.Config) error {
+// setupProfileScopes loads a hub's offline profiles (profile: what it
+// assigns a device) or a device's assigned scope (keep: keeps the next
+// one assigned); either may be nil.
+func (r *replica) setupProfileScopes(ecfg *replication.Config) (profile func(replication.Peer) (replication.Scope, bool), keep func(replication.Scope), err error) {
 	cfg := r.a.cfg
 	if cfg.Profiles != "" {
 		ps := &profileState{path: cfg.Profiles}
 		if err := ps.load(); err != nil {
-			return err
+			return nil, nil, err
 		}
 		r.profiles = ps
-		ecfg.Local.Assign = func(p replication.Peer) (replication.Scope, bool) {
+		return func(p replication.Peer) (replication.Scope, bool) {
 			if p.Role != "device" {
 				return replication.Scope{}, false
 			}
@@ -64,33 +87,31 @@ func (r *replica) setupProfileScopes(ecfg *replication.Config) error {
 			set := ps.set
 			ps.mu.Unlock()
 			return set.For(p.Node)
-		}
-		return nil
+		}, nil, nil
 	}
 	if cfg.Role != "device" {
-		return nil
+		return nil, nil, nil
 	}
 	path := filepath.Join(cfg.DataDir, scopeFile)
 	if data, err := os.ReadFile(path); err == nil {
 		var sc replication.Scope
 		if err := json.Unmarshal(data, &sc); err != nil {
-			return fmt.Errorf("%s: %w (remove it to hold every record until the hub assigns a profile again)", path, err)
+			return nil, nil, fmt.Errorf("%s: %w (remove it to hold every record until the hub assigns a profile again)", path, err)
 		}
 		if err := sc.Validate(); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		ecfg.Local.Scope = sc
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
+		return nil, nil, err
 	}
-	ecfg.Local.OnAssigned = func(sc replication.Scope) {
+	return nil, func(sc replication.Scope) {
 		if err := writeFileAtomic(path, sc); err != nil {
 			r.a.log.Error("keeping the assigned scope", "error", err)
 			return
 		}
 		r.a.log.Info("offline profile assigned by the hub", "profile", sc.Profile, "scope", sc.String())
-	}
-	return nil
+	}, nil
 }
 
 func writeFileAtomic(path string, v any) error {

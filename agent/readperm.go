@@ -243,55 +243,46 @@ func (r *replica) markReads() error {
 	return err
 }
 
-// setupReads wires read permissions into the sync configuration (after
-// setupProfiles' Assign, which it wraps on a hub).
-func (r *replica) setupReads(ecfg *replication.Config) error {
-	ecfg.Local.Limit = r.peerLimit
-	if r.a.cfg.Role == "hub" {
-		perms := r.a.sec.rules()
-		if !perms.hasReadRules() {
-			return nil
+// readAssign is what a hub with read rules assigns a device: its profile
+// (profile, nil: none) narrowed to its read limit.
+func (r *replica) readAssign(perms *permissions, profile func(replication.Peer) (replication.Scope, bool)) func(replication.Peer) (replication.Scope, bool) {
+	return func(p replication.Peer) (replication.Scope, bool) {
+		var sc replication.Scope
+		ok := false
+		if profile != nil {
+			sc, ok = profile(p)
 		}
-		prev := ecfg.Local.Assign
-		ecfg.Local.Assign = func(p replication.Peer) (replication.Scope, bool) {
-			var sc replication.Scope
-			ok := false
-			if prev != nil {
-				sc, ok = prev(p)
-			}
-			if p.Role != "device" {
-				return sc, ok
-			}
-			lim, restricted := perms.readLimit(p.Node)
-			if !ok {
-				// No profile: every record, as far as the rules allow (a
-				// device whose rules were lifted holds everything again).
-				sc = replication.FullScope()
-			}
-			if restricted {
-				r.warnLeftOut(p.Node, sc, lim)
-				sc = sc.Restrict(lim)
-			}
-			return sc, true
+		if p.Role != "device" {
+			return sc, ok
 		}
-		return nil
+		lim, restricted := perms.readLimit(p.Node)
+		if !ok {
+			// No profile: every record, as far as the rules allow (a
+			// device whose rules were lifted holds everything again).
+			sc = replication.FullScope()
+		}
+		if restricted {
+			r.warnLeftOut(p.Node, sc, lim)
+			sc = sc.Restrict(lim)
+		}
+		return sc, true
 	}
+}
+
+// setupStripped loads a device's tables held projected at some time
+// (Local.Stripped) and returns what keeps them as scopes are assigned.
+func (r *replica) setupStripped(ecfg *replication.Config) (func(replication.Scope), error) {
 	st, err := loadStripped(filepath.Join(r.a.cfg.DataDir, strippedFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st.add(ecfg.Local.Scope)
 	ecfg.Local.Stripped = st.has
-	prev := ecfg.Local.OnAssigned
-	ecfg.Local.OnAssigned = func(sc replication.Scope) {
+	return func(sc replication.Scope) {
 		if err := st.add(sc); err != nil {
 			r.a.log.Error("keeping the tables held projected", "error", err)
 		}
-		if prev != nil {
-			prev(sc)
-		}
-	}
-	return nil
+	}, nil
 }
 
 // strippedFile keeps, on a device, the tables it held projected to some

@@ -19,7 +19,6 @@ import (
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
-	"github.com/replicad/replicad/store"
 )
 
 // security is the agent's loaded security state.
@@ -150,14 +149,7 @@ func (s *security) engine(c *replication.Config, r *replica) {
 		enf := newEnforcer(s.perms, r)
 		enf.sys = isHub
 		r.enf = enf
-		c.Local.Admit = enf.admit
-		prev := c.Local.OnApplied
-		c.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
-			enf.applied(writes, res)
-			if prev != nil {
-				prev(peer, writes, res)
-			}
-		}
+		c.Local.Admit = enf.admit // enf.applied: an observer of applied batches (hooks.go)
 	}
 	if s.tls == nil {
 		return
@@ -179,16 +171,7 @@ func (s *security) engine(c *replication.Config, r *replica) {
 		}
 		return f
 	}
-	c.PushHints = true
-	prevApplied := c.Local.OnApplied
-	c.Local.OnApplied = func(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
-		if touchesGrants(writes) {
-			s.grants.invalidate()
-		}
-		if prevApplied != nil {
-			prevApplied(peer, writes, res)
-		}
-	}
+	c.PushHints = true // the grants' cache is invalidated by an observer of applied batches (hooks.go)
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
 		td := &tls.Dialer{NetDialer: d, Config: s.tls.Client(addr)}

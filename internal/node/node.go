@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
 
@@ -47,9 +48,11 @@ type Node struct {
 	policies map[string]string
 	sys      sysCache // cached system-table records (policies.go)
 
-	local   []named[LocalHook]
-	apply   []named[ApplyHook]
-	written []named[func(*crdt.Write)]
+	local    []named[LocalHook]
+	apply    []named[ApplyHook]
+	written  []named[func(*crdt.Write)]
+	remote   []named[func(hlc.NodeID, []*crdt.Write, *store.Result)]
+	assigned []named[func(replication.Scope)]
 
 	mu     sync.Mutex
 	engine Notifier
@@ -97,9 +100,9 @@ func (n *Node) OnWritten(name string, fn func(w *crdt.Write)) {
 }
 
 // Hooks returns the names of the registered hooks in the order they run:
-// the in-batch steps of a local write, those of an applied batch, and the
-// observers of the epilogue.
-func (n *Node) Hooks() (local, apply, written []string) {
+// the in-batch steps of a local write, those of an applied batch, the
+// observers of the epilogue and those of committed applied batches.
+func (n *Node) Hooks() (local, apply, written, remote []string) {
 	local = []string{"bases"}
 	for _, h := range n.local {
 		local = append(local, h.name)
@@ -111,7 +114,10 @@ func (n *Node) Hooks() (local, apply, written []string) {
 	for _, h := range n.written {
 		written = append(written, h.name)
 	}
-	return local, apply, append(written, "engine")
+	for _, h := range n.remote {
+		remote = append(remote, h.name)
+	}
+	return local, apply, append(written, "engine"), remote
 }
 
 // Write makes a local write of fields (or a delete) on table/id. Its batch
