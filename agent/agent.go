@@ -22,6 +22,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/workflows"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
@@ -67,6 +68,7 @@ type Agent struct {
 
 	sec *security // API token, TLS, gossip keyring (security.go)
 
+	api     *httpapi.Router            // the API's routes (routes)
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
 
 	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)

@@ -1,27 +1,23 @@
 package agent
 
 import (
-	"bytes"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
 )
-
-//go:embed ui/index.html
-var uiFS embed.FS
 
 // Limits of the API.
 const (
@@ -32,67 +28,20 @@ const (
 	maxConflictScan    = 100000 // conflict index entries examined by GET /v1/conflicts
 )
 
-// apiError is an error with an HTTP status.
-type apiError struct {
-	code int
-	msg  string
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-func errf(code int, format string, args ...any) error {
-	return &apiError{code, fmt.Sprintf(format, args...)}
-}
-
-// handler adapts a function returning (value, error) to JSON responses.
-func (a *Agent) handle(fn func(w http.ResponseWriter, r *http.Request) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		v, err := fn(w, r)
-		if err != nil {
-			a.writeError(w, err)
-			return
-		}
-		if v == nil {
-			return // the handler wrote the response
-		}
-		writeJSON(w, http.StatusOK, v)
-	}
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.Encode(v)
-}
-
-func (a *Agent) writeError(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	msg := err.Error()
-	var ae *apiError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &ae):
-		code = ae.code
-	case errors.As(err, &mbe):
-		code = http.StatusRequestEntityTooLarge
-		msg = fmt.Sprintf("request body over the limit of %d bytes", mbe.Limit)
-	case errors.Is(err, store.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, store.ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, store.ErrClosed), errors.Is(err, errResetting), errors.Is(err, errRecovering), errors.Is(err, store.ErrFailed):
-		code = http.StatusServiceUnavailable
-	}
+// apiError answers an API error (httpapi.Router's onError): a client
+// error is counted, any other logged.
+func (a *Agent) apiError(code int, err error) {
 	if code >= 400 && code < 500 {
 		a.metrics.rejected.WithLabelValues(strconv.Itoa(code)).Inc()
 	} else {
 		a.log.Error("api request failed", "error", err)
 	}
-	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-var errResetting = errors.New("the replica is being reset; retry shortly")
+// writeError answers err as a JSON error.
+func (a *Agent) writeError(w http.ResponseWriter, err error) { httpapi.WriteError(w, err, a.apiError) }
+
+var errResetting = httpapi.ErrResetting
 
 // replica returns the current replica with a.mu held shared; call
 // a.mu.RUnlock when done.
@@ -120,77 +69,54 @@ func (a *Agent) with(fn func(r *replica) (any, error)) (any, error) {
 }
 
 func (a *Agent) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/tables/{table}/records/{id}", a.handle(a.putRecordModes))
-	mux.HandleFunc("GET /v1/tables/{table}/records/{id}", a.handle(a.getRecordModes))
-	mux.HandleFunc("DELETE /v1/tables/{table}/records/{id}", a.handle(a.deleteRecordModes))
-	mux.HandleFunc("GET /v1/tables/{table}/records", a.handle(a.listRecordsModes)) // ?draft, ?online: drafts.go, onlinereads.go
-	a.draftRoutes(mux)
-	mux.HandleFunc("GET /v1/conflicts", a.handle(a.listConflicts))
-	mux.HandleFunc("POST /v1/conflicts/{table}/{id}/{field}", a.handle(a.resolveConflict))
-	mux.HandleFunc("GET /v1/sync-errors", a.handle(a.listSyncErrors))
-	mux.HandleFunc("POST /v1/sync-errors/{eid}/retry", a.handle(a.retrySyncError))
-	mux.HandleFunc("POST /v1/sync", a.handle(a.syncNow))
-	mux.HandleFunc("POST /v1/connectivity", a.handle(a.connectivity))
-	mux.HandleFunc("GET /v1/status", a.handle(a.status))
-	mux.HandleFunc("GET /v1/peers", a.handle(a.listPeers)) // peers.go
-	mux.HandleFunc("GET /v1/changes", a.handle(a.changes))
-	mux.HandleFunc("POST /v1/reset", a.handle(a.reset))
-	mux.HandleFunc("POST /v1/compact", a.handle(a.compact)) // compact.go
-	mux.HandleFunc("GET /v1/parked", a.handle(a.listParked))
-	mux.HandleFunc("GET /v1/profiles", a.handle(a.getProfiles))
-	mux.HandleFunc("GET /v1/profiles/preview", a.handle(a.previewProfile))
-	mux.HandleFunc("POST /v1/profiles/reload", a.handle(a.reloadProfiles))
-	mux.HandleFunc("POST /v1/parked/{origin}/{seq}/release", a.handle(a.releaseParked))
-	a.debugRoutes(mux) // testing only: agent/debug.go
-	a.pprofRoutes(mux) // REPLICAD_PPROF=1: agent/pprof.go
+	rt := httpapi.NewRouter(a.apiError)
+	rt.Handle("PUT /v1/tables/{table}/records/{id}", a.putRecordModes)
+	rt.Handle("GET /v1/tables/{table}/records/{id}", a.getRecordModes)
+	rt.Handle("DELETE /v1/tables/{table}/records/{id}", a.deleteRecordModes)
+	rt.Handle("GET /v1/tables/{table}/records", a.listRecordsModes) // ?draft, ?online: drafts.go, onlinereads.go
+	a.draftRoutes(rt)
+	rt.Handle("GET /v1/conflicts", a.listConflicts)
+	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.resolveConflict)
+	rt.Handle("GET /v1/sync-errors", a.listSyncErrors)
+	rt.Handle("POST /v1/sync-errors/{eid}/retry", a.retrySyncError)
+	rt.Handle("POST /v1/sync", a.syncNow)
+	rt.Handle("POST /v1/connectivity", a.connectivity)
+	rt.Handle("GET /v1/status", a.status)
+	rt.Handle("GET /v1/peers", a.listPeers) // peers.go
+	rt.Handle("GET /v1/changes", a.changes)
+	rt.Handle("POST /v1/reset", a.reset)
+	rt.Handle("POST /v1/compact", a.compact) // compact.go
+	rt.Handle("GET /v1/parked", a.listParked)
+	rt.Handle("GET /v1/profiles", a.getProfiles)
+	rt.Handle("GET /v1/profiles/preview", a.previewProfile)
+	rt.Handle("POST /v1/profiles/reload", a.reloadProfiles)
+	rt.Handle("POST /v1/parked/{origin}/{seq}/release", a.releaseParked)
+	a.debugRoutes(rt) // testing only: agent/debug.go
+	if a.cfg.Pprof {  // REPLICAD_PPROF=1
+		a.log.Info("profiling endpoints enabled", "env", config.PprofEnv, "path", "/debug/pprof/")
+		httpapi.Pprof(rt)
+	}
 	// Duplicates and workflows: agent/online_api.go.
-	a.onlineRoutes(mux)
-	mux.Handle("GET /metrics", a.metrics.handler())
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := uiFS.ReadFile("ui/index.html")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-		w.Write(b)
-	})
-	a.routeOf = func(r *http.Request) string { _, p := mux.Handler(r); return p } // the metrics' route label
+	a.onlineRoutes(rt)
+	rt.HandleHTTP("GET /metrics", a.metrics.handler())
+	httpapi.StatusPage(rt)
+	a.routeOf = rt.Pattern // the metrics' route label
 	// No catch-all pattern: a known path under a wrong method is a 405
-	// with Allow, anything else a 404 (routing.go).
-	return http.MaxBytesHandler(a.routed(mux, a.notFound()), a.cfg.MaxBodyBytes)
+	// with Allow, anything else a 404 (httpapi/routing.go).
+	return rt.Handler(a.cfg.MaxBodyBytes)
 }
 
 // decodeBody decodes one JSON object into v, refusing unknown fields and
 // trailing data.
-func decodeBody(r *http.Request, v any) error {
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return errf(http.StatusBadRequest, "empty request body: want a JSON object")
-	}
-	if err := checkBodyUTF8(data); err != nil { // jsonexact.go
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err, data, v) // apierrors.go
-	}
-	if dec.More() {
-		return errf(http.StatusBadRequest, "malformed JSON body: data after the object at offset %d", skipSpace(data, dec.InputOffset()))
-	}
-	return nil
-}
+func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) }
 
 func names(r *http.Request) (table, id string, err error) {
 	table, id = r.PathValue("table"), r.PathValue("id")
 	if !store.ValidTable(table) {
-		return "", "", errf(http.StatusBadRequest, "bad table name %q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
+		return "", "", httpapi.Errorf(http.StatusBadRequest, "bad table name %q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
 	}
 	if !store.ValidID(id) {
-		return "", "", errf(http.StatusBadRequest, "bad record id %q: 1-%d bytes of UTF-8 without NUL", id, store.MaxIDLen)
+		return "", "", httpapi.Errorf(http.StatusBadRequest, "bad record id %q: 1-%d bytes of UTF-8 without NUL", id, store.MaxIDLen)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Every route that writes a record names it here (systables.go).
@@ -265,11 +191,11 @@ func (b *putBody) values() ([]crdt.FieldValue, error) {
 	fields := make([]crdt.FieldValue, 0, len(b.Fields))
 	for name, raw := range b.Fields {
 		if name == "" {
-			return nil, errf(http.StatusBadRequest, "empty field name")
+			return nil, httpapi.Errorf(http.StatusBadRequest, "empty field name")
 		}
-		v, err := exactValue(raw) // jsonexact.go
+		v, err := httpapi.ExactValue(raw)
 		if err != nil {
-			return nil, errf(http.StatusBadRequest, "field %q: %v", name, err)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "field %q: %v", name, err)
 		}
 		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
 	}
@@ -286,7 +212,7 @@ func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if body.Fields == nil {
-		return nil, errf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
 	}
 	fields, err := body.values()
 	if err != nil {
@@ -314,9 +240,9 @@ func (rp *replica) existing(table, id string) (*crdt.Record, error) {
 	rec, err := rp.store.Get(table, id)
 	switch {
 	case errors.Is(err, store.ErrOutOfScope):
-		return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
+		return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
 	case errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists():
-		return nil, errf(http.StatusNotFound, "record %s/%s not found", table, id)
+		return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s not found", table, id)
 	}
 	return rec, err
 }
@@ -334,7 +260,7 @@ func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		v, ok := rp.readView(rd, table, id, rec)
 		if !ok {
-			return nil, errf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.node)
+			return nil, httpapi.Errorf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.node)
 		}
 		return v, nil
 	})
@@ -364,7 +290,7 @@ func intParam(r *http.Request, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return 0, errf(http.StatusBadRequest, "%s=%q: want a non-negative integer", name, s)
+		return 0, httpapi.Errorf(http.StatusBadRequest, "%s=%q: want a non-negative integer", name, s)
 	}
 	if n == 0 {
 		n = def
@@ -375,7 +301,7 @@ func intParam(r *http.Request, name string, def, max int) (int, error) {
 func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error) {
 	table := r.PathValue("table")
 	if !store.ValidTable(table) {
-		return nil, errf(http.StatusBadRequest, "bad table name %q", table)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "bad table name %q", table)
 	}
 	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
 	if err != nil {
@@ -528,12 +454,12 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, err
 	}
 	if (body.Pick == nil) == (body.Value == nil) {
-		return nil, errf(http.StatusBadRequest, `give exactly one of "pick" (a candidate's index) or "value" (a JSON value)`)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `give exactly one of "pick" (a candidate's index) or "value" (a JSON value)`)
 	}
 	var val crdt.Value
 	if body.Value != nil {
-		if val, err = exactValue(body.Value); err != nil {
-			return nil, errf(http.StatusBadRequest, "value: %v", err)
+		if val, err = httpapi.ExactValue(body.Value); err != nil {
+			return nil, httpapi.Errorf(http.StatusBadRequest, "value: %v", err)
 		}
 	}
 	return a.with(func(rp *replica) (any, error) {
@@ -542,15 +468,15 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 			return nil, err
 		}
 		if err != nil || rp.n.PolicyOf(table) != policy.Manual {
-			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
+			return nil, httpapi.Errorf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
 		}
 		if field == existsField {
 			// A delete concurrent with an update: pick one.
 			if !rec.ExistConflict() || body.Pick == nil {
-				return nil, errf(http.StatusNotFound, "no delete/update conflict on %s/%s (resolve it with a pick)", table, id)
+				return nil, httpapi.Errorf(http.StatusNotFound, "no delete/update conflict on %s/%s (resolve it with a pick)", table, id)
 			}
 			if *body.Pick < 0 || *body.Pick >= len(rec.Exist) {
-				return nil, errf(http.StatusBadRequest, "pick %d: the record has candidates 0 to %d", *body.Pick, len(rec.Exist)-1)
+				return nil, httpapi.Errorf(http.StatusBadRequest, "pick %d: the record has candidates 0 to %d", *body.Pick, len(rec.Exist)-1)
 			}
 			// A delete that has seen the update removes the record. Keeping
 			// it is a write that has seen the delete and sets again, on
@@ -582,13 +508,13 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 			return rp.recordView(table, id, res.Record), nil
 		}
 		if !rec.Exists() || !slices.Contains(rec.Conflicted(), field) {
-			return nil, errf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
+			return nil, httpapi.Errorf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
 		}
 		del := false
 		if body.Pick != nil {
 			cands := rec.Candidates(field)
 			if *body.Pick < 0 || *body.Pick >= len(cands) {
-				return nil, errf(http.StatusBadRequest, "pick %d: the field has candidates 0 to %d", *body.Pick, len(cands)-1)
+				return nil, httpapi.Errorf(http.StatusBadRequest, "pick %d: the field has candidates 0 to %d", *body.Pick, len(cands)-1)
 			}
 			c := cands[*body.Pick]
 			val = c.Value
@@ -629,7 +555,7 @@ func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if !body.Confirm {
-		return nil, errf(http.StatusBadRequest, `reset needs {"confirm": true}: it discards this replica's store (moved aside) and resyncs it`)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `reset needs {"confirm": true}: it discards this replica's store (moved aside) and resyncs it`)
 	}
 	a.mu.Lock()
 	old := a.rep

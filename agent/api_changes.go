@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/api"
+	"github.com/replicad/replicad/internal/httpapi"
 )
 
 // --- change feed ---
@@ -55,7 +56,7 @@ func (a *Agent) changes(w http.ResponseWriter, r *http.Request) (any, error) {
 	default:
 		var err error
 		if after, err = strconv.ParseUint(since, 10, 64); err != nil {
-			return nil, errf(http.StatusBadRequest, "since=%q: want a cursor from an earlier response, 0, or now", since)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "since=%q: want a cursor from an earlier response, 0, or now", since)
 		}
 	}
 	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
@@ -71,7 +72,7 @@ func (a *Agent) changes(w http.ResponseWriter, r *http.Request) (any, error) {
 			}
 		}
 		if err != nil || d < 0 {
-			return nil, errf(http.StatusBadRequest, "timeout=%q: want a duration such as 10s", s)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "timeout=%q: want a duration such as 10s", s)
 		}
 		timeout = min(d, maxPollTimeout)
 	}
@@ -106,7 +107,7 @@ func (a *Agent) changes(w http.ResponseWriter, r *http.Request) (any, error) {
 func (a *Agent) streamChanges(w http.ResponseWriter, r *http.Request, after uint64, limit int) error {
 	fl, ok := w.(http.Flusher)
 	if !ok {
-		return errf(http.StatusNotAcceptable, "streaming is not supported on this connection")
+		return httpapi.Errorf(http.StatusNotAcceptable, "streaming is not supported on this connection")
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")

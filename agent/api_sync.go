@@ -14,6 +14,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -56,12 +57,12 @@ func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, err
 	var after uint64
 	if s := r.URL.Query().Get("after"); s != "" {
 		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return nil, errf(http.StatusBadRequest, "after=%q: want an error id", s)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "after=%q: want an error id", s)
 		}
 	}
 	kind := r.URL.Query().Get("kind")
 	if kind != "" && kind != node.KindRejected && kind != node.KindOverridden {
-		return nil, errf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, node.KindRejected, node.KindOverridden)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, node.KindRejected, node.KindOverridden)
 	}
 	return a.with(func(rp *replica) (any, error) {
 		out := make([]syncErrorJSON, 0)
@@ -87,18 +88,18 @@ func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, err
 func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, error) {
 	eid, err := strconv.ParseUint(r.PathValue("eid"), 10, 64)
 	if err != nil {
-		return nil, errf(http.StatusBadRequest, "bad sync-error id %q", r.PathValue("eid"))
+		return nil, httpapi.Errorf(http.StatusBadRequest, "bad sync-error id %q", r.PathValue("eid"))
 	}
 	return a.with(func(rp *replica) (any, error) {
 		e, err := rp.store.GetSyncError(eid)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errf(http.StatusNotFound, "no sync error %d", eid)
+			return nil, httpapi.Errorf(http.StatusNotFound, "no sync error %d", eid)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if !store.ValidTable(e.Table) || !store.ValidID(e.Record) {
-			return nil, errf(http.StatusConflict, "sync error %d names no valid record", eid)
+			return nil, httpapi.Errorf(http.StatusConflict, "sync error %d names no valid record", eid)
 		}
 		if err := guardSystemWrite(e.Table); err != nil {
 			return nil, err
@@ -106,12 +107,12 @@ func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, err
 		var fields []crdt.FieldValue
 		for name, v := range e.Losing {
 			if err := crdt.Value(v).Validate(); err != nil {
-				return nil, errf(http.StatusConflict, "sync error %d: losing value of %q does not decode", eid, name)
+				return nil, httpapi.Errorf(http.StatusConflict, "sync error %d: losing value of %q does not decode", eid, name)
 			}
 			fields = append(fields, crdt.FieldValue{Name: name, Value: crdt.Value(v)})
 		}
 		if len(fields) == 0 {
-			return nil, errf(http.StatusConflict, "sync error %d holds no losing value to re-apply", eid)
+			return nil, httpapi.Errorf(http.StatusConflict, "sync error %d holds no losing value to re-apply", eid)
 		}
 		res, err := rp.localWrite(e.Table, e.Record, fields, false)
 		if err != nil {
@@ -191,7 +192,7 @@ func (a *Agent) connectivity(w http.ResponseWriter, r *http.Request) (any, error
 		return nil, err
 	}
 	if body.Online == nil {
-		return nil, errf(http.StatusBadRequest, `body needs "online": true or false`)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "online": true or false`)
 	}
 	return a.with(func(rp *replica) (any, error) {
 		rp.setOnline(*body.Online)

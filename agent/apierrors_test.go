@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/replicad/replicad/internal/httpapi"
 )
 
 // goWords are words of Go's decoder messages that mean nothing to a user
@@ -42,16 +44,16 @@ func TestDecodeBodyErrorsInUsersWords(t *testing.T) {
 	for _, c := range cases {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
 		err := decodeBody(r, c.into)
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.code != http.StatusBadRequest {
+		var ae *httpapi.Error
+		if !errors.As(err, &ae) || ae.Code != http.StatusBadRequest {
 			t.Errorf("%q: got %v, want a 400", c.body, err)
 			continue
 		}
-		if ae.msg != c.want {
-			t.Errorf("%q:\n got %s\nwant %s", c.body, ae.msg, c.want)
+		if ae.Msg != c.want {
+			t.Errorf("%q:\n got %s\nwant %s", c.body, ae.Msg, c.want)
 		}
-		if goWords.MatchString(ae.msg) {
-			t.Errorf("%q: message %q names Go types", c.body, ae.msg)
+		if goWords.MatchString(ae.Msg) {
+			t.Errorf("%q: message %q names Go types", c.body, ae.Msg)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/store"
 )
 
@@ -29,15 +30,15 @@ import (
 //
 // debugRoutes registers the debug endpoints when Config.DebugAPI (the
 // testing environment variable) enables them.
-func (a *Agent) debugRoutes(mux *http.ServeMux) {
+func (a *Agent) debugRoutes(rt *httpapi.Router) {
 	if !a.cfg.DebugAPI {
 		return
 	}
 	a.log.Warn("debug endpoints enabled (testing only)", "env", config.DebugAPIEnv)
-	mux.HandleFunc("GET /v1/debug/digest", a.handle(a.debugDigest))
-	mux.HandleFunc("GET /v1/debug/dump", a.handle(a.debugDump))
-	mux.HandleFunc("PUT /v1/debug/tables/{table}/records/{id}", a.handle(a.debugPut))
-	mux.HandleFunc("DELETE /v1/debug/tables/{table}/records/{id}", a.handle(a.debugDelete))
+	rt.Handle("GET /v1/debug/digest", a.debugDigest)
+	rt.Handle("GET /v1/debug/dump", a.debugDump)
+	rt.Handle("PUT /v1/debug/tables/{table}/records/{id}", a.debugPut)
+	rt.Handle("DELETE /v1/debug/tables/{table}/records/{id}", a.debugDelete)
 }
 
 func vvJSON(v crdt.VV) map[string]uint64 {
@@ -297,7 +298,7 @@ func (a *Agent) debugPut(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if body.Fields == nil {
-		return nil, errf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
 	}
 	fields, err := body.values()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -117,26 +118,26 @@ func (rp *replica) resolveDuplicate(table, id string, body dupResolveBody) (map[
 		f, ok = flagView(dedupe.FlagID(table, id), frec)
 	}
 	if !ok || f.Status != "open" || f.Table != table || f.ID != id {
-		return nil, errf(http.StatusNotFound, "%v on %s/%s", errNoFlag, table, id)
+		return nil, httpapi.Errorf(http.StatusNotFound, "%v on %s/%s", errNoFlag, table, id)
 	}
 	switch body.Action {
 	case "keep", "discard", "merge":
 	default:
-		return nil, errf(http.StatusBadRequest, `action %q: want "keep", "merge" or "discard"`, body.Action)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `action %q: want "keep", "merge" or "discard"`, body.Action)
 	}
 	with := body.With
 	if with == "" && len(f.With) == 1 {
 		with = f.With[0]
 	}
 	if with != "" && !slices.Contains(f.With, with) {
-		return nil, errf(http.StatusBadRequest, "%s/%s was flagged as a duplicate of %s, not of %q", table, id, strings.Join(f.With, ", "), with)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "%s/%s was flagged as a duplicate of %s, not of %q", table, id, strings.Join(f.With, ", "), with)
 	}
 	prefer := body.Prefer
 	if prefer == "" {
 		prefer = "existing"
 	}
 	if prefer != "existing" && prefer != "new" {
-		return nil, errf(http.StatusBadRequest, `prefer %q: want "existing" or "new"`, body.Prefer)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `prefer %q: want "existing" or "new"`, body.Prefer)
 	}
 	out := map[string]any{}
 	status := ""
@@ -153,7 +154,7 @@ func (rp *replica) resolveDuplicate(table, id string, body dupResolveBody) (map[
 	case "merge":
 		status = "merged"
 		if with == "" {
-			return nil, errf(http.StatusBadRequest, `merge needs "with": one of %s`, strings.Join(f.With, ", "))
+			return nil, httpapi.Errorf(http.StatusBadRequest, `merge needs "with": one of %s`, strings.Join(f.With, ", "))
 		}
 		surv, err := rp.existing(table, with)
 		if err != nil {

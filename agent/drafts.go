@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/store"
 )
 
@@ -37,7 +38,7 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		return false, errf(http.StatusBadRequest, "%s=%q: want true or false", name, s)
+		return false, httpapi.Errorf(http.StatusBadRequest, "%s=%q: want true or false", name, s)
 	}
 	return b, nil
 }
@@ -53,11 +54,11 @@ func readModes(r *http.Request, draftOK, onlineOK bool) (draft, online bool, err
 	}
 	switch {
 	case draft && !draftOK:
-		err = errf(http.StatusBadRequest, "draft=true applies to reading and writing one record (GET and PUT /v1/tables/{table}/records/{id}); list drafts with GET /v1/drafts, discard one with DELETE /v1/drafts/{table}/{id}")
+		err = httpapi.Errorf(http.StatusBadRequest, "draft=true applies to reading and writing one record (GET and PUT /v1/tables/{table}/records/{id}); list drafts with GET /v1/drafts, discard one with DELETE /v1/drafts/{table}/{id}")
 	case online && !onlineOK:
-		err = errf(http.StatusBadRequest, "online=true applies to reads (GET) only: writes are always local")
+		err = httpapi.Errorf(http.StatusBadRequest, "online=true applies to reads (GET) only: writes are always local")
 	case draft && online:
-		err = errf(http.StatusBadRequest, "draft=true and online=true do not go together: drafts are on this device, online reads on the hub")
+		err = httpapi.Errorf(http.StatusBadRequest, "draft=true and online=true do not go together: drafts are on this device, online reads on the hub")
 	}
 	return
 }
@@ -108,11 +109,11 @@ func (a *Agent) listRecordsModes(w http.ResponseWriter, r *http.Request) (any, e
 }
 
 // draftRoutes adds the /v1/drafts calls.
-func (a *Agent) draftRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/drafts", a.handle(a.listDrafts))
-	mux.HandleFunc("GET /v1/drafts/{table}/{id}", a.handle(a.getDraft))
-	mux.HandleFunc("POST /v1/drafts/{table}/{id}/commit", a.handle(a.commitDraft))
-	mux.HandleFunc("DELETE /v1/drafts/{table}/{id}", a.handle(a.discardDraft))
+func (a *Agent) draftRoutes(rt *httpapi.Router) {
+	rt.Handle("GET /v1/drafts", a.listDrafts)
+	rt.Handle("GET /v1/drafts/{table}/{id}", a.getDraft)
+	rt.Handle("POST /v1/drafts/{table}/{id}/commit", a.commitDraft)
+	rt.Handle("DELETE /v1/drafts/{table}/{id}", a.discardDraft)
 }
 
 // draftJSON is a draft in API answers.
@@ -183,8 +184,8 @@ func (rp *replica) draftStatus(st map[string]any) {
 }
 
 func isAPINotFound(err error) bool {
-	var ae *apiError
-	return errors.As(err, &ae) && ae.code == http.StatusNotFound
+	var ae *httpapi.Error
+	return errors.As(err, &ae) && ae.Code == http.StatusNotFound
 }
 
 func (a *Agent) getDrafted(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -208,7 +209,7 @@ func (a *Agent) putDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if len(body.Fields) == 0 {
-		return nil, errf(http.StatusBadRequest, `a draft needs "fields": an object of at least one field name to a JSON value`)
+		return nil, httpapi.Errorf(http.StatusBadRequest, `a draft needs "fields": an object of at least one field name to a JSON value`)
 	}
 	fields, err := body.values()
 	if err != nil {
@@ -219,7 +220,7 @@ func (a *Agent) putDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 		rec, err := rp.store.Get(table, id)
 		switch {
 		case errors.Is(err, store.ErrOutOfScope):
-			return nil, errf(http.StatusNotFound, "record %s/%s is not in this device's offline profile: a draft could not be committed", table, id)
+			return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s is not in this device's offline profile: a draft could not be committed", table, id)
 		case err == nil:
 			base = rec.Context()
 		case !errors.Is(err, store.ErrNotFound):
@@ -240,7 +241,7 @@ func (a *Agent) getDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.with(func(rp *replica) (any, error) {
 		d, err := rp.store.GetDraft(table, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errf(http.StatusNotFound, "no draft of %s/%s", table, id)
+			return nil, httpapi.Errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
 		}
 		if err != nil {
 			return nil, err
@@ -254,7 +255,7 @@ func (a *Agent) listDrafts(w http.ResponseWriter, r *http.Request) (any, error) 
 	q := r.URL.Query()
 	table := q.Get("table")
 	if table != "" && !store.ValidTable(table) {
-		return nil, errf(http.StatusBadRequest, "table=%q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "table=%q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
 	}
 	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
 	if err != nil {
@@ -265,7 +266,7 @@ func (a *Agent) listDrafts(w http.ResponseWriter, r *http.Request) (any, error) 
 		var ok bool
 		afterTable, afterID, ok = strings.Cut(s, "/")
 		if !ok || !store.ValidTable(afterTable) || !store.ValidID(afterID) {
-			return nil, errf(http.StatusBadRequest, "after=%q: want TABLE/ID (the next of an earlier answer)", s)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "after=%q: want TABLE/ID (the next of an earlier answer)", s)
 		}
 	}
 	return a.with(func(rp *replica) (any, error) {
@@ -298,7 +299,7 @@ func (a *Agent) commitDraft(w http.ResponseWriter, r *http.Request) (any, error)
 		for attempt := 0; ; attempt++ {
 			d, err := rp.store.GetDraft(table, id)
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, errf(http.StatusNotFound, "no draft of %s/%s", table, id)
+				return nil, httpapi.Errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
 			}
 			if err != nil {
 				return nil, err
@@ -308,9 +309,9 @@ func (a *Agent) commitDraft(w http.ResponseWriter, r *http.Request) (any, error)
 			case errors.Is(err, store.ErrDraftChanged) && attempt < 3:
 				continue // changed (or committed) meanwhile: read it again
 			case errors.Is(err, store.ErrDraftChanged):
-				return nil, errf(http.StatusConflict, "the draft of %s/%s keeps changing: commit it again", table, id)
+				return nil, httpapi.Errorf(http.StatusConflict, "the draft of %s/%s keeps changing: commit it again", table, id)
 			case errors.Is(err, store.ErrOutOfScope):
-				return nil, errf(http.StatusConflict, "record %s/%s left this device's offline profile: the draft is kept, discard it with DELETE /v1/drafts/%s/%s", table, id, table, id)
+				return nil, httpapi.Errorf(http.StatusConflict, "record %s/%s left this device's offline profile: the draft is kept, discard it with DELETE /v1/drafts/%s/%s", table, id, table, id)
 			case err != nil:
 				return nil, err
 			}
@@ -327,7 +328,7 @@ func (a *Agent) discardDraft(w http.ResponseWriter, r *http.Request) (any, error
 	return a.with(func(rp *replica) (any, error) {
 		d, err := rp.store.DeleteDraft(table, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errf(http.StatusNotFound, "no draft of %s/%s", table, id)
+			return nil, httpapi.Errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
 		}
 		if err != nil {
 			return nil, err

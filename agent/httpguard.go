@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +59,7 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 func (a *Agent) refuse(w http.ResponseWriter, r *http.Request, code int, reason string) {
 	a.logRefused(r, reason)
 	w.Header().Set("Connection", "close")
-	a.writeError(w, errf(code, "%s", reason))
+	a.writeError(w, httpapi.Errorf(code, "%s", reason))
 }
 
 // logRefused logs a refused API request at WARN: at most one line per

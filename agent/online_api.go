@@ -5,16 +5,17 @@ import (
 	"strconv"
 
 	"github.com/replicad/replicad/internal/ext/workflows"
+	"github.com/replicad/replicad/internal/httpapi"
 )
 
 // The API of the work that only runs online: suspected duplicates
 // (dedupe.go) and workflows (workflows.go).
-func (a *Agent) onlineRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/duplicates", a.handle(a.listDuplicates))
-	mux.HandleFunc("POST /v1/duplicates/{table}/{id}", a.handle(a.resolveDuplicateAPI))
-	mux.HandleFunc("GET /v1/workflows", a.handle(a.listWorkflows))
-	mux.HandleFunc("GET /v1/workflows/{name}", a.handle(a.getWorkflow))
-	mux.HandleFunc("GET /v1/workflows/{name}/deliveries", a.handle(a.workflowDeliveries))
+func (a *Agent) onlineRoutes(rt *httpapi.Router) {
+	rt.Handle("GET /v1/duplicates", a.listDuplicates)
+	rt.Handle("POST /v1/duplicates/{table}/{id}", a.resolveDuplicateAPI)
+	rt.Handle("GET /v1/workflows", a.listWorkflows)
+	rt.Handle("GET /v1/workflows/{name}", a.getWorkflow)
+	rt.Handle("GET /v1/workflows/{name}/deliveries", a.workflowDeliveries)
 }
 
 // listDuplicates: the open flags (?all=true: the resolved ones too).
@@ -23,7 +24,7 @@ func (a *Agent) listDuplicates(w http.ResponseWriter, r *http.Request) (any, err
 	if s := r.URL.Query().Get("all"); s != "" {
 		var err error
 		if all, err = strconv.ParseBool(s); err != nil {
-			return nil, errf(http.StatusBadRequest, "all=%q: want true or false", s)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "all=%q: want true or false", s)
 		}
 	}
 	return a.with(func(rp *replica) (any, error) {
@@ -63,7 +64,7 @@ func (rp *replica) workflow(name string) (*workflows.Workflow, error) {
 	if f := rp.flows.Find(name); f != nil {
 		return f, nil
 	}
-	return nil, errf(http.StatusNotFound, "no workflow %q on this node", name)
+	return nil, httpapi.Errorf(http.StatusNotFound, "no workflow %q on this node", name)
 }
 
 // getWorkflow: one workflow's state and its latest deliveries.
@@ -91,7 +92,7 @@ func (a *Agent) workflowDeliveries(w http.ResponseWriter, r *http.Request) (any,
 	var before uint64
 	if s := r.URL.Query().Get("before"); s != "" {
 		if before, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return nil, errf(http.StatusBadRequest, "before=%q: want a cursor", s)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "before=%q: want a cursor", s)
 		}
 	}
 	return a.with(func(rp *replica) (any, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
@@ -37,14 +38,14 @@ func (a *Agent) apiReader(r *http.Request) (hlc.NodeID, bool, error) {
 	if claim != "" {
 		n, err := hlc.ParseNodeID(claim)
 		if err != nil {
-			return 0, false, errf(http.StatusBadRequest, "%s: %v", nodeHeader, err)
+			return 0, false, httpapi.Errorf(http.StatusBadRequest, "%s: %v", nodeHeader, err)
 		}
 		claimed = n
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		id, err := secure.StateIdentity(r.TLS)
 		if err != nil {
-			return 0, false, errf(http.StatusForbidden, "client certificate: %v", err)
+			return 0, false, httpapi.Errorf(http.StatusForbidden, "client certificate: %v", err)
 		}
 		if id.Role != "device" {
 			return 0, false, nil // a hub's (or an operator's hub) certificate
@@ -53,7 +54,7 @@ func (a *Agent) apiReader(r *http.Request) (hlc.NodeID, bool, error) {
 			return hlc.NodeID(id.ID), true, nil
 		}
 		if !id.Allows(uint64(claimed)) {
-			return 0, false, errf(http.StatusForbidden, "%s %s: the client certificate binds %016x/%d", nodeHeader, claim, id.ID, id.Bits)
+			return 0, false, httpapi.Errorf(http.StatusForbidden, "%s %s: the client certificate binds %016x/%d", nodeHeader, claim, id.ID, id.Bits)
 		}
 		return claimed, true, nil
 	}
@@ -87,12 +88,12 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 		}
 		table, _, isRead := recordRoute(r)
 		if !isRead || r.URL.Query().Has("draft") {
-			a.writeError(w, errf(http.StatusForbidden, "node %s (read permissions) may only read records on this hub's API", node))
+			a.writeError(w, httpapi.Errorf(http.StatusForbidden, "node %s (read permissions) may only read records on this hub's API", node))
 			return
 		}
 		lim := limitScope(node, tables)
 		if !lim.Selects(table, "", nil, nil) && !lim.NeedsRecord(table) {
-			a.writeError(w, errf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
+			a.writeError(w, httpapi.Errorf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
 			return
 		}
 		// The record handlers build the reader's views (readView).

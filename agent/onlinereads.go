@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/gossip"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
@@ -144,7 +145,7 @@ func (rp *replica) learnedHubAPI() string {
 }
 
 func offlinef(format string, args ...any) error {
-	return errf(http.StatusServiceUnavailable, "offline: "+format, args...)
+	return httpapi.Errorf(http.StatusServiceUnavailable, "offline: "+format, args...)
 }
 
 // onlineReadGate checks that an online read can be made: this node is a
@@ -199,7 +200,7 @@ func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string
 	if f := a.cfg.HubAPITokenFile; f != "" {
 		tok, err := os.ReadFile(f)
 		if err != nil {
-			return nil, errf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
+			return nil, httpapi.Errorf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
@@ -221,7 +222,7 @@ func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string
 		return nil, offlinef("reading the hub's answer from %s: %v", base, err)
 	}
 	if len(data) > maxReadOnlineBytes {
-		return nil, errf(http.StatusBadGateway, "the hub's answer is over %d bytes", maxReadOnlineBytes)
+		return nil, httpapi.Errorf(http.StatusBadGateway, "the hub's answer is over %d bytes", maxReadOnlineBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -234,11 +235,11 @@ func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string
 		if code < 400 || code >= 500 {
 			code = http.StatusBadGateway
 		}
-		return nil, errf(code, "on the hub: %s", e.Error)
+		return nil, httpapi.Errorf(code, "on the hub: %s", e.Error)
 	}
 	var out map[string]json.RawMessage
 	if err := json.Unmarshal(data, &out); err != nil || out == nil {
-		return nil, errf(http.StatusBadGateway, "the hub's API at %s answered something that is not a JSON object", base)
+		return nil, httpapi.Errorf(http.StatusBadGateway, "the hub's API at %s answered something that is not a JSON object", base)
 	}
 	out["online"] = json.RawMessage("true")
 	out["hub_api"], _ = json.Marshal(base)
@@ -292,7 +293,7 @@ func (a *Agent) listRecordsOnline(w http.ResponseWriter, r *http.Request) (any, 
 // request is refused without asking the hub.
 func checkOnlineList(r *http.Request, table string) error {
 	if !store.ValidTable(table) {
-		return errf(http.StatusBadRequest, "bad table name %q", table)
+		return httpapi.Errorf(http.StatusBadRequest, "bad table name %q", table)
 	}
 	_, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
 	return err

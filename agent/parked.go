@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/store"
 )
 
@@ -34,7 +35,7 @@ func (a *Agent) listParked(w http.ResponseWriter, r *http.Request) (any, error) 
 		n, err1 := hlc.ParseNodeID(o)
 		seq, err2 := strconv.ParseUint(q, 10, 64)
 		if !ok || err1 != nil || err2 != nil {
-			return nil, errf(http.StatusBadRequest, "after=%q: want ORIGIN:SEQ, the next of an earlier page", s)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "after=%q: want ORIGIN:SEQ, the next of an earlier page", s)
 		}
 		afterOrigin, afterSeq = n, seq
 	}
@@ -119,11 +120,11 @@ func (r *replica) parkRefused(writes []*crdt.Write, res *store.Result) {
 func (a *Agent) releaseParked(w http.ResponseWriter, r *http.Request) (any, error) {
 	origin, err := hlc.ParseNodeID(r.PathValue("origin"))
 	if err != nil {
-		return nil, errf(http.StatusBadRequest, "%v", err)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil || seq == 0 {
-		return nil, errf(http.StatusBadRequest, "sequence %q: want a positive integer", r.PathValue("seq"))
+		return nil, httpapi.Errorf(http.StatusBadRequest, "sequence %q: want a positive integer", r.PathValue("seq"))
 	}
 	return a.with(func(rp *replica) (any, error) {
 		p, err := rp.store.GetParked(origin, seq)
@@ -139,7 +140,7 @@ func (a *Agent) releaseParked(w http.ResponseWriter, r *http.Request) (any, erro
 			return nil, err
 		}
 		if !rec.Ready(pw) {
-			return nil, errf(http.StatusConflict, "parked write %s:%d: its origin's previous write to %s/%s has not arrived yet; sync, then release it", origin, seq, pw.Table, pw.ID)
+			return nil, httpapi.Errorf(http.StatusConflict, "parked write %s:%d: its origin's previous write to %s/%s has not arrived yet; sync, then release it", origin, seq, pw.Table, pw.ID)
 		}
 		// The values first: a crash before the skeleton leaves the write
 		// parked, and releasing it again writes the same values again.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/profile"
 	"github.com/replicad/replicad/replication"
 )
@@ -227,10 +228,10 @@ func (a *Agent) getProfiles(w http.ResponseWriter, r *http.Request) (any, error)
 func (a *Agent) reloadProfiles(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.with(func(rp *replica) (any, error) {
 		if rp.profiles == nil {
-			return nil, errf(http.StatusConflict, "this node has no profiles file (a hub's --profiles)")
+			return nil, httpapi.Errorf(http.StatusConflict, "this node has no profiles file (a hub's --profiles)")
 		}
 		if err := rp.profiles.load(); err != nil {
-			return nil, errf(http.StatusUnprocessableEntity, "%v (the previous profiles stay)", err)
+			return nil, httpapi.Errorf(http.StatusUnprocessableEntity, "%v (the previous profiles stay)", err)
 		}
 		return map[string]any{"profiles": rp.profiles.set.Profiles()}, nil
 	})
@@ -252,11 +253,11 @@ func (a *Agent) previewProfile(w http.ResponseWriter, r *http.Request) (any, err
 	q := r.URL.Query()
 	id, err := hlc.ParseNodeID(q.Get("device"))
 	if err != nil {
-		return nil, errf(http.StatusBadRequest, "device: %v", err)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "device: %v", err)
 	}
 	return a.with(func(rp *replica) (any, error) {
 		if rp.profiles == nil {
-			return nil, errf(http.StatusConflict, "this node has no profiles file (a hub's --profiles)")
+			return nil, httpapi.Errorf(http.StatusConflict, "this node has no profiles file (a hub's --profiles)")
 		}
 		rp.profiles.mu.Lock()
 		set := rp.profiles.set
@@ -265,7 +266,7 @@ func (a *Agent) previewProfile(w http.ResponseWriter, r *http.Request) (any, err
 		if name := q.Get("profile"); name != "" {
 			p, found := set.Profile(name)
 			if !found {
-				return nil, errf(http.StatusNotFound, "no profile %q", name)
+				return nil, httpapi.Errorf(http.StatusNotFound, "no profile %q", name)
 			}
 			p.Device = sc.Device
 			sc, ok = p, true

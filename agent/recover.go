@@ -2,11 +2,12 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/replicad/replicad/internal/httpapi"
 )
 
-var errRecovering = errors.New("the store failed after an I/O error (a full disk?) and is being reopened; retry shortly")
+var errRecovering = httpapi.ErrRecovering
 
 // Recovery from a failed store. After an I/O error on a write (a full
 // disk, say) the store refuses everything (store.ErrFailed): the write

@@ -16,6 +16,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
@@ -230,13 +231,13 @@ func (s *security) apiListener(l net.Listener) net.Listener {
 // and, first of all when a token is required, the bearer check: nothing
 // answers what it would do before the request is authenticated.
 func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/security", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) { return s.status(), nil }))
-	mux.HandleFunc("GET /v1/grants", a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) { return s.grantStatus(), nil }))
-	mux.Handle("POST /v1/gossip/keys", http.MaxBytesHandler(a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
+	rt := httpapi.NewRouter(a.apiError)
+	rt.Handle("GET /v1/security", func(w http.ResponseWriter, r *http.Request) (any, error) { return s.status(), nil })
+	rt.Handle("GET /v1/grants", func(w http.ResponseWriter, r *http.Request) (any, error) { return s.grantStatus(), nil })
+	rt.HandleHTTP("POST /v1/gossip/keys", http.MaxBytesHandler(rt.Func(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return s.rotate(r)
 	}), a.cfg.MaxBodyBytes))
-	root := a.routed(mux, h) // the rest (and their 405s) are h's
+	root := rt.Before(h) // the rest (and their 405s) are h's
 	guarded := a.siteGuard(a.readGuard(root))
 	if s.token == "" {
 		return guarded
@@ -284,11 +285,11 @@ func (s *security) rotate(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if s.keyring == nil {
-		return nil, errf(http.StatusConflict, "gossip encryption is off: start the agent with --gossip-keyring FILE")
+		return nil, httpapi.Errorf(http.StatusConflict, "gossip encryption is off: start the agent with --gossip-keyring FILE")
 	}
 	key, err := secure.ParseGossipKey(body.Key)
 	if err != nil {
-		return nil, errf(http.StatusBadRequest, "%v", err)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	s.keyMu.Lock()
 	err = s.rotateLocked(body.Op, key)
@@ -311,10 +312,10 @@ func (s *security) rotateLocked(op string, key []byte) error {
 	case "remove":
 		err = s.keyring.RemoveKey(key)
 	default:
-		return errf(http.StatusBadRequest, "op %q: want install, use or remove", op)
+		return httpapi.Errorf(http.StatusBadRequest, "op %q: want install, use or remove", op)
 	}
 	if err != nil {
-		return errf(http.StatusConflict, "%s %s: %v", op, secure.KeyFingerprint(key), err)
+		return httpapi.Errorf(http.StatusConflict, "%s %s: %v", op, secure.KeyFingerprint(key), err)
 	}
 	if err := secure.WriteKeyring(s.cfg.Security.GossipKeyring, s.keyring.GetPrimaryKey(), s.keyring.GetKeys()); err != nil {
 		return fmt.Errorf("the keyring changed in memory but its file was not rewritten: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/policy"
 )
 
@@ -217,7 +218,7 @@ func decisionWait(r *http.Request) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 || d > maxDecisionWait {
-		return 0, errf(http.StatusBadRequest, "wait=%q: want a duration from 0s to %v, such as 10s", s, maxDecisionWait)
+		return 0, httpapi.Errorf(http.StatusBadRequest, "wait=%q: want a duration from 0s to %v, such as 10s", s, maxDecisionWait)
 	}
 	return d, nil
 }

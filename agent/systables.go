@@ -10,6 +10,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 )
@@ -141,7 +142,7 @@ func guardSystemWrite(table string) error {
 	if st, ok := sysTables[table]; ok {
 		about = st.about
 	}
-	return errf(http.StatusForbidden, "table %s is a system table (%s): only replicad itself writes it, not the API", table, about)
+	return httpapi.Errorf(http.StatusForbidden, "table %s is a system table (%s): only replicad itself writes it, not the API", table, about)
 }
 
 // vetted reports whether a remote write to a system table comes vetted by

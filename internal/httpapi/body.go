@@ -1,4 +1,4 @@
-package agent
+package httpapi
 
 import (
 	"bytes"
@@ -23,15 +23,15 @@ func bodyError(err error, data []byte, v any) error {
 	case errors.As(err, &se):
 		off := max(se.Offset-1, 0) // the decoder counts the offending byte in
 		line, col := lineCol(data, off)
-		return errf(http.StatusBadRequest, "malformed JSON body at offset %d (line %d, column %d): %s", off, line, col, se.Error())
+		return Errorf(http.StatusBadRequest, "malformed JSON body at offset %d (line %d, column %d): %s", off, line, col, se.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return errf(http.StatusBadRequest, "malformed JSON body: it ends at offset %d before the JSON is complete", len(data))
+		return Errorf(http.StatusBadRequest, "malformed JSON body: it ends at offset %d before the JSON is complete", len(data))
 	case errors.As(err, &te):
 		got := jsonKind(te.Value)
 		if te.Field == "" {
-			return errf(http.StatusBadRequest, "the body must be %s, got %s", describeType(te.Type), got)
+			return Errorf(http.StatusBadRequest, "the body must be %s, got %s", describeType(te.Type), got)
 		}
-		return errf(http.StatusBadRequest, "field %q of the body: want %s, got %s (at offset %d)", te.Field, describeType(te.Type), got, valueStart(data, te.Offset))
+		return Errorf(http.StatusBadRequest, "field %q of the body: want %s, got %s (at offset %d)", te.Field, describeType(te.Type), got, valueStart(data, te.Offset))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		at := ""
@@ -40,11 +40,11 @@ func bodyError(err error, data []byte, v any) error {
 				at = fmt.Sprintf(" at offset %d", i)
 			}
 		}
-		return errf(http.StatusBadRequest, "unknown field %s in the body%s; this request takes %s", name, at, bodyFields(v))
+		return Errorf(http.StatusBadRequest, "unknown field %s in the body%s; this request takes %s", name, at, bodyFields(v))
 	}
 	// Not an error of the input's shape (a read error, say): say what it
 	// is without the decoder's prefix.
-	return errf(http.StatusBadRequest, "malformed JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	return Errorf(http.StatusBadRequest, "malformed JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // keyOffset is the byte offset of key among the keys of the object data

@@ -1,4 +1,4 @@
-package agent
+package httpapi
 
 import (
 	"net/http"
@@ -9,7 +9,7 @@ import (
 // 405 with Allow (the methods the path takes) and a JSON error; any other
 // request goes to next. Without it a catch-all pattern would answer every
 // wrong method with a 404.
-func (a *Agent) routed(mux *http.ServeMux, next http.Handler) http.Handler {
+func (rt *Router) routed(mux *http.ServeMux, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
@@ -26,14 +26,14 @@ func (a *Agent) routed(mux *http.ServeMux, next http.Handler) http.Handler {
 		}
 		allow := p.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		a.writeError(w, errf(http.StatusMethodNotAllowed, "method %s is not allowed on %s: it takes %s", r.Method, r.URL.Path, allow))
+		rt.WriteError(w, Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s: it takes %s", r.Method, r.URL.Path, allow))
 	})
 }
 
 // notFound answers every request with a JSON 404.
-func (a *Agent) notFound() http.Handler {
-	return a.handle(func(w http.ResponseWriter, r *http.Request) (any, error) {
-		return nil, errf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+func (rt *Router) notFound() http.Handler {
+	return rt.adapt(func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return nil, Errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
 }
 

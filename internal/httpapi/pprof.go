@@ -1,10 +1,7 @@
-package agent
+package httpapi
 
 import (
-	"net/http"
 	"net/http/pprof"
-
-	"github.com/replicad/replicad/agent/config"
 )
 
 // Config.Pprof (the environment variable REPLICAD_PPROF set to 1: see
@@ -13,13 +10,9 @@ import (
 // allocations, goroutines) under a real load, as `replicad bench` does.
 // They sit behind the same authentication as the rest of the API.
 
-// pprofRoutes registers the profiling endpoints when Config.Pprof enables
-// them.
-func (a *Agent) pprofRoutes(mux *http.ServeMux) {
-	if !a.cfg.Pprof {
-		return
-	}
-	a.log.Info("profiling endpoints enabled", "env", config.PprofEnv, "path", "/debug/pprof/")
+// Pprof adds the profiling endpoints (Config.Pprof enables them).
+func Pprof(rt *Router) {
+	mux := rt.mux
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

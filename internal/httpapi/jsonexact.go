@@ -1,4 +1,4 @@
-package agent
+package httpapi
 
 import (
 	"bytes"
@@ -35,21 +35,21 @@ func checkBodyUTF8(data []byte) error {
 			if json.Unmarshal(raw, &fields) == nil {
 				for name, v := range fields {
 					if !utf8.Valid(v) {
-						return errf(http.StatusBadRequest, "field %q: the value is not valid UTF-8 (JSON text must be UTF-8; send binary data base64-encoded)", strings.ToValidUTF8(name, "\uFFFD"))
+						return Errorf(http.StatusBadRequest, "field %q: the value is not valid UTF-8 (JSON text must be UTF-8; send binary data base64-encoded)", strings.ToValidUTF8(name, "\uFFFD"))
 					}
 				}
 				if !utf8.Valid(raw) {
-					return errf(http.StatusBadRequest, "a field name is not valid UTF-8 (at byte %d of the body): JSON text must be UTF-8", invalidAt(data))
+					return Errorf(http.StatusBadRequest, "a field name is not valid UTF-8 (at byte %d of the body): JSON text must be UTF-8", invalidAt(data))
 				}
 			}
 		}
 		for key, v := range top {
 			if !utf8.Valid(v) {
-				return errf(http.StatusBadRequest, "%q: the value is not valid UTF-8 (JSON text must be UTF-8)", strings.ToValidUTF8(key, "\uFFFD"))
+				return Errorf(http.StatusBadRequest, "%q: the value is not valid UTF-8 (JSON text must be UTF-8)", strings.ToValidUTF8(key, "\uFFFD"))
 			}
 		}
 	}
-	return errf(http.StatusBadRequest, "request body is not valid UTF-8 at byte %d: JSON text must be UTF-8", invalidAt(data))
+	return Errorf(http.StatusBadRequest, "request body is not valid UTF-8 at byte %d: JSON text must be UTF-8", invalidAt(data))
 }
 
 // invalidAt returns the offset of the first byte of data that is not
@@ -66,9 +66,9 @@ func invalidAt(data []byte) int {
 	return off
 }
 
-// exactValue is crdt.ValueFromJSON refusing what it would not keep
+// ExactValue is crdt.ValueFromJSON refusing what it would not keep
 // exactly: invalid UTF-8 and integers beyond 64 bits.
-func exactValue(raw []byte) (crdt.Value, error) {
+func ExactValue(raw []byte) (crdt.Value, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("the value is not valid UTF-8 (JSON text must be UTF-8; send binary data base64-encoded)")
 	}

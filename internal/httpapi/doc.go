@@ -1,0 +1,8 @@
+// Package httpapi is the agent's HTTP API machinery: the router whose
+// handlers return a value (answered as JSON) or an error (answered as a
+// JSON error with its status), the request-body decoding that names what
+// is wrong in the user's words, the exact JSON values, the 405/404
+// answers, the status page and Go's profiling endpoints. Extensions add
+// their routes through the Extension interface; only the agent (the
+// assembly) imports this package.
+package httpapi
