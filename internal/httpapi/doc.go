@@ -2,7 +2,8 @@
 // handlers return a value (answered as JSON) or an error (answered as a
 // JSON error with its status), the request-body decoding that names what
 // is wrong in the user's words, the exact JSON values, the 405/404
-// answers, the status page and Go's profiling endpoints. Extensions add
-// their routes through the Extension interface; only the agent (the
-// assembly) imports this package.
+// answers, the status page and Go's profiling endpoints. Only the agent
+// (the assembly) imports this package: an extension that serves routes
+// declares the one-method interface it adds them through (Handle), which
+// a Router satisfies.
 package httpapi

@@ -57,11 +57,6 @@ func Status(err error) (int, string) {
 // error as a JSON error; nil, nil means the handler wrote the answer.
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
-// Extension is an extension that serves API routes.
-type Extension interface {
-	Routes(rt *Router)
-}
-
 // Router is the API's routes.
 type Router struct {
 	mux     *http.ServeMux
@@ -77,18 +72,15 @@ func NewRouter(onError func(code int, err error)) *Router {
 	return &Router{mux: http.NewServeMux(), onError: onError}
 }
 
-// Handle adds a route answered by fn.
-func (rt *Router) Handle(pattern string, fn HandlerFunc) { rt.mux.HandleFunc(pattern, rt.adapt(fn)) }
+// Handle adds a route answered by fn (a HandlerFunc). Its parameter is
+// an unnamed func type so that an extension's own route interface
+// (extensions do not import this package) is satisfied by a Router.
+func (rt *Router) Handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) (any, error)) {
+	rt.mux.HandleFunc(pattern, rt.adapt(fn))
+}
 
 // HandleHTTP adds a route answered by a plain handler.
 func (rt *Router) HandleHTTP(pattern string, h http.Handler) { rt.mux.Handle(pattern, h) }
-
-// Add lets each extension add its routes, in order.
-func (rt *Router) Add(exts ...Extension) {
-	for _, e := range exts {
-		e.Routes(rt)
-	}
-}
 
 // Func returns fn as a plain handler (its answers as Handle's).
 func (rt *Router) Func(fn HandlerFunc) http.HandlerFunc { return rt.adapt(fn) }

@@ -96,7 +96,7 @@ func TestBodyErrorsNameFieldsNotGoTypes(t *testing.T) {
 
 // routePattern finds the route patterns the agent registers
 // (mux.HandleFunc("GET /v1/...", ...) and mux.Handle(...)).
-var routePattern = regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) (/[^"]*)"`)
+var routePattern = regexp.MustCompile(`(?:mux|rt)\.Handle(?:Func|HTTP)?\("([A-Z]+) (/[^"]*)"`)
 
 // samplePath fills a pattern's wildcards with sample values.
 func samplePath(p string) string {
@@ -112,12 +112,20 @@ func samplePath(p string) string {
 
 // Every route the agent registers answers a method it does not take with
 // 405, an Allow header naming the methods it takes and a JSON error; an
-// unknown path stays a 404. The routes are read from the agent's source,
-// so a route added later is covered too.
+// unknown path stays a 404. The routes are read from the agent's source
+// (the assembly, its HTTP API and its extensions), so a route added later
+// is covered too.
 func TestWrongMethodIs405WithAllow(t *testing.T) {
-	files, err := filepath.Glob("../../agent/*.go")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("agent sources: %v %v", files, err)
+	var files []string
+	for _, glob := range []string{"../../agent/*.go", "../../internal/httpapi/*.go", "../../internal/ext/*/*.go"} {
+		fs, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
+	}
+	if len(files) == 0 {
+		t.Fatalf("agent sources: none found")
 	}
 	methods := map[string]map[string]bool{} // sample path -> methods
 	for _, f := range files {
