@@ -21,6 +21,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
@@ -103,7 +104,7 @@ type replica struct {
 	dupes *dedupe.Detector
 	flows *workflows.Set
 
-	profiles *profileState // a hub's offline profiles (profiles.go)
+	profiles *profiles.State // a hub's offline profiles (internal/ext/profiles)
 
 	enf *enforcer // a hub's write permissions (permissions.go)
 
@@ -407,7 +408,7 @@ func (r *replica) start() {
 	r.startOnline(ctx)   // duplicate detection and workflows (online.go)
 	if r.profiles != nil {
 		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.watchProfiles(ctx.Done()) }()
+		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()
 	}
 	r.wg.Add(4)
 	go func() {

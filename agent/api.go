@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
@@ -87,9 +88,7 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/reset", a.reset)
 	rt.Handle("POST /v1/compact", a.compact) // compact.go
 	rt.Handle("GET /v1/parked", a.listParked)
-	rt.Handle("GET /v1/profiles", a.getProfiles)
-	rt.Handle("GET /v1/profiles/preview", a.previewProfile)
-	rt.Handle("POST /v1/profiles/reload", a.reloadProfiles)
+	profiles.NewAPI(profilesHost{a}).Routes(rt) // internal/ext/profiles
 	rt.Handle("POST /v1/parked/{origin}/{seq}/release", a.releaseParked)
 	a.debugRoutes(rt) // testing only: agent/debug.go
 	if a.cfg.Pprof {  // REPLICAD_PPROF=1

@@ -37,9 +37,12 @@ func Status(err error) (int, string) {
 	msg := err.Error()
 	var ae *Error
 	var mbe *http.MaxBytesError
+	var se interface{ Status() int } // an extension's error with its status
 	switch {
 	case errors.As(err, &ae):
 		code = ae.Code
+	case errors.As(err, &se):
+		code = se.Status()
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 		msg = fmt.Sprintf("request body over the limit of %d bytes", mbe.Limit)

@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/profiles"
+	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/replication"
+)
+
+// Offline profiles. A hub given --profiles assigns each device the scope
+// of its profile at every session (replication.Local.Assign) and enforces
+// it; the file is reloaded when it changes (internal/ext/profiles); a file
+// that fails to load is reported and the previous profiles stay. A device
+// adopts the scope its hub assigned and keeps it in <data-dir>/scope.json,
+// so it holds the same records after a restart before it syncs again.
+
+// scopeFile is where a device keeps the scope a hub assigned it.
+const scopeFile = "scope.json"
+
+// setupProfiles wires offline profiles and read permissions into the
+// sync configuration, in this order: a hub assigns a device its profile
+// narrowed to its read limit (readperm.go); a device, told its scope,
+// keeps the tables it held projected (readperm.go), then the scope.
+func (r *replica) setupProfiles(ecfg *replication.Config) error {
+	profile, keep, err := r.setupProfileScopes(ecfg)
+	if err != nil {
+		return err
+	}
+	ecfg.Local.Limit = r.peerLimit
+	ecfg.Local.Assign = profile
+	if r.a.cfg.Role == "hub" {
+		if perms := r.a.sec.rules(); perms.hasReadRules() {
+			ecfg.Local.Assign = r.readAssign(perms, profile)
+		}
+		return nil
+	}
+	stripped, err := r.setupStripped(ecfg)
+	if err != nil {
+		return err
+	}
+	r.n.OnAssigned("stripped", stripped)
+	if keep != nil {
+		r.n.OnAssigned("profile", keep)
+	}
+	ecfg.Local.OnAssigned = r.n.Assigned()
+	return nil
+}
+
+// setupProfileScopes loads a hub's offline profiles (profile: what it
+// assigns a device) or a device's assigned scope (keep: keeps the next
+// one assigned); either may be nil.
+func (r *replica) setupProfileScopes(ecfg *replication.Config) (profile func(replication.Peer) (replication.Scope, bool), keep func(replication.Scope), err error) {
+	cfg := r.a.cfg
+	if cfg.Profiles != "" {
+		ps, err := profiles.New(cfg.Profiles)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.profiles = ps
+		return ps.Assign, nil, nil
+	}
+	if cfg.Role != "device" {
+		return nil, nil, nil
+	}
+	path := filepath.Join(cfg.DataDir, scopeFile)
+	if data, err := os.ReadFile(path); err == nil {
+		var sc replication.Scope
+		if err := json.Unmarshal(data, &sc); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w (remove it to hold every record until the hub assigns a profile again)", path, err)
+		}
+		if err := sc.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		ecfg.Local.Scope = sc
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	return nil, func(sc replication.Scope) {
+		if err := writeFileAtomic(path, sc); err != nil {
+			r.a.log.Error("keeping the assigned scope", "error", err)
+			return
+		}
+		r.a.log.Info("offline profile assigned by the hub", "profile", sc.Profile, "scope", sc.String())
+	}, nil
+}
+
+func writeFileAtomic(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// profilesHost is the profiles' API's Host.
+type profilesHost struct{ a *Agent }
+
+func (h profilesHost) With(fn func(profiles.Replica) (any, error)) (any, error) {
+	return h.a.with(func(rp *replica) (any, error) { return fn(profilesReplica{rp.n, rp}) })
+}
+
+// profilesReplica is the profiles' API's view of a replica.
+type profilesReplica struct {
+	*node.Node
+	rp *replica
+}
+
+func (p profilesReplica) Profiles() *profiles.State { return p.rp.profiles }
+
+func (p profilesReplica) Scope() replication.Scope { return p.rp.engine.Scope() }
+
+func (p profilesReplica) ReadLimit(n hlc.NodeID) (replication.Scope, bool) {
+	return p.rp.a.sec.rules().readLimit(n)
+}
