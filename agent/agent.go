@@ -21,6 +21,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/ext/drafts"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -68,6 +69,8 @@ type Agent struct {
 	prog syncProgress
 
 	sec *security // API token, TLS, gossip keyring (security.go)
+
+	drafts *drafts.API // the drafts' endpoints (internal/ext/drafts)
 
 	api     *httpapi.Router            // the API's routes (routes)
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
@@ -141,6 +144,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.metrics = newMetrics(a)
+	a.drafts = drafts.New(apiHost{a})
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("GET /v1/tables/{table}/records/{id}", a.getRecordModes)
 	rt.Handle("DELETE /v1/tables/{table}/records/{id}", a.deleteRecordModes)
 	rt.Handle("GET /v1/tables/{table}/records", a.listRecordsModes) // ?draft, ?online: drafts.go, onlinereads.go
-	a.draftRoutes(rt)
+	a.drafts.Routes(rt)                                             // internal/ext/drafts
 	rt.Handle("GET /v1/conflicts", a.listConflicts)
 	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.resolveConflict)
 	rt.Handle("GET /v1/sync-errors", a.listSyncErrors)

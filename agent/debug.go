@@ -20,27 +20,23 @@ func (a *Agent) debugRoutes(rt *httpapi.Router) {
 		return
 	}
 	a.log.Warn("debug endpoints enabled (testing only)", "env", config.DebugAPIEnv)
-	debugapi.New(debugHost{a}).Routes(rt)
+	debugapi.New(debugHost{apiHost{a}}).Routes(rt)
 }
 
 // debugHost is the debug endpoints' Host.
-type debugHost struct{ a *Agent }
+type debugHost struct{ apiHost }
 
 func (h debugHost) With(fn func(debugapi.Replica) (any, error)) (any, error) {
 	return h.a.with(func(rp *replica) (any, error) { return fn(debugReplica{rp.n, rp}) })
 }
 
-func (h debugHost) RecordNames(r *http.Request) (string, string, error) { return names(r) }
-
+// PutFields decodes a PUT body that must have "fields".
 func (h debugHost) PutFields(r *http.Request) ([]crdt.FieldValue, error) {
-	var body putBody
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
+	fields, present, err := h.apiHost.PutFields(r, nil)
+	if err == nil && !present {
+		err = httpapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
 	}
-	if body.Fields == nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
-	}
-	return body.values()
+	return fields, err
 }
 
 func (h debugHost) MaxClockOffset() time.Duration { return h.a.cfg.MaxClockOffset }

@@ -20,6 +20,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
+// Status is the HTTP status the error is answered with.
+func (e *Error) Status() int { return e.Code }
+
 // Errorf returns an Error with status code.
 func Errorf(code int, format string, args ...any) error {
 	return &Error{code, fmt.Sprintf(format, args...)}

@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/replicad/replicad/api"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/drafts"
+	"github.com/replicad/replicad/internal/node"
+)
+
+// apiHost is what the extensions that serve routes share of the public
+// API: its record names, PUT bodies and page limits, and the current
+// replica.
+type apiHost struct{ a *Agent }
+
+func (h apiHost) RecordNames(r *http.Request) (string, string, error) { return names(r) }
+
+// PutFields decodes a PUT body; check (nil: none) judges the number of
+// fields before their values are converted.
+func (h apiHost) PutFields(r *http.Request, check func(n int) error) ([]crdt.FieldValue, bool, error) {
+	var body putBody
+	if err := decodeBody(r, &body); err != nil {
+		return nil, false, err
+	}
+	if check != nil {
+		if err := check(len(body.Fields)); err != nil {
+			return nil, body.Fields != nil, err
+		}
+	}
+	if body.Fields == nil {
+		return nil, false, nil
+	}
+	fields, err := body.values()
+	return fields, true, err
+}
+
+func (h apiHost) PageLimit(r *http.Request) (int, error) {
+	return intParam(r, "limit", defaultPageLimit, maxPageLimit)
+}
+
+func (h apiHost) With(fn func(drafts.Replica) (any, error)) (any, error) {
+	return h.a.with(func(rp *replica) (any, error) { return fn(apiReplica{rp.n, rp}) })
+}
+
+// apiReplica is a replica as the extensions that serve routes see it: the
+// node, and the public API's record look-up and view.
+type apiReplica struct {
+	*node.Node
+	rp *replica
+}
+
+func (p apiReplica) Existing(table, id string) (*crdt.Record, error) { return p.rp.existing(table, id) }
+
+func (p apiReplica) RecordView(table, id string, rec *crdt.Record) api.Record {
+	return p.rp.recordView(table, id, rec)
+}
