@@ -22,6 +22,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/drafts"
+	"github.com/replicad/replicad/internal/ext/onlineread"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -70,7 +71,8 @@ type Agent struct {
 
 	sec *security // API token, TLS, gossip keyring (security.go)
 
-	drafts *drafts.API // the drafts' endpoints (internal/ext/drafts)
+	drafts *drafts.API     // the drafts' endpoints (internal/ext/drafts)
+	online *onlineread.API // online reads (internal/ext/onlineread)
 
 	api     *httpapi.Router            // the API's routes (routes)
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
@@ -145,6 +147,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	}
 	a.metrics = newMetrics(a)
 	a.drafts = drafts.New(apiHost{a})
+	a.online = onlineread.New(onlineHost{apiHost{a}})
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func (a *Agent) getRecordModes(w http.ResponseWriter, r *http.Request) (any, err
 	case draft:
 		return a.drafts.GetDrafted(w, r)
 	case online:
-		return a.getRecordOnline(w, r)
+		return a.online.GetRecord(w, r)
 	}
 	return a.getRecord(w, r)
 }
@@ -89,7 +89,7 @@ func (a *Agent) listRecordsModes(w http.ResponseWriter, r *http.Request) (any, e
 		return nil, err
 	}
 	if online {
-		return a.listRecordsOnline(w, r)
+		return a.online.ListRecords(w, r)
 	}
 	return a.listRecords(w, r)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/onlineread"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
@@ -29,7 +30,7 @@ import (
 
 // nodeHeader names the node an API request is made for (a device's
 // forwarded online read).
-const nodeHeader = "X-Replicad-Node"
+const nodeHeader = onlineread.NodeHeader
 
 // apiReader returns the node an API request reads for, if any.
 func (a *Agent) apiReader(r *http.Request) (hlc.NodeID, bool, error) {

@@ -1,42 +1,22 @@
 package agent
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"io"
+	"crypto/tls"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/replicad/replicad/gossip"
-	"github.com/replicad/replicad/internal/httpapi"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/onlineread"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
-	"github.com/replicad/replicad/store"
 )
 
-// Online mode (issue 9): while connected, a device reads records outside
-// its offline profile live from the hub: GET .../records/{id}?online=true
-// and GET .../records?online=true are forwarded to the hub's HTTP API
-// (Config.HubAPI, else the API address a hub advertises in its gossip
-// metadata) and answered with the hub's view, marked "online": true.
-// Nothing read online is stored here: the answer goes to the caller only.
-// Offline (set offline with POST /v1/connectivity, or the hub's API
-// unreachable) such reads fail with 503 and a reason starting "offline:".
-// A hub holds every record: it answers online reads from its own store.
-
-// Limits of online reads.
-const (
-	readOnlineTimeout  = 10 * time.Second
-	maxReadOnlineBytes = 32 << 20
-)
-
-var hubReadHTTP = &http.Client{Timeout: readOnlineTimeout}
+// Online reads (internal/ext/onlineread) on a device: where the hub's
+// API is, and whether a read can be made now (onlineHost).
 
 // hubAPIBase returns the base URL of the hub's API: Config.HubAPI, else
 // one a hub advertises in gossip (learnedHubAPI); "" if none is known.
@@ -144,9 +124,8 @@ func (rp *replica) learnedHubAPI() string {
 	return best
 }
 
-func offlinef(format string, args ...any) error {
-	return httpapi.Errorf(http.StatusServiceUnavailable, "offline: "+format, args...)
-}
+// hasTLS reports whether this node has a TLS identity.
+func (s *security) hasTLS() bool { return s != nil && s.tls != nil }
 
 // onlineReadGate checks that an online read can be made: this node is a
 // device, online, and knows the hub's API. hub is true on a hub (serve
@@ -157,147 +136,36 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 	}
 	_, err = a.with(func(rp *replica) (any, error) {
 		if !rp.engine.Online() {
-			return nil, offlinef("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
+			return nil, onlineread.Offline("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
 		}
 		if base = a.hubAPIBase(rp); base == "" {
-			return nil, offlinef("no hub API address is known for online reads: start the agent with --hub HOST:PORT (a hub's sync address: the hub tells its API address when this device syncs with it), --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
+			return nil, onlineread.Offline("no hub API address is known for online reads: start the agent with --hub HOST:PORT (a hub's sync address: the hub tells its API address when this device syncs with it), --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
 		}
 		return nil, nil
 	})
 	return base, false, err
 }
 
-// hubClient returns the HTTP client for the hub's API at base: for https
-// with TLS on, one that presents this node's certificate and verifies the
-// hub's against the cluster CA (mutual TLS, as the hub's off-loopback API
-// requires).
-func (a *Agent) hubClient(base string) *http.Client {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "https" || !a.sec.hasTLS() {
-		return hubReadHTTP
+// onlineHost is the online reads' Host.
+type onlineHost struct{ apiHost }
+
+func (h onlineHost) Gate() (string, bool, error) { return h.a.onlineReadGate() }
+
+func (h onlineHost) NodeID() hlc.NodeID { return h.a.nodeID() }
+
+func (h onlineHost) TokenFile() string { return h.a.cfg.HubAPITokenFile }
+
+func (h onlineHost) ClientTLS(host string) *tls.Config {
+	if !h.a.sec.hasTLS() {
+		return nil
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = a.sec.tls.Client(u.Host)
-	tr.DisableKeepAlives = true // a transport per read: no idle connections left behind
-	return &http.Client{Timeout: readOnlineTimeout, Transport: tr}
+	return h.a.sec.tls.Client(host)
 }
 
-// forwardToHub makes GET base+path on the hub's API and returns its JSON
-// object answer with "online" and "hub_api" added. Nothing is stored.
-func (a *Agent) forwardToHub(ctx context.Context, base, path string) (map[string]json.RawMessage, error) {
-	ctx, cancel := context.WithTimeout(ctx, readOnlineTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-	if err != nil {
-		return nil, offlinef("bad hub API address %q: %v", base, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	// The hub judges the read by this node's read permissions (bound to
-	// the client certificate with TLS; online_readperm.go).
-	if n := a.nodeID(); n != 0 {
-		req.Header.Set(nodeHeader, n.String())
-	}
-	if f := a.cfg.HubAPITokenFile; f != "" {
-		tok, err := os.ReadFile(f)
-		if err != nil {
-			return nil, httpapi.Errorf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	}
-	resp, err := a.hubClient(base).Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, offlinef("the hub's API at %s did not answer within %s", base, readOnlineTimeout)
-		}
-		return nil, offlinef("the hub's API at %s is unreachable: %v", base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReadOnlineBytes+1))
-	if err != nil {
-		return nil, offlinef("reading the hub's answer from %s: %v", base, err)
-	}
-	if len(data) > maxReadOnlineBytes {
-		return nil, httpapi.Errorf(http.StatusBadGateway, "the hub's answer is over %d bytes", maxReadOnlineBytes)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(resp.Status)
-		}
-		code := resp.StatusCode
-		if code < 400 || code >= 500 {
-			code = http.StatusBadGateway
-		}
-		return nil, httpapi.Errorf(code, "on the hub: %s", e.Error)
-	}
-	var out map[string]json.RawMessage
-	if err := json.Unmarshal(data, &out); err != nil || out == nil {
-		return nil, httpapi.Errorf(http.StatusBadGateway, "the hub's API at %s answered something that is not a JSON object", base)
-	}
-	out["online"] = json.RawMessage("true")
-	out["hub_api"], _ = json.Marshal(base)
-	return out, nil
+func (h onlineHost) GetRecord(w http.ResponseWriter, r *http.Request) (any, error) {
+	return h.a.getRecord(w, r)
 }
 
-// getRecordOnline: GET /v1/tables/{table}/records/{id}?online=true.
-func (a *Agent) getRecordOnline(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	base, hub, err := a.onlineReadGate()
-	if err != nil {
-		return nil, err
-	}
-	if hub {
-		return a.getRecord(w, r)
-	}
-	return a.forwardToHub(r.Context(), base, "/v1/tables/"+url.PathEscape(table)+"/records/"+url.PathEscape(id))
+func (h onlineHost) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
+	return h.a.listRecords(w, r)
 }
-
-// listRecordsOnline: GET /v1/tables/{table}/records?online=true&limit=N&after=ID.
-func (a *Agent) listRecordsOnline(w http.ResponseWriter, r *http.Request) (any, error) {
-	table := r.PathValue("table")
-	if err := checkOnlineList(r, table); err != nil {
-		return nil, err
-	}
-	base, hub, err := a.onlineReadGate()
-	if err != nil {
-		return nil, err
-	}
-	if hub {
-		return a.listRecords(w, r)
-	}
-	q := url.Values{}
-	if s := r.URL.Query().Get("limit"); s != "" {
-		q.Set("limit", s)
-	}
-	if s := r.URL.Query().Get("after"); s != "" {
-		q.Set("after", s)
-	}
-	p := "/v1/tables/" + url.PathEscape(table) + "/records"
-	if len(q) > 0 {
-		p += "?" + q.Encode()
-	}
-	return a.forwardToHub(r.Context(), base, p)
-}
-
-// checkOnlineList validates a list's table and limit here, so a bad
-// request is refused without asking the hub.
-func checkOnlineList(r *http.Request, table string) error {
-	if !store.ValidTable(table) {
-		return httpapi.Errorf(http.StatusBadRequest, "bad table name %q", table)
-	}
-	_, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
-	return err
-}
-
-// hasTLS reports whether this node has a TLS identity.
-func (s *security) hasTLS() bool { return s != nil && s.tls != nil }
