@@ -20,6 +20,7 @@ import (
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/drafts"
 	"github.com/replicad/replicad/internal/ext/onlineread"
@@ -111,7 +112,7 @@ type replica struct {
 
 	profiles *profiles.State // a hub's offline profiles (internal/ext/profiles)
 
-	enf *enforcer // a hub's write permissions (permissions.go)
+	enf *authz.Enforcer // a hub's write permissions (internal/ext/authz)
 
 	errsShown atomic.Uint64 // the newest sync error a sync asked for has returned (syncround.go)
 	// sysLog logs refused system-table writes, rate-limited (systables.go).

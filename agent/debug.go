@@ -7,6 +7,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/debugapi"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
@@ -57,7 +58,7 @@ func (d debugReplica) RecordView(table, id string, rec *crdt.Record) any {
 
 func (d debugReplica) Queued(limit int) (int, error) {
 	n := 0
-	for _, q := range []store.QueueName{arbiter.Queue, writeBackQueue} {
+	for _, q := range []store.QueueName{arbiter.Queue, authz.WriteBackQueue} {
 		if n >= limit {
 			break
 		}

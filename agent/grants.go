@@ -14,6 +14,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
@@ -69,7 +70,7 @@ type bookEntry struct {
 }
 
 type memoRules struct {
-	perms *permissions
+	perms *authz.Rules
 	ok    bool
 }
 
@@ -181,7 +182,7 @@ func (b *grantBook) verify(id, field string, v crdt.Value, now time.Time) *bookE
 	}
 	if e.err == nil {
 		// The rule must compile as the hub's did.
-		if _, err := compilePermissions([]Permission{grantPermission(g)}); err != nil {
+		if _, err := authz.Compile([]Permission{grantPermission(g)}); err != nil {
 			e.err = err
 		}
 	}
@@ -241,7 +242,7 @@ func minTime(a, b time.Time) time.Time {
 
 // rules returns the compiled rules of the grants valid at now that name
 // node (see Agent.grantRules).
-func (b *grantBook) rules(node hlc.NodeID, now time.Time) (*permissions, bool) {
+func (b *grantBook) rules(node hlc.NodeID, now time.Time) (*authz.Rules, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refreshLocked(now)
@@ -265,7 +266,7 @@ func (b *grantBook) rules(node hlc.NodeID, now time.Time) (*permissions, bool) {
 	}
 	var m memoRules
 	if len(ps) > 0 {
-		perms, err := compilePermissions(ps)
+		perms, err := authz.Compile(ps)
 		if err == nil {
 			m = memoRules{perms: perms, ok: true}
 		}
@@ -316,7 +317,7 @@ func (b *grantBook) origins(now time.Time) []replication.OriginMatch {
 // unrestricted. The result is shared and read-only. Safe for concurrent
 // use; cheap to call per write (compiled rules are memoized until the
 // table changes or a grant's validity starts or ends).
-func (a *Agent) grantRules(node hlc.NodeID, now time.Time) (*permissions, bool) {
+func (a *Agent) grantRules(node hlc.NodeID, now time.Time) (*authz.Rules, bool) {
 	if a.sec == nil || a.sec.grants == nil {
 		return nil, false
 	}
@@ -359,7 +360,7 @@ func (s *security) peerFilter(p replication.Peer, isHub bool) *replication.Write
 		if !ok {
 			return fmt.Sprintf("no valid grant for origin %s", w.Origin)
 		}
-		if why := perms.check(w); why != "" {
+		if why := perms.Check(w); why != "" {
 			return "outside its grant: " + why
 		}
 		return ""

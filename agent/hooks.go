@@ -22,7 +22,7 @@ func (r *replica) registerHooks() {
 	r.n.OnLocalWrite("dedupe", r.dupes.TrackLocal)
 	r.n.OnApply("dedupe", r.dupes.TrackApplied)
 	if r.enf != nil {
-		r.n.OnApply("permissions", r.enf.hook)
+		r.n.OnApply("permissions", r.enf.Hook)
 	}
 	if r.arb != nil {
 		r.n.OnApply("arbiter", r.arb.Hook)
@@ -37,7 +37,7 @@ func (r *replica) registerHooks() {
 		})
 	}
 	if r.enf != nil {
-		r.n.OnRemoteApplied("permissions", func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) { r.enf.applied(ws, res) })
+		r.n.OnRemoteApplied("permissions", func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) { r.enf.Applied(ws, res) })
 	}
 	r.n.OnRemoteApplied("replica", r.onApplied) // metrics, parked-write refusals, the feed
 	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.wrote(w.Seq) })

@@ -8,6 +8,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/onlineread"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/replication"
@@ -68,7 +69,7 @@ func (a *Agent) apiReader(r *http.Request) (hlc.NodeID, bool, error) {
 // readGuard applies the requesting node's read rules to the API of a hub
 // with read rules (see above); elsewhere it passes requests through.
 func (a *Agent) readGuard(next http.Handler) http.Handler {
-	if a.cfg.Role != "hub" || !a.sec.rules().hasReadRules() {
+	if a.cfg.Role != "hub" || !a.sec.rules().HasReadRules() {
 		return next
 	}
 	perms := a.sec.rules()
@@ -82,7 +83,7 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		tables, restricted := perms.readable(node)
+		tables, restricted := perms.Readable(node)
 		if !restricted {
 			next.ServeHTTP(w, r)
 			return
@@ -92,7 +93,7 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 			a.writeError(w, httpapi.Errorf(http.StatusForbidden, "node %s (read permissions) may only read records on this hub's API", node))
 			return
 		}
-		lim := limitScope(node, tables)
+		lim := authz.LimitScope(node, tables)
 		if !lim.Selects(table, "", nil, nil) && !lim.NeedsRecord(table) {
 			a.writeError(w, httpapi.Errorf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
 			return

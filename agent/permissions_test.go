@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/secure"
 )
@@ -147,62 +144,5 @@ func TestHubEnforcesWritePermissions(t *testing.T) {
 		if v, _ := a.value(t, "jobs", "j1", "title"); v != "fix pump" {
 			t.Errorf("%s: title %q", a.node(), v)
 		}
-	}
-}
-
-func TestPermissionRules(t *testing.T) {
-	perms, err := compilePermissions([]Permission{
-		{Name: "tech", Nodes: []string{"a1b2c3d400000000/32"}, Write: []string{"jobs:status", "notes"}},
-		{Name: "lead", Nodes: []string{"00000000000000ff"}, Write: []string{"jobs"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tech, lead, free := hlc.NodeID(0xa1b2c3d4deadbeef), hlc.NodeID(0xff), hlc.NodeID(0x1234)
-	w := func(o hlc.NodeID, table string, del bool, fields ...string) *crdt.Write {
-		cw := &crdt.Write{Origin: o, Seq: 1, Table: table, ID: "x", Delete: del}
-		for _, f := range fields {
-			cw.Fields = append(cw.Fields, crdt.FieldValue{Name: f, Value: crdt.Cleared})
-		}
-		return cw
-	}
-	for _, c := range []struct {
-		w    *crdt.Write
-		deny string
-	}{
-		{w(tech, "jobs", false, "status"), ""},
-		{w(tech, "jobs", false, "status", "title"), "field(s) title"},
-		{w(tech, "jobs", true), "may not delete"},
-		{w(tech, "notes", true), ""},
-		{w(tech, "payroll", false, "a"), "may not write table payroll"},
-		{w(lead, "jobs", true), ""},
-		{w(lead, "notes", false, "a"), "may not write table notes"},
-		{w(free, "payroll", true), ""},
-	} {
-		got := perms.check(c.w)
-		if c.deny == "" && got != "" || c.deny != "" && !strings.Contains(got, c.deny) {
-			t.Errorf("%v %s del=%v %v: %q, want %q", c.w.Origin, c.w.Table, c.w.Delete, c.w.Fields, got, c.deny)
-		}
-	}
-	for _, bad := range [][]Permission{
-		{{Name: "x", Write: []string{"jobs"}}},
-		{{Name: "x", Nodes: []string{"zz"}}},
-		{{Name: "x", Nodes: []string{"ff/65"}}},
-		{{Name: "x", Nodes: []string{"ff"}, Write: []string{"jobs:"}}},
-		{{Name: "x", Nodes: []string{"ff"}, Write: []string{"bad table!"}}},
-	} {
-		if _, err := compilePermissions(bad); err == nil {
-			t.Errorf("%+v accepted", bad)
-		}
-	}
-	// From the config file.
-	path := filepath.Join(t.TempDir(), "c.hcl")
-	os.WriteFile(path, []byte("permission \"tech\" {\n  nodes = [\"a1b2c3d400000000/32\"]\n  write = [\"jobs:status\"]\n}\n"), 0o644)
-	c := DefaultConfig()
-	if err := c.LoadFile(path); err != nil {
-		t.Fatal(err)
-	}
-	if len(c.Security.Permissions) != 1 || c.Security.Permissions[0].Name != "tech" {
-		t.Fatalf("permissions from the file: %+v", c.Security.Permissions)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
@@ -82,10 +83,10 @@ func TestOneWritePipeline(t *testing.T) {
 
 	// 3. A permission write-back over a rejected remote write.
 	rejected := applyRemote("back", crdt.FieldValue{Name: "code", Value: str("B")}, crdt.FieldValue{Name: "v", Value: str("new")})
-	qc := &queuedCompensation{Table: "jobs", ID: "back", Origin: uint64(rejected.Node), Seq: rejected.Seq,
+	qc := &authz.Compensation{Table: "jobs", ID: "back", Origin: uint64(rejected.Node), Seq: rejected.Seq,
 		Fields: []crdt.FieldValue{{Name: "v", Value: str("old")}}, Reason: "test",
 		Error: &store.SyncError{Time: time.Now().UnixMilli(), Table: "jobs", Record: "back", Policy: "permission", Kind: node.KindRejected}}
-	if err := r.enf.carryOut(0, qc); err != nil {
+	if err := r.enf.CarryOut(0, qc); err != nil {
 		t.Fatal(err)
 	}
 

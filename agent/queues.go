@@ -2,14 +2,16 @@ package agent
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/replicad/replicad/internal/ext/arbiter"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/store"
 )
 
 // migrateQueue moves the entries of the one work queue older versions
 // shared between the arbiter and the permission enforcer into their
-// named queues (arbiter.Queue, writeBackQueue), oldest first, a page per
+// named queues (arbiter.Queue, authz.WriteBackQueue), oldest first, a page per
 // batch: each entry is dequeued in the batch that enqueues it anew, so a
 // crash in between loses or doubles nothing. It runs at start, before
 // either reads its queue.
@@ -23,8 +25,8 @@ func migrateQueue(st *store.Store) (int, error) {
 		if err := st.Update(func(b *store.Batch) error {
 			for _, q := range qs {
 				b.Dequeue(q.ID)
-				if isCompensation(q.Value) {
-					b.EnqueueIn(writeBackQueue, q.Value[len(compensationPrefix):])
+				if strings.HasPrefix(string(q.Value), authz.LegacyPrefix) {
+					b.EnqueueIn(authz.WriteBackQueue, q.Value[len(authz.LegacyPrefix):])
 				} else {
 					b.EnqueueIn(arbiter.Queue, q.Value)
 				}

@@ -12,11 +12,12 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
 
-// Read permissions: the read lists of the permission rules (permissions.go)
+// Read permissions: the read lists of the permission rules (internal/ext/authz)
 // decide what a node may read. They are enforced where data leaves a
 // node, the same way for sync (offline) and the hub's API (online):
 //
@@ -39,127 +40,13 @@ import (
 // devices' writes: a restricted device is served only the error records
 // that name it (a filter on the "nodes" field publishSyncError adds).
 
-// readable returns what node may read: per table, nil for every field or
-// the sorted readable fields; restricted false when nothing is
-// restricted (no rule matches the node, or a matching rule has no read
-// list). Matching several rules, the node may read what any allows. The
-// system tables are not listed: they are always readable (see readLimit
-// for the sync errors).
-func (p *permissions) readable(node hlc.NodeID) (map[string][]string, bool) {
-	if p == nil {
-		return nil, false
-	}
-	whole := map[string]bool{}
-	fields := map[string]map[string]bool{}
-	matched := false
-	for i := range p.rules {
-		r := &p.rules[i]
-		if !r.matchesNode(node) {
-			continue
-		}
-		if !r.readSet {
-			return nil, false // this rule leaves reads unrestricted
-		}
-		matched = true
-		for t := range r.readTables {
-			whole[t] = true
-		}
-		for t, fs := range r.readFields {
-			if fields[t] == nil {
-				fields[t] = map[string]bool{}
-			}
-			for f := range fs {
-				fields[t][f] = true
-			}
-		}
-	}
-	if !matched {
-		return nil, false
-	}
-	out := map[string][]string{}
-	for t := range whole {
-		if !replication.IsSystemTable(t) {
-			out[t] = nil
-		}
-	}
-	for t, fs := range fields {
-		if whole[t] || replication.IsSystemTable(t) {
-			continue
-		}
-		list := make([]string, 0, len(fs))
-		for f := range fs {
-			list = append(list, f)
-		}
-		sort.Strings(list)
-		out[t] = list
-	}
-	return out, true
-}
-
-func (r *rule) matchesNode(n hlc.NodeID) bool {
-	for _, m := range r.nodes {
-		if m.Matches(n) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasReadRules reports whether any rule restricts reads.
-func (p *permissions) hasReadRules() bool {
-	if p == nil {
-		return false
-	}
-	for _, r := range p.rules {
-		if r.readSet {
-			return true
-		}
-	}
-	return false
-}
-
-// errorsInterval is how often a restricted device re-lists its sync
-// errors with a hub.
-const errorsInterval = int64(10 * time.Minute / time.Millisecond)
-
-// readLimit returns node's read limit as a replication scope (the tables
-// it may read, each whole or projected to its fields, and its own sync
-// errors), or false when its reads are not restricted.
-func (p *permissions) readLimit(node hlc.NodeID) (replication.Scope, bool) {
-	tables, ok := p.readable(node)
-	if !ok {
-		return replication.Scope{}, false
-	}
-	return limitScope(node, tables), true
-}
-
-// limitScope builds the limit scope of readable tables for node.
-func limitScope(node hlc.NodeID, tables map[string][]string) replication.Scope {
-	sc := replication.Scope{}
-	for t, fs := range tables {
-		ts := replication.TableScope{Table: t}
-		if fs != nil {
-			ts.Projected, ts.Fields = true, append([]string{}, fs...)
-		}
-		sc.Tables = append(sc.Tables, ts)
-	}
-	sc.Tables = append(sc.Tables, ownErrors(node))
-	sort.Slice(sc.Tables, func(i, j int) bool { return sc.Tables[i].Table < sc.Tables[j].Table })
-	return sc
-}
-
-// ownErrors selects the sync-error records that name node.
-func ownErrors(node hlc.NodeID) replication.TableScope {
-	return replication.TableScope{Table: errorTable, Filter: fmt.Sprintf("%q in nodes", node.String()), IntervalMs: errorsInterval}
-}
-
 // ---- whose rules ----
 
 // readRulesFor returns the rules that judge what node may read, and
 // whether they are known: on a hub its configuration; on a device the
 // rules of the hub-signed grants naming node (grants.go; TLS clusters
 // only), unknown without one.
-func (r *replica) readRulesFor(node hlc.NodeID) (*permissions, bool) {
+func (r *replica) readRulesFor(node hlc.NodeID) (*authz.Rules, bool) {
 	if r.a.cfg.Role == "hub" {
 		return r.a.sec.rules(), true
 	}
@@ -167,7 +54,7 @@ func (r *replica) readRulesFor(node hlc.NodeID) (*permissions, bool) {
 }
 
 // rules returns the compiled permission rules (nil: none).
-func (s *security) rules() *permissions {
+func (s *security) rules() *authz.Rules {
 	if s == nil {
 		return nil
 	}
@@ -185,10 +72,10 @@ func (r *replica) peerLimit(p replication.Peer) (replication.Scope, bool) {
 	}
 	rules, known := r.readRulesFor(p.Node)
 	if known {
-		return rules.readLimit(p.Node)
+		return rules.ReadLimit(p.Node)
 	}
 	if r.guardedCluster() {
-		return limitScope(p.Node, nil), true
+		return authz.LimitScope(p.Node, nil), true
 	}
 	return replication.Scope{}, false
 }
@@ -216,7 +103,7 @@ func (r *replica) guardedCluster() bool {
 // this node's own rules on a hub, by the hubs' marker on a device).
 func (r *replica) clusterReadRules() bool {
 	if r.a.cfg.Role == "hub" {
-		return r.a.sec.rules().hasReadRules()
+		return r.a.sec.rules().HasReadRules()
 	}
 	rec := r.n.SysRecord(securityTable, readsMarker) // every local write asks (gossip pushes)
 	if rec == nil || !rec.Exists() {
@@ -228,7 +115,7 @@ func (r *replica) clusterReadRules() bool {
 
 // markReads keeps the hub's marker equal to its rules.
 func (r *replica) markReads() error {
-	has := r.a.sec.rules().hasReadRules()
+	has := r.a.sec.rules().HasReadRules()
 	want := crdt.MustValue(has)
 	if rec, err := r.store.Get(securityTable, readsMarker); err == nil {
 		if v, ok := rec.Get("restricted"); ok && string(v) == string(want) {
@@ -245,7 +132,7 @@ func (r *replica) markReads() error {
 
 // readAssign is what a hub with read rules assigns a device: its profile
 // (profile, nil: none) narrowed to its read limit.
-func (r *replica) readAssign(perms *permissions, profile func(replication.Peer) (replication.Scope, bool)) func(replication.Peer) (replication.Scope, bool) {
+func (r *replica) readAssign(perms *authz.Rules, profile func(replication.Peer) (replication.Scope, bool)) func(replication.Peer) (replication.Scope, bool) {
 	return func(p replication.Peer) (replication.Scope, bool) {
 		var sc replication.Scope
 		ok := false
@@ -255,7 +142,7 @@ func (r *replica) readAssign(perms *permissions, profile func(replication.Peer) 
 		if p.Role != "device" {
 			return sc, ok
 		}
-		lim, restricted := perms.readLimit(p.Node)
+		lim, restricted := perms.ReadLimit(p.Node)
 		if !ok {
 			// No profile: every record, as far as the rules allow (a
 			// device whose rules were lifted holds everything again).

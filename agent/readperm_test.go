@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,67 +21,6 @@ import (
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
-
-func TestReadable(t *testing.T) {
-	const a, b = hlc.NodeID(0xa1b2c3d400000001), hlc.NodeID(0xb000000000000001)
-	for _, c := range []struct {
-		name  string
-		rules []Permission
-		node  hlc.NodeID
-		want  map[string][]string // nil: unrestricted
-		limit string
-	}{
-		{name: "no rules", node: a},
-		{name: "no rule matches", rules: []Permission{{Name: "r", Nodes: []string{"b000000000000000/4"}, Read: []string{"jobs"}}}, node: a},
-		{name: "no read key", rules: []Permission{{Name: "w", Nodes: []string{"a1b2c3d400000000/32"}, Write: []string{"jobs"}}}, node: a},
-		{name: "fields", rules: []Permission{{Name: "r", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status", "jobs:notes", "customers"}}}, node: a,
-			want: map[string][]string{"jobs": {"notes", "status"}, "customers": nil}, limit: `_replicad_errors{"a1b2c3d400000001" in nodes},customers,jobs(notes status)`},
-		{name: "union of rules", rules: []Permission{
-			{Name: "r1", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status"}, ReadSet: true},
-			{Name: "r2", Nodes: []string{a.String()}, Read: []string{"jobs:notes", "parts"}},
-			{Name: "r3", Nodes: []string{"a100000000000000/8"}, Read: []string{"parts:sku"}},
-		}, node: a, want: map[string][]string{"jobs": {"notes", "status"}, "parts": nil}},
-		{name: "whole table wins over fields", rules: []Permission{
-			{Name: "r1", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status"}, ReadSet: true},
-			{Name: "r2", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs"}, ReadSet: true},
-		}, node: a, want: map[string][]string{"jobs": nil}},
-		{name: "a matching rule without read lifts the restriction", rules: []Permission{
-			{Name: "r1", Nodes: []string{"a1b2c3d400000000/32"}, Read: []string{"jobs:status"}, ReadSet: true},
-			{Name: "w", Nodes: []string{"a1b2c3d400000000/32"}, Write: []string{"jobs"}},
-		}, node: a},
-		{name: "read = [] reads only the system tables", rules: []Permission{{Name: "r", Nodes: []string{a.String()}, ReadSet: true}}, node: a,
-			want: map[string][]string{}, limit: `_replicad_errors{"a1b2c3d400000001" in nodes}`},
-		{name: "system tables listed are ignored", rules: []Permission{{Name: "r", Nodes: []string{a.String()}, Read: []string{"_replicad_policy:x", "jobs"}}}, node: a,
-			want: map[string][]string{"jobs": nil}},
-		{name: "other node", rules: []Permission{{Name: "r", Nodes: []string{a.String()}, Read: []string{"jobs"}}}, node: b},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			p, err := compilePermissions(c.rules)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, restricted := p.readable(c.node)
-			if restricted != (c.want != nil) || c.want != nil && !reflect.DeepEqual(got, c.want) {
-				t.Fatalf("readable = %v %v, want %v", got, restricted, c.want)
-			}
-			lim, ok := p.readLimit(c.node)
-			if ok != restricted {
-				t.Fatalf("readLimit ok %v, readable %v", ok, restricted)
-			}
-			if c.limit != "" && lim.String() != c.limit {
-				t.Fatalf("limit %s, want %s", lim, c.limit)
-			}
-			if ok {
-				if err := lim.Validate(); err != nil {
-					t.Fatalf("limit invalid: %v", err)
-				}
-			}
-			if p.hasReadRules() != (c.want != nil || c.name == "union of rules" || c.name == "other node" || c.name == "no rule matches" || c.name == "a matching rule without read lifts the restriction") {
-				t.Fatalf("hasReadRules %v", p.hasReadRules())
-			}
-		})
-	}
-}
 
 // readCluster is a TLS cluster: a hub whose rules let tech (an exact
 // node id) read jobs:status, and lead read jobs whole.

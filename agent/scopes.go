@@ -35,7 +35,7 @@ func (r *replica) setupProfiles(ecfg *replication.Config) error {
 	ecfg.Local.Limit = r.peerLimit
 	ecfg.Local.Assign = profile
 	if r.a.cfg.Role == "hub" {
-		if perms := r.a.sec.rules(); perms.hasReadRules() {
+		if perms := r.a.sec.rules(); perms.HasReadRules() {
 			ecfg.Local.Assign = r.readAssign(perms, profile)
 		}
 		return nil
@@ -132,5 +132,5 @@ func (p profilesReplica) Profiles() *profiles.State { return p.rp.profiles }
 func (p profilesReplica) Scope() replication.Scope { return p.rp.engine.Scope() }
 
 func (p profilesReplica) ReadLimit(n hlc.NodeID) (replication.Scope, bool) {
-	return p.rp.a.sec.rules().readLimit(n)
+	return p.rp.a.sec.rules().ReadLimit(n)
 }

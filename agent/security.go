@@ -16,6 +16,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
@@ -28,7 +29,7 @@ type security struct {
 	log   hclog.Logger
 	token string // "" when the API needs none
 	tls   *secure.TLS
-	perms *permissions // nil: no rules
+	perms *authz.Rules // nil: no rules
 	// grants are the verified grants of _replicad_grants (with TLS).
 	grants *grantBook
 	// refusedLog rate-limits the log lines of refused writes per peer.
@@ -72,7 +73,7 @@ func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 		s.tls = t
 		s.grants = newGrantBook(t, s.log)
 	}
-	perms, err := compilePermissions(sc.Permissions)
+	perms, err := authz.Compile(sc.Permissions)
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +148,12 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	if s.perms != nil || isHub {
 		// The write permissions, and on a hub the system tables' writers
 		// (systables.go).
-		enf := newEnforcer(s.perms, r)
-		enf.sys = isHub
-		r.enf = enf
-		c.Local.Admit = enf.admit // enf.applied: an observer of applied batches (hooks.go)
+		var sys func(replication.Peer, *crdt.Write) string
+		if isHub {
+			sys = r.sysJudge
+		}
+		r.enf = authz.NewEnforcer(r.host("authz"), s.perms, sys)
+		c.Local.Admit = r.enf.Admit // Hook and Applied: hooks.go
 	}
 	if s.tls == nil {
 		return
@@ -188,7 +191,7 @@ func (s *security) engine(c *replication.Config, r *replica) {
 // them re-signed.
 func (r *replica) startSecurity(ctx context.Context) {
 	if r.enf != nil {
-		if err := r.enf.replay(); err != nil {
+		if err := r.enf.Replay(); err != nil {
 			r.a.log.Error("permission: write-backs left queued", "error", err)
 		}
 	}

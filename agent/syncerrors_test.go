@@ -3,6 +3,7 @@ package agent
 import (
 	"testing"
 
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -26,7 +27,7 @@ func TestSyncErrorKind(t *testing.T) {
 		{"", "client-wins", node.KindOverridden},
 		{"", "server-wins", node.KindRejected},
 		{"", "permission", node.KindRejected},
-		{"", systemPolicy, node.KindRejected},
+		{"", authz.SystemPolicy, node.KindRejected},
 		{node.KindRejected, "client-wins", node.KindRejected},
 		{node.KindOverridden, "server-wins", node.KindOverridden},
 	} {

@@ -205,3 +205,15 @@ func (l *sysLogger) refused(peer, origin hlc.NodeID, table, id, reason string) {
 			"table", table, "id", id, "reason", reason, "refused_since_last_line", n)
 	}
 }
+
+// sysJudge is a hub's judge of remote writes to system tables (the
+// enforcer's): why the write's origin may not make it, logged
+// (rate-limited) and counted when refused.
+func (r *replica) sysJudge(from replication.Peer, w *crdt.Write) string {
+	reason := r.sysCheck(from, w)
+	if reason != "" {
+		r.sysLog.refused(from.Node, w.Origin, w.Table, w.ID, reason)
+		r.a.metrics.sysRefused.Inc()
+	}
+	return reason
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
@@ -200,17 +201,17 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 				}
 			}
 			eventually(t, "the hub writes back over the refused writes", func() bool {
-				return len(hub.syncErrors(t, systemPolicy)) == 3
+				return len(hub.syncErrors(t, authz.SystemPolicy)) == 3
 			})
 			check(hub, "hub")
-			if errs := hub.syncErrors(t, systemPolicy); !strings.Contains(strings.Join(errs, "\n"), "may not write system table _replicad_policy") {
+			if errs := hub.syncErrors(t, authz.SystemPolicy); !strings.Contains(strings.Join(errs, "\n"), "may not write system table _replicad_policy") {
 				t.Errorf("hub sync errors: %q", errs)
 			}
 			// The device converges and lists the refusals.
 			if mode != "gossip" {
 				sync(dev)
 				check(dev, "device")
-				if errs := dev.syncErrors(t, systemPolicy); len(errs) != 3 {
+				if errs := dev.syncErrors(t, authz.SystemPolicy); len(errs) != 3 {
 					t.Errorf("device sync errors: %q", errs)
 				}
 			}

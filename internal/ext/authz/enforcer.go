@@ -1,15 +1,13 @@
-package agent
+package authz
 
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/replicad/replicad/agent/config"
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/node"
@@ -17,107 +15,21 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// systemPolicy is the policy named by the sync error of a write refused
-// by the system tables' rules (systables.go).
-const systemPolicy = "system"
+// SystemPolicy is the policy named by the sync error of a write refused
+// by the system tables' rules.
+const SystemPolicy = "system"
 
-// rule is a compiled Permission.
-type rule struct {
-	name   string
-	nodes  []config.NodeMatch
-	tables map[string]bool            // whole tables
-	fields map[string]map[string]bool // table -> fields
-
-	readSet    bool                       // the rule restricts reads
-	readTables map[string]bool            // whole tables readable
-	readFields map[string]map[string]bool // table -> readable fields
+// Host is what the enforcer needs of the node it runs on.
+type Host interface {
+	Store() *store.Store
+	Log() hclog.Logger
+	// WriteDecided is the node's write pipeline for a decided write.
+	WriteDecided(table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), also node.LocalHook) (*store.WriteResult, error)
+	// PublishSyncError sends a sync error to every replica.
+	PublishSyncError(id string, e *store.SyncError) error
 }
 
-// permissions are the compiled rules.
-type permissions struct {
-	rules []rule
-}
-
-func compilePermissions(ps []Permission) (*permissions, error) {
-	if len(ps) == 0 {
-		return nil, nil
-	}
-	if err := config.CheckPermissions(ps); err != nil {
-		return nil, err
-	}
-	out := &permissions{}
-	for _, p := range ps {
-		r := rule{name: p.Name, tables: map[string]bool{}, fields: map[string]map[string]bool{},
-			readSet: p.ReadSet || len(p.Read) > 0, readTables: map[string]bool{}, readFields: map[string]map[string]bool{}}
-		for _, n := range p.Nodes {
-			m, _ := config.ParseNodeMatch(n) // checked
-			r.nodes = append(r.nodes, m)
-		}
-		config.AddTableFields(p.Write, r.tables, r.fields)
-		config.AddTableFields(p.Read, r.readTables, r.readFields)
-		out.rules = append(out.rules, r)
-	}
-	return out, nil
-}
-
-// check returns why origin may not make w, or "" if it may.
-func (p *permissions) check(w *crdt.Write) string {
-	if p == nil {
-		return ""
-	}
-	var matched []string
-	var denied []string
-	for _, r := range p.rules {
-		hit := false
-		for _, m := range r.nodes {
-			hit = hit || m.Matches(w.Origin)
-		}
-		if !hit {
-			continue
-		}
-		matched = append(matched, r.name)
-		if r.tables[w.Table] {
-			return ""
-		}
-		if w.Delete || r.fields[w.Table] == nil {
-			continue
-		}
-		ok := len(w.Fields) > 0
-		for _, f := range w.Fields {
-			if !r.fields[w.Table][f.Name] {
-				ok = false
-				denied = append(denied, f.Name)
-			}
-		}
-		if ok {
-			return ""
-		}
-	}
-	if len(matched) == 0 {
-		return ""
-	}
-	sort.Strings(denied)
-	denied = compactStrings(denied)
-	switch {
-	case w.Delete:
-		return fmt.Sprintf("node %s (permissions %s) may not delete records of table %s", w.Origin, strings.Join(matched, ", "), w.Table)
-	case len(denied) > 0:
-		return fmt.Sprintf("node %s (permissions %s) may not write field(s) %s of table %s", w.Origin, strings.Join(matched, ", "), strings.Join(denied, ", "), w.Table)
-	}
-	return fmt.Sprintf("node %s (permissions %s) may not write table %s", w.Origin, strings.Join(matched, ", "), w.Table)
-}
-
-func compactStrings(s []string) []string {
-	out := s[:0]
-	for i, x := range s {
-		if i == 0 || x != s[i-1] {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// enforcer applies the permission rules to remote writes on this node: a
+// Enforcer applies the permission rules to remote writes on this node: a
 // write outside its origin's permissions is elided before it is applied
 // (its sequence number is kept, so the origin's later writes still apply;
 // its values are stored and relayed nowhere), then the node writes back
@@ -130,25 +42,28 @@ func compactStrings(s []string) []string {
 // work queue, as the policy arbiter's decisions are) in the batch that
 // applies the skeleton, and carried out as the local write whose batch
 // dequeues it; entries left by a crash are carried out at start (replay).
-type enforcer struct {
-	perms *permissions // nil: no rules
-	r     *replica
-	// sys: also refuse the writes to system tables their origin may not
-	// make (a hub: sysTables).
-	sys bool
+type Enforcer struct {
+	perms *Rules // nil: no rules
+	h     Host
+	// sys (nil: none) judges the writes to system tables: why their
+	// origin may not make them, "" if it may (a hub's system tables'
+	// rules).
+	sys func(from replication.Peer, w *crdt.Write) string
 
 	mu       sync.Mutex
 	rejected map[crdt.Dot]rejection // elided, not yet applied
 	queued   map[crdt.Dot]uint64    // applied as skeletons: the queued write-back
 	drainMu  sync.Mutex             // one carry-out at a time
 
-	// holdWriteBacks leaves write-backs queued (tests: a crash between
+	// HoldWriteBacks leaves write-backs queued (tests: a crash between
 	// the skeleton's batch and the write-back).
-	holdWriteBacks atomic.Bool
+	HoldWriteBacks atomic.Bool
 }
 
-func newEnforcer(perms *permissions, r *replica) *enforcer {
-	return &enforcer{perms: perms, r: r, rejected: map[crdt.Dot]rejection{}, queued: map[crdt.Dot]uint64{}}
+// NewEnforcer returns the enforcer of perms (nil: no rules) on h; sys
+// (nil: none) judges the writes to system tables.
+func NewEnforcer(h Host, perms *Rules, sys func(from replication.Peer, w *crdt.Write) string) *Enforcer {
+	return &Enforcer{perms: perms, h: h, sys: sys, rejected: map[crdt.Dot]rejection{}, queued: map[crdt.Dot]uint64{}}
 }
 
 type rejection struct {
@@ -161,21 +76,19 @@ type rejection struct {
 	before *crdt.Record
 }
 
-// writeBackQueue is the store's work queue of the permission write-backs
-// (the arbiter's decisions have their own: arbiter.Queue).
-const writeBackQueue store.QueueName = 'p'
+// WriteBackQueue is the store's work queue of the permission write-backs
+// (the arbiter's decisions have their own).
+const WriteBackQueue store.QueueName = 'p'
 
-// compensationPrefix started the enforcer's entries in the one work queue
+// LegacyPrefix started the enforcer's entries in the one work queue
 // older versions shared with the arbiter (whose entries are JSON objects):
 // a byte no JSON text starts with. Such entries are moved to the named
-// queues at start (migrateQueue).
-const compensationPrefix = "\x01perm"
+// queues at start (the assembly's migration).
+const LegacyPrefix = "\x01perm"
 
-func isCompensation(v []byte) bool { return strings.HasPrefix(string(v), compensationPrefix) }
-
-// queuedCompensation is a write-back as queued: what to write over the
+// Compensation is a write-back as queued: what to write over the
 // rejected write, and the sync error to record.
-type queuedCompensation struct {
+type Compensation struct {
 	Table, ID string
 	Origin    uint64 // the rejected write
 	Seq       uint64
@@ -189,19 +102,17 @@ type queuedCompensation struct {
 	Error  *store.SyncError
 }
 
-// admit returns writes with each write outside its origin's permissions
+// Admit returns writes with each write outside its origin's permissions
 // (or, on a hub, the rules of the system tables) replaced by its elided
 // skeleton (same length and order). from sent them.
-func (e *enforcer) admit(from replication.Peer, writes []*crdt.Write) []*crdt.Write {
+func (e *Enforcer) Admit(from replication.Peer, writes []*crdt.Write) []*crdt.Write {
 	var out []*crdt.Write
 	for i, w := range writes {
-		reason := e.perms.check(w)
+		reason := e.perms.Check(w)
 		system := false
-		if reason == "" && e.sys {
-			if reason = e.r.sysCheck(from, w); reason != "" {
+		if reason == "" && e.sys != nil {
+			if reason = e.sys(from, w); reason != "" {
 				system = true
-				e.r.sysLog.refused(from.Node, w.Origin, w.Table, w.ID, reason)
-				e.r.a.metrics.sysRefused.Inc()
 			}
 		}
 		if reason == "" {
@@ -211,7 +122,7 @@ func (e *enforcer) admit(from replication.Peer, writes []*crdt.Write) []*crdt.Wr
 			out = append([]*crdt.Write(nil), writes...)
 		}
 		out[i] = w.Elide()
-		before, err := e.r.store.GetAny(w.Table, w.ID)
+		before, err := e.h.Store().GetAny(w.Table, w.ID)
 		if err != nil {
 			before = nil
 		}
@@ -225,9 +136,10 @@ func (e *enforcer) admit(from replication.Peer, writes []*crdt.Write) []*crdt.Wr
 	return out
 }
 
-// hook runs inside the batch that applies remote writes: it queues the
+// Hook runs inside the batch that applies remote writes (an apply hook of
+// the node): it queues the
 // write-back of every rejected write applied (as a skeleton) in it.
-func (e *enforcer) hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
+func (e *Enforcer) Hook(b *store.Batch, writes []*crdt.Write, res *store.Result) error {
 	e.mu.Lock()
 	none := len(e.rejected) == 0
 	e.mu.Unlock()
@@ -255,7 +167,7 @@ func (e *enforcer) hook(b *store.Batch, writes []*crdt.Write, res *store.Result)
 		if err != nil {
 			return err
 		}
-		id := b.EnqueueIn(writeBackQueue, data)
+		id := b.EnqueueIn(WriteBackQueue, data)
 		e.mu.Lock()
 		e.queued[w.Dot()] = id
 		e.mu.Unlock()
@@ -279,9 +191,10 @@ func flatVV(f []uint64) crdt.VV {
 	return v
 }
 
-// applied is told of applied remote writes: it carries out the write-backs
+// Applied is told of applied remote writes (an observer of the node's
+// committed batches): it carries out the write-backs
 // queued for the rejected ones.
-func (e *enforcer) applied(writes []*crdt.Write, res *store.Result) {
+func (e *Enforcer) Applied(writes []*crdt.Write, res *store.Result) {
 	var ids []uint64
 	e.mu.Lock()
 	for _, w := range writes {
@@ -295,22 +208,22 @@ func (e *enforcer) applied(writes []*crdt.Write, res *store.Result) {
 		delete(e.rejected, w.Dot())
 	}
 	e.mu.Unlock()
-	if len(ids) > 0 && !e.holdWriteBacks.Load() {
+	if len(ids) > 0 && !e.HoldWriteBacks.Load() {
 		if err := e.drain(ids); err != nil {
-			e.r.a.log.Error("permission: writing back over rejected writes failed (retried at start)", "error", err)
+			e.h.Log().Error("permission: writing back over rejected writes failed (retried at start)", "error", err)
 		}
 	}
 }
 
-// replay carries out the write-backs a crash left queued.
-func (e *enforcer) replay() error { return e.drain(nil) }
+// Replay carries out the write-backs a crash left queued.
+func (e *Enforcer) Replay() error { return e.drain(nil) }
 
 // drain carries out the queued write-backs with the given queue ids (nil:
 // every one queued).
-func (e *enforcer) drain(ids []uint64) error {
+func (e *Enforcer) drain(ids []uint64) error {
 	e.drainMu.Lock()
 	defer e.drainMu.Unlock()
-	qs, err := e.r.store.QueueOf(writeBackQueue, -1)
+	qs, err := e.h.Store().QueueOf(WriteBackQueue, -1)
 	if err != nil {
 		return err
 	}
@@ -322,15 +235,15 @@ func (e *enforcer) drain(ids []uint64) error {
 		if ids != nil && !want[q.ID] {
 			continue
 		}
-		var qc queuedCompensation
+		var qc Compensation
 		if err := json.Unmarshal(q.Value, &qc); err != nil || qc.Error == nil {
-			e.r.a.log.Error("permission: dropping an undecodable queued write-back", "id", q.ID, "error", err)
-			if err := e.r.store.Update(func(b *store.Batch) error { b.DequeueFrom(writeBackQueue, q.ID); return b.Err() }); err != nil {
+			e.h.Log().Error("permission: dropping an undecodable queued write-back", "id", q.ID, "error", err)
+			if err := e.h.Store().Update(func(b *store.Batch) error { b.DequeueFrom(WriteBackQueue, q.ID); return b.Err() }); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := e.carryOut(q.ID, &qc); err != nil {
+		if err := e.CarryOut(q.ID, &qc); err != nil {
 			return fmt.Errorf("write-back over %s:%d on %s/%s: %w", hlc.NodeID(qc.Origin), qc.Seq, qc.Table, qc.ID, err)
 		}
 	}
@@ -339,7 +252,7 @@ func (e *enforcer) drain(ids []uint64) error {
 
 // compensation computes the write-back over a rejected write from the
 // record as it was before (nil: nothing to write back or log).
-func compensation(rj rejection) *queuedCompensation {
+func compensation(rj rejection) *Compensation {
 	w, rec := rj.w, rj.before
 	losing := map[string][]byte{}
 	winning := map[string][]byte{}
@@ -381,26 +294,26 @@ func compensation(rj rejection) *queuedCompensation {
 	}
 	pol := "permission"
 	if rj.system {
-		pol = systemPolicy
+		pol = SystemPolicy
 	}
 	se := &store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
 		Policy: pol, Kind: node.KindRejected, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
-	return &queuedCompensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
+	return &Compensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
 }
 
-// carryOut makes the write-back of queue entry id as a local write whose
+// CarryOut makes the write-back of queue entry id as a local write whose
 // batch dequeues it and records the sync error, narrowed, under the
 // store's write mutex, to the fields no write has changed since the
 // skeleton was applied; the error is published in _replicad_errors first
 // (an id derived from the rejected write: a second attempt after a crash
 // writes the same record).
-func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
+func (e *Enforcer) CarryOut(id uint64, qc *Compensation) error {
 	w := crdt.Dot{Node: hlc.NodeID(qc.Origin), Seq: qc.Seq}
-	if err := e.r.n.PublishSyncError(fmt.Sprintf("perm-%s-%d", w.Node, w.Seq), qc.Error); err != nil {
+	if err := e.h.PublishSyncError(fmt.Sprintf("perm-%s-%d", w.Node, w.Seq), qc.Error); err != nil {
 		return err
 	}
 	fill := func(b *store.Batch) error {
-		b.DequeueFrom(writeBackQueue, id)
+		b.DequeueFrom(WriteBackQueue, id)
 		b.AppendSyncError(qc.Error)
 		return b.Err()
 	}
@@ -416,7 +329,7 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 		}
 		return true
 	}
-	res, err := e.r.n.WriteDecided(qc.Table, qc.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
+	res, err := e.h.WriteDecided(qc.Table, qc.ID, func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool) {
 		if rec == nil {
 			rec = &crdt.Record{}
 		}
@@ -434,16 +347,16 @@ func (e *enforcer) carryOut(id uint64, qc *queuedCompensation) error {
 	if err != nil {
 		return err
 	}
-	if qc.Error.Policy == systemPolicy {
+	if qc.Error.Policy == SystemPolicy {
 		// Logged, rate-limited, when it was refused (sysLogger).
-		e.r.a.log.Debug("written back over a refused system-table write", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID)
+		e.h.Log().Debug("written back over a refused system-table write", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID)
 	} else {
-		e.r.a.log.Warn("write rejected by permissions", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID, "reason", qc.Reason)
+		e.h.Log().Warn("write rejected by permissions", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID, "reason", qc.Reason)
 	}
 	if res == nil {
 		// Later writes changed everything it would write back: only the
 		// bookkeeping.
-		return e.r.store.Update(fill)
+		return e.h.Store().Update(fill)
 	}
 	return nil
 }
