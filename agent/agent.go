@@ -24,6 +24,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/drafts"
 	"github.com/replicad/replicad/internal/ext/onlineread"
+	"github.com/replicad/replicad/internal/ext/peers"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -104,7 +105,7 @@ type replica struct {
 	arb    *arbiter.Arbiter // on the arbitrating hub
 	hubs   *hubView         // what the hubs hold, for pending changes
 
-	book *peerBook // every node that synced with this one (peers.go)
+	book *peers.Book // every node that synced with this one (internal/ext/peers)
 
 	// The work that only runs online (dedupe.go, workflows.go).
 	dupes *dedupe.Detector
@@ -287,7 +288,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.out = newOutbound(st.HeldOf(r.node).Max())
 	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies})
 	r.errsShown.Store(r.lastSyncErrorID())
-	if r.book, err = newPeerBook(st, a.log, nil); err != nil {
+	if r.book, err = peers.New(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
 	}
 
@@ -318,7 +319,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Log:     a.log,
 			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
 				rep.hubs.observe(p, have)
-				rep.book.started(p, have)
+				rep.book.Started(p, have)
 			},
 			Version:   buildVersion().String(),
 			Advertise: rep.advertise,
@@ -473,7 +474,7 @@ func (r *replica) close() {
 	}
 	r.wg.Wait()
 	if r.book != nil {
-		if err := r.book.flush(); err != nil {
+		if err := r.book.Flush(); err != nil {
 			r.a.log.Warn("writing the peer table", "error", err)
 		}
 	}

@@ -243,7 +243,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 			if t == policyTable || t == errorTable || t == dedupe.Table {
 				continue // system tables
 			}
-			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.tableSync(t)), "policy": string(rp.n.PolicyOf(t))})
+			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.TableSync(t)), "policy": string(rp.n.PolicyOf(t))})
 		}
 		st["tables"] = tj
 		if rp.pendingOutboundMeans() {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/replicad/replicad/internal/ext/peers"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
@@ -113,7 +114,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	if r.pendingOutboundMeans() {
 		g(descPending, float64(r.out.pending()))
 	}
-	for dir, n := range r.book.counts() {
+	for dir, n := range r.book.Counts() {
 		g(descPeers, float64(n), dir)
 	}
 	m := r.store.Metrics()
@@ -146,7 +147,7 @@ func (m *metrics) session(in replication.SessionInfo) {
 	if in.Dialed {
 		dir = "dialed"
 	}
-	m.sessions.WithLabelValues(dir, sessionResult(in.Err)).Inc()
+	m.sessions.WithLabelValues(dir, peers.SessionResult(in.Err)).Inc()
 	m.sessionTime.WithLabelValues(dir).Observe(in.Duration.Seconds())
 	m.bytesIn.Add(float64(in.Stats.BytesReceived))
 	m.bytesOut.Add(float64(in.Stats.BytesSent))

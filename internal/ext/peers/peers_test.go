@@ -1,4 +1,4 @@
-package agent
+package peers
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ type bookFixture struct {
 	clock *hlc.Clock
 	now   time.Time
 	log   *bytes.Buffer
-	b     *peerBook
+	b     *Book
 }
 
 func newBookFixture(t *testing.T) *bookFixture {
@@ -48,7 +48,7 @@ func (f *bookFixture) reopen() {
 	f.st = st
 	f.t.Cleanup(func() { st.Close() })
 	log := hclog.New(&hclog.LoggerOptions{Output: f.log, Level: hclog.Info})
-	if f.b, err = newPeerBook(st, log, func() time.Time { return f.now }); err != nil {
+	if f.b, err = New(st, log, func() time.Time { return f.now }); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -64,9 +64,9 @@ func (f *bookFixture) write(table, id string) {
 // then its end.
 func (f *bookFixture) session(in replication.SessionInfo, theirs map[hlc.NodeID]store.Held) {
 	if in.Peer.Node != 0 && theirs != nil {
-		f.b.started(in.Peer, theirs)
+		f.b.Started(in.Peer, theirs)
 	}
-	f.b.ended(in)
+	f.b.Ended(in)
 }
 
 func device(n hlc.NodeID, tables ...string) replication.Peer {
@@ -123,7 +123,7 @@ func TestPeerBookSessions(t *testing.T) {
 	if len(f.b.nodes) != 2 {
 		t.Errorf("%d records, want 2 (sessions with no node are not kept)", len(f.b.nodes))
 	}
-	if c := f.b.counts(); c["served"] != 1 || c["dialed"] != 1 {
+	if c := f.b.Counts(); c["served"] != 1 || c["dialed"] != 1 {
 		t.Errorf("counts %v", c)
 	}
 	if len(f.b.starts) != 0 {
@@ -167,20 +167,20 @@ func TestPeerBookTables(t *testing.T) {
 	f.write("crews", "c1")
 	t0 := f.now
 	f.session(replication.SessionInfo{Peer: device(0xa1, "jobs")}, map[hlc.NodeID]store.Held{})
-	if got := f.b.tableSync("jobs"); !got.Equal(t0) {
+	if got := f.b.TableSync("jobs"); !got.Equal(t0) {
 		t.Errorf("jobs last sync %v, want %v", got, t0)
 	}
-	if got := f.b.tableSync("crews"); !got.IsZero() {
+	if got := f.b.TableSync("crews"); !got.IsZero() {
 		t.Errorf("crews last sync %v, want never (no session exchanged it)", got)
 	}
 	f.now = f.now.Add(time.Hour)
 	f.session(replication.SessionInfo{Peer: device(0xa2), Err: errors.New("cut")}, map[hlc.NodeID]store.Held{})
-	if got := f.b.tableSync("crews"); !got.IsZero() {
+	if got := f.b.TableSync("crews"); !got.IsZero() {
 		t.Errorf("crews last sync %v after a failed session, want never", got)
 	}
 	f.session(replication.SessionInfo{Peer: device(0xa2)}, map[hlc.NodeID]store.Held{})
 	for _, tb := range []string{"jobs", "crews"} {
-		if got := f.b.tableSync(tb); !got.Equal(f.now) {
+		if got := f.b.TableSync(tb); !got.Equal(f.now) {
 			t.Errorf("%s last sync %v after a full-scope session, want %v", tb, got, f.now)
 		}
 	}
@@ -196,7 +196,7 @@ func TestPeerBookPersists(t *testing.T) {
 	f.session(replication.SessionInfo{Addr: "127.0.0.1:1", Peer: device(0xa1, "jobs"), Stats: replication.Stats{WritesApplied: 7}}, map[hlc.NodeID]store.Held{})
 	f.now = f.now.Add(time.Minute)
 	f.session(replication.SessionInfo{Dialed: true, Addr: "hub:1", Peer: replication.Peer{Node: 0xb2, Role: "hub", Scope: replication.FullScope()}}, map[hlc.NodeID]store.Held{})
-	if err := f.b.flush(); err != nil {
+	if err := f.b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	f.reopen()
@@ -204,10 +204,10 @@ func TestPeerBookPersists(t *testing.T) {
 	if r == nil || r.Served == nil || r.Served.WritesIn != 7 || r.Served.Addr != "127.0.0.1:1" || !r.KnownSet || len(f.b.nodes) != 2 || f.b.nodes[0xb2].Dialed == nil {
 		t.Fatalf("after a restart: %+v (%d records)", r, len(f.b.nodes))
 	}
-	if got := f.b.tableSync("jobs"); !got.Equal(f.now) {
+	if got := f.b.TableSync("jobs"); !got.Equal(f.now) {
 		t.Errorf("jobs last sync %v after a restart, want %v", got, f.now)
 	}
-	if got := f.b.tableSync("crews"); !got.Equal(f.now) {
+	if got := f.b.TableSync("crews"); !got.Equal(f.now) {
 		t.Errorf("crews last sync %v after a restart, want %v (the hub's full session)", got, f.now)
 	}
 	_ = t0
@@ -230,7 +230,7 @@ func TestPeerBookBounded(t *testing.T) {
 			t.Errorf("peer %d (among the least recently seen) kept", i)
 		}
 	}
-	if err := f.b.flush(); err != nil {
+	if err := f.b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	infos, err := f.st.PeerInfos()
@@ -240,7 +240,7 @@ func TestPeerBookBounded(t *testing.T) {
 	// Months later one peer syncs: every other is forgotten.
 	f.now = f.now.Add(peerForgetAfter + time.Hour)
 	f.session(replication.SessionInfo{Peer: device(1, "jobs")}, map[hlc.NodeID]store.Held{})
-	if err := f.b.flush(); err != nil {
+	if err := f.b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	infos, _ = f.st.PeerInfos()
@@ -257,7 +257,7 @@ func TestSessionLogRateLimited(t *testing.T) {
 	f := newBookFixture(t)
 	in := replication.SessionInfo{Addr: "127.0.0.1:9", Peer: device(0xa1), Stats: replication.Stats{WritesApplied: 4, WritesSent: 1}, Duration: 12 * time.Millisecond}
 	for i := 0; i < 100; i++ {
-		f.b.logSession(in)
+		f.b.LogSession(in)
 	}
 	if n := strings.Count(f.log.String(), "sync session"); n != sessionLogBurst {
 		t.Fatalf("%d lines for 100 sessions at once, want %d", n, sessionLogBurst)
@@ -270,8 +270,8 @@ func TestSessionLogRateLimited(t *testing.T) {
 	}
 	f.log.Reset()
 	f.now = f.now.Add(sessionLogEvery)
-	f.b.logSession(in)
-	f.b.logSession(in)
+	f.b.LogSession(in)
+	f.b.LogSession(in)
 	if out := f.log.String(); strings.Count(out, "sync session") != 1 || !strings.Contains(out, fmt.Sprintf("not_logged_before=%d", 100-sessionLogBurst)) {
 		t.Errorf("a second later: %q", out)
 	}
