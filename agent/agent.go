@@ -101,7 +101,7 @@ type replica struct {
 	syncLn net.Listener
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	out    *outbound
+	out    *node.Outbound   // own writes no hub is known to hold
 	arb    *arbiter.Arbiter // on the arbitrating hub
 	hubs   *hubView         // what the hubs hold, for pending changes
 
@@ -285,7 +285,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	offset := cfg.ClockOffset.Milliseconds()
 	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
 	r.clock.Restore(st.HighWater())
-	r.out = newOutbound(st.HeldOf(r.node).Max())
+	r.out = node.NewOutbound(st.HeldOf(r.node).Max())
 	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies})
 	r.errsShown.Store(r.lastSyncErrorID())
 	if r.book, err = peers.New(st, a.log, nil); err != nil {
@@ -443,7 +443,7 @@ func (r *replica) start() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				r.out.observe(r.engine.Partners())
+				r.out.Observe(r.engine.Partners())
 			}
 		}
 	}()
@@ -530,94 +530,4 @@ func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del
 		add = func(b *store.Batch, _ *store.WriteResult) error { also(b); return b.Err() }
 	}
 	return r.n.Write(table, id, fields, del, add)
-}
-
-// outbound estimates how many of this node's writes no hub holds yet.
-//
-// The engine does not export what a partner holds, so this is an
-// approximation from session times: a session with a hub that succeeded
-// delivered every local write made before it started (the session sends
-// everything the hub lacks as of its start). After a restart every write
-// made before the restart counts as pending until the first successful
-// session with a hub. Gossip pushes are not counted as delivery.
-type outbound struct {
-	mu        sync.Mutex
-	marks     []mark // local writes not known delivered, in order
-	delivered uint64 // highest own seq known delivered
-	last      uint64 // highest own seq
-	hubs      bool   // a hub partner was seen
-}
-
-type mark struct {
-	t   time.Time
-	seq uint64
-}
-
-func newOutbound(last uint64) *outbound {
-	o := &outbound{last: last}
-	if last > 0 {
-		o.marks = []mark{{time.Now(), last}}
-	}
-	return o
-}
-
-// maxMarks bounds outbound.marks: a node that syncs with no hub (a hub
-// itself, or a device away for long) otherwise kept one mark per local
-// write forever (found by the hub-memory benchmark's heap profiles).
-const maxMarks = 4096
-
-func (o *outbound) wrote(seq uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.marks = append(o.marks, mark{time.Now(), seq})
-	if seq > o.last {
-		o.last = seq
-	}
-	if len(o.marks) > maxMarks {
-		// Keep the later mark of each pair: a write then counts as made
-		// at its pair's later time, so it is taken as delivered one
-		// session later at worst, never earlier.
-		n := 0
-		for i := 1; i < len(o.marks); i += 2 {
-			o.marks[n] = o.marks[i]
-			n++
-		}
-		if len(o.marks)%2 == 1 {
-			o.marks[n] = o.marks[len(o.marks)-1]
-			n++
-		}
-		o.marks = o.marks[:n]
-	}
-}
-
-func (o *outbound) observe(ps []replication.PartnerStatus) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, p := range ps {
-		if p.Role != "hub" {
-			continue
-		}
-		o.hubs = true
-		if p.LastError != "" || p.LastSuccess.IsZero() || p.LastAttempt.After(p.LastSuccess) {
-			continue
-		}
-		i := 0
-		for i < len(o.marks) && o.marks[i].t.Before(p.LastAttempt) {
-			if o.marks[i].seq > o.delivered {
-				o.delivered = o.marks[i].seq
-			}
-			i++
-		}
-		o.marks = o.marks[i:]
-	}
-}
-
-// pending returns the number of own writes not known to be held by a hub.
-func (o *outbound) pending() uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.last <= o.delivered {
-		return 0
-	}
-	return o.last - o.delivered
 }

@@ -247,7 +247,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		st["tables"] = tj
 		if rp.pendingOutboundMeans() {
-			st["pending_outbound"] = rp.out.pending()
+			st["pending_outbound"] = rp.out.Pending()
 			st["pending_outbound_note"] = "local writes not yet known to be held by a hub: counted from the start of the last successful session with a hub; after a restart every earlier write counts until the first such session"
 		}
 		c := rp.counts()

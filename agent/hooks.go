@@ -40,7 +40,7 @@ func (r *replica) registerHooks() {
 		r.n.OnRemoteApplied("permissions", func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) { r.enf.Applied(ws, res) })
 	}
 	r.n.OnRemoteApplied("replica", r.onApplied) // metrics, parked-write refusals, the feed
-	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.wrote(w.Seq) })
+	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.Wrote(w.Seq) })
 	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.localApplied.Inc() })
 	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.Notify() })
 }

@@ -112,7 +112,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	g(descSyncErrors, float64(counts.overridden), node.KindOverridden)
 	g(descParked, float64(counts.parked))
 	if r.pendingOutboundMeans() {
-		g(descPending, float64(r.out.pending()))
+		g(descPending, float64(r.out.Pending()))
 	}
 	for dir, n := range r.book.Counts() {
 		g(descPeers, float64(n), dir)

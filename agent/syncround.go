@@ -241,6 +241,6 @@ func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) 
 	if n := len(sum.SyncErrors); n > 0 {
 		rp.errsShown.CompareAndSwap(shown, sum.SyncErrors[n-1].ID)
 	}
-	rp.out.observe(rp.engine.Partners()) // the pending count is current at return
+	rp.out.Observe(rp.engine.Partners()) // the pending count is current at return
 	return sum
 }
