@@ -125,18 +125,18 @@ func TestGrantBook(t *testing.T) {
 	// the hub's genuine grant moved to another rule's record.
 	hub.mu.RLock()
 	raw := hub.rep.currentGrantRaw(t, "techs")
-	hubField := grantField(hub.rep.node)
+	hubField := authz.GrantField(hub.rep.node)
 	hub.mu.RUnlock()
 	tampered := strings.Replace(raw, "jobs:status", "payroll", 1)
 	for id, v := range map[string]string{"admins": tampered, "junk": "not a grant", "moved": raw} {
 		dev.mu.RLock()
-		_, err := dev.rep.localWrite(grantTable, id, []crdt.FieldValue{{Name: hubField, Value: crdt.MustValue(v)}}, false)
+		_, err := dev.rep.localWrite(authz.GrantTable, id, []crdt.FieldValue{{Name: hubField, Value: crdt.MustValue(v)}}, false)
 		dev.mu.RUnlock()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	dev.sec.grants.invalidate()
+	dev.sec.grants.Invalidate()
 	if _, ok := dev.grantRules(gDev1, now); !ok {
 		t.Fatal("the genuine grant stopped counting")
 	}
@@ -188,11 +188,11 @@ func scrape(t *testing.T, a *Agent) string {
 // currentGrantRaw returns this hub's encoded grant of rule.
 func (r *replica) currentGrantRaw(t *testing.T, rule string) string {
 	t.Helper()
-	rec, err := r.store.Get(grantTable, rule)
+	rec, err := r.store.Get(authz.GrantTable, rule)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, ok := rec.Get(grantField(r.node))
+	v, ok := rec.Get(authz.GrantField(r.node))
 	if !ok {
 		t.Fatal("no grant published")
 	}
@@ -209,11 +209,16 @@ func TestGrantsTwoHubs(t *testing.T) {
 	dev, _ := grantDevice(t, pki, "dev1", "", hub.syncAddr(), hub2.syncAddr())
 	dev.mustSync(t)
 	b := dev.sec.grants
-	b.mu.Lock()
-	b.refreshLocked(time.Now())
-	n := len(b.entries)
-	cur, _ := b.currentLocked(time.Now())
-	b.mu.Unlock()
+	inForce := func(st []GrantStatus) (cur []GrantStatus) {
+		for _, g := range st {
+			if g.InForce {
+				cur = append(cur, g)
+			}
+		}
+		return cur
+	}
+	st := b.StatusAt(time.Now())
+	n, cur := len(st), inForce(st)
 	if n != 2 || len(cur) != 1 {
 		t.Fatalf("%d grants, %d current; want 2 and 1", n, len(cur))
 	}
@@ -226,12 +231,9 @@ func TestGrantsTwoHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev.mustSync(t)
-	b.mu.Lock()
-	b.refreshLocked(later)
-	cur, _ = b.currentLocked(later)
-	b.mu.Unlock()
-	if len(cur) != 1 || cur[0].g.Issuer != uint64(hub2.node()) || cur[0].g.IssuedMs != later.UnixMilli() {
-		t.Fatalf("current grant %+v, want hub2's newest", cur[0].g)
+	cur = inForce(b.StatusAt(later))
+	if len(cur) != 1 || cur[0].Issuer != hub2.node().String() || cur[0].IssuedAt.UnixMilli() != later.UnixMilli() {
+		t.Fatalf("current grant %+v, want hub2's newest", cur)
 	}
 	// Past hub's grant's expiry, hub2's still counts.
 	if _, ok := dev.grantRules(gDev1, time.Now().Add(25*time.Hour)); !ok {
@@ -399,7 +401,7 @@ func TestGrantExpiry(t *testing.T) {
 	dev2, _ := grantDevice(t, pki, "dev2", "", hub.syncAddr())
 	dev2.mustSync(t)
 	skew := secure.DefaultGrantValidity + time.Hour
-	dev2.sec.grants.now = func() time.Time { return time.Now().Add(skew) } // a day later
+	dev2.sec.grants.SetNow(func() time.Time { return time.Now().Add(skew) }) // a day later
 	seq := dev1.writeSeq(t, "jobs", "j1", "status", "done")
 	dev2.syncWithOnly(t, dev1.syncAddr())
 	if dev2.holds(gDev1, seq) {
@@ -520,7 +522,7 @@ func TestGrantResign(t *testing.T) {
 	defer hub.mu.RUnlock()
 	r := hub.rep
 	v := secure.DefaultGrantValidity
-	issued := func() int64 { return r.currentGrant("techs", grantField(r.node)).IssuedMs }
+	issued := func() int64 { return r.currentGrant("techs", authz.GrantField(r.node)).IssuedMs }
 	first := issued()
 	t0 := time.UnixMilli(first)
 	for _, c := range []struct {
@@ -542,7 +544,7 @@ func TestGrantResign(t *testing.T) {
 	if err := r.publishGrants(time.UnixMilli(before).Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	g := r.currentGrant("techs", grantField(r.node))
+	g := r.currentGrant("techs", authz.GrantField(r.node))
 	if g.IssuedMs == before || strings.Join(g.Write, ",") != "jobs" {
 		t.Fatalf("changed rule not re-signed: %+v", g)
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/store"
 )
 
@@ -31,8 +32,8 @@ func (r *replica) registerHooks() {
 	}
 	if s := r.a.sec; s != nil && s.tls != nil {
 		r.n.OnRemoteApplied("grants", func(_ hlc.NodeID, ws []*crdt.Write, _ *store.Result) {
-			if touchesGrants(ws) {
-				s.grants.invalidate()
+			if authz.TouchesGrants(ws) {
+				s.grants.Invalidate()
 			}
 		})
 	}

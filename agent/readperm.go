@@ -93,7 +93,7 @@ const (
 // this node holds any verified grant, which no device can forge (the
 // marker could be written by a device that matches no write rule).
 func (r *replica) guardedCluster() bool {
-	if s := r.a.sec; r.a.cfg.Role != "hub" && s != nil && s.grants != nil && s.grants.hasGrants(time.Now()) {
+	if s := r.a.sec; r.a.cfg.Role != "hub" && s != nil && s.grants != nil && s.grants.HasGrants(time.Now()) {
 		return true
 	}
 	return r.clusterReadRules()

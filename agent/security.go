@@ -31,7 +31,7 @@ type security struct {
 	tls   *secure.TLS
 	perms *authz.Rules // nil: no rules
 	// grants are the verified grants of _replicad_grants (with TLS).
-	grants *grantBook
+	grants *authz.Grants
 	// refusedLog rate-limits the log lines of refused writes per peer.
 	refusedLog netguard.KeyedThrottle[hlc.NodeID]
 
@@ -71,7 +71,7 @@ func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 			return nil, fmt.Errorf("tls cert %s is for role %s, this node's role is %s", sc.TLSCert, self.Role, cfg.Role)
 		}
 		s.tls = t
-		s.grants = newGrantBook(t, s.log)
+		s.grants = authz.NewGrants(t, s.log)
 	}
 	perms, err := authz.Compile(sc.Permissions)
 	if err != nil {
@@ -161,7 +161,7 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	// Writes from device peers are judged by their origins' grants
 	// (grants.go); gossip pushes, authenticated only by the gossip key,
 	// are hints to sync over an authenticated session.
-	s.grants.setStore(r.store)
+	s.grants.SetStore(r.store)
 	c.Local.Filter = func(p replication.Peer) *replication.WriteFilter {
 		f := s.peerFilter(p, isHub)
 		if f != nil {

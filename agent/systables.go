@@ -44,10 +44,10 @@ var sysTables = authz.SystemTables{
 			"resolution": func(crdt.Value) bool { return true },
 		},
 	},
-	grantTable: {
+	authz.GrantTable: {
 		About: "the permission grants the hubs sign",
 		// Each hub publishes its grants in its own field (publishGrants).
-		HubField: func(origin hlc.NodeID, field string) bool { return field == grantField(origin) },
+		HubField: func(origin hlc.NodeID, field string) bool { return field == authz.GrantField(origin) },
 	},
 	securityTable: {
 		About: "whether the hubs enforce read permissions",
