@@ -128,12 +128,6 @@ func names(r *http.Request) (table, id string, err error) {
 
 // --- records ---
 
-// The API's bodies are declared once, in package api, for the agent and
-// the client alike; these are their names here.
-type candidateJSON = api.Candidate
-
-type recordJSON = api.Record
-
 // jsonValue is a field value as JSON (node.JSONValue).
 func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
 
@@ -143,10 +137,10 @@ func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
 // record.
 const existsField = "_exists"
 
-func candidates(es []crdt.Entry) []candidateJSON {
-	out := make([]candidateJSON, 0, len(es))
+func candidates(es []crdt.Entry) []api.Candidate {
+	out := make([]api.Candidate, 0, len(es))
 	for _, e := range es {
-		c := candidateJSON{Node: e.Origin.String(), HLC: e.TS.String(), Time: time.UnixMilli(e.TS.Wall()).UTC().Format(time.RFC3339Nano), Value: json.RawMessage("null")}
+		c := api.Candidate{Node: e.Origin.String(), HLC: e.TS.String(), Time: time.UnixMilli(e.TS.Wall()).UTC().Format(time.RFC3339Nano), Value: json.RawMessage("null")}
 		if e.Delete {
 			c.Deleted = true
 		} else {
@@ -157,8 +151,8 @@ func candidates(es []crdt.Entry) []candidateJSON {
 	return out
 }
 
-func (r *replica) recordView(table, id string, rec *crdt.Record) recordJSON {
-	out := recordJSON{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]candidateJSON{}, Deleted: !rec.Exists()}
+func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {
+	out := api.Record{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]api.Candidate{}, Deleted: !rec.Exists()}
 	rec.Visible(func(name string, v crdt.Value) { out.Fields[name] = jsonValue(v) })
 	k := r.n.PolicyOf(table)
 	for _, c := range policy.Conflicts(k, rec) {
@@ -170,7 +164,7 @@ func (r *replica) recordView(table, id string, rec *crdt.Record) recordJSON {
 		if c.Field != "" {
 			if b := r.baseOf(table, id, c.Field); b != nil {
 				if out.Bases == nil {
-					out.Bases = map[string]*candidateJSON{}
+					out.Bases = map[string]*api.Candidate{}
 				}
 				out.Bases[name] = b
 			}
@@ -309,7 +303,7 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 	after := r.URL.Query().Get("after")
 	rd := readerOf(r)
 	return a.with(func(rp *replica) (any, error) {
-		out := []recordJSON{}
+		out := []api.Record{}
 		next := after
 		for {
 			page, n, err := rp.store.Scan(table, next, limit-len(out))
@@ -340,15 +334,13 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 
 // --- conflicts ---
 
-type conflictJSON = api.Conflict
-
 // conflicts lists the fields with more than one live candidate that
 // their table's policy shows as conflicts (manual), from the store's
 // conflict index (records with concurrent candidates; at most
 // maxConflictScan of them examined), so that its cost follows the
 // conflicts, not the records.
-func (rp *replica) conflicts() ([]conflictJSON, error) {
-	out := []conflictJSON{}
+func (rp *replica) conflicts() ([]api.Conflict, error) {
+	out := []api.Conflict{}
 	afterT, afterID, seen := "", "", 0
 	for seen < maxConflictScan {
 		refs, err := rp.store.ConflictedRecords(afterT, afterID, 500)
@@ -377,7 +369,7 @@ func (rp *replica) conflicts() ([]conflictJSON, error) {
 				if name == "" {
 					name = existsField
 				}
-				cj := conflictJSON{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: candidates(c.Candidates)}
+				cj := api.Conflict{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: candidates(c.Candidates)}
 				if c.Field != "" {
 					cj.Base = rp.baseOf(t, ref.ID, c.Field)
 				}
@@ -436,8 +428,6 @@ func (a *Agent) listConflicts(w http.ResponseWriter, r *http.Request) (any, erro
 	})
 }
 
-type resolveBody = api.ResolveRequest
-
 // resolveConflict writes the chosen value of a conflicted field. The
 // write's causal context is the record's (store.Write), which covers every
 // candidate, so it supersedes them all on every replica. Picking a delete
@@ -448,7 +438,7 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, err
 	}
 	field := r.PathValue("field")
-	var body resolveBody
+	var body api.ResolveRequest
 	if err := decodeBody(r, &body); err != nil {
 		return nil, err
 	}
@@ -542,14 +532,12 @@ func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, er
 
 // --- reset ---
 
-type resetBody = api.ResetRequest
-
 // reset clears the local replica and resyncs it: the store is closed and
 // moved aside (<data-dir>/reset-<unix-ms>/), a fresh store with a new node
 // id is opened, and a sync round runs. Writes not yet pushed are in the
 // moved-aside store only.
 func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
-	var body resetBody
+	var body api.ResetRequest
 	if err := decodeBody(r, &body); err != nil {
 		return nil, err
 	}

@@ -15,10 +15,8 @@ import (
 
 // --- change feed ---
 
-type changeJSON = api.Change
-
 // readFeed returns up to limit changes after cursor, and the feed head.
-func (a *Agent) readFeed(after uint64, limit int) ([]changeJSON, uint64, error) {
+func (a *Agent) readFeed(after uint64, limit int) ([]api.Change, uint64, error) {
 	rp, err := a.acquire()
 	if err != nil {
 		return nil, 0, err
@@ -28,9 +26,9 @@ func (a *Agent) readFeed(after uint64, limit int) ([]changeJSON, uint64, error) 
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]changeJSON, 0, len(es))
+	out := make([]api.Change, 0, len(es))
 	for _, e := range es {
-		out = append(out, changeJSON{Cursor: strconv.FormatUint(e.Feed, 10), Table: e.Table, ID: e.ID, Origin: e.Origin.String(), Seq: e.Seq})
+		out = append(out, api.Change{Cursor: strconv.FormatUint(e.Feed, 10), Table: e.Table, ID: e.ID, Origin: e.Origin.String(), Seq: e.Seq})
 	}
 	return out, rp.store.FeedHead(), nil
 }

@@ -22,9 +22,7 @@ import (
 
 // --- sync errors ---
 
-type syncErrorJSON = api.SyncError
-
-func syncErrorView(e *store.SyncError) syncErrorJSON {
+func syncErrorView(e *store.SyncError) api.SyncError {
 	vals := func(m map[string][]byte) map[string]json.RawMessage {
 		out := map[string]json.RawMessage{}
 		for k, v := range m {
@@ -44,7 +42,7 @@ func syncErrorView(e *store.SyncError) syncErrorJSON {
 	if e.Time > 0 {
 		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
 	}
-	return syncErrorJSON{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
+	return api.SyncError{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
 		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
 		Kind: node.SyncErrorKind(e.Kind, e.Policy)}
 }
@@ -65,7 +63,7 @@ func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, err
 		return nil, httpapi.Errorf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, node.KindRejected, node.KindOverridden)
 	}
 	return a.with(func(rp *replica) (any, error) {
-		out := make([]syncErrorJSON, 0)
+		out := make([]api.SyncError, 0)
 		for len(out) < limit {
 			es, err := rp.store.ListSyncErrors(after, limit)
 			if err != nil {
@@ -135,16 +133,12 @@ type syncProgress struct {
 	stats   replication.Stats
 }
 
-type statsJSON = api.Stats
-
-func statsView(s replication.Stats) statsJSON {
-	return statsJSON{WritesSent: s.WritesSent, WritesApplied: s.WritesApplied, Duplicates: s.Duplicates, Parked: s.Parked,
+func statsView(s replication.Stats) api.Stats {
+	return api.Stats{WritesSent: s.WritesSent, WritesApplied: s.WritesApplied, Duplicates: s.Duplicates, Parked: s.Parked,
 		RecordsFetched: s.RecordsFetched, BytesSent: s.BytesSent, BytesReceived: s.BytesReceived}
 }
 
-type summaryJSON = api.Summary
-
-func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
+func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 	a.prog.mu.Lock()
 	if a.prog.running == 0 {
 		a.prog.started = time.Now()
@@ -170,7 +164,7 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) summaryJSON {
 	if failed == nil {
 		failed = []string{}
 	}
-	return summaryJSON{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
+	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
 }
 
 func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -184,10 +178,8 @@ func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
 	})
 }
 
-type connectivityBody = api.ConnectivityRequest
-
 func (a *Agent) connectivity(w http.ResponseWriter, r *http.Request) (any, error) {
-	var body connectivityBody
+	var body api.ConnectivityRequest
 	if err := decodeBody(r, &body); err != nil {
 		return nil, err
 	}
@@ -207,8 +199,6 @@ func (rp *replica) setOnline(on bool) {
 	}
 	rp.a.log.Info("connectivity", "online", on)
 }
-
-type peerJSON = api.Partner
 
 func timeStr(t time.Time) string {
 	if t.IsZero() {

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/httpapi"
 )
 
 // goWords are words of Go's decoder messages that mean nothing to a user
 // of the API.
-var goWords = regexp.MustCompile(`Go (struct|value)|json\.|map\[|\bagent\.|RawMessage|\bint\b|\*|putBody|resolveBody|connectivityBody|resetBody|rotateBody|dupResolveBody|^json:`)
+var goWords = regexp.MustCompile(`Go (struct|value)|json\.|map\[|\bagent\.|RawMessage|\bint\b|\*|putBody|resolveBody|connectivityBody|resetBody|rotateBody|dupResolveBody|\bapi\.|ResolveRequest|ConnectivityRequest|ResetRequest|GossipKeyRequest|DuplicateRequest|^json:`)
 
 func TestDecodeBodyErrorsInUsersWords(t *testing.T) {
 	cases := []struct {
@@ -24,22 +25,22 @@ func TestDecodeBodyErrorsInUsersWords(t *testing.T) {
 		{`{"fields":[1,2]}`, &putBody{}, `field "fields" of the body: want an object, got an array (at offset 10)`},
 		{`{"fields":"x"}`, &putBody{}, `field "fields" of the body: want an object, got a string (at offset 10)`},
 		{`[1]`, &putBody{}, `the body must be a JSON object, got an array`},
-		{`"x"`, &resetBody{}, `the body must be a JSON object, got a string`},
+		{`"x"`, &api.ResetRequest{}, `the body must be a JSON object, got a string`},
 		{`{"fields":{"a":1}, "extra":true}`, &putBody{}, `unknown field "extra" in the body at offset 19; this request takes "fields"`},
-		{`{"pick":0,"vlaue":1}`, &resolveBody{}, `unknown field "vlaue" in the body at offset 10; this request takes "pick", "value"`},
+		{`{"pick":0,"vlaue":1}`, &api.ResolveRequest{}, `unknown field "vlaue" in the body at offset 10; this request takes "pick", "value"`},
 		{`{"fields":{"a":[1,2}}`, &putBody{}, `malformed JSON body at offset 19 (line 1, column 20): invalid character '}' after array element`},
 		{"{\n  \"fields\": {\n    \"a\": tru\n}}", &putBody{}, `malformed JSON body at offset 28 (line 3, column 13): invalid character '\n' in literal true (expecting 'e')`},
 		{`{"fields":`, &putBody{}, `malformed JSON body: it ends at offset 10 before the JSON is complete`},
-		{`{"online":"yes"}`, &connectivityBody{}, `field "online" of the body: want true or false, got a string (at offset 10)`},
-		{`{"pick":"1"}`, &resolveBody{}, `field "pick" of the body: want an integer, got a string (at offset 8)`},
-		{`{"pick":1.5}`, &resolveBody{}, `field "pick" of the body: want an integer, got 1.5 (at offset 8)`},
-		{`{"pick":99999999999999999999}`, &resolveBody{}, `field "pick" of the body: want an integer, got 99999999999999999999 (out of range) (at offset 8)`},
-		{`{"confirm":1}`, &resetBody{}, `field "confirm" of the body: want true or false, got a number (at offset 11)`},
-		{`{"op":["install"]}`, &rotateBody{}, `field "op" of the body: want a string, got an array (at offset 6)`},
-		{`{"action":"keep"}  {}`, &dupResolveBody{}, `malformed JSON body: data after the object at offset 19`},
-		{`{"op":"a\\\"b", "key":false}`, &rotateBody{}, `field "key" of the body: want a string, got true or false (at offset 22)`},
-		{`{"confirm":"a\\\"b\\\\"}`, &resetBody{}, `field "confirm" of the body: want true or false, got a string (at offset 11)`},
-		{`{"op":1e5}`, &rotateBody{}, `field "op" of the body: want a string, got a number (at offset 6)`},
+		{`{"online":"yes"}`, &api.ConnectivityRequest{}, `field "online" of the body: want true or false, got a string (at offset 10)`},
+		{`{"pick":"1"}`, &api.ResolveRequest{}, `field "pick" of the body: want an integer, got a string (at offset 8)`},
+		{`{"pick":1.5}`, &api.ResolveRequest{}, `field "pick" of the body: want an integer, got 1.5 (at offset 8)`},
+		{`{"pick":99999999999999999999}`, &api.ResolveRequest{}, `field "pick" of the body: want an integer, got 99999999999999999999 (out of range) (at offset 8)`},
+		{`{"confirm":1}`, &api.ResetRequest{}, `field "confirm" of the body: want true or false, got a number (at offset 11)`},
+		{`{"op":["install"]}`, &api.GossipKeyRequest{}, `field "op" of the body: want a string, got an array (at offset 6)`},
+		{`{"action":"keep"}  {}`, &api.DuplicateRequest{}, `malformed JSON body: data after the object at offset 19`},
+		{`{"op":"a\\\"b", "key":false}`, &api.GossipKeyRequest{}, `field "key" of the body: want a string, got true or false (at offset 22)`},
+		{`{"confirm":"a\\\"b\\\\"}`, &api.ResetRequest{}, `field "confirm" of the body: want true or false, got a string (at offset 11)`},
+		{`{"op":1e5}`, &api.GossipKeyRequest{}, `field "op" of the body: want a string, got a number (at offset 6)`},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))

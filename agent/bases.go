@@ -1,10 +1,13 @@
 package agent
 
-import "github.com/replicad/replicad/crdt"
+import (
+	"github.com/replicad/replicad/api"
+	"github.com/replicad/replicad/crdt"
+)
 
 // baseOf is the value a conflicted field's candidates started from, if
 // known here (recorded by the node's write pipeline: internal/node).
-func (r *replica) baseOf(table, id, field string) *candidateJSON {
+func (r *replica) baseOf(table, id, field string) *api.Candidate {
 	e, ok, err := r.store.Base(table, id, field)
 	if err != nil || !ok {
 		return nil

@@ -20,9 +20,6 @@ import (
 
 // --- the flags as every replica sees them ---
 
-// dupFlag is a record of dedupe.Table as shown by the API.
-type dupFlag = api.Duplicate
-
 func decodeField(rec *crdt.Record, name string, dst any) bool {
 	v, ok := rec.Get(name)
 	if !ok {
@@ -32,8 +29,8 @@ func decodeField(rec *crdt.Record, name string, dst any) bool {
 	return err == nil && json.Unmarshal(b, dst) == nil
 }
 
-func flagView(flagID string, rec *crdt.Record) (dupFlag, bool) {
-	f := dupFlag{Kind: "duplicate", Flag: flagID, Candidates: []candidateJSON{}, With: []string{}, Keys: map[string]json.RawMessage{}}
+func flagView(flagID string, rec *crdt.Record) (api.Duplicate, bool) {
+	f := api.Duplicate{Kind: "duplicate", Flag: flagID, Candidates: []api.Candidate{}, With: []string{}, Keys: map[string]json.RawMessage{}}
 	if !rec.Exists() || !decodeField(rec, "table", &f.Table) || !decodeField(rec, "id", &f.ID) {
 		return f, false
 	}
@@ -53,8 +50,8 @@ func flagView(flagID string, rec *crdt.Record) (dupFlag, bool) {
 }
 
 // duplicates lists the flags of dedupe.Table here (all, or only open ones).
-func (rp *replica) duplicates(all bool) ([]dupFlag, error) {
-	out := []dupFlag{}
+func (rp *replica) duplicates(all bool) ([]api.Duplicate, error) {
+	out := []api.Duplicate{}
 	after := ""
 	for {
 		page, next, err := rp.store.Scan(dedupe.Table, after, 500)
@@ -79,20 +76,17 @@ func (rp *replica) duplicates(all bool) ([]dupFlag, error) {
 }
 
 // duplicateConflicts is the open flags in the shape of GET /v1/conflicts.
-func (rp *replica) duplicateConflicts() ([]conflictJSON, error) {
+func (rp *replica) duplicateConflicts() ([]api.Conflict, error) {
 	fs, err := rp.duplicates(false)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]conflictJSON, 0, len(fs))
+	out := make([]api.Conflict, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, conflictJSON{Kind: "duplicate", Table: f.Table, ID: f.ID, Field: "", Candidates: []candidateJSON{}, With: f.With, Keys: f.Keys})
+		out = append(out, api.Conflict{Kind: "duplicate", Table: f.Table, ID: f.ID, Field: "", Candidates: []api.Candidate{}, With: f.With, Keys: f.Keys})
 	}
 	return out, nil
 }
-
-// dupResolveBody is the body of POST /v1/duplicates/{table}/{id}.
-type dupResolveBody = api.DuplicateRequest
 
 var errNoFlag = errors.New("no open duplicate flag")
 
@@ -107,12 +101,12 @@ var errNoFlag = errors.New("no open duplicate flag")
 //     record's with "prefer": "new". Then the flagged record is deleted
 //     and the flag closed. The steps are separate writes: after a crash
 //     between them the flag is still open and the merge can be repeated.
-func (rp *replica) resolveDuplicate(table, id string, body dupResolveBody) (map[string]any, error) {
+func (rp *replica) resolveDuplicate(table, id string, body api.DuplicateRequest) (map[string]any, error) {
 	frec, err := rp.store.Get(dedupe.Table, dedupe.FlagID(table, id))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	var f dupFlag
+	var f api.Duplicate
 	ok := false
 	if err == nil {
 		f, ok = flagView(dedupe.FlagID(table, id), frec)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
 )
@@ -41,7 +42,7 @@ func (a *Agent) resolveDuplicateAPI(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	var body dupResolveBody
+	var body api.DuplicateRequest
 	if err := decodeBody(r, &body); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/authz"
@@ -125,10 +126,10 @@ func readerOf(r *http.Request) *reader {
 // then ProjectRecord, as a session narrows whole records) before the view
 // is built, so nothing the view shows comes from a field the reader may
 // not read.
-func (rp *replica) readView(rd *reader, table, id string, rec *crdt.Record) (recordJSON, bool) {
+func (rp *replica) readView(rd *reader, table, id string, rec *crdt.Record) (api.Record, bool) {
 	if rd != nil {
 		if rd.limit.NeedsRecord(table) && !rd.limit.Selects(table, id, rec, nil) {
-			return recordJSON{}, false
+			return api.Record{}, false
 		}
 		rec = rd.limit.ProjectRecord(table, rec)
 	}

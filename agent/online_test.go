@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/agent/config"
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/store"
 )
@@ -114,15 +115,15 @@ func (n *olNode) put(table, id string, fields map[string]any) {
 
 func (n *olNode) sync() {
 	n.t.Helper()
-	var sum summaryJSON
+	var sum api.Summary
 	if code := n.call("POST", "/v1/sync", nil, &sum); code != 200 || len(sum.Failed) > 0 {
 		n.t.Fatalf("sync: %d %+v", code, sum)
 	}
 }
 
-func (n *olNode) record(table, id string) (recordJSON, bool) {
+func (n *olNode) record(table, id string) (api.Record, bool) {
 	n.t.Helper()
-	var r recordJSON
+	var r api.Record
 	return r, n.call("GET", "/v1/tables/"+table+"/records/"+id, nil, &r) == 200
 }
 
@@ -132,7 +133,7 @@ func (n *olNode) record(table, id string) (recordJSON, bool) {
 func (n *olNode) dupConflicts() []string {
 	n.t.Helper()
 	var out struct {
-		Conflicts []conflictJSON `json:"conflicts"`
+		Conflicts []api.Conflict `json:"conflicts"`
 	}
 	if code := n.call("GET", "/v1/conflicts", nil, &out); code != 200 {
 		n.t.Fatalf("conflicts: %d", code)
@@ -263,7 +264,7 @@ func TestDuplicates(t *testing.T) {
 				t.Fatalf("%s is gone", kept)
 			}
 		}
-		var all struct{ Duplicates []dupFlag }
+		var all struct{ Duplicates []api.Duplicate }
 		n.call("GET", "/v1/duplicates?all=true", nil, &all)
 		status := map[string]string{}
 		for _, f := range all.Duplicates {

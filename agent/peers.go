@@ -13,10 +13,6 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// peerRow is one row of the peer table (GET /v1/peers, and "peers" in
-// GET /v1/status): a peer in one direction.
-type peerRow = api.Peer
-
 // msWhen is msTime, "" for 0 (never).
 func msWhen(ms int64) string {
 	if ms == 0 {
@@ -28,7 +24,7 @@ func msWhen(ms int64) string {
 // peerRows returns the peer table: every remembered peer per direction,
 // with the engine's view of dialed partners (those never reached too).
 // full adds each row's pending writes and sync errors.
-func (r *replica) peerRows(full bool) []peerRow {
+func (r *replica) peerRows(full bool) []api.Peer {
 	partners := r.engine.Partners()
 	var total uint64
 	var errs map[hlc.NodeID]int
@@ -38,7 +34,7 @@ func (r *replica) peerRows(full bool) []peerRow {
 		}
 		errs = r.syncErrorsByNode()
 	}
-	var rows []peerRow
+	var rows []api.Peer
 	used := map[string]bool{}
 	r.book.Each(func(n hlc.NodeID, rec *peers.Record) {
 		for _, dir := range []string{"dialed", "served"} {
@@ -49,8 +45,8 @@ func (r *replica) peerRows(full bool) []peerRow {
 			if s == nil {
 				continue
 			}
-			row := peerRow{
-				Partner: peerJSON{Addr: s.Addr, Node: n.String(), Role: rec.Role, LastSuccess: msWhen(s.LastSuccess), LastError: s.LastError,
+			row := api.Peer{
+				Partner: api.Partner{Addr: s.Addr, Node: n.String(), Role: rec.Role, LastSuccess: msWhen(s.LastSuccess), LastError: s.LastError,
 					Failures: s.Failures, SkewMs: s.SkewMs, Last: statsView(s.Last)},
 				Direction: dir, Version: rec.Version, FirstSeen: msWhen(s.FirstSeen), LastSessionAt: msWhen(s.LastSession),
 				Result: s.Result, Sessions: s.Sessions, WritesIn: s.WritesIn, WritesOut: s.WritesOut, DurationMs: s.DurationMs,
@@ -82,7 +78,7 @@ func (r *replica) peerRows(full bool) []peerRow {
 		}
 		// A partner not reached yet, or reached only before a reset of
 		// this node's replica.
-		row := peerRow{Partner: peerJSON{Addr: p.Addr, Role: p.Role, LastSuccess: timeStr(p.LastSuccess), LastAttempt: timeStr(p.LastAttempt),
+		row := api.Peer{Partner: api.Partner{Addr: p.Addr, Role: p.Role, LastSuccess: timeStr(p.LastSuccess), LastAttempt: timeStr(p.LastAttempt),
 			LastError: p.LastError, Failures: p.Failures, NextTry: timeStr(p.NextTry), SkewMs: p.SkewMs, Last: statsView(p.Last),
 			APIAddr: p.APIAddr, GossipAddr: p.GossipAddr}, Direction: "dialed"}
 		if p.Node != 0 {
@@ -103,7 +99,7 @@ func (r *replica) peerRows(full bool) []peerRow {
 		return rows[i].Addr < rows[j].Addr
 	})
 	if rows == nil {
-		rows = []peerRow{}
+		rows = []api.Peer{}
 	}
 	return rows
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/store"
@@ -32,13 +33,13 @@ func TestReadViewSameAsSync(t *testing.T) {
 	if f := c.tech.syncT(t); len(f) > 0 {
 		t.Fatal(f)
 	}
-	api := func(table, id string) (int, recordJSON) {
+	api := func(table, id string) (int, api.Record) {
 		req := httptest.NewRequest(http.MethodGet, "/v1/tables/"+table+"/records/"+id, nil)
 		req.Host = c.hub.APIAddr()
 		req.Header.Set(nodeHeader, techID.String())
 		rec := httptest.NewRecorder()
 		c.hub.http.Handler.ServeHTTP(rec, req)
-		var v recordJSON
+		var v api.Record
 		if rec.Code == http.StatusOK {
 			if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
 				t.Fatal(err)

@@ -278,12 +278,10 @@ func (s *security) status() SecurityStatus {
 	return st
 }
 
-type rotateBody = api.GossipKeyRequest
-
 // rotate installs, uses or removes a gossip key, and rewrites the keyring
 // file so that a restart keeps the change.
 func (s *security) rotate(r *http.Request) (any, error) {
-	var body rotateBody
+	var body api.GossipKeyRequest
 	if err := decodeBody(r, &body); err != nil {
 		return nil, err
 	}

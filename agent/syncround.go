@@ -39,12 +39,6 @@ const DefaultDecisionWait = 10 * time.Second
 // maxListedUndecided bounds the undecided writes a summary lists.
 const maxListedUndecided = 20
 
-// decisionsJSON is the state of the arbiter's decisions on this device's
-// writes when a sync returns.
-type decisionsJSON = api.Decisions
-
-type undecidedJSON = api.Undecided
-
 // arbiterState returns the sync addresses of the arbitrating hubs this
 // node syncs with, the highest Decided mark among them, and the last
 // error of each if none of them is reachable ("" otherwise).
@@ -95,8 +89,8 @@ func (rp *replica) arbitratedTables() bool {
 // (after, upTo] to tables that need the arbiter (client-wins,
 // server-wins by the policy in force when each was made): at most
 // maxListedUndecided of them, and their count.
-func (rp *replica) undecided(after, upTo uint64) ([]undecidedJSON, int, error) {
-	var out []undecidedJSON
+func (rp *replica) undecided(after, upTo uint64) ([]api.Undecided, int, error) {
+	var out []api.Undecided
 	n := 0
 	if upTo <= after {
 		return nil, 0, nil
@@ -111,7 +105,7 @@ func (rp *replica) undecided(after, upTo uint64) ([]undecidedJSON, int, error) {
 		}
 		n++
 		if len(out) < maxListedUndecided {
-			out = append(out, undecidedJSON{Table: w.Table, ID: w.ID, Seq: w.Seq})
+			out = append(out, api.Undecided{Table: w.Table, ID: w.ID, Seq: w.Seq})
 		}
 		return nil
 	})
@@ -124,21 +118,21 @@ func (rp *replica) undecided(after, upTo uint64) ([]undecidedJSON, int, error) {
 // awaitDecisions waits up to wait until the arbiter has decided this
 // node's writes up to upTo and the decisions are here (see the comment
 // at the top).
-func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Duration) decisionsJSON {
+func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Duration) api.Decisions {
 	start := time.Now()
 	deadline := start.Add(wait)
 	pause := 20 * time.Millisecond
 	for {
 		arbiters, mark, unreachable := rp.arbiterState()
 		if len(arbiters) == 0 && !rp.arbitratedTables() {
-			return decisionsJSON{State: "none", WaitedMs: time.Since(start).Milliseconds()}
+			return api.Decisions{State: "none", WaitedMs: time.Since(start).Milliseconds()}
 		}
 		if len(arbiters) == 0 {
-			return decisionsJSON{State: "tentative", WaitedMs: time.Since(start).Milliseconds(),
+			return api.Decisions{State: "tentative", WaitedMs: time.Since(start).Milliseconds(),
 				Detail: "no arbitrating hub is known: changes to client-wins and server-wins tables stay tentative until one decides them"}
 		}
 		list, n, err := rp.undecided(mark, upTo)
-		d := decisionsJSON{State: "undecided", WaitedMs: time.Since(start).Milliseconds(), Count: n, Undecided: list}
+		d := api.Decisions{State: "undecided", WaitedMs: time.Since(start).Milliseconds(), Count: n, Undecided: list}
 		switch {
 		case err != nil:
 			d.Detail = "reading this device's writes: " + err.Error()
@@ -173,8 +167,8 @@ func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Du
 
 // syncErrorsSince returns the sync errors logged here with ids above
 // after (at most 100).
-func (rp *replica) syncErrorsSince(after uint64) []syncErrorJSON {
-	out := []syncErrorJSON{}
+func (rp *replica) syncErrorsSince(after uint64) []api.SyncError {
+	out := []api.SyncError{}
 	es, err := rp.store.ListSyncErrors(after, 100)
 	if err != nil {
 		return out
@@ -228,7 +222,7 @@ func decisionWait(r *http.Request) (time.Duration, error) {
 // waits for none), with the sync errors received since the previous
 // sync asked for returned them (or since the replica was opened), be it
 // by this round or by a push or pull in between.
-func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) summaryJSON {
+func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) api.Summary {
 	upTo := rp.ownLast()
 	sum := a.runSync(ctx, rp)
 	if a.cfg.Role != "hub" {
