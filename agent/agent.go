@@ -23,6 +23,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/drafts"
+	"github.com/replicad/replicad/internal/ext/metrics"
 	"github.com/replicad/replicad/internal/ext/onlineread"
 	"github.com/replicad/replicad/internal/ext/peers"
 	"github.com/replicad/replicad/internal/ext/profiles"
@@ -55,7 +56,7 @@ type Agent struct {
 	cfg     Config
 	log     hclog.Logger
 	lock    *os.File
-	metrics *metrics
+	metrics *metrics.Metrics
 	feed    *node.Feed
 	apiLn   net.Listener
 	syncLn  net.Listener // bound by New before the store exists; the first replica takes it
@@ -147,7 +148,8 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.metrics = newMetrics(a)
+	bi := buildVersion()
+	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.drafts = drafts.New(apiHost{a})
 	a.online = onlineread.New(onlineHost{apiHost{a}})
 	if a.sec, err = newSecurity(cfg, log); err != nil {
@@ -161,7 +163,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.apiLn = a.sec.apiListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
-	a.http = a.httpServer(a.metrics.instrument(a.route, a.sec.apiHandler(a, a.routes()))) // the guards: httpguard.go
+	a.http = a.httpServer(a.metrics.Instrument(a.route, a.sec.apiHandler(a, a.routes()))) // the guards: httpguard.go
 	return a, nil
 }
 
@@ -511,8 +513,7 @@ func (r *replica) members() []replication.Partner {
 // onApplied is told of remote writes applied here (sessions and gossip
 // pushes).
 func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
-	r.a.metrics.remoteApplied.Add(float64(res.Applied))
-	r.a.metrics.parkedSeen.Add(float64(len(res.Parked)))
+	r.a.metrics.RemoteApplied(res.Applied, len(res.Parked))
 	r.parkRefused(writes, res) // parked.go
 	r.a.feed.Notify()
 }

@@ -33,7 +33,7 @@ const (
 // error is counted, any other logged.
 func (a *Agent) apiError(code int, err error) {
 	if code >= 400 && code < 500 {
-		a.metrics.rejected.WithLabelValues(strconv.Itoa(code)).Inc()
+		a.metrics.Rejected(code)
 	} else {
 		a.log.Error("api request failed", "error", err)
 	}
@@ -97,7 +97,7 @@ func (a *Agent) routes() http.Handler {
 	}
 	// Duplicates and workflows: agent/online_api.go.
 	a.onlineRoutes(rt)
-	rt.HandleHTTP("GET /metrics", a.metrics.handler())
+	rt.HandleHTTP("GET /metrics", a.metrics.Handler())
 	httpapi.StatusPage(rt)
 	a.routeOf = rt.Pattern // the metrics' route label
 	// No catch-all pattern: a known path under a wrong method is a 405

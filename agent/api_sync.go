@@ -159,7 +159,7 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 	if len(sum.Failed) > 0 {
 		result = "failed"
 	}
-	a.metrics.syncRounds.WithLabelValues(result).Inc() // bytes: counted per session (metrics.session)
+	a.metrics.SyncRound(result) // bytes: counted per session (metrics.session)
 	failed := sum.Failed
 	if failed == nil {
 		failed = []string{}

@@ -3,7 +3,6 @@ package agent
 import (
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/replicad/replicad/store"
 )
 
@@ -46,31 +45,6 @@ func (rp *replica) diskStatus(st map[string]any) {
 		return
 	}
 	st["disk"] = u
-}
-
-var descDisk = prometheus.NewDesc("replicad_store_disk_bytes", "Bytes the store's data directory takes on disk (allocated blocks, as du counts), by kind: sst (tables), wal (write-ahead logs), other (manifest, options, markers).", []string{"kind"}, nil)
-
-// diskCollector reads the store's disk use at scrape time.
-type diskCollector struct{ a *Agent }
-
-func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descDisk }
-
-func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
-	c.a.mu.RLock()
-	defer c.a.mu.RUnlock()
-	if c.a.rep == nil {
-		return
-	}
-	u, err := c.a.rep.store.DiskUsage()
-	if err != nil {
-		return
-	}
-	for _, k := range []struct {
-		kind string
-		n    int64
-	}{{"sst", u.SST}, {"wal", u.WAL}, {"other", u.Other}} {
-		ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(k.n), k.kind)
-	}
 }
 
 // storeOptions are the store's options for this agent's role. A hub

@@ -42,6 +42,6 @@ func (r *replica) registerHooks() {
 	}
 	r.n.OnRemoteApplied("replica", r.onApplied) // metrics, parked-write refusals, the feed
 	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.Wrote(w.Seq) })
-	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.localApplied.Inc() })
+	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.LocalWrite() })
 	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.Notify() })
 }

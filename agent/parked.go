@@ -81,7 +81,7 @@ func (r *replica) parkRefused(writes []*crdt.Write, res *store.Result) {
 	if len(res.ParkRefused) == 0 {
 		return
 	}
-	r.a.metrics.parkRefused.Add(float64(len(res.ParkRefused)))
+	r.a.metrics.ParkRefused(len(res.ParkRefused))
 	max := r.a.cfg.Security.Guard.WithDefaults().MaxParked
 	for _, i := range res.ParkRefused {
 		w := writes[i]

@@ -147,7 +147,7 @@ func contains64(s []uint64, v uint64) bool {
 func (r *replica) onSession(in replication.SessionInfo) {
 	r.book.Ended(in)
 	r.book.LogSession(in)
-	r.a.metrics.session(in)
+	r.a.metrics.Session(in)
 }
 
 // flushPeers writes the peer table to the store every peers.FlushEvery

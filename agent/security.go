@@ -167,7 +167,7 @@ func (s *security) engine(c *replication.Config, r *replica) {
 		if f != nil {
 			logRefused := f.OnRefused
 			f.OnRefused = func(w *crdt.Write, why string) {
-				r.a.metrics.peerRefused.Inc()
+				r.a.metrics.PeerRefused()
 				if logRefused != nil {
 					logRefused(w, why)
 				}

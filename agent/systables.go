@@ -132,7 +132,7 @@ func (r *replica) sysJudge(from replication.Peer, w *crdt.Write) string {
 	reason := r.sysCheck(from, w)
 	if reason != "" {
 		r.sysLog.refused(from.Node, w.Origin, w.Table, w.ID, reason)
-		r.a.metrics.sysRefused.Inc()
+		r.a.metrics.SysRefused()
 	}
 	return reason
 }

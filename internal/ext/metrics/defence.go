@@ -1,11 +1,11 @@
-package agent
+package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
 
 // defenceCollector exports what the sync engine's defences counted
 // (replication.Counters); they restart from zero when the replica is
 // reopened (a reset).
-type defenceCollector struct{ a *Agent }
+type defenceCollector struct{ h Host }
 
 var (
 	descContradictions = prometheus.NewDesc("replicad_sync_origin_contradictions_total", "Empty claims an origin contradicted (forged or relayed from a forger): dropped, and the origin's writes taken again.", nil, nil)
@@ -22,17 +22,16 @@ func (c *defenceCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *defenceCollector) Collect(ch chan<- prometheus.Metric) {
-	c.a.mu.RLock()
-	defer c.a.mu.RUnlock()
-	r := c.a.rep
-	if r == nil {
+	if c.h == nil {
 		return
 	}
-	n := r.engine.Counters()
-	for _, m := range []struct {
-		d *prometheus.Desc
-		v uint64
-	}{{descContradictions, n.OriginContradictions.Load()}, {descEmptiesRefused, n.EmptiesRefused.Load()}, {descHandshakesRef, n.HandshakesRefused.Load()}, {descSessionsCut, n.SessionsCut.Load()}} {
-		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
-	}
+	c.h.Scrape(func(r Replica) {
+		n := r.Engine().Counters()
+		for _, m := range []struct {
+			d *prometheus.Desc
+			v uint64
+		}{{descContradictions, n.OriginContradictions.Load()}, {descEmptiesRefused, n.EmptiesRefused.Load()}, {descHandshakesRef, n.HandshakesRefused.Load()}, {descSessionsCut, n.SessionsCut.Load()}} {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
+		}
+	})
 }

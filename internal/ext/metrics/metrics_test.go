@@ -1,4 +1,4 @@
-package agent
+package metrics
 
 import (
 	"errors"
@@ -17,14 +17,13 @@ import (
 // help on every metric), and API requests are labelled by route pattern,
 // never by raw path.
 func TestMetricsLint(t *testing.T) {
-	a := &Agent{}
-	m := newMetrics(a)
-	m.session(replication.SessionInfo{Duration: 30 * time.Millisecond, Stats: replication.Stats{BytesReceived: 10}})
-	m.session(replication.SessionInfo{Dialed: true, Err: &replication.RefusedError{Reason: "busy"}})
-	m.session(replication.SessionInfo{Err: errors.New("cut")})
+	m := New(nil, Build{Version: "devel", GoVersion: "go1"})
+	m.Session(replication.SessionInfo{Duration: 30 * time.Millisecond, Stats: replication.Stats{BytesReceived: 10}})
+	m.Session(replication.SessionInfo{Dialed: true, Err: &replication.RefusedError{Reason: "busy"}})
+	m.Session(replication.SessionInfo{Err: errors.New("cut")})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/tables/{table}/records/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
-	h := m.instrument(func(r *http.Request) string { _, p := mux.Handler(r); return p }, mux)
+	h := m.Instrument(func(r *http.Request) string { _, p := mux.Handler(r); return p }, mux)
 	for _, path := range []string{"/v1/tables/jobs/records/j1", "/v1/tables/crews/records/c9", "/nowhere"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
 	}
@@ -55,8 +54,8 @@ func TestMetricsLint(t *testing.T) {
 	}
 }
 
-func exposition(t *testing.T, m *metrics) string {
+func exposition(t *testing.T, m *Metrics) string {
 	rec := httptest.NewRecorder()
-	m.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
 }

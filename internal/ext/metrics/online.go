@@ -1,4 +1,4 @@
-package agent
+package metrics
 
 import (
 	"strconv"
@@ -9,7 +9,7 @@ import (
 // onlineCollector exports the state of the work that only runs online at
 // scrape time: each workflow's backlog, outcomes and retry state, and the
 // open duplicate flags.
-type onlineCollector struct{ a *Agent }
+type onlineCollector struct{ h Host }
 
 var (
 	descWfBacklog   = prometheus.NewDesc("replicad_workflow_backlog", "Feed entries after the workflow's cursor (not handled yet; changes of other tables included).", []string{"workflow"}, nil)
@@ -27,32 +27,29 @@ func (c *onlineCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *onlineCollector) Collect(ch chan<- prometheus.Metric) {
-	a := c.a
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	r := a.rep
-	if r == nil {
+	if c.h == nil {
 		return
 	}
-	for _, w := range r.flows.All() {
-		v := w.View()
-		cur, _ := strconv.ParseUint(v.Cursor, 10, 64)
-		head, _ := strconv.ParseUint(v.FeedHead, 10, 64)
-		backlog := 0.0
-		if head > cur {
-			backlog = float64(head - cur)
+	c.h.Scrape(func(r Replica) {
+		for _, v := range r.Workflows() {
+			cur, _ := strconv.ParseUint(v.Cursor, 10, 64)
+			head, _ := strconv.ParseUint(v.FeedHead, 10, 64)
+			backlog := 0.0
+			if head > cur {
+				backlog = float64(head - cur)
+			}
+			retrying := 0.0
+			if v.State == "retrying" {
+				retrying = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descWfBacklog, prometheus.GaugeValue, backlog, v.Name)
+			ch <- prometheus.MustNewConstMetric(descWfDelivered, prometheus.CounterValue, float64(v.Delivered), v.Name)
+			ch <- prometheus.MustNewConstMetric(descWfFailed, prometheus.CounterValue, float64(v.Failed), v.Name)
+			ch <- prometheus.MustNewConstMetric(descWfAttempts, prometheus.CounterValue, float64(v.Attempts), v.Name)
+			ch <- prometheus.MustNewConstMetric(descWfRetrying, prometheus.GaugeValue, retrying, v.Name)
 		}
-		retrying := 0.0
-		if v.State == "retrying" {
-			retrying = 1
+		if n, err := r.OpenDuplicates(); err == nil {
+			ch <- prometheus.MustNewConstMetric(descDupsOpen, prometheus.GaugeValue, float64(n))
 		}
-		ch <- prometheus.MustNewConstMetric(descWfBacklog, prometheus.GaugeValue, backlog, v.Name)
-		ch <- prometheus.MustNewConstMetric(descWfDelivered, prometheus.CounterValue, float64(v.Delivered), v.Name)
-		ch <- prometheus.MustNewConstMetric(descWfFailed, prometheus.CounterValue, float64(v.Failed), v.Name)
-		ch <- prometheus.MustNewConstMetric(descWfAttempts, prometheus.CounterValue, float64(v.Attempts), v.Name)
-		ch <- prometheus.MustNewConstMetric(descWfRetrying, prometheus.GaugeValue, retrying, v.Name)
-	}
-	if ds, err := r.duplicates(false); err == nil {
-		ch <- prometheus.MustNewConstMetric(descDupsOpen, prometheus.GaugeValue, float64(len(ds)))
-	}
+	})
 }
