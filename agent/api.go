@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
@@ -381,7 +382,7 @@ func (rp *replica) conflicts() ([]api.Conflict, error) {
 		}
 		afterT, afterID = refs[len(refs)-1].Table, refs[len(refs)-1].ID
 	}
-	dups, err := rp.duplicateConflicts()
+	dups, err := dedupe.Conflicts(rp.store)
 	if err != nil {
 		return nil, err
 	}

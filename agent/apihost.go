@@ -35,6 +35,8 @@ func (h apiHost) PutFields(r *http.Request, check func(n int) error) ([]crdt.Fie
 	return fields, true, err
 }
 
+func (h apiHost) DecodeBody(r *http.Request, v any) error { return decodeBody(r, v) }
+
 func (h apiHost) PageLimit(r *http.Request) (int, error) {
 	return intParam(r, "limit", defaultPageLimit, maxPageLimit)
 }

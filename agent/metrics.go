@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/replicad/replicad/api"
+	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/metrics"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -48,6 +49,6 @@ func (m metricsReplica) Workflows() []api.Workflow {
 }
 
 func (m metricsReplica) OpenDuplicates() (int, error) {
-	ds, err := m.rp.duplicates(false)
+	ds, err := dedupe.List(m.rp.store, false)
 	return len(ds), err
 }

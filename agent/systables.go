@@ -34,7 +34,7 @@ var sysTables = authz.SystemTables{
 	},
 	dedupe.Table: {
 		About: "the suspected duplicates the arbitrating hub flags; any replica resolves one through POST /v1/duplicates/{table}/{id}",
-		// Resolving a flag (resolveDuplicate): its status and how it was
+		// Resolving a flag (dedupe's API): its status and how it was
 		// resolved, never the flag itself (table, id, with, keys, detected).
 		DeviceFields: map[string]func(crdt.Value) bool{
 			"status": func(v crdt.Value) bool {
