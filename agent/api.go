@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
@@ -23,11 +22,10 @@ import (
 
 // Limits of the API.
 const (
-	defaultPageLimit   = 100
-	maxPageLimit       = 1000
-	defaultPollTimeout = 30 * time.Second
-	maxPollTimeout     = 120 * time.Second
-	maxConflictScan    = 100000 // conflict index entries examined by GET /v1/conflicts
+	defaultPageLimit = httpapi.DefaultPageLimit
+	maxPageLimit     = httpapi.MaxPageLimit
+	maxPollTimeout   = httpapi.MaxPollTimeout
+	maxConflictScan  = 100000 // conflict index entries examined by GET /v1/conflicts
 )
 
 // apiError answers an API error (httpapi.Router's onError): a client
@@ -85,7 +83,7 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/connectivity", a.connectivity)
 	rt.Handle("GET /v1/status", a.status)
 	rt.Handle("GET /v1/peers", a.listPeers) // peers.go
-	rt.Handle("GET /v1/changes", a.changes)
+	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
 	rt.Handle("POST /v1/reset", a.reset)
 	rt.Handle("POST /v1/compact", a.compact) // compact.go
 	rt.Handle("GET /v1/parked", a.listParked)
@@ -278,18 +276,7 @@ func (a *Agent) deleteRecord(w http.ResponseWriter, r *http.Request) (any, error
 }
 
 func intParam(r *http.Request, name string, def, max int) (int, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, httpapi.Errorf(http.StatusBadRequest, "%s=%q: want a non-negative integer", name, s)
-	}
-	if n == 0 {
-		n = def
-	}
-	return min(n, max), nil
+	return httpapi.IntParam(r, name, def, max)
 }
 
 func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error) {

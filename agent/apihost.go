@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
@@ -57,3 +58,28 @@ func (p apiReplica) Existing(table, id string) (*crdt.Record, error) { return p.
 func (p apiReplica) RecordView(table, id string, rec *crdt.Record) api.Record {
 	return p.rp.recordView(table, id, rec)
 }
+
+// changeFeed is the change feed's source: the current replica's store and
+// the agent's notifier (which outlives resets).
+type changeFeed struct{ a *Agent }
+
+func (f changeFeed) Read(after uint64, limit int) ([]api.Change, uint64, error) {
+	rp, err := f.a.acquire()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.a.mu.RUnlock()
+	es, err := rp.store.Feed(after, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]api.Change, 0, len(es))
+	for _, e := range es {
+		out = append(out, api.Change{Cursor: strconv.FormatUint(e.Feed, 10), Table: e.Table, ID: e.ID, Origin: e.Origin.String(), Seq: e.Seq})
+	}
+	return out, rp.store.FeedHead(), nil
+}
+
+func (f changeFeed) Wait() <-chan struct{} { return f.a.feed.Wait() }
+
+func (f changeFeed) Closed() bool { return f.a.feed.Closed() }
