@@ -82,7 +82,7 @@ type Agent struct {
 
 	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)
 
-	refusedLog netguard.Throttle // refused API requests' WARN lines (httpguard.go)
+	guard *httpapi.Guard // the API's HTTP hardening (internal/httpapi/guard.go)
 
 	// Writes refused for the parked-write bound (parked.go).
 	parkLog  netguard.Throttle
@@ -149,6 +149,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	bi := buildVersion()
+	a.guard = httpapi.NewGuard(cfg.Security.Guard, cfg.MaxBodyBytes, log, a.apiError)
 	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.drafts = drafts.New(apiHost{a})
 	a.online = onlineread.New(onlineHost{apiHost{a}})
@@ -163,7 +164,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.apiLn = a.sec.apiListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
-	a.http = a.httpServer(a.metrics.Instrument(a.route, a.sec.apiHandler(a, a.routes()))) // the guards: httpguard.go
+	a.http = a.guard.Server(a.metrics.Instrument(a.route, a.sec.apiHandler(a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
 	return a, nil
 }
 
@@ -299,16 +300,16 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	}
 	syncMax := cfg.Security.Guard.SyncMaxConns
 	if syncMax == 0 {
-		syncMax = max(connBound(0), cfg.Sessions()+16) // room for every session slot
+		syncMax = max(httpapi.ConnBound(0), cfg.Sessions()+16) // room for every session slot
 	}
 	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", syncMax))
 	// Watch connections share the sync listener's connection bound: by
 	// default they leave room for every session slot.
 	watchers := cfg.Watchers()
-	if room := max(0, connBound(syncMax)-cfg.Sessions()-16); cfg.MaxWatchers == 0 {
+	if room := max(0, httpapi.ConnBound(syncMax)-cfg.Sessions()-16); cfg.MaxWatchers == 0 {
 		watchers = min(watchers, room)
 	} else if watchers > room {
-		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", connBound(syncMax), "max_sessions", cfg.Sessions())
+		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", httpapi.ConnBound(syncMax), "max_sessions", cfg.Sessions())
 	}
 	ecfg := replication.Config{
 		Local: replication.Local{

@@ -107,7 +107,7 @@ func TestRefusalLogThrottled(t *testing.T) {
 	if n := strings.Count(logs.String(), "api request refused"); n != 1 {
 		t.Errorf("%d log lines for 200 refused requests, want 1:\n%s", n, logs)
 	}
-	if suppressed := a.refusedLog.Pending(); suppressed != 199 {
+	if suppressed := a.guard.RefusedPending(); suppressed != 199 {
 		t.Errorf("suppressed %d, want 199 (reported with the next line)", suppressed)
 	}
 }

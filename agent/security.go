@@ -229,7 +229,7 @@ func (s *security) apiListener(l net.Listener) net.Listener {
 }
 
 // apiHandler adds the security endpoints to h, then puts in front of
-// everything the checks of httpguard.go (cross-site state changes, bodies
+// everything the checks of httpapi.Guard (cross-site state changes, bodies
 // over the limit), the read rules of restricted nodes (online_readperm.go)
 // and, first of all when a token is required, the bearer check: nothing
 // answers what it would do before the request is authenticated.
@@ -241,14 +241,14 @@ func (s *security) apiHandler(a *Agent, h http.Handler) http.Handler {
 		return s.rotate(r)
 	}), a.cfg.MaxBodyBytes))
 	root := rt.Before(h) // the rest (and their 405s) are h's
-	guarded := a.siteGuard(a.readGuard(root))
+	guarded := a.guard.Sites(a.readGuard(root))
 	if s.token == "" {
 		return guarded
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secure.RequireBearer(guarded, s.token, func(r *http.Request, reason string) {
 			w.Header().Set("Connection", "close") // nothing more on this connection
-			a.logRefused(r, reason)
+			a.guard.LogRefused(r, reason)
 		}).ServeHTTP(w, r)
 	})
 }

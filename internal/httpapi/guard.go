@@ -1,4 +1,4 @@
-package agent
+package httpapi
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/agent/config"
-	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"golang.org/x/sys/unix"
 )
@@ -21,9 +21,29 @@ import (
 // API's and the sync listener's bounds; internal/netguard keeps both accept
 // loops alive through descriptor exhaustion).
 
-// connBound returns a connection bound: n, or a quarter of the process's
+// Guard is the API's HTTP hardening (see above).
+type Guard struct {
+	cfg     config.GuardConfig // with its defaults
+	maxBody int64
+	log     hclog.Logger
+	onError func(code int, err error)
+	refused netguard.Throttle // refused requests' WARN lines
+}
+
+// NewGuard returns the guard of an API configured by cfg, whose bodies
+// are limited to maxBody bytes; onError (nil: nothing) is told of the
+// errors it answers.
+func NewGuard(cfg config.GuardConfig, maxBody int64, log hclog.Logger, onError func(code int, err error)) *Guard {
+	return &Guard{cfg: cfg.WithDefaults(), maxBody: maxBody, log: log, onError: onError}
+}
+
+// RefusedPending is the number of refused requests not logged yet (one
+// WARN line per netguard.LogInterval counts them).
+func (g *Guard) RefusedPending() uint64 { return g.refused.Pending() }
+
+// ConnBound returns a connection bound: n, or a quarter of the process's
 // descriptor limit, 16 to 1024.
-func connBound(n int) int {
+func ConnBound(n int) int {
 	if n > 0 {
 		return n
 	}
@@ -34,18 +54,12 @@ func connBound(n int) int {
 	return int(min(max(rl.Cur/4, 16), 1024))
 }
 
-// guardListener bounds a listener's connections and keeps its accept loop
-// alive through temporary errors (internal/netguard).
-func (a *Agent) guardListener(l net.Listener, name string, max int) net.Listener {
-	return netguard.Wrap(l, name, connBound(max), a.log.Named(name))
-}
-
-// httpServer returns the API's server: the guard in front of h, and the
-// timeouts.
-func (a *Agent) httpServer(h http.Handler) *http.Server {
-	g := a.cfg.Security.Guard.WithDefaults()
+// Server returns the API's server for the API bound at addr: the Host
+// check in front of h, and the timeouts.
+func (gd *Guard) Server(h http.Handler, addr string) *http.Server {
+	g := gd.cfg
 	return &http.Server{
-		Handler:           a.hostGuard(h),
+		Handler:           gd.hostGuard(h, addr),
 		ReadHeaderTimeout: min(10*time.Second, g.APIReadTimeout),
 		ReadTimeout:       g.APIReadTimeout,
 		WriteTimeout:      g.APIWriteTimeout,
@@ -56,30 +70,30 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 
 // refuse answers a request the guard refuses, closes its connection
 // after the answer and logs it (throttled).
-func (a *Agent) refuse(w http.ResponseWriter, r *http.Request, code int, reason string) {
-	a.logRefused(r, reason)
+func (gd *Guard) refuse(w http.ResponseWriter, r *http.Request, code int, reason string) {
+	gd.LogRefused(r, reason)
 	w.Header().Set("Connection", "close")
-	a.writeError(w, httpapi.Errorf(code, "%s", reason))
+	WriteError(w, Errorf(code, "%s", reason), gd.onError)
 }
 
-// logRefused logs a refused API request at WARN: at most one line per
+// LogRefused logs a refused API request at WARN: at most one line per
 // netguard.LogInterval, with the number of refusals not logged since.
-func (a *Agent) logRefused(r *http.Request, reason string) {
-	if ok, n := a.refusedLog.Allow(); ok {
-		a.log.Warn("api request refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", reason, "suppressed", n)
+func (gd *Guard) LogRefused(r *http.Request, reason string) {
+	if ok, n := gd.refused.Allow(); ok {
+		gd.log.Warn("api request refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", reason, "suppressed", n)
 	}
 }
 
 // hostGuard answers only requests whose Host names this API: a foreign
 // name is what a DNS-rebinding page sends.
-func (a *Agent) hostGuard(h http.Handler) http.Handler {
+func (gd *Guard) hostGuard(h http.Handler, addr string) http.Handler {
 	hosts := map[string]bool{"localhost": true}
-	for _, n := range a.cfg.Security.Guard.APIHosts {
+	for _, n := range gd.cfg.APIHosts {
 		hosts[normHost(n)] = true
 	}
 	var bound net.IP
 	anyAddr := false
-	if host, _, err := net.SplitHostPort(a.apiLn.Addr().String()); err == nil {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
 		bound = net.ParseIP(host)
 		anyAddr = bound == nil || bound.IsUnspecified()
 	}
@@ -90,7 +104,7 @@ func (a *Agent) hostGuard(h http.Handler) http.Handler {
 			ok = ip.IsLoopback() || ip.Equal(bound) || (anyAddr && localIP(ip))
 		}
 		if !ok {
-			a.refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q does not name this API: it answers localhost, loopback addresses, its own address and the names given with --api-host", r.Host))
+			gd.refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q does not name this API: it answers localhost, loopback addresses, its own address and the names given with --api-host", r.Host))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -120,12 +134,12 @@ func localIP(ip net.IP) bool {
 	return false
 }
 
-// siteGuard sits behind authentication: it refuses cross-site state
+// Sites sits behind authentication: it refuses cross-site state
 // changes and state changes whose body is not JSON, answers 413 to a body
 // announced over the limit before reading it, answers the preflights of
 // the allowed cross-site origins, and sets the long routes' deadlines.
-func (a *Agent) siteGuard(h http.Handler) http.Handler {
-	g := a.cfg.Security.Guard.WithDefaults()
+func (gd *Guard) Sites(h http.Handler) http.Handler {
+	g := gd.cfg
 	cors := map[string]bool{}
 	for _, o := range g.CORSOrigins {
 		if n, err := config.ParseOrigin(o); err == nil {
@@ -148,16 +162,16 @@ func (a *Agent) siteGuard(h http.Handler) http.Handler {
 		}
 		if !safeMethod(r.Method) {
 			if reason := crossSite(r, origin, allowed); reason != "" {
-				a.refuse(w, r, http.StatusForbidden, reason)
+				gd.refuse(w, r, http.StatusForbidden, reason)
 				return
 			}
 			if reason := notJSON(r); reason != "" {
-				a.refuse(w, r, http.StatusUnsupportedMediaType, reason)
+				gd.refuse(w, r, http.StatusUnsupportedMediaType, reason)
 				return
 			}
 		}
-		if r.ContentLength > a.cfg.MaxBodyBytes {
-			a.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes over the limit of %d bytes", r.ContentLength, a.cfg.MaxBodyBytes))
+		if r.ContentLength > gd.maxBody {
+			gd.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes over the limit of %d bytes", r.ContentLength, gd.maxBody))
 			return
 		}
 		h.ServeHTTP(longRoute(w, r, g.APIWriteTimeout), r)
@@ -234,7 +248,7 @@ func longRoute(w http.ResponseWriter, r *http.Request, writeTimeout time.Duratio
 		rc.SetWriteDeadline(time.Time{})
 		return &streamWriter{ResponseWriter: w, rc: rc, d: writeTimeout}
 	default:
-		rc.SetWriteDeadline(time.Now().Add(maxPollTimeout + writeTimeout))
+		rc.SetWriteDeadline(time.Now().Add(MaxPollTimeout + writeTimeout))
 	}
 	return w
 }
