@@ -1,7 +1,11 @@
-// Package agent is the replicad daemon: its configuration (flags over an
-// HCL file), the lock on the data directory, the wiring of store, clock,
-// replication engine and gossip into one running node, the HTTP API under
-// /v1, the change feed, the status page and the Prometheus metrics.
+// Package agent is the replicad daemon's assembly: the lock on the data
+// directory, the wiring of store, clock, replication engine and gossip
+// into one running node (internal/node), the extensions (internal/ext/*)
+// plugged into the node's write pipeline and hooks in a fixed order
+// (hooks.go), each with its Host (host.go, apihost.go), and the HTTP API
+// under /v1 on internal/httpapi (the record, conflict, sync-error, sync
+// and status handlers are still here). Its configuration is package
+// agent/config.
 //
 // # Layout of the data directory
 //
