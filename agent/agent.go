@@ -104,7 +104,6 @@ type replica struct {
 	wg     sync.WaitGroup
 	out    *node.Outbound   // own writes no hub is known to hold
 	arb    *arbiter.Arbiter // on the arbitrating hub
-	hubs   *hubView         // what the hubs hold, for pending changes
 
 	book *peers.Book // every node that synced with this one (internal/ext/peers)
 
@@ -276,7 +275,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	} else if n > 0 {
 		a.log.Info("work queue moved to the named queues", "entries", n)
 	}
-	rep := &replica{a: a, node: st.NodeID(), store: st, hubs: &hubView{}}
+	rep := &replica{a: a, node: st.NodeID(), store: st}
 	rep.sysLog.log = a.log.Named("systables")
 	rep.sysLog.by.Interval = refusedLogInterval
 	r = rep
@@ -289,7 +288,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
 	r.clock.Restore(st.HighWater())
 	r.out = node.NewOutbound(st.HeldOf(r.node).Max())
-	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies})
+	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies, Hub: cfg.Role == "hub"})
 	r.errsShown.Store(r.lastSyncErrorID())
 	if r.book, err = peers.New(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
@@ -321,7 +320,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Store:   st,
 			Log:     a.log,
 			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
-				rep.hubs.observe(p, have)
+				rep.n.ObserveHubs(p, have)
 				rep.book.Started(p, have)
 			},
 			Version:   buildVersion().String(),

@@ -131,46 +131,12 @@ func names(r *http.Request) (table, id string, err error) {
 func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
 
 // existsField names, in conflicts, a delete concurrent with an update of
-// the record (manual policy): its candidates are the update (value null)
-// and the delete ("deleted": true); picking one keeps or deletes the
-// record.
-const existsField = "_exists"
+// the record (node.ExistsField).
+const existsField = node.ExistsField
 
-func candidates(es []crdt.Entry) []api.Candidate {
-	out := make([]api.Candidate, 0, len(es))
-	for _, e := range es {
-		c := api.Candidate{Node: e.Origin.String(), HLC: e.TS.String(), Time: time.UnixMilli(e.TS.Wall()).UTC().Format(time.RFC3339Nano), Value: json.RawMessage("null")}
-		if e.Delete {
-			c.Deleted = true
-		} else {
-			c.Value = jsonValue(e.Value)
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
+// recordView is table/id as the API shows it (node.Node.View).
 func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {
-	out := api.Record{Table: table, ID: id, Fields: map[string]json.RawMessage{}, Conflicts: map[string][]api.Candidate{}, Deleted: !rec.Exists()}
-	rec.Visible(func(name string, v crdt.Value) { out.Fields[name] = jsonValue(v) })
-	k := r.n.PolicyOf(table)
-	for _, c := range policy.Conflicts(k, rec) {
-		name := c.Field
-		if name == "" {
-			name = existsField
-		}
-		out.Conflicts[name] = candidates(c.Candidates)
-		if c.Field != "" {
-			if b := r.baseOf(table, id, c.Field); b != nil {
-				if out.Bases == nil {
-					out.Bases = map[string]*api.Candidate{}
-				}
-				out.Bases[name] = b
-			}
-		}
-	}
-	out.Pending = r.pending(k, rec)
-	return out
+	return r.n.View(table, id, rec)
 }
 
 type putBody struct {
@@ -357,9 +323,9 @@ func (rp *replica) conflicts() ([]api.Conflict, error) {
 				if name == "" {
 					name = existsField
 				}
-				cj := api.Conflict{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: candidates(c.Candidates)}
+				cj := api.Conflict{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: node.Candidates(c.Candidates)}
 				if c.Field != "" {
-					cj.Base = rp.baseOf(t, ref.ID, c.Field)
+					cj.Base = rp.n.BaseOf(t, ref.ID, c.Field)
 				}
 				out = append(out, cj)
 			}

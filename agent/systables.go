@@ -73,7 +73,7 @@ func (r *replica) vetted(from replication.Peer, origin hlc.NodeID) bool {
 	if from.Role == "hub" || origin == r.node {
 		return true
 	}
-	if r.hubs.isHub(origin) || r.book != nil && r.book.IsHub(origin) {
+	if r.n.IsHub(origin) || r.book != nil && r.book.IsHub(origin) {
 		return true
 	}
 	if r.gossip != nil {

@@ -18,6 +18,9 @@ type Options struct {
 	// (table → lww, client-wins, server-wins or manual); they win over
 	// what a hub distributed (PolicyOf).
 	Policies map[string]string
+	// Hub: the node is a hub (nothing is pending on a hub: it decides as
+	// it applies).
+	Hub bool
 }
 
 // Notifier is told of a local write once it is committed (the
@@ -47,6 +50,8 @@ type Node struct {
 	clock    *hlc.Clock
 	policies map[string]string
 	sys      sysCache // cached system-table records (policies.go)
+	hub      bool
+	hubs     hubView // what the hubs hold (views.go)
 
 	local    []named[LocalHook]
 	apply    []named[ApplyHook]
@@ -60,7 +65,7 @@ type Node struct {
 
 // New returns the host of the open store o.Store.
 func New(o Options) *Node {
-	return &Node{id: o.Store.NodeID(), st: o.Store, clock: o.Clock, policies: o.Policies}
+	return &Node{id: o.Store.NodeID(), st: o.Store, clock: o.Clock, policies: o.Policies, hub: o.Hub}
 }
 
 // ID returns the node id (the store's).
