@@ -134,6 +134,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.metrics = newMetrics(a)
+	limitCmem() // before the store allocates (cmem.go)
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
 	}
@@ -161,6 +162,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { defer close(watched); a.watchStore(wctx) }() // reopen a store failed by an I/O error (recover.go)
+	trimmed := startCmem(wctx)                               // C malloc's free memory back to the OS (cmem.go)
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.apiLn) }()
 	a.mu.RLock()
@@ -177,6 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("shutting down")
 	stopWatch()
 	<-watched
+	<-trimmed
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a.feed.close()

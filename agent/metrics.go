@@ -60,7 +60,7 @@ func newMetrics(a *Agent) *metrics {
 	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected, m.peerRefused, m.sysRefused,
 		m.sessions, m.sessionTime, m.httpRequests, m.httpTime, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&agentCollector{a: a}, &onlineCollector{a: a}, &defenceCollector{a: a}, &diskCollector{a: a})
+		&agentCollector{a: a}, &onlineCollector{a: a}, &defenceCollector{a: a}, &diskCollector{a: a}, cmemCollector{})
 	return m
 }
 
