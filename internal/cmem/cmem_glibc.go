@@ -54,9 +54,10 @@ import "C"
 func Supported() bool { return C.cmem_supported() == 1 }
 
 // LimitArenas caps the number of malloc arenas at n (mallopt
-// M_ARENA_MAX): threads share them instead of each taking its own once
-// they contend. It returns false when malloc is not glibc's. Call it
-// early: arenas already made stay.
+// M_ARENA_MAX): a thread without an arena then shares one instead of
+// making a new one. Arenas made before stay (a Go process with cgo has a
+// few by the time main runs: each thread that called malloc made one).
+// It returns false when malloc is not glibc's.
 func LimitArenas(n int) bool { return C.cmem_arena_max(C.int(n)) == 1 }
 
 // Trim returns the free memory of every malloc arena to the OS, whole

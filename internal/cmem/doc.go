@@ -1,14 +1,15 @@
 // Package cmem keeps the C heap of a process in check. With cgo, Pebble
 // allocates its block cache's blocks and its memtables with C malloc,
 // outside the Go heap and the Go runtime's scavenger. glibc's malloc
-// serves each thread from one of up to 8 arenas per core and keeps what
-// is freed inside them: as cache blocks of many sizes are evicted and
-// refilled from whichever threads the Go scheduler runs cgo calls on, the
-// arenas' free memory stays resident and grows, while the memory in use
-// stays at the cache's size. LimitArenas caps the arenas and Trim hands
-// their free pages back to the OS (malloc_trim); Run trims periodically.
-// Stats reads malloc's own figures (mallinfo2). Without cgo or glibc they
-// do nothing and report so: Pebble's memory is then Go memory.
+// serves each thread from one of its arenas (up to 8 per core) and keeps
+// what is freed inside them: as cache blocks of many sizes are evicted
+// and refilled from whichever threads the Go scheduler runs cgo calls on,
+// the arenas' free memory stays resident and grows while the memory in
+// use stays at the cache's size. Trim hands the arenas' free pages back
+// to the OS (malloc_trim); Run trims periodically; LimitArenas caps the
+// arenas made from then on. ReadStats reads malloc's own figures
+// (mallinfo2). Without cgo or glibc they do nothing and say so: Pebble's
+// memory is then Go memory.
 package cmem
 
 import (
