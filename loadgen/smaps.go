@@ -21,8 +21,9 @@ type RSSParts struct {
 	// Memtables: the anonymous mappings the size of one or a few
 	// memtables (MemTableSize plus malloc's page; adjacent ones merge):
 	// C malloc maps each of Pebble's memtables on its own, and its pages
-	// become resident as the memtable fills. Part of Anon; 0 unless
-	// ReadRSSParts is given the memtable size.
+	// become resident as the memtable fills. A lower bound: a memtable
+	// the kernel merged with another neighbouring mapping is missed. Part
+	// of Anon; 0 unless ReadRSSParts is given the memtable size.
 	Memtables int64
 }
 
