@@ -152,6 +152,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.drafts = drafts.New(apiHost{a})
 	a.online = onlineread.New(onlineHost{apiHost{a}})
+	limitCmem() // before the store allocates (cmem.go)
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
 	}
@@ -179,6 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { defer close(watched); a.watchStore(wctx) }() // reopen a store failed by an I/O error (recover.go)
+	trimmed := startCmem(wctx)                               // C malloc's free memory back to the OS (cmem.go)
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.apiLn) }()
 	a.mu.RLock()
@@ -195,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("shutting down")
 	stopWatch()
 	<-watched
+	<-trimmed
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a.feed.Close()

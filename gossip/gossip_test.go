@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 )
 
@@ -318,19 +319,59 @@ func TestPartitionHeal(t *testing.T) {
 // memberlist's indirect probes route around it: nobody is declared dead.
 func TestOneWayPartition(t *testing.T) {
 	c := newCluster(t, testRand(t))
-	c.add(nil)
-	c.add(nil, 0)
+	// memberlist logs a probe whose direct ping went unanswered at debug.
+	debug := func(cfg *Config) { cfg.Logger.SetLevel(hclog.Debug) }
+	c.add(debug)
+	c.add(debug, 0)
 	c.add(nil, 0)
 	waitFor(t, 5*time.Second, "3 nodes", func() bool { return converged(c.nodes) })
-	c.faults.Block(c.nodes[0].Name(), c.nodes[1].Name())
-	time.Sleep(1500 * time.Millisecond)
-	if !converged(c.nodes) {
-		for _, n := range c.nodes {
-			t.Logf("%s sees %v", n.Name(), n.Members())
-		}
-		t.Errorf("a one-way block between two nodes broke membership of three")
+	a, b := c.nodes[0], c.nodes[1]
+	c.faults.Block(a.Name(), b.Name())
+	// The positive signal: each of the two reached the other through the
+	// third node at least 3 times. A probe whose direct ping goes
+	// unanswered is logged, then waits for the third node's indirect
+	// ack; without one it suspects the peer (also logged). So each
+	// unanswered ping not followed by a suspicion is a probe routed
+	// around the block, but for the last one, whose verdict may be
+	// pending: hence 4.
+	routed := func(n, peer *testNode) int {
+		l := n.log.String()
+		return strings.Count(l, "memberlist: Failed UDP ping: "+peer.Name()) - strings.Count(l, "memberlist: Suspect "+peer.Name())
 	}
-	if st := c.faults.Stats(c.nodes[0].Name()); st.PacketsDropped.Load() == 0 {
+	dead := func() string {
+		for _, n := range c.nodes {
+			for _, m := range n.Members() {
+				if m.State == StateDead {
+					return fmt.Sprintf("%s declared %s dead", n.Name(), m.Name)
+				}
+			}
+		}
+		return ""
+	}
+	var seen string
+	d := waitFor(t, 20*time.Second, "3 probes each way routed around the one-way block", func() bool {
+		if seen == "" {
+			seen = dead()
+		}
+		return seen != "" || (routed(a, b) >= 4 && routed(b, a) >= 4)
+	})
+	if seen != "" {
+		t.Fatalf("a one-way block between two nodes broke membership of three: %s", seen)
+	}
+	t.Logf("3 probes each way routed around the block in %v", d)
+	// A probe that missed its indirect ack (a loaded machine) raises a
+	// suspicion, which the suspect refutes through the third node: every
+	// node sees the other two alive again, none declared dead meanwhile.
+	waitFor(t, 10*time.Second, "every node to see the others alive", func() bool {
+		if seen == "" {
+			seen = dead()
+		}
+		return seen != "" || converged(c.nodes)
+	})
+	if seen != "" {
+		t.Fatalf("a one-way block between two nodes broke membership of three: %s", seen)
+	}
+	if st := c.faults.Stats(a.Name()); st.PacketsDropped.Load() == 0 {
 		t.Errorf("no packet blocked")
 	}
 }

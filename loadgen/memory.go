@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/replicad/replicad/store"
 )
 
 // HubMemoryOpts: a hub holding many records, with a fleet syncing steadily.
@@ -152,6 +154,12 @@ func HubMemory(ctx context.Context, c *Config, o HubMemoryOpts) (*Result, error)
 		}()
 	}
 	var xs, ys, heap, caches, recs, sys []float64
+	// The breakdown of RSS: anonymous and file-backed memory (smaps, for
+	// a hub started here), the Go runtime's memory from the OS less what
+	// it released, C malloc's in use and free in its arenas and its
+	// mmap'd allocations (Pebble's manually allocated block cache and
+	// memtables live there with cgo; none without glibc).
+	var anon, file, memtab, goHeld, cInUse, cFree, cMmap []float64
 	steady0 := time.Now()
 	tick := time.NewTicker(o.Sample)
 sampling:
@@ -180,6 +188,22 @@ sampling:
 			caches = append(caches, (m["replicad_store_block_cache_bytes"]+m["replicad_store_memtable_bytes"])/(1<<20))
 			recs = append(recs, m["replicad_store_record_cache_bytes"]/(1<<20))
 			sys = append(sys, m["go_memstats_sys_bytes"]/(1<<20))
+			goHeld = append(goHeld, (m["go_memstats_sys_bytes"]-m["go_memstats_heap_released_bytes"])/(1<<20))
+			cInUse = append(cInUse, m["replicad_c_malloc_inuse_bytes"]/(1<<20))
+			cFree = append(cFree, m["replicad_c_malloc_free_bytes"]/(1<<20))
+			cMmap = append(cMmap, m["replicad_c_malloc_mmap_bytes"]/(1<<20))
+			if hub.Pid > 0 {
+				parts, err := ReadRSSParts(hub.Pid, store.DefaultMemTableSize) // a hub's memtable size
+				if err != nil {
+					cancel()
+					wg.Wait()
+					return nil, err
+				}
+				anon, file, memtab = append(anon, mib(parts.Anon)), append(file, mib(parts.File)), append(memtab, mib(parts.Memtables))
+				c.logf("  steady %4.0fs: hub RSS by kind: anonymous %.0f MiB (Go runtime's from the OS less released %.0f; C malloc: in use %.0f and free %.0f in its arenas, %.0f mmap'd, of which resident in memtable-sized mappings %.0f; Pebble's block cache %.0f, memtables %.0f allocated), file-backed %.0f MiB",
+					time.Since(steady0).Seconds(), anon[len(anon)-1], goHeld[len(goHeld)-1], cInUse[len(cInUse)-1], cFree[len(cFree)-1], cMmap[len(cMmap)-1], memtab[len(memtab)-1],
+					m["replicad_store_block_cache_bytes"]/(1<<20), m["replicad_store_memtable_bytes"]/(1<<20), file[len(file)-1])
+			}
 			c.logf("  steady %4.0fs: hub RSS %.0f MiB (Go: %.0f obtained from the OS, heap in use %.0f; record cache %.0f; Pebble block cache and memtables %.0f), %d device sessions, %d offline periods, %d API reads",
 				time.Since(steady0).Seconds(), mib(rss), sys[len(sys)-1], heap[len(heap)-1], recs[len(recs)-1], caches[len(caches)-1], sessions.Load(), offlines.Load(), reads.Load())
 		}
@@ -229,6 +253,24 @@ sampling:
 	res.Add("pebble-cache-start", "MiB", caches[0])
 	res.Add("pebble-cache-end", "MiB", caches[len(caches)-1])
 	res.Add("pebble-cache-growth", "MiB", cacheGrowth)
+	// RSS by kind over the same quarters, and the memory within it.
+	type series struct {
+		name string
+		v    []float64
+	}
+	parts := []series{{"go-held", goHeld}, {"c-malloc-inuse", cInUse}, {"c-malloc-free", cFree}, {"c-malloc-mmap", cMmap}}
+	if len(anon) == len(ys) {
+		parts = append(parts, series{"rss-anon", anon}, series{"rss-file", file}, series{"rss-memtables", memtab})
+	}
+	for _, p := range parts {
+		res.Add(p.name+"-start", "MiB", p.v[0])
+		res.Add(p.name+"-end", "MiB", p.v[len(p.v)-1])
+		res.Add(p.name+"-growth", "MiB", growth(p.v))
+	}
+	if len(anon) == len(ys) {
+		c.logf("hub-memory: RSS growth from the second quarter to the last by kind: anonymous %+.1f MiB (Go runtime's from the OS less released %+.1f; C malloc in use %+.1f, free in its arenas %+.1f, mmap'd %+.1f, resident in memtable-sized mappings %+.1f), file-backed %+.1f MiB",
+			growth(anon), growth(goHeld), growth(cInUse), growth(cFree), growth(cMmap), growth(memtab), growth(file))
+	}
 	beyond := rss4 - rss2 - cacheGrowth - recGrowth
 	res.Add("rss-growth-beyond-caches", "MiB", beyond)
 	// The memory the hub holds: what the Go runtime obtained from the OS

@@ -263,17 +263,25 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 		if err := s.db.Apply(b.b, pebble.NoSync); err != nil {
 			return nil, s.failWith(err)
 		}
-		s.noteWAL(len(b.b.Repr()))
-		return func() error { return nil }, nil
+		flush := s.noteWAL(len(b.b.Repr()))
+		return func() error {
+			if flush {
+				s.flushWAL()
+			}
+			return nil
+		}, nil
 	}
 	if err := s.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
 		return nil, s.failWith(err)
 	}
-	s.noteWAL(len(b.b.Repr()))
+	flush := s.noteWAL(len(b.b.Repr())) // the flush waits for the sync (disk.go, flushWAL)
 	pb := b.b
 	return func() error {
 		if err := pb.SyncWait(); err != nil {
 			return s.failWith(fmt.Errorf("wal sync: %w", err))
+		}
+		if flush {
+			s.flushWAL()
 		}
 		return nil
 	}, nil

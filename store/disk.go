@@ -161,29 +161,59 @@ func (s *Store) Settle() error {
 	return nil
 }
 
-// noteWAL counts n bytes handed to the write-ahead log and, when the log
-// has grown past its bound since the last flush the store asked for,
-// starts a flush: on a store whose tables are small (a device just
-// synced, say), the unflushed log then never holds more than about half
-// the tables, so the directory stays within twice its live data without
-// waiting for a full memtable. The bound is half the tables' size, at
-// least a sixteenth of the memtable size (512 KiB on a device); a large
-// store (tables beyond twice the memtable size) flushes on a full
-// memtable as before. Caller holds s.mu.
-func (s *Store) noteWAL(n int) {
+// noteWAL counts n bytes handed to the write-ahead log and reports
+// whether the log has grown past its bound since the last flush the store
+// asked for: the caller then starts one (flushWAL) once the batch is
+// durable. On a store whose tables are small (a device just synced, say),
+// the unflushed log then never holds more than about half the tables, so
+// the directory stays within twice its live data without waiting for a
+// full memtable. The bound is half the tables' size, at least a sixteenth
+// of the memtable size (512 KiB on a device); a large store (tables
+// beyond twice the memtable size) flushes on a full memtable as before.
+// Caller holds s.mu.
+func (s *Store) noteWAL(n int) (flush bool) {
 	if s.walBound == 0 {
 		s.walBound = int64(s.opts.MemTableSize / 16)
 	}
 	s.walSince += int64(n)
 	if s.walSince < s.walBound {
-		return
+		return false
 	}
 	s.walSince = 0
 	s.walBound = max(int64(s.opts.MemTableSize/16), s.db.Metrics().Total().TablesSize/2)
+	return true
+}
+
+// flushWAL starts the flush noteWAL asked for, after the batch that
+// crossed the bound was synced. A flush rotates the write-ahead log, and
+// Pebble ends the process (a panic under its own locks, which no recover
+// catches) when it cannot close the old log: its unsynced writes failed
+// (a full disk) or the end-of-log trailer cannot be written. So there is
+// no flush on a store that failed, or whose sync failed, and none while
+// the filesystem has less room than a memtable and a little more (the
+// flush writes a table of up to that much): the memtable then fills and
+// Pebble flushes it itself.
+//
+// Callers may hold s.mu (a commit at Open) or not; s.flushMu keeps Close
+// from running meanwhile.
+func (s *Store) flushWAL() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.usable() != nil {
+		return
+	}
+	if du, err := s.opts.FS.GetDiskUsage(s.opts.Dir); err == nil && du.AvailBytes < s.opts.MemTableSize+flushSpare {
+		s.log.Debug("store: no flush of a grown write-ahead log: the disk is nearly full", "available", du.AvailBytes)
+		return
+	}
 	if _, err := s.db.AsyncFlush(); err != nil {
 		s.log.Warn("store: flush of a grown write-ahead log", "error", err)
 	}
 }
+
+// flushSpare is the room beyond a memtable's size that flushWAL asks of
+// the filesystem.
+const flushSpare = 1 << 20
 
 // noPreallocFS is the filesystem of a store without WAL preallocation:
 // Pebble preallocates each new write-ahead log to 110% of the memtable

@@ -123,6 +123,8 @@ type Store struct {
 	// walSince counts the bytes handed to the WAL since the last flush
 	// the store started; past walBound it starts one (disk.go, noteWAL).
 	walSince, walBound int64
+	// flushMu orders a flush flushWAL starts before Close (disk.go).
+	flushMu sync.Mutex
 
 	// hmu guards held; published Held values are never modified in place.
 	hmu  sync.RWMutex
@@ -592,7 +594,9 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	closed := ErrClosed
+	s.flushMu.Lock() // no flushWAL from now on
 	s.state.Store(&closed)
+	s.flushMu.Unlock()
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {

@@ -352,6 +352,14 @@ func memoryFigures(memBench string) []Figure {
 		{ID: "hub-memory-footprint-growth", Title: "memory the hub holds (Go runtime's from the OS + Pebble's caches): growth (same quarters)", Value: ref(memBench, "footprint-growth"), Unit: "MiB",
 			Baseline: pref(memBench, "footprint-q2"), BaselineName: "that memory in the second quarter of the run",
 			Why: "RSS also grows as the runtime touches pages it obtained earlier; this shows whether the hub asked for more"},
+		// RSS by kind (smaps) and the memory within it, same quarters:
+		// which memory grew.
+		{ID: "hub-memory-anon-growth", Title: "of RSS: anonymous memory (Go's, C malloc's): growth (same quarters)", Value: ref(memBench, "rss-anon-growth"), Unit: "MiB"},
+		{ID: "hub-memory-file-growth", Title: "of RSS: file-backed mappings (the binary, libraries): growth (same quarters)", Value: ref(memBench, "rss-file-growth"), Unit: "MiB"},
+		{ID: "hub-memory-memtables-growth", Title: "of the anonymous: resident in memtable-sized mappings (C malloc maps each of Pebble's memtables; its pages become resident as it first fills; 2 × 32 MiB at most; one merged with a neighbouring mapping is missed): growth (same quarters)", Value: ref(memBench, "rss-memtables-growth"), Unit: "MiB"},
+		{ID: "hub-memory-go-held-growth", Title: "Go runtime's memory from the OS less what it released: growth (same quarters)", Value: ref(memBench, "go-held-growth"), Unit: "MiB"},
+		{ID: "hub-memory-malloc-inuse-growth", Title: "C malloc's memory in use in its arenas (Pebble's block cache): growth (same quarters)", Value: ref(memBench, "c-malloc-inuse-growth"), Unit: "MiB"},
+		{ID: "hub-memory-malloc-free-growth", Title: "C malloc's free memory in its arenas (resident until trimmed): growth (same quarters)", Value: ref(memBench, "c-malloc-free-growth"), Unit: "MiB"},
 		{ID: "hub-heap-slope", Title: "hub Go heap in use: slope over the steady run", Value: ref(memBench, "heap-slope"), Unit: "MiB/min"},
 		{ID: "hub-memory-slope", Title: "hub memory slope over the steady run", Value: ref(memBench, "rss-slope"), Unit: "MiB/min"},
 	}

@@ -95,7 +95,7 @@ func New(h Host, bi Build) *Metrics {
 	m.reg.MustRegister(m.localApplied, m.remoteApplied, m.parkedSeen, m.syncRounds, m.bytesIn, m.bytesOut, m.rejected, m.peerRefused, m.sysRefused,
 		m.sessions, m.sessionTime, m.httpRequests, m.httpTime, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&agentCollector{h: h}, &onlineCollector{h: h}, &defenceCollector{h: h}, &diskCollector{h: h})
+		&agentCollector{h: h}, &onlineCollector{h: h}, &defenceCollector{h: h}, &diskCollector{h: h}, cmemCollector{})
 	return m
 }
 
