@@ -1483,14 +1483,13 @@ func abs(f float64) float64 {
 // faultTestSeeds are the seeds of make test's short runs: fixed, so that
 // make test is repeatable; random seeds are make soak's (-fault.duration).
 //
-// Seed 20261207 is left out while a known problem is open (replay it with
-// -fault.seed=20261207): about one run in three, a replica that collected
-// a deleted record and wrote it again diverges (a write made after
-// collection carries an empty context; see ARCHITECTURE's bird's-eye
-// view). (Its disk fault used to end d1: a write on the full disk took
-// the write-ahead log past the store's flush bound, and the flush's log
-// rotation ended the process; store.TestFullDiskGrownWAL.)
-var faultTestSeeds = []int64{424242}
+// Seed 20261207 once found two faults, both fixed: a replica that
+// collected a deleted record and wrote it again diverged (its write
+// carried an empty context; store.TestWriteAfterCollectionConverges), and
+// its disk fault ended d1 (a write on the full disk took the write-ahead
+// log past the store's flush bound, and the flush's log rotation ended the
+// process; store.TestFullDiskGrownWAL).
+var faultTestSeeds = []int64{424242, 20261207}
 
 // TestFaults: short runs (every fault kind at least once), one per seed
 // of faultTestSeeds (or the -fault.seed given), in make test; a soak with
