@@ -25,9 +25,11 @@
 // record that leaves lets the next one in (remove, then add), and one
 // that enters ahead of the last pushes the last out (add, then remove).
 // Events carry records, not positions: a client orders its result by
-// the query's order. A where clause that reads now or today is judged at
-// each run, so such a record may enter or leave when its table is next
-// touched rather than at the instant the time passes.
+// the query's order. A view whose where clause reads now or today also
+// runs its query every Options.TimeStep (one second; the time read from
+// Options.Now), touched or not, so a record enters or leaves such a
+// result within about a TimeStep of the time it crosses (a record due
+// at 10:00:00 enters a "due < now" view by about 10:00:01).
 //
 // Ids: the last event of each round (and every result, reset and
 // overflow) carries an id: the feed position and scope-signal position
@@ -44,10 +46,16 @@
 // replaces the client's result) instead when an incremental one could be
 // wrong or cost more: the id is malformed or from another generation
 // (the node restarted: scope changes before the restart are not kept),
-// the window was full at N or is full now (records untouched after N may
-// have entered or left it), more than Options.MaxReplay feed entries or
-// Options.ScopeLog scope changes were made since N, or its events
-// would not fit the subscriber's queue.
+// the window was full at N or is full when the resumption starts (records
+// untouched after N may have entered or left it), the where clause reads
+// the time (records enter and leave as it passes, untouched), more than
+// Options.MaxReplay feed entries or Options.ScopeLog scope changes were
+// made since N, its events would not fit the subscriber's queue, or the
+// writes its view shows took more than five seconds to become durable.
+// A resumption replays the feed up to the writes its view's result
+// shows, once durable: it waits for their fsync without holding the
+// engine, whose rounds go on for every other subscription (and for its
+// view, whose changes meanwhile follow the replay's events).
 //
 // Bounds: a subscriber's queue holds at most Options.Queue events (a
 // result or reset counts as one); a round whose events do not fit ends
