@@ -247,6 +247,9 @@ func TestReplicaScopeBatch(t *testing.T) {
 	}); err != nil || got == nil {
 		t.Fatalf("hook got batch %v (%v)", got, err)
 	}
+	if sk, hidden := got.HiddenSkipped("t", "x"); hidden {
+		t.Fatalf("a lab replica's batch reports x hidden (%v)", sk)
+	}
 	w2 := *w
 	w2.Seq, w2.Ctx = 2, crdt.VV{{Node: w.Origin, Seq: 1}}
 	_, err := r.ApplyRemoteScoped(nil, []*crdt.Write{&w2}, nil, func(b replication.Batch, _ *store.Result) error {
