@@ -144,6 +144,9 @@ func (b *scopeBatch) refuse(what string) {
 	}
 }
 
+// HiddenSkipped: a lab replica hides nothing.
+func (b *scopeBatch) HiddenSkipped(table, id string) (crdt.VV, bool) { return nil, false }
+
 func (b *scopeBatch) SetHidden(table, id string, hidden bool, _ crdt.VV) { b.refuse("hide or show") }
 func (b *scopeBatch) Purge(table, id string, _ crdt.VV)                  { b.refuse("purge") }
 func (b *scopeBatch) CollectRecord(table, id string)                     { b.refuse("collect") }

@@ -243,6 +243,9 @@ func TestReplicaScopeBatch(t *testing.T) {
 	var got replication.Batch
 	if _, err := r.ApplyRemoteScoped(nil, []*crdt.Write{w}, nil, func(b replication.Batch, _ *store.Result) error {
 		got = b
+		if sk, hidden := b.HiddenSkipped("t", "x"); hidden {
+			return fmt.Errorf("a lab replica's batch reports x hidden (%v)", sk)
+		}
 		return nil
 	}); err != nil || got == nil {
 		t.Fatalf("hook got batch %v (%v)", got, err)

@@ -131,7 +131,9 @@ func (l *Local) markScope(b Batch, table, id string, rec *crdt.Record, complete,
 		b.SetHidden(table, id, true, nil)
 		return false
 	}
-	skipped, hidden := l.hiddenSkipped(table, id)
+	// The batch's hidden mark: an earlier part of the same batch (another
+	// state of the record, a hide) may have changed the committed one.
+	skipped, hidden := b.HiddenSkipped(table, id)
 	switch {
 	case hidden && complete && skipped.LessEq(rec.Applied):
 		b.SetHidden(table, id, false, nil)
@@ -157,11 +159,11 @@ func (l *Local) hiddenSkipped(table, id string) (crdt.VV, bool) {
 func (l *Local) mergeRecord(table, id string, rec *crdt.Record, complete bool) (bool, error) {
 	wasVisible := l.scope().NeedsRecord(table) && l.visible(table, id)
 	rec = l.scope().ProjectRecord(table, rec)
-	// A record of a whole table hidden here (purged when this replica's
-	// read permissions changed) is shown again by the same rule.
-	_, hidden := l.hiddenSkipped(table, id)
 	return l.Store.MergeRecordScoped(l.Clock, table, id, rec, func(b Batch, merged *crdt.Record) error {
-		if l.scope().NeedsRecord(table) || hidden {
+		// A record of a whole table hidden here (purged when this
+		// replica's read permissions changed) is shown again by the same
+		// rule.
+		if _, hidden := b.HiddenSkipped(table, id); l.scope().NeedsRecord(table) || hidden {
 			l.markScope(b, table, id, merged, complete, wasVisible)
 		}
 		return nil

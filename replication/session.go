@@ -27,8 +27,8 @@ type Store interface {
 }
 
 // Batch is the batch of an apply or a merge as the session's hooks see
-// it (hide, show, purge, collect records); a *store.Batch for a
-// *store.Store.
+// it (hide, show, purge, collect records; read hidden marks as the batch
+// leaves them); a *store.Batch for a *store.Store.
 type Batch = store.ScopeBatch
 
 // Local is what a session knows of its own node.

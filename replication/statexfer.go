@@ -501,8 +501,7 @@ func (s *Session) receiveStates(c *Chunk) error {
 	}
 	l := s.l
 	changed, refused, err := ss.MergeStates(l.Clock, recs, func(b Batch, table, id string, merged *crdt.Record) error {
-		_, hidden := l.hiddenSkipped(table, id)
-		if l.scope().NeedsRecord(table) || hidden {
+		if _, hidden := b.HiddenSkipped(table, id); l.scope().NeedsRecord(table) || hidden {
 			l.markScope(b, table, id, merged, true, false)
 		}
 		return nil

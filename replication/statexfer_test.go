@@ -921,3 +921,51 @@ func TestStateTransferConflictsAndParked(t *testing.T) {
 		}
 	})
 }
+
+// TestStateTransferHideThenShowInOneBatch: a chunk naming a record twice
+// merges both states in one batch. The first leaves the record outside
+// the device's scope (hidden in the batch), the second brings it back in
+// whole: the scope rule must read the record's hidden mark as the batch
+// leaves it, not as committed (where it is not hidden yet), and show it.
+func TestStateTransferHideThenShowInOneBatch(t *testing.T) {
+	s := newSim(t)
+	hub := s.add("hub", "hub", FullScope())
+	dev := s.add("ann", "device", Scope{Tables: []TableScope{{Table: "jobs", Where: []FieldMatch{{Field: "owner", Value: crdt.MustValue("ann")}}}}})
+	sess := NewSession(dev.local, true)
+	sess.Start()
+	if _, err := sess.Handle(Msg{Welcome: &Welcome{Proto: ProtocolVersion, Cluster: "sim", Node: uint64(hub.local.Node), Role: "hub", Scope: FullScope()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Handle(Msg{Have: &Have{}}); err != nil {
+		t.Fatal(err)
+	}
+	origin := hub.local.Node
+	rec := &crdt.Record{}
+	w1 := &crdt.Write{Table: "jobs", ID: "j1", Origin: origin, Seq: 1, TS: hlc.New(dev.phys-10, 0),
+		Fields: []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue("bob")}}}
+	rec.Apply(w1, nil)
+	bob, err := rec.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := &crdt.Write{Table: "jobs", ID: "j1", Origin: origin, Seq: 2, TS: hlc.New(dev.phys-5, 0), Ctx: rec.Context(),
+		Fields: []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue("ann")}}}
+	rec.Apply(w2, nil)
+	ann, err := rec.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Handle(Msg{Chunk: &Chunk{No: 1, Recs: []RecordState{{Table: "jobs", ID: "j1", State: bob}, {Table: "jobs", ID: "j1", State: ann}}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dev.st.Get("jobs", "j1")
+	if err != nil {
+		t.Fatalf("j1, merged whole with owner ann, is not shown: %v", err)
+	}
+	if v, _ := got.Get("owner"); v.String() != crdt.MustValue("ann").String() {
+		t.Fatalf("j1's owner is %v", v)
+	}
+	if _, hidden := dev.st.HiddenSkipped("jobs", "j1"); hidden {
+		t.Fatal("j1 is still hidden")
+	}
+}

@@ -20,11 +20,13 @@ import (
 //     no other write, merge, collection or bookkeeping call of this store
 //     runs until it returns, so nothing but its own batch changes what it
 //     reads.
-//   - It reads through its batch ([Batch.Get], [Batch.Hidden]): the
-//     records as this batch leaves them (the state the batch writes for a
-//     record it changes, not found for one it collected or purged, the
-//     committed state otherwise), which is exactly what readers see once
-//     the batch commits. Records it gets are its own copies.
+//   - It reads through its batch ([Batch.Get], [Batch.Hidden],
+//     [Batch.HiddenSkipped]): the records as this batch leaves them (the
+//     state the batch writes for a record it changes, not found for one
+//     it collected or purged, the hidden marks counting its hides and
+//     shows, the committed state otherwise), which is exactly what
+//     readers see once the batch commits. Records it gets are its own
+//     copies.
 //   - It adds keys through the Batch's methods; they commit atomically with
 //     the write, or not at all.
 //   - If it returns an error or panics, nothing of the call is committed
@@ -156,6 +158,23 @@ func (b *Batch) Hidden(table, id string) bool {
 		}
 	}
 	return b.s.isHidden(table, id)
+}
+
+// HiddenSkipped is Store.HiddenSkipped as this batch leaves table/id,
+// for hooks: the writes skipped for it while hidden, counting this
+// batch's hides, shows, purges and collections (ok false: not hidden once
+// the batch commits). The version vector is the caller's.
+func (b *Batch) HiddenSkipped(table, id string) (skipped crdt.VV, ok bool) {
+	name := table + "\x00" + id
+	for i := len(b.hides) - 1; i >= 0; i-- {
+		if op := b.hides[i]; op.key == name {
+			if !op.hide {
+				return nil, false
+			}
+			return op.skipped.Clone(), true
+		}
+	}
+	return b.s.HiddenSkipped(table, id)
 }
 
 // wrote notes that this batch writes rec as table\x00id's state (Get

@@ -251,3 +251,58 @@ func TestHookReadsBatchView(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBatchHiddenSkipped: a hook reads a record's hidden mark, with the
+// writes skipped for it, as its batch leaves it (its hides, purges and
+// shows counted), where Store.HiddenSkipped still shows the committed
+// mark.
+func TestBatchHiddenSkipped(t *testing.T) {
+	s := mustOpen(t, Options{Dir: "/db", FS: vfs.NewMem(), NoSync: true})
+	defer s.Close()
+	clk := fakeClock(t0)
+	if _, err := s.Write(clk, "t", "x", []crdt.FieldValue{fv("a", 1)}, false); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(func(b *Batch) error {
+		if _, ok := b.HiddenSkipped("t", "x"); ok {
+			return errors.New("x hidden before any hide")
+		}
+		b.SetHidden("t", "x", true, crdt.VV{{Node: 9, Seq: 2}})
+		if sk, ok := b.HiddenSkipped("t", "x"); !ok || sk.Get(9) != 2 {
+			return fmt.Errorf("after the batch's hide: %v %v", sk, ok)
+		}
+		if _, ok := s.HiddenSkipped("t", "x"); ok {
+			return errors.New("Store.HiddenSkipped shows the uncommitted hide")
+		}
+		b.Purge("t", "x", crdt.VV{{Node: 8, Seq: 1}})
+		if sk, ok := b.HiddenSkipped("t", "x"); !ok || sk.Get(9) != 2 || sk.Get(8) != 1 {
+			return fmt.Errorf("after the batch's purge: %v %v", sk, ok)
+		}
+		b.SetHidden("t", "x", false, nil)
+		if sk, ok := b.HiddenSkipped("t", "x"); ok {
+			return fmt.Errorf("after the batch's show: %v", sk)
+		}
+		b.SetHidden("t", "x", true, crdt.VV{{Node: 9, Seq: 3}})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(func(b *Batch) error {
+		sk, ok := b.HiddenSkipped("t", "x")
+		if !ok || sk.Get(9) != 3 {
+			return fmt.Errorf("committed mark read through a batch: %v %v", sk, ok)
+		}
+		b.CollectRecord("t", "x")
+		if _, ok := b.HiddenSkipped("t", "x"); ok {
+			return errors.New("hidden after the batch collected it")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sk, ok := s.HiddenSkipped("t", "x"); ok {
+		t.Fatalf("collected record still hidden: %v", sk)
+	}
+}

@@ -7,10 +7,15 @@ import (
 
 // ScopeBatch is what a sync layer adds to the batch of an apply or a
 // merge besides the store's own changes: records hidden, shown, purged
-// (left the replica's scope) or collected. *Batch implements it; a
+// (left the replica's scope) or collected, and the hidden marks as the
+// batch leaves them. *Batch implements it; a
 // replica that is not a Store (the research lab's) implements it on its
 // own state, so that the sync layer's hooks always get a batch.
 type ScopeBatch interface {
+	// HiddenSkipped reads a record's hidden mark as the batch leaves it
+	// (Batch.HiddenSkipped): a hook reads it here, not from the store,
+	// which shows the committed state without this batch's changes.
+	HiddenSkipped(table, id string) (crdt.VV, bool)
 	SetHidden(table, id string, hidden bool, skipped crdt.VV)
 	Purge(table, id string, skipped crdt.VV)
 	CollectRecord(table, id string)

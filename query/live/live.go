@@ -25,9 +25,11 @@
 // record that leaves lets the next one in (remove, then add), and one
 // that enters ahead of the last pushes the last out (add, then remove).
 // Events carry records, not positions: a client orders its result by
-// the query's order. A where clause that reads now or today is judged at
-// each run, so such a record may enter or leave when its table is next
-// touched rather than at the instant the time passes.
+// the query's order. A view whose where clause reads now or today also
+// runs its query every Options.TimeStep (one second; the time read from
+// Options.Now), touched or not, so a record enters or leaves such a
+// result within about a TimeStep of the time it crosses (a record due
+// at 10:00:00 enters a "due < now" view by about 10:00:01).
 //
 // Ids: the last event of each round (and every result, reset and
 // overflow) carries an id: the feed position and scope-signal position
@@ -44,10 +46,16 @@
 // replaces the client's result) instead when an incremental one could be
 // wrong or cost more: the id is malformed or from another generation
 // (the node restarted: scope changes before the restart are not kept),
-// the window was full at N or is full now (records untouched after N may
-// have entered or left it), more than Options.MaxReplay feed entries or
-// Options.ScopeLog scope changes were made since N, or its events
-// would not fit the subscriber's queue.
+// the window was full at N or is full when the resumption starts (records
+// untouched after N may have entered or left it), the where clause reads
+// the time (records enter and leave as it passes, untouched), more than
+// Options.MaxReplay feed entries or Options.ScopeLog scope changes were
+// made since N, its events would not fit the subscriber's queue, or the
+// writes its view shows took more than five seconds to become durable.
+// A resumption replays the feed up to the writes its view's result
+// shows, once durable: it waits for their fsync without holding the
+// engine, whose rounds go on for every other subscription (and for its
+// view, whose changes meanwhile follow the replay's events).
 //
 // Bounds: a subscriber's queue holds at most Options.Queue events (a
 // result or reset counts as one); a round whose events do not fit ends
@@ -113,6 +121,11 @@ type Options struct {
 	ScopeLog int
 	// Now is the time where clauses read (nil: time.Now).
 	Now func() time.Time
+	// TimeStep: a view whose where clause reads now or today runs its
+	// query again once this much time (by Now) has passed since it last
+	// did so for the time, touched or not (0: one second). The engine
+	// wakes at least this often (real time) besides Poll.
+	TimeStep time.Duration
 }
 
 // resumeWait bounds how long a resumption waits for the fsync of writes
@@ -133,6 +146,8 @@ type Engine struct {
 	pos       uint64     // feed position read up to
 	scopeDone uint64     // scope-signal position read up to
 	views     map[string]*view
+	timed     int       // views whose where clause reads the time
+	nextTick  time.Time // when (by Options.Now) the timed views run again
 	closed    bool
 	err       error // the last round's error
 
@@ -144,6 +159,10 @@ type Engine struct {
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
+
+	// testHookResumeWait, if set, is called when a resumption starts
+	// waiting for an fsync.
+	testHookResumeWait func()
 }
 
 // view is the result a query's subscribers hold.
@@ -158,6 +177,13 @@ type view struct {
 	full   bool            // the window is full (the query has a next page)
 	id     string          // the id of the state recs is
 	subs   map[*Subscription]struct{}
+	runs   int // times its query ran
+	// visible is the store's FeedVisible when the snapshot recs came
+	// from was taken: recs show no write with a later feed entry.
+	visible uint64
+	timed   bool // the where clause reads now or today
+	// pending counts resumptions that wait to join (the view is kept).
+	pending int
 }
 
 // New starts an engine on st, at the current end of its feed.
@@ -176,6 +202,9 @@ func New(st *store.Store, opts Options) *Engine {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.TimeStep <= 0 {
+		opts.TimeStep = time.Second
 	}
 	var g [8]byte
 	_, _ = rand.Read(g[:])
@@ -241,7 +270,7 @@ func (e *Engine) Close() {
 			s.end()
 		}
 	}
-	e.views = map[string]*view{}
+	e.views, e.timed = map[string]*view{}, 0
 	e.mu.Unlock()
 	e.unwatch()
 	close(e.stop)
@@ -250,7 +279,7 @@ func (e *Engine) Close() {
 
 func (e *Engine) loop() {
 	defer close(e.done)
-	t := time.NewTicker(e.opts.Poll)
+	t := time.NewTicker(min(e.opts.Poll, e.opts.TimeStep))
 	defer t.Stop()
 	for {
 		select {
@@ -285,8 +314,14 @@ func (e *Engine) round() {
 func (e *Engine) roundLocked() error {
 	head := e.st.FeedHead()
 	keys, sEnd, lost := e.scopeSince(e.scopeDone)
-	if head == e.pos && sEnd == e.scopeDone {
+	now := e.opts.Now()
+	// The views whose where clause reads the time run every TimeStep.
+	tick := e.timed > 0 && !now.Before(e.nextTick)
+	if head == e.pos && sEnd == e.scopeDone && !tick {
 		return nil
+	}
+	if tick {
+		e.nextTick = now.Add(e.opts.TimeStep)
 	}
 	// The records touched, by table (nil: too many to list, or some
 	// dropped from the scope log: every view of the table runs).
@@ -308,6 +343,7 @@ func (e *Engine) roundLocked() error {
 	for _, k := range keys {
 		touch(k[0], k[1])
 	}
+feed:
 	for after := e.pos; after < head; {
 		es, err := e.st.Feed(after, 1000)
 		if err != nil {
@@ -318,7 +354,7 @@ func (e *Engine) roundLocked() error {
 		}
 		for _, fe := range es {
 			if fe.Feed > head {
-				break
+				break feed
 			}
 			touch(fe.Table, fe.ID)
 			after = fe.Feed
@@ -333,6 +369,7 @@ func (e *Engine) roundLocked() error {
 		return err
 	}
 	defer src.Close()
+	visible := e.st.FeedVisible() // after the snapshot: see view.visible
 	type got struct {
 		rec *crdt.Record
 		ok  bool
@@ -349,8 +386,14 @@ func (e *Engine) roundLocked() error {
 		recs[[2]string{table, id}] = got{rec, ok}
 		return rec, ok, nil
 	}
-	fenv := filter.Env{NowMs: e.opts.Now().UnixMilli()}
+	fenv := filter.Env{NowMs: now.UnixMilli()}
 	for _, v := range e.views {
+		if tick && v.timed {
+			if err := e.refresh(v, src, now, visible); err != nil {
+				return err
+			}
+			continue
+		}
 		ids, ok := touched[v.table]
 		if !lost && !ok {
 			continue
@@ -376,7 +419,7 @@ func (e *Engine) roundLocked() error {
 		if !relevant {
 			continue
 		}
-		if err := e.refresh(v, src); err != nil {
+		if err := e.refresh(v, src, now, visible); err != nil {
 			return err
 		}
 	}
@@ -387,23 +430,27 @@ func (e *Engine) roundLocked() error {
 // touched table runs its query.
 const maxTouched = 10_000
 
-// run runs a view's query.
-func (e *Engine) run(v *view, src query.Source) ([]query.Record, bool, error) {
-	res, err := v.p.Run(src, query.Env{NowMs: e.opts.Now().UnixMilli(), Device: v.device})
+// run runs a view's query at time now.
+func (e *Engine) run(v *view, src query.Source, now time.Time) ([]query.Record, bool, error) {
+	v.runs++
+	res, err := v.p.Run(src, query.Env{NowMs: now.UnixMilli(), Device: v.device})
 	if err != nil {
 		return nil, false, err
 	}
 	return res.Records, res.Next != "", nil
 }
 
-// refresh runs v's query and sends the difference to its subscribers.
-func (e *Engine) refresh(v *view, src query.Source) error {
-	recs, full, err := e.run(v, src)
+// refresh runs v's query at time now on src, whose snapshot shows no
+// write after feed entry visible, and sends the difference to its
+// subscribers.
+func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible uint64) error {
+	recs, full, err := e.run(v, src, now)
 	if err != nil {
 		return err
 	}
 	evs := diff(v.recs, recs)
 	v.setRecs(recs, full)
+	v.visible = visible
 	v.id = e.id(full)
 	if len(evs) == 0 {
 		return nil
@@ -427,8 +474,11 @@ func (v *view) setRecs(recs []query.Record, full bool) {
 }
 
 func (e *Engine) dropIfIdle(v *view) {
-	if len(v.subs) == 0 {
+	if len(v.subs) == 0 && v.pending == 0 && e.views[v.key] == v {
 		delete(e.views, v.key)
+		if v.timed {
+			e.timed--
+		}
 	}
 }
 
@@ -522,7 +572,9 @@ func viewKey(q query.Query, device map[string]string) string {
 // error is a *query.Error) with device the device.* attributes its where
 // clause reads. Without lastEventID the first event is the current
 // result; with one, the subscription resumes after it (see the package
-// documentation).
+// documentation). A resumption may wait (up to resumeWait) for the fsync
+// of writes its view shows; it waits without the engine's mutex, so the
+// other subscriptions are served meanwhile.
 func (e *Engine) Subscribe(q query.Query, device map[string]string, lastEventID string) (*Subscription, error) {
 	if q.Count {
 		return nil, &query.Error{Param: "count", Msg: "a live query cannot count"}
@@ -539,40 +591,37 @@ func (e *Engine) Subscribe(q query.Query, device map[string]string, lastEventID 
 	if e.closed {
 		return nil, ErrClosed
 	}
-	key := viewKey(q, device)
-	v := e.views[key]
-	if v == nil {
-		v = &view{key: key, p: p, table: q.Table, device: device, subs: map[*Subscription]struct{}{}}
-		if strings.TrimSpace(q.Where) != "" {
-			if v.where, err = filter.Cached(q.Where); err != nil {
-				return nil, err
-			}
-		}
-		src, err := source.Open(e.st)
-		if err != nil {
-			return nil, err
-		}
-		recs, full, err := e.run(v, src)
-		src.Close()
-		if err != nil {
-			return nil, err
-		}
-		v.setRecs(recs, full)
-		v.id = e.id(v.full)
-		e.views[key] = v
+	v, err := e.viewFor(q, device, p)
+	if err != nil {
+		return nil, err
 	}
 	s := &Subscription{e: e, v: v, max: e.opts.Queue, ready: make(chan struct{}, 1)}
-	v.subs[s] = struct{}{}
 	if lastEventID == "" {
+		v.subs[s] = struct{}{}
 		s.push(Event{Type: Result, ID: v.id, Records: v.recs})
 		return s, nil
 	}
-	evs, ok, err := e.resume(v, lastEventID)
-	if err != nil {
-		delete(v.subs, s)
-		e.dropIfIdle(v)
-		return nil, err
+	r, ok := e.resumeFrom(v, lastEventID)
+	var evs []Event
+	if ok {
+		// Replayed without the mutex (it may wait for an fsync); the view
+		// stays meanwhile, and may move on: its subscribers get rounds.
+		v.pending++
+		e.mu.Unlock()
+		evs, ok, err = e.replay(v.table, r)
+		e.mu.Lock()
+		v.pending--
+		if e.closed {
+			return nil, ErrClosed
+		}
+		if err != nil {
+			e.dropIfIdle(v)
+			return nil, err
+		}
+		// What the view's rounds changed since r.recs.
+		evs = append(evs, diff(r.recs, v.recs)...)
 	}
+	v.subs[s] = struct{}{}
 	if !ok || len(evs) > s.max {
 		s.push(Event{Type: Reset, ID: v.id, Records: v.recs})
 		return s, nil
@@ -584,40 +633,110 @@ func (e *Engine) Subscribe(q query.Query, device map[string]string, lastEventID 
 	return s, nil
 }
 
-// resume returns the events from id on for v, or ok false when it must
-// be a reset. Caller holds e.mu.
-func (e *Engine) resume(v *view, id string) (evs []Event, ok bool, err error) {
-	gen, feed, scope, full, good := parseID(id)
-	if !good || gen != e.gen || full || v.full || feed > e.pos || scope > e.scopeDone || e.pos-feed > e.opts.MaxReplay {
-		return nil, false, nil
+// viewFor returns the view of q for device, made (its query run now) if
+// there is none. Caller holds e.mu.
+func (e *Engine) viewFor(q query.Query, device map[string]string, p *query.Prepared) (*view, error) {
+	key := viewKey(q, device)
+	if v := e.views[key]; v != nil {
+		return v, nil
 	}
-	// v.recs may show writes made after e.pos (the snapshot it came
-	// from was taken after the feed head was read), some perhaps not
-	// durable yet: re-read the feed up to every write a snapshot taken
-	// before now can show, once durable, and every scope change so far.
-	upto := e.st.FeedVisible()
-	for deadline := time.Now().Add(resumeWait); e.st.FeedHead() < upto; {
-		if time.Now().After(deadline) {
-			return nil, false, nil
+	v := &view{key: key, p: p, table: q.Table, device: device, subs: map[*Subscription]struct{}{}}
+	if strings.TrimSpace(q.Where) != "" {
+		var err error
+		if v.where, err = filter.Cached(q.Where); err != nil {
+			return nil, err
 		}
-		time.Sleep(time.Millisecond)
+		v.timed = v.where.UsesTime()
 	}
+	src, err := source.Open(e.st)
+	if err != nil {
+		return nil, err
+	}
+	visible := e.st.FeedVisible() // after the snapshot: see view.visible
+	recs, full, err := e.run(v, src, e.opts.Now())
+	src.Close()
+	if err != nil {
+		return nil, err
+	}
+	v.setRecs(recs, full)
+	v.visible = visible
+	v.id = e.id(v.full)
+	e.views[key] = v
+	if v.timed {
+		e.timed++
+	}
+	return v, nil
+}
+
+// resumption is what a resumption replays: the records touched after
+// feed entry feed up to upto and after scope change scope, judged
+// against recs (the view's result then, which shows no write after
+// upto).
+type resumption struct {
+	feed, upto, scope uint64
+	recs              []query.Record
+}
+
+// resumeFrom returns what resuming v from id replays, or ok false when
+// it must be a reset. Caller holds e.mu.
+func (e *Engine) resumeFrom(v *view, id string) (r resumption, ok bool) {
+	gen, feed, scope, full, good := parseID(id)
+	// A view reading the time changes as it passes, touching no record:
+	// what it gained or lost since id is not known.
+	if !good || gen != e.gen || full || v.full || v.timed || feed > e.pos || scope > e.scopeDone {
+		return r, false
+	}
+	// v.recs may show writes made after e.pos (the snapshot it came from
+	// was taken after the feed head was read), some perhaps not durable
+	// yet: the replay re-reads the feed up to every write it can show,
+	// once durable.
+	upto := max(v.visible, feed)
 	if upto-feed > e.opts.MaxReplay {
-		return nil, false, nil
+		return r, false
 	}
-	keys, _, lost := e.scopeSince(scope)
+	return resumption{feed: feed, upto: upto, scope: scope, recs: v.recs}, true
+}
+
+// replay returns the events that bring a client's result at r's id to
+// r.recs: each record of table touched since (feed entries up to r.upto,
+// scope changes up to now) as change if in r.recs, remove if not; ok
+// false when it must be a reset (the fsync of the entries up to r.upto
+// took longer than resumeWait, or scope changes since were dropped from
+// the log). It waits for that fsync, and runs without e.mu: r.recs is
+// never modified (a round replaces a view's records).
+func (e *Engine) replay(table string, r resumption) (evs []Event, ok bool, err error) {
+	if e.st.FeedHead() < r.upto {
+		if e.testHookResumeWait != nil {
+			e.testHookResumeWait()
+		}
+		deadline := time.NewTimer(resumeWait)
+		defer deadline.Stop()
+		poll := time.NewTicker(time.Millisecond)
+		defer poll.Stop()
+		for e.st.FeedHead() < r.upto {
+			select {
+			case <-e.stop:
+				return nil, false, ErrClosed
+			case <-deadline.C:
+				return nil, false, nil
+			case <-poll.C:
+			}
+		}
+	}
+	keys, _, lost := e.scopeSince(r.scope)
 	if lost {
 		return nil, false, nil
 	}
 	var touched []string
 	seen := map[string]bool{}
-	touch := func(table, rid string) {
-		if table == v.table && !seen[rid] {
+	touch := func(t, rid string) {
+		if t == table && !seen[rid] {
 			seen[rid] = true
 			touched = append(touched, rid)
 		}
 	}
-	for after := feed; after < upto; {
+feed:
+	for after := r.feed; after < r.upto; {
 		es, err := e.st.Feed(after, 1000)
 		if err != nil {
 			return nil, false, err
@@ -626,8 +745,8 @@ func (e *Engine) resume(v *view, id string) (evs []Event, ok bool, err error) {
 			break
 		}
 		for _, fe := range es {
-			if fe.Feed > upto {
-				break
+			if fe.Feed > r.upto {
+				break feed
 			}
 			touch(fe.Table, fe.ID)
 			after = fe.Feed
@@ -636,13 +755,13 @@ func (e *Engine) resume(v *view, id string) (evs []Event, ok bool, err error) {
 	for _, k := range keys {
 		touch(k[0], k[1])
 	}
-	in := make(map[string]*query.Record, len(v.recs))
-	for i := range v.recs {
-		in[v.recs[i].ID] = &v.recs[i]
+	in := make(map[string]*query.Record, len(r.recs))
+	for i := range r.recs {
+		in[r.recs[i].ID] = &r.recs[i]
 	}
 	for _, rid := range touched {
-		if r, ok := in[rid]; ok {
-			evs = append(evs, Event{Type: Change, Record: r})
+		if rec, ok := in[rid]; ok {
+			evs = append(evs, Event{Type: Change, Record: rec})
 		} else {
 			evs = append(evs, Event{Type: Remove, Record: &query.Record{ID: rid}})
 		}
