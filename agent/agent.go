@@ -77,7 +77,6 @@ type Agent struct {
 	drafts *drafts.API     // the drafts' endpoints (internal/ext/drafts)
 	online *onlineread.API // online reads (internal/ext/onlineread)
 
-	api     *httpapi.Router            // the API's routes (routes)
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
 
 	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)

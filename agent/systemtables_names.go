@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/node"
 )
 
@@ -10,5 +9,3 @@ const (
 	policyTable = node.PolicyTable
 	errorTable  = node.ErrorTable
 )
-
-func hlcNode(u uint64) hlc.NodeID { return hlc.NodeID(u) }
