@@ -163,7 +163,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.apiLn = a.sec.apiListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
+	a.apiLn = a.sec.APIListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
 	a.http = a.guard.Server(a.metrics.Instrument(a.route, a.sec.apiHandler(a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
 	return a, nil
 }
@@ -268,7 +268,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := a.sec.checkNode(st.NodeID()); err != nil {
+	if err := a.sec.CheckNode(st.NodeID()); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -304,7 +304,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if syncMax == 0 {
 		syncMax = max(httpapi.ConnBound(0), cfg.Sessions()+16) // room for every session slot
 	}
-	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", syncMax))
+	r.syncLn = a.sec.SyncListener(a.guardListener(r.syncLn, "sync", syncMax))
 	// Watch connections share the sync listener's connection bound: by
 	// default they leave room for every session slot.
 	watchers := cfg.Watchers()
@@ -353,7 +353,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Join:     cfg.Join,
 			Logger:   a.log.Named("gossip"),
 			Profile:  cfg.GossipProfile,
-			Keyring:  a.sec.gossipKeyring(),
+			Keyring:  a.sec.Keyring(),
 			OnMessage: func(from string, payload []byte) {
 				engMu.Lock()
 				e := eng

@@ -55,7 +55,7 @@ func (rp *replica) diskStatus(st map[string]any) {
 // once flushed (ARCHITECTURE.md, "Disk").
 func (a *Agent) storeOptions() store.Options {
 	cfg := a.cfg
-	o := store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.newNodeID(), EncryptionKey: a.atRestKey,
+	o := store.Options{Dir: a.storeDir(), Logger: a.log.Named("pebble"), ClusterID: cfg.ClusterID, NodeID: a.sec.NewNodeID(), EncryptionKey: a.atRestKey,
 		MaxParkedPerOrigin: cfg.Security.Guard.WithDefaults().MaxParked}
 	if cfg.Role == "hub" {
 		o.WALPreallocate, o.WALRecycling = true, true

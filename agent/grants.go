@@ -107,10 +107,10 @@ const refusedLogInterval = 10 * time.Second
 // its validity, and clears its grants of rules no longer configured.
 func (r *replica) publishGrants(now time.Time) error {
 	s := r.a.sec
-	if s == nil || s.tls == nil || s.tls.Self().Role != "hub" {
+	if s == nil || s.TLS == nil || s.TLS.Self().Role != "hub" {
 		return nil
 	}
-	validity := s.grantValidity()
+	validity := s.GrantValidity()
 	configured := map[string]bool{}
 	field := authz.GrantField(r.node)
 	wrote := false
@@ -129,7 +129,7 @@ func (r *replica) publishGrants(now time.Time) error {
 			now.Sub(cur.IssuedAt()) < resignAge(validity) && !now.Before(cur.IssuedAt()) && cur.ExpiresMs-cur.IssuedMs == validity.Milliseconds() {
 			continue
 		}
-		enc, err := s.tls.SignGrant(g)
+		enc, err := s.TLS.SignGrant(g)
 		if err != nil {
 			return fmt.Errorf("signing the grant of rule %q: %w", p.Name, err)
 		}
@@ -209,7 +209,7 @@ func sameRule(a, b *secure.Grant) bool {
 // watchGrants re-publishes the grants as they age (a hub with TLS and
 // permissions), checking every eighth of their validity.
 func (r *replica) watchGrants(done <-chan struct{}) {
-	every := r.a.sec.grantValidity() / 8
+	every := r.a.sec.GrantValidity() / 8
 	if every < 100*time.Millisecond {
 		every = 100 * time.Millisecond
 	}

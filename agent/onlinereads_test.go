@@ -105,7 +105,7 @@ func TestOnlineReadMutualTLSHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: sec.apiHandler(hub, hub.routes())}
-	go srv.Serve(sec.apiListener(ln))
+	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 
 	dcfg := withTLS(testConfig(t, "device"), pki, "dev")

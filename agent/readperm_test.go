@@ -231,7 +231,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: sec.apiHandler(a, a.routes())}
-	go srv.Serve(sec.apiListener(ln))
+	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 	addr := "https://" + ln.Addr().String()
 	ctx := context.Background()
