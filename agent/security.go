@@ -10,11 +10,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/credentials"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
@@ -29,13 +27,12 @@ type security struct {
 	perms *authz.Rules // nil: no rules
 	// grants are the verified grants of _replicad_grants (with TLS).
 	grants *authz.Grants
-	// refusedLog rate-limits the log lines of refused writes per peer.
-	refusedLog netguard.KeyedThrottle[hlc.NodeID]
+	// filters judge device peers' writes by the grants (with TLS).
+	filters *authz.PeerFilters
 }
 
 func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 	s := &security{cfg: cfg, log: log.Named("security")}
-	s.refusedLog.Interval = refusedLogInterval
 	c, err := credentials.Load(cfg, s.log)
 	if err != nil {
 		return nil, err
@@ -43,6 +40,7 @@ func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 	s.Credentials = c
 	if c.TLS != nil {
 		s.grants = authz.NewGrants(c.TLS, s.log)
+		s.filters = authz.NewPeerFilters(s.grants, cfg.Security.PeerRelay, s.log)
 	}
 	perms, err := authz.Compile(cfg.Security.Permissions)
 	if err != nil {
@@ -78,11 +76,11 @@ func (s *security) engine(c *replication.Config, r *replica) {
 		return
 	}
 	// Writes from device peers are judged by their origins' grants
-	// (grants.go); gossip pushes, authenticated only by the gossip key,
+	// (authz.PeerFilters); gossip pushes, authenticated only by the gossip key,
 	// are hints to sync over an authenticated session.
 	s.grants.SetStore(r.store)
 	c.Local.Filter = func(p replication.Peer) *replication.WriteFilter {
-		f := s.peerFilter(p, isHub)
+		f := s.filters.For(p, isHub)
 		if f != nil {
 			logRefused := f.OnRefused
 			f.OnRefused = func(w *crdt.Write, why string) {
@@ -118,11 +116,12 @@ func (r *replica) startSecurity(ctx context.Context) {
 	if s == nil || s.TLS == nil || r.a.cfg.Role != "hub" {
 		return
 	}
-	if err := r.publishGrants(time.Now()); err != nil {
+	g := r.grants()
+	if err := g.Publish(time.Now()); err != nil {
 		r.a.log.Error("publishing the grants failed", "error", err)
 	}
 	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.watchGrants(ctx.Done()) }()
+	go func() { defer r.wg.Done(); g.Watch(ctx.Done()) }()
 }
 
 // apiHandler adds the security endpoints to h, then puts in front of
