@@ -116,8 +116,8 @@ type replica struct {
 	enf *authz.Enforcer // a hub's write permissions (internal/ext/authz)
 
 	errsShown atomic.Uint64 // the newest sync error a sync asked for has returned (syncround.go)
-	// sysLog logs refused system-table writes, rate-limited (systables.go).
-	sysLog sysLogger
+	// sys is a hub's judge of what peers send to the system tables (systables.go).
+	sys *authz.SysJudge
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -279,8 +279,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		a.log.Info("work queue moved to the named queues", "entries", n)
 	}
 	rep := &replica{a: a, node: st.NodeID(), store: st}
-	rep.sysLog.log = a.log.Named("systables")
-	rep.sysLog.by.Interval = refusedLogInterval
+	rep.sys = authz.NewSysJudge(sysTables, rep.node, rep.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
 	r = rep
 	defer func() {
 		if err != nil {

@@ -60,14 +60,14 @@ func (s *security) engine(c *replication.Config, r *replica) {
 	if isHub {
 		// A hub takes the system tables' records whole only from hubs
 		// (systables.go).
-		c.Local.AdmitRecord = r.admitRecord
+		c.Local.AdmitRecord = r.sys.AdmitRecord
 	}
 	if s.perms != nil || isHub {
 		// The write permissions, and on a hub the system tables' writers
 		// (systables.go).
 		var sys func(replication.Peer, *crdt.Write) string
 		if isHub {
-			sys = r.sysJudge
+			sys = r.sys.Judge
 		}
 		r.enf = authz.NewEnforcer(r.host("authz"), s.perms, sys)
 		c.Local.Admit = r.enf.Admit // Hook and Applied: hooks.go
