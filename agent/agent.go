@@ -367,7 +367,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
 		ecfg.Members = r.members
-		ecfg.Broadcast = r.readSafeBroadcast(r.gossip.Broadcast)
+		ecfg.Broadcast = r.reads().SafeBroadcast(r.gossip.Broadcast)
 		ecfg.MaxBroadcast = r.gossip.MaxPayload()
 		defer func() {
 			engMu.Lock()
@@ -411,7 +411,7 @@ func (r *replica) start() {
 		}
 	}
 	if r.a.cfg.Role == "hub" {
-		if err := r.markReads(); err != nil {
+		if err := r.reads().Mark(); err != nil {
 			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}
 	}
