@@ -12,6 +12,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -210,7 +211,7 @@ func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := readerOf(r)
+	rd := authz.ReaderOf(r)
 	return a.with(func(rp *replica) (any, error) {
 		rec, err := rp.existing(table, id)
 		if err != nil {
@@ -218,7 +219,7 @@ func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		v, ok := rp.readView(rd, table, id, rec)
 		if !ok {
-			return nil, httpapi.Errorf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.node)
+			return nil, httpapi.Errorf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.Node)
 		}
 		return v, nil
 	})
@@ -255,7 +256,7 @@ func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error)
 		return nil, err
 	}
 	after := r.URL.Query().Get("after")
-	rd := readerOf(r)
+	rd := authz.ReaderOf(r)
 	return a.with(func(rp *replica) (any, error) {
 		out := []api.Record{}
 		next := after

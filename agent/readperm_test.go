@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/client"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
@@ -268,7 +269,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 	// A claimed node id the certificate does not bind is refused.
 	req, _ := http.NewRequest(http.MethodGet, "/v1/tables/jobs/records/j1", nil)
 	req.Header.Set(nodeHeader, leadID.String())
-	if _, _, err := a.apiReader(req); err != nil {
+	if _, _, err := authz.APIReader(req, nodeHeader); err != nil {
 		t.Fatalf("without TLS a claimed id is taken: %v", err)
 	}
 	t.Setenv(client.EnvCert, filepath.Join(pki, "tech.crt"))
