@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
@@ -21,31 +19,6 @@ import (
 )
 
 // --- sync errors ---
-
-func syncErrorView(e *store.SyncError) api.SyncError {
-	vals := func(m map[string][]byte) map[string]json.RawMessage {
-		out := map[string]json.RawMessage{}
-		for k, v := range m {
-			out[k] = jsonValue(crdt.Value(v))
-		}
-		return out
-	}
-	nodes := []string{}
-	for _, n := range e.Nodes {
-		nodes = append(nodes, hlc.NodeID(n).String())
-	}
-	fields := e.Fields
-	if fields == nil {
-		fields = []string{}
-	}
-	at := "" // an entry stored without a time (older versions): unknown, not 1970
-	if e.Time > 0 {
-		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
-	}
-	return api.SyncError{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
-		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
-		Kind: node.SyncErrorKind(e.Kind, e.Policy)}
-}
 
 func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
 	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
@@ -70,7 +43,7 @@ func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, err
 				return nil, err
 			}
 			for _, e := range es {
-				if v := syncErrorView(e); (kind == "" || v.Kind == kind) && len(out) < limit {
+				if v := node.SyncErrorView(e); (kind == "" || v.Kind == kind) && len(out) < limit {
 					out = append(out, v)
 				}
 			}

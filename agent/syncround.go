@@ -11,6 +11,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/httpapi"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 )
 
@@ -174,7 +175,7 @@ func (rp *replica) syncErrorsSince(after uint64) []api.SyncError {
 		return out
 	}
 	for _, e := range es {
-		out = append(out, syncErrorView(e))
+		out = append(out, node.SyncErrorView(e))
 	}
 	return out
 }
