@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,6 +30,7 @@ import (
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 	"golang.org/x/sys/unix"
@@ -115,7 +115,7 @@ type replica struct {
 
 	enf *authz.Enforcer // a hub's write permissions (internal/ext/authz)
 
-	errsShown atomic.Uint64 // the newest sync error a sync asked for has returned (syncround.go)
+	syncer *syncround.Syncer // the syncs asked for (internal/syncround)
 	// sys is a hub's judge of what peers send to the system tables (systables.go).
 	sys *authz.SysJudge
 }
@@ -291,7 +291,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock.Restore(st.HighWater())
 	r.out = node.NewOutbound(st.HeldOf(r.node).Max())
 	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies, Hub: cfg.Role == "hub"})
-	r.errsShown.Store(r.lastSyncErrorID())
+	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
 	if r.book, err = peers.New(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -138,6 +139,26 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 		failed = []string{}
 	}
 	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
+}
+
+// decisionWait parses POST /v1/sync's ?wait=DURATION (default
+// syncround.DefaultDecisionWait; 0: do not wait).
+func decisionWait(r *http.Request) (time.Duration, error) {
+	s := r.URL.Query().Get("wait")
+	if s == "" {
+		return syncround.DefaultDecisionWait, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > syncround.MaxDecisionWait {
+		return 0, httpapi.Errorf(http.StatusBadRequest, "wait=%q: want a duration from 0s to %v, such as 10s", s, syncround.MaxDecisionWait)
+	}
+	return d, nil
+}
+
+// syncRound is a sync asked for (internal/syncround): a round with every
+// partner, the wait for the arbiter's decisions, the new sync errors.
+func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) api.Summary {
+	return rp.syncer.Run(ctx, rp.engine, wait, func(ctx context.Context) api.Summary { return a.runSync(ctx, rp) })
 }
 
 func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
