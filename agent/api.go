@@ -12,7 +12,6 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -109,23 +108,6 @@ func (a *Agent) routes() http.Handler {
 // trailing data.
 func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) }
 
-func names(r *http.Request) (table, id string, err error) {
-	table, id = r.PathValue("table"), r.PathValue("id")
-	if !store.ValidTable(table) {
-		return "", "", httpapi.Errorf(http.StatusBadRequest, "bad table name %q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
-	}
-	if !store.ValidID(id) {
-		return "", "", httpapi.Errorf(http.StatusBadRequest, "bad record id %q: 1-%d bytes of UTF-8 without NUL", id, store.MaxIDLen)
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		// Every route that writes a record names it here (systables.go).
-		if err := guardSystemWrite(table); err != nil {
-			return "", "", err
-		}
-	}
-	return table, id, nil
-}
-
 // --- records ---
 
 // jsonValue is a field value as JSON (node.JSONValue).
@@ -140,151 +122,18 @@ func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {
 	return r.n.View(table, id, rec)
 }
 
-type putBody struct {
-	Fields map[string]json.RawMessage `json:"fields"`
-}
-
-// values converts the body's JSON fields to field values (400 on an empty
-// name or a value that does not convert).
-func (b *putBody) values() ([]crdt.FieldValue, error) {
-	fields := make([]crdt.FieldValue, 0, len(b.Fields))
-	for name, raw := range b.Fields {
-		if name == "" {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "empty field name")
-		}
-		v, err := httpapi.ExactValue(raw)
-		if err != nil {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "field %q: %v", name, err)
-		}
-		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
-	}
-	return fields, nil
-}
-
-func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	var body putBody
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if body.Fields == nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
-	}
-	fields, err := body.values()
-	if err != nil {
-		return nil, err
-	}
-	return a.with(func(rp *replica) (any, error) {
-		if len(fields) == 0 {
-			// No fields: an existing record is left as it is (nothing
-			// written, nothing to sync); an absent or deleted one is
-			// created empty below, like touching a file.
-			if rec, err := rp.store.Get(table, id); err == nil && rec.Exists() {
-				return rp.recordView(table, id, rec), nil
-			}
-		}
-		res, err := rp.localWrite(table, id, fields, false)
-		if err != nil {
-			return nil, err
-		}
-		return rp.recordView(table, id, res.Record), nil
-	})
-}
-
 // existing returns a record that exists here, or a 404 saying why not.
 func (rp *replica) existing(table, id string) (*crdt.Record, error) {
-	rec, err := rp.store.Get(table, id)
-	switch {
-	case errors.Is(err, store.ErrOutOfScope):
-		return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
-	case errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists():
-		return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s not found", table, id)
-	}
-	return rec, err
+	return httpapi.Existing(rp.store, table, id)
 }
 
-func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	rd := authz.ReaderOf(r)
-	return a.with(func(rp *replica) (any, error) {
-		rec, err := rp.existing(table, id)
-		if err != nil {
-			return nil, err
-		}
-		v, ok := rp.readView(rd, table, id, rec)
-		if !ok {
-			return nil, httpapi.Errorf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.Node)
-		}
-		return v, nil
-	})
-}
+// records serves the record routes (internal/httpapi).
+func (a *Agent) records() httpapi.Records { return httpapi.Records{Core: coreHost{a}} }
 
-func (a *Agent) deleteRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	return a.with(func(rp *replica) (any, error) {
-		if _, err := rp.existing(table, id); err != nil {
-			return nil, err
-		}
-		res, err := rp.localWrite(table, id, nil, true)
-		if err != nil {
-			return nil, err
-		}
-		return rp.recordView(table, id, res.Record), nil
-	})
-}
-
-func intParam(r *http.Request, name string, def, max int) (int, error) {
-	return httpapi.IntParam(r, name, def, max)
-}
-
-func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error) {
-	table := r.PathValue("table")
-	if !store.ValidTable(table) {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "bad table name %q", table)
-	}
-	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
-	if err != nil {
-		return nil, err
-	}
-	after := r.URL.Query().Get("after")
-	rd := authz.ReaderOf(r)
-	return a.with(func(rp *replica) (any, error) {
-		out := []api.Record{}
-		next := after
-		for {
-			page, n, err := rp.store.Scan(table, next, limit-len(out))
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range page {
-				if !e.Record.Exists() {
-					continue
-				}
-				if v, ok := rp.readView(rd, table, e.ID, e.Record); ok {
-					out = append(out, v)
-				}
-			}
-			next = n
-			if next == "" || len(out) >= limit {
-				break
-			}
-		}
-		if len(out) < limit {
-			next = ""
-		} else if len(out) > 0 {
-			next = out[len(out)-1].ID
-		}
-		return map[string]any{"records": out, "next": next}, nil
-	})
+// names returns the table and record id of r's path (httpapi.Records.Names;
+// the system tables' guard needs no agent).
+func names(r *http.Request) (table, id string, err error) {
+	return httpapi.Records{Core: coreHost{}}.Names(r)
 }
 
 // --- conflicts ---

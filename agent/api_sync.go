@@ -22,7 +22,7 @@ import (
 // --- sync errors ---
 
 func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
-	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	limit, err := httpapi.IntParam(r, "limit", defaultPageLimit, maxPageLimit)
 	if err != nil {
 		return nil, err
 	}

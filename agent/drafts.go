@@ -60,7 +60,7 @@ func (a *Agent) putRecordModes(w http.ResponseWriter, r *http.Request) (any, err
 	if draft {
 		return a.drafts.PutDraft(w, r)
 	}
-	return a.putRecord(w, r)
+	return a.records().Put(w, r)
 }
 
 func (a *Agent) getRecordModes(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -73,14 +73,14 @@ func (a *Agent) getRecordModes(w http.ResponseWriter, r *http.Request) (any, err
 	case online:
 		return a.online.GetRecord(w, r)
 	}
-	return a.getRecord(w, r)
+	return a.records().Get(w, r)
 }
 
 func (a *Agent) deleteRecordModes(w http.ResponseWriter, r *http.Request) (any, error) {
 	if _, _, err := readModes(r, false, false); err != nil {
 		return nil, err
 	}
-	return a.deleteRecord(w, r)
+	return a.records().Delete(w, r)
 }
 
 func (a *Agent) listRecordsModes(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -91,7 +91,7 @@ func (a *Agent) listRecordsModes(w http.ResponseWriter, r *http.Request) (any, e
 	if online {
 		return a.online.ListRecords(w, r)
 	}
-	return a.listRecords(w, r)
+	return a.records().List(w, r)
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

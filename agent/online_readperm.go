@@ -3,8 +3,6 @@ package agent
 import (
 	"net/http"
 
-	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/onlineread"
@@ -25,16 +23,6 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 		return next
 	}
 	return authz.ReadGuard(next, a.sec.rules(), nodeHeader, a.writeError)
-}
-
-// readView is the view of record table/id for rd (nil: unrestricted), and
-// false if rd may not read the record (authz.Reader.Narrow).
-func (rp *replica) readView(rd *authz.Reader, table, id string, rec *crdt.Record) (api.Record, bool) {
-	rec, ok := rd.Narrow(table, id, rec)
-	if !ok {
-		return api.Record{}, false
-	}
-	return rp.recordView(table, id, rec), true
 }
 
 // nodeID returns this node's id (0 while the replica is being reset).

@@ -163,9 +163,9 @@ func (h onlineHost) ClientTLS(host string) *tls.Config {
 }
 
 func (h onlineHost) GetRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	return h.a.getRecord(w, r)
+	return h.a.records().Get(w, r)
 }
 
 func (h onlineHost) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
-	return h.a.listRecords(w, r)
+	return h.a.records().List(w, r)
 }

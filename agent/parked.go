@@ -24,7 +24,7 @@ import (
 // (default 100, at most 1000) and ?after=ORIGIN:SEQ (the "next" of the
 // previous page). "total" and "by_origin" are kept counts.
 func (a *Agent) listParked(w http.ResponseWriter, r *http.Request) (any, error) {
-	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	limit, err := httpapi.IntParam(r, "limit", defaultPageLimit, maxPageLimit)
 	if err != nil {
 		return nil, err
 	}

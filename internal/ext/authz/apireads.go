@@ -164,3 +164,6 @@ func recordRoute(r *http.Request) (table, id string, ok bool) {
 	}
 	return table, id, true
 }
+
+// String names the reader's node.
+func (rd *Reader) String() string { return rd.Node.String() }
