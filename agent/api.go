@@ -2,11 +2,9 @@ package agent
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
@@ -16,8 +14,6 @@ import (
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/policy"
-	"github.com/replicad/replicad/store"
 )
 
 // Limits of the API.
@@ -25,7 +21,6 @@ const (
 	defaultPageLimit = httpapi.DefaultPageLimit
 	maxPageLimit     = httpapi.MaxPageLimit
 	maxPollTimeout   = httpapi.MaxPollTimeout
-	maxConflictScan  = 100000 // conflict index entries examined by GET /v1/conflicts
 )
 
 // apiError answers an API error (httpapi.Router's onError): a client
@@ -75,8 +70,8 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("DELETE /v1/tables/{table}/records/{id}", a.deleteRecordModes)
 	rt.Handle("GET /v1/tables/{table}/records", a.listRecordsModes) // ?draft, ?online: drafts.go, onlinereads.go
 	a.drafts.Routes(rt)                                             // internal/ext/drafts
-	rt.Handle("GET /v1/conflicts", a.listConflicts)
-	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.resolveConflict)
+	rt.Handle("GET /v1/conflicts", a.conflicts().Get)
+	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)
 	rt.Handle("GET /v1/sync-errors", a.listSyncErrors)
 	rt.Handle("POST /v1/sync-errors/{eid}/retry", a.retrySyncError)
 	rt.Handle("POST /v1/sync", a.syncNow)
@@ -113,10 +108,6 @@ func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) 
 // jsonValue is a field value as JSON (node.JSONValue).
 func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
 
-// existsField names, in conflicts, a delete concurrent with an update of
-// the record (node.ExistsField).
-const existsField = node.ExistsField
-
 // recordView is table/id as the API shows it (node.Node.View).
 func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {
 	return r.n.View(table, id, rec)
@@ -138,58 +129,10 @@ func names(r *http.Request) (table, id string, err error) {
 
 // --- conflicts ---
 
-// conflicts lists the fields with more than one live candidate that
-// their table's policy shows as conflicts (manual), from the store's
-// conflict index (records with concurrent candidates; at most
-// maxConflictScan of them examined), so that its cost follows the
-// conflicts, not the records.
-func (rp *replica) conflicts() ([]api.Conflict, error) {
-	out := []api.Conflict{}
-	afterT, afterID, seen := "", "", 0
-	for seen < maxConflictScan {
-		refs, err := rp.store.ConflictedRecords(afterT, afterID, 500)
-		if err != nil {
-			return nil, err
-		}
-		for _, ref := range refs {
-			seen++
-			t := ref.Table
-			k := rp.n.PolicyOf(t)
-			if k != policy.Manual {
-				continue
-			}
-			rec, err := rp.store.Get(t, ref.ID)
-			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrOutOfScope) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if !rec.Exists() && !rec.ExistConflict() {
-				continue
-			}
-			for _, c := range policy.Conflicts(k, rec) {
-				name := c.Field
-				if name == "" {
-					name = existsField
-				}
-				cj := api.Conflict{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: node.Candidates(c.Candidates)}
-				if c.Field != "" {
-					cj.Base = rp.n.BaseOf(t, ref.ID, c.Field)
-				}
-				out = append(out, cj)
-			}
-		}
-		if len(refs) < 500 {
-			break
-		}
-		afterT, afterID = refs[len(refs)-1].Table, refs[len(refs)-1].ID
-	}
-	dups, err := dedupe.Conflicts(rp.store)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, dups...), nil
+// conflicts serves the conflict routes (internal/httpapi), with the
+// suspected duplicates (internal/ext/dedupe).
+func (a *Agent) conflicts() httpapi.Conflicts {
+	return httpapi.Conflicts{Core: coreHost{a}, Duplicates: dedupe.Conflicts}
 }
 
 // counts: syncErrors and overridden are the sync errors not retried of
@@ -198,7 +141,7 @@ type counts struct{ conflicts, syncErrors, overridden, parked int }
 
 func (rp *replica) counts() counts {
 	var c counts
-	if cs, err := rp.conflicts(); err == nil {
+	if cs, err := rp.a.conflicts().List(rp.n); err == nil {
 		c.conflicts = len(cs)
 	}
 	after := uint64(0)
@@ -220,118 +163,6 @@ func (rp *replica) counts() counts {
 	}
 	c.parked, _ = rp.store.ParkedCount()
 	return c
-}
-
-func (a *Agent) listConflicts(w http.ResponseWriter, r *http.Request) (any, error) {
-	return a.with(func(rp *replica) (any, error) {
-		cs, err := rp.conflicts()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"conflicts": cs}, nil
-	})
-}
-
-// resolveConflict writes the chosen value of a conflicted field. The
-// write's causal context is the record's (store.Write), which covers every
-// candidate, so it supersedes them all on every replica. Picking a delete
-// marker deletes the record.
-func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	field := r.PathValue("field")
-	var body api.ResolveRequest
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if (body.Pick == nil) == (body.Value == nil) {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `give exactly one of "pick" (a candidate's index) or "value" (a JSON value)`)
-	}
-	var val crdt.Value
-	if body.Value != nil {
-		if val, err = httpapi.ExactValue(body.Value); err != nil {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "value: %v", err)
-		}
-	}
-	return a.with(func(rp *replica) (any, error) {
-		rec, err := rp.store.Get(table, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		if err != nil || rp.n.PolicyOf(table) != policy.Manual {
-			return nil, httpapi.Errorf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
-		}
-		if field == existsField {
-			// A delete concurrent with an update: pick one.
-			if !rec.ExistConflict() || body.Pick == nil {
-				return nil, httpapi.Errorf(http.StatusNotFound, "no delete/update conflict on %s/%s (resolve it with a pick)", table, id)
-			}
-			if *body.Pick < 0 || *body.Pick >= len(rec.Exist) {
-				return nil, httpapi.Errorf(http.StatusBadRequest, "pick %d: the record has candidates 0 to %d", *body.Pick, len(rec.Exist)-1)
-			}
-			// A delete that has seen the update removes the record. Keeping
-			// it is a write that has seen the delete and sets again, on
-			// every field where the delete's marker stands beside values,
-			// the newest of them.
-			del := rec.Exist[*body.Pick].Delete
-			var fields []crdt.FieldValue
-			if !del {
-				for _, name := range rec.FieldNames() {
-					var best *crdt.Entry
-					marker := false
-					for _, c := range rec.Candidates(name) {
-						if c.Delete {
-							marker = true
-						} else if best == nil || best.Stamp().Less(c.Stamp()) {
-							c := c
-							best = &c
-						}
-					}
-					if marker && best != nil {
-						fields = append(fields, crdt.FieldValue{Name: name, Value: best.Value})
-					}
-				}
-			}
-			res, err := rp.localWrite(table, id, fields, del)
-			if err != nil {
-				return nil, err
-			}
-			return rp.recordView(table, id, res.Record), nil
-		}
-		if !rec.Exists() || !slices.Contains(rec.Conflicted(), field) {
-			return nil, httpapi.Errorf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
-		}
-		del := false
-		if body.Pick != nil {
-			cands := rec.Candidates(field)
-			if *body.Pick < 0 || *body.Pick >= len(cands) {
-				return nil, httpapi.Errorf(http.StatusBadRequest, "pick %d: the field has candidates 0 to %d", *body.Pick, len(cands)-1)
-			}
-			c := cands[*body.Pick]
-			val = c.Value
-			if c.Delete {
-				// A record delete's marker deletes the record; a cleared
-				// field's marker clears the field.
-				val = crdt.Cleared
-				for _, d := range rec.Dels {
-					if d.Dot() == c.Dot() {
-						del = true
-					}
-				}
-			}
-		}
-		var fields []crdt.FieldValue
-		if !del {
-			fields = []crdt.FieldValue{{Name: field, Value: val}}
-		}
-		res, err := rp.localWrite(table, id, fields, del)
-		if err != nil {
-			return nil, err
-		}
-		return rp.recordView(table, id, res.Record), nil
-	})
 }
 
 // --- reset ---
