@@ -72,8 +72,8 @@ func (a *Agent) routes() http.Handler {
 	a.drafts.Routes(rt)                                             // internal/ext/drafts
 	rt.Handle("GET /v1/conflicts", a.conflicts().Get)
 	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)
-	rt.Handle("GET /v1/sync-errors", a.listSyncErrors)
-	rt.Handle("POST /v1/sync-errors/{eid}/retry", a.retrySyncError)
+	rt.Handle("GET /v1/sync-errors", httpapi.SyncErrors{Core: coreHost{a}}.List)
+	rt.Handle("POST /v1/sync-errors/{eid}/retry", httpapi.SyncErrors{Core: coreHost{a}}.Retry)
 	rt.Handle("POST /v1/sync", a.syncNow)
 	rt.Handle("POST /v1/connectivity", a.connectivity)
 	rt.Handle("GET /v1/status", a.status)
@@ -81,9 +81,10 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
 	rt.Handle("POST /v1/reset", a.reset)
 	rt.Handle("POST /v1/compact", a.compact) // compact.go
-	rt.Handle("GET /v1/parked", a.listParked)
+	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
+	rt.Handle("GET /v1/parked", parked.List)
 	profiles.NewAPI(profilesHost{a}).Routes(rt) // internal/ext/profiles
-	rt.Handle("POST /v1/parked/{origin}/{seq}/release", a.releaseParked)
+	rt.Handle("POST /v1/parked/{origin}/{seq}/release", parked.Release)
 	a.debugRoutes(rt) // testing only: agent/debug.go
 	if a.cfg.Pprof {  // REPLICAD_PPROF=1
 		a.log.Info("profiling endpoints enabled", "env", config.PprofEnv, "path", "/debug/pprof/")

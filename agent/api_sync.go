@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -10,92 +9,11 @@ import (
 
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replication"
-	"github.com/replicad/replicad/store"
 )
-
-// --- sync errors ---
-
-func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
-	limit, err := httpapi.IntParam(r, "limit", defaultPageLimit, maxPageLimit)
-	if err != nil {
-		return nil, err
-	}
-	var after uint64
-	if s := r.URL.Query().Get("after"); s != "" {
-		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "after=%q: want an error id", s)
-		}
-	}
-	kind := r.URL.Query().Get("kind")
-	if kind != "" && kind != node.KindRejected && kind != node.KindOverridden {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, node.KindRejected, node.KindOverridden)
-	}
-	return a.with(func(rp *replica) (any, error) {
-		out := make([]api.SyncError, 0)
-		for len(out) < limit {
-			es, err := rp.store.ListSyncErrors(after, limit)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range es {
-				if v := node.SyncErrorView(e); (kind == "" || v.Kind == kind) && len(out) < limit {
-					out = append(out, v)
-				}
-			}
-			if len(es) < limit {
-				break
-			}
-			after = es[len(es)-1].ID
-		}
-		return map[string]any{"errors": out}, nil
-	})
-}
-
-func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, error) {
-	eid, err := strconv.ParseUint(r.PathValue("eid"), 10, 64)
-	if err != nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "bad sync-error id %q", r.PathValue("eid"))
-	}
-	return a.with(func(rp *replica) (any, error) {
-		e, err := rp.store.GetSyncError(eid)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, httpapi.Errorf(http.StatusNotFound, "no sync error %d", eid)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !store.ValidTable(e.Table) || !store.ValidID(e.Record) {
-			return nil, httpapi.Errorf(http.StatusConflict, "sync error %d names no valid record", eid)
-		}
-		if err := guardSystemWrite(e.Table); err != nil {
-			return nil, err
-		}
-		var fields []crdt.FieldValue
-		for name, v := range e.Losing {
-			if err := crdt.Value(v).Validate(); err != nil {
-				return nil, httpapi.Errorf(http.StatusConflict, "sync error %d: losing value of %q does not decode", eid, name)
-			}
-			fields = append(fields, crdt.FieldValue{Name: name, Value: crdt.Value(v)})
-		}
-		if len(fields) == 0 {
-			return nil, httpapi.Errorf(http.StatusConflict, "sync error %d holds no losing value to re-apply", eid)
-		}
-		res, err := rp.localWrite(e.Table, e.Record, fields, false)
-		if err != nil {
-			return nil, err
-		}
-		if err := rp.store.MarkSyncErrorRetried(eid); err != nil {
-			return nil, err
-		}
-		return rp.recordView(e.Table, e.Record, res.Record), nil
-	})
-}
 
 // --- sync, connectivity, status ---
 
