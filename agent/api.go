@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -74,13 +75,14 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)
 	rt.Handle("GET /v1/sync-errors", httpapi.SyncErrors{Core: coreHost{a}}.List)
 	rt.Handle("POST /v1/sync-errors/{eid}/retry", httpapi.SyncErrors{Core: coreHost{a}}.Retry)
-	rt.Handle("POST /v1/sync", a.syncNow)
-	rt.Handle("POST /v1/connectivity", a.connectivity)
+	sy := httpapi.Sync{Core: coreHost{a}, Replica: replicaHost{a}, Log: a.log}
+	rt.Handle("POST /v1/sync", sy.Now)
+	rt.Handle("POST /v1/connectivity", sy.Connectivity)
 	rt.Handle("GET /v1/status", a.status)
 	rt.Handle("GET /v1/peers", a.listPeers) // peers.go
 	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
-	rt.Handle("POST /v1/reset", a.reset)
-	rt.Handle("POST /v1/compact", a.compact) // compact.go
+	rt.Handle("POST /v1/reset", sy.Reset)
+	rt.Handle("POST /v1/compact", sy.Compact)
 	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
 	rt.Handle("GET /v1/parked", parked.List)
 	profiles.NewAPI(profilesHost{a}).Routes(rt) // internal/ext/profiles
@@ -172,14 +174,7 @@ func (rp *replica) counts() counts {
 // moved aside (<data-dir>/reset-<unix-ms>/), a fresh store with a new node
 // id is opened, and a sync round runs. Writes not yet pushed are in the
 // moved-aside store only.
-func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
-	var body api.ResetRequest
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if !body.Confirm {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `reset needs {"confirm": true}: it discards this replica's store (moved aside) and resyncs it`)
-	}
+func (a *Agent) reset(ctx context.Context) (any, error) {
 	a.mu.Lock()
 	old := a.rep
 	a.rep = nil
@@ -208,7 +203,7 @@ func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
 	a.feed.Notify()
 	a.log.Info("replica reset", "moved_to", moved)
 	return a.with(func(rp *replica) (any, error) {
-		sum := a.runSync(r.Context(), rp)
+		sum := a.runSync(ctx, rp)
 		return map[string]any{"node": rp.node.String(), "moved_to": moved, "sync": sum}, nil
 	})
 }

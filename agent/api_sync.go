@@ -10,8 +10,6 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/dedupe"
-	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -59,50 +57,32 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
 }
 
-// decisionWait parses POST /v1/sync's ?wait=DURATION (default
-// syncround.DefaultDecisionWait; 0: do not wait).
-func decisionWait(r *http.Request) (time.Duration, error) {
-	s := r.URL.Query().Get("wait")
-	if s == "" {
-		return syncround.DefaultDecisionWait, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || d > syncround.MaxDecisionWait {
-		return 0, httpapi.Errorf(http.StatusBadRequest, "wait=%q: want a duration from 0s to %v, such as 10s", s, syncround.MaxDecisionWait)
-	}
-	return d, nil
-}
-
 // syncRound is a sync asked for (internal/syncround): a round with every
 // partner, the wait for the arbiter's decisions, the new sync errors.
 func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) api.Summary {
 	return rp.syncer.Run(ctx, rp.engine, wait, func(ctx context.Context) api.Summary { return a.runSync(ctx, rp) })
 }
 
-func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
-	wait, err := decisionWait(r)
-	if err != nil {
-		return nil, err
-	}
-	return a.with(func(rp *replica) (any, error) {
+// replicaHost is the sync routes' Replica (internal/httpapi).
+type replicaHost struct{ a *Agent }
+
+func (h replicaHost) SyncNow(ctx context.Context, wait time.Duration) (api.Summary, error) {
+	v, err := h.a.with(func(rp *replica) (any, error) {
 		rp.engine.ForceReconcile() // a sync asked for re-evaluates the offline profile too
-		return a.syncRound(r.Context(), rp, wait), nil
+		return h.a.syncRound(ctx, rp, wait), nil
 	})
+	if err != nil {
+		return api.Summary{}, err
+	}
+	return v.(api.Summary), nil
 }
 
-func (a *Agent) connectivity(w http.ResponseWriter, r *http.Request) (any, error) {
-	var body api.ConnectivityRequest
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if body.Online == nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "online": true or false`)
-	}
-	return a.with(func(rp *replica) (any, error) {
-		rp.setOnline(*body.Online)
-		return map[string]bool{"online": *body.Online}, nil
-	})
+func (h replicaHost) SetOnline(on bool) error {
+	_, err := h.a.with(func(rp *replica) (any, error) { rp.setOnline(on); return nil, nil })
+	return err
 }
+
+func (h replicaHost) Reset(ctx context.Context) (any, error) { return h.a.reset(ctx) }
 
 func (rp *replica) setOnline(on bool) {
 	rp.engine.SetOnline(on)
