@@ -66,11 +66,12 @@ func (a *Agent) with(fn func(r *replica) (any, error)) (any, error) {
 
 func (a *Agent) routes() http.Handler {
 	rt := httpapi.NewRouter(a.apiError)
-	rt.Handle("PUT /v1/tables/{table}/records/{id}", a.putRecordModes)
-	rt.Handle("GET /v1/tables/{table}/records/{id}", a.getRecordModes)
-	rt.Handle("DELETE /v1/tables/{table}/records/{id}", a.deleteRecordModes)
-	rt.Handle("GET /v1/tables/{table}/records", a.listRecordsModes) // ?draft, ?online: drafts.go, onlinereads.go
-	a.drafts.Routes(rt)                                             // internal/ext/drafts
+	modes := httpapi.Modes{Records: a.records(), Drafts: a.drafts, Online: a.online} // ?draft, ?online
+	rt.Handle("PUT /v1/tables/{table}/records/{id}", modes.Put)
+	rt.Handle("GET /v1/tables/{table}/records/{id}", modes.Get)
+	rt.Handle("DELETE /v1/tables/{table}/records/{id}", modes.Delete)
+	rt.Handle("GET /v1/tables/{table}/records", modes.List)
+	a.drafts.Routes(rt) // internal/ext/drafts
 	rt.Handle("GET /v1/conflicts", a.conflicts().Get)
 	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)
 	rt.Handle("GET /v1/sync-errors", httpapi.SyncErrors{Core: coreHost{a}}.List)
