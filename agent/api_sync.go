@@ -10,6 +10,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -21,11 +22,6 @@ type syncProgress struct {
 	running int
 	started time.Time
 	stats   replication.Stats
-}
-
-func statsView(s replication.Stats) api.Stats {
-	return api.Stats{WritesSent: s.WritesSent, WritesApplied: s.WritesApplied, Duplicates: s.Duplicates, Parked: s.Parked,
-		RecordsFetched: s.RecordsFetched, BytesSent: s.BytesSent, BytesReceived: s.BytesReceived}
 }
 
 func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
@@ -54,7 +50,7 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 	if failed == nil {
 		failed = []string{}
 	}
-	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
+	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: node.StatsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
 }
 
 // syncRound is a sync asked for (internal/syncround): a round with every
@@ -113,7 +109,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["uptime_s"] = int64(time.Since(a.started).Seconds())
 		// Every node that synced with this one, per direction (peers.go;
 		// GET /v1/peers adds pending writes and sync errors per peer).
-		st["peers"] = rp.peerRows(false)
+		st["peers"] = rp.book.Rows(rp.engine.Partners(), rp.store, false)
 		// Per-table last sync: the last successful session, served or
 		// dialed, that exchanged the table (the peer's scope listed it).
 		tables, err := rp.store.Tables()
@@ -145,7 +141,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		rp.draftStatus(st)                           // drafts.go
 		rp.diskStatus(st)                            // compact.go
 		a.prog.mu.Lock()
-		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}
+		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": node.StatsView(a.prog.stats)}
 		a.prog.mu.Unlock()
 		if rp.gossip != nil {
 			alive := 0

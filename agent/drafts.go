@@ -1,13 +1,7 @@
 package agent
 
-import (
-	"time"
-)
-
 // The record routes' modes, ?draft=true (internal/ext/drafts) and
 // ?online=true (onlinereads.go): httpapi.Modes.
-
-func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
 // draftStatus adds to the status the number of drafts and, on a device,
 // the hub API online reads go to.
