@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,6 +30,7 @@ import (
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 	"golang.org/x/sys/unix"
@@ -114,9 +114,9 @@ type replica struct {
 
 	enf *authz.Enforcer // a hub's write permissions (internal/ext/authz)
 
-	errsShown atomic.Uint64 // the newest sync error a sync asked for has returned (syncround.go)
-	// sysLog logs refused system-table writes, rate-limited (systables.go).
-	sysLog sysLogger
+	syncer *syncround.Syncer // the syncs asked for (internal/syncround)
+	// sys is a hub's judge of what peers send to the system tables (systables.go).
+	sys *authz.SysJudge
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -162,7 +162,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.apiLn = a.sec.apiListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
+	a.apiLn = a.sec.APIListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
 	a.http = a.guard.Server(a.metrics.Instrument(a.route, a.sec.apiHandler(a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
 	return a, nil
 }
@@ -267,7 +267,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := a.sec.checkNode(st.NodeID()); err != nil {
+	if err := a.sec.CheckNode(st.NodeID()); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -278,8 +278,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		a.log.Info("work queue moved to the named queues", "entries", n)
 	}
 	rep := &replica{a: a, node: st.NodeID(), store: st}
-	rep.sysLog.log = a.log.Named("systables")
-	rep.sysLog.by.Interval = refusedLogInterval
+	rep.sys = authz.NewSysJudge(sysTables, rep.node, rep.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
 	r = rep
 	defer func() {
 		if err != nil {
@@ -291,7 +290,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.clock.Restore(st.HighWater())
 	r.out = node.NewOutbound(st.HeldOf(r.node).Max())
 	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies, Hub: cfg.Role == "hub"})
-	r.errsShown.Store(r.lastSyncErrorID())
+	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
 	if r.book, err = peers.New(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
 	}
@@ -303,7 +302,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if syncMax == 0 {
 		syncMax = max(httpapi.ConnBound(0), cfg.Sessions()+16) // room for every session slot
 	}
-	r.syncLn = a.sec.syncListener(a.guardListener(r.syncLn, "sync", syncMax))
+	r.syncLn = a.sec.SyncListener(a.guardListener(r.syncLn, "sync", syncMax))
 	// Watch connections share the sync listener's connection bound: by
 	// default they leave room for every session slot.
 	watchers := cfg.Watchers()
@@ -352,7 +351,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Join:     cfg.Join,
 			Logger:   a.log.Named("gossip"),
 			Profile:  cfg.GossipProfile,
-			Keyring:  a.sec.gossipKeyring(),
+			Keyring:  a.sec.Keyring(),
 			OnMessage: func(from string, payload []byte) {
 				engMu.Lock()
 				e := eng
@@ -367,7 +366,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
 		ecfg.Members = r.members
-		ecfg.Broadcast = r.readSafeBroadcast(r.gossip.Broadcast)
+		ecfg.Broadcast = r.reads().SafeBroadcast(r.gossip.Broadcast)
 		ecfg.MaxBroadcast = r.gossip.MaxPayload()
 		defer func() {
 			engMu.Lock()
@@ -411,7 +410,7 @@ func (r *replica) start() {
 		}
 	}
 	if r.a.cfg.Role == "hub" {
-		if err := r.markReads(); err != nil {
+		if err := r.reads().Mark(); err != nil {
 			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}
 	}

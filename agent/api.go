@@ -1,12 +1,11 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
@@ -16,8 +15,6 @@ import (
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/policy"
-	"github.com/replicad/replicad/store"
 )
 
 // Limits of the API.
@@ -25,7 +22,6 @@ const (
 	defaultPageLimit = httpapi.DefaultPageLimit
 	maxPageLimit     = httpapi.MaxPageLimit
 	maxPollTimeout   = httpapi.MaxPollTimeout
-	maxConflictScan  = 100000 // conflict index entries examined by GET /v1/conflicts
 )
 
 // apiError answers an API error (httpapi.Router's onError): a client
@@ -70,25 +66,28 @@ func (a *Agent) with(fn func(r *replica) (any, error)) (any, error) {
 
 func (a *Agent) routes() http.Handler {
 	rt := httpapi.NewRouter(a.apiError)
-	rt.Handle("PUT /v1/tables/{table}/records/{id}", a.putRecordModes)
-	rt.Handle("GET /v1/tables/{table}/records/{id}", a.getRecordModes)
-	rt.Handle("DELETE /v1/tables/{table}/records/{id}", a.deleteRecordModes)
-	rt.Handle("GET /v1/tables/{table}/records", a.listRecordsModes) // ?draft, ?online: drafts.go, onlinereads.go
-	a.drafts.Routes(rt)                                             // internal/ext/drafts
-	rt.Handle("GET /v1/conflicts", a.listConflicts)
-	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.resolveConflict)
-	rt.Handle("GET /v1/sync-errors", a.listSyncErrors)
-	rt.Handle("POST /v1/sync-errors/{eid}/retry", a.retrySyncError)
-	rt.Handle("POST /v1/sync", a.syncNow)
-	rt.Handle("POST /v1/connectivity", a.connectivity)
+	modes := httpapi.Modes{Records: a.records(), Drafts: a.drafts, Online: a.online} // ?draft, ?online
+	rt.Handle("PUT /v1/tables/{table}/records/{id}", modes.Put)
+	rt.Handle("GET /v1/tables/{table}/records/{id}", modes.Get)
+	rt.Handle("DELETE /v1/tables/{table}/records/{id}", modes.Delete)
+	rt.Handle("GET /v1/tables/{table}/records", modes.List)
+	a.drafts.Routes(rt) // internal/ext/drafts
+	rt.Handle("GET /v1/conflicts", a.conflicts().Get)
+	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)
+	rt.Handle("GET /v1/sync-errors", httpapi.SyncErrors{Core: coreHost{a}}.List)
+	rt.Handle("POST /v1/sync-errors/{eid}/retry", httpapi.SyncErrors{Core: coreHost{a}}.Retry)
+	sy := httpapi.Sync{Core: coreHost{a}, Replica: replicaHost{a}, Log: a.log}
+	rt.Handle("POST /v1/sync", sy.Now)
+	rt.Handle("POST /v1/connectivity", sy.Connectivity)
 	rt.Handle("GET /v1/status", a.status)
 	rt.Handle("GET /v1/peers", a.listPeers) // peers.go
 	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
-	rt.Handle("POST /v1/reset", a.reset)
-	rt.Handle("POST /v1/compact", a.compact) // compact.go
-	rt.Handle("GET /v1/parked", a.listParked)
+	rt.Handle("POST /v1/reset", sy.Reset)
+	rt.Handle("POST /v1/compact", sy.Compact)
+	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
+	rt.Handle("GET /v1/parked", parked.List)
 	profiles.NewAPI(profilesHost{a}).Routes(rt) // internal/ext/profiles
-	rt.Handle("POST /v1/parked/{origin}/{seq}/release", a.releaseParked)
+	rt.Handle("POST /v1/parked/{origin}/{seq}/release", parked.Release)
 	a.debugRoutes(rt) // testing only: agent/debug.go
 	if a.cfg.Pprof {  // REPLICAD_PPROF=1
 		a.log.Info("profiling endpoints enabled", "env", config.PprofEnv, "path", "/debug/pprof/")
@@ -108,238 +107,36 @@ func (a *Agent) routes() http.Handler {
 // trailing data.
 func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) }
 
-func names(r *http.Request) (table, id string, err error) {
-	table, id = r.PathValue("table"), r.PathValue("id")
-	if !store.ValidTable(table) {
-		return "", "", httpapi.Errorf(http.StatusBadRequest, "bad table name %q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
-	}
-	if !store.ValidID(id) {
-		return "", "", httpapi.Errorf(http.StatusBadRequest, "bad record id %q: 1-%d bytes of UTF-8 without NUL", id, store.MaxIDLen)
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		// Every route that writes a record names it here (systables.go).
-		if err := guardSystemWrite(table); err != nil {
-			return "", "", err
-		}
-	}
-	return table, id, nil
-}
-
 // --- records ---
 
 // jsonValue is a field value as JSON (node.JSONValue).
 func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
-
-// existsField names, in conflicts, a delete concurrent with an update of
-// the record (node.ExistsField).
-const existsField = node.ExistsField
 
 // recordView is table/id as the API shows it (node.Node.View).
 func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {
 	return r.n.View(table, id, rec)
 }
 
-type putBody struct {
-	Fields map[string]json.RawMessage `json:"fields"`
-}
-
-// values converts the body's JSON fields to field values (400 on an empty
-// name or a value that does not convert).
-func (b *putBody) values() ([]crdt.FieldValue, error) {
-	fields := make([]crdt.FieldValue, 0, len(b.Fields))
-	for name, raw := range b.Fields {
-		if name == "" {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "empty field name")
-		}
-		v, err := httpapi.ExactValue(raw)
-		if err != nil {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "field %q: %v", name, err)
-		}
-		fields = append(fields, crdt.FieldValue{Name: name, Value: v})
-	}
-	return fields, nil
-}
-
-func (a *Agent) putRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	var body putBody
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if body.Fields == nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
-	}
-	fields, err := body.values()
-	if err != nil {
-		return nil, err
-	}
-	return a.with(func(rp *replica) (any, error) {
-		if len(fields) == 0 {
-			// No fields: an existing record is left as it is (nothing
-			// written, nothing to sync); an absent or deleted one is
-			// created empty below, like touching a file.
-			if rec, err := rp.store.Get(table, id); err == nil && rec.Exists() {
-				return rp.recordView(table, id, rec), nil
-			}
-		}
-		res, err := rp.localWrite(table, id, fields, false)
-		if err != nil {
-			return nil, err
-		}
-		return rp.recordView(table, id, res.Record), nil
-	})
-}
-
 // existing returns a record that exists here, or a 404 saying why not.
 func (rp *replica) existing(table, id string) (*crdt.Record, error) {
-	rec, err := rp.store.Get(table, id)
-	switch {
-	case errors.Is(err, store.ErrOutOfScope):
-		return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s is not in this device's offline profile", table, id)
-	case errors.Is(err, store.ErrNotFound) || err == nil && !rec.Exists():
-		return nil, httpapi.Errorf(http.StatusNotFound, "record %s/%s not found", table, id)
-	}
-	return rec, err
+	return httpapi.Existing(rp.store, table, id)
 }
 
-func (a *Agent) getRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	rd := readerOf(r)
-	return a.with(func(rp *replica) (any, error) {
-		rec, err := rp.existing(table, id)
-		if err != nil {
-			return nil, err
-		}
-		v, ok := rp.readView(rd, table, id, rec)
-		if !ok {
-			return nil, httpapi.Errorf(http.StatusNotFound, "record %s: not found (node %s may not read it)", table, rd.node)
-		}
-		return v, nil
-	})
-}
+// records serves the record routes (internal/httpapi).
+func (a *Agent) records() httpapi.Records { return httpapi.Records{Core: coreHost{a}} }
 
-func (a *Agent) deleteRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	return a.with(func(rp *replica) (any, error) {
-		if _, err := rp.existing(table, id); err != nil {
-			return nil, err
-		}
-		res, err := rp.localWrite(table, id, nil, true)
-		if err != nil {
-			return nil, err
-		}
-		return rp.recordView(table, id, res.Record), nil
-	})
-}
-
-func intParam(r *http.Request, name string, def, max int) (int, error) {
-	return httpapi.IntParam(r, name, def, max)
-}
-
-func (a *Agent) listRecords(w http.ResponseWriter, r *http.Request) (any, error) {
-	table := r.PathValue("table")
-	if !store.ValidTable(table) {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "bad table name %q", table)
-	}
-	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
-	if err != nil {
-		return nil, err
-	}
-	after := r.URL.Query().Get("after")
-	rd := readerOf(r)
-	return a.with(func(rp *replica) (any, error) {
-		out := []api.Record{}
-		next := after
-		for {
-			page, n, err := rp.store.Scan(table, next, limit-len(out))
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range page {
-				if !e.Record.Exists() {
-					continue
-				}
-				if v, ok := rp.readView(rd, table, e.ID, e.Record); ok {
-					out = append(out, v)
-				}
-			}
-			next = n
-			if next == "" || len(out) >= limit {
-				break
-			}
-		}
-		if len(out) < limit {
-			next = ""
-		} else if len(out) > 0 {
-			next = out[len(out)-1].ID
-		}
-		return map[string]any{"records": out, "next": next}, nil
-	})
+// names returns the table and record id of r's path (httpapi.Records.Names;
+// the system tables' guard needs no agent).
+func names(r *http.Request) (table, id string, err error) {
+	return httpapi.Records{Core: coreHost{}}.Names(r)
 }
 
 // --- conflicts ---
 
-// conflicts lists the fields with more than one live candidate that
-// their table's policy shows as conflicts (manual), from the store's
-// conflict index (records with concurrent candidates; at most
-// maxConflictScan of them examined), so that its cost follows the
-// conflicts, not the records.
-func (rp *replica) conflicts() ([]api.Conflict, error) {
-	out := []api.Conflict{}
-	afterT, afterID, seen := "", "", 0
-	for seen < maxConflictScan {
-		refs, err := rp.store.ConflictedRecords(afterT, afterID, 500)
-		if err != nil {
-			return nil, err
-		}
-		for _, ref := range refs {
-			seen++
-			t := ref.Table
-			k := rp.n.PolicyOf(t)
-			if k != policy.Manual {
-				continue
-			}
-			rec, err := rp.store.Get(t, ref.ID)
-			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrOutOfScope) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if !rec.Exists() && !rec.ExistConflict() {
-				continue
-			}
-			for _, c := range policy.Conflicts(k, rec) {
-				name := c.Field
-				if name == "" {
-					name = existsField
-				}
-				cj := api.Conflict{Kind: "field", Table: t, ID: ref.ID, Field: name, Candidates: node.Candidates(c.Candidates)}
-				if c.Field != "" {
-					cj.Base = rp.n.BaseOf(t, ref.ID, c.Field)
-				}
-				out = append(out, cj)
-			}
-		}
-		if len(refs) < 500 {
-			break
-		}
-		afterT, afterID = refs[len(refs)-1].Table, refs[len(refs)-1].ID
-	}
-	dups, err := dedupe.Conflicts(rp.store)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, dups...), nil
+// conflicts serves the conflict routes (internal/httpapi), with the
+// suspected duplicates (internal/ext/dedupe).
+func (a *Agent) conflicts() httpapi.Conflicts {
+	return httpapi.Conflicts{Core: coreHost{a}, Duplicates: dedupe.Conflicts}
 }
 
 // counts: syncErrors and overridden are the sync errors not retried of
@@ -348,7 +145,7 @@ type counts struct{ conflicts, syncErrors, overridden, parked int }
 
 func (rp *replica) counts() counts {
 	var c counts
-	if cs, err := rp.conflicts(); err == nil {
+	if cs, err := rp.a.conflicts().List(rp.n); err == nil {
 		c.conflicts = len(cs)
 	}
 	after := uint64(0)
@@ -372,132 +169,13 @@ func (rp *replica) counts() counts {
 	return c
 }
 
-func (a *Agent) listConflicts(w http.ResponseWriter, r *http.Request) (any, error) {
-	return a.with(func(rp *replica) (any, error) {
-		cs, err := rp.conflicts()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"conflicts": cs}, nil
-	})
-}
-
-// resolveConflict writes the chosen value of a conflicted field. The
-// write's causal context is the record's (store.Write), which covers every
-// candidate, so it supersedes them all on every replica. Picking a delete
-// marker deletes the record.
-func (a *Agent) resolveConflict(w http.ResponseWriter, r *http.Request) (any, error) {
-	table, id, err := names(r)
-	if err != nil {
-		return nil, err
-	}
-	field := r.PathValue("field")
-	var body api.ResolveRequest
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if (body.Pick == nil) == (body.Value == nil) {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `give exactly one of "pick" (a candidate's index) or "value" (a JSON value)`)
-	}
-	var val crdt.Value
-	if body.Value != nil {
-		if val, err = httpapi.ExactValue(body.Value); err != nil {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "value: %v", err)
-		}
-	}
-	return a.with(func(rp *replica) (any, error) {
-		rec, err := rp.store.Get(table, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		if err != nil || rp.n.PolicyOf(table) != policy.Manual {
-			return nil, httpapi.Errorf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
-		}
-		if field == existsField {
-			// A delete concurrent with an update: pick one.
-			if !rec.ExistConflict() || body.Pick == nil {
-				return nil, httpapi.Errorf(http.StatusNotFound, "no delete/update conflict on %s/%s (resolve it with a pick)", table, id)
-			}
-			if *body.Pick < 0 || *body.Pick >= len(rec.Exist) {
-				return nil, httpapi.Errorf(http.StatusBadRequest, "pick %d: the record has candidates 0 to %d", *body.Pick, len(rec.Exist)-1)
-			}
-			// A delete that has seen the update removes the record. Keeping
-			// it is a write that has seen the delete and sets again, on
-			// every field where the delete's marker stands beside values,
-			// the newest of them.
-			del := rec.Exist[*body.Pick].Delete
-			var fields []crdt.FieldValue
-			if !del {
-				for _, name := range rec.FieldNames() {
-					var best *crdt.Entry
-					marker := false
-					for _, c := range rec.Candidates(name) {
-						if c.Delete {
-							marker = true
-						} else if best == nil || best.Stamp().Less(c.Stamp()) {
-							c := c
-							best = &c
-						}
-					}
-					if marker && best != nil {
-						fields = append(fields, crdt.FieldValue{Name: name, Value: best.Value})
-					}
-				}
-			}
-			res, err := rp.localWrite(table, id, fields, del)
-			if err != nil {
-				return nil, err
-			}
-			return rp.recordView(table, id, res.Record), nil
-		}
-		if !rec.Exists() || !slices.Contains(rec.Conflicted(), field) {
-			return nil, httpapi.Errorf(http.StatusNotFound, "no conflict on %s/%s field %q", table, id, field)
-		}
-		del := false
-		if body.Pick != nil {
-			cands := rec.Candidates(field)
-			if *body.Pick < 0 || *body.Pick >= len(cands) {
-				return nil, httpapi.Errorf(http.StatusBadRequest, "pick %d: the field has candidates 0 to %d", *body.Pick, len(cands)-1)
-			}
-			c := cands[*body.Pick]
-			val = c.Value
-			if c.Delete {
-				// A record delete's marker deletes the record; a cleared
-				// field's marker clears the field.
-				val = crdt.Cleared
-				for _, d := range rec.Dels {
-					if d.Dot() == c.Dot() {
-						del = true
-					}
-				}
-			}
-		}
-		var fields []crdt.FieldValue
-		if !del {
-			fields = []crdt.FieldValue{{Name: field, Value: val}}
-		}
-		res, err := rp.localWrite(table, id, fields, del)
-		if err != nil {
-			return nil, err
-		}
-		return rp.recordView(table, id, res.Record), nil
-	})
-}
-
 // --- reset ---
 
 // reset clears the local replica and resyncs it: the store is closed and
 // moved aside (<data-dir>/reset-<unix-ms>/), a fresh store with a new node
 // id is opened, and a sync round runs. Writes not yet pushed are in the
 // moved-aside store only.
-func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
-	var body api.ResetRequest
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if !body.Confirm {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `reset needs {"confirm": true}: it discards this replica's store (moved aside) and resyncs it`)
-	}
+func (a *Agent) reset(ctx context.Context) (any, error) {
 	a.mu.Lock()
 	old := a.rep
 	a.rep = nil
@@ -526,7 +204,7 @@ func (a *Agent) reset(w http.ResponseWriter, r *http.Request) (any, error) {
 	a.feed.Notify()
 	a.log.Info("replica reset", "moved_to", moved)
 	return a.with(func(rp *replica) (any, error) {
-		sum := a.runSync(r.Context(), rp)
+		sum := a.runSync(ctx, rp)
 		return map[string]any{"node": rp.node.String(), "moved_to": moved, "sync": sum}, nil
 	})
 }

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,117 +9,10 @@ import (
 
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/dedupe"
-	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
-	"github.com/replicad/replicad/store"
 )
-
-// --- sync errors ---
-
-func syncErrorView(e *store.SyncError) api.SyncError {
-	vals := func(m map[string][]byte) map[string]json.RawMessage {
-		out := map[string]json.RawMessage{}
-		for k, v := range m {
-			out[k] = jsonValue(crdt.Value(v))
-		}
-		return out
-	}
-	nodes := []string{}
-	for _, n := range e.Nodes {
-		nodes = append(nodes, hlc.NodeID(n).String())
-	}
-	fields := e.Fields
-	if fields == nil {
-		fields = []string{}
-	}
-	at := "" // an entry stored without a time (older versions): unknown, not 1970
-	if e.Time > 0 {
-		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
-	}
-	return api.SyncError{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
-		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
-		Kind: node.SyncErrorKind(e.Kind, e.Policy)}
-}
-
-func (a *Agent) listSyncErrors(w http.ResponseWriter, r *http.Request) (any, error) {
-	limit, err := intParam(r, "limit", defaultPageLimit, maxPageLimit)
-	if err != nil {
-		return nil, err
-	}
-	var after uint64
-	if s := r.URL.Query().Get("after"); s != "" {
-		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "after=%q: want an error id", s)
-		}
-	}
-	kind := r.URL.Query().Get("kind")
-	if kind != "" && kind != node.KindRejected && kind != node.KindOverridden {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "kind=%q: want %s or %s", kind, node.KindRejected, node.KindOverridden)
-	}
-	return a.with(func(rp *replica) (any, error) {
-		out := make([]api.SyncError, 0)
-		for len(out) < limit {
-			es, err := rp.store.ListSyncErrors(after, limit)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range es {
-				if v := syncErrorView(e); (kind == "" || v.Kind == kind) && len(out) < limit {
-					out = append(out, v)
-				}
-			}
-			if len(es) < limit {
-				break
-			}
-			after = es[len(es)-1].ID
-		}
-		return map[string]any{"errors": out}, nil
-	})
-}
-
-func (a *Agent) retrySyncError(w http.ResponseWriter, r *http.Request) (any, error) {
-	eid, err := strconv.ParseUint(r.PathValue("eid"), 10, 64)
-	if err != nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "bad sync-error id %q", r.PathValue("eid"))
-	}
-	return a.with(func(rp *replica) (any, error) {
-		e, err := rp.store.GetSyncError(eid)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, httpapi.Errorf(http.StatusNotFound, "no sync error %d", eid)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !store.ValidTable(e.Table) || !store.ValidID(e.Record) {
-			return nil, httpapi.Errorf(http.StatusConflict, "sync error %d names no valid record", eid)
-		}
-		if err := guardSystemWrite(e.Table); err != nil {
-			return nil, err
-		}
-		var fields []crdt.FieldValue
-		for name, v := range e.Losing {
-			if err := crdt.Value(v).Validate(); err != nil {
-				return nil, httpapi.Errorf(http.StatusConflict, "sync error %d: losing value of %q does not decode", eid, name)
-			}
-			fields = append(fields, crdt.FieldValue{Name: name, Value: crdt.Value(v)})
-		}
-		if len(fields) == 0 {
-			return nil, httpapi.Errorf(http.StatusConflict, "sync error %d holds no losing value to re-apply", eid)
-		}
-		res, err := rp.localWrite(e.Table, e.Record, fields, false)
-		if err != nil {
-			return nil, err
-		}
-		if err := rp.store.MarkSyncErrorRetried(eid); err != nil {
-			return nil, err
-		}
-		return rp.recordView(e.Table, e.Record, res.Record), nil
-	})
-}
 
 // --- sync, connectivity, status ---
 
@@ -131,11 +22,6 @@ type syncProgress struct {
 	running int
 	started time.Time
 	stats   replication.Stats
-}
-
-func statsView(s replication.Stats) api.Stats {
-	return api.Stats{WritesSent: s.WritesSent, WritesApplied: s.WritesApplied, Duplicates: s.Duplicates, Parked: s.Parked,
-		RecordsFetched: s.RecordsFetched, BytesSent: s.BytesSent, BytesReceived: s.BytesReceived}
 }
 
 func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
@@ -164,33 +50,35 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 	if failed == nil {
 		failed = []string{}
 	}
-	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: statsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
+	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: node.StatsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
 }
 
-func (a *Agent) syncNow(w http.ResponseWriter, r *http.Request) (any, error) {
-	wait, err := decisionWait(r)
-	if err != nil {
-		return nil, err
-	}
-	return a.with(func(rp *replica) (any, error) {
+// syncRound is a sync asked for (internal/syncround): a round with every
+// partner, the wait for the arbiter's decisions, the new sync errors.
+func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) api.Summary {
+	return rp.syncer.Run(ctx, rp.engine, wait, func(ctx context.Context) api.Summary { return a.runSync(ctx, rp) })
+}
+
+// replicaHost is the sync routes' Replica (internal/httpapi).
+type replicaHost struct{ a *Agent }
+
+func (h replicaHost) SyncNow(ctx context.Context, wait time.Duration) (api.Summary, error) {
+	v, err := h.a.with(func(rp *replica) (any, error) {
 		rp.engine.ForceReconcile() // a sync asked for re-evaluates the offline profile too
-		return a.syncRound(r.Context(), rp, wait), nil
+		return h.a.syncRound(ctx, rp, wait), nil
 	})
+	if err != nil {
+		return api.Summary{}, err
+	}
+	return v.(api.Summary), nil
 }
 
-func (a *Agent) connectivity(w http.ResponseWriter, r *http.Request) (any, error) {
-	var body api.ConnectivityRequest
-	if err := decodeBody(r, &body); err != nil {
-		return nil, err
-	}
-	if body.Online == nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, `body needs "online": true or false`)
-	}
-	return a.with(func(rp *replica) (any, error) {
-		rp.setOnline(*body.Online)
-		return map[string]bool{"online": *body.Online}, nil
-	})
+func (h replicaHost) SetOnline(on bool) error {
+	_, err := h.a.with(func(rp *replica) (any, error) { rp.setOnline(on); return nil, nil })
+	return err
 }
+
+func (h replicaHost) Reset(ctx context.Context) (any, error) { return h.a.reset(ctx) }
 
 func (rp *replica) setOnline(on bool) {
 	rp.engine.SetOnline(on)
@@ -221,7 +109,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		st["uptime_s"] = int64(time.Since(a.started).Seconds())
 		// Every node that synced with this one, per direction (peers.go;
 		// GET /v1/peers adds pending writes and sync errors per peer).
-		st["peers"] = rp.peerRows(false)
+		st["peers"] = rp.book.Rows(rp.engine.Partners(), rp.store, false)
 		// Per-table last sync: the last successful session, served or
 		// dialed, that exchanged the table (the peer's scope listed it).
 		tables, err := rp.store.Tables()
@@ -253,7 +141,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
 		rp.draftStatus(st)                           // drafts.go
 		rp.diskStatus(st)                            // compact.go
 		a.prog.mu.Lock()
-		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": statsView(a.prog.stats)}
+		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": node.StatsView(a.prog.stats)}
 		a.prog.mu.Unlock()
 		if rp.gossip != nil {
 			alive := 0

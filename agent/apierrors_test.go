@@ -14,7 +14,7 @@ import (
 
 // goWords are words of Go's decoder messages that mean nothing to a user
 // of the API.
-var goWords = regexp.MustCompile(`Go (struct|value)|json\.|map\[|\bagent\.|RawMessage|\bint\b|\*|putBody|resolveBody|connectivityBody|resetBody|rotateBody|dupResolveBody|\bapi\.|ResolveRequest|ConnectivityRequest|ResetRequest|GossipKeyRequest|DuplicateRequest|^json:`)
+var goWords = regexp.MustCompile(`Go (struct|value)|json\.|map\[|\bagent\.|RawMessage|\bint\b|\*|putBody|PutBody|resolveBody|connectivityBody|resetBody|rotateBody|dupResolveBody|\bapi\.|ResolveRequest|ConnectivityRequest|ResetRequest|GossipKeyRequest|DuplicateRequest|^json:`)
 
 func TestDecodeBodyErrorsInUsersWords(t *testing.T) {
 	cases := []struct {
@@ -22,15 +22,15 @@ func TestDecodeBodyErrorsInUsersWords(t *testing.T) {
 		into any
 		want string // the whole message
 	}{
-		{`{"fields":[1,2]}`, &putBody{}, `field "fields" of the body: want an object, got an array (at offset 10)`},
-		{`{"fields":"x"}`, &putBody{}, `field "fields" of the body: want an object, got a string (at offset 10)`},
-		{`[1]`, &putBody{}, `the body must be a JSON object, got an array`},
+		{`{"fields":[1,2]}`, &httpapi.PutBody{}, `field "fields" of the body: want an object, got an array (at offset 10)`},
+		{`{"fields":"x"}`, &httpapi.PutBody{}, `field "fields" of the body: want an object, got a string (at offset 10)`},
+		{`[1]`, &httpapi.PutBody{}, `the body must be a JSON object, got an array`},
 		{`"x"`, &api.ResetRequest{}, `the body must be a JSON object, got a string`},
-		{`{"fields":{"a":1}, "extra":true}`, &putBody{}, `unknown field "extra" in the body at offset 19; this request takes "fields"`},
+		{`{"fields":{"a":1}, "extra":true}`, &httpapi.PutBody{}, `unknown field "extra" in the body at offset 19; this request takes "fields"`},
 		{`{"pick":0,"vlaue":1}`, &api.ResolveRequest{}, `unknown field "vlaue" in the body at offset 10; this request takes "pick", "value"`},
-		{`{"fields":{"a":[1,2}}`, &putBody{}, `malformed JSON body at offset 19 (line 1, column 20): invalid character '}' after array element`},
-		{"{\n  \"fields\": {\n    \"a\": tru\n}}", &putBody{}, `malformed JSON body at offset 28 (line 3, column 13): invalid character '\n' in literal true (expecting 'e')`},
-		{`{"fields":`, &putBody{}, `malformed JSON body: it ends at offset 10 before the JSON is complete`},
+		{`{"fields":{"a":[1,2}}`, &httpapi.PutBody{}, `malformed JSON body at offset 19 (line 1, column 20): invalid character '}' after array element`},
+		{"{\n  \"fields\": {\n    \"a\": tru\n}}", &httpapi.PutBody{}, `malformed JSON body at offset 28 (line 3, column 13): invalid character '\n' in literal true (expecting 'e')`},
+		{`{"fields":`, &httpapi.PutBody{}, `malformed JSON body: it ends at offset 10 before the JSON is complete`},
 		{`{"online":"yes"}`, &api.ConnectivityRequest{}, `field "online" of the body: want true or false, got a string (at offset 10)`},
 		{`{"pick":"1"}`, &api.ResolveRequest{}, `field "pick" of the body: want an integer, got a string (at offset 8)`},
 		{`{"pick":1.5}`, &api.ResolveRequest{}, `field "pick" of the body: want an integer, got 1.5 (at offset 8)`},

@@ -6,7 +6,9 @@ import (
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/drafts"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 )
 
@@ -20,7 +22,7 @@ func (h apiHost) RecordNames(r *http.Request) (string, string, error) { return n
 // PutFields decodes a PUT body; check (nil: none) judges the number of
 // fields before their values are converted.
 func (h apiHost) PutFields(r *http.Request, check func(n int) error) ([]crdt.FieldValue, bool, error) {
-	var body putBody
+	var body httpapi.PutBody
 	if err := decodeBody(r, &body); err != nil {
 		return nil, false, err
 	}
@@ -32,14 +34,14 @@ func (h apiHost) PutFields(r *http.Request, check func(n int) error) ([]crdt.Fie
 	if body.Fields == nil {
 		return nil, false, nil
 	}
-	fields, err := body.values()
+	fields, err := body.Values()
 	return fields, true, err
 }
 
 func (h apiHost) DecodeBody(r *http.Request, v any) error { return decodeBody(r, v) }
 
 func (h apiHost) PageLimit(r *http.Request) (int, error) {
-	return intParam(r, "limit", defaultPageLimit, maxPageLimit)
+	return httpapi.IntParam(r, "limit", defaultPageLimit, maxPageLimit)
 }
 
 func (h apiHost) With(fn func(drafts.Replica) (any, error)) (any, error) {
@@ -83,3 +85,22 @@ func (f changeFeed) Read(after uint64, limit int) ([]api.Change, uint64, error) 
 func (f changeFeed) Wait() <-chan struct{} { return f.a.feed.Wait() }
 
 func (f changeFeed) Closed() bool { return f.a.feed.Closed() }
+
+// coreHost is the core routes' Core (internal/httpapi): the current
+// replica's node, the system tables' guard, the hub API's read rules.
+type coreHost struct{ a *Agent }
+
+func (h coreHost) With(fn func(*node.Node) (any, error)) (any, error) {
+	return h.a.with(func(rp *replica) (any, error) { return fn(rp.n) })
+}
+
+// GuardWrite refuses (403) an API write to a system table (systables.go).
+func (coreHost) GuardWrite(table string) error { return guardSystemWrite(table) }
+
+// Reader is the restricted node r reads for (online_readperm.go).
+func (coreHost) Reader(r *http.Request) httpapi.Reader {
+	if rd := authz.ReaderOf(r); rd != nil {
+		return rd
+	}
+	return nil
+}

@@ -187,7 +187,7 @@ func TestAgentEncryptedStore(t *testing.T) {
 	if _, err := a.rep.localWrite("t", "a", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("secret value")}}, false); err != nil {
 		t.Fatal(err)
 	}
-	if st := a.sec.status(); !st.AtRest {
+	if st := a.sec.Status(); !st.AtRest {
 		t.Fatalf("security status %+v", st)
 	}
 	// Reopen as after a failure: the key is kept.

@@ -3,9 +3,9 @@
 // into one running node (internal/node), the extensions (internal/ext/*)
 // plugged into the node's write pipeline and hooks in a fixed order
 // (hooks.go), each with its Host (host.go, apihost.go), and the HTTP API
-// under /v1 on internal/httpapi (the record, conflict, sync-error, sync
-// and status handlers are still here). Its configuration is package
-// agent/config.
+// under /v1 on internal/httpapi, whose core routes reach the replica
+// through the narrow Core and Replica this package implements (the
+// status is built here). Its configuration is package agent/config.
 //
 // # Layout of the data directory
 //

@@ -225,7 +225,7 @@ func TestGrantsTwoHubs(t *testing.T) {
 	// hub2 re-signs later: its grant is the newest.
 	later := time.Now().Add(13 * time.Hour)
 	hub2.mu.RLock()
-	err := hub2.rep.publishGrants(later)
+	err := hub2.rep.grants().Publish(later)
 	hub2.mu.RUnlock()
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +410,7 @@ func TestGrantExpiry(t *testing.T) {
 	// The hub re-signs (its clock a day later too); dev2 gets the new
 	// grant from the hub, then takes dev1's write from dev1.
 	hub.mu.RLock()
-	err := hub.rep.publishGrants(time.Now().Add(skew))
+	err := hub.rep.grants().Publish(time.Now().Add(skew))
 	hub.mu.RUnlock()
 	if err != nil {
 		t.Fatal(err)
@@ -522,7 +522,7 @@ func TestGrantResign(t *testing.T) {
 	defer hub.mu.RUnlock()
 	r := hub.rep
 	v := secure.DefaultGrantValidity
-	issued := func() int64 { return r.currentGrant("techs", authz.GrantField(r.node)).IssuedMs }
+	issued := func() int64 { return r.grants().Current("techs").IssuedMs }
 	first := issued()
 	t0 := time.UnixMilli(first)
 	for _, c := range []struct {
@@ -530,7 +530,7 @@ func TestGrantResign(t *testing.T) {
 		resign bool
 	}{{time.Hour, false}, {v/2 - v/8 - time.Minute, false}, {v/2 - v/8, true}} {
 		before := issued()
-		if err := r.publishGrants(t0.Add(c.at)); err != nil {
+		if err := r.grants().Publish(t0.Add(c.at)); err != nil {
 			t.Fatal(err)
 		}
 		if got := issued() != before; got != c.resign {
@@ -541,10 +541,10 @@ func TestGrantResign(t *testing.T) {
 	before := issued()
 	r.a.cfg.Security.Permissions = []Permission{{Name: "techs", Nodes: techRules[0].Nodes, Write: []string{"jobs"}}}
 	defer func() { r.a.cfg.Security.Permissions = techRules }()
-	if err := r.publishGrants(time.UnixMilli(before).Add(time.Minute)); err != nil {
+	if err := r.grants().Publish(time.UnixMilli(before).Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	g := r.currentGrant("techs", authz.GrantField(r.node))
+	g := r.grants().Current("techs")
 	if g.IssuedMs == before || strings.Join(g.Write, ",") != "jobs" {
 		t.Fatalf("changed rule not re-signed: %+v", g)
 	}

@@ -30,7 +30,7 @@ func (r *replica) registerHooks() {
 	} else {
 		r.n.OnApply("syncerrors", r.n.MirrorSyncErrors)
 	}
-	if s := r.a.sec; s != nil && s.tls != nil {
+	if s := r.a.sec; s != nil && s.TLS != nil {
 		r.n.OnRemoteApplied("grants", func(_ hlc.NodeID, ws []*crdt.Write, _ *store.Result) {
 			if authz.TouchesGrants(ws) {
 				s.grants.Invalidate()

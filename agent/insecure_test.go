@@ -48,11 +48,11 @@ func TestInsecureSyncNeedsFlag(t *testing.T) {
 	if !sink.has("[WARN]") || !sink.has("INSECURE") {
 		t.Errorf("no WARN at start: %s", sink.buf.String())
 	}
-	if !s.status().Insecure {
+	if !s.Status().Insecure {
 		t.Error("status does not say insecure")
 	}
 	cfg.SyncAddr = "127.0.0.1:7401"
-	if s, err := newSecurity(cfg, hclog.NewNullLogger()); err != nil || s.status().Insecure {
-		t.Fatalf("loopback sync with --insecure: insecure %v, %v", s.status().Insecure, err)
+	if s, err := newSecurity(cfg, hclog.NewNullLogger()); err != nil || s.Status().Insecure {
+		t.Fatalf("loopback sync with --insecure: insecure %v, %v", s.Status().Insecure, err)
 	}
 }

@@ -73,7 +73,7 @@ func (rp *replica) hubBase(addr, host string) string {
 	}
 	scheme := "http://"
 	if rp.a.sec.hasTLS() && !secure.IsLoopback(addr) {
-		scheme = "https://" // as the hub serves it (security.apiTLS)
+		scheme = "https://" // as the hub serves it (credentials.APITLS)
 	}
 	return scheme + net.JoinHostPort(h, port)
 }
@@ -125,7 +125,7 @@ func (rp *replica) learnedHubAPI() string {
 }
 
 // hasTLS reports whether this node has a TLS identity.
-func (s *security) hasTLS() bool { return s != nil && s.tls != nil }
+func (s *security) hasTLS() bool { return s != nil && s.TLS != nil }
 
 // onlineReadGate checks that an online read can be made: this node is a
 // device, online, and knows the hub's API. hub is true on a hub (serve
@@ -159,13 +159,13 @@ func (h onlineHost) ClientTLS(host string) *tls.Config {
 	if !h.a.sec.hasTLS() {
 		return nil
 	}
-	return h.a.sec.tls.Client(host)
+	return h.a.sec.TLS.Client(host)
 }
 
 func (h onlineHost) GetRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	return h.a.getRecord(w, r)
+	return h.a.records().Get(w, r)
 }
 
 func (h onlineHost) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
-	return h.a.listRecords(w, r)
+	return h.a.records().List(w, r)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,36 +52,6 @@ func TestHubAPIConfig(t *testing.T) {
 	}
 }
 
-func TestReadModes(t *testing.T) {
-	for _, c := range []struct {
-		query             string
-		draftOK, onlineOK bool
-		draft, online     bool
-		bad               string
-	}{
-		{"", true, true, false, false, ""},
-		{"?draft", true, true, true, false, ""},
-		{"?draft=1", true, false, true, false, ""},
-		{"?draft=false&online=true", true, true, false, true, ""},
-		{"?draft=yes", true, true, false, false, "draft=\"yes\""},
-		{"?online=true", true, false, false, false, "online=true applies to reads"},
-		{"?draft=true", false, true, false, false, "GET /v1/drafts"},
-		{"?draft=true&online=true", true, true, false, false, "do not go together"},
-	} {
-		r := httptest.NewRequest("GET", "/x"+c.query, nil)
-		d, o, err := readModes(r, c.draftOK, c.onlineOK)
-		if c.bad != "" {
-			if err == nil || !strings.Contains(err.Error(), c.bad) {
-				t.Errorf("%s: %v, want an error with %q", c.query, err, c.bad)
-			}
-			continue
-		}
-		if err != nil || d != c.draft || o != c.online {
-			t.Errorf("%s: %v %v %v", c.query, d, o, err)
-		}
-	}
-}
-
 // An online read reaches a hub whose API is off loopback: mutual TLS
 // with the device's certificate, and the hub's bearer token.
 func TestOnlineReadMutualTLSHub(t *testing.T) {
@@ -105,7 +74,7 @@ func TestOnlineReadMutualTLSHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: sec.apiHandler(hub, hub.routes())}
-	go srv.Serve(sec.apiListener(ln))
+	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 
 	dcfg := withTLS(testConfig(t, "device"), pki, "dev")

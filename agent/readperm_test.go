@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/client"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
@@ -155,7 +156,7 @@ func TestReadPermissionsCluster(t *testing.T) {
 		t.Fatal("a device whose grant is unknown got jobs from a device peer")
 	}
 	plain, _ := runAgent(t, testConfig(t, "device"))
-	if lim, ok := plain.rep.peerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
+	if lim, ok := plain.rep.reads().PeerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
 		t.Fatalf("a device of a cluster without permissions limits its peers: %s", lim)
 	}
 
@@ -231,7 +232,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: sec.apiHandler(a, a.routes())}
-	go srv.Serve(sec.apiListener(ln))
+	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 	addr := "https://" + ln.Addr().String()
 	ctx := context.Background()
@@ -268,7 +269,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 	// A claimed node id the certificate does not bind is refused.
 	req, _ := http.NewRequest(http.MethodGet, "/v1/tables/jobs/records/j1", nil)
 	req.Header.Set(nodeHeader, leadID.String())
-	if _, _, err := a.apiReader(req); err != nil {
+	if _, _, err := authz.APIReader(req, nodeHeader); err != nil {
 		t.Fatalf("without TLS a claimed id is taken: %v", err)
 	}
 	t.Setenv(client.EnvCert, filepath.Join(pki, "tech.crt"))

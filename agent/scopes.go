@@ -32,11 +32,11 @@ func (r *replica) setupProfiles(ecfg *replication.Config) error {
 	if err != nil {
 		return err
 	}
-	ecfg.Local.Limit = r.peerLimit
+	ecfg.Local.Limit = r.reads().PeerLimit
 	ecfg.Local.Assign = profile
 	if r.a.cfg.Role == "hub" {
 		if perms := r.a.sec.rules(); perms.HasReadRules() {
-			ecfg.Local.Assign = r.readAssign(perms, profile)
+			ecfg.Local.Assign = r.reads().Assign(profile)
 		}
 		return nil
 	}

@@ -127,13 +127,13 @@ func TestAPITokenAutoOffLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.token == "" {
+	if s.Token == "" {
 		t.Fatal("an API on 0.0.0.0 needs no token")
 	}
 	cfg.APIAddr = "127.0.0.1:7400"
 	cfg.DataDir = t.TempDir()
-	if s, err = newSecurity(cfg, hclog.NewNullLogger()); err != nil || s.token != "" {
-		t.Fatalf("loopback API: token %q, %v", s.token, err)
+	if s, err = newSecurity(cfg, hclog.NewNullLogger()); err != nil || s.Token != "" {
+		t.Fatalf("loopback API: token %q, %v", s.Token, err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, secure.TokenFile)); err == nil {
 		t.Error("a token file was created for a loopback API")
@@ -221,7 +221,7 @@ func TestTLSCluster(t *testing.T) {
 
 	// Node ids are drawn under the certificates' bindings.
 	for _, a := range []*Agent{hub, dev} {
-		if err := a.sec.checkNode(a.rep.node); err != nil {
+		if err := a.sec.CheckNode(a.rep.node); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -356,15 +356,15 @@ func TestClientTokenAndMutualTLSAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sec.apiTLS() || sec.token == "" {
-		t.Fatalf("off-loopback API with TLS: tls %v token %v", sec.apiTLS(), sec.token != "")
+	if !sec.APITLS() || sec.Token == "" {
+		t.Fatalf("off-loopback API with TLS: tls %v token %v", sec.APITLS(), sec.Token != "")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: sec.apiHandler(a, a.routes())}
-	go srv.Serve(sec.apiListener(ln))
+	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 	addr := "https://" + ln.Addr().String()
 	ctx := context.Background()

@@ -48,7 +48,7 @@ func TestSysRefusal(t *testing.T) {
 		{"device, unknown system table", w(dev, "_replicad_future", false, map[string]any{"a": 1}), false, "(hubs only)"},
 		{"hub, unknown system table", w(hub, "_replicad_future", false, map[string]any{"a": 1}), true, ""},
 	} {
-		got := sysRefusal(c.w, c.hub)
+		got := sysTables.Refusal(c.w, c.hub)
 		if c.deny == "" && got != "" || c.deny != "" && !strings.Contains(got, c.deny) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.deny)
 		}
@@ -261,7 +261,7 @@ func TestAdmitRecordAndConfig(t *testing.T) {
 	}{
 		{"device", policyTable, false}, {"", errorTable, false}, {"hub", policyTable, true}, {"device", "jobs", true},
 	} {
-		if got := r.admitRecord(replication.Peer{Node: 0xd1, Role: c.role}, c.table, "x"); got != c.want {
+		if got := r.sys.AdmitRecord(replication.Peer{Node: 0xd1, Role: c.role}, c.table, "x"); got != c.want {
 			t.Errorf("a whole record of %s from a %q peer: admitted %v, want %v", c.table, c.role, got, c.want)
 		}
 	}

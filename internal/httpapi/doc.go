@@ -2,7 +2,10 @@
 // handlers return a value (answered as JSON) or an error (answered as a
 // JSON error with its status), the request-body decoding that names what
 // is wrong in the user's words, the exact JSON values, the 405/404
-// answers, the status page and Go's profiling endpoints. Only the agent
+// answers, the status page and Go's profiling endpoints, and the core
+// routes (records and their modes, conflicts, sync errors, parked writes,
+// sync, connectivity, reset, compaction) over the narrow Core and Replica
+// the assembly implements. Only the agent
 // (the assembly) imports this package: an extension that serves routes
 // declares the one-method interface it adds them through (Handle), which
 // a Router satisfies.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/policy"
@@ -116,4 +117,30 @@ func (n *Node) MirrorSyncErrors(b *store.Batch, writes []*crdt.Write, res *store
 		}
 	}
 	return nil
+}
+
+// SyncErrorView is a sync error as the API shows it.
+func SyncErrorView(e *store.SyncError) api.SyncError {
+	vals := func(m map[string][]byte) map[string]json.RawMessage {
+		out := map[string]json.RawMessage{}
+		for k, v := range m {
+			out[k] = JSONValue(crdt.Value(v))
+		}
+		return out
+	}
+	nodes := []string{}
+	for _, n := range e.Nodes {
+		nodes = append(nodes, hlc.NodeID(n).String())
+	}
+	fields := e.Fields
+	if fields == nil {
+		fields = []string{}
+	}
+	at := "" // an entry stored without a time (older versions): unknown, not 1970
+	if e.Time > 0 {
+		at = time.UnixMilli(e.Time).UTC().Format(time.RFC3339Nano)
+	}
+	return api.SyncError{ID: e.ID, Time: at, Table: e.Table, Record: e.Record,
+		Fields: fields, Losing: vals(e.Losing), Winning: vals(e.Winning), Policy: e.Policy, Nodes: nodes, Detail: e.Detail, Retried: e.Retried,
+		Kind: SyncErrorKind(e.Kind, e.Policy)}
 }

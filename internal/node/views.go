@@ -126,3 +126,9 @@ func (n *Node) Pending(k policy.Kind, rec *crdt.Record) bool {
 	}
 	return true
 }
+
+// StatsView is a session's or a round's figures as the API shows them.
+func StatsView(s replication.Stats) api.Stats {
+	return api.Stats{WritesSent: s.WritesSent, WritesApplied: s.WritesApplied, Duplicates: s.Duplicates, Parked: s.Parked,
+		RecordsFetched: s.RecordsFetched, BytesSent: s.BytesSent, BytesReceived: s.BytesReceived}
+}

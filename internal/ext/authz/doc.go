@@ -7,4 +7,8 @@
 // origin may not make), queues the write-back over it in the batch that
 // applies the skeleton (the store's named queue WriteBackQueue) and
 // carries it out through the node's write pipeline with its sync error.
+// With TLS: the verified Grants, a hub's Publisher of them, the device
+// peers' write filters (PeerFilters). A hub's SysJudge of system-table
+// writes. The read rules applied on sync (Reads) and on the hub's API
+// (ReadGuard, Reader).
 package authz

@@ -1,17 +1,20 @@
-package agent
+package syncround
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/httpapi"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/store"
 )
 
 // A sync asked for (POST /v1/sync, replicad sync) returns the outcome of
@@ -36,15 +39,66 @@ import (
 // decisions on this device's writes.
 const DefaultDecisionWait = 10 * time.Second
 
+// MaxDecisionWait bounds the wait a sync may ask for.
+const MaxDecisionWait = 5 * time.Minute
+
 // maxListedUndecided bounds the undecided writes a summary lists.
 const maxListedUndecided = 20
+
+// Engine is what a sync round needs of the replication engine.
+type Engine interface {
+	Partners() []replication.PartnerStatus
+	Online() bool
+	SyncWith(ctx context.Context, addr string) (replication.Stats, error)
+}
+
+// Syncer runs the syncs asked for of one replica.
+type Syncer struct {
+	n   *node.Node
+	out *node.Outbound
+	hub bool
+	log hclog.Logger
+	// shown is the newest sync error a sync asked for has returned.
+	shown atomic.Uint64
+}
+
+// New returns the syncer of node n (a hub when hub), whose estimate of
+// own writes no hub holds yet is out; the sync errors logged before count
+// as shown.
+func New(n *node.Node, out *node.Outbound, hub bool, log hclog.Logger) *Syncer {
+	s := &Syncer{n: n, out: out, hub: hub, log: log}
+	s.shown.Store(lastSyncErrorID(n.Store()))
+	return s
+}
+
+// Run is a sync asked for, by engine eng: round (a round with every partner), then the
+// wait for the arbiter's decisions on this node's earlier writes (a hub
+// waits for none), with the sync errors received since the previous
+// sync asked for returned them (or since the syncer was made), be it by
+// this round or by a push or pull in between.
+func (s *Syncer) Run(ctx context.Context, eng Engine, wait time.Duration, round func(ctx context.Context) api.Summary) api.Summary {
+	upTo := s.ownLast()
+	sum := round(ctx)
+	if !s.hub {
+		d := s.awaitDecisions(ctx, eng, upTo, wait)
+		sum.Decisions = &d
+		sum.Millis += d.WaitedMs
+	}
+	shown := s.shown.Load()
+	sum.SyncErrors = s.syncErrorsSince(shown)
+	if n := len(sum.SyncErrors); n > 0 {
+		s.shown.CompareAndSwap(shown, sum.SyncErrors[n-1].ID)
+	}
+	s.out.Observe(eng.Partners()) // the pending count is current at return
+	return sum
+}
 
 // arbiterState returns the sync addresses of the arbitrating hubs this
 // node syncs with, the highest Decided mark among them, and the last
 // error of each if none of them is reachable ("" otherwise).
-func (rp *replica) arbiterState() (arbiters []string, mark uint64, unreachable string) {
+func (s *Syncer) arbiterState(eng Engine) (arbiters []string, mark uint64, unreachable string) {
 	reachable := false
-	for _, p := range rp.engine.Partners() {
+	for _, p := range eng.Partners() {
 		if p.Role != "hub" || !p.Arbiter {
 			continue
 		}
@@ -65,16 +119,16 @@ func (rp *replica) arbiterState() (arbiters []string, mark uint64, unreachable s
 // arbitratedTables reports whether some table is client-wins or
 // server-wins now by the policies this replica holds (true when they
 // cannot be read).
-func (rp *replica) arbitratedTables() bool {
-	now := hlc.New(rp.clock.Physical(), 0)
+func (s *Syncer) arbitratedTables() bool {
+	now := hlc.New(s.n.Clock().Physical(), 0)
 	after := ""
 	for {
-		ents, next, err := rp.store.Scan(policyTable, after, 1000)
+		ents, next, err := s.n.Store().Scan(node.PolicyTable, after, 1000)
 		if err != nil {
 			return true
 		}
 		for _, e := range ents {
-			if k := rp.n.PolicyAt(e.ID, now); k == policy.ClientWins || k == policy.ServerWins {
+			if k := s.n.PolicyAt(e.ID, now); k == policy.ClientWins || k == policy.ServerWins {
 				return true
 			}
 		}
@@ -89,18 +143,18 @@ func (rp *replica) arbitratedTables() bool {
 // (after, upTo] to tables that need the arbiter (client-wins,
 // server-wins by the policy in force when each was made): at most
 // maxListedUndecided of them, and their count.
-func (rp *replica) undecided(after, upTo uint64) ([]api.Undecided, int, error) {
+func (s *Syncer) undecided(after, upTo uint64) ([]api.Undecided, int, error) {
 	var out []api.Undecided
 	n := 0
 	if upTo <= after {
 		return nil, 0, nil
 	}
 	errStop := errors.New("stop")
-	err := rp.store.Stream(rp.node, after, func(w *crdt.Write) error {
+	err := s.n.Store().Stream(s.n.ID(), after, func(w *crdt.Write) error {
 		if w.Seq > upTo {
 			return errStop
 		}
-		if k := rp.n.PolicyAt(w.Table, w.TS); k != policy.ClientWins && k != policy.ServerWins {
+		if k := s.n.PolicyAt(w.Table, w.TS); k != policy.ClientWins && k != policy.ServerWins {
 			return nil
 		}
 		n++
@@ -118,20 +172,20 @@ func (rp *replica) undecided(after, upTo uint64) ([]api.Undecided, int, error) {
 // awaitDecisions waits up to wait until the arbiter has decided this
 // node's writes up to upTo and the decisions are here (see the comment
 // at the top).
-func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Duration) api.Decisions {
+func (s *Syncer) awaitDecisions(ctx context.Context, eng Engine, upTo uint64, wait time.Duration) api.Decisions {
 	start := time.Now()
 	deadline := start.Add(wait)
 	pause := 20 * time.Millisecond
 	for {
-		arbiters, mark, unreachable := rp.arbiterState()
-		if len(arbiters) == 0 && !rp.arbitratedTables() {
+		arbiters, mark, unreachable := s.arbiterState(eng)
+		if len(arbiters) == 0 && !s.arbitratedTables() {
 			return api.Decisions{State: "none", WaitedMs: time.Since(start).Milliseconds()}
 		}
 		if len(arbiters) == 0 {
 			return api.Decisions{State: "tentative", WaitedMs: time.Since(start).Milliseconds(),
 				Detail: "no arbitrating hub is known: changes to client-wins and server-wins tables stay tentative until one decides them"}
 		}
-		list, n, err := rp.undecided(mark, upTo)
+		list, n, err := s.undecided(mark, upTo)
 		d := api.Decisions{State: "undecided", WaitedMs: time.Since(start).Milliseconds(), Count: n, Undecided: list}
 		switch {
 		case err != nil:
@@ -140,7 +194,7 @@ func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Du
 		case n == 0:
 			d.State = "decided"
 			return d
-		case !rp.engine.Online():
+		case !eng.Online():
 			d.Detail = "offline: the arbiter's decisions arrive at the next sync"
 			return d
 		case unreachable != "":
@@ -158,8 +212,8 @@ func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Du
 		}
 		pause = min(2*pause, 500*time.Millisecond)
 		for _, addr := range arbiters {
-			if _, err := rp.engine.SyncWith(ctx, addr); err != nil {
-				rp.a.log.Debug("asking the arbiter for its decisions", "hub", addr, "error", err)
+			if _, err := eng.SyncWith(ctx, addr); err != nil {
+				s.log.Debug("asking the arbiter for its decisions", "hub", addr, "error", err)
 			}
 		}
 	}
@@ -167,23 +221,23 @@ func (rp *replica) awaitDecisions(ctx context.Context, upTo uint64, wait time.Du
 
 // syncErrorsSince returns the sync errors logged here with ids above
 // after (at most 100).
-func (rp *replica) syncErrorsSince(after uint64) []api.SyncError {
+func (s *Syncer) syncErrorsSince(after uint64) []api.SyncError {
 	out := []api.SyncError{}
-	es, err := rp.store.ListSyncErrors(after, 100)
+	es, err := s.n.Store().ListSyncErrors(after, 100)
 	if err != nil {
 		return out
 	}
 	for _, e := range es {
-		out = append(out, syncErrorView(e))
+		out = append(out, node.SyncErrorView(e))
 	}
 	return out
 }
 
-// lastSyncErrorID returns the id of the newest sync error logged here.
-func (rp *replica) lastSyncErrorID() uint64 {
+// lastSyncErrorID returns the id of the newest sync error logged in st.
+func lastSyncErrorID(st *store.Store) uint64 {
 	var last uint64
 	for {
-		es, err := rp.store.ListSyncErrors(last, 1000)
+		es, err := st.ListSyncErrors(last, 1000)
 		if err != nil || len(es) == 0 {
 			return last
 		}
@@ -192,49 +246,10 @@ func (rp *replica) lastSyncErrorID() uint64 {
 }
 
 // ownLast returns the sequence number of this node's latest write.
-func (rp *replica) ownLast() uint64 {
-	h := rp.store.HeldOf(rp.node)
+func (s *Syncer) ownLast() uint64 {
+	h := s.n.Store().HeldOf(s.n.ID())
 	if n := len(h.Ranges); n > 0 {
 		return h.Ranges[n-1].Hi
 	}
 	return h.Contig
-}
-
-// maxDecisionWait bounds ?wait= of POST /v1/sync.
-const maxDecisionWait = 5 * time.Minute
-
-// decisionWait parses POST /v1/sync's ?wait=DURATION (default
-// DefaultDecisionWait; 0: do not wait).
-func decisionWait(r *http.Request) (time.Duration, error) {
-	s := r.URL.Query().Get("wait")
-	if s == "" {
-		return DefaultDecisionWait, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || d > maxDecisionWait {
-		return 0, httpapi.Errorf(http.StatusBadRequest, "wait=%q: want a duration from 0s to %v, such as 10s", s, maxDecisionWait)
-	}
-	return d, nil
-}
-
-// syncRound is a sync asked for: a round with every partner, then the
-// wait for the arbiter's decisions on this node's earlier writes (a hub
-// waits for none), with the sync errors received since the previous
-// sync asked for returned them (or since the replica was opened), be it
-// by this round or by a push or pull in between.
-func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) api.Summary {
-	upTo := rp.ownLast()
-	sum := a.runSync(ctx, rp)
-	if a.cfg.Role != "hub" {
-		d := rp.awaitDecisions(ctx, upTo, wait)
-		sum.Decisions = &d
-		sum.Millis += d.WaitedMs
-	}
-	shown := rp.errsShown.Load()
-	sum.SyncErrors = rp.syncErrorsSince(shown)
-	if n := len(sum.SyncErrors); n > 0 {
-		rp.errsShown.CompareAndSwap(shown, sum.SyncErrors[n-1].ID)
-	}
-	rp.out.Observe(rp.engine.Partners()) // the pending count is current at return
-	return sum
 }
