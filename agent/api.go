@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -108,9 +107,6 @@ func (a *Agent) routes() http.Handler {
 func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) }
 
 // --- records ---
-
-// jsonValue is a field value as JSON (node.JSONValue).
-func jsonValue(v crdt.Value) json.RawMessage { return node.JSONValue(v) }
 
 // recordView is table/id as the API shows it (node.Node.View).
 func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {

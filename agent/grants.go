@@ -18,10 +18,6 @@ func (a *Agent) grantRules(node hlc.NodeID, now time.Time) (*authz.Rules, bool) 
 	return a.sec.grants.Rules(node, now)
 }
 
-// refusedLogInterval is how often refused writes of one peer or origin
-// are logged at most.
-const refusedLogInterval = authz.RefusedLogInterval
-
 // grants returns the publisher of this hub's grants (authz.Publisher:
 // nothing is published without TLS or off a hub).
 func (r *replica) grants() *authz.Publisher {
