@@ -1,0 +1,418 @@
+// Package replica is one replicad replica in-process: a Pebble store of
+// field-level last-writer-wins records stamped with a hybrid logical
+// clock, a sync listener serving anti-entropy sessions, and a replication
+// engine that syncs with the hubs (and, with gossip, every member), as
+// the agent does, without a daemon or HTTP. An app, a test or a gateway
+// links it the way it would link an embedded database:
+//
+//	r, err := replica.Open(ctx, replica.Config{DataDir: dir, Role: "device",
+//		SyncAddr: "127.0.0.1:0", Hubs: []string{hubSyncAddr}})
+//	if err != nil { ... }
+//	defer r.Close()
+//	err = r.Put(ctx, "jobs", "j1", map[string]any{"status": "open", "prio": 3})
+//	rec, err := r.Get(ctx, "jobs", "j1") // rec.Fields["status"] == "open"
+//	res, err := r.Query(ctx, replica.Query{Table: "jobs", Where: "prio >= 2",
+//		Order: []string{"-prio"}, Limit: 50})
+//	err = r.Sync(ctx) // one round with every partner
+//
+// Writes are durable when Put or Delete returns, and are pushed to the
+// partners in the background; Sync runs a round with every partner now.
+// Reads see this replica's state: a write made elsewhere is seen once a
+// session brought it here. Query runs the query language of package
+// query (a CEL where clause, an order, a limit and an opaque cursor) on
+// one snapshot; Watch keeps a query live (package query/live).
+//
+// Field values are Go values of JSON's kinds: nil, bool, integers,
+// float64, string, []any and map[string]any (and json.Number). Records
+// read back hold nil, bool, int64, uint64, float64, string, []any and
+// map[string]any.
+//
+// A Replica is safe for concurrent use. Close stops every goroutine it
+// started and closes the store; after Close every method returns
+// ErrClosed.
+package replica
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/gossip"
+	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/policy"
+	"github.com/replicad/replicad/query/live"
+	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/store"
+)
+
+// Errors. Compare with errors.Is.
+var (
+	// ErrNotFound: the record was never written here, is deleted, or is
+	// outside this replica's scope.
+	ErrNotFound = errors.New("replica: record not found")
+	// ErrClosed: the replica was closed.
+	ErrClosed = errors.New("replica: closed")
+	// ErrInvalid: a bad table name, record id, field or configuration.
+	ErrInvalid = errors.New("replica: invalid")
+)
+
+// Roles.
+const (
+	RoleDevice = "device"
+	RoleHub    = "hub"
+)
+
+// Config configures Open. DataDir is required; everything else has a
+// default.
+type Config struct {
+	// DataDir holds the store (created if missing). One Replica at a
+	// time per directory.
+	DataDir string
+	// Role is "device" (the default) or "hub". A hub decides when deleted
+	// records are collected everywhere.
+	Role string
+	// SyncAddr is the address the sync listener binds ("host:port"; port
+	// 0 picks a free one). "": the replica does not listen, it only dials
+	// its partners.
+	SyncAddr string
+	// Hubs are the sync addresses of the hubs this replica syncs with.
+	Hubs []string
+	// ClusterID names the cluster; sessions between replicas of different
+	// clusters are refused. "": no check.
+	ClusterID string
+	// Policies sets table policies (table → lww, client-wins, server-wins
+	// or manual); they win over what a hub distributed.
+	Policies map[string]string
+	// PullInterval is how often every partner is synced in the
+	// background (0: 60 s).
+	PullInterval time.Duration
+	// MaxSessions bounds the sync sessions served and dialed at once (0:
+	// 64).
+	MaxSessions int
+	// MaxClockOffset bounds how far ahead of local time a remote stamp
+	// may be (0: one minute).
+	MaxClockOffset time.Duration
+	// TLS, if set, secures sync connections: the listener serves TLS with
+	// it and dialing uses it as the client configuration (give it the
+	// certificates, the CA pool and, for mutual TLS, ClientAuth).
+	TLS *tls.Config
+	// GossipAddr, if set, joins the gossip cluster (hashicorp/memberlist)
+	// on this address ("host:port"); every alive member with a sync
+	// address becomes a sync partner, and writes are pushed over gossip.
+	GossipAddr string
+	// Join lists gossip addresses of members to join.
+	Join []string
+	// GossipKey is the gossip encryption key (16, 24 or 32 bytes; nil:
+	// plain). Without TLS, gossip pushes are applied as writes, so give a
+	// key on any network others reach.
+	GossipKey []byte
+	// Logger receives the replica's log (nil: discarded).
+	Logger hclog.Logger
+	// NoSync skips fsync on commit: faster, for tests; a crash of the
+	// machine may lose the last writes.
+	NoSync bool
+}
+
+// defaults and validation.
+func (c *Config) check() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: Config.DataDir is empty", ErrInvalid)
+	}
+	switch c.Role {
+	case "":
+		c.Role = RoleDevice
+	case RoleDevice, RoleHub:
+	default:
+		return fmt.Errorf("%w: Config.Role %q: want %q or %q", ErrInvalid, c.Role, RoleDevice, RoleHub)
+	}
+	for t, p := range c.Policies {
+		if !store.ValidTable(t) {
+			return fmt.Errorf("%w: Config.Policies: bad table name %q", ErrInvalid, t)
+		}
+		if _, err := policy.Parse(p); err != nil {
+			return fmt.Errorf("%w: Config.Policies[%q]: %v", ErrInvalid, t, err)
+		}
+	}
+	for _, h := range c.Hubs {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return fmt.Errorf("%w: Config.Hubs: %q: %v", ErrInvalid, h, err)
+		}
+	}
+	if c.GossipAddr != "" {
+		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+			return fmt.Errorf("%w: Config.GossipAddr %q: %v", ErrInvalid, c.GossipAddr, err)
+		}
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 64
+	}
+	if c.MaxClockOffset <= 0 {
+		c.MaxClockOffset = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}
+
+// Replica is one open replica. Open it with Open; Close it.
+type Replica struct {
+	cfg    Config
+	log    hclog.Logger
+	st     *store.Store
+	clock  *hlc.Clock
+	n      *node.Node
+	engine *replication.Engine
+	gossip *gossip.Gossip
+	ln     net.Listener
+	live   *live.Engine
+
+	ctx    context.Context // done on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	mu        sync.RWMutex // held shared by calls, exclusively by Close
+	closed    bool
+}
+
+// Open opens (or creates) the replica in cfg.DataDir, binds its sync
+// listener and starts syncing. ctx bounds the opening only. On error
+// everything opened is closed again.
+func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := &Replica{cfg: cfg, log: cfg.Logger}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			r.shutdown()
+		}
+	}()
+	if cfg.SyncAddr != "" {
+		// Before the store: a busy port leaves nothing on disk.
+		if r.ln, err = net.Listen("tcp", cfg.SyncAddr); err != nil {
+			return nil, fmt.Errorf("sync listener: %w", err)
+		}
+		if cfg.TLS != nil {
+			r.ln = tls.NewListener(r.ln, cfg.TLS)
+		}
+	}
+	if r.st, err = store.Open(store.Options{Dir: cfg.DataDir, NoSync: cfg.NoSync}); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	r.clock = hlc.NewClock(hlc.SystemClock, cfg.MaxClockOffset)
+	r.clock.Restore(r.st.HighWater())
+	r.n = node.New(node.Options{Store: r.st, Clock: r.clock, Policies: cfg.Policies, Hub: cfg.Role == RoleHub})
+	r.live = live.New(r.st, live.Options{})
+	r.n.OnWritten("live", func(*crdt.Write) { r.live.Notify() })
+	r.n.OnRemoteApplied("live", func(hlc.NodeID, []*crdt.Write, *store.Result) { r.live.Notify() })
+
+	ecfg := replication.Config{
+		Local: replication.Local{
+			Node:    r.st.NodeID(),
+			Cluster: cfg.ClusterID,
+			Role:    cfg.Role,
+			Scope:   replication.FullScope(),
+			Clock:   r.clock,
+			Store:   r.st,
+			Log:     r.log,
+			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
+				r.n.ObserveHubs(p, have)
+			},
+			Arbitrated: func(t string) bool { return r.n.PolicyOf(t).NeedsArbiter() },
+			ApplyHook:  r.n.ApplyHook(),
+			OnApplied:  r.n.RemoteApplied(),
+		},
+		Hubs:         cfg.Hubs,
+		PullInterval: cfg.PullInterval,
+		MaxSessions:  cfg.MaxSessions,
+	}
+	if cfg.TLS != nil {
+		d := &tls.Dialer{Config: cfg.TLS}
+		ecfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		ecfg.PushHints = true // gossip pushes are hints to sync over TLS
+	}
+	if cfg.Role == RoleHub {
+		ecfg.Collector = replication.NewCollector(r.st, 0, nil)
+	}
+	var eng *replication.Engine
+	var engMu sync.Mutex
+	if cfg.GossipAddr != "" {
+		host, port, _ := net.SplitHostPort(cfg.GossipAddr)
+		p, _ := strconv.Atoi(port)
+		meta := gossip.Meta{Role: gossip.Role(cfg.Role), ClusterID: cfg.ClusterID}
+		if r.ln != nil {
+			meta.SyncAddr = r.ln.Addr().String()
+		}
+		r.gossip, err = gossip.New(gossip.Config{
+			Name: r.st.NodeID().String(), BindAddr: host, BindPort: p, Meta: meta,
+			Join: cfg.Join, Logger: r.log.Named("gossip"), SecretKey: cfg.GossipKey,
+			OnMessage: func(from string, payload []byte) {
+				engMu.Lock()
+				e := eng
+				engMu.Unlock()
+				if e != nil {
+					n, _ := hlc.ParseNodeID(from) // a member's name is its node id
+					e.HandlePushFrom(n, payload)
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gossip: %w", err)
+		}
+		ecfg.Members = r.members
+		ecfg.Broadcast = r.gossip.Broadcast
+		ecfg.MaxBroadcast = r.gossip.MaxPayload()
+	}
+	r.engine = replication.NewEngine(ecfg)
+	engMu.Lock()
+	eng = r.engine
+	engMu.Unlock()
+	r.n.SetEngine(r.engine)
+	if cfg.Role == RoleHub && len(cfg.Policies) > 0 {
+		if err := r.n.PublishPolicies(cfg.Policies); err != nil {
+			return nil, fmt.Errorf("publishing the table policies: %w", err)
+		}
+	}
+	r.start()
+	return r, nil
+}
+
+// start runs the sync listener and the engine's triggers.
+func (r *Replica) start() {
+	if r.ln != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.engine.Serve(r.ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				r.log.Error("sync listener stopped", "error", err)
+			}
+		}()
+	}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.engine.Run(r.ctx) }()
+}
+
+// members maps alive gossip members to sync partners.
+func (r *Replica) members() []replication.Partner {
+	var out []replication.Partner
+	for _, m := range r.gossip.Members() {
+		if m.State != gossip.StateAlive || m.Meta.SyncAddr == "" {
+			continue
+		}
+		n, err := hlc.ParseNodeID(m.Name)
+		if err != nil || n == r.st.NodeID() {
+			continue
+		}
+		out = append(out, replication.Partner{Addr: m.Meta.SyncAddr, Node: n, Role: string(m.Meta.Role)})
+	}
+	return out
+}
+
+// Close stops syncing (leaving the gossip cluster), ends every Watch,
+// waits for every goroutine the replica started and closes the store.
+// It is safe to call more than once; later calls return nil.
+func (r *Replica) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.cancel() // a Sync in progress gives up (it holds mu shared)
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		err = r.shutdown()
+	})
+	return err
+}
+
+func (r *Replica) shutdown() error {
+	r.cancel()
+	if r.ln != nil {
+		r.ln.Close()
+	}
+	if r.engine != nil {
+		r.engine.Close()
+	}
+	if r.gossip != nil {
+		if err := r.gossip.Leave(time.Second); err != nil {
+			r.log.Debug("gossip leave", "error", err)
+		}
+		r.gossip.Shutdown()
+	}
+	if r.live != nil {
+		r.live.Close()
+	}
+	r.wg.Wait()
+	if r.st != nil {
+		if err := r.st.Close(); err != nil {
+			return fmt.Errorf("closing the store: %w", err)
+		}
+	}
+	return nil
+}
+
+// use holds the replica open for one call; done releases it.
+func (r *Replica) use(ctx context.Context) (done func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return r.mu.RUnlock, nil
+}
+
+// NodeID returns the replica's node id (chosen when its store was
+// created, kept across restarts).
+func (r *Replica) NodeID() string { return r.st.NodeID().String() }
+
+// Role returns "device" or "hub".
+func (r *Replica) Role() string { return r.cfg.Role }
+
+// SyncAddr returns the address the sync listener is bound to (the port
+// chosen when Config.SyncAddr's was 0), "" when it does not listen.
+func (r *Replica) SyncAddr() string {
+	if r.ln == nil {
+		return ""
+	}
+	return r.ln.Addr().String()
+}
+
+// GossipAddr returns the gossip address ("" without gossip).
+func (r *Replica) GossipAddr() string {
+	if r.gossip == nil {
+		return ""
+	}
+	return r.gossip.Addr()
+}
+
+// checkNames refuses a bad table name or record id. The system tables
+// (names starting "_replicad_") are the replica's own: writing them is
+// refused.
+func checkNames(table, id string, write bool) error {
+	if !store.ValidTable(table) {
+		return fmt.Errorf("%w: table name %q: 1-%d characters from [A-Za-z0-9_.-]", ErrInvalid, table, store.MaxTableLen)
+	}
+	if write && strings.HasPrefix(table, "_replicad_") {
+		return fmt.Errorf("%w: table %q is a system table", ErrInvalid, table)
+	}
+	if !store.ValidID(id) {
+		return fmt.Errorf("%w: record id %q: 1-%d bytes of UTF-8 without NUL", ErrInvalid, id, store.MaxIDLen)
+	}
+	return nil
+}
