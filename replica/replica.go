@@ -106,7 +106,7 @@ type Config struct {
 	// certificates, the CA pool and, for mutual TLS, ClientAuth).
 	TLS *tls.Config
 	// GossipAddr, if set, joins the gossip cluster (hashicorp/memberlist)
-	// on this address ("host:port"); every alive member with a sync
+	// on this address ("host:port"; ClusterID is then required); every alive member with a sync
 	// address becomes a sync partner, and writes are pushed over gossip.
 	GossipAddr string
 	// Join lists gossip addresses of members to join.
@@ -150,6 +150,9 @@ func (c *Config) check() error {
 	if c.GossipAddr != "" {
 		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
 			return fmt.Errorf("%w: Config.GossipAddr %q: %v", ErrInvalid, c.GossipAddr, err)
+		}
+		if c.ClusterID == "" {
+			return fmt.Errorf("%w: Config.GossipAddr needs a Config.ClusterID", ErrInvalid)
 		}
 	}
 	if c.MaxSessions <= 0 {
