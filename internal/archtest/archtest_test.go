@@ -121,6 +121,24 @@ func TestLayering(t *testing.T) {
 			}
 			checkAgentLayers(t, name, r)
 		}
+		if name == "replica" {
+			// The embedding package is one replica without a daemon: it
+			// serves no HTTP, and nothing of the agent's assembly, HTTP
+			// API or extensions reaches it. (net/http still arrives
+			// indirectly through libraries: memberlist's metrics, Pebble's
+			// error reporting.)
+			for _, imp := range p.Imports {
+				if imp == "net/http" || strings.HasPrefix(imp, "net/http/") {
+					t.Errorf("replica imports %s: the embedding package serves no HTTP", imp)
+				}
+			}
+			for _, d := range p.Deps {
+				r := rel(d)
+				if strings.HasPrefix(d, module) && (r == "agent" || strings.HasPrefix(r, "agent/") || r == "internal/httpapi" || strings.HasPrefix(r, "internal/ext/") || r == "client" || strings.HasPrefix(r, "client/")) {
+					t.Errorf("replica depends on %s: the embedding package is below the agent, its HTTP API and its extensions", r)
+				}
+			}
+		}
 		if name == "internal/node" {
 			// The node is a replica's engine whatever embeds it: no HTTP,
 			// no flags or config files.
