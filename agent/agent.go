@@ -30,6 +30,7 @@ import (
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/replicacore"
 	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -90,8 +91,12 @@ type Agent struct {
 }
 
 // replica is what a reset replaces: the store and everything built on it.
+// Its core (clock, host, engine, gossip, sync listener and their
+// lifecycle) is internal/replicacore, the one package replica embeds;
+// the fields below alias the core's, the rest is the agent's own.
 type replica struct {
 	a      *Agent
+	core   *replicacore.Core
 	n      *node.Node // the host: the write pipeline and its hooks
 	node   hlc.NodeID
 	store  *store.Store
@@ -285,11 +290,10 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			rep.close()
 		}
 	}()
-	offset := cfg.ClockOffset.Milliseconds()
-	r.clock = hlc.NewClock(func() int64 { return hlc.SystemClock() + offset }, cfg.MaxClockOffset)
-	r.clock.Restore(st.HighWater())
+	r.core = replicacore.New(replicacore.Options{Store: st, ClockOffset: cfg.ClockOffset, MaxClockOffset: cfg.MaxClockOffset,
+		Policies: cfg.Policies, Hub: cfg.Role == "hub", Log: a.log})
+	r.clock, r.n = r.core.Clock, r.core.Node
 	r.out = node.NewOutbound(st.HeldOf(r.node).Max())
-	r.n = node.New(node.Options{Store: st, Clock: r.clock, Policies: cfg.Policies, Hub: cfg.Role == "hub"})
 	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
 	if r.book, err = peers.New(st, a.log, nil); err != nil {
 		return nil, fmt.Errorf("reading the peer table: %w", err)
@@ -303,6 +307,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 		syncMax = max(httpapi.ConnBound(0), cfg.Sessions()+16) // room for every session slot
 	}
 	r.syncLn = a.sec.SyncListener(a.guardListener(r.syncLn, "sync", syncMax))
+	r.core.SyncLn = r.syncLn // closed by the core's Stop
 	// Watch connections share the sync listener's connection bound: by
 	// default they leave room for every session slot.
 	watchers := cfg.Watchers()
@@ -341,9 +346,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	if bind := cfg.GossipBind(); bind != "" {
 		host, port, _ := net.SplitHostPort(bind)
 		p, _ := strconv.Atoi(port)
-		var eng *replication.Engine
-		var engMu sync.Mutex
-		r.gossip, err = gossip.New(gossip.Config{
+		err = r.core.JoinGossip(gossip.Config{
 			Name:     r.node.String(),
 			BindAddr: host,
 			BindPort: p,
@@ -352,27 +355,12 @@ func (a *Agent) openReplica() (r *replica, err error) {
 			Logger:   a.log.Named("gossip"),
 			Profile:  cfg.GossipProfile,
 			Keyring:  a.sec.Keyring(),
-			OnMessage: func(from string, payload []byte) {
-				engMu.Lock()
-				e := eng
-				engMu.Unlock()
-				if e != nil {
-					n, _ := hlc.ParseNodeID(from) // a member's name is its node id
-					e.HandlePushFrom(n, payload)
-				}
-			},
-		})
+		}, &ecfg) // pushes to the engine, members as partners
 		if err != nil {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
-		ecfg.Members = r.members
+		r.gossip = r.core.Gossip
 		ecfg.Broadcast = r.reads().SafeBroadcast(r.gossip.Broadcast)
-		ecfg.MaxBroadcast = r.gossip.MaxPayload()
-		defer func() {
-			engMu.Lock()
-			eng = rep.engine
-			engMu.Unlock()
-		}()
 	}
 	if cfg.Role == "hub" {
 		// A hub decides when deleted records are collected everywhere
@@ -394,8 +382,7 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.registerHooks()
 	ecfg.Local.ApplyHook = r.n.ApplyHook()
 	ecfg.Local.OnApplied = r.n.RemoteApplied()
-	r.engine = replication.NewEngine(ecfg)
-	r.n.SetEngine(r.engine)
+	r.engine = r.core.NewEngine(ecfg)
 	return r, nil
 }
 
@@ -422,20 +409,11 @@ func (r *replica) start() {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()
 	}
-	r.wg.Add(4)
+	r.core.Start() // the sync listener served, the engine's triggers
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		r.flushPeers(ctx.Done()) // the peer table, to the store (peers.go)
-	}()
-	go func() {
-		defer r.wg.Done()
-		if err := r.engine.Serve(r.syncLn); err != nil && !errors.Is(err, net.ErrClosed) {
-			r.a.log.Error("sync listener stopped", "error", err)
-		}
-	}()
-	go func() {
-		defer r.wg.Done()
-		r.engine.Run(ctx)
 	}()
 	go func() {
 		defer r.wg.Done()
@@ -463,17 +441,10 @@ func (r *replica) close() {
 	if r.cancel != nil {
 		r.cancel()
 	}
-	if r.syncLn != nil {
+	if r.core != nil {
+		r.core.Stop() // sync listener, engine, gossip, their goroutines
+	} else if r.syncLn != nil {
 		r.syncLn.Close()
-	}
-	if r.engine != nil {
-		r.engine.Close()
-	}
-	if r.gossip != nil {
-		if err := r.gossip.Leave(time.Second); err != nil {
-			r.a.log.Debug("gossip leave", "error", err)
-		}
-		r.gossip.Shutdown()
 	}
 	r.wg.Wait()
 	if r.book != nil {
@@ -488,28 +459,7 @@ func (r *replica) close() {
 	}
 }
 
-func (r *replica) gossipAddr() string {
-	if r.gossip == nil {
-		return "off"
-	}
-	return r.gossip.Addr()
-}
-
-// members maps alive gossip members to sync partners.
-func (r *replica) members() []replication.Partner {
-	var out []replication.Partner
-	for _, m := range r.gossip.Members() {
-		if m.State != gossip.StateAlive || m.Meta.SyncAddr == "" {
-			continue
-		}
-		n, err := hlc.ParseNodeID(m.Name)
-		if err != nil || n == r.node {
-			continue
-		}
-		out = append(out, replication.Partner{Addr: m.Meta.SyncAddr, Node: n, Role: string(m.Meta.Role)})
-	}
-	return out
-}
+func (r *replica) gossipAddr() string { return r.core.GossipAddr() }
 
 // onApplied is told of remote writes applied here (sessions and gossip
 // pushes).

@@ -48,6 +48,7 @@ import (
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/replicacore"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/query/live"
 	"github.com/replicad/replicad/replication"
@@ -172,16 +173,15 @@ type Replica struct {
 	cfg    Config
 	log    hclog.Logger
 	st     *store.Store
-	clock  *hlc.Clock
-	n      *node.Node
+	core   *replicacore.Core // clock, host, engine, gossip, listener (shared with the agent)
+	n      *node.Node        // core.Node
 	engine *replication.Engine
-	gossip *gossip.Gossip
 	ln     net.Listener
 	live   *live.Engine
 
 	ctx    context.Context // done on Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the watches' goroutines
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // held shared by calls, exclusively by Close
@@ -217,9 +217,10 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if r.st, err = store.Open(store.Options{Dir: cfg.DataDir, NoSync: cfg.NoSync}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	r.clock = hlc.NewClock(hlc.SystemClock, cfg.MaxClockOffset)
-	r.clock.Restore(r.st.HighWater())
-	r.n = node.New(node.Options{Store: r.st, Clock: r.clock, Policies: cfg.Policies, Hub: cfg.Role == RoleHub})
+	r.core = replicacore.New(replicacore.Options{Store: r.st, MaxClockOffset: cfg.MaxClockOffset,
+		Policies: cfg.Policies, Hub: cfg.Role == RoleHub, Log: r.log})
+	r.core.SyncLn = r.ln
+	r.n = r.core.Node
 	r.live = live.New(r.st, live.Options{})
 	r.n.OnWritten("live", func(*crdt.Write) { r.live.Notify() })
 	r.n.OnRemoteApplied("live", func(hlc.NodeID, []*crdt.Write, *store.Result) { r.live.Notify() })
@@ -230,15 +231,13 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			Cluster: cfg.ClusterID,
 			Role:    cfg.Role,
 			Scope:   replication.FullScope(),
-			Clock:   r.clock,
+			Clock:   r.core.Clock,
 			Store:   r.st,
 			Log:     r.log,
 			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
 				r.n.ObserveHubs(p, have)
 			},
 			Arbitrated: func(t string) bool { return r.n.PolicyOf(t).NeedsArbiter() },
-			ApplyHook:  r.n.ApplyHook(),
-			OnApplied:  r.n.RemoteApplied(),
 		},
 		Hubs:         cfg.Hubs,
 		PullInterval: cfg.PullInterval,
@@ -252,8 +251,6 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if cfg.Role == RoleHub {
 		ecfg.Collector = replication.NewCollector(r.st, 0, nil)
 	}
-	var eng *replication.Engine
-	var engMu sync.Mutex
 	if cfg.GossipAddr != "" {
 		host, port, _ := net.SplitHostPort(cfg.GossipAddr)
 		p, _ := strconv.Atoi(port)
@@ -261,69 +258,20 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if r.ln != nil {
 			meta.SyncAddr = r.ln.Addr().String()
 		}
-		r.gossip, err = gossip.New(gossip.Config{
-			Name: r.st.NodeID().String(), BindAddr: host, BindPort: p, Meta: meta,
-			Join: cfg.Join, Logger: r.log.Named("gossip"), SecretKey: cfg.GossipKey,
-			OnMessage: func(from string, payload []byte) {
-				engMu.Lock()
-				e := eng
-				engMu.Unlock()
-				if e != nil {
-					n, _ := hlc.ParseNodeID(from) // a member's name is its node id
-					e.HandlePushFrom(n, payload)
-				}
-			},
-		})
+		err = r.core.JoinGossip(gossip.Config{Name: r.st.NodeID().String(), BindAddr: host, BindPort: p, Meta: meta,
+			Join: cfg.Join, Logger: r.log.Named("gossip"), SecretKey: cfg.GossipKey}, &ecfg)
 		if err != nil {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
-		ecfg.Members = r.members
-		ecfg.Broadcast = r.gossip.Broadcast
-		ecfg.MaxBroadcast = r.gossip.MaxPayload()
 	}
-	r.engine = replication.NewEngine(ecfg)
-	engMu.Lock()
-	eng = r.engine
-	engMu.Unlock()
-	r.n.SetEngine(r.engine)
+	r.engine = r.core.NewEngine(ecfg)
 	if cfg.Role == RoleHub && len(cfg.Policies) > 0 {
 		if err := r.n.PublishPolicies(cfg.Policies); err != nil {
 			return nil, fmt.Errorf("publishing the table policies: %w", err)
 		}
 	}
-	r.start()
+	r.core.Start()
 	return r, nil
-}
-
-// start runs the sync listener and the engine's triggers.
-func (r *Replica) start() {
-	if r.ln != nil {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			if err := r.engine.Serve(r.ln); err != nil && !errors.Is(err, net.ErrClosed) {
-				r.log.Error("sync listener stopped", "error", err)
-			}
-		}()
-	}
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.engine.Run(r.ctx) }()
-}
-
-// members maps alive gossip members to sync partners.
-func (r *Replica) members() []replication.Partner {
-	var out []replication.Partner
-	for _, m := range r.gossip.Members() {
-		if m.State != gossip.StateAlive || m.Meta.SyncAddr == "" {
-			continue
-		}
-		n, err := hlc.ParseNodeID(m.Name)
-		if err != nil || n == r.st.NodeID() {
-			continue
-		}
-		out = append(out, replication.Partner{Addr: m.Meta.SyncAddr, Node: n, Role: string(m.Meta.Role)})
-	}
-	return out
 }
 
 // Close stops syncing (leaving the gossip cluster), ends every Watch,
@@ -343,17 +291,10 @@ func (r *Replica) Close() error {
 
 func (r *Replica) shutdown() error {
 	r.cancel()
-	if r.ln != nil {
+	if r.core != nil {
+		r.core.Stop() // listener, engine, gossip, their goroutines
+	} else if r.ln != nil {
 		r.ln.Close()
-	}
-	if r.engine != nil {
-		r.engine.Close()
-	}
-	if r.gossip != nil {
-		if err := r.gossip.Leave(time.Second); err != nil {
-			r.log.Debug("gossip leave", "error", err)
-		}
-		r.gossip.Shutdown()
 	}
 	if r.live != nil {
 		r.live.Close()
@@ -398,10 +339,10 @@ func (r *Replica) SyncAddr() string {
 
 // GossipAddr returns the gossip address ("" without gossip).
 func (r *Replica) GossipAddr() string {
-	if r.gossip == nil {
+	if r.core.Gossip == nil {
 		return ""
 	}
-	return r.gossip.Addr()
+	return r.core.Gossip.Addr()
 }
 
 // checkNames refuses a bad table name or record id. The system tables
