@@ -274,12 +274,23 @@ func TestSync(t *testing.T) {
 	if other.SyncAddr() != "" {
 		t.Fatalf("SyncAddr without a listener: %q", other.SyncAddr())
 	}
+	// A watch on the hub sees the device's write once a sync brought it.
+	ch, err := hub.Watch(ctx, Query{Table: "jobs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := waitEvent(t, ch); ev.Type != "result" || len(ev.Records) != 0 {
+		t.Fatalf("hub's first event: %+v", ev)
+	}
 	if err := dev.Put(ctx, "jobs", "j1", map[string]any{"status": "open"}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := dev.SyncRound(ctx)
 	if err != nil || rep.Partners != 1 || rep.Succeeded != 1 || len(rep.Failed) != 0 {
 		t.Fatalf("SyncRound: %+v %v", rep, err)
+	}
+	if ev, _ := waitEvent(t, ch); ev.Type != "add" || ev.Record.ID != "j1" || ev.Record.Fields["status"] != "open" {
+		t.Fatalf("hub's event after the sync: %+v", ev)
 	}
 	if err := other.Sync(ctx); err != nil {
 		t.Fatal(err)
