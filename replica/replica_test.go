@@ -386,3 +386,42 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A table with the manual policy keeps concurrent writes of a field as
+// candidates: Get lists them under Conflicts.
+func TestConflicts(t *testing.T) {
+	ctx := context.Background()
+	pol := map[string]string{"jobs": "manual"}
+	hub := open(t, Config{Role: "hub", SyncAddr: "127.0.0.1:0", Policies: pol})
+	a := open(t, Config{Hubs: []string{hub.SyncAddr()}, Policies: pol})
+	b := open(t, Config{Hubs: []string{hub.SyncAddr()}, Policies: pol})
+	if err := a.Put(ctx, "jobs", "j1", map[string]any{"status": "open"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "jobs", "j1", map[string]any{"status": "done"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Replica{a, b, a} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := a.Get(ctx, "jobs", "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := rec.Conflicts["status"]
+	if len(cs) != 2 {
+		t.Fatalf("conflicts: %+v", rec)
+	}
+	got := map[any]string{}
+	for _, c := range cs {
+		got[c.Value] = c.Node
+		if c.Time.IsZero() || c.Deleted {
+			t.Fatalf("candidate %+v", c)
+		}
+	}
+	if got["open"] != a.NodeID() || got["done"] != b.NodeID() {
+		t.Fatalf("candidates by node: %v (a %s, b %s)", got, a.NodeID(), b.NodeID())
+	}
+}
