@@ -66,6 +66,10 @@ var (
 	ErrInvalid = errors.New("replica: invalid")
 )
 
+// DefaultClusterID is the cluster of a Config without ClusterID (the
+// agent's default too).
+const DefaultClusterID = "replicad"
+
 // Roles.
 const (
 	RoleDevice = "device"
@@ -88,7 +92,8 @@ type Config struct {
 	// Hubs are the sync addresses of the hubs this replica syncs with.
 	Hubs []string
 	// ClusterID names the cluster; sessions between replicas of different
-	// clusters are refused. "": no check.
+	// clusters are refused. "": DefaultClusterID, the agent's default, so
+	// an embedded replica syncs with agents left at theirs.
 	ClusterID string
 	// Policies sets table policies (table → lww, client-wins, server-wins
 	// or manual); they win over what a hub distributed.
@@ -107,7 +112,7 @@ type Config struct {
 	// certificates, the CA pool and, for mutual TLS, ClientAuth).
 	TLS *tls.Config
 	// GossipAddr, if set, joins the gossip cluster (hashicorp/memberlist)
-	// on this address ("host:port"; ClusterID is then required); every alive member with a sync
+	// on this address ("host:port"); every alive member with a sync
 	// address becomes a sync partner, and writes are pushed over gossip.
 	GossipAddr string
 	// Join lists gossip addresses of members to join.
@@ -152,9 +157,9 @@ func (c *Config) check() error {
 		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
 			return fmt.Errorf("%w: Config.GossipAddr %q: %v", ErrInvalid, c.GossipAddr, err)
 		}
-		if c.ClusterID == "" {
-			return fmt.Errorf("%w: Config.GossipAddr needs a Config.ClusterID", ErrInvalid)
-		}
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = DefaultClusterID
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 64

@@ -155,7 +155,7 @@ func TestBadConfig(t *testing.T) {
 		{Config{}, "DataDir"},
 		{Config{DataDir: t.TempDir(), Role: "server"}, "Role"},
 		{Config{DataDir: t.TempDir(), Hubs: []string{"nohostport"}}, "Hubs"},
-		{Config{DataDir: t.TempDir(), GossipAddr: "127.0.0.1:0"}, "ClusterID"},
+		{Config{DataDir: t.TempDir(), GossipAddr: "nohostport"}, "GossipAddr"},
 		{Config{DataDir: t.TempDir(), Policies: map[string]string{"jobs": "mine-wins"}}, "Policies"},
 	} {
 		r, err := Open(ctx, c.cfg)
@@ -354,12 +354,12 @@ func TestClosed(t *testing.T) {
 func TestCloseStopsGoroutines(t *testing.T) {
 	ctx := context.Background()
 	before := runtime.NumGoroutine()
-	hub, err := Open(ctx, Config{DataDir: t.TempDir(), Role: "hub", SyncAddr: "127.0.0.1:0", NoSync: true, ClusterID: "c1"})
+	hub, err := Open(ctx, Config{DataDir: t.TempDir(), Role: "hub", SyncAddr: "127.0.0.1:0", NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dev, err := Open(ctx, Config{DataDir: t.TempDir(), SyncAddr: "127.0.0.1:0", Hubs: []string{hub.SyncAddr()}, NoSync: true,
-		GossipAddr: "127.0.0.1:0", ClusterID: "c1"})
+		GossipAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,5 +423,20 @@ func TestConflicts(t *testing.T) {
 	}
 	if got["open"] != a.NodeID() || got["done"] != b.NodeID() {
 		t.Fatalf("candidates by node: %v (a %s, b %s)", got, a.NodeID(), b.NodeID())
+	}
+}
+
+// Replicas of different clusters do not sync; the error names the
+// partner.
+func TestClusterMismatch(t *testing.T) {
+	ctx := context.Background()
+	hub := open(t, Config{Role: "hub", SyncAddr: "127.0.0.1:0", ClusterID: "east"})
+	dev := open(t, Config{Hubs: []string{hub.SyncAddr()}})
+	dev.Put(ctx, "jobs", "j1", map[string]any{"a": 1})
+	if err := dev.Sync(ctx); err == nil || !strings.Contains(err.Error(), hub.SyncAddr()) || !strings.Contains(err.Error(), "cluster") {
+		t.Fatalf("Sync across clusters: %v", err)
+	}
+	if _, err := hub.Get(ctx, "jobs", "j1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a write crossed clusters: %v", err)
 	}
 }
