@@ -65,7 +65,7 @@ race: ## Run every test with the race detector (the whole run bounded at 40m; ea
 # about 5 minutes on 2 cores). -short leaves out TestThirtyNodes only (30
 # memberlist nodes in one process flap under -race on a loaded shared
 # machine; make test runs it without -race).
-RACE_PKGS := ./hlc ./crdt ./policy ./store ./replication ./gossip ./agent/... ./internal/... ./query/... ./api
+RACE_PKGS := ./hlc ./crdt ./policy ./store ./replication ./gossip ./agent/... ./internal/... ./query/... ./api ./replica
 
 race-core: ## The core packages' tests with the race detector, as CI runs them (the whole run bounded at 30m)
 	timeout -k 30s 30m go test -race -short -count=1 -timeout 25m $(RACE_PKGS)
