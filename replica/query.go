@@ -129,8 +129,15 @@ type Event struct {
 	// Type is "result" (the first event: the query's current result in
 	// Records), "reset" (the whole result again, replacing the one
 	// held), "add" (Record entered the result), "change" (Record, in
-	// the result, changed) or "remove" (the record Record.ID left it).
-	Type    string
+	// the result, changed; resuming, Record is in the result), "remove"
+	// (the record Record.ID left the result, if it is there) or
+	// "overflow" (the last event: the watcher fell behind, resume from
+	// ID with WatchFrom).
+	Type string
+	// ID resumes after this event (WatchFrom). Events delivered
+	// together carry it on the last one only, the others have "": keep
+	// the last non-empty ID seen.
+	ID      string
 	Record  *Record
 	Records []Record
 }
@@ -139,10 +146,25 @@ type Event struct {
 // event for every record that enters, changes in or leaves it, whoever
 // made the change (a Put here, a sync, a delete, a scope change). The
 // channel is closed when ctx is done, when the replica is closed, or
-// when the watcher falls too far behind (read it promptly). Limit,
-// Order and Cursor select the watched window as for Query; Count and
-// Explain are refused.
+// after an "overflow" event when the watcher fell too far behind
+// (Config.WatchQueue events; read it promptly). Limit, Order and Cursor
+// select the watched window as for Query; Count and Explain are refused.
 func (r *Replica) Watch(ctx context.Context, q Query) (<-chan Event, error) {
+	return r.WatchFrom(ctx, q, "")
+}
+
+// WatchFrom is Watch resuming after the event whose ID is lastEventID
+// (the last non-empty ID received, an "overflow" event's included; ""
+// is Watch). Instead of the result, the channel first receives, for
+// every record of the table written or whose scope changed since that
+// event, a "change" if it is in the result now or a "remove" if not:
+// applied to the result held at lastEventID (change as an upsert,
+// remove as a delete if present) they give the current result. When
+// that cannot be told exactly (an ID from before the replica was
+// reopened, a full window, a where clause reading the time, too many
+// writes since), the first event is a "reset" carrying the whole
+// result. Then events follow as for Watch.
+func (r *Replica) WatchFrom(ctx context.Context, q Query, lastEventID string) (<-chan Event, error) {
 	done, err := r.use(ctx)
 	if err != nil {
 		return nil, err
@@ -154,7 +176,7 @@ func (r *Replica) Watch(ctx context.Context, q Query) (<-chan Event, error) {
 	if _, err := r.prepare(q); err != nil {
 		return nil, err
 	}
-	sub, err := r.live.Subscribe(q.inner(), q.Device, "")
+	sub, err := r.live.Subscribe(q.inner(), q.Device, lastEventID)
 	if err != nil {
 		return nil, queryErr(err)
 	}
@@ -177,10 +199,10 @@ func (r *Replica) Watch(ctx context.Context, q Query) (<-chan Event, error) {
 		defer stop()
 		for {
 			ev, err := sub.Next(wctx)
-			if err != nil || ev.Type == live.Overflow {
+			if err != nil {
 				return
 			}
-			out := Event{Type: ev.Type}
+			out := Event{Type: ev.Type, ID: ev.ID}
 			if ev.Record != nil {
 				rec := r.record(q.Table, *ev.Record)
 				out.Record = &rec
@@ -193,6 +215,9 @@ func (r *Replica) Watch(ctx context.Context, q Query) (<-chan Event, error) {
 			case <-wctx.Done():
 				return
 			case <-r.ctx.Done():
+				return
+			}
+			if ev.Type == live.Overflow {
 				return
 			}
 		}

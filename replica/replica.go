@@ -126,6 +126,10 @@ type Config struct {
 	// NoSync skips fsync on commit: faster, for tests; a crash of the
 	// machine may lose the last writes.
 	NoSync bool
+	// WatchQueue bounds the events each Watch holds for its reader (0:
+	// 1024); a watcher further behind gets an "overflow" event and its
+	// channel is closed.
+	WatchQueue int
 }
 
 // defaults and validation.
@@ -226,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		Policies: cfg.Policies, Hub: cfg.Role == RoleHub, Log: r.log})
 	r.core.SyncLn = r.ln
 	r.n = r.core.Node
-	r.live = live.New(r.st, live.Options{})
+	r.live = live.New(r.st, live.Options{Queue: r.cfg.WatchQueue})
 	r.n.OnWritten("live", func(*crdt.Write) { r.live.Notify() })
 	r.n.OnRemoteApplied("live", func(hlc.NodeID, []*crdt.Write, *store.Result) { r.live.Notify() })
 
