@@ -20,7 +20,8 @@
 // Reads see this replica's state: a write made elsewhere is seen once a
 // session brought it here. Query runs the query language of package
 // query (a CEL where clause, an order, a limit and an opaque cursor) on
-// one snapshot; Watch keeps a query live (package query/live).
+// one snapshot; Watch keeps a query live (package query/live), and
+// WatchFrom resumes a watch after the last event it delivered.
 //
 // Field values are Go values of JSON's kinds: nil, bool, integers,
 // float64, string, []any and map[string]any (and json.Number). Records
