@@ -382,7 +382,9 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	r.registerHooks()
 	ecfg.Local.ApplyHook = r.n.ApplyHook()
 	ecfg.Local.OnApplied = r.n.RemoteApplied()
-	r.engine = r.core.NewEngine(ecfg)
+	if r.engine, err = r.core.NewEngine(ecfg); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -274,7 +274,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
 	}
-	r.engine = r.core.NewEngine(ecfg)
+	if r.engine, err = r.core.NewEngine(ecfg); err != nil {
+		return nil, err
+	}
 	if cfg.Role == RoleHub && len(cfg.Policies) > 0 {
 		if err := r.n.PublishPolicies(cfg.Policies); err != nil {
 			return nil, fmt.Errorf("publishing the table policies: %w", err)

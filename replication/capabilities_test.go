@@ -50,3 +50,22 @@ func TestStoreWithoutScanRefused(t *testing.T) {
 		t.Fatalf("a full device syncs with the bare store: %v", err)
 	}
 }
+
+// TestNewEngineCheckedRefusesBareStore: NewEngineChecked refuses a store
+// lacking what the engine's own filtered scope needs, naming it; a full
+// scope needs nothing optional.
+func TestNewEngineCheckedRefusesBareStore(t *testing.T) {
+	s := newSim(t)
+	n := s.add("a", "device", FullScope())
+	local := Local{Node: n.st.NodeID(), Cluster: "sim", Role: "device", Clock: n.clock, Store: bareStore{n.st},
+		Scope: Scope{Tables: []TableScope{{Table: "t", Projected: true, Fields: []string{"f1"}}}}}
+	if e, err := NewEngineChecked(Config{Local: local}); err == nil || e != nil || !strings.Contains(err.Error(), "lacks Scan and Tables (this replica's scope is filtered or projected)") {
+		t.Fatalf("got %v, %v; want the engine refused for a store that lacks Scan", e, err)
+	}
+	local.Scope, local.caps = FullScope(), nil
+	e, err := NewEngineChecked(Config{Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+}

@@ -203,8 +203,19 @@ type partnerState struct {
 	busy sync.Mutex // one session per partner at a time
 }
 
+// NewEngineChecked is NewEngine refusing a store that lacks a capability
+// the engine's own scope needs (Capabilities.Need): the error names what
+// is missing, where NewEngine only logs it and every session is refused.
+func NewEngineChecked(cfg Config) (*Engine, error) {
+	if err := cfg.Local.Capabilities().Need(cfg.Local.Scope, Scope{}); err != nil {
+		return nil, err
+	}
+	return NewEngine(cfg), nil
+}
+
 // NewEngine returns an engine; call Run to start its triggers and Serve to
-// accept sessions.
+// accept sessions. A store lacking a capability the scope needs is logged
+// at ERROR (NewEngineChecked refuses it).
 func NewEngine(cfg Config) *Engine {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 16

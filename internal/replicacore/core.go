@@ -106,20 +106,24 @@ func (c *Core) JoinGossip(g gossip.Config, ecfg *replication.Config) error {
 
 // NewEngine builds the replication engine from ecfg, with the host's
 // hooks (ApplyHook, OnApplied) unless ecfg sets its own, and makes it
-// the host's notifier of local writes.
-func (c *Core) NewEngine(ecfg replication.Config) *replication.Engine {
+// the host's notifier of local writes. A store lacking a capability
+// the scope needs is an error (replication.NewEngineChecked).
+func (c *Core) NewEngine(ecfg replication.Config) (*replication.Engine, error) {
 	if ecfg.Local.ApplyHook == nil {
 		ecfg.Local.ApplyHook = c.Node.ApplyHook()
 	}
 	if ecfg.Local.OnApplied == nil {
 		ecfg.Local.OnApplied = c.Node.RemoteApplied()
 	}
-	e := replication.NewEngine(ecfg)
+	e, err := replication.NewEngineChecked(ecfg)
+	if err != nil {
+		return nil, err
+	}
 	c.engMu.Lock()
 	c.Engine = e
 	c.engMu.Unlock()
 	c.Node.SetEngine(e)
-	return e
+	return e, nil
 }
 
 // Start serves the sync listener (if any) and runs the engine's
