@@ -83,12 +83,12 @@ func TestWatchFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := held{}
-	last, types := readUntilID(t, ch, h)
+	_, types := readUntilID(t, ch, h)
 	if types[0] != "result" || len(h) != 5 {
 		t.Fatalf("first events %v, result %v", types, h)
 	}
 	put("j5", "open", 5) // seen by the watch
-	last, _ = readUntilID(t, ch, h)
+	last, _ := readUntilID(t, ch, h)
 	cancel()
 	for range ch {
 	}
