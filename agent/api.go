@@ -78,7 +78,7 @@ func (a *Agent) routes() http.Handler {
 	sy := httpapi.Sync{Core: coreHost{a}, Replica: replicaHost{a}, Log: a.log}
 	rt.Handle("POST /v1/sync", sy.Now)
 	rt.Handle("POST /v1/connectivity", sy.Connectivity)
-	rt.Handle("GET /v1/status", a.status)
+	rt.Handle("GET /v1/status", a.statusRoute().Get)
 	rt.Handle("GET /v1/peers", a.listPeers) // peers.go
 	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
 	rt.Handle("POST /v1/reset", sy.Reset)

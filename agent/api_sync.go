@@ -2,14 +2,13 @@ package agent
 
 import (
 	"context"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
@@ -88,6 +87,65 @@ func (rp *replica) setOnline(on bool) {
 	rp.a.log.Info("connectivity", "online", on)
 }
 
+// statusHost is the status's host (internal/httpapi): the current
+// replica's node and figures, and the API's address.
+type statusHost struct{ a *Agent }
+
+func (h statusHost) With(fn func(*node.Node, httpapi.StatusFigures) (any, error)) (any, error) {
+	return h.a.with(func(rp *replica) (any, error) { return fn(rp.n, statusFigures{rp}) })
+}
+
+func (h statusHost) APIAddr() string { return h.a.APIAddr() }
+
+// statusFigures is what the status reports of a replica beyond its store.
+type statusFigures struct{ rp *replica }
+
+func (f statusFigures) Online() bool       { return f.rp.engine.Online() }
+func (f statusFigures) SyncAddr() string   { return f.rp.syncLn.Addr().String() }
+func (f statusFigures) GossipAddr() string { return f.rp.gossipAddr() }
+
+func (f statusFigures) GossipMembers() (int, bool) {
+	if f.rp.gossip == nil {
+		return 0, false
+	}
+	alive := 0
+	for _, m := range f.rp.gossip.Members() {
+		if m.State.String() == "alive" {
+			alive++
+		}
+	}
+	return alive, true
+}
+
+// Peers: the peer table's rows (peers.go).
+func (f statusFigures) Peers() []api.Peer {
+	return f.rp.book.Rows(f.rp.engine.Partners(), f.rp.store, false)
+}
+
+func (f statusFigures) TableSync(table string) time.Time { return f.rp.book.TableSync(table) }
+
+func (f statusFigures) PendingOutbound() (uint64, bool) {
+	if !f.rp.pendingOutboundMeans() {
+		return 0, false
+	}
+	return f.rp.out.Pending(), true
+}
+
+func (f statusFigures) Counts() (conflicts, syncErrors, overridden, parked int) {
+	c := f.rp.counts()
+	return c.conflicts, c.syncErrors, c.overridden, c.parked
+}
+
+func (f statusFigures) Drafts() int    { return f.rp.drafts() }       // drafts.go
+func (f statusFigures) HubAPI() string { return f.rp.statusHubAPI() } // drafts.go
+
+func (f statusFigures) Sync() api.SyncState {
+	p := &f.rp.a.prog
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return api.SyncState{Running: p.running > 0, Started: timeStr(p.started), Progress: node.StatsView(p.stats)}
+}
+
 func timeStr(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -95,70 +153,11 @@ func timeStr(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func (a *Agent) status(w http.ResponseWriter, r *http.Request) (any, error) {
-	return a.with(func(rp *replica) (any, error) {
-		st := map[string]any{}
-		st["node"] = rp.node.String()
-		st["role"] = a.cfg.Role
-		st["cluster_id"] = a.cfg.ClusterID
-		st["online"] = rp.engine.Online()
-		st["api_addr"] = a.APIAddr()
-		st["sync_addr"] = rp.syncLn.Addr().String()
-		st["gossip_addr"] = rp.gossipAddr()
-		st["hubs"] = nonNil(a.cfg.Hubs)
-		st["uptime_s"] = int64(time.Since(a.started).Seconds())
-		// Every node that synced with this one, per direction (peers.go;
-		// GET /v1/peers adds pending writes and sync errors per peer).
-		st["peers"] = rp.book.Rows(rp.engine.Partners(), rp.store, false)
-		// Per-table last sync: the last successful session, served or
-		// dialed, that exchanged the table (the peer's scope listed it).
-		tables, err := rp.store.Tables()
-		if err != nil {
-			return nil, err
-		}
-		tj := []map[string]string{}
-		for _, t := range tables {
-			if t == policyTable || t == errorTable || t == dedupe.Table {
-				continue // system tables
-			}
-			tj = append(tj, map[string]string{"table": t, "last_sync": timeStr(rp.book.TableSync(t)), "policy": string(rp.n.PolicyOf(t))})
-		}
-		st["tables"] = tj
-		if rp.pendingOutboundMeans() {
-			st["pending_outbound"] = rp.out.Pending()
-			st["pending_outbound_note"] = "local writes not yet known to be held by a hub: counted from the start of the last successful session with a hub; after a restart every earlier write counts until the first such session"
-		}
-		c := rp.counts()
-		st["conflicts"] = c.conflicts
-		st["sync_errors"] = c.syncErrors // rejected changes, not retried
-		st["overridden"] = c.overridden  // values a policy overrode (lww, client-wins), not retried
-		st["parked"] = c.parked
-		st["policies"] = a.cfg.Policies
-		st["policy_note"] = "a hub arbitrates client-wins and server-wins tables (unless --no-arbiter); sync errors are the changes it rejected (server-wins, permissions), overridden the values lww and client-wins kept out (logged, not alarms); conflicts list the concurrent candidates of a field on manual tables"
-		st["feed_head"] = strconv.FormatUint(rp.store.FeedHead(), 10)
-		st["encrypted_at_rest"] = rp.store.Encrypted()
-		st["insecure"] = config.InsecureSync(&a.cfg) // sync off loopback without mutual TLS (security.go)
-		rp.draftStatus(st)                           // drafts.go
-		rp.diskStatus(st)                            // compact.go
-		a.prog.mu.Lock()
-		st["sync"] = map[string]any{"running": a.prog.running > 0, "started": timeStr(a.prog.started), "progress": node.StatsView(a.prog.stats)}
-		a.prog.mu.Unlock()
-		if rp.gossip != nil {
-			alive := 0
-			for _, m := range rp.gossip.Members() {
-				if m.State.String() == "alive" {
-					alive++
-				}
-			}
-			st["gossip_members"] = alive
-		}
-		return st, nil
-	})
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+// statusRoute is GET /v1/status (internal/httpapi) with this agent's
+// configuration; the system tables are left out of its tables.
+func (a *Agent) statusRoute() httpapi.StatusRoute {
+	return httpapi.StatusRoute{Host: statusHost{a}, Role: a.cfg.Role, ClusterID: a.cfg.ClusterID, Hubs: a.cfg.Hubs, Policies: a.cfg.Policies,
+		Insecure: config.InsecureSync(&a.cfg), // security.go
+		Started:  a.started,
+		System:   func(t string) bool { return t == policyTable || t == errorTable || t == dedupe.Table }}
 }

@@ -4,17 +4,6 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// diskStatus adds the store's disk use to the status ("disk"; an error
-// reading the directory is reported in its place).
-func (rp *replica) diskStatus(st map[string]any) {
-	u, err := rp.store.DiskUsage()
-	if err != nil {
-		st["disk"] = map[string]any{"error": err.Error()}
-		return
-	}
-	st["disk"] = u
-}
-
 // storeOptions are the store's options for this agent's role. A hub
 // keeps Pebble's defaults for its write-ahead logs (preallocated to 110%
 // of a 32 MiB memtable, up to three obsolete ones kept for reuse: synced
