@@ -118,9 +118,11 @@ func (s *Syncer) arbiterState(eng Engine) (arbiters []string, mark uint64, unrea
 
 // arbitratedTables reports whether some table is client-wins or
 // server-wins now by the policies this replica holds (true when they
-// cannot be read).
+// cannot be read). Now is the clock's high-water mark when it is ahead
+// of the physical clock: a policy stamped in the current millisecond, or
+// received from a hub whose clock runs ahead, is in force.
 func (s *Syncer) arbitratedTables() bool {
-	now := hlc.New(s.n.Clock().Physical(), 0)
+	now := max(s.n.Clock().HighWater(), hlc.New(s.n.Clock().Physical(), 0))
 	after := ""
 	for {
 		ents, next, err := s.n.Store().Scan(node.PolicyTable, after, 1000)
