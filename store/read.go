@@ -129,11 +129,31 @@ func (s *Store) applyHidden(ops []hideOp) {
 // Records are the caller's. Deleted records are included. Each call is a
 // consistent snapshot; pages of one scan may see later writes.
 func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, error) {
+	var out []RecordEntry
+	next, err := s.scanPage(table, after, limit, func(k []byte, id string, v []byte) error {
+		rec, err := decodeRecord(k, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, RecordEntry{ID: id, Record: rec})
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// scanPage walks up to limit visible records of table with ids greater
+// than after, in id order, handing each one's key, id and stored value
+// (valid only during the call) to fn; it returns the id to pass as after
+// for the next page ("" when there are no more). limit <= 0 means 100.
+func (s *Store) scanPage(table, after string, limit int, fn func(k []byte, id string, v []byte) error) (string, error) {
 	if !ValidTable(table) {
-		return nil, "", checkName(table, "x")
+		return "", checkName(table, "x")
 	}
 	if err := s.usable(); err != nil {
-		return nil, "", err
+		return "", err
 	}
 	if limit <= 0 {
 		limit = 100
@@ -146,37 +166,33 @@ func (s *Store) Scan(table, after string, limit int) ([]RecordEntry, string, err
 	upper = append(upper, 1)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	defer it.Close()
-	var out []RecordEntry
 	var buf []byte
+	n, last := 0, ""
 	for it.First(); it.Valid(); it.Next() {
-		if len(out) == limit {
-			return out, out[len(out)-1].ID, nil
+		if n == limit {
+			return last, nil
 		}
 		k := it.Key()
 		_, id, ok := splitName(k[1:])
 		if !ok {
-			return nil, "", corruptf(k, "malformed record key")
+			return "", corruptf(k, "malformed record key")
 		}
 		if s.isHidden(table, id) {
 			continue
 		}
 		v, err := s.itValue(it, &buf)
 		if err != nil {
-			return nil, "", err
+			return "", err
 		}
-		rec, err := decodeRecord(k, v)
-		if err != nil {
-			return nil, "", err
+		if err := fn(k, id, v); err != nil {
+			return "", err
 		}
-		out = append(out, RecordEntry{ID: id, Record: rec})
+		n, last = n+1, id
 	}
-	if err := it.Error(); err != nil {
-		return nil, "", err
-	}
-	return out, "", nil
+	return "", it.Error()
 }
 
 // Tables returns the names of the tables that have at least one record,

@@ -313,48 +313,13 @@ type RawRecord struct {
 // for the next page ("" when there are no more). A sender of record
 // states sends most of them as they are.
 func (s *Store) ScanRaw(table, after string, limit int) ([]RawRecord, string, error) {
-	if !ValidTable(table) {
-		return nil, "", checkName(table, "x")
-	}
-	if err := s.usable(); err != nil {
-		return nil, "", err
-	}
-	if limit <= 0 {
-		limit = 100
-	}
-	lower := recordKey(nil, table, after)
-	if after != "" {
-		lower = append(lower, 0)
-	}
-	upper := append([]byte{pRecord}, table...)
-	upper = append(upper, 1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	var out []RawRecord
+	next, err := s.scanPage(table, after, limit, func(_ []byte, id string, v []byte) error {
+		out = append(out, RawRecord{ID: id, Raw: append([]byte(nil), v...)})
+		return nil
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	defer it.Close()
-	var out []RawRecord
-	var buf []byte
-	for it.First(); it.Valid(); it.Next() {
-		if len(out) == limit {
-			return out, out[len(out)-1].ID, nil
-		}
-		k := it.Key()
-		_, id, ok := splitName(k[1:])
-		if !ok {
-			return nil, "", corruptf(k, "malformed record key")
-		}
-		if s.isHidden(table, id) {
-			continue
-		}
-		v, err := s.itValue(it, &buf)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, RawRecord{ID: id, Raw: append([]byte(nil), v...)})
-	}
-	if err := it.Error(); err != nil {
-		return nil, "", err
-	}
-	return out, "", nil
+	return out, next, nil
 }
