@@ -104,7 +104,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 		chromedp.Flag("disable-extensions", true),
 		// rebind.test resolves to loopback: a DNS-rebinding page's name.
 		chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(browserProfile(t)),
 	)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
