@@ -39,9 +39,14 @@ type PutRequest struct {
 }
 
 // Page is one page of GET /v1/tables/{table}/records.
+//
+// A query (where, order, cursor or fields given) answers a Page too:
+// Next is then the opaque cursor of the next page, and Plan is set with
+// explain=true.
 type Page struct {
 	Records []Record `json:"records"`
-	Next    string   `json:"next"` // the after of the next page; "" at the end
+	Next    string   `json:"next"` // the after (or cursor) of the next page; "" at the end
+	Plan    *Plan    `json:"plan,omitempty"`
 }
 
 // Conflict is a field with several live candidates, or a suspected

@@ -33,6 +33,8 @@ type Status struct {
 	Insecure bool      `json:"insecure"`
 	Sync     SyncState `json:"sync"`
 	Disk     DiskUsage `json:"disk"` // the store's disk use (allocated bytes)
+	// Indexes: the secondary indexes in force here and their builds.
+	Indexes []IndexStatus `json:"indexes,omitempty"`
 }
 
 // TableStatus is a table's sync state.

@@ -27,6 +27,7 @@ var wireTypes = []any{
 	DuplicateResolution{}, Workflow{}, WorkflowList{}, WorkflowDetail{}, Delivery{}, DeliveryPage{},
 	TableCount{}, Preview{}, ProfilesReloaded{}, SecurityStatus{}, TLSStatus{}, GossipStatus{},
 	GossipKeyRequest{}, GrantStatus{}, ParkedWrite{}, ParkedPage{}, ParkedRelease{},
+	Plan{}, Count{}, View{}, ViewList{}, WatchEvent{}, WatchPage{}, IndexStatus{},
 }
 
 // fill sets every field of v (recursively) to a value that is not its
