@@ -30,8 +30,9 @@ import (
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/internal/replicacore"
+	"github.com/replicad/replicad/internal/replicaopt"
 	"github.com/replicad/replicad/internal/syncround"
+	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 	"golang.org/x/sys/unix"
@@ -66,7 +67,7 @@ type Agent struct {
 
 	// mu guards rep: handlers hold it shared, a reset exclusively.
 	mu  sync.RWMutex
-	rep *replica
+	rep *running
 	// recovering: rep is nil because the store failed and is being
 	// reopened (recover.go).
 	recovering bool
@@ -90,13 +91,14 @@ type Agent struct {
 	parkFull map[hlc.NodeID]bool // origins whose refusal is in the sync errors
 }
 
-// replica is what a reset replaces: the store and everything built on it.
-// Its core (clock, host, engine, gossip, sync listener and their
-// lifecycle) is internal/replicacore, the one package replica embeds;
-// the fields below alias the core's, the rest is the agent's own.
-type replica struct {
+// running is what a reset replaces: one *replica.Replica (package
+// replica: store, clock, host, engine, gossip, sync listener and their
+// lifecycle) and the agent's extensions built on it through the seam
+// (internal/replicaopt). The fields below n alias the replica's parts.
+type running struct {
 	a      *Agent
-	core   *replicacore.Core
+	pub    *replica.Replica
+	parts  *replicaopt.Parts
 	n      *node.Node // the host: the write pipeline and its hooks
 	node   hlc.NodeID
 	store  *store.Store
@@ -104,8 +106,7 @@ type replica struct {
 	engine *replication.Engine
 	gossip *gossip.Gossip
 	syncLn net.Listener
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup   // the extensions' goroutines
 	out    *node.Outbound   // own writes no hub is known to hold
 	arb    *arbiter.Arbiter // on the arbitrating hub
 
@@ -264,50 +265,77 @@ func lockDir(dir string) (*os.File, error) {
 
 func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store") }
 
-// openReplica opens the store and builds clock, engine, gossip and the
-// sync listener on it.
-func (a *Agent) openReplica() (r *replica, err error) {
+// openReplica opens the store as a *replica.Replica, with what only the
+// agent gives it through the seam (internal/replicaopt): the store's
+// options, the sync listener bound by New and wrapped, the TLS identity,
+// the node check and queue migration, the engine's additions and the
+// extensions with their hooks. It is started by start.
+func (a *Agent) openReplica() (*running, error) {
 	cfg := a.cfg
-	st, err := store.Open(a.storeOptions()) // compact.go
+	r := &running{a: a}
+	ln, err := a.takeSyncListener()
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if err := a.sec.CheckNode(st.NodeID()); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if n, err := migrateQueue(st); err != nil { // queues.go
-		st.Close()
-		return nil, err
-	} else if n > 0 {
-		a.log.Info("work queue moved to the named queues", "entries", n)
-	}
-	rep := &replica{a: a, node: st.NodeID(), store: st}
-	rep.sys = authz.NewSysJudge(sysTables, rep.node, rep.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
-	r = rep
-	defer func() {
-		if err != nil {
-			rep.close()
-		}
-	}()
-	r.core = replicacore.New(replicacore.Options{Store: st, ClockOffset: cfg.ClockOffset, MaxClockOffset: cfg.MaxClockOffset,
-		Policies: cfg.Policies, Hub: cfg.Role == "hub", Log: a.log})
-	r.clock, r.n = r.core.Clock, r.core.Node
-	r.out = node.NewOutbound(st.HeldOf(r.node).Max())
-	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
-	if r.book, err = peers.New(st, a.log, nil); err != nil {
-		return nil, fmt.Errorf("reading the peer table: %w", err)
-	}
-
-	if r.syncLn, err = a.takeSyncListener(); err != nil {
 		return nil, err
 	}
 	syncMax := cfg.Security.Guard.SyncMaxConns
 	if syncMax == 0 {
 		syncMax = max(httpapi.ConnBound(0), cfg.Sessions()+16) // room for every session slot
 	}
-	r.syncLn = a.sec.SyncListener(a.guardListener(r.syncLn, "sync", syncMax))
-	r.core.SyncLn = r.syncLn // closed by the core's Stop
+	so := a.storeOptions() // compact.go
+	o := &replicaopt.Options{
+		Store:        &so,
+		SyncListener: a.sec.SyncListener(a.guardListener(ln, "sync", syncMax)),
+		TLS:          a.sec.TLS,
+		ClockOffset:  cfg.ClockOffset,
+		Opened: func(st *store.Store) error {
+			if err := a.sec.CheckNode(st.NodeID()); err != nil {
+				return err
+			}
+			if n, err := migrateQueue(st); err != nil { // queues.go
+				return err
+			} else if n > 0 {
+				a.log.Info("work queue moved to the named queues", "entries", n)
+			}
+			return nil
+		},
+		Configure: func(p *replicaopt.Parts, ecfg *replication.Config) error { return r.configure(p, ecfg, syncMax) },
+		Gossip: func(g *gossip.Config) {
+			g.Meta.APIAddr = a.advertisedAPI()
+			g.Profile = cfg.GossipProfile
+			g.Keyring = a.sec.Keyring()
+		},
+		Build:  r.build,
+		Manual: true, // started by Run (or by a reset)
+		Start:  r.started,
+		Stop:   r.stopped,
+	}
+	maxOffset := cfg.MaxClockOffset
+	if maxOffset <= 0 {
+		maxOffset = -1 // no bound
+	}
+	r.pub, err = replica.Open(replicaopt.NewContext(context.Background(), o), replica.Config{
+		DataDir: a.storeDir(), Role: cfg.Role, Hubs: cfg.Hubs, ClusterID: cfg.ClusterID, Policies: cfg.Policies,
+		PullInterval: cfg.PullInterval, MaxSessions: cfg.Sessions(), MaxClockOffset: maxOffset,
+		GossipAddr: cfg.GossipBind(), Join: cfg.Join, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.engine = r.parts.Engine
+	return r, nil
+}
+
+// configure builds the extensions that configure the engine, before
+// gossip is joined.
+func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncMax int) (err error) {
+	a, cfg := r.a, r.a.cfg
+	r.parts, r.n, r.node, r.store, r.clock, r.syncLn = p, p.Node, p.Store.NodeID(), p.Store, p.Clock, p.SyncLn
+	r.sys = authz.NewSysJudge(sysTables, r.node, r.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
+	r.out = node.NewOutbound(r.store.HeldOf(r.node).Max())
+	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
+	if r.book, err = peers.New(r.store, a.log, nil); err != nil {
+		return fmt.Errorf("reading the peer table: %w", err)
+	}
 	// Watch connections share the sync listener's connection bound: by
 	// default they leave room for every session slot.
 	watchers := cfg.Watchers()
@@ -316,102 +344,62 @@ func (a *Agent) openReplica() (r *replica, err error) {
 	} else if watchers > room {
 		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", httpapi.ConnBound(syncMax), "max_sessions", cfg.Sessions())
 	}
-	ecfg := replication.Config{
-		Local: replication.Local{
-			Node:    r.node,
-			Cluster: cfg.ClusterID,
-			Role:    cfg.Role,
-			Scope:   replication.FullScope(),
-			Clock:   r.clock,
-			Store:   st,
-			Log:     a.log,
-			OnPeerHave: func(p replication.Peer, have map[hlc.NodeID]store.Held) {
-				rep.n.ObserveHubs(p, have)
-				rep.book.Started(p, have)
-			},
-			Version:   buildVersion().String(),
-			Advertise: rep.advertise,
-		},
-		OnSession:    r.onSession,
-		Hubs:         cfg.Hubs,
-		PullInterval: cfg.PullInterval,
-		MaxSessions:  cfg.Sessions(),
-		Watch:        true, // a watch connection with each of Hubs (replication/watch.go)
-		MaxWatchers:  watchers,
+	observe := ecfg.Local.OnPeerHave
+	ecfg.Local.OnPeerHave = func(p replication.Peer, have map[hlc.NodeID]store.Held) {
+		observe(p, have)
+		r.book.Started(p, have)
 	}
-	a.sec.engine(&ecfg, r)
-	if err := r.setupProfiles(&ecfg); err != nil {
-		return nil, err
-	}
-	if bind := cfg.GossipBind(); bind != "" {
-		host, port, _ := net.SplitHostPort(bind)
-		p, _ := strconv.Atoi(port)
-		err = r.core.JoinGossip(gossip.Config{
-			Name:     r.node.String(),
-			BindAddr: host,
-			BindPort: p,
-			Meta:     gossip.Meta{Role: gossip.Role(cfg.Role), SyncAddr: r.syncLn.Addr().String(), ClusterID: cfg.ClusterID, APIAddr: a.advertisedAPI()},
-			Join:     cfg.Join,
-			Logger:   a.log.Named("gossip"),
-			Profile:  cfg.GossipProfile,
-			Keyring:  a.sec.Keyring(),
-		}, &ecfg) // pushes to the engine, members as partners
-		if err != nil {
-			return nil, fmt.Errorf("gossip: %w", err)
-		}
-		r.gossip = r.core.Gossip
+	ecfg.Local.Version = buildVersion().String()
+	ecfg.Local.Advertise = r.advertise
+	ecfg.OnSession = r.onSession
+	ecfg.Watch = true // a watch connection with each of Hubs (replication/watch.go)
+	ecfg.MaxWatchers = watchers
+	a.sec.engine(ecfg, r)
+	return r.setupProfiles(ecfg)
+}
+
+// build finishes the engine's configuration once gossip is joined and
+// registers the hooks (hooks.go).
+func (r *running) build(p *replicaopt.Parts, ecfg *replication.Config) error {
+	cfg := r.a.cfg
+	if r.gossip = p.Gossip; r.gossip != nil {
 		ecfg.Broadcast = r.reads().SafeBroadcast(r.gossip.Broadcast)
 	}
-	if cfg.Role == "hub" {
-		// A hub decides when deleted records are collected everywhere
-		// (see replication.Collector); devices follow its horizon.
-		ecfg.Collector = replication.NewCollector(r.store, 0, nil)
-		if !cfg.NoArbiter {
-			r.arb = arbiter.New(r.host("arbiter"))
-			ecfg.Local.Decided = r.arb.DecidedUpTo // told to devices in the handshake (syncround.go)
-		}
-	}
-	if r.arb != nil {
+	if cfg.Role == "hub" && !cfg.NoArbiter {
+		r.arb = arbiter.New(r.host("arbiter"))
+		ecfg.Local.Decided = r.arb.DecidedUpTo // told to devices in the handshake (syncround.go)
 		keys := map[string][]string{}
 		for t, tc := range cfg.Tables {
 			keys[t] = tc.Keys
 		}
 		r.dupes = dedupe.New(r.host("dedupe"), keys) // nil: no table has key fields
 	}
-	ecfg.Local.Arbitrated = func(t string) bool { return rep.n.PolicyOf(t).NeedsArbiter() } // states of these tables: from the arbiter only
 	r.registerHooks()
-	ecfg.Local.ApplyHook = r.n.ApplyHook()
-	ecfg.Local.OnApplied = r.n.RemoteApplied()
-	if r.engine, err = r.core.NewEngine(ecfg); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return nil
 }
 
-// start runs the sync listener, the engine's triggers and the outbound
-// tracker.
-func (r *replica) start() {
-	if r.a.cfg.Role == "hub" && len(r.a.cfg.Policies) > 0 {
-		// Before any session: writes are judged by the policy in force
-		// when they were made.
-		if err := r.n.PublishPolicies(r.a.cfg.Policies); err != nil {
-			r.a.log.Error("publishing the table policies", "error", err)
-		}
+// start starts the replica: its table policies, then started, then the
+// sync listener and the engine.
+func (r *running) start() {
+	if err := r.parts.Start(); err != nil {
+		r.a.log.Error("starting the replica", "error", err)
 	}
+}
+
+// started runs, before any session, what the extensions do at start and
+// their goroutines, until ctx is done (the replica closing).
+func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
 	if r.a.cfg.Role == "hub" {
 		if err := r.reads().Mark(); err != nil {
 			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
 	r.startSecurity(ctx) // permission write-backs left queued, grants (security.go)
 	r.startOnline(ctx)   // duplicate detection and workflows (online.go)
 	if r.profiles != nil {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()
 	}
-	r.core.Start() // the sync listener served, the engine's triggers
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
@@ -438,47 +426,47 @@ func (r *replica) start() {
 	}
 }
 
-// close stops everything of the replica and closes its store.
-func (r *replica) close() {
-	if r.cancel != nil {
-		r.cancel()
-	}
-	if r.core != nil {
-		r.core.Stop() // sync listener, engine, gossip, their goroutines
-	} else if r.syncLn != nil {
-		r.syncLn.Close()
-	}
+// stopped waits for the extensions' goroutines and writes the peer table,
+// before the store closes.
+func (r *running) stopped(*replicaopt.Parts) {
 	r.wg.Wait()
 	if r.book != nil {
 		if err := r.book.Flush(); err != nil {
 			r.a.log.Warn("writing the peer table", "error", err)
 		}
 	}
-	if r.store != nil {
-		if err := r.store.Close(); err != nil {
-			r.a.log.Error("closing the store", "error", err)
-		}
+}
+
+// close closes the replica: everything stops and the store closes.
+func (r *running) close() {
+	if err := r.pub.Close(); err != nil {
+		r.a.log.Error("closing the store", "error", err)
 	}
 }
 
-func (r *replica) gossipAddr() string { return r.core.GossipAddr() }
+func (r *running) gossipAddr() string {
+	if r.gossip == nil {
+		return "off"
+	}
+	return r.gossip.Addr()
+}
 
 // onApplied is told of remote writes applied here (sessions and gossip
 // pushes).
-func (r *replica) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
+func (r *running) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
 	r.a.metrics.RemoteApplied(res.Applied, len(res.Parked))
 	r.parkRefused(writes, res) // parked.go
 	r.a.feed.Notify()
 }
 
 // localWrite makes a local write, then wakes feed waiters and the engine.
-func (r *replica) localWrite(table, id string, fields []crdt.FieldValue, del bool) (*store.WriteResult, error) {
+func (r *running) localWrite(table, id string, fields []crdt.FieldValue, del bool) (*store.WriteResult, error) {
 	return r.localWriteWith(table, id, fields, del, nil)
 }
 
 // localWriteWith is localWrite whose batch also carries what also adds
 // (committed atomically with the write; publishing a draft removes it).
-func (r *replica) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
+func (r *running) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
 	var add node.LocalHook
 	if also != nil {
 		add = func(b *store.Batch, _ *store.WriteResult) error { also(b); return b.Err() }

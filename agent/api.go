@@ -14,6 +14,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/replica"
 )
 
 // Limits of the API.
@@ -40,7 +41,7 @@ var errResetting = httpapi.ErrResetting
 
 // replica returns the current replica with a.mu held shared; call
 // a.mu.RUnlock when done.
-func (a *Agent) acquire() (*replica, error) {
+func (a *Agent) acquire() (*running, error) {
 	a.mu.RLock()
 	if a.rep == nil {
 		recovering := a.recovering
@@ -54,13 +55,26 @@ func (a *Agent) acquire() (*replica, error) {
 }
 
 // with runs fn on the current replica.
-func (a *Agent) with(fn func(r *replica) (any, error)) (any, error) {
+func (a *Agent) with(fn func(r *running) (any, error)) (any, error) {
 	r, err := a.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer a.mu.RUnlock()
 	return fn(r)
+}
+
+// withReplica runs fn with the current replica held (a.mu shared: no
+// reset or store recovery replaces it meanwhile). While there is none it
+// returns the error the other routes answer then: 503 while the store is
+// being recovered or the replica reset.
+func (a *Agent) withReplica(fn func(*replica.Replica) error) error {
+	r, err := a.acquire()
+	if err != nil {
+		return err
+	}
+	defer a.mu.RUnlock()
+	return fn(r.pub)
 }
 
 func (a *Agent) routes() http.Handler {
@@ -109,12 +123,12 @@ func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) 
 // --- records ---
 
 // recordView is table/id as the API shows it (node.Node.View).
-func (r *replica) recordView(table, id string, rec *crdt.Record) api.Record {
+func (r *running) recordView(table, id string, rec *crdt.Record) api.Record {
 	return r.n.View(table, id, rec)
 }
 
 // existing returns a record that exists here, or a 404 saying why not.
-func (rp *replica) existing(table, id string) (*crdt.Record, error) {
+func (rp *running) existing(table, id string) (*crdt.Record, error) {
 	return httpapi.Existing(rp.store, table, id)
 }
 
@@ -139,7 +153,7 @@ func (a *Agent) conflicts() httpapi.Conflicts {
 // kind rejected and overridden.
 type counts struct{ conflicts, syncErrors, overridden, parked int }
 
-func (rp *replica) counts() counts {
+func (rp *running) counts() counts {
 	var c counts
 	if cs, err := rp.a.conflicts().List(rp.n); err == nil {
 		c.conflicts = len(cs)
@@ -199,7 +213,7 @@ func (a *Agent) reset(ctx context.Context) (any, error) {
 	}
 	a.feed.Notify()
 	a.log.Info("replica reset", "moved_to", moved)
-	return a.with(func(rp *replica) (any, error) {
+	return a.with(func(rp *running) (any, error) {
 		sum := a.runSync(ctx, rp)
 		return map[string]any{"node": rp.node.String(), "moved_to": moved, "sync": sum}, nil
 	})

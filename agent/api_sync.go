@@ -23,7 +23,7 @@ type syncProgress struct {
 	stats   replication.Stats
 }
 
-func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
+func (a *Agent) runSync(ctx context.Context, rp *running) api.Summary {
 	a.prog.mu.Lock()
 	if a.prog.running == 0 {
 		a.prog.started = time.Now()
@@ -54,7 +54,7 @@ func (a *Agent) runSync(ctx context.Context, rp *replica) api.Summary {
 
 // syncRound is a sync asked for (internal/syncround): a round with every
 // partner, the wait for the arbiter's decisions, the new sync errors.
-func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) api.Summary {
+func (a *Agent) syncRound(ctx context.Context, rp *running, wait time.Duration) api.Summary {
 	return rp.syncer.Run(ctx, rp.engine, wait, func(ctx context.Context) api.Summary { return a.runSync(ctx, rp) })
 }
 
@@ -62,7 +62,7 @@ func (a *Agent) syncRound(ctx context.Context, rp *replica, wait time.Duration) 
 type replicaHost struct{ a *Agent }
 
 func (h replicaHost) SyncNow(ctx context.Context, wait time.Duration) (api.Summary, error) {
-	v, err := h.a.with(func(rp *replica) (any, error) {
+	v, err := h.a.with(func(rp *running) (any, error) {
 		rp.engine.ForceReconcile() // a sync asked for re-evaluates the offline profile too
 		return h.a.syncRound(ctx, rp, wait), nil
 	})
@@ -73,13 +73,13 @@ func (h replicaHost) SyncNow(ctx context.Context, wait time.Duration) (api.Summa
 }
 
 func (h replicaHost) SetOnline(on bool) error {
-	_, err := h.a.with(func(rp *replica) (any, error) { rp.setOnline(on); return nil, nil })
+	_, err := h.a.with(func(rp *running) (any, error) { rp.setOnline(on); return nil, nil })
 	return err
 }
 
 func (h replicaHost) Reset(ctx context.Context) (any, error) { return h.a.reset(ctx) }
 
-func (rp *replica) setOnline(on bool) {
+func (rp *running) setOnline(on bool) {
 	rp.engine.SetOnline(on)
 	if rp.gossip != nil {
 		rp.gossip.SetOnline(on)
@@ -92,13 +92,13 @@ func (rp *replica) setOnline(on bool) {
 type statusHost struct{ a *Agent }
 
 func (h statusHost) With(fn func(*node.Node, httpapi.StatusFigures) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(rp.n, statusFigures{rp}) })
+	return h.a.with(func(rp *running) (any, error) { return fn(rp.n, statusFigures{rp}) })
 }
 
 func (h statusHost) APIAddr() string { return h.a.APIAddr() }
 
 // statusFigures is what the status reports of a replica beyond its store.
-type statusFigures struct{ rp *replica }
+type statusFigures struct{ rp *running }
 
 func (f statusFigures) Online() bool       { return f.rp.engine.Online() }
 func (f statusFigures) SyncAddr() string   { return f.rp.syncLn.Addr().String() }

@@ -45,14 +45,14 @@ func (h apiHost) PageLimit(r *http.Request) (int, error) {
 }
 
 func (h apiHost) With(fn func(drafts.Replica) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(apiReplica{rp.n, rp}) })
+	return h.a.with(func(rp *running) (any, error) { return fn(apiReplica{rp.n, rp}) })
 }
 
 // apiReplica is a replica as the extensions that serve routes see it: the
 // node, and the public API's record look-up and view.
 type apiReplica struct {
 	*node.Node
-	rp *replica
+	rp *running
 }
 
 func (p apiReplica) Existing(table, id string) (*crdt.Record, error) { return p.rp.existing(table, id) }
@@ -91,7 +91,7 @@ func (f changeFeed) Closed() bool { return f.a.feed.Closed() }
 type coreHost struct{ a *Agent }
 
 func (h coreHost) With(fn func(*node.Node) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(rp.n) })
+	return h.a.with(func(rp *running) (any, error) { return fn(rp.n) })
 }
 
 // GuardWrite refuses (403) an API write to a system table (systables.go).

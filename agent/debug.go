@@ -28,7 +28,7 @@ func (a *Agent) debugRoutes(rt *httpapi.Router) {
 type debugHost struct{ apiHost }
 
 func (h debugHost) With(fn func(debugapi.Replica) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(debugReplica{rp.n, rp}) })
+	return h.a.with(func(rp *running) (any, error) { return fn(debugReplica{rp.n, rp}) })
 }
 
 // PutFields decodes a PUT body that must have "fields".
@@ -45,7 +45,7 @@ func (h debugHost) MaxClockOffset() time.Duration { return h.a.cfg.MaxClockOffse
 // debugReplica is the debug endpoints' view of a replica.
 type debugReplica struct {
 	*node.Node
-	rp *replica
+	rp *running
 }
 
 func (d debugReplica) Existing(table, id string) (*crdt.Record, error) {

@@ -4,7 +4,7 @@ package agent
 // ?online=true (onlinereads.go): httpapi.Modes.
 
 // drafts is the number of drafts kept on this node, for the status.
-func (rp *replica) drafts() int {
+func (rp *running) drafts() int {
 	n, err := rp.store.CountDrafts()
 	if err != nil {
 		rp.a.log.Warn("counting drafts", "error", err)
@@ -14,7 +14,7 @@ func (rp *replica) drafts() int {
 
 // statusHubAPI is, on a device, the hub API online reads go to, for the
 // status ("" on a hub or unknown).
-func (rp *replica) statusHubAPI() string {
+func (rp *running) statusHubAPI() string {
 	if rp.a.cfg.Role == "hub" {
 		return ""
 	}

@@ -20,7 +20,7 @@ func (a *Agent) grantRules(node hlc.NodeID, now time.Time) (*authz.Rules, bool) 
 
 // grants returns the publisher of this hub's grants (authz.Publisher:
 // nothing is published without TLS or off a hub).
-func (r *replica) grants() *authz.Publisher {
+func (r *running) grants() *authz.Publisher {
 	s := r.a.sec
 	if s == nil || s.TLS == nil {
 		return authz.NewPublisher(nil, nil, nil, "", nil, 0)

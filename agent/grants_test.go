@@ -186,7 +186,7 @@ func scrape(t *testing.T, a *Agent) string {
 }
 
 // currentGrantRaw returns this hub's encoded grant of rule.
-func (r *replica) currentGrantRaw(t *testing.T, rule string) string {
+func (r *running) currentGrantRaw(t *testing.T, rule string) string {
 	t.Helper()
 	rec, err := r.store.Get(authz.GrantTable, rule)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 //   - after every committed applied batch: the grants' cache (with TLS),
 //     the permission write-backs, then the replica's own bookkeeping
 //     (metrics, parked-write refusals, the change feed).
-func (r *replica) registerHooks() {
+func (r *running) registerHooks() {
 	r.n.OnLocalWrite("dedupe", r.dupes.TrackLocal)
 	r.n.OnApply("dedupe", r.dupes.TrackApplied)
 	if r.enf != nil {

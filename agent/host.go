@@ -17,4 +17,4 @@ type extHost struct {
 func (h extHost) Log() hclog.Logger { return h.log }
 
 // host returns the Host of the extension name.
-func (r *replica) host(name string) extHost { return extHost{Node: r.n, log: r.a.log.Named(name)} }
+func (r *running) host(name string) extHost { return extHost{Node: r.n, log: r.a.log.Named(name)} }

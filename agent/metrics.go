@@ -20,7 +20,7 @@ func (h metricsHost) Scrape(fn func(metrics.Replica)) {
 }
 
 // metricsReplica is what a scrape reads of a replica.
-type metricsReplica struct{ rp *replica }
+type metricsReplica struct{ rp *running }
 
 func (m metricsReplica) Store() *store.Store { return m.rp.store }
 

@@ -12,7 +12,7 @@ import (
 // configuration (before any session or API request), publishes the
 // flags duplicate detection queues (internal/ext/dedupe), and runs the workflows
 // (internal/ext/workflows). Called from replica.start.
-func (r *replica) startOnline(ctx context.Context) {
+func (r *running) startOnline(ctx context.Context) {
 	if err := dedupe.Rebuild(r.host("dedupe"), r.dupes); err != nil {
 		r.a.log.Error("duplicate detection: building the key index", "error", err)
 	}

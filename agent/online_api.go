@@ -17,12 +17,12 @@ func (a *Agent) onlineRoutes(rt *httpapi.Router) {
 type dedupeHost struct{ apiHost }
 
 func (h dedupeHost) With(fn func(dedupe.APIReplica) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(apiReplica{rp.n, rp}) })
+	return h.a.with(func(rp *running) (any, error) { return fn(apiReplica{rp.n, rp}) })
 }
 
 // workflowsHost is the workflows' API's Host.
 type workflowsHost struct{ apiHost }
 
 func (h workflowsHost) With(fn func(*workflows.Set) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(rp.flows) })
+	return h.a.with(func(rp *running) (any, error) { return fn(rp.flows) })
 }

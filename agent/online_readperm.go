@@ -27,7 +27,7 @@ func (a *Agent) readGuard(next http.Handler) http.Handler {
 
 // nodeID returns this node's id (0 while the replica is being reset).
 func (a *Agent) nodeID() hlc.NodeID {
-	v, _ := a.with(func(rp *replica) (any, error) { return rp.node, nil })
+	v, _ := a.with(func(rp *running) (any, error) { return rp.node, nil })
 	n, _ := v.(hlc.NodeID)
 	return n
 }

@@ -20,7 +20,7 @@ import (
 
 // hubAPIBase returns the base URL of the hub's API: Config.HubAPI, else
 // one a hub advertises in gossip (learnedHubAPI); "" if none is known.
-func (a *Agent) hubAPIBase(rp *replica) string {
+func (a *Agent) hubAPIBase(rp *running) string {
 	v := a.cfg.HubAPI
 	if v == "" {
 		return rp.learnedHubAPI()
@@ -49,7 +49,7 @@ func (a *Agent) advertisedAPI() string {
 
 // advertise returns the API and gossip addresses this node tells the
 // peers that dial it, in its sync handshake's Welcome ("" for none).
-func (rp *replica) advertise() (api, gossip string) {
+func (rp *running) advertise() (api, gossip string) {
 	if rp.gossip != nil {
 		gossip = rp.gossip.Addr()
 	}
@@ -61,7 +61,7 @@ func (rp *replica) advertise() (api, gossip string) {
 // host this node reaches the hub at). It is https when this node has TLS
 // on and the address is not loopback, as hubs serve it; "" if addr is
 // not HOST:PORT.
-func (rp *replica) hubBase(addr, host string) string {
+func (rp *running) hubBase(addr, host string) string {
 	h, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return ""
@@ -85,7 +85,7 @@ func (rp *replica) hubBase(addr, host string) string {
 // dials, then the lowest node id). A hub API bound to an unspecified
 // address is reached at the host this node dials the hub's sync address
 // (or gossip address) at.
-func (rp *replica) learnedHubAPI() string {
+func (rp *running) learnedHubAPI() string {
 	best, bestAt := "", time.Time{}
 	var partners []replication.PartnerStatus
 	if rp.engine != nil {
@@ -134,7 +134,7 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 	if a.cfg.Role == "hub" {
 		return "", true, nil
 	}
-	_, err = a.with(func(rp *replica) (any, error) {
+	_, err = a.with(func(rp *running) (any, error) {
 		if !rp.engine.Online() {
 			return nil, onlineread.Offline("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
 		}

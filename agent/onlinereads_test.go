@@ -32,7 +32,7 @@ func TestHubAPIConfig(t *testing.T) {
 		t.Fatalf("file: %+v %v", c, err)
 	}
 	a := &Agent{cfg: c}
-	rp := &replica{a: a}
+	rp := &running{a: a}
 	if got := a.hubAPIBase(rp); got != "https://hub:7500" {
 		t.Errorf("base %q", got)
 	}

@@ -18,7 +18,7 @@ import (
 // as many parked writes as --max-parked: a WARN line (throttled) and, once
 // per origin until its parked writes drop below the bound again, a sync
 // error. They are not lost: their origin keeps them and offers them again.
-func (r *replica) parkRefused(writes []*crdt.Write, res *store.Result) {
+func (r *running) parkRefused(writes []*crdt.Write, res *store.Result) {
 	if len(res.ParkRefused) == 0 {
 		return
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // onSession is told of every session's end (replication.Config.OnSession).
-func (r *replica) onSession(in replication.SessionInfo) {
+func (r *running) onSession(in replication.SessionInfo) {
 	r.book.Ended(in)
 	r.book.LogSession(in)
 	r.a.metrics.Session(in)
@@ -19,7 +19,7 @@ func (r *replica) onSession(in replication.SessionInfo) {
 
 // flushPeers writes the peer table to the store every peers.FlushEvery
 // until done (close writes the rest).
-func (r *replica) flushPeers(done <-chan struct{}) {
+func (r *running) flushPeers(done <-chan struct{}) {
 	t := time.NewTicker(peers.FlushEvery)
 	defer t.Stop()
 	for {
@@ -44,7 +44,7 @@ func (a *Agent) route(r *http.Request) string {
 // listPeers serves GET /v1/peers: the peer table with each peer's pending
 // writes and sync errors.
 func (a *Agent) listPeers(w http.ResponseWriter, r *http.Request) (any, error) {
-	return a.with(func(rp *replica) (any, error) {
+	return a.with(func(rp *running) (any, error) {
 		return map[string]any{"peers": rp.book.Rows(rp.engine.Partners(), rp.store, true)}, nil
 	})
 }
@@ -53,7 +53,7 @@ func (a *Agent) listPeers(w http.ResponseWriter, r *http.Request) (any, error) {
 // hub is known to hold) means something here: on a device always; on a
 // hub only when it syncs with other hubs (a lone hub is where writes are
 // held: there is nothing to wait for).
-func (r *replica) pendingOutboundMeans() bool {
+func (r *running) pendingOutboundMeans() bool {
 	if r.a.cfg.Role != "hub" || len(r.a.cfg.Hubs) > 0 {
 		return true
 	}

@@ -20,7 +20,7 @@ const (
 
 // reads returns the replica's read rules: a hub's configured rules, a
 // device's hub-signed grants.
-func (r *replica) reads() *authz.Reads {
+func (r *running) reads() *authz.Reads {
 	var grants *authz.Grants
 	if r.a.sec != nil {
 		grants = r.a.sec.grants
@@ -39,7 +39,7 @@ func (s *security) rules() *authz.Rules {
 // setupStripped loads a device's tables held projected at some time
 // (Local.Stripped, authz.StrippedFile) and returns what keeps them as
 // scopes are assigned.
-func (r *replica) setupStripped(ecfg *replication.Config) (func(replication.Scope), error) {
+func (r *running) setupStripped(ecfg *replication.Config) (func(replication.Scope), error) {
 	st, err := authz.LoadStripped(filepath.Join(r.a.cfg.DataDir, authz.StrippedFile), writeFileAtomic)
 	if err != nil {
 		return nil, err

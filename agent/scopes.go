@@ -27,7 +27,7 @@ const scopeFile = "scope.json"
 // sync configuration, in this order: a hub assigns a device its profile
 // narrowed to its read limit (readperm.go); a device, told its scope,
 // keeps the tables it held projected (readperm.go), then the scope.
-func (r *replica) setupProfiles(ecfg *replication.Config) error {
+func (r *running) setupProfiles(ecfg *replication.Config) error {
 	profile, keep, err := r.setupProfileScopes(ecfg)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func (r *replica) setupProfiles(ecfg *replication.Config) error {
 // setupProfileScopes loads a hub's offline profiles (profile: what it
 // assigns a device) or a device's assigned scope (keep: keeps the next
 // one assigned); either may be nil.
-func (r *replica) setupProfileScopes(ecfg *replication.Config) (profile func(replication.Peer) (replication.Scope, bool), keep func(replication.Scope), err error) {
+func (r *running) setupProfileScopes(ecfg *replication.Config) (profile func(replication.Peer) (replication.Scope, bool), keep func(replication.Scope), err error) {
 	cfg := r.a.cfg
 	if cfg.Profiles != "" {
 		ps, err := profiles.New(cfg.Profiles)
@@ -118,13 +118,13 @@ func writeFileAtomic(path string, v any) error {
 type profilesHost struct{ a *Agent }
 
 func (h profilesHost) With(fn func(profiles.Replica) (any, error)) (any, error) {
-	return h.a.with(func(rp *replica) (any, error) { return fn(profilesReplica{rp.n, rp}) })
+	return h.a.with(func(rp *running) (any, error) { return fn(profilesReplica{rp.n, rp}) })
 }
 
 // profilesReplica is the profiles' API's view of a replica.
 type profilesReplica struct {
 	*node.Node
-	rp *replica
+	rp *running
 }
 
 func (p profilesReplica) Profiles() *profiles.State { return p.rp.profiles }

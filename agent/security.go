@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 	"net/http"
 	"time"
 
@@ -50,9 +48,9 @@ func newSecurity(cfg Config, log hclog.Logger) (*security, error) {
 	return s, nil
 }
 
-// engine sets the engine's TLS dialer and peer authentication, and the
-// permission filter on remote writes.
-func (s *security) engine(c *replication.Config, r *replica) {
+// engine sets the permission filter on remote writes and, with TLS, the
+// grants' filter of device peers' writes.
+func (s *security) engine(c *replication.Config, r *running) {
 	if s == nil {
 		return
 	}
@@ -92,21 +90,15 @@ func (s *security) engine(c *replication.Config, r *replica) {
 		}
 		return f
 	}
-	c.PushHints = true // the grants' cache is invalidated by an observer of applied batches (hooks.go)
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
-		td := &tls.Dialer{NetDialer: d, Config: s.TLS.Client(addr)}
-		return td.DialContext(ctx, "tcp", addr)
-	}
-	c.Authenticate = func(conn net.Conn, p replication.Peer) error {
-		return s.TLS.Authenticate(conn, uint64(p.Node), p.Role)
-	}
+	// PushHints, Dial and Authenticate: the replica's, from the TLS
+	// identity given through the seam (replica/tls.go). The grants'
+	// cache is invalidated by an observer of applied batches (hooks.go).
 }
 
 // startSecurity, before any session: carries out the permission
 // write-backs a crash left queued, publishes a hub's grants, and keeps
 // them re-signed.
-func (r *replica) startSecurity(ctx context.Context) {
+func (r *running) startSecurity(ctx context.Context) {
 	if r.enf != nil {
 		if err := r.enf.Replay(); err != nil {
 			r.a.log.Error("permission: write-backs left queued", "error", err)

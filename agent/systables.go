@@ -56,7 +56,7 @@ func guardSystemWrite(table string) error { return sysTables.Guard(table) }
 // node marked it as one, it showed itself as a hub in a session (its
 // certificate says so, with TLS; remembered across restarts by the peer
 // table), or it is a gossip member whose metadata says so.
-func (r *replica) knownHub(origin hlc.NodeID) bool {
+func (r *running) knownHub(origin hlc.NodeID) bool {
 	if r.n.IsHub(origin) || r.book != nil && r.book.IsHub(origin) {
 		return true
 	}

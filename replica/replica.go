@@ -50,9 +50,11 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/internal/replicacore"
+	"github.com/replicad/replicad/internal/replicaopt"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/query/live"
 	"github.com/replicad/replicad/replication"
+	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
 )
 
@@ -106,11 +108,16 @@ type Config struct {
 	// 64).
 	MaxSessions int
 	// MaxClockOffset bounds how far ahead of local time a remote stamp
-	// may be (0: one minute).
+	// may be (0: one minute; negative: no bound).
 	MaxClockOffset time.Duration
 	// TLS, if set, secures sync connections: the listener serves TLS with
 	// it and dialing uses it as the client configuration (give it the
-	// certificates, the CA pool and, for mutual TLS, ClientAuth).
+	// certificates, the CA pool and, for mutual TLS, ClientAuth). Its
+	// certificate is a replicad node certificate (`replicad tls cert
+	// create`: it binds the cluster, a node id range and the role), as
+	// every peer's must be: a peer's claimed node id, role and cluster
+	// are checked against its certificate, as the agent checks them, and
+	// a store whose node id the certificate does not bind is refused.
 	TLS *tls.Config
 	// GossipAddr, if set, joins the gossip cluster (hashicorp/memberlist)
 	// on this address ("host:port"); every alive member with a sync
@@ -122,6 +129,10 @@ type Config struct {
 	// plain). Without TLS, gossip pushes are applied as writes, so give a
 	// key on any network others reach.
 	GossipKey []byte
+	// GossipKeys is a keyring, as the agent's --gossip-keyring: the first
+	// key (after GossipKey, if set) encrypts, every key decrypts, so keys
+	// rotate without a partition.
+	GossipKeys [][]byte
 	// Logger receives the replica's log (nil: discarded).
 	Logger hclog.Logger
 	// NoSync skips fsync on commit: faster, for tests; a crash of the
@@ -169,7 +180,7 @@ func (c *Config) check() error {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 64
 	}
-	if c.MaxClockOffset <= 0 {
+	if c.MaxClockOffset == 0 {
 		c.MaxClockOffset = time.Minute
 	}
 	if c.Logger == nil {
@@ -193,6 +204,8 @@ type Replica struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the watches' goroutines
 
+	opt       *replicaopt.Options // the agent's additions; empty for an embedder
+	startOnce sync.Once
 	closeOnce sync.Once
 	mu        sync.RWMutex // held shared by calls, exclusively by Close
 	closed    bool
@@ -208,14 +221,33 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &Replica{cfg: cfg, log: cfg.Logger}
+	o := replicaopt.FromContext(ctx) // the agent's additions (internal/replicaopt)
+	if o == nil {
+		o = &replicaopt.Options{}
+	}
+	keyring, err := cfg.gossipKeys()
+	if err != nil {
+		return nil, err
+	}
+	var ident *secure.Identity // Config.TLS's (tls.go)
+	if cfg.TLS != nil && o.TLS == nil {
+		id, err := cfg.tlsIdentity()
+		if err != nil {
+			return nil, err
+		}
+		ident = &id
+	}
+	r := &Replica{cfg: cfg, log: cfg.Logger, opt: o}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			r.shutdown()
 		}
 	}()
-	if cfg.SyncAddr != "" {
+	switch {
+	case o.SyncListener != nil:
+		r.ln = o.SyncListener
+	case cfg.SyncAddr != "":
 		// Before the store: a busy port leaves nothing on disk.
 		if r.ln, err = net.Listen("tcp", cfg.SyncAddr); err != nil {
 			return nil, fmt.Errorf("sync listener: %w", err)
@@ -224,16 +256,35 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			r.ln = tls.NewListener(r.ln, cfg.TLS)
 		}
 	}
-	if r.st, err = store.Open(store.Options{Dir: cfg.DataDir, NoSync: cfg.NoSync}); err != nil {
+	so := store.Options{NoSync: cfg.NoSync}
+	if o.Store != nil {
+		so = *o.Store
+	}
+	so.Dir = cfg.DataDir
+	if ident != nil && so.NodeID == 0 {
+		so.NodeID = newNodeID(*ident)
+	}
+	if r.st, err = store.Open(so); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	r.core = replicacore.New(replicacore.Options{Store: r.st, MaxClockOffset: cfg.MaxClockOffset,
+	if ident != nil {
+		if err := checkNode(r.st, *ident); err != nil {
+			return nil, err
+		}
+	}
+	p := &replicaopt.Parts{Store: r.st, SyncLn: r.ln, StartFunc: r.start, GoFunc: func(fn func(context.Context)) { r.core.Go(fn) }}
+	o.Parts = p
+	if o.Opened != nil {
+		if err := o.Opened(r.st); err != nil {
+			return nil, err
+		}
+	}
+	r.core = replicacore.New(replicacore.Options{Store: r.st, ClockOffset: o.ClockOffset, MaxClockOffset: cfg.MaxClockOffset,
 		Policies: cfg.Policies, Hub: cfg.Role == RoleHub, Log: r.log})
 	r.core.SyncLn = r.ln
 	r.n = r.core.Node
+	p.Clock, p.Node = r.core.Clock, r.n
 	r.live = live.New(r.st, live.Options{Queue: r.cfg.WatchQueue})
-	r.n.OnWritten("live", func(*crdt.Write) { r.live.Notify() })
-	r.n.OnRemoteApplied("live", func(hlc.NodeID, []*crdt.Write, *store.Result) { r.live.Notify() })
 
 	ecfg := replication.Config{
 		Local: replication.Local{
@@ -253,37 +304,69 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		PullInterval: cfg.PullInterval,
 		MaxSessions:  cfg.MaxSessions,
 	}
-	if cfg.TLS != nil {
-		d := &tls.Dialer{Config: cfg.TLS}
-		ecfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
-		ecfg.PushHints = true // gossip pushes are hints to sync over TLS
-	}
+	r.syncTLS(&ecfg) // tls.go
 	if cfg.Role == RoleHub {
 		ecfg.Collector = replication.NewCollector(r.st, 0, nil)
 	}
+	if o.Configure != nil {
+		if err := o.Configure(p, &ecfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.GossipAddr != "" {
 		host, port, _ := net.SplitHostPort(cfg.GossipAddr)
-		p, _ := strconv.Atoi(port)
+		pt, _ := strconv.Atoi(port)
 		meta := gossip.Meta{Role: gossip.Role(cfg.Role), ClusterID: cfg.ClusterID}
 		if r.ln != nil {
 			meta.SyncAddr = r.ln.Addr().String()
 		}
-		err = r.core.JoinGossip(gossip.Config{Name: r.st.NodeID().String(), BindAddr: host, BindPort: p, Meta: meta,
-			Join: cfg.Join, Logger: r.log.Named("gossip"), SecretKey: cfg.GossipKey}, &ecfg)
-		if err != nil {
+		g := gossip.Config{Name: r.st.NodeID().String(), BindAddr: host, BindPort: pt, Meta: meta,
+			Join: cfg.Join, Logger: r.log.Named("gossip"), Keyring: keyring}
+		if o.Gossip != nil {
+			o.Gossip(&g)
+		}
+		if err = r.core.JoinGossip(g, &ecfg); err != nil {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
+		p.Gossip = r.core.Gossip
 	}
+	if o.Build != nil {
+		if err := o.Build(p, &ecfg); err != nil {
+			return nil, err
+		}
+	}
+	// The live queries' engine, told last of what changes what they see:
+	// local writes, remote applies, scope changes.
+	r.n.OnWritten("live", func(*crdt.Write) { r.live.Notify() })
+	r.n.OnRemoteApplied("live", func(hlc.NodeID, []*crdt.Write, *store.Result) { r.live.Notify() })
 	if r.engine, err = r.core.NewEngine(ecfg); err != nil {
 		return nil, err
 	}
-	if cfg.Role == RoleHub && len(cfg.Policies) > 0 {
-		if err := r.n.PublishPolicies(cfg.Policies); err != nil {
-			return nil, fmt.Errorf("publishing the table policies: %w", err)
+	p.Engine = r.engine
+	if !o.Manual {
+		if err := r.start(); err != nil {
+			return nil, err
 		}
 	}
-	r.core.Start()
 	return r, nil
+}
+
+// start publishes a hub's table policies (before any session: writes are
+// judged by the policy in force when they were made), calls the seam's
+// Start, then serves the sync listener and runs the engine.
+func (r *Replica) start() (err error) {
+	r.startOnce.Do(func() {
+		if r.cfg.Role == RoleHub && len(r.cfg.Policies) > 0 {
+			if err = r.n.PublishPolicies(r.cfg.Policies); err != nil {
+				err = fmt.Errorf("publishing the table policies: %w", err)
+			}
+		}
+		if r.opt.Start != nil {
+			r.opt.Start(r.core.Context(), r.opt.Parts)
+		}
+		r.core.Start()
+	})
+	return err
 }
 
 // Close stops syncing (leaving the gossip cluster), ends every Watch,
@@ -312,6 +395,9 @@ func (r *Replica) shutdown() error {
 		r.live.Close()
 	}
 	r.wg.Wait()
+	if r.opt.Stop != nil && r.opt.Parts != nil {
+		r.opt.Stop(r.opt.Parts)
+	}
 	if r.st != nil {
 		if err := r.st.Close(); err != nil {
 			return fmt.Errorf("closing the store: %w", err)

@@ -223,22 +223,34 @@ func StateIdentity(cs *tls.ConnectionState) (Identity, error) {
 }
 
 // Authenticate checks the node id and role a peer claims in the sync
-// handshake against its certificate.
+// handshake against its certificate (CheckPeer), telling OnRefused of a
+// refusal.
 func (t *TLS) Authenticate(c net.Conn, node uint64, role string) error {
+	err := CheckPeer(c, t.opts.Cluster, node, role)
+	if err != nil && t.opts.OnRefused != nil {
+		t.opts.OnRefused(remoteOf(c), err.Error())
+	}
+	return err
+}
+
+// CheckPeer checks what a peer claims in the sync handshake (its node id
+// and role, in cluster) against the replicad identity of its verified
+// TLS certificate: the certificate must name cluster, bind the node id
+// and name the role. The agent (TLS.Authenticate) and an embedded
+// replica given a TLS configuration (package replica) both check peers
+// with it.
+func CheckPeer(c net.Conn, cluster string, node uint64, role string) error {
 	id, err := PeerIdentity(c)
 	if err != nil {
 		return err
 	}
-	if !id.Allows(node) {
-		err = fmt.Errorf("claims node %016x, its certificate %q (serial %s) binds %016x/%d", node, id.Name, SerialString(id.Serial), id.ID, id.Bits)
-	} else if role != id.Role {
-		err = fmt.Errorf("claims role %q, its certificate %q binds role %q", role, id.Name, id.Role)
-	}
-	if err != nil {
-		if t.opts.OnRefused != nil {
-			t.opts.OnRefused(remoteOf(c), err.Error())
-		}
-		return err
+	switch {
+	case id.Cluster != cluster:
+		return fmt.Errorf("its certificate %q is for cluster %q, this node is in cluster %q", id.Name, id.Cluster, cluster)
+	case !id.Allows(node):
+		return fmt.Errorf("claims node %016x, its certificate %q (serial %s) binds %016x/%d", node, id.Name, SerialString(id.Serial), id.ID, id.Bits)
+	case role != id.Role:
+		return fmt.Errorf("claims role %q, its certificate %q binds role %q", role, id.Name, id.Role)
 	}
 	return nil
 }

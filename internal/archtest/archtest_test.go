@@ -154,7 +154,9 @@ func TestLayering(t *testing.T) {
 // checkAgentLayers checks the daemon's layers (ARCHITECTURE.md, "The
 // agent's layers"): extensions (internal/ext/*) never import each other;
 // only agent imports internal/httpapi and the extensions; only
-// cmd/replicad imports agent; internal/node imports none of them.
+// cmd/replicad imports agent; internal/node imports none of them; only
+// replica imports internal/replicacore (the agent is built on replica,
+// through the seam internal/replicaopt, which only they import).
 func checkAgentLayers(t *testing.T, name, imp string) {
 	t.Helper()
 	ext := func(p string) string {
@@ -172,6 +174,10 @@ func checkAgentLayers(t *testing.T, name, imp string) {
 		t.Errorf("%s imports internal/httpapi: only agent (the assembly) does", name)
 	case imp == "agent" && name != "cmd/replicad":
 		t.Errorf("%s imports agent: only cmd/replicad does", name)
+	case imp == "internal/replicacore" && name != "replica":
+		t.Errorf("%s imports internal/replicacore: only replica builds on the core; the agent goes through replica and the seam (internal/replicaopt)", name)
+	case imp == "internal/replicaopt" && name != "replica" && name != "agent":
+		t.Errorf("%s imports internal/replicaopt: the seam is between replica and the agent only", name)
 	case name == "internal/node" && (imp == "agent" || strings.HasPrefix(imp, "agent/") || ext(imp) != "" || imp == "internal/httpapi"):
 		t.Errorf("internal/node imports %s: the node is below the agent, its extensions and its HTTP API", imp)
 	}

@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicad/replicad/replica"
+)
+
+// apiDo sends method path with a JSON body and fails on a status other
+// than 200.
+func apiDo(t *testing.T, a *Agent, method, path, body string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+a.APIAddr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s", method, path, resp.Status)
+	}
+}
+
+func nextEvent(t *testing.T, ch <-chan replica.Event) replica.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("watch closed")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return replica.Event{}
+}
+
+// The agent runs on a *replica.Replica: withReplica hands it the current
+// one, whose reads see the API's writes and whose live queries are fed
+// by the API's writes and by the writes a session applies; while the
+// store is being recovered withReplica fails as the other routes do
+// (503).
+func TestWithReplica(t *testing.T) {
+	ctx := context.Background()
+	hub, _ := runAgent(t, testConfig(t, "hub"))
+	dcfg := testConfig(t, "device")
+	dcfg.Hubs = []string{hub.syncAddr()}
+	dev, _ := runAgent(t, dcfg)
+
+	apiDo(t, hub, "PUT", "/v1/tables/jobs/records/a", `{"fields":{"status":"open"}}`)
+	var ch <-chan replica.Event
+	err := hub.withReplica(func(r *replica.Replica) error {
+		rec, err := r.Get(ctx, "jobs", "a")
+		if err != nil || rec.Fields["status"] != "open" {
+			t.Fatalf("the API's write through the replica: %+v %v", rec, err)
+		}
+		ch, err = r.Watch(ctx, replica.Query{Table: "jobs", Where: `status == "open"`})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, ch); ev.Type != "result" || len(ev.Records) != 1 {
+		t.Fatalf("first event: %+v", ev)
+	}
+	apiDo(t, hub, "PUT", "/v1/tables/jobs/records/b", `{"fields":{"status":"open"}}`) // a local write
+	if ev := nextEvent(t, ch); ev.Type != "add" || ev.Record.ID != "b" {
+		t.Fatalf("after the API's write: %+v", ev)
+	}
+	apiDo(t, dev, "PUT", "/v1/tables/jobs/records/c", `{"fields":{"status":"open"}}`)
+	apiDo(t, dev, "POST", "/v1/sync", `{}`) // a remote apply on the hub
+	if ev := nextEvent(t, ch); ev.Type != "add" || ev.Record.ID != "c" {
+		t.Fatalf("after a session brought a write: %+v", ev)
+	}
+
+	// While the store is recovered, no replica: the routes' error.
+	hub.mu.Lock()
+	saved, recovering := hub.rep, hub.recovering
+	hub.rep, hub.recovering = nil, true
+	hub.mu.Unlock()
+	called := false
+	err = hub.withReplica(func(*replica.Replica) error { called = true; return nil })
+	hub.mu.Lock()
+	hub.rep, hub.recovering = saved, recovering
+	hub.mu.Unlock()
+	if called || !errors.Is(err, errRecovering) {
+		t.Fatalf("while recovering: called %v, %v; want %v", called, err, errRecovering)
+	}
+}
