@@ -2,14 +2,12 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,8 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/credentials"
+	"github.com/replicad/replicad/internal/datadir"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
@@ -28,18 +28,16 @@ import (
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/internal/replicaopt"
 	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
-	"golang.org/x/sys/unix"
 )
 
 // ErrLocked is returned by New when another agent holds the data directory.
-var ErrLocked = errors.New("data directory in use")
+var ErrLocked = datadir.ErrLocked
 
 // NewLogger returns the agent's logger: text (colored on a terminal) or
 // JSON lines with cfg.LogJSON, on w, at cfg.LogLevel.
@@ -72,7 +70,7 @@ type Agent struct {
 	// reopened (recover.go).
 	recovering bool
 
-	prog syncProgress
+	prog syncround.Progress // the syncs asked for in progress
 
 	sec *security // API token, TLS, gossip keyring (security.go)
 
@@ -85,10 +83,7 @@ type Agent struct {
 
 	guard *httpapi.Guard // the API's HTTP hardening (internal/httpapi/guard.go)
 
-	// Writes refused for the parked-write bound (parked.go).
-	parkLog  netguard.Throttle
-	parkMu   sync.Mutex
-	parkFull map[hlc.NodeID]bool // origins whose refusal is in the sync errors
+	parked *node.ParkRefusals // writes refused for the parked-write bound
 }
 
 // running is what a reset replaces: one *replica.Replica (package
@@ -135,10 +130,10 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &Agent{cfg: cfg, log: log, feed: node.NewFeed(), started: time.Now(), parkFull: map[hlc.NodeID]bool{}}
+	a := &Agent{cfg: cfg, log: log, feed: node.NewFeed(), started: time.Now()}
 	// The listeners first: a busy port must leave nothing behind on disk
 	// (no data directory, lock file or store).
-	apiLn, syncLn, err := bindListeners(cfg)
+	apiLn, syncLn, err := datadir.BindListeners(cfg.DataDir, datadir.Addrs{API: cfg.APIAddr, Sync: cfg.SyncAddr, Gossip: cfg.GossipBind()})
 	if err != nil {
 		return nil, err
 	}
@@ -148,20 +143,21 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 			a.closeAll()
 		}
 	}()
-	a.lock, err = lockDir(cfg.DataDir)
+	a.lock, err = datadir.Lock(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	bi := buildVersion()
 	a.guard = httpapi.NewGuard(cfg.Security.Guard, cfg.MaxBodyBytes, log, a.apiError)
 	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
+	a.parked = &node.ParkRefusals{Max: cfg.Security.Guard.WithDefaults().MaxParked, Log: log, Counted: a.metrics.ParkRefused}
 	a.drafts = drafts.New(apiHost{a})
 	a.online = onlineread.New(onlineHost{apiHost{a}})
 	limitCmem() // before the store allocates (cmem.go)
 	if a.sec, err = newSecurity(cfg, log); err != nil {
 		return nil, err
 	}
-	if a.atRestKey, err = loadKey(&cfg.AtRest); err != nil {
+	if a.atRestKey, err = credentials.LoadKey(&cfg.AtRest); err != nil {
 		return nil, err
 	}
 	a.rep, err = a.openReplica()
@@ -229,41 +225,23 @@ func (a *Agent) closeAll() {
 	}
 	a.mu.Unlock()
 	if a.lock != nil {
-		unix.Flock(int(a.lock.Fd()), unix.LOCK_UN)
-		a.lock.Close()
+		datadir.Unlock(a.lock)
 		a.lock = nil
 	}
 }
 
-// lockDir creates dir if needed and takes an exclusive flock on its lock
-// file, writing our pid into it.
-func lockDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	path := filepath.Join(dir, "replicad.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			pid, _ := os.ReadFile(path)
-			who := "another replicad agent"
-			if p := strings.TrimSpace(string(pid)); p != "" {
-				who += " (pid " + p + ")"
-			}
-			return nil, fmt.Errorf("%w: %s is used by %s; stop it or give another --data-dir", ErrLocked, dir, who)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	f.Truncate(0)
-	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
-}
-
 func (a *Agent) storeDir() string { return filepath.Join(a.cfg.DataDir, "store") }
+
+// takeSyncListener returns the sync listener New bound (the first
+// replica's), or binds the sync address again (a replica opened by a
+// reset or a store recovery, after the previous one closed its own).
+func (a *Agent) takeSyncListener() (net.Listener, error) {
+	if l := a.syncLn; l != nil {
+		a.syncLn = nil
+		return l, nil
+	}
+	return datadir.Listen(a.cfg.DataDir, "sync", "--sync-addr", a.cfg.SyncAddr)
+}
 
 // openReplica opens the store as a *replica.Replica, with what only the
 // agent gives it through the seam (internal/replicaopt): the store's
@@ -291,7 +269,7 @@ func (a *Agent) openReplica() (*running, error) {
 			if err := a.sec.CheckNode(st.NodeID()); err != nil {
 				return err
 			}
-			if n, err := migrateQueue(st); err != nil { // queues.go
+			if n, err := authz.MigrateLegacyQueue(st, arbiter.Queue); err != nil {
 				return err
 			} else if n > 0 {
 				a.log.Info("work queue moved to the named queues", "entries", n)
@@ -455,7 +433,7 @@ func (r *running) gossipAddr() string {
 // pushes).
 func (r *running) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
 	r.a.metrics.RemoteApplied(res.Applied, len(res.Parked))
-	r.parkRefused(writes, res) // parked.go
+	r.a.parked.Observe(r.store, writes, res)
 	r.a.feed.Notify()
 }
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
@@ -10,46 +9,20 @@ import (
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/replication"
 )
 
 // --- sync, connectivity, status ---
 
-// syncProgress is the running totals of the current API-triggered sync.
-type syncProgress struct {
-	mu      sync.Mutex
-	running int
-	started time.Time
-	stats   replication.Stats
-}
-
+// runSync runs a round with every partner (syncround.Progress: the
+// status's figures of the syncs in progress), counted in the metrics.
 func (a *Agent) runSync(ctx context.Context, rp *running) api.Summary {
-	a.prog.mu.Lock()
-	if a.prog.running == 0 {
-		a.prog.started = time.Now()
-		a.prog.stats = replication.Stats{}
-	}
-	a.prog.running++
-	a.prog.mu.Unlock()
-	start := time.Now()
-	sum := rp.engine.SyncNow(ctx, func(s replication.Stats) {
-		a.prog.mu.Lock()
-		a.prog.stats = s
-		a.prog.mu.Unlock()
-	})
-	a.prog.mu.Lock()
-	a.prog.running--
-	a.prog.mu.Unlock()
+	sum, ok := a.prog.Round(ctx, rp.engine)
 	result := "ok"
-	if len(sum.Failed) > 0 {
+	if !ok {
 		result = "failed"
 	}
 	a.metrics.SyncRound(result) // bytes: counted per session (metrics.session)
-	failed := sum.Failed
-	if failed == nil {
-		failed = []string{}
-	}
-	return api.Summary{Partners: sum.Partners, Succeeded: sum.Succeeded, Failed: failed, Stats: node.StatsView(sum.Stats), Millis: time.Since(start).Milliseconds()}
+	return sum
 }
 
 // syncRound is a sync asked for (internal/syncround): a round with every
@@ -139,19 +112,7 @@ func (f statusFigures) Counts() (conflicts, syncErrors, overridden, parked int) 
 func (f statusFigures) Drafts() int    { return f.rp.drafts() }       // drafts.go
 func (f statusFigures) HubAPI() string { return f.rp.statusHubAPI() } // drafts.go
 
-func (f statusFigures) Sync() api.SyncState {
-	p := &f.rp.a.prog
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return api.SyncState{Running: p.running > 0, Started: timeStr(p.started), Progress: node.StatsView(p.stats)}
-}
-
-func timeStr(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
+func (f statusFigures) Sync() api.SyncState { return f.rp.a.prog.State() }
 
 // statusRoute is GET /v1/status (internal/httpapi) with this agent's
 // configuration; the system tables are left out of its tables.

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/replicad/replicad/internal/ext/authz"
+	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -40,7 +41,7 @@ func (s *security) rules() *authz.Rules {
 // (Local.Stripped, authz.StrippedFile) and returns what keeps them as
 // scopes are assigned.
 func (r *running) setupStripped(ecfg *replication.Config) (func(replication.Scope), error) {
-	st, err := authz.LoadStripped(filepath.Join(r.a.cfg.DataDir, authz.StrippedFile), writeFileAtomic)
+	st, err := authz.LoadStripped(filepath.Join(r.a.cfg.DataDir, authz.StrippedFile), profiles.WriteFileAtomic)
 	if err != nil {
 		return nil, err
 	}

@@ -1,27 +1,18 @@
 package agent
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
 
-// Offline profiles. A hub given --profiles assigns each device the scope
-// of its profile at every session (replication.Local.Assign) and enforces
-// it; the file is reloaded when it changes (internal/ext/profiles); a file
-// that fails to load is reported and the previous profiles stay. A device
-// adopts the scope its hub assigned and keeps it in <data-dir>/scope.json,
-// so it holds the same records after a restart before it syncs again.
-
-// scopeFile is where a device keeps the scope a hub assigned it.
-const scopeFile = "scope.json"
+// Offline profiles (internal/ext/profiles). A hub given --profiles
+// assigns each device the scope of its profile at every session
+// (replication.Local.Assign) and enforces it; the file is reloaded when
+// it changes; a file that fails to load is reported and the previous
+// profiles stay. A device keeps the scope its hub assigned
+// (profiles.KeepScope).
 
 // setupProfiles wires offline profiles and read permissions into the
 // sync configuration, in this order: a hub assigns a device its profile
@@ -68,50 +59,14 @@ func (r *running) setupProfileScopes(ecfg *replication.Config) (profile func(rep
 	if cfg.Role != "device" {
 		return nil, nil, nil
 	}
-	path := filepath.Join(cfg.DataDir, scopeFile)
-	if data, err := os.ReadFile(path); err == nil {
-		var sc replication.Scope
-		if err := json.Unmarshal(data, &sc); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w (remove it to hold every record until the hub assigns a profile again)", path, err)
-		}
-		if err := sc.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
-		}
-		ecfg.Local.Scope = sc
-	} else if !errors.Is(err, os.ErrNotExist) {
+	sc, ok, err := profiles.KeptScope(cfg.DataDir)
+	if err != nil {
 		return nil, nil, err
 	}
-	return nil, func(sc replication.Scope) {
-		if err := writeFileAtomic(path, sc); err != nil {
-			r.a.log.Error("keeping the assigned scope", "error", err)
-			return
-		}
-		r.a.log.Info("offline profile assigned by the hub", "profile", sc.Profile, "scope", sc.String())
-	}, nil
-}
-
-func writeFileAtomic(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
+	if ok {
+		ecfg.Local.Scope = sc
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return nil, profiles.KeepScope(cfg.DataDir, r.a.log), nil
 }
 
 // profilesHost is the profiles' API's Host.

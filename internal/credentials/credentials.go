@@ -1,8 +1,9 @@
 // Package credentials loads a node's security material and serves what it
 // says of itself: the API's bearer token (created on first use), the TLS
 // identity (the cluster's CA, this node's certificate and key, the
-// revocation list), and the gossip keyring with its rotation
-// (POST /v1/gossip/keys rewrites the keyring file). It decides nothing
+// revocation list), the gossip keyring with its rotation
+// (POST /v1/gossip/keys rewrites the keyring file), and the store's
+// encryption key at rest (atrest.go). It decides nothing
 // about what a node may write or read: that is internal/ext/authz.
 package credentials
 

@@ -1,4 +1,4 @@
-package agent
+package credentials
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 )
 
 // Encryption at rest of the store's values (store.Options.EncryptionKey):
-// the agent reads the AES-256 key once at start from one source, a file,
+// the agent reads the AES-256 key (LoadKey) once at start from one source, a file,
 // an environment variable or a command, and keeps it in memory for the
 // store's reopenings (recover.go, a reset). The key is never logged nor
 // shown: status says only whether encryption is on.
@@ -25,9 +25,9 @@ import (
 // keyCommandMaxOutput bounds what the key command may print.
 const keyCommandMaxOutput = 4096
 
-// loadKey returns the key from the configured source, or nil when none is
+// LoadKey returns the key from the configured source, or nil when none is
 // configured. Errors name the source and never hold key material.
-func loadKey(c *AtRestConfig) ([]byte, error) {
+func LoadKey(c *config.AtRestConfig) ([]byte, error) {
 	switch {
 	case c.KeyFile != "":
 		return keyFromFile(c.KeyFile)
