@@ -76,4 +76,7 @@ type IndexStatus struct {
 	// then Indexed counts the records the background build visited.
 	Built   bool  `json:"built"`
 	Indexed int64 `json:"indexed"`
+	// Error says why this replica keeps no such index (its store is
+	// encrypted at rest: queries scan).
+	Error string `json:"error,omitempty"`
 }

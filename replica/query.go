@@ -12,8 +12,13 @@ import (
 	"github.com/replicad/replicad/query/source"
 )
 
-// Query is a query over one table (the language of package query).
+// Query is a query over one table (the language of package query), or
+// a declared view (View).
 type Query struct {
+	// View names a view the hubs declared (Replica.Views): it gives the
+	// table, where and order, and Table, Where and Order stay empty;
+	// Limit, Cursor, Fields, Count and Explain apply as to any query.
+	View  string
 	Table string
 	// Where selects records: a CEL expression over the record's fields
 	// by name, id, now, today, days() and hours(); "" selects every
@@ -32,7 +37,8 @@ type Query struct {
 	Count bool
 	// Explain adds the plan to the answer (Result.Plan).
 	Explain bool
-	// Device holds the device.* attributes a where clause may read.
+	// Device holds the device.* attributes a where clause may read
+	// (nil: the replica's own, DeviceAttrs).
 	Device map[string]string
 }
 
@@ -68,6 +74,9 @@ func (r *Replica) Query(ctx context.Context, q Query) (*Result, error) {
 		return nil, err
 	}
 	defer done()
+	if q, err = r.resolve(q); err != nil {
+		return nil, err
+	}
 	p, err := r.prepare(q)
 	if err != nil {
 		return nil, err
@@ -172,6 +181,9 @@ func (r *Replica) WatchFrom(ctx context.Context, q Query, lastEventID string) (<
 	defer done()
 	if q.Count || q.Explain {
 		return nil, fmt.Errorf("%w: watch: Count and Explain are for Query", ErrInvalid)
+	}
+	if q, err = r.resolve(q); err != nil {
+		return nil, err
 	}
 	if _, err := r.prepare(q); err != nil {
 		return nil, err

@@ -142,6 +142,14 @@ type Config struct {
 	// 1024); a watcher further behind gets an "overflow" event and its
 	// channel is closed.
 	WatchQueue int
+	// Indexes and Views, on a hub, are the secondary indexes and the
+	// views it declares to every replica; at Open it publishes exactly
+	// these, removing those declared before (views.go).
+	Indexes []Index
+	Views   []View
+	// Device holds the attributes device.* reads in queries and views
+	// when the hub assigned this replica none (views.go).
+	Device map[string]string
 }
 
 // defaults and validation.
@@ -173,6 +181,9 @@ func (c *Config) check() error {
 		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
 			return fmt.Errorf("%w: Config.GossipAddr %q: %v", ErrInvalid, c.GossipAddr, err)
 		}
+	}
+	if err := c.checkDecls(); err != nil {
+		return err
 	}
 	if c.ClusterID == "" {
 		c.ClusterID = DefaultClusterID
@@ -352,14 +363,18 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 }
 
 // start publishes a hub's table policies (before any session: writes are
-// judged by the policy in force when they were made), calls the seam's
-// Start, then serves the sync listener and runs the engine.
+// judged by the policy in force when they were made) and its indexes and
+// views, calls the seam's Start, then serves the sync listener and runs
+// the engine.
 func (r *Replica) start() (err error) {
 	r.startOnce.Do(func() {
 		if r.cfg.Role == RoleHub && len(r.cfg.Policies) > 0 {
 			if err = r.n.PublishPolicies(r.cfg.Policies); err != nil {
 				err = fmt.Errorf("publishing the table policies: %w", err)
 			}
+		}
+		if err == nil {
+			err = r.publishDecls() // a hub's indexes and views (views.go)
 		}
 		if r.opt.Start != nil {
 			r.opt.Start(r.core.Context(), r.opt.Parts)

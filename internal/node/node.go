@@ -49,7 +49,8 @@ type Node struct {
 	st       *store.Store
 	clock    *hlc.Clock
 	policies map[string]string
-	sys      sysCache // cached system-table records (policies.go)
+	sys      sysCache  // cached system-table records (policies.go)
+	decls    declCache // index and view declarations (decls.go)
 	hub      bool
 	hubs     hubView // what the hubs hold (views.go)
 

@@ -127,7 +127,7 @@ func (c *Core) NewEngine(ecfg replication.Config) (*replication.Engine, error) {
 }
 
 // Start serves the sync listener (if any) and runs the engine's
-// triggers until Stop.
+// triggers and the index declarations' loop until Stop.
 func (c *Core) Start() {
 	if ln := c.SyncLn; ln != nil {
 		c.wg.Add(1)
@@ -139,6 +139,7 @@ func (c *Core) Start() {
 		}()
 	}
 	c.Go(c.Engine.Run)
+	c.Go(c.runIndexes) // the declared indexes kept (indexes.go)
 }
 
 // Go runs fn in a goroutine Stop waits for; fn returns when its context
