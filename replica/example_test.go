@@ -106,3 +106,51 @@ func ExampleReplica_Watch() {
 	// result 0
 	// add j1 open
 }
+
+// A view: a hub declares it (with an index for its table), every replica
+// it syncs with lists and runs it; device.* reads the asking device's
+// attributes (here Config.Device; on a device its hub assigned an
+// offline profile, the profile's).
+func ExampleQuery_view() {
+	ctx := context.Background()
+	hubDir, devDir := tempDir(), tempDir()
+	defer os.RemoveAll(hubDir)
+	defer os.RemoveAll(devDir)
+
+	hub, err := replica.Open(ctx, replica.Config{DataDir: hubDir, Role: "hub", SyncAddr: "127.0.0.1:0",
+		Indexes: []replica.Index{{Name: "owner_start", Table: "bookings", Fields: []string{"owner", "start"}}},
+		Views: []replica.View{{Name: "my_open_bookings", Table: "bookings",
+			Where: "owner == device.user && status != 'completed'", Order: []string{"start"}}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	dev, err := replica.Open(ctx, replica.Config{DataDir: devDir, Hubs: []string{hub.SyncAddr()},
+		Device: map[string]string{"user": "ann"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	if err := dev.Sync(ctx); err != nil { // brings the declarations
+		log.Fatal(err)
+	}
+	for id, b := range map[string][2]string{"b1": {"ann", "09:00"}, "b2": {"bob", "08:00"}, "b3": {"ann", "07:30"}} {
+		if err := dev.Put(ctx, "bookings", id, map[string]any{"owner": b[0], "start": b[1], "status": "open"}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for _, v := range dev.Views() {
+		fmt.Println("view", v.Name, "on", v.Table)
+	}
+	res, err := dev.Query(ctx, replica.Query{View: "my_open_bookings", Limit: 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, rec := range res.Records {
+		fmt.Println(rec.ID, rec.Fields["start"])
+	}
+	// Output:
+	// view my_open_bookings on bookings
+	// b3 07:30
+	// b1 09:00
+}
