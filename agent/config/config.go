@@ -113,6 +113,11 @@ type Config struct {
 	// Workflows are the hooks a hub runs on the changes it accepts
 	// (online_config.go).
 	Workflows []WorkflowConfig
+	// Indexes and Views, on a hub, are the secondary indexes (table
+	// blocks' index blocks, --index) and the views (view blocks) it
+	// declares to every replica (decls.go).
+	Indexes []IndexConfig
+	Views   []ViewConfig
 	// Profiles, on a hub, is the offline profiles file (package profile):
 	// which records each device holds; reloaded when it changes.
 	Profiles string
@@ -163,6 +168,7 @@ type fileConfig struct {
 	Rest           hcl.Body           `hcl:",remain"` // the security keys (securityFile)
 	Tables         []tableBlock       `hcl:"table,block"`
 	Workflows      []workflowBlock    `hcl:"workflow,block"`
+	Views          []viewBlock        `hcl:"view,block"`
 	HubAPI         *string            `hcl:"hub_api,optional"`
 	Profiles       *string            `hcl:"profiles,optional"`
 	HubAPIToken    *string            `hcl:"hub_api_token_file,optional"`
@@ -286,6 +292,9 @@ func (c *Config) LoadFile(path string) error {
 		c.Policies = *fc.Policies
 	}
 	if err := applyOnlineFile(fc.Tables, fc.Workflows, c); err != nil {
+		return err
+	}
+	if err := applyDeclsFile(src, fc.Tables, fc.Views, c); err != nil {
 		return err
 	}
 	if err := loadSecurityFile(fc.Rest, &c.Security); err != nil {
@@ -456,6 +465,9 @@ func (c *Config) Validate() error {
 		return keyErr("max_watchers", "%d: want 0 (the role's default) to 65536", c.MaxWatchers)
 	}
 	if err := c.validateOnline(); err != nil {
+		return err
+	}
+	if err := c.validateDecls(); err != nil {
 		return err
 	}
 	if c.MaxBodyBytes <= 0 {

@@ -48,6 +48,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	var configPath string
 	var policies []string
 	var keys []string
+	var indexes []string
 	fs := pflag.NewFlagSet("replicad agent", pflag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.SortFlags = false
@@ -62,6 +63,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.StringArrayVar(&fv.Join, "join", nil, "a member's gossip `ADDR` to join (repeatable)")
 	fs.StringArrayVar(&policies, "policy", nil, "`TABLE=POLICY` (repeatable; lww|client-wins|server-wins|manual; the arbitrating hub applies them)")
 	fs.StringArrayVar(&keys, "keys", nil, "`TABLE=FIELD[,FIELD...]`: key fields; the arbitrating hub flags new records whose keys match a live record's as suspected duplicates (repeatable)")
+	fs.StringArrayVar(&indexes, "index", nil, "on a hub: `TABLE=FIELD[,FIELD...]`: a secondary index, named by its fields joined by _, that every replica builds and queries use (repeatable)")
 	fs.StringVar(&fv.ClusterID, "cluster-id", def.ClusterID, "cluster `ID`: peers and stores of another cluster are refused")
 	fs.StringVar(&fv.LogLevel, "log-level", def.LogLevel, "log `LEVEL`: "+strings.Join(LogLevels, ", "))
 	fs.BoolVar(&fv.LogJSON, "log-json", false, "log JSON lines instead of text")
@@ -143,6 +145,23 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			for t, tc := range tcs {
 				cfg.Tables[t] = tc
 			}
+		case "index":
+			ixs, err := parseIndexFlag(indexes)
+			if err != nil {
+				perr = err
+				return
+			}
+			named := map[string]bool{} // a flag replaces the file's index of its name
+			for _, x := range ixs {
+				named[x.Name] = true
+			}
+			var keep []IndexConfig
+			for _, x := range cfg.Indexes {
+				if !named[x.Name] {
+					keep = append(keep, x)
+				}
+			}
+			cfg.Indexes = append(keep, ixs...)
 		case "cluster-id":
 			cfg.ClusterID = fv.ClusterID
 		case "log-level":

@@ -53,8 +53,9 @@ type WorkflowConfig struct {
 }
 
 type tableBlock struct {
-	Name string    `hcl:"name,label"`
-	Keys *[]string `hcl:"keys,optional"`
+	Name    string       `hcl:"name,label"`
+	Keys    *[]string    `hcl:"keys,optional"`
+	Indexes []indexBlock `hcl:"index,block"` // decls.go
 }
 
 type workflowBlock struct {
