@@ -368,6 +368,9 @@ func (r *running) start() {
 // their goroutines, until ctx is done (the replica closing).
 func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
 	if r.a.cfg.Role == "hub" {
+		if err := publishDecls(r.n, r.a.cfg); err != nil { // decls.go
+			r.a.log.Error("publishing the declared indexes and views", "error", err)
+		}
 		if err := r.reads().Mark(); err != nil {
 			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}

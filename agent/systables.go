@@ -47,6 +47,12 @@ var sysTables = authz.SystemTables{
 	securityTable: {
 		About: "whether the hubs enforce read permissions",
 	},
+	indexTable: {
+		About: "the secondary indexes the hubs declare, which every replica builds",
+	},
+	viewTable: {
+		About: "the views the hubs declare, which every replica lists and runs",
+	},
 }
 
 // guardSystemWrite refuses (403) an API write to a system table.

@@ -45,6 +45,9 @@ func TestSysRefusal(t *testing.T) {
 		{"hub publishes its grant", w(hub, authz.GrantTable, false, map[string]any{authz.GrantField(hub): "g"}), true, ""},
 		{"hub writes another hub's grant", w(hub, authz.GrantTable, false, map[string]any{authz.GrantField(dev): "g"}), true, "may not write field(s) hub-00000000000000d1"},
 		{"hub deletes a grant record", w(hub, authz.GrantTable, true, nil), true, "may not delete"},
+		{"device declares an index", w(dev, indexTable, false, map[string]any{"table": "jobs", "fields": []any{"a"}}), false, "may not write system table _replicad_index (the secondary indexes the hubs declare"},
+		{"device drops a view", w(dev, viewTable, true, nil), false, "may not delete records of system table _replicad_view"},
+		{"hub declares an index", w(hub, indexTable, false, map[string]any{"table": "jobs", "fields": []any{"a"}}), true, ""},
 		{"device, unknown system table", w(dev, "_replicad_future", false, map[string]any{"a": 1}), false, "(hubs only)"},
 		{"hub, unknown system table", w(hub, "_replicad_future", false, map[string]any{"a": 1}), true, ""},
 	} {

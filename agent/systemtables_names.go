@@ -8,4 +8,6 @@ import (
 const (
 	policyTable = node.PolicyTable
 	errorTable  = node.ErrorTable
+	indexTable  = node.IndexTable
+	viewTable   = node.ViewTable
 )

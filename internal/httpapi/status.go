@@ -128,6 +128,9 @@ func (s StatusRoute) Get(w http.ResponseWriter, r *http.Request) (any, error) {
 			out["disk"] = u
 		}
 		out["sync"] = f.Sync()
+		if ix := n.IndexStatus(); len(ix) > 0 {
+			out["indexes"] = ix // declared (node.IndexTable) and built here
+		}
 		if alive, ok := f.GossipMembers(); ok {
 			out["gossip_members"] = alive
 		}
