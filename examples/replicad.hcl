@@ -48,6 +48,23 @@ policy = {
   # work_orders = "manual"
 }
 
+# On a hub: secondary indexes and views, published to every replica
+# (system tables _replicad_index and _replicad_view). Every replica builds
+# the indexes in the background; queries comparing an index's leading
+# fields for equality (or ordered by them) use it. A view is a named
+# query; device.* in its where clause reads the asking device's
+# attributes (its offline profile's). A declaration removed here is
+# removed everywhere at the hub's next start.
+# Flag: --index TABLE=FIELD[,FIELD...] (named by its fields joined by _).
+# table "bookings" {
+#   index "owner_start" { fields = ["owner", "start"] }
+# }
+# view "my_open_bookings" {
+#   table = "bookings"
+#   where = "owner == device.user && status != 'completed'"
+#   order = ["start"]
+# }
+
 # Cluster id: peers of another cluster are refused, and a store created for
 # another cluster is not opened. Flag: --cluster-id.
 cluster_id = "replicad"
