@@ -143,17 +143,20 @@ func (n *Node) PublishViews(views []ViewDef) error {
 		})
 }
 
-// publish writes each declaration of want that have lacks or holds
-// differently, and deletes those of have not in want, in name order.
+// publish writes each declaration of want that have (the well-formed
+// records of table) lacks or holds differently, and deletes every record
+// of table not in want (malformed ones too), in name order.
 func publish[D any](n *Node, table string, want, have map[string]D, equal func(a, b D) bool, fields func(D) []crdt.FieldValue) error {
 	names := make([]string, 0, len(want)+len(have))
 	for name := range want {
 		names = append(names, name)
 	}
-	for name := range have {
-		if _, ok := want[name]; !ok {
-			names = append(names, name)
+	if err := n.scanDecls(table, func(id string, _ *crdt.Record) {
+		if _, ok := want[id]; !ok {
+			names = append(names, id)
 		}
+	}); err != nil {
+		return err
 	}
 	sort.Strings(names)
 	for _, name := range names {
