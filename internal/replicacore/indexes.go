@@ -143,15 +143,25 @@ func (c *Core) reportBuilds(builds map[string]*build) {
 			delete(builds, name)
 			continue
 		}
-		pct := int64(0)
-		if b.total > 0 {
-			pct = min(x.Indexed*100/b.total, 99)
-		}
-		if pct/10 > b.pct/10 || now.Sub(b.logged) >= indexLogEvery {
-			b.pct, b.logged = pct, now
+		if pct, due := b.progress(x.Indexed, now); due {
 			c.log.Info("index build progress", "index", name, "table", x.Table, "indexed", x.Indexed, "of_about", b.total, "percent", pct)
 		}
 	}
+}
+
+// progress returns the percentage of the build with indexed records
+// visited (at most 99: the table may have grown) and whether a progress
+// line is due: the build passed a tenth since the last, or ran
+// indexLogEvery without one.
+func (b *build) progress(indexed int64, now time.Time) (pct int64, due bool) {
+	if b.total > 0 {
+		pct = min(indexed*100/b.total, 99)
+	}
+	if pct/10 > b.pct/10 || now.Sub(b.logged) >= indexLogEvery {
+		b.pct, b.logged = pct, now
+		return pct, true
+	}
+	return pct, false
 }
 
 func sameFields(a, b []string) bool {

@@ -78,3 +78,29 @@ func TestIndexReconcile(t *testing.T) {
 		t.Fatalf("store indexes after the removal: %+v", xs)
 	}
 }
+
+// TestBuildProgress: a progress line each time a build passes a tenth of
+// the table, or after 10 s without one.
+func TestBuildProgress(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := &build{started: t0, logged: t0, total: 1000}
+	for _, step := range []struct {
+		indexed int64
+		after   time.Duration
+		pct     int64
+		due     bool
+	}{
+		{50, time.Second, 5, false},
+		{100, 2 * time.Second, 10, true},
+		{150, 3 * time.Second, 15, false},
+		{190, 11 * time.Second, 19, false},
+		{195, 12 * time.Second, 19, true}, // 10 s since the last line
+		{950, 14 * time.Second, 95, true},
+		{2000, 15 * time.Second, 99, false}, // the table grew: never 100 before built
+	} {
+		pct, due := b.progress(step.indexed, t0.Add(step.after))
+		if pct != step.pct || due != step.due {
+			t.Errorf("%d indexed after %v: %d%% due=%v, want %d%% due=%v", step.indexed, step.after, pct, due, step.pct, step.due)
+		}
+	}
+}
