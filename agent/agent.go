@@ -291,10 +291,11 @@ func (a *Agent) openReplica() (*running, error) {
 	if maxOffset <= 0 {
 		maxOffset = -1 // no bound
 	}
+	ixs, views := declared(cfg) // decls.go
 	r.pub, err = replica.Open(replicaopt.NewContext(context.Background(), o), replica.Config{
 		DataDir: a.storeDir(), Role: cfg.Role, Hubs: cfg.Hubs, ClusterID: cfg.ClusterID, Policies: cfg.Policies,
 		PullInterval: cfg.PullInterval, MaxSessions: cfg.Sessions(), MaxClockOffset: maxOffset,
-		GossipAddr: cfg.GossipBind(), Join: cfg.Join, Logger: a.log,
+		GossipAddr: cfg.GossipBind(), Join: cfg.Join, Logger: a.log, Indexes: ixs, Views: views,
 	})
 	if err != nil {
 		return nil, err
@@ -368,9 +369,6 @@ func (r *running) start() {
 // their goroutines, until ctx is done (the replica closing).
 func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
 	if r.a.cfg.Role == "hub" {
-		if err := publishDecls(r.n, r.a.cfg); err != nil { // decls.go
-			r.a.log.Error("publishing the declared indexes and views", "error", err)
-		}
 		if err := r.reads().Mark(); err != nil {
 			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}

@@ -1,26 +1,21 @@
 package agent
 
-import (
-	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/store"
-)
+import "github.com/replicad/replicad/replica"
 
-// publishDecls, on a hub, makes the declared indexes and views those of
-// its configuration (node.IndexTable, node.ViewTable: a declaration
-// removed from the configuration is removed everywhere). Every replica
-// applies them: internal/replicacore builds the indexes, the views are
-// listed and run through package replica.
-func publishDecls(n *node.Node, cfg Config) error {
-	defs := make([]store.IndexDef, len(cfg.Indexes))
-	for i, x := range cfg.Indexes {
-		defs[i] = store.IndexDef{Name: x.Name, Table: x.Table, Fields: x.Fields}
+// declared is a hub's configured indexes and views as the replica
+// publishes them at start (replica.Config.Indexes and Views: system
+// tables _replicad_index and _replicad_view; a declaration removed from
+// the configuration is removed everywhere). Every replica applies them:
+// internal/replicacore builds the indexes, package replica lists and
+// runs the views.
+func declared(cfg Config) ([]replica.Index, []replica.View) {
+	var ixs []replica.Index
+	for _, x := range cfg.Indexes {
+		ixs = append(ixs, replica.Index{Name: x.Name, Table: x.Table, Fields: x.Fields})
 	}
-	if err := n.PublishIndexes(defs); err != nil {
-		return err
+	var views []replica.View
+	for _, v := range cfg.Views {
+		views = append(views, replica.View{Name: v.Name, Table: v.Table, Where: v.Where, Order: v.Order})
 	}
-	views := make([]node.ViewDef, len(cfg.Views))
-	for i, v := range cfg.Views {
-		views[i] = node.ViewDef{Name: v.Name, Table: v.Table, Where: v.Where, Order: v.Order}
-	}
-	return n.PublishViews(views)
+	return ixs, views
 }
