@@ -8,7 +8,7 @@ import (
 
 // Comparison is a conjunct of an expression (a term of its top-level
 // &&) that compares a record field, named as an identifier, with a
-// literal: Field Op Value. A record the expression selects satisfies
+// literal or a device attribute (device.NAME): Field Op Value. A record the expression selects satisfies
 // each of its comparisons; an index on Field can narrow the records to
 // evaluate (the expression itself still decides each).
 type Comparison struct {
@@ -16,6 +16,20 @@ type Comparison struct {
 	Op    string // "==", "<", "<=", ">", ">="
 	// Value: nil (null), bool, int64, uint64, float64 or string.
 	Value any
+	// Device, when not "", names the device attribute compared with
+	// (device.NAME); Value is then nil, and the attribute's value (a
+	// string) is known only when the expression runs: see Resolve.
+	Device string
+}
+
+// Resolve returns c's value with the device attributes given: Value, or
+// the attribute Device names (ok false when it is not set).
+func (c Comparison) Resolve(device map[string]string) (v any, ok bool) {
+	if c.Device == "" {
+		return c.Value, true
+	}
+	s, ok := device[c.Device]
+	return s, ok
 }
 
 var flipped = map[string]string{"==": "==", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -50,10 +64,17 @@ func (x *Expr) Comparisons() []Comparison {
 			return
 		}
 		l, r := args[0], args[1]
-		if l.Kind() == celast.LiteralKind && r.Kind() == celast.IdentKind {
+		if l.Kind() != celast.IdentKind && r.Kind() == celast.IdentKind {
 			l, r, op = r, l, flipped[op]
 		}
-		if l.Kind() != celast.IdentKind || r.Kind() != celast.LiteralKind || reserved[l.AsIdent()] {
+		if l.Kind() != celast.IdentKind || reserved[l.AsIdent()] {
+			return
+		}
+		if attr, ok := deviceAttr(r); ok {
+			out = append(out, Comparison{Field: l.AsIdent(), Op: op, Device: attr})
+			return
+		}
+		if r.Kind() != celast.LiteralKind {
 			return
 		}
 		var v any
@@ -77,4 +98,16 @@ func (x *Expr) Comparisons() []Comparison {
 	}
 	walk(x.ast.NativeRep().Expr())
 	return out
+}
+
+// deviceAttr reports whether e is device.NAME, and NAME.
+func deviceAttr(e celast.Expr) (string, bool) {
+	if e.Kind() != celast.SelectKind {
+		return "", false
+	}
+	sel := e.AsSelect()
+	if sel.IsTestOnly() || sel.Operand().Kind() != celast.IdentKind || sel.Operand().AsIdent() != "device" {
+		return "", false
+	}
+	return sel.FieldName(), true
 }

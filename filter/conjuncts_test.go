@@ -7,22 +7,23 @@ import (
 	"testing"
 )
 
-// TestComparisons: the field-literal comparisons among the terms of the
-// top-level &&, literal on either side; nothing under || or !, nothing
+// TestComparisons: the field-literal and field-device.NAME comparisons
+// among the terms of the top-level &&, literal on either side; nothing under || or !, nothing
 // on reserved names or computed values.
 func TestComparisons(t *testing.T) {
 	for _, c := range []struct {
 		expr string
 		want []Comparison
 	}{
-		{"owner == 'a'", []Comparison{{"owner", "==", "a"}}},
-		{"3 < prio && status == null && done == true", []Comparison{{"prio", ">", int64(3)}, {"status", "==", nil}, {"done", "==", true}}},
-		{"a >= 2.5 && (b <= 7u && c > 'x')", []Comparison{{"a", ">=", 2.5}, {"b", "<=", uint64(7)}, {"c", ">", "x"}}},
+		{"owner == 'a'", []Comparison{{Field: "owner", Op: "==", Value: "a"}}},
+		{"3 < prio && status == null && done == true", []Comparison{{Field: "prio", Op: ">", Value: int64(3)}, {Field: "status", Op: "==", Value: nil}, {Field: "done", Op: "==", Value: true}}},
+		{"a >= 2.5 && (b <= 7u && c > 'x')", []Comparison{{Field: "a", Op: ">=", Value: 2.5}, {Field: "b", Op: "<=", Value: uint64(7)}, {Field: "c", Op: ">", Value: "x"}}},
 		{"a == 1 || b == 2", nil},
 		{"!(a == 1)", nil},
 		{"id == 'x' && now > timestamp('2026-01-01T00:00:00Z')", nil},
 		{"a == b && c + 1 == 2 && d == [1]", nil},
-		{"device.user == owner", nil},
+		{"device.user == owner && start >= device.since && device['x'] == y", []Comparison{{Field: "owner", Op: "==", Device: "user"}, {Field: "start", Op: ">=", Device: "since"}}},
+		{"device.user == device.team", nil},
 	} {
 		x, err := Compile(c.expr)
 		if err != nil {

@@ -107,7 +107,7 @@ func (r *run) afterCursor(pos *position) bool {
 // Run runs the prepared query on src.
 func (p *Prepared) Run(src Source, env Env) (*Result, error) {
 	r := &run{p: p, src: src, env: filter.Env{NowMs: env.NowMs, Device: env.Device}}
-	plan := p.Plan(src.Indexes(p.q.Table))
+	plan := p.PlanFor(src.Indexes(p.q.Table), env.Device)
 	var err error
 	switch {
 	case p.q.Count:

@@ -98,10 +98,22 @@ func minBytes(a, b []byte) []byte {
 // table: the index fixing the most leading fields by equality, then one
 // that bounds the next field, then one that gives the order; none of
 // these: a scan.
-func (p *Prepared) Plan(indexes []Index) Plan {
+func (p *Prepared) Plan(indexes []Index) Plan { return p.PlanFor(indexes, nil) }
+
+// PlanFor is Plan with the device attributes the query runs with: a
+// comparison with device.NAME (owner == device.user) fixes an index
+// field as a literal does.
+func (p *Prepared) PlanFor(indexes []Index, device map[string]string) Plan {
 	var comps []filter.Comparison
 	if p.where != nil {
-		comps = p.where.Comparisons()
+		for _, c := range p.where.Comparisons() {
+			v, ok := c.Resolve(device)
+			if !ok {
+				continue
+			}
+			c.Value, c.Device = v, ""
+			comps = append(comps, c)
+		}
 	}
 	best, bestScore := Plan{}, 0
 	for _, ix := range indexes {

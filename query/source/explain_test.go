@@ -68,6 +68,37 @@ func TestExplain(t *testing.T) {
 				c.q.Where, c.q.Order, got, len(res.Records), res.Plan.Examined, res.Count, c.index, c.records, c.maxExamined, c.count)
 		}
 	}
+	// A comparison with a device attribute fixes the index field as a
+	// literal does (a view's owner == device.user reads its page only).
+	denv := env
+	denv.Device = map[string]string{"user": "o3", "state": "open"}
+	for _, c := range []struct {
+		where, index         string
+		records, maxExamined int
+	}{
+		{"owner == device.user", "by_owner", 10, 11},
+		{"device.state == status && prio >= 8", "by_status_prio", 10, 100}, // the range read whole: ties go by id
+		{"owner == device.nobody || prio == 1", "", 10, 1000},
+	} {
+		res, err := Run(r.s, query.Query{Table: "t", Where: c.where, Limit: 10, Explain: true}, denv)
+		if err != nil {
+			t.Fatalf("%s: %v", c.where, err)
+		}
+		got := ""
+		if res.Plan.Index != nil {
+			got = *res.Plan.Index
+		}
+		if got != c.index || len(res.Records) != c.records || res.Plan.Examined > c.maxExamined {
+			t.Errorf("%s with device %v: plan %q, %d records, examined %d; want %q, %d, at most %d",
+				c.where, denv.Device, got, len(res.Records), res.Plan.Examined, c.index, c.records, c.maxExamined)
+		}
+		for _, rec := range res.Records {
+			if o, _ := rec.Fields["owner"].Decode(); c.index == "by_owner" && o != "o3" {
+				t.Errorf("%s: record %s of owner %v", c.where, rec.ID, o)
+			}
+		}
+	}
+
 	// An index declared but not built yet is not used.
 	if err := r.s.DropIndex("by_owner"); err != nil {
 		t.Fatal(err)
