@@ -154,7 +154,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.drafts = drafts.New(apiHost{a})
 	a.online = onlineread.New(onlineHost{apiHost{a}})
 	limitCmem() // before the store allocates (cmem.go)
-	if a.sec, err = newSecurity(cfg, log); err != nil {
+	if a.sec, err = authz.NewSecurity(cfg, log); err != nil {
 		return nil, err
 	}
 	if a.atRestKey, err = credentials.LoadKey(&cfg.AtRest); err != nil {
@@ -165,7 +165,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.apiLn = a.sec.APIListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
-	a.http = a.guard.Server(a.metrics.Instrument(a.route, a.sec.apiHandler(a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
+	a.http = a.guard.Server(a.metrics.Instrument(a.route, apiHandler(a.sec, a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
 	return a, nil
 }
 
@@ -333,7 +333,7 @@ func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncM
 	ecfg.OnSession = r.onSession
 	ecfg.Watch = true // a watch connection with each of Hubs (replication/watch.go)
 	ecfg.MaxWatchers = watchers
-	a.sec.engine(ecfg, r)
+	r.enf = a.sec.Wire(ecfg, r.host("authz"), r.store, r.sys, a.metrics.PeerRefused) // the permissions (hooks.go)
 	return r.setupProfiles(ecfg)
 }
 
@@ -373,8 +373,8 @@ func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
 			r.a.log.Error("publishing whether read permissions are in force", "error", err)
 		}
 	}
-	r.startSecurity(ctx) // permission write-backs left queued, grants (security.go)
-	r.startOnline(ctx)   // duplicate detection and workflows (online.go)
+	r.a.sec.Start(ctx, r.enf, r.grants(), &r.wg) // write-backs left queued, grants
+	r.startOnline(ctx)                                                 // duplicate detection and workflows (online.go)
 	if r.profiles != nil {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()

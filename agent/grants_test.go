@@ -95,11 +95,11 @@ func TestGrantBook(t *testing.T) {
 	hub, _ := grantHub(t, pki, "hub")
 	dev, devLogs := grantDevice(t, pki, "dev1", "", hub.syncAddr())
 	now := time.Now()
-	if _, ok := dev.grantRules(gDev1, now); ok {
+	if _, ok := dev.sec.GrantRules(gDev1, now); ok {
 		t.Fatal("rules before any grant arrived")
 	}
 	dev.mustSync(t)
-	perms, ok := dev.grantRules(gDev2, now)
+	perms, ok := dev.sec.GrantRules(gDev2, now)
 	if !ok {
 		t.Fatal("no rules for dev2 from the hub's grant")
 	}
@@ -112,11 +112,11 @@ func TestGrantBook(t *testing.T) {
 	if tables, restricted := perms.Readable(gDev2); perms.Len() != 1 || !restricted || !hasKey(tables, "jobs") || tables["jobs"] != nil {
 		t.Fatalf("read rules not carried: %d rules, readable %v (restricted %v)", perms.Len(), tables, restricted)
 	}
-	if _, ok := dev.grantRules(0x0e00000000000001, now); ok {
+	if _, ok := dev.sec.GrantRules(0x0e00000000000001, now); ok {
 		t.Fatal("rules for a node no grant names")
 	}
 	// Expired: no rules (until a hub re-signs).
-	if _, ok := dev.grantRules(gDev2, now.Add(secure.DefaultGrantValidity+time.Minute)); ok {
+	if _, ok := dev.sec.GrantRules(gDev2, now.Add(secure.DefaultGrantValidity+time.Minute)); ok {
 		t.Fatal("rules from an expired grant")
 	}
 
@@ -136,11 +136,11 @@ func TestGrantBook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dev.sec.grants.Invalidate()
-	if _, ok := dev.grantRules(gDev1, now); !ok {
+	dev.sec.Grants.Invalidate()
+	if _, ok := dev.sec.GrantRules(gDev1, now); !ok {
 		t.Fatal("the genuine grant stopped counting")
 	}
-	if p, _ := dev.grantRules(gDev1, now); p.Len() != 1 {
+	if p, _ := dev.sec.GrantRules(gDev1, now); p.Len() != 1 {
 		t.Fatalf("forged grants counted: %d rules", p.Len())
 	}
 	for _, s := range []string{"grant record refused", "record=admins", "record=junk", "record=moved"} {
@@ -208,7 +208,7 @@ func TestGrantsTwoHubs(t *testing.T) {
 	hub2, _ := grantHub(t, pki, "hub2")
 	dev, _ := grantDevice(t, pki, "dev1", "", hub.syncAddr(), hub2.syncAddr())
 	dev.mustSync(t)
-	b := dev.sec.grants
+	b := dev.sec.Grants
 	inForce := func(st []GrantStatus) (cur []GrantStatus) {
 		for _, g := range st {
 			if g.InForce {
@@ -236,7 +236,7 @@ func TestGrantsTwoHubs(t *testing.T) {
 		t.Fatalf("current grant %+v, want hub2's newest", cur)
 	}
 	// Past hub's grant's expiry, hub2's still counts.
-	if _, ok := dev.grantRules(gDev1, time.Now().Add(25*time.Hour)); !ok {
+	if _, ok := dev.sec.GrantRules(gDev1, time.Now().Add(25*time.Hour)); !ok {
 		t.Fatal("hub2's valid grant does not count once hub's expired")
 	}
 }
@@ -401,7 +401,7 @@ func TestGrantExpiry(t *testing.T) {
 	dev2, _ := grantDevice(t, pki, "dev2", "", hub.syncAddr())
 	dev2.mustSync(t)
 	skew := secure.DefaultGrantValidity + time.Hour
-	dev2.sec.grants.SetNow(func() time.Time { return time.Now().Add(skew) }) // a day later
+	dev2.sec.Grants.SetNow(func() time.Time { return time.Now().Add(skew) }) // a day later
 	seq := dev1.writeSeq(t, "jobs", "j1", "status", "done")
 	dev2.syncWithOnly(t, dev1.syncAddr())
 	if dev2.holds(gDev1, seq) {

@@ -33,7 +33,7 @@ func (r *running) registerHooks() {
 	if s := r.a.sec; s != nil && s.TLS != nil {
 		r.n.OnRemoteApplied("grants", func(_ hlc.NodeID, ws []*crdt.Write, _ *store.Result) {
 			if authz.TouchesGrants(ws) {
-				s.grants.Invalidate()
+				s.Grants.Invalidate()
 			}
 		})
 	}

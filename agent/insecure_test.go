@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/internal/ext/authz"
 )
 
 // A node serving sync off loopback without mutual TLS refuses to start
@@ -36,12 +37,12 @@ func TestInsecureSyncNeedsFlag(t *testing.T) {
 	// and status says so.
 	cfg := testConfig(t, "hub")
 	cfg.SyncAddr = "0.0.0.0:7401" // not bound: newSecurity only decides
-	if _, err := newSecurity(cfg, hclog.NewNullLogger()); err == nil {
+	if _, err := authz.NewSecurity(cfg, hclog.NewNullLogger()); err == nil {
 		t.Fatal("newSecurity accepted sync off loopback without TLS")
 	}
 	cfg.Security.Insecure = true
 	sink := &logSink{}
-	s, err := newSecurity(cfg, hclog.New(&hclog.LoggerOptions{Output: sink}))
+	s, err := authz.NewSecurity(cfg, hclog.New(&hclog.LoggerOptions{Output: sink}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestInsecureSyncNeedsFlag(t *testing.T) {
 		t.Error("status does not say insecure")
 	}
 	cfg.SyncAddr = "127.0.0.1:7401"
-	if s, err := newSecurity(cfg, hclog.NewNullLogger()); err != nil || s.Status().Insecure {
+	if s, err := authz.NewSecurity(cfg, hclog.NewNullLogger()); err != nil || s.Status().Insecure {
 		t.Fatalf("loopback sync with --insecure: insecure %v, %v", s.Status().Insecure, err)
 	}
 }

@@ -19,10 +19,10 @@ const nodeHeader = onlineread.NodeHeader
 // readGuard applies the requesting node's read rules to the API of a hub
 // with read rules; elsewhere it passes requests through.
 func (a *Agent) readGuard(next http.Handler) http.Handler {
-	if a.cfg.Role != "hub" || !a.sec.rules().HasReadRules() {
+	if a.cfg.Role != "hub" || !a.sec.Rules().HasReadRules() {
 		return next
 	}
-	return authz.ReadGuard(next, a.sec.rules(), nodeHeader, a.writeError)
+	return authz.ReadGuard(next, a.sec.Rules(), nodeHeader, a.writeError)
 }
 
 // nodeID returns this node's id (0 while the replica is being reset).

@@ -15,7 +15,7 @@ import (
 // hubAPIBase returns the base URL of the hub's API (onlineread.HubAPI):
 // Config.HubAPI, else one a hub advertised; "" if none is known.
 func (a *Agent) hubAPIBase(rp *running) string {
-	d := onlineread.Discovery{Configured: a.cfg.HubAPI, Hubs: a.cfg.Hubs, TLS: a.sec.hasTLS()}
+	d := onlineread.Discovery{Configured: a.cfg.HubAPI, Hubs: a.cfg.Hubs, TLS: a.sec.HasTLS()}
 	if rp.engine != nil {
 		d.Partners = rp.engine.Partners()
 	}
@@ -50,9 +50,6 @@ func (rp *running) advertise() (api, gossip string) {
 	return rp.a.advertisedAPI(), gossip
 }
 
-// hasTLS reports whether this node has a TLS identity.
-func (s *security) hasTLS() bool { return s != nil && s.TLS != nil }
-
 // onlineReadGate checks that an online read can be made: this node is a
 // device, online, and knows the hub's API. hub is true on a hub (serve
 // the read locally).
@@ -82,7 +79,7 @@ func (h onlineHost) NodeID() hlc.NodeID { return h.a.nodeID() }
 func (h onlineHost) TokenFile() string { return h.a.cfg.HubAPITokenFile }
 
 func (h onlineHost) ClientTLS(host string) *tls.Config {
-	if !h.a.sec.hasTLS() {
+	if !h.a.sec.HasTLS() {
 		return nil
 	}
 	return h.a.sec.TLS.Client(host)

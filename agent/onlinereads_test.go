@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/client"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/secure"
 )
 
@@ -65,7 +66,7 @@ func TestOnlineReadMutualTLSHub(t *testing.T) {
 	off := hcfg
 	off.APIAddr = "0.0.0.0:7400"
 	off.DataDir = t.TempDir()
-	sec, err := newSecurity(off, hclog.NewNullLogger())
+	sec, err := authz.NewSecurity(off, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestOnlineReadMutualTLSHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: sec.apiHandler(hub, hub.routes())}
+	srv := &http.Server{Handler: apiHandler(sec, hub, hub.routes())}
 	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 

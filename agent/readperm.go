@@ -19,22 +19,13 @@ const (
 	readsMarker   = authz.ReadsMarker
 )
 
-// reads returns the replica's read rules: a hub's configured rules, a
-// device's hub-signed grants.
-func (r *running) reads() *authz.Reads {
-	var grants *authz.Grants
-	if r.a.sec != nil {
-		grants = r.a.sec.grants
-	}
-	return authz.NewReads(extHost{Node: r.n, log: r.a.log}, r.a.cfg.Role == "hub", r.a.sec.rules(), grants)
-}
+// reads returns the replica's read rules (authz.Security.Reads).
+func (r *running) reads() *authz.Reads { return r.a.sec.Reads(extHost{Node: r.n, log: r.a.log}) }
 
-// rules returns the compiled permission rules (nil: none).
-func (s *security) rules() *authz.Rules {
-	if s == nil {
-		return nil
-	}
-	return s.perms
+// grants returns the publisher of this hub's grants (authz.Publisher:
+// nothing is published without TLS or off a hub).
+func (r *running) grants() *authz.Publisher {
+	return r.a.sec.Publisher(extHost{Node: r.n, log: r.a.log}, r.a.cfg.Security.Permissions)
 }
 
 // setupStripped loads a device's tables held projected at some time

@@ -136,7 +136,7 @@ func TestReadPermissionsCluster(t *testing.T) {
 		t.Fatal(f)
 	}
 	if got := tech.fieldNames("jobs", "j2"); got != "[status]" {
-		rules, ok := lead.rep.a.grantRules(techID, time.Now())
+		rules, ok := lead.rep.a.sec.GrantRules(techID, time.Now())
 		t.Fatalf("tech holds j2 fields %q after meeting lead (lead knows tech's rules: %v %v)\nhub log:\n%s", got, rules, ok, c.hubLog.buf.String())
 	}
 
@@ -223,7 +223,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 	off := cfg
 	off.APIAddr = "0.0.0.0:7400" // never bound: only to build the off-loopback handler
 	off.DataDir = t.TempDir()
-	sec, err := newSecurity(off, hclog.NewNullLogger())
+	sec, err := authz.NewSecurity(off, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestReadGuardMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: sec.apiHandler(a, a.routes())}
+	srv := &http.Server{Handler: apiHandler(sec, a, a.routes())}
 	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 	addr := "https://" + ln.Addr().String()

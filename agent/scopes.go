@@ -26,7 +26,7 @@ func (r *running) setupProfiles(ecfg *replication.Config) error {
 	ecfg.Local.Limit = r.reads().PeerLimit
 	ecfg.Local.Assign = profile
 	if r.a.cfg.Role == "hub" {
-		if perms := r.a.sec.rules(); perms.HasReadRules() {
+		if perms := r.a.sec.Rules(); perms.HasReadRules() {
 			ecfg.Local.Assign = r.reads().Assign(profile)
 		}
 		return nil
@@ -87,5 +87,5 @@ func (p profilesReplica) Profiles() *profiles.State { return p.rp.profiles }
 func (p profilesReplica) Scope() replication.Scope { return p.rp.engine.Scope() }
 
 func (p profilesReplica) ReadLimit(n hlc.NodeID) (replication.Scope, bool) {
-	return p.rp.a.sec.rules().ReadLimit(n)
+	return p.rp.a.sec.Rules().ReadLimit(n)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/client"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/secure"
 )
 
@@ -123,7 +124,7 @@ func TestAPITokenRequired(t *testing.T) {
 func TestAPITokenAutoOffLoopback(t *testing.T) {
 	cfg := testConfig(t, "device")
 	cfg.APIAddr = "0.0.0.0:7400" // not bound: newSecurity only decides
-	s, err := newSecurity(cfg, hclog.NewNullLogger())
+	s, err := authz.NewSecurity(cfg, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestAPITokenAutoOffLoopback(t *testing.T) {
 	}
 	cfg.APIAddr = "127.0.0.1:7400"
 	cfg.DataDir = t.TempDir()
-	if s, err = newSecurity(cfg, hclog.NewNullLogger()); err != nil || s.Token != "" {
+	if s, err = authz.NewSecurity(cfg, hclog.NewNullLogger()); err != nil || s.Token != "" {
 		t.Fatalf("loopback API: token %q, %v", s.Token, err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, secure.TokenFile)); err == nil {
@@ -352,7 +353,7 @@ func TestClientTokenAndMutualTLSAPI(t *testing.T) {
 	off := cfg
 	off.APIAddr = "0.0.0.0:7400"
 	off.DataDir = t.TempDir()
-	sec, err := newSecurity(off, hclog.NewNullLogger())
+	sec, err := authz.NewSecurity(off, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +364,7 @@ func TestClientTokenAndMutualTLSAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: sec.apiHandler(a, a.routes())}
+	srv := &http.Server{Handler: apiHandler(sec, a, a.routes())}
 	go srv.Serve(sec.APIListener(ln))
 	t.Cleanup(func() { srv.Close() })
 	addr := "https://" + ln.Addr().String()
