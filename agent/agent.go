@@ -374,7 +374,7 @@ func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
 		}
 	}
 	r.a.sec.Start(ctx, r.enf, r.grants(), &r.wg) // write-backs left queued, grants
-	r.startOnline(ctx)                                                 // duplicate detection and workflows (online.go)
+	r.startOnline(ctx)                           // duplicate detection and workflows (online.go)
 	if r.profiles != nil {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()

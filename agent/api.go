@@ -13,7 +13,6 @@ import (
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replica"
 )
 
@@ -147,36 +146,6 @@ func names(r *http.Request) (table, id string, err error) {
 // suspected duplicates (internal/ext/dedupe).
 func (a *Agent) conflicts() httpapi.Conflicts {
 	return httpapi.Conflicts{Core: coreHost{a}, Duplicates: dedupe.Conflicts}
-}
-
-// counts: syncErrors and overridden are the sync errors not retried of
-// kind rejected and overridden.
-type counts struct{ conflicts, syncErrors, overridden, parked int }
-
-func (rp *running) counts() counts {
-	var c counts
-	if cs, err := rp.a.conflicts().List(rp.n); err == nil {
-		c.conflicts = len(cs)
-	}
-	after := uint64(0)
-	for {
-		es, err := rp.store.ListSyncErrors(after, 1000)
-		if err != nil || len(es) == 0 {
-			break
-		}
-		for _, e := range es {
-			switch {
-			case e.Retried:
-			case node.SyncErrorKind(e.Kind, e.Policy) == node.KindOverridden:
-				c.overridden++
-			default:
-				c.syncErrors++
-			}
-		}
-		after = es[len(es)-1].ID
-	}
-	c.parked, _ = rp.store.ParkedCount()
-	return c
 }
 
 // --- reset ---

@@ -65,54 +65,18 @@ func (rp *running) setOnline(on bool) {
 type statusHost struct{ a *Agent }
 
 func (h statusHost) With(fn func(*node.Node, httpapi.StatusFigures) (any, error)) (any, error) {
-	return h.a.with(func(rp *running) (any, error) { return fn(rp.n, statusFigures{rp}) })
+	return h.a.with(func(rp *running) (any, error) { return fn(rp.n, rp.figures()) })
 }
 
 func (h statusHost) APIAddr() string { return h.a.APIAddr() }
 
-// statusFigures is what the status reports of a replica beyond its store.
-type statusFigures struct{ rp *running }
-
-func (f statusFigures) Online() bool       { return f.rp.engine.Online() }
-func (f statusFigures) SyncAddr() string   { return f.rp.syncLn.Addr().String() }
-func (f statusFigures) GossipAddr() string { return f.rp.gossipAddr() }
-
-func (f statusFigures) GossipMembers() (int, bool) {
-	if f.rp.gossip == nil {
-		return 0, false
-	}
-	alive := 0
-	for _, m := range f.rp.gossip.Members() {
-		if m.State.String() == "alive" {
-			alive++
-		}
-	}
-	return alive, true
+// figures are what the status and the metrics report of the replica
+// beyond its store (httpapi.Figures).
+func (rp *running) figures() httpapi.Figures {
+	return httpapi.Figures{Node: rp.n, Eng: rp.engine, Gossip: rp.gossip, SyncLn: rp.syncLn, Out: rp.out, Book: rp.book,
+		Hub: rp.a.cfg.Role == "hub", Hubs: rp.a.cfg.Hubs, Duplicates: dedupe.Conflicts,
+		HubAPIOf: func() string { return rp.a.hubAPIBase(rp) }, SyncState: rp.a.prog.State, Log: rp.a.log}
 }
-
-// Peers: the peer table's rows (peers.go).
-func (f statusFigures) Peers() []api.Peer {
-	return f.rp.book.Rows(f.rp.engine.Partners(), f.rp.store, false)
-}
-
-func (f statusFigures) TableSync(table string) time.Time { return f.rp.book.TableSync(table) }
-
-func (f statusFigures) PendingOutbound() (uint64, bool) {
-	if !f.rp.pendingOutboundMeans() {
-		return 0, false
-	}
-	return f.rp.out.Pending(), true
-}
-
-func (f statusFigures) Counts() (conflicts, syncErrors, overridden, parked int) {
-	c := f.rp.counts()
-	return c.conflicts, c.syncErrors, c.overridden, c.parked
-}
-
-func (f statusFigures) Drafts() int    { return f.rp.drafts() }       // drafts.go
-func (f statusFigures) HubAPI() string { return f.rp.statusHubAPI() } // drafts.go
-
-func (f statusFigures) Sync() api.SyncState { return f.rp.a.prog.State() }
 
 // statusRoute is GET /v1/status (internal/httpapi) with this agent's
 // configuration; the system tables are left out of its tables.

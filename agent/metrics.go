@@ -4,6 +4,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/metrics"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -15,28 +16,20 @@ func (h metricsHost) Scrape(fn func(metrics.Replica)) {
 	h.a.mu.RLock()
 	defer h.a.mu.RUnlock()
 	if h.a.rep != nil {
-		fn(metricsReplica{h.a.rep})
+		fn(metricsReplica{h.a.rep.figures(), h.a.rep})
 	}
 }
 
-// metricsReplica is what a scrape reads of a replica.
-type metricsReplica struct{ rp *running }
+// metricsReplica is what a scrape reads of a replica: its figures
+// (Counts, PendingOutbound) and the rest below.
+type metricsReplica struct {
+	httpapi.Figures
+	rp *running
+}
 
 func (m metricsReplica) Store() *store.Store { return m.rp.store }
 
 func (m metricsReplica) Engine() *replication.Engine { return m.rp.engine }
-
-func (m metricsReplica) Counts() (conflicts, rejected, overridden, parked int) {
-	c := m.rp.counts()
-	return c.conflicts, c.syncErrors, c.overridden, c.parked
-}
-
-func (m metricsReplica) PendingOutbound() (uint64, bool) {
-	if !m.rp.pendingOutboundMeans() {
-		return 0, false
-	}
-	return m.rp.out.Pending(), true
-}
 
 func (m metricsReplica) PeerCounts() map[string]int { return m.rp.book.Counts() }
 

@@ -48,19 +48,3 @@ func (a *Agent) listPeers(w http.ResponseWriter, r *http.Request) (any, error) {
 		return map[string]any{"peers": rp.book.Rows(rp.engine.Partners(), rp.store, true)}, nil
 	})
 }
-
-// pendingOutboundMeans reports whether "pending outbound" (own writes no
-// hub is known to hold) means something here: on a device always; on a
-// hub only when it syncs with other hubs (a lone hub is where writes are
-// held: there is nothing to wait for).
-func (r *running) pendingOutboundMeans() bool {
-	if r.a.cfg.Role != "hub" || len(r.a.cfg.Hubs) > 0 {
-		return true
-	}
-	for _, p := range r.engine.Partners() {
-		if p.Role == "hub" {
-			return true
-		}
-	}
-	return false
-}
