@@ -16,6 +16,8 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/buildinfo"
+	"github.com/replicad/replicad/internal/cmem"
 	"github.com/replicad/replicad/internal/credentials"
 	"github.com/replicad/replicad/internal/datadir"
 	"github.com/replicad/replicad/internal/ext/arbiter"
@@ -147,13 +149,13 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bi := buildVersion()
+	bi := buildinfo.Get()
 	a.guard = httpapi.NewGuard(cfg.Security.Guard, cfg.MaxBodyBytes, log, a.apiError)
 	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.parked = &node.ParkRefusals{Max: cfg.Security.Guard.WithDefaults().MaxParked, Log: log, Counted: a.metrics.ParkRefused}
 	a.drafts = drafts.New(apiHost{a})
 	a.online = onlineread.New(onlineHost{apiHost{a}})
-	limitCmem() // before the store allocates (cmem.go)
+	cmem.LimitArenas(cmemArenas) // before the store allocates (cmem.go)
 	if a.sec, err = authz.NewSecurity(cfg, log); err != nil {
 		return nil, err
 	}
@@ -328,7 +330,7 @@ func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncM
 		observe(p, have)
 		r.book.Started(p, have)
 	}
-	ecfg.Local.Version = buildVersion().String()
+	ecfg.Local.Version = buildinfo.Get().String()
 	ecfg.Local.Advertise = r.advertise
 	ecfg.OnSession = r.onSession
 	ecfg.Watch = true // a watch connection with each of Hubs (replication/watch.go)
@@ -380,23 +382,8 @@ func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
 		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()
 	}
 	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		r.flushPeers(ctx.Done()) // the peer table, to the store (peers.go)
-	}()
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.out.Observe(r.engine.Partners())
-			}
-		}
-	}()
+	go func() { defer r.wg.Done(); r.book.FlushLoop(ctx.Done()) }() // the peer table, to the store
+	go func() { defer r.wg.Done(); r.out.ObserveEvery(ctx, 500*time.Millisecond, r.engine.Partners) }()
 	if r.arb != nil {
 		// Carry out the policy decisions queued by applied batches (and
 		// any left by a crash), as they come.

@@ -18,10 +18,6 @@ const (
 	cmemTrimEvery = 30 * time.Second
 )
 
-// limitCmem caps malloc's arenas at cmemArenas, or at those already made
-// if more; New calls it before opening the store.
-func limitCmem() { cmem.LimitArenas(cmemArenas) }
-
 // startCmem trims malloc's arenas until ctx is done; the returned channel
 // closes when the trimming has stopped.
 func startCmem(ctx context.Context) <-chan struct{} {

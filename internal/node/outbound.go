@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -99,4 +100,19 @@ func (o *Outbound) Pending() uint64 {
 		return 0
 	}
 	return o.last - o.delivered
+}
+
+// ObserveEvery tracks what the partners hold (Observe) every interval
+// until ctx is done.
+func (o *Outbound) ObserveEvery(ctx context.Context, every time.Duration, partners func() []replication.PartnerStatus) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			o.Observe(partners())
+		}
+	}
 }

@@ -306,6 +306,23 @@ func (b *Book) forget() {
 	}
 }
 
+// FlushLoop writes the table to the store every FlushEvery until done
+// (the assembly's last Flush, at close, writes the rest).
+func (b *Book) FlushLoop(done <-chan struct{}) {
+	t := time.NewTicker(FlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if err := b.Flush(); err != nil && !errors.Is(err, store.ErrClosed) {
+				b.log.Warn("writing the peer table", "error", err)
+			}
+		}
+	}
+}
+
 // Flush writes the changed records to the store, in one batch.
 func (b *Book) Flush() error {
 	b.mu.Lock()

@@ -1,4 +1,6 @@
-package agent
+// Package buildinfo is what the binary says of itself (the metrics'
+// replicad_build_info, the version peers see in the sync handshake).
+package buildinfo
 
 import (
 	"runtime"
@@ -6,22 +8,23 @@ import (
 	"sync"
 )
 
-// build is what the binary says of itself: its module version ("devel"
+// Build is what the binary says of itself: its module version ("devel"
 // for a build from a checkout), the VCS revision it was built from (with
 // "-dirty" for uncommitted changes) and the Go version.
-type build struct {
+type Build struct {
 	Version, Revision, GoVersion string
 }
 
-func (b build) String() string {
+func (b Build) String() string {
 	if b.Revision == "" {
 		return b.Version
 	}
 	return b.Version + " (" + b.Revision + ")"
 }
 
-var buildVersion = sync.OnceValue(func() build {
-	b := build{Version: "devel", GoVersion: runtime.Version()}
+// Get returns the running binary's Build (read once).
+var Get = sync.OnceValue(func() Build {
+	b := Build{Version: "devel", GoVersion: runtime.Version()}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
