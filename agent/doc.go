@@ -1,11 +1,12 @@
-// Package agent is the replicad daemon's assembly: the lock on the data
-// directory, the wiring of store, clock, replication engine and gossip
-// into one running node (internal/node), the extensions (internal/ext/*)
-// plugged into the node's write pipeline and hooks in a fixed order
-// (hooks.go), each with its Host (host.go, apihost.go), and the HTTP API
-// under /v1 on internal/httpapi, whose core routes reach the replica
-// through the narrow Core and Replica this package implements (the
-// status is built here). Its configuration is package agent/config.
+// Package agent is the replicad daemon's assembly, built on package
+// replica: the lock on the data directory, one *replica.Replica opened
+// through the seam internal/replicaopt (the agent's store options,
+// listener, TLS identity and engine additions), the extensions
+// (internal/ext/*) plugged into the node's write pipeline and hooks in a
+// fixed order (hooks.go), each with its Host (host.go, apihost.go), and
+// the HTTP API under /v1 on internal/httpapi, whose core routes reach
+// the replica through the narrow Core and Replica this package
+// implements. Its configuration is package agent/config.
 //
 // # Layout of the data directory
 //
@@ -19,8 +20,9 @@
 //
 // # Subsystems and goroutines
 //
-// An [Agent] owns a replica (store, clock, engine, gossip, sync listener),
-// which a reset replaces with a fresh one, and an HTTP server that outlives
+// An [Agent] owns a replica (store, clock, engine, gossip, sync listener:
+// a *replica.Replica and the extensions on it), which a reset replaces
+// with a fresh one, and an HTTP server that outlives
 // resets. Goroutines: the HTTP server, the sync listener (engine.Serve),
 // the engine's triggers (engine.Run), gossip's own, and a bookkeeping loop
 // that tracks what hubs hold of this node's writes. Run returns once all

@@ -1,15 +1,15 @@
-// Package replicacore is the core of one running replica, shared by the
-// embedding package (replica) and the daemon's assembly (agent): the
-// clock restored from the store, the host (internal/node) with its write
-// pipeline, the replication engine wired to it, gossip (pushes forwarded
-// to the engine, alive members as sync partners), and the lifecycle: the
-// sync listener served, the engine's triggers run, and everything stopped
-// in order (listener, engine, gossip leaving the cluster, goroutines).
+// Package replicacore is the core of one running replica, under package
+// replica (on which the daemon's agent is built, through the seam
+// internal/replicaopt): the clock restored from the store, the host
+// (internal/node) with its write pipeline, the replication engine wired
+// to it, gossip (pushes forwarded to the engine, alive members as sync
+// partners), and the lifecycle: the sync listener served, the engine's
+// triggers run, and everything stopped in order (listener, engine,
+// gossip leaving the cluster, goroutines).
 //
-// What each embedder adds stays its own: the agent's security, scopes,
-// extensions and HTTP API; the replica package's public API. The core
-// opens no store (the caller does, with its options) and closes none.
-// Like internal/node it has no HTTP and reads no flags.
+// The core opens no store (the caller does, with its options) and closes
+// none. Like internal/node it has no HTTP and reads no flags. Only
+// package replica imports it (internal/archtest).
 package replicacore
 
 import (
