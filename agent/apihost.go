@@ -2,7 +2,6 @@ package agent
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
@@ -71,15 +70,7 @@ func (f changeFeed) Read(after uint64, limit int) ([]api.Change, uint64, error) 
 		return nil, 0, err
 	}
 	defer f.a.mu.RUnlock()
-	es, err := rp.store.Feed(after, limit)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make([]api.Change, 0, len(es))
-	for _, e := range es {
-		out = append(out, api.Change{Cursor: strconv.FormatUint(e.Feed, 10), Table: e.Table, ID: e.ID, Origin: e.Origin.String(), Seq: e.Seq})
-	}
-	return out, rp.store.FeedHead(), nil
+	return httpapi.StoreChanges(rp.store, after, limit)
 }
 
 func (f changeFeed) Wait() <-chan struct{} { return f.a.feed.Wait() }

@@ -42,6 +42,10 @@ func (h debugHost) PutFields(r *http.Request) ([]crdt.FieldValue, error) {
 
 func (h debugHost) MaxClockOffset() time.Duration { return h.a.cfg.MaxClockOffset }
 
+func (debugHost) Queues() []store.QueueName {
+	return []store.QueueName{arbiter.Queue, authz.WriteBackQueue}
+}
+
 // debugReplica is the debug endpoints' view of a replica.
 type debugReplica struct {
 	*node.Node
@@ -54,19 +58,4 @@ func (d debugReplica) Existing(table, id string) (*crdt.Record, error) {
 
 func (d debugReplica) RecordView(table, id string, rec *crdt.Record) any {
 	return d.rp.recordView(table, id, rec)
-}
-
-func (d debugReplica) Queued(limit int) (int, error) {
-	n := 0
-	for _, q := range []store.QueueName{arbiter.Queue, authz.WriteBackQueue} {
-		if n >= limit {
-			break
-		}
-		qs, err := d.rp.store.QueueOf(q, limit-n)
-		if err != nil {
-			return 0, err
-		}
-		n += len(qs)
-	}
-	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/api"
+	"github.com/replicad/replicad/store"
 )
 
 // --- change feed ---
@@ -174,4 +175,19 @@ func IntParam(r *http.Request, name string, def, max int) (int, error) {
 // MaxPageLimit.
 func PageLimit(r *http.Request) (int, error) {
 	return IntParam(r, "limit", DefaultPageLimit, MaxPageLimit)
+}
+
+// StoreChanges reads up to limit changes after cursor after from st's
+// change feed as the API shows them, and the feed head (a Feed's Read on
+// the current replica's store).
+func StoreChanges(st *store.Store, after uint64, limit int) ([]api.Change, uint64, error) {
+	es, err := st.Feed(after, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]api.Change, 0, len(es))
+	for _, e := range es {
+		out = append(out, api.Change{Cursor: strconv.FormatUint(e.Feed, 10), Table: e.Table, ID: e.ID, Origin: e.Origin.String(), Seq: e.Seq})
+	}
+	return out, st.FeedHead(), nil
 }

@@ -28,6 +28,9 @@ type Host interface {
 	PutFields(r *http.Request) ([]crdt.FieldValue, error)
 	// MaxClockOffset is the bound on remote stamps ahead of local time.
 	MaxClockOffset() time.Duration
+	// Queues are the store's named work queues (the arbiter's, the
+	// permission write-backs').
+	Queues() []store.QueueName
 }
 
 // Replica is the replica the endpoints read and write.
@@ -41,8 +44,6 @@ type Replica interface {
 	Existing(table, id string) (*crdt.Record, error)
 	// RecordView is the record as the public API shows it.
 	RecordView(table, id string, rec *crdt.Record) any
-	// Queued counts the entries of the work queues, at most limit.
-	Queued(limit int) (int, error)
 }
 
 // API is the debug endpoints.
@@ -214,7 +215,7 @@ func (a *API) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		queued, err := rp.Queued(1000)
+		nq, err := queued(rp.Store(), a.h.Queues(), 1000)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +223,7 @@ func (a *API) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 		return map[string]any{
 			"node": rp.ID().String(), "digest": hex.EncodeToString(all.Sum(nil)), "view_digest": hex.EncodeToString(view.Sum(nil)),
 			"records": records, "tables": tables,
-			"parked": len(parked), "queued": queued,
+			"parked": len(parked), "queued": nq,
 			"physical_ms": rp.Clock().Physical(), "high_water_ms": hw.Wall(), "max_offset_ms": a.h.MaxClockOffset().Milliseconds(),
 		}, nil
 	})
@@ -339,4 +340,20 @@ func (a *API) debugDelete(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		return debugWriteResult(rp, table, id, res), nil
 	})
+}
+
+// queued counts the entries of the work queues qs, at most limit.
+func queued(st *store.Store, qs []store.QueueName, limit int) (int, error) {
+	n := 0
+	for _, q := range qs {
+		if n >= limit {
+			break
+		}
+		es, err := st.QueueOf(q, limit-n)
+		if err != nil {
+			return 0, err
+		}
+		n += len(es)
+	}
+	return n, nil
 }
