@@ -81,7 +81,7 @@ type Agent struct {
 
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
 
-	atRestKey []byte // the store's encryption key, nil: plain (atrest.go)
+	atRestKey []byte // the store's encryption key, nil: plain (credentials.LoadKey)
 
 	guard *httpapi.Guard // the API's HTTP hardening (internal/httpapi/guard.go)
 

@@ -105,7 +105,7 @@ type Config struct {
 	// Security: the API token, TLS and gossip encryption (security.go).
 	Security SecurityConfig
 	// AtRest is where the key encrypting the store's values at rest comes
-	// from (atrest.go): at most one source; none leaves them plain.
+	// from (internal/credentials/atrest.go): at most one source; none leaves them plain.
 	AtRest AtRestConfig
 	// Tables declares tables: key fields for duplicate detection
 	// (online_config.go).
@@ -172,7 +172,7 @@ type fileConfig struct {
 	HubAPI         *string            `hcl:"hub_api,optional"`
 	Profiles       *string            `hcl:"profiles,optional"`
 	HubAPIToken    *string            `hcl:"hub_api_token_file,optional"`
-	// At-rest encryption key sources (atrest.go).
+	// At-rest encryption key sources (internal/credentials/atrest.go).
 	EncryptionKeyFile    *string `hcl:"encryption_key_file,optional"`
 	EncryptionKeyEnv     *string `hcl:"encryption_key_env,optional"`
 	EncryptionKeyCommand *string `hcl:"encryption_key_command,optional"`
