@@ -15,10 +15,16 @@ import (
 //     the permission write-backs, then the arbiter's decisions (a hub
 //     that arbitrates) or the mirrored sync errors (any other node);
 //   - after every local write: the pending count, the metrics, the change
-//     feed, then the engine (the node);
+//     feed, the live queries (registered by replica.Open after these),
+//     then the engine (the node);
 //   - after every committed applied batch: the grants' cache (with TLS),
-//     the permission write-backs, then the replica's own bookkeeping
-//     (metrics, parked-write refusals, the change feed).
+//     the permission write-backs, the replica's own bookkeeping
+//     (metrics, parked-write refusals, the change feed), then the live
+//     queries (replica.Open).
+//
+// It runs in replicaopt.Options.Build, before the engine exists; the
+// scope observers (stripped, profile) are registered earlier, in
+// Configure (scopes.go).
 func (r *running) registerHooks() {
 	r.n.OnLocalWrite("dedupe", r.dupes.TrackLocal)
 	r.n.OnApply("dedupe", r.dupes.TrackApplied)
