@@ -233,7 +233,7 @@ func notJSON(r *http.Request) string {
 // body to read, and the server watches the connection for the client
 // going away.
 func longRoute(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) http.ResponseWriter {
-	feed := r.Method == http.MethodGet && r.URL.Path == "/v1/changes"
+	feed := r.Method == http.MethodGet && (r.URL.Path == "/v1/changes" || IsWatch(r))
 	sync := r.Method == http.MethodPost && r.URL.Path == "/v1/sync" && r.ContentLength == 0 ||
 		r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/debug/pprof/") // profiles and traces take their seconds
 	if !feed && !sync {
