@@ -59,10 +59,12 @@ qdir="$(cd "$BENCHDIR" && pwd)/querybench" # absolute: go test runs in the packa
 export REPLICAD_QUERY_BENCH_DIR=$qdir REPLICAD_QUERY_BENCH_RECORDS=${REPLICAD_QUERY_BENCH_RECORDS:-$([[ -n $BENCHQUICK ]] && echo 100000 || echo 1000000)}
 gobench ./query/source '^BenchmarkQueryIndexed$' -count "$count" -benchtime 2000x
 gobench ./query/source '^BenchmarkQueryScan$' -count "$bigcount" -benchtime 1x
+gobench ./internal/httpapi '^BenchmarkQueryHTTP$' -count "$count" -benchtime 2000x
 rm -rf "$qdir"
 unset REPLICAD_QUERY_BENCH_DIR
 gobench ./query/source '^BenchmarkWriteIndexed$' -count "$count" -benchtime 1000x
 gobench ./query/live '^BenchmarkLive(LocalWrite|RemoteWrite|1000Subscribers)$' -count "$count" -benchtime 500x
+gobench ./internal/httpapi '^BenchmarkWatchSSE1000$' -count "$bigcount" -benchtime 100x
 echo "go benchmarks: $(( $(date +%s) - start ))s" >&2
 
 echo "$BIN bench ${loadflags[*]} --out $load_out" >&2

@@ -323,6 +323,7 @@ func Figures(d *Data) []Figure {
 	)
 	figs = append(figs, queryFigures()...)
 	figs = append(figs, liveFigures()...)
+	figs = append(figs, httpQueryFigures()...)
 	return figs
 }
 
