@@ -42,6 +42,9 @@ type QueryCore interface {
 	// WatchFrom keeps q live on the current replica after event
 	// lastEventID ("" for the result first): replica.Replica.WatchFrom.
 	WatchFrom(ctx context.Context, q replica.Query, lastEventID string) (<-chan replica.Event, error)
+	// DeviceAttrs returns the attributes device.* reads in a where
+	// clause: this replica's own (replica.Replica.DeviceAttrs).
+	DeviceAttrs() map[string]string
 }
 
 // FieldReader is a Reader that tells which fields of a table it may
@@ -269,7 +272,7 @@ func (qs *Queries) run(req *request) (any, error) {
 		if req.reader != nil {
 			s = readerSource{Source: s, rd: req.reader}
 		}
-		res, err := req.p.Run(s, query.Env{NowMs: time.Now().UnixMilli()})
+		res, err := req.p.Run(s, query.Env{NowMs: time.Now().UnixMilli(), Device: qs.Core.DeviceAttrs()})
 		if err != nil {
 			return nil, queryError(err)
 		}

@@ -41,6 +41,7 @@ func (c *replicaCore) Reader(r *http.Request) Reader {
 	}
 	return nil
 }
+func (c *replicaCore) DeviceAttrs() map[string]string { return map[string]string{"user": "me"} }
 func (c *replicaCore) WatchFrom(ctx context.Context, q replica.Query, last string) (<-chan replica.Event, error) {
 	return c.r.WatchFrom(ctx, q, last)
 }
@@ -192,6 +193,11 @@ func TestQueryCountExact(t *testing.T) {
 	e.get("/v1/tables/jobs/records?count=true&where=prio>=2", nil, &c)
 	if c.Count != 4 {
 		t.Fatalf("count: %d, want 4", c.Count)
+	}
+	// device.* reads this replica's attributes.
+	e.get("/v1/tables/jobs/records?count=true&where="+url.QueryEscape("owner == device.user"), nil, &c)
+	if c.Count != 4 {
+		t.Fatalf("owner == device.user: %d, want 4", c.Count)
 	}
 }
 

@@ -37,9 +37,9 @@ func (qs *Queries) errTooManyWatches() error {
 }
 
 // liveQuery is the replica.Query req keeps live.
-func (req *request) liveQuery() replica.Query {
+func (req *request) liveQuery(device map[string]string) replica.Query {
 	return replica.Query{Table: req.q.Table, Where: req.q.Where, Order: req.q.Order, Limit: req.q.Limit,
-		Cursor: req.q.Cursor, Fields: req.q.Fields}
+		Cursor: req.q.Cursor, Fields: req.q.Fields, Device: device}
 }
 
 // watch serves req live on w: an event stream or a long poll.
@@ -88,7 +88,7 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 		// read whole: a restricted reader starts again, with a reset.
 		from, lw.reset = "", true
 	}
-	ch, err := qs.Core.WatchFrom(ctx, req.liveQuery(), from)
+	ch, err := qs.Core.WatchFrom(ctx, req.liveQuery(qs.Core.DeviceAttrs()), from)
 	if err != nil {
 		return watchError(err)
 	}
