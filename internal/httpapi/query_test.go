@@ -640,3 +640,53 @@ func TestWatchOverflow(t *testing.T) {
 		t.Fatalf("last event is not the overflow: %s", last)
 	}
 }
+
+func TestWatchReadPermissions(t *testing.T) {
+	e := newQueryEnv(t, 0, replica.Config{})
+	seedJobs(e)
+	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
+		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
+	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
+	rd := http.Header{"X-Test-Reader": {"1"}}
+	if code, body := e.get("/v1/tables/jobs/records?watch=true&where="+url.QueryEscape("secret != ''"), rd, nil); code != 403 || !strings.Contains(body, "secret") {
+		t.Fatalf("watch naming a hidden field: %d %s", code, body)
+	}
+	s := e.stream("/v1/tables/jobs/records?watch=true&where=prio>=0", rd)
+	res := s.must("result")
+	if got := ids(res.data.Records); got != "j1,j3,j5,j7" {
+		t.Fatalf("result: %s", got)
+	}
+	for _, r := range res.data.Records {
+		if _, ok := r.Fields["secret"]; ok {
+			t.Fatalf("hidden field shown: %s", r.Fields)
+		}
+	}
+	e.put("jobs", "j4", map[string]any{"secret": "changed"}) // a record it may not read: nothing
+	e.put("jobs", "j2", map[string]any{"owner": "me"})       // now it may: an add
+	e.put("jobs", "j1", map[string]any{"owner": "you"})      // no longer: a remove
+	got := map[string]string{}
+	lastID := res.id
+	for len(got) < 2 { // one round or two: in either order
+		ev, ok := s.next()
+		if !ok {
+			t.Fatalf("stream ended after %v", got)
+		}
+		if ev.id != "" {
+			lastID = ev.id
+		}
+		if ev.data.Record != nil && ev.data.Record.Fields["secret"] != nil {
+			t.Fatalf("hidden field shown: %+v", ev.data)
+		}
+		got[ev.data.RecordID] = ev.event
+	}
+	if got["j2"] != "add" || got["j1"] != "remove" || len(got) != 2 {
+		t.Fatalf("events: %v, want j2 added and j1 removed only", got)
+	}
+	s.resp.Body.Close()
+	// Resuming, it starts again: a reset of what it may read.
+	s2 := e.stream("/v1/tables/jobs/records?watch=true&where=prio>=0", http.Header{"X-Test-Reader": {"1"}, "Last-Event-ID": {lastID}})
+	reset := s2.must("reset")
+	if got := ids(reset.data.Records); got != "j2,j3,j5,j7" {
+		t.Fatalf("reset: %s", got)
+	}
+}
