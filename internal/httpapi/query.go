@@ -105,6 +105,12 @@ func NewQueries(core QueryCore, maxWatches int) *Queries {
 // them).
 func (qs *Queries) Close() { qs.closeOnce.Do(func() { close(qs.done) }) }
 
+// viewDecl is the declaration of a view a request queries.
+type viewDecl struct {
+	name, table, where string
+	order              []string
+}
+
 // request is a parsed query request.
 type request struct {
 	q        query.Query
@@ -129,7 +135,7 @@ func queryError(err error) error {
 // parse reads the query of r on table: its parameters (query.FromParams,
 // besides modeParams), checked (query.Prepare) and judged against r's
 // reader's read permissions.
-func (qs *Queries) parse(r *http.Request, table string) (*request, error) {
+func (qs *Queries) parse(r *http.Request, table string, view *viewDecl) (*request, error) {
 	if !store.ValidTable(table) {
 		return nil, Errorf(http.StatusBadRequest, "bad table name %q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
 	}
@@ -157,6 +163,12 @@ func (qs *Queries) parse(r *http.Request, table string) (*request, error) {
 		}
 		return nil, queryError(err)
 	}
+	if view != nil {
+		if q.Where != "" || len(q.Order) > 0 {
+			return nil, Errorf(http.StatusBadRequest, "view %s has the where and order of its declaration: query table %s for others", view.name, view.table)
+		}
+		q.Where, q.Order = view.where, view.order
+	}
 	if watch && (q.Count || q.Explain) {
 		return nil, Errorf(http.StatusBadRequest, "watch=true keeps a result live: count and explain are for a query's answer")
 	}
@@ -168,6 +180,10 @@ func (qs *Queries) parse(r *http.Request, table string) (*request, error) {
 	}
 	p, err := query.Prepare(q)
 	if err != nil {
+		var qe *query.Error
+		if view != nil && errors.As(err, &qe) && (qe.Param == "where" || qe.Param == "order") {
+			return nil, Errorf(http.StatusInternalServerError, "view %s cannot run here: %v", view.name, err)
+		}
 		return nil, queryError(err)
 	}
 	req := &request{q: q, p: p, draft: draft, online: online, watch: watch, reader: qs.Core.Reader(r)}
@@ -231,7 +247,7 @@ func (qs *Queries) List(modes Modes) HandlerFunc {
 
 // Records answers a query of GET /v1/tables/{table}/records.
 func (qs *Queries) Records(w http.ResponseWriter, r *http.Request) (any, error) {
-	req, err := qs.parse(r, r.PathValue("table"))
+	req, err := qs.parse(r, r.PathValue("table"), nil)
 	if err != nil {
 		return nil, err
 	}
