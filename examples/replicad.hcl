@@ -107,6 +107,11 @@ max_sessions = 0
 # pull; they hold no session slot. Flag: --max-watchers.
 max_watchers = 0
 
+# Live queries and views (watch=true on GET /v1/tables/{t}/records and
+# /v1/views/{name}: event streams and long polls) the API serves at once;
+# more are answered 503. 0 means 256. Flag: --max-live-queries.
+max_live_queries = 0
+
 # Largest API request body in bytes; larger requests get 413 and store
 # nothing. Flag: --max-body-bytes.
 max_body_bytes = 1048576

@@ -34,6 +34,8 @@ const (
 	DefaultDeviceSessions = 16
 	DefaultHubWatchers    = 1024
 	DefaultMaxBodyBytes   = 1 << 20
+	// DefaultMaxLiveQueries bounds the live queries served at once.
+	DefaultMaxLiveQueries = 256
 )
 
 // Policies a table may be given (DESIGN.md section 3).
@@ -100,6 +102,10 @@ type Config struct {
 	// a hub, at most the sync listener's connection bound less the
 	// session slots and 16; a device serves none).
 	MaxWatchers int
+	// MaxLiveQueries bounds the live queries and views (watch=true: event
+	// streams and long polls) the API serves at once (0:
+	// DefaultMaxLiveQueries); more are answered 503.
+	MaxLiveQueries int
 	// MaxBodyBytes limits an API request body (default 1 MiB).
 	MaxBodyBytes int64
 	// Security: the API token, TLS and gossip encryption (security.go).
@@ -164,6 +170,7 @@ type fileConfig struct {
 	PullInterval   *string            `hcl:"pull_interval,optional"`
 	MaxSessions    *int               `hcl:"max_sessions,optional"`
 	MaxWatchers    *int               `hcl:"max_watchers,optional"`
+	MaxLiveQueries *int               `hcl:"max_live_queries,optional"`
 	MaxBodyBytes   *int64             `hcl:"max_body_bytes,optional"`
 	Rest           hcl.Body           `hcl:",remain"` // the security keys (securityFile)
 	Tables         []tableBlock       `hcl:"table,block"`
@@ -278,6 +285,9 @@ func (c *Config) LoadFile(path string) error {
 	}
 	if fc.MaxWatchers != nil {
 		c.MaxWatchers = *fc.MaxWatchers
+	}
+	if fc.MaxLiveQueries != nil {
+		c.MaxLiveQueries = *fc.MaxLiveQueries
 	}
 	if fc.MaxBodyBytes != nil {
 		c.MaxBodyBytes = *fc.MaxBodyBytes
@@ -463,6 +473,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxWatchers < 0 || c.MaxWatchers > 65536 {
 		return keyErr("max_watchers", "%d: want 0 (the role's default) to 65536", c.MaxWatchers)
+	}
+	if c.MaxLiveQueries < 0 || c.MaxLiveQueries > 65536 {
+		return keyErr("max_live_queries", "%d: want 0 (%d) to 65536", c.MaxLiveQueries, DefaultMaxLiveQueries)
 	}
 	if err := c.validateOnline(); err != nil {
 		return err

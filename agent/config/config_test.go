@@ -146,3 +146,19 @@ max_parked = 7
 		t.Errorf("a negative bound: %v", err)
 	}
 }
+
+func TestMaxLiveQueries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.hcl")
+	os.WriteFile(path, []byte("max_live_queries = 40\n"), 0o644)
+	got, err := ParseArgs([]string{"--config", path}, os.Stderr)
+	if err != nil || got.MaxLiveQueries != 40 {
+		t.Fatalf("from the file: %v, %v", got.MaxLiveQueries, err)
+	}
+	got, err = ParseArgs([]string{"--config", path, "--max-live-queries", "8"}, os.Stderr)
+	if err != nil || got.MaxLiveQueries != 8 {
+		t.Fatalf("the flag over the file: %v, %v", got.MaxLiveQueries, err)
+	}
+	if _, err := ParseArgs([]string{"--max-live-queries", "-3"}, os.Stderr); err == nil || !strings.Contains(err.Error(), "--max-live-queries") {
+		t.Fatalf("a negative flag: %v", err)
+	}
+}

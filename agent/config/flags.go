@@ -73,6 +73,7 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&fv.PullInterval, "pull-interval", def.PullInterval, "sync with every partner this often")
 	fs.IntVar(&fv.MaxSessions, "max-sessions", 0, fmt.Sprintf("concurrent sync sessions, in and out (0: %d on a hub, %d on a device); more wait up to 2 s for a slot, then are refused with a retry delay", DefaultHubSessions, DefaultDeviceSessions))
 	fs.IntVar(&fv.MaxWatchers, "max-watchers", 0, fmt.Sprintf("watch connections served at once (0: %d on a hub, at most --sync-max-conns less --max-sessions and 16; none on a device); devices that dial this node keep one open to hear of new writes within moments; they hold no session slot", DefaultHubWatchers))
+	fs.IntVar(&fv.MaxLiveQueries, "max-live-queries", 0, fmt.Sprintf("live queries and views (watch=true) the API serves at once (0: %d); more are answered 503", DefaultMaxLiveQueries))
 	fs.Int64Var(&fv.MaxBodyBytes, "max-body-bytes", def.MaxBodyBytes, "largest API request body, in bytes")
 	fs.StringVar(&fv.Profiles, "profiles", "", "on a hub: the offline profiles `FILE` (HCL; which records each device holds; reloaded when it changes)")
 	fs.StringVar(&fv.HubAPI, "hub-api", "", "the hub's HTTP API `ADDR` (HOST:PORT or URL) for online reads (?online=true)")
@@ -180,6 +181,8 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			cfg.MaxSessions = fv.MaxSessions
 		case "max-watchers":
 			cfg.MaxWatchers = fv.MaxWatchers
+		case "max-live-queries":
+			cfg.MaxLiveQueries = fv.MaxLiveQueries
 		case "max-body-bytes":
 			cfg.MaxBodyBytes = fv.MaxBodyBytes
 		case "profiles":

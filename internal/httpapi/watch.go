@@ -33,7 +33,7 @@ import (
 
 // errTooManyWatches is the 503 of a watch beyond the bound.
 func (qs *Queries) errTooManyWatches() error {
-	return Errorf(http.StatusServiceUnavailable, "too many live queries in progress (at most %d on this node, --max-watches); retry shortly", cap(qs.streams))
+	return Errorf(http.StatusServiceUnavailable, "too many live queries in progress (at most %d on this node, --max-live-queries); retry shortly", cap(qs.streams))
 }
 
 // liveQuery is the replica.Query req keeps live.
