@@ -38,6 +38,9 @@ type Env struct {
 type Record struct {
 	ID     string
 	Fields map[string]crdt.Value
+	// State is the record's state the view comes from, as the Source
+	// gave it (read only: an API renders its conflicts from it).
+	State *crdt.Record
 }
 
 // PlanInfo is the plan a query ran with (explain).
@@ -153,7 +156,7 @@ func (p *Prepared) view(id string, rec *crdt.Record) Record {
 	if p.project != nil {
 		n = min(n, len(p.project))
 	}
-	out := Record{ID: id, Fields: make(map[string]crdt.Value, n)}
+	out := Record{ID: id, Fields: make(map[string]crdt.Value, n), State: rec}
 	rec.Visible(func(name string, v crdt.Value) {
 		if p.project == nil || p.project[name] {
 			out.Fields[name] = v

@@ -297,14 +297,7 @@ func (qs *Queries) run(req *request) (any, error) {
 		}
 		page := api.Page{Records: make([]api.Record, 0, len(res.Records)), Next: res.Next}
 		for _, qr := range res.Records {
-			rec, ok, err := s.Get(req.q.Table, qr.ID)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue // cannot happen: the same snapshot answered
-			}
-			page.Records = append(page.Records, renderRecord(n, ds, req.q.Table, qr.ID, rec, req.q.Fields))
+			page.Records = append(page.Records, renderRecord(n, ds, req.q.Table, qr.ID, qr.State, req.q.Fields))
 		}
 		if res.Plan != nil {
 			page.Plan = &api.Plan{Index: res.Plan.Index, Examined: res.Plan.Examined}

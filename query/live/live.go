@@ -436,6 +436,9 @@ func (e *Engine) run(v *view, src query.Source, now time.Time) ([]query.Record, 
 	if err != nil {
 		return nil, false, err
 	}
+	for i := range res.Records {
+		res.Records[i].State = nil // a view keeps the projected values only
+	}
 	return res.Records, res.Next != "", nil
 }
 
