@@ -24,7 +24,6 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/replicaseam"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/store"
 )
@@ -152,11 +151,11 @@ func latencies(b *testing.B, lat []time.Duration) {
 // benchReplica opens the bench store as a replica (no sync) and serves
 // its query routes on a loopback server.
 func benchReplica(b *testing.B, dir string) (*replica.Replica, *httptest.Server) {
-	r, err := replica.Open(context.Background(), replica.Config{DataDir: dir})
+	r, n, err := openReplica(replica.Config{DataDir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}
-	core := &replicaCore{r: r, n: replicaseam.Node(r)}
+	core := &replicaCore{r: r, n: n}
 	qs := NewQueries(core, 2000)
 	rt := NewRouter(nil)
 	rt.Handle("GET /v1/tables/{table}/records", qs.List(Modes{Records: Records{Core: core}}))
@@ -278,12 +277,12 @@ func (quietLogger) Fatalf(format string, args ...any) {
 func BenchmarkWatchSSE1000(b *testing.B) {
 	const subs = 1000
 	dir := b.TempDir()
-	r, err := replica.Open(context.Background(), replica.Config{DataDir: dir, NoSync: true})
+	r, n, err := openReplica(replica.Config{DataDir: dir, NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	core := &replicaCore{r: r, n: replicaseam.Node(r)}
+	core := &replicaCore{r: r, n: n}
 	qs := NewQueries(core, subs)
 	rt := NewRouter(nil)
 	rt.Handle("GET /v1/tables/{table}/records", qs.List(Modes{Records: Records{Core: core}}))

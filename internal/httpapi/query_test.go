@@ -19,7 +19,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/internal/replicaseam"
+	"github.com/replicad/replicad/internal/replicaopt"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -54,6 +54,16 @@ func (f fieldReader) FieldAllowed(table, field string) bool {
 	return f.Limit.FieldAllowed(table, field)
 }
 
+// openReplica opens a replica and its node (the agent's seam).
+func openReplica(cfg replica.Config) (*replica.Replica, *node.Node, error) {
+	opt := &replicaopt.Options{}
+	r, err := replica.Open(replicaopt.NewContext(context.Background(), opt), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, opt.Parts.Node, nil
+}
+
 type queryEnv struct {
 	t    *testing.T
 	r    *replica.Replica
@@ -67,15 +77,11 @@ func newQueryEnv(t *testing.T, maxWatches int, cfg replica.Config) *queryEnv {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.NoSync = true
-	r, err := replica.Open(context.Background(), cfg)
+	r, n, err := openReplica(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	n := replicaseam.Node(r)
-	if n == nil {
-		t.Fatal("replicaseam.Node: nil")
-	}
 	core := &replicaCore{r: r, n: n}
 	qs := NewQueries(core, maxWatches)
 	rt := NewRouter(nil)
