@@ -76,8 +76,9 @@ type Agent struct {
 
 	sec *security // API token, TLS, gossip keyring (security.go)
 
-	drafts *drafts.API     // the drafts' endpoints (internal/ext/drafts)
-	online *onlineread.API // online reads (internal/ext/onlineread)
+	drafts  *drafts.API      // the drafts' endpoints (internal/ext/drafts)
+	online  *onlineread.API  // online reads (internal/ext/onlineread)
+	queries *httpapi.Queries // queries and live queries (queries.go)
 
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
 
@@ -204,6 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a.feed.Close()
+	a.queries.Close() // live queries end: Shutdown does not wait for them
 	if serr := a.http.Shutdown(sctx); serr != nil {
 		a.http.Close()
 	}

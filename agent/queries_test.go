@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"bufio"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQueriesOnlineReadPermissions: a device's query with online=true
+// goes to the hub's API with its parameters, where the device's read
+// rules judge it: a field it may not read named in where is a 403, the
+// records and fields it may not read are not in the page nor the count.
+func TestQueriesOnlineReadPermissions(t *testing.T) {
+	c := newReadCluster(t)
+	hub, tech := c.hub, c.tech
+	hub.write(t, "jobs", "j1", "status", "open")
+	hub.write(t, "jobs", "j1", "notes", "gate code 1234")
+	hub.write(t, "jobs", "j2", "status", "done")
+	q := func(params string) (int, string) {
+		return getOnline(t, tech, "/v1/tables/jobs/records?online=true&"+params)
+	}
+	code, body := q("where=" + url.QueryEscape("status == 'open'"))
+	if code != http.StatusOK || !strings.Contains(body, `"id":"j1"`) || strings.Contains(body, `"id":"j2"`) || strings.Contains(body, "gate code") || !strings.Contains(body, `"online":true`) {
+		t.Fatalf("online query: %d %s", code, body)
+	}
+	if code, body := q("where=" + url.QueryEscape("notes != ''")); code != http.StatusForbidden || !strings.Contains(body, `\"notes\"`) {
+		t.Fatalf("online query naming notes: %d %s, want 403 naming the field", code, body)
+	}
+	if code, body := q("count=true&where=" + url.QueryEscape("status != ''")); code != http.StatusOK || !strings.Contains(body, `"count":2`) {
+		t.Fatalf("online count: %d %s", code, body)
+	}
+	if code, body := q("where=" + url.QueryEscape("status ==")); code != http.StatusBadRequest || !strings.Contains(body, "where: at offset") {
+		t.Fatalf("online bad query: %d %s", code, body)
+	}
+	// Locally the hub answers the same query unrestricted.
+	if code, body := getOnline(t, hub, "/v1/tables/jobs/records?where="+url.QueryEscape("notes != ''")); code != http.StatusOK || !strings.Contains(body, "gate code") {
+		t.Fatalf("hub query: %d %s", code, body)
+	}
+}
+
+// TestQueriesEndAtShutdown: an event stream of a live query ends when
+// the agent stops, and the stop does not wait for it.
+func TestQueriesEndAtShutdown(t *testing.T) {
+	a, _ := runAgentStoppable(t, testConfig(t, "device"))
+	a.write(t, "jobs", "j1", "status", "open")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.APIAddr()+"/v1/tables/jobs/records?watch=true&where="+url.QueryEscape("status == 'open'"), nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != "event: result" {
+	}
+	a.write(t, "jobs", "j2", "status", "open")
+	for sc.Scan() && sc.Text() != "event: add" {
+	}
+	ended := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+		}
+		close(ended)
+	}()
+	start := time.Now()
+	a.stop(t)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the agent took %s to stop with a live query open", d)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream did not end at shutdown")
+	}
+}
