@@ -76,8 +76,9 @@ type Agent struct {
 
 	sec *security // API token, TLS, gossip keyring (security.go)
 
-	drafts  *drafts.API      // the drafts' endpoints (internal/ext/drafts)
-	online  *onlineread.API  // online reads (internal/ext/onlineread)
+	drafts *drafts.API     // the drafts' endpoints (internal/ext/drafts)
+	online *onlineread.API // online reads (internal/ext/onlineread)
+
 	queries *httpapi.Queries // queries and live queries (queries.go)
 
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
