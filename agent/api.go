@@ -82,7 +82,8 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("PUT /v1/tables/{table}/records/{id}", modes.Put)
 	rt.Handle("GET /v1/tables/{table}/records/{id}", modes.Get)
 	rt.Handle("DELETE /v1/tables/{table}/records/{id}", modes.Delete)
-	a.queryRoutes(rt, modes) // GET /v1/tables/{table}/records: queries.go
+	// GET /v1/tables/{table}/records (queries), the views: queries.go
+	a.queryRoutes(rt, modes)
 	a.drafts.Routes(rt) // internal/ext/drafts
 	rt.Handle("GET /v1/conflicts", a.conflicts().Get)
 	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)

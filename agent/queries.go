@@ -33,7 +33,9 @@ func (h queryHost) Reader(r *http.Request) httpapi.Reader {
 
 type fieldReader struct{ *authz.Reader }
 
-func (f fieldReader) FieldAllowed(table, field string) bool { return f.Limit.FieldAllowed(table, field) }
+func (f fieldReader) FieldAllowed(table, field string) bool {
+	return f.Limit.FieldAllowed(table, field)
+}
 
 // WatchFrom keeps q live on the current replica; a reset or a store
 // recovery closes the replica, which ends the watch.
