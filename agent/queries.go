@@ -10,16 +10,19 @@ import (
 )
 
 // queryRoutes adds the queries of GET /v1/tables/{table}/records (its
-// listing without query parameters stays modes.List's) and their live
-// form (internal/httpapi: query.go, watch.go).
+// listing without query parameters stays modes.List's), the views (GET
+// /v1/views, /v1/views/{name}) and their live form (internal/httpapi:
+// query.go, views.go, watch.go).
 func (a *Agent) queryRoutes(rt *httpapi.Router, modes httpapi.Modes) {
 	a.queries = httpapi.NewQueries(queryHost{coreHost{a}}, a.cfg.MaxLiveQueries)
 	a.queries.Online = a.online // online=true: internal/ext/onlineread
 	rt.Handle("GET /v1/tables/{table}/records", a.queries.List(modes))
+	rt.Handle("GET /v1/views", a.queries.ListViews)
+	rt.Handle("GET /v1/views/{name}", a.queries.View)
 }
 
 // queryHost is the query routes' QueryCore: the core routes' Core with
-// the current replica's live queries.
+// the current replica's live queries, views and device attributes.
 type queryHost struct{ coreHost }
 
 // Reader is the restricted node r reads for, which tells the fields it
@@ -48,15 +51,18 @@ func (h queryHost) WatchFrom(ctx context.Context, q replica.Query, lastEventID s
 	return ch, err
 }
 
-// DeviceAttrs returns the attributes device.* reads in a query: those
-// the hub's offline profile assigned this device (none on a hub).
+// DeviceAttrs returns the attributes device.* reads in a query: the
+// replica's (replica.Replica.DeviceAttrs).
 func (h queryHost) DeviceAttrs() map[string]string {
-	out := map[string]string{}
-	h.a.with(func(r *running) (any, error) {
-		for _, at := range r.engine.Scope().Device {
-			out[at.Name] = at.Value
-		}
-		return nil, nil
-	})
+	var out map[string]string
+	h.a.withReplica(func(r *replica.Replica) error { out = r.DeviceAttrs(); return nil })
+	return out
+}
+
+// Views returns the views the hubs declared (none while the replica is
+// being reset).
+func (h queryHost) Views() []replica.View {
+	var out []replica.View
+	h.a.withReplica(func(r *replica.Replica) error { out = r.Views(); return nil })
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replicad/replicad/agent/config"
 )
 
 // TestQueriesOnlineReadPermissions: a device's query with online=true
@@ -77,5 +79,24 @@ func TestQueriesEndAtShutdown(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the event stream did not end at shutdown")
+	}
+}
+
+// TestViewsRoutes: a hub's declared views are listed with their counts
+// and queried by name; an unknown one is a 404.
+func TestViewsRoutes(t *testing.T) {
+	cfg := testConfig(t, "hub")
+	cfg.Views = []config.ViewConfig{{Name: "open", Table: "jobs", Where: "status == 'open'", Order: []string{"id"}}}
+	a, _ := runAgent(t, cfg)
+	a.write(t, "jobs", "j1", "status", "open")
+	a.write(t, "jobs", "j2", "status", "done")
+	if code, body := getOnline(t, a, "/v1/views"); code != http.StatusOK || !strings.Contains(body, `"name":"open"`) || !strings.Contains(body, `"count":1`) {
+		t.Fatalf("views: %d %s", code, body)
+	}
+	if code, body := getOnline(t, a, "/v1/views/open"); code != http.StatusOK || !strings.Contains(body, `"id":"j1"`) || strings.Contains(body, `"id":"j2"`) {
+		t.Fatalf("view: %d %s", code, body)
+	}
+	if code, body := getOnline(t, a, "/v1/views/closed"); code != http.StatusNotFound {
+		t.Fatalf("unknown view: %d %s", code, body)
 	}
 }

@@ -45,6 +45,9 @@ type QueryCore interface {
 	// DeviceAttrs returns the attributes device.* reads in a where
 	// clause: this replica's own (replica.Replica.DeviceAttrs).
 	DeviceAttrs() map[string]string
+	// Views returns the views the hubs declared, by name
+	// (replica.Replica.Views).
+	Views() []replica.View
 }
 
 // FieldReader is a Reader that tells which fields of a table it may

@@ -42,6 +42,7 @@ func (c *replicaCore) Reader(r *http.Request) Reader {
 	return nil
 }
 func (c *replicaCore) DeviceAttrs() map[string]string { return map[string]string{"user": "me"} }
+func (c *replicaCore) Views() []replica.View          { return c.r.Views() }
 func (c *replicaCore) WatchFrom(ctx context.Context, q replica.Query, last string) (<-chan replica.Event, error) {
 	return c.r.WatchFrom(ctx, q, last)
 }
@@ -88,6 +89,8 @@ func newQueryEnv(t *testing.T, maxWatches int, cfg replica.Config) *queryEnv {
 	modes := Modes{Records: Records{Core: core}}
 	rt.Handle("GET /v1/tables/{table}/records", qs.List(modes))
 	rt.Handle("GET /v1/tables/{table}/records/{id}", modes.Get)
+	rt.Handle("GET /v1/views", qs.ListViews)
+	rt.Handle("GET /v1/views/{name}", qs.View)
 	srv := httptest.NewServer(rt.Handler(1 << 20))
 	t.Cleanup(srv.Close)
 	t.Cleanup(qs.Close)
@@ -727,5 +730,69 @@ func TestWatchLongPollReadPermissions(t *testing.T) {
 		if r.Fields["secret"] != nil {
 			t.Fatalf("hidden field: %s", r.Fields)
 		}
+	}
+}
+
+func TestViews(t *testing.T) {
+	e := newQueryEnv(t, 0, replica.Config{Role: replica.RoleHub, Views: []replica.View{
+		{Name: "mine", Table: "jobs", Where: "owner == device.user", Order: []string{"-prio"}},
+		{Name: "all", Table: "jobs"},
+	}})
+	seedJobs(e)
+	var list api.ViewList
+	if code, body := e.get("/v1/views", nil, &list); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	b, _ := json.Marshal(list)
+	want := `{"views":[{"name":"all","table":"jobs","where":"","order":[],"count":7},{"name":"mine","table":"jobs","where":"owner == device.user","order":["-prio"],"count":4}]}`
+	if string(b) != want {
+		t.Fatalf("views:\n%s\nwant\n%s", b, want)
+	}
+	// A view answers as a query of its table, where and order.
+	var p api.Page
+	e.get("/v1/views/mine?limit=3&fields=prio", nil, &p)
+	if got := ids(p.Records); got != "j3,j7,j1" || p.Next == "" || len(p.Records[0].Fields) != 1 {
+		t.Fatalf("view page: %s next %q %s", got, p.Next, p.Records[0].Fields)
+	}
+	var p2 api.Page
+	e.get("/v1/views/mine?limit=3&fields=prio&cursor="+url.QueryEscape(p.Next), nil, &p2)
+	if got := ids(p2.Records); got != "j5" || p2.Next != "" {
+		t.Fatalf("view page 2: %s next %q", got, p2.Next)
+	}
+	var c api.Count
+	e.get("/v1/views/mine?count=true", nil, &c)
+	if c.Count != 4 {
+		t.Fatalf("view count: %d", c.Count)
+	}
+	var pe api.Page
+	e.get("/v1/views/all?explain=true&limit=1", nil, &pe)
+	if pe.Plan == nil || pe.Plan.Examined == 0 {
+		t.Fatalf("explain: %+v", pe.Plan)
+	}
+	for q, want := range map[string]int{
+		"/v1/views/nope":                 404,
+		"/v1/views/mine?where=true":      400,
+		"/v1/views/mine?order=prio":      400,
+		"/v1/views/mine?limit=-1":        400,
+		"/v1/views/mine?colour=red":      400,
+		"/v1/views?limit=1":              400,
+		"/v1/views/mine?cursor=whatever": 400,
+	} {
+		if code, body := e.get(q, nil, nil); code != want {
+			t.Errorf("%s: %d %s, want %d", q, code, body, want)
+		}
+	}
+	// Live: watch=true on a view.
+	s := e.stream("/v1/views/mine?watch=true", nil)
+	if res := s.must("result"); ids(res.data.Records) != "j3,j7,j1,j5" {
+		t.Fatalf("view result: %s", ids(res.data.Records))
+	}
+	e.put("jobs", "j2", map[string]any{"owner": "me"})
+	if add := s.must("add"); add.data.RecordID != "j2" {
+		t.Fatalf("view add: %+v", add.data)
+	}
+	var wp api.WatchPage
+	if code, body := e.get("/v1/views/mine?watch=true", nil, &wp); code != 200 || len(wp.Events) != 1 || len(wp.Events[0].Records) != 5 {
+		t.Fatalf("view long poll: %d %s", code, body)
 	}
 }
