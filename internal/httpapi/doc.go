@@ -5,7 +5,8 @@
 // answers, the status page and Go's profiling endpoints, and the core
 // routes (records and their modes, conflicts, sync errors, parked writes,
 // sync, connectivity, reset, compaction) over the narrow Core and Replica
-// the assembly implements. Only the agent
+// the assembly implements, and the queries, views and live queries
+// (query.go, views.go, watch.go) over its QueryCore. Only the agent
 // (the assembly) imports this package: an extension that serves routes
 // declares the one-method interface it adds them through (Handle), which
 // a Router satisfies.
