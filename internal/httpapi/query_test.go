@@ -796,3 +796,46 @@ func TestViews(t *testing.T) {
 		t.Fatalf("view long poll: %d %s", code, body)
 	}
 }
+
+// A full window resumes with a reset however little changed: a long poll
+// waits for a change instead of answering the result the client holds.
+func TestWatchLongPollFullWindow(t *testing.T) {
+	e := newQueryEnv(t, 0, replica.Config{})
+	seedJobs(e)
+	base := "/v1/tables/jobs/records?watch=true&limit=2&order=-prio"
+	var first api.WatchPage
+	e.get(base, nil, &first)
+	if len(first.Events) != 1 || ids(first.Events[0].Records) != "j3,j7" {
+		t.Fatalf("first poll: %+v", first)
+	}
+	start := time.Now()
+	var idle api.WatchPage
+	e.get(base+"&timeout=300ms&last_event_id="+url.QueryEscape(first.LastEventID), nil, &idle)
+	if len(idle.Events) != 0 || idle.LastEventID != first.LastEventID || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("idle poll of a full window: %+v after %s", idle, time.Since(start))
+	}
+	got := make(chan api.WatchPage, 1)
+	go func() {
+		var p api.WatchPage
+		e.get(base+"&timeout=30s&last_event_id="+url.QueryEscape(first.LastEventID), nil, &p)
+		got <- p
+	}()
+	e.put("jobs", "j1", map[string]any{"prio": int64(9)})
+	select {
+	case p := <-got:
+		if len(p.Events) == 0 || ids(p.Events[0].Records) != "j1,j3" && p.Events[len(p.Events)-1].RecordID != "j1" {
+			t.Fatalf("poll after a change: %+v", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poll did not answer the change")
+	}
+	// A restricted reader's too.
+	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: replication.Scope{Tables: []replication.TableScope{{Table: "jobs"}}}}}
+	rd := http.Header{"X-Test-Reader": {"1"}}
+	var rfirst, ridle api.WatchPage
+	e.get(base, rd, &rfirst)
+	e.get(base+"&timeout=300ms&last_event_id="+url.QueryEscape(rfirst.LastEventID), rd, &ridle)
+	if len(ridle.Events) != 0 {
+		t.Fatalf("restricted idle poll of a full window: %+v", ridle)
+	}
+}

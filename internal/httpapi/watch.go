@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/api"
+	"github.com/replicad/replicad/filter"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/store"
@@ -89,7 +90,7 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 		// restricted reader starts again, with a reset; a long poll
 		// first waits for a change since last.
 		if !sse {
-			changed, err := qs.changedSince(ctx, r, lq, last, timeout)
+			changed, err := qs.changedSince(ctx, r, req, lq, last, timeout)
 			if err != nil || !changed {
 				if err == nil {
 					WriteJSON(w, http.StatusOK, &api.WatchPage{Events: []api.WatchEvent{}, LastEventID: last})
@@ -116,18 +117,33 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 
 // changedSince waits up to timeout for an event of q after last: false
 // when none came.
-func (qs *Queries) changedSince(ctx context.Context, r *http.Request, q replica.Query, last string, timeout time.Duration) (bool, error) {
+func (qs *Queries) changedSince(ctx context.Context, r *http.Request, req *request, q replica.Query, last string, timeout time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ch, err := qs.Core.WatchFrom(ctx, q, last)
 	if err != nil {
 		return false, watchError(err)
 	}
-	_, ok := <-ch
-	if err := r.Context().Err(); err != nil {
-		return false, err
+	for ev := range ch {
+		if !req.unchanged(ev, last) {
+			return true, nil
+		}
 	}
-	return ok, nil
+	return false, r.Context().Err()
+}
+
+// unchanged reports whether ev, the first event of a watch resumed after
+// last, is a reset to the very result the client held at last: the
+// live engine resets a full window however little changed, and the
+// result at an id is that id's (the where clause does not read the
+// time). A long poll waits on instead of answering it, which would
+// start the client's next poll at once, and the next.
+func (req *request) unchanged(ev replica.Event, last string) bool {
+	if last == "" || ev.Type != "reset" || ev.ID != last {
+		return false
+	}
+	x, err := filter.Cached(req.q.Where)
+	return strings.TrimSpace(req.q.Where) == "" || err == nil && !x.UsesTime()
 }
 
 // watchError maps a WatchFrom error to its answer.
@@ -237,6 +253,9 @@ func (qs *Queries) poll(ctx context.Context, r *http.Request, ch <-chan replica.
 				return nil, ErrResetting // the replica closed
 			}
 			return page, nil
+		}
+		if lw.req.unchanged(ev, last) {
+			continue // the client holds that result: wait for a change
 		}
 		evs, err := lw.events(ev)
 		if err != nil {
