@@ -151,7 +151,10 @@ func latencies(b *testing.B, lat []time.Duration) {
 // benchReplica opens the bench store as a replica (no sync) and serves
 // its query routes on a loopback server.
 func benchReplica(b *testing.B, dir string) (*replica.Replica, *httptest.Server) {
-	r, n, err := openReplica(replica.Config{DataDir: dir})
+	// A hub declaring the index, which its replica then keeps (a replica
+	// drops the indexes no hub declared).
+	r, n, err := openReplica(replica.Config{DataDir: dir, Role: replica.RoleHub,
+		Indexes: []replica.Index{{Name: "by_owner", Table: "t", Fields: []string{"owner"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}

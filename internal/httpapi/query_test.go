@@ -22,7 +22,6 @@ import (
 	"github.com/replicad/replicad/internal/replicaopt"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/replication"
-	"github.com/replicad/replicad/store"
 )
 
 // replicaCore is the QueryCore of a real replica (what the agent's
@@ -241,12 +240,9 @@ func TestQueryBadParams(t *testing.T) {
 }
 
 func TestQueryDrafts(t *testing.T) {
-	e := newQueryEnv(t, 0, replica.Config{})
+	e := newQueryEnv(t, 0, replica.Config{Role: replica.RoleHub, Indexes: []replica.Index{{Name: "by_owner", Table: "jobs", Fields: []string{"owner"}}}})
 	seedJobs(e)
-	if err := e.n.Store().DeclareIndex(store.IndexDef{Name: "by_owner", Table: "jobs", Fields: []string{"owner"}}); err != nil {
-		t.Fatal(err)
-	}
-	waitBuilt(t, e.n.Store(), "by_owner")
+	waitBuilt(t, e.r, "by_owner")
 	st := e.n.Store()
 	v := func(x any) crdt.Value {
 		b, err := crdt.ValueOf(x)
@@ -291,11 +287,11 @@ func TestQueryDrafts(t *testing.T) {
 	}
 }
 
-func waitBuilt(t *testing.T, st *store.Store, name string) {
+func waitBuilt(t *testing.T, r *replica.Replica, name string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, ix := range st.Indexes() {
+		for _, ix := range r.Indexes() {
 			if ix.Name == name && ix.Built {
 				return
 			}
