@@ -99,4 +99,16 @@ func TestViewsRoutes(t *testing.T) {
 	if code, body := getOnline(t, a, "/v1/views/closed"); code != http.StatusNotFound {
 		t.Fatalf("unknown view: %d %s", code, body)
 	}
+	// online=true asks the hub (whether or not this device has heard of
+	// the view yet).
+	dcfg := testConfig(t, "device")
+	dcfg.Hubs = []string{a.syncAddr()}
+	dcfg.HubAPI = a.APIAddr()
+	d, _ := runAgent(t, dcfg)
+	if code, body := getOnline(t, d, "/v1/views/open?online=true&count=true"); code != http.StatusOK || !strings.Contains(body, `"count":1`) || !strings.Contains(body, `"online":true`) {
+		t.Fatalf("online view: %d %s", code, body)
+	}
+	if code, body := getOnline(t, d, "/v1/views?online=true"); code != http.StatusOK || !strings.Contains(body, `"name":"open"`) {
+		t.Fatalf("online views: %d %s", code, body)
+	}
 }
