@@ -90,22 +90,22 @@ type Queries struct {
 	closeOnce sync.Once
 }
 
-// DefaultMaxWatches bounds the watches (event streams and long polls)
-// served at once when NewQueries is given 0.
-const DefaultMaxWatches = 256
+// DefaultMaxLiveQueries bounds the live queries (event streams and long
+// polls) served at once when NewQueries is given 0.
+const DefaultMaxLiveQueries = 256
 
 // NewQueries returns the query routes of core, serving at most
-// maxWatches watches at once (0: DefaultMaxWatches).
+// maxWatches live queries at once (0: DefaultMaxLiveQueries).
 func NewQueries(core QueryCore, maxWatches int) *Queries {
 	if maxWatches <= 0 {
-		maxWatches = DefaultMaxWatches
+		maxWatches = DefaultMaxLiveQueries
 	}
 	return &Queries{Core: core, streams: make(chan struct{}, maxWatches), heartbeat: 15 * time.Second, done: make(chan struct{})}
 }
 
 // Close ends every event stream and long poll in progress and refuses
-// new ones (http.Server.RegisterOnShutdown: Shutdown does not wait for
-// them).
+// new ones: call it before http.Server.Shutdown, which then does not
+// wait for them.
 func (qs *Queries) Close() { qs.closeOnce.Do(func() { close(qs.done) }) }
 
 // viewDecl is the declaration of a view a request queries.
@@ -116,13 +116,12 @@ type viewDecl struct {
 
 // request is a parsed query request.
 type request struct {
-	q        query.Query
-	p        *query.Prepared
-	draft    bool
-	online   bool
-	watch    bool
-	reader   Reader
-	explicit bool // the request named query parameters (not a view's own)
+	q      query.Query
+	p      *query.Prepared
+	draft  bool
+	online bool
+	watch  bool
+	reader Reader
 }
 
 // queryError is a *query.Error answered as a 400 naming the parameter
@@ -197,8 +196,8 @@ func (qs *Queries) parse(r *http.Request, table string, view *viewDecl) (*reques
 }
 
 // checkReader refuses (403) a query naming a field its reader may not
-// read: its where clause (or a where reading record[...] on a table whose
-// fields the reader may not all read), its order or its fields.
+// read in its where clause, its order or its fields, and a where clause
+// reading record[...] (which could name any field).
 func (req *request) checkReader() error {
 	if req.reader == nil {
 		return nil
@@ -254,7 +253,6 @@ func (qs *Queries) Records(w http.ResponseWriter, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	req.explicit = true
 	return qs.answer(w, r, req)
 }
 
