@@ -153,6 +153,11 @@ func (qs *Queries) parse(r *http.Request, table string, view *viewDecl) (*reques
 	for k, vals := range r.URL.Query() {
 		v[k] = vals
 	}
+	for _, p := range []string{"last_event_id", "timeout"} {
+		if v.Has(p) && !watch {
+			return nil, Errorf(http.StatusBadRequest, "%s: at offset 0: it applies to a live query (watch=true)", p)
+		}
+	}
 	for _, m := range modeParams {
 		delete(v, m)
 	}

@@ -224,6 +224,8 @@ func TestQueryBadParams(t *testing.T) {
 		{"where=true&colour=red", "colour: at offset 0: unknown option"},
 		{"count=maybe", "count"},
 		{"fields=,a", "fields: at offset 0"},
+		{"where=true&timeout=5s", "timeout: at offset 0: it applies to a live query"},
+		{"where=true&last_event_id=x", "last_event_id: at offset 0"},
 	} {
 		code, body := e.get("/v1/tables/jobs/records?"+tc.q, nil, nil)
 		if code != 400 || !strings.Contains(body, tc.want) || !strings.HasPrefix(body, `{"error":`) {
