@@ -112,3 +112,41 @@ func TestViewsRoutes(t *testing.T) {
 		t.Fatalf("online views: %d %s", code, body)
 	}
 }
+
+// TestViewsOnlineReadPermissions: a restricted device reads the hub's
+// views through online=true as it reads records: a view of a table it
+// may not read is neither listed nor found, a view naming a field it may
+// not read is listed with why and refused, and the others count and
+// show only what it may read.
+func TestViewsOnlineReadPermissions(t *testing.T) {
+	c := newReadCluster(t, func(cfg *Config) {
+		cfg.Views = []config.ViewConfig{
+			{Name: "open", Table: "jobs", Where: "status == 'open'"},
+			{Name: "noted", Table: "jobs", Where: "notes != ''"},
+			{Name: "pay", Table: "payroll", Where: "true"},
+		}
+	})
+	c.hub.write(t, "jobs", "j1", "status", "open")
+	c.hub.write(t, "jobs", "j1", "notes", "gate code 1234")
+	c.hub.write(t, "jobs", "j2", "status", "done")
+	c.hub.write(t, "payroll", "p1", "amount", "100")
+	code, body := getOnline(t, c.tech, "/v1/views?online=true")
+	if code != http.StatusOK || !strings.Contains(body, `"name":"open","table":"jobs","where":"status == 'open'","order":[],"count":1`) ||
+		!strings.Contains(body, `"name":"noted"`) || !strings.Contains(body, `\"notes\"`) || strings.Contains(body, `"name":"pay"`) {
+		t.Fatalf("views listed to the tech: %d %s", code, body)
+	}
+	if code, body := getOnline(t, c.tech, "/v1/views/open?online=true"); code != http.StatusOK || !strings.Contains(body, `"id":"j1"`) ||
+		strings.Contains(body, "gate code") || strings.Contains(body, `"id":"j2"`) {
+		t.Fatalf("view open read by the tech: %d %s", code, body)
+	}
+	if code, body := getOnline(t, c.tech, "/v1/views/noted?online=true"); code != http.StatusForbidden || !strings.Contains(body, `\"notes\"`) {
+		t.Fatalf("view noted read by the tech: %d %s, want 403 naming notes", code, body)
+	}
+	if code, body := getOnline(t, c.tech, "/v1/views/pay?online=true&count=true"); code != http.StatusNotFound {
+		t.Fatalf("view pay read by the tech: %d %s, want 404", code, body)
+	}
+	// The hub reads it whole.
+	if code, body := getOnline(t, c.hub, "/v1/views/noted"); code != http.StatusOK || !strings.Contains(body, "gate code") {
+		t.Fatalf("view noted on the hub: %d %s", code, body)
+	}
+}

@@ -36,7 +36,7 @@ const (
 	leadID = hlc.NodeID(0x0e000000000000b1)
 )
 
-func newReadCluster(t *testing.T) *readCluster {
+func newReadCluster(t *testing.T, hubOpts ...func(*Config)) *readCluster {
 	t.Helper()
 	c := &readCluster{pki: tlsCluster(t, map[string]string{"hub": "hub"})}
 	for name, id := range map[string]hlc.NodeID{"tech": techID, "lead": leadID} {
@@ -48,6 +48,9 @@ func newReadCluster(t *testing.T) *readCluster {
 	hcfg.Security.Permissions = []Permission{
 		{Name: "techs", Nodes: []string{techID.String()}, Write: []string{"jobs:status"}, Read: []string{"jobs:status"}, ReadSet: true},
 		{Name: "leads", Nodes: []string{leadID.String()}, Write: []string{"jobs"}, Read: []string{"jobs"}, ReadSet: true},
+	}
+	for _, o := range hubOpts {
+		o(&hcfg)
 	}
 	c.hub, c.hubLog = runAgent(t, hcfg)
 	lcfg := withTLS(testConfig(t, "device"), c.pki, "lead")

@@ -17,7 +17,10 @@ import (
 // the view's table, where and order (limit, cursor, fields, explain,
 // count, watch, draft and online as on GET /v1/tables/{table}/records;
 // where and order are the view's own, refused). An unknown view is a
-// 404. With online=true both are the hub's answers.
+// 404. With online=true both are the hub's answers. A restricted reader
+// (read permissions) runs views as it runs queries, on the records and
+// fields it may read: a view naming a field it may not read is refused,
+// and a view of a table it may not read is not there for it.
 
 // ListViews is GET /v1/views[?online=true].
 func (qs *Queries) ListViews(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -57,6 +60,9 @@ func (qs *Queries) listViews(r *http.Request) (any, error) {
 		out := api.ViewList{Views: make([]api.View, 0, len(views))}
 		now := time.Now().UnixMilli()
 		for _, v := range views {
+			if !tableReadable(rd, v.Table) {
+				continue
+			}
 			av := api.View{Name: v.Name, Table: v.Table, Where: v.Where, Order: v.Order}
 			if av.Order == nil {
 				av.Order = []string{}
@@ -85,6 +91,9 @@ func (qs *Queries) View(w http.ResponseWriter, r *http.Request) (any, error) {
 			break
 		}
 	}
+	if decl != nil && !tableReadable(qs.Core.Reader(r), decl.table) {
+		return nil, errNoView(name) // as a table it may not read is not found
+	}
 	if decl == nil {
 		if _, online, err := ReadModes(r, true, true); err == nil && online && qs.Online != nil {
 			// The hub may know a view this node has not heard of yet.
@@ -105,4 +114,15 @@ func errNoView(name string) error {
 
 func viewOf(v replica.View) *viewDecl {
 	return &viewDecl{name: v.Name, table: v.Table, where: v.Where, order: v.Order}
+}
+
+// tableReadable reports whether rd (nil: unrestricted) may read records
+// of table: the views of a table it may not read are not listed, and
+// not found by name.
+func tableReadable(rd Reader, table string) bool {
+	if rd == nil {
+		return true
+	}
+	tr, ok := rd.(interface{ TableReadable(string) bool })
+	return !ok || tr.TableReadable(table)
 }

@@ -96,12 +96,18 @@ func ReadGuard(next http.Handler, perms *Rules, header string, fail func(w http.
 			next.ServeHTTP(w, r)
 			return
 		}
+		lim := LimitScope(node, tables)
 		table, _, isRead := recordRoute(r)
-		if !isRead || r.URL.Query().Has("draft") {
-			fail(w, errorf(http.StatusForbidden, "node %s (read permissions) may only read records on this hub's API", node))
+		if !isRead && viewRoute(r) && !r.URL.Query().Has("draft") {
+			// The view handlers run the view on the records as the reader
+			// may read them; a view of a table it may not read is not there.
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readerKey{}, &Reader{Node: node, Limit: lim})))
 			return
 		}
-		lim := LimitScope(node, tables)
+		if !isRead || r.URL.Query().Has("draft") {
+			fail(w, errorf(http.StatusForbidden, "node %s (read permissions) may only read records and views on this hub's API", node))
+			return
+		}
 		if !lim.Selects(table, "", nil, nil) && !lim.NeedsRecord(table) {
 			fail(w, errorf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
 			return
@@ -137,6 +143,9 @@ func (rd *Reader) Narrow(table, id string, rec *crdt.Record) (*crdt.Record, bool
 	if rd == nil {
 		return rec, true
 	}
+	if !rd.TableReadable(table) {
+		return nil, false
+	}
 	if rd.Limit.NeedsRecord(table) && !rd.Limit.Selects(table, id, rec, nil) {
 		return nil, false
 	}
@@ -163,6 +172,20 @@ func recordRoute(r *http.Request) (table, id string, ok bool) {
 		}
 	}
 	return table, id, true
+}
+
+// viewRoute reports whether r reads views: GET /v1/views[/{name}].
+func viewRoute(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	p := r.URL.EscapedPath()
+	return p == "/v1/views" || strings.HasPrefix(p, "/v1/views/") && !strings.Contains(p[len("/v1/views/"):], "/")
+}
+
+// TableReadable reports whether rd may read any record of table.
+func (rd *Reader) TableReadable(table string) bool {
+	return rd.Limit.Selects(table, "", nil, nil) || rd.Limit.NeedsRecord(table)
 }
 
 // String names the reader's node.
