@@ -160,40 +160,7 @@ func TestCrashPoints(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		w := &crashWorkload{s: s, clock: fakeClock(t0), p: newPeer(t, t0), led: newLedger()}
 		for point := 0; point < points; point++ {
-			// Launch 1-3 concurrent operations with their own seeded RNGs;
-			// crash after a seeded number of them completed.
-			g := 1 + rng.IntN(3)
-			wait := rng.IntN(g + 1)
-			done := make(chan error, g)
-			for i := 0; i < g; i++ {
-				orng := rand.New(rand.NewPCG(seed, uint64(point*10+i+2)))
-				local := rng.IntN(2) == 0
-				go func() {
-					if local {
-						done <- w.localOp(t, orng)
-					} else {
-						done <- w.remoteOp(t, orng)
-					}
-				}()
-			}
-			for i := 0; i < wait; i++ {
-				if err := <-done; err != nil {
-					t.Fatalf("seed %d point %d: %v", seed, point, err)
-				}
-			}
-			acked, batches := w.led.snapshot()
-			clone := fs.CrashClone(vfs.CrashCloneCfg{
-				UnsyncedDataPercent: []int{0, 0, 30, 70, 100}[rng.IntN(5)],
-				RNG:                 rand.New(rand.NewPCG(seed, uint64(point)+1000)),
-			})
-			for i := wait; i < g; i++ {
-				if err := <-done; err != nil {
-					t.Fatalf("seed %d point %d: %v", seed, point, err)
-				}
-			}
-			if err := checkReopened(clone, "/db", acked, batches); err != nil {
-				t.Fatalf("seed %d crash point %d: %v", seed, point, err)
-			}
+			w.crashPoint(t, fs, rng, seed, point)
 			total++
 		}
 		if err := s.Verify(); err != nil {
@@ -202,4 +169,47 @@ func TestCrashPoints(t *testing.T) {
 		s.Close()
 	}
 	t.Logf("%d crash points checked", total)
+}
+
+// crashPoint is one crash point of the workload on fs (the store's
+// crashable filesystem): it launches 1-3 concurrent operations (each
+// local or remote, with its own RNG seeded from seed and point), takes a
+// crash clone of fs after a seeded number of them completed (a seeded
+// share of the unsynced data kept), waits for the others, and checks the
+// store reopened from the clone (checkReopened). It returns the clone.
+func (c *crashWorkload) crashPoint(t *testing.T, fs *vfs.MemFS, rng *rand.Rand, seed uint64, point int) *vfs.MemFS {
+	t.Helper()
+	g := 1 + rng.IntN(3)
+	wait := rng.IntN(g + 1)
+	done := make(chan error, g)
+	for i := 0; i < g; i++ {
+		orng := rand.New(rand.NewPCG(seed, uint64(point*10+i+2)))
+		local := rng.IntN(2) == 0
+		go func() {
+			if local {
+				done <- c.localOp(t, orng)
+			} else {
+				done <- c.remoteOp(t, orng)
+			}
+		}()
+	}
+	for i := 0; i < wait; i++ {
+		if err := <-done; err != nil {
+			t.Fatalf("seed %d point %d: %v", seed, point, err)
+		}
+	}
+	acked, batches := c.led.snapshot()
+	clone := fs.CrashClone(vfs.CrashCloneCfg{
+		UnsyncedDataPercent: []int{0, 0, 30, 70, 100}[rng.IntN(5)],
+		RNG:                 rand.New(rand.NewPCG(seed, uint64(point)+1000)),
+	})
+	for i := wait; i < g; i++ {
+		if err := <-done; err != nil {
+			t.Fatalf("seed %d point %d: %v", seed, point, err)
+		}
+	}
+	if err := checkReopened(clone, "/db", acked, batches); err != nil {
+		t.Fatalf("seed %d crash point %d: %v", seed, point, err)
+	}
+	return clone
 }

@@ -31,38 +31,7 @@ func TestIndexCrashPoints(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			g := 1 + rng.IntN(3)
-			wait := rng.IntN(g + 1)
-			done := make(chan error, g)
-			for i := 0; i < g; i++ {
-				orng := rand.New(rand.NewPCG(seed, uint64(point*10+i+2)))
-				local := rng.IntN(2) == 0
-				go func() {
-					if local {
-						done <- w.localOp(t, orng)
-					} else {
-						done <- w.remoteOp(t, orng)
-					}
-				}()
-			}
-			for i := 0; i < wait; i++ {
-				if err := <-done; err != nil {
-					t.Fatalf("seed %d point %d: %v", seed, point, err)
-				}
-			}
-			acked, batches := w.led.snapshot()
-			clone := fs.CrashClone(vfs.CrashCloneCfg{
-				UnsyncedDataPercent: []int{0, 0, 30, 70, 100}[rng.IntN(5)],
-				RNG:                 rand.New(rand.NewPCG(seed, uint64(point)+1000)),
-			})
-			for i := wait; i < g; i++ {
-				if err := <-done; err != nil {
-					t.Fatalf("seed %d point %d: %v", seed, point, err)
-				}
-			}
-			if err := checkReopened(clone, "/db", acked, batches); err != nil {
-				t.Fatalf("seed %d crash point %d: %v", seed, point, err)
-			}
+			clone := w.crashPoint(t, fs, rng, seed, point)
 			// The reopened clone finishes its builds and still agrees.
 			c := mustOpen(t, Options{Dir: "/db", FS: clone})
 			if err := c.WaitIndexes(); err != nil {

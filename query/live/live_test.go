@@ -12,8 +12,16 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/internal/modeltest"
 	"github.com/replicad/replicad/query/source"
 	"github.com/replicad/replicad/store"
+)
+
+// The model's times (query/internal/modeltest: the replica model that
+// TestLiveModel drives).
+const (
+	t0    = modeltest.T0
+	nowMs = modeltest.NowMs
 )
 
 var liveSeed = flag.Uint64("live.seed", 0, "seed of TestLiveModel (0: from the time, printed)")
@@ -170,24 +178,23 @@ func TestLiveModel(t *testing.T) {
 	var incremental, resets, overflows int
 	for run := uint64(0); run < 4; run++ {
 		rng := rand.New(rand.NewPCG(seed, run))
-		m := &model{t: t, rng: rng, r: open(t, fmt.Sprint("/m", run), t0), retired: map[string]bool{}, touched: map[string]bool{}}
-		m.peers = []*replica{open(t, fmt.Sprint("/p", run), t0+500), open(t, fmt.Sprint("/q", run), t0+900)}
-		m.sent = make([]uint64, len(m.peers))
+		m := modeltest.New(t, rng, modeltest.Open(t, fmt.Sprint("/m", run), t0),
+			modeltest.Open(t, fmt.Sprint("/p", run), t0+500), modeltest.Open(t, fmt.Sprint("/q", run), t0+900))
 		if run%2 == 1 {
 			for _, d := range []store.IndexDef{
 				{Name: "by_status", Table: "t", Fields: []string{"status"}},
 				{Name: "by_prio", Table: "t", Fields: []string{"prio"}},
 			} {
-				if err := m.r.s.DeclareIndex(d); err != nil {
+				if err := m.R.S.DeclareIndex(d); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
 		for i := 0; i < 30; i++ {
-			m.step()
+			m.Step()
 		}
-		e := New(m.r.s, Options{Poll: 5 * time.Millisecond, Now: nowFn})
-		slowE := New(m.r.s, Options{Poll: 5 * time.Millisecond, Now: nowFn, Queue: 4})
+		e := New(m.R.S, Options{Poll: 5 * time.Millisecond, Now: nowFn})
+		slowE := New(m.R.S, Options{Poll: 5 * time.Millisecond, Now: nowFn, Queue: 4})
 		var cs []*client
 		subscribe := func(e *Engine, q query.Query) *client {
 			sub, err := e.Subscribe(q, env.Device, "")
@@ -204,7 +211,7 @@ func TestLiveModel(t *testing.T) {
 		slow := subscribe(slowE, query.Query{Table: "t"})
 		slow.drain(t, nil)
 		for i := 0; i < 400; i++ {
-			m.step()
+			m.Step()
 			if rng.IntN(3) == 0 {
 				e.Notify()
 				slowE.Notify()
@@ -231,7 +238,7 @@ func TestLiveModel(t *testing.T) {
 			if c.ended {
 				t.Fatalf("seed %d run %d: subscriber %d (queue 1024) overflowed", seed, run, i)
 			}
-			if msg := check(t, m.r.s, c.q, c.state); msg != "" {
+			if msg := check(t, m.R.S, c.q, c.state); msg != "" {
 				t.Fatalf("seed %d run %d subscriber %d %+v after %d events: %s", seed, run, i, c.q, c.n, msg)
 			}
 			// Resume from a random id it received.
@@ -247,7 +254,7 @@ func TestLiveModel(t *testing.T) {
 				incremental++
 			}
 			r.drain(t, nil)
-			if msg := check(t, m.r.s, c.q, r.state); msg != "" {
+			if msg := check(t, m.R.S, c.q, r.state); msg != "" {
 				t.Fatalf("seed %d run %d subscriber %d %+v resumed from %s: %s", seed, run, i, c.q, c.markID, msg)
 			}
 			sub.Close()
@@ -270,7 +277,7 @@ func TestLiveModel(t *testing.T) {
 		}
 		slow.sub, slow.ended = sub, false
 		slow.drain(t, nil)
-		if msg := check(t, m.r.s, slow.q, slow.state); msg != "" {
+		if msg := check(t, m.R.S, slow.q, slow.state); msg != "" {
 			t.Fatalf("seed %d run %d: slow subscriber resumed: %s", seed, run, msg)
 		}
 		// A resumption from a malformed or foreign id is a reset.
@@ -313,15 +320,15 @@ func peek(s *Subscription) (Event, bool) {
 // leaves lets the next one in, one entering ahead pushes the last out,
 // and a hide (a scope change, no feed entry) is a remove like a delete.
 func TestLiveWindow(t *testing.T) {
-	r := open(t, "/w", t0)
-	e := New(r.s, Options{Poll: time.Hour, Now: nowFn})
+	r := modeltest.Open(t, "/w", t0)
+	e := New(r.S, Options{Poll: time.Hour, Now: nowFn})
 	defer e.Close()
 	write := func(id string, prio int64, del bool) {
 		var fs []crdt.FieldValue
 		if !del {
 			fs = []crdt.FieldValue{{Name: "prio", Value: crdt.MustValue(prio)}}
 		}
-		if _, err := r.s.Write(r.clock, "t", id, fs, del); err != nil {
+		if _, err := r.S.Write(r.Clock, "t", id, fs, del); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -364,11 +371,11 @@ func TestLiveWindow(t *testing.T) {
 	expect("a change outside the window", []string{}...)
 	write("r4", 8, false)
 	expect("a change inside the window", "change r4")
-	if err := r.s.Update(func(b *store.Batch) error { b.SetHidden("t", "r9", true, nil); return nil }); err != nil {
+	if err := r.S.Update(func(b *store.Batch) error { b.SetHidden("t", "r9", true, nil); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	expect("r9 hidden", "remove r9", "add r3")
-	if err := r.s.Update(func(b *store.Batch) error { b.SetHidden("t", "r9", false, nil); return nil }); err != nil {
+	if err := r.S.Update(func(b *store.Batch) error { b.SetHidden("t", "r9", false, nil); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	expect("r9 shown again", "remove r3", "add r9")

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/internal/modeltest"
 	"github.com/replicad/replicad/store"
 )
 
@@ -46,7 +47,7 @@ func TestLiveResumeWaitsWithoutLock(t *testing.T) {
 	}
 	defer st.Close()
 	defer unblock() // before the store closes: Close waits for the fsync
-	clock := clockAt(t0)
+	clock := modeltest.ClockAt(t0)
 	write := func(table, id string, n int64) error {
 		_, err := st.Write(clock, table, id, []crdt.FieldValue{{Name: "n", Value: crdt.MustValue(n)}}, false)
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/internal/modeltest"
 )
 
 // TestLiveTimeWhere: a view whose where clause reads now runs again as
@@ -17,17 +18,17 @@ import (
 // is not run again, and resuming a view that reads it is a reset (what
 // the time changed touched no record).
 func TestLiveTimeWhere(t *testing.T) {
-	r := open(t, "/time", t0)
+	r := modeltest.Open(t, "/time", t0)
 	var clock atomic.Int64
 	clock.Store(nowMs)
 	due := func(ms int64) crdt.Value { return crdt.MustValue(time.UnixMilli(ms).UTC().Format(time.RFC3339)) }
 	for id, at := range map[string]int64{"past": nowMs - 60_000, "soon": nowMs + 60_000, "later": nowMs + 3_600_000} {
-		if _, err := r.s.Write(r.clock, "t", id, []crdt.FieldValue{{Name: "due", Value: due(at)}}, false); err != nil {
+		if _, err := r.S.Write(r.Clock, "t", id, []crdt.FieldValue{{Name: "due", Value: due(at)}}, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	head := r.s.FeedHead()
-	e := New(r.s, Options{Poll: 5 * time.Millisecond, Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
+	head := r.S.FeedHead()
+	e := New(r.S, Options{Poll: 5 * time.Millisecond, Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
 	defer e.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -75,7 +76,7 @@ func TestLiveTimeWhere(t *testing.T) {
 	if ev := next(sub); show(ev) != "add later" {
 		t.Fatalf("after later's due time: %q", show(ev))
 	}
-	if r.s.FeedHead() != head {
+	if r.S.FeedHead() != head {
 		t.Fatal("the store was written")
 	}
 	if n := runs(untimed); n != untimedRuns {

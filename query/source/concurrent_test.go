@@ -10,6 +10,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/filter"
 	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/internal/modeltest"
 	"github.com/replicad/replicad/store"
 )
 
@@ -19,10 +20,10 @@ import (
 // index a query uses always agrees with the records it reads. Run it
 // with -race.
 func TestQueryConcurrent(t *testing.T) {
-	r := open(t, "/concurrent", t0)
+	r := modeltest.Open(t, "/concurrent", t0)
 	for i := 0; i < 300; i++ {
 		fs := []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue(fmt.Sprint("o", i%7))}, {Name: "prio", Value: crdt.MustValue(int64(i % 5))}}
-		if _, err := r.s.Write(r.clock, "t", fmt.Sprintf("%03d", i), fs, false); err != nil {
+		if _, err := r.S.Write(r.Clock, "t", fmt.Sprintf("%03d", i), fs, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,7 +47,7 @@ func TestQueryConcurrent(t *testing.T) {
 				if !del {
 					fs = []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue(fmt.Sprint("o", rng.IntN(7)))}, {Name: "prio", Value: crdt.MustValue(int64(rng.IntN(5)))}}
 				}
-				if _, err := r.s.Write(r.clock, "t", id, fs, del); err != nil {
+				if _, err := r.S.Write(r.Clock, "t", id, fs, del); err != nil {
 					t.Error(err)
 					return
 				}
@@ -59,11 +60,11 @@ func TestQueryConcurrent(t *testing.T) {
 		// the writers run.
 		switch i % 20 {
 		case 0:
-			if err := r.s.DeclareIndex(store.IndexDef{Name: "by_owner_prio", Table: "t", Fields: []string{"owner", "prio"}}); err != nil {
+			if err := r.S.DeclareIndex(store.IndexDef{Name: "by_owner_prio", Table: "t", Fields: []string{"owner", "prio"}}); err != nil {
 				t.Fatal(err)
 			}
 		case 15:
-			if err := r.s.DropIndex("by_owner_prio"); err != nil {
+			if err := r.S.DropIndex("by_owner_prio"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -74,7 +75,7 @@ func TestQueryConcurrent(t *testing.T) {
 			}
 		}
 		q := query.Query{Table: "t", Where: fmt.Sprintf("owner == 'o%d' && prio >= %d", i%7, i%3), Order: []string{"prio"}, Limit: 1000, Explain: true}
-		src, err := Open(r.s)
+		src, err := Open(r.S)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +112,7 @@ func TestQueryConcurrent(t *testing.T) {
 	stop.Store(true)
 	close(tokens)
 	wg.Wait()
-	if err := r.s.Verify(); err != nil {
+	if err := r.S.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d of 100 queries used the index", used)

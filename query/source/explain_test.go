@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/internal/modeltest"
 	"github.com/replicad/replicad/store"
 )
 
@@ -14,14 +15,14 @@ import (
 // order by an indexed field after an equality reads the index in order,
 // and a query no index serves scans every record.
 func TestExplain(t *testing.T) {
-	r := open(t, "/explain", t0)
+	r := modeltest.Open(t, "/explain", t0)
 	for i := 0; i < 1000; i++ {
 		fs := []crdt.FieldValue{
 			{Name: "owner", Value: crdt.MustValue(fmt.Sprintf("o%d", i%20))},
 			{Name: "prio", Value: crdt.MustValue(int64(i % 10))},
 			{Name: "status", Value: crdt.MustValue([]string{"open", "done", "open", "parked"}[i%4])},
 		}
-		if _, err := r.s.Write(r.clock, "t", fmt.Sprintf("%04d", i), fs, false); err != nil {
+		if _, err := r.S.Write(r.Clock, "t", fmt.Sprintf("%04d", i), fs, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -29,11 +30,11 @@ func TestExplain(t *testing.T) {
 		{Name: "by_owner", Table: "t", Fields: []string{"owner"}},
 		{Name: "by_status_prio", Table: "t", Fields: []string{"status", "prio"}},
 	} {
-		if err := r.s.DeclareIndex(d); err != nil {
+		if err := r.S.DeclareIndex(d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.s.WaitIndexes(); err != nil {
+	if err := r.S.WaitIndexes(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -55,7 +56,7 @@ func TestExplain(t *testing.T) {
 		{q: query.Query{Where: "status == 'open'", Count: true}, index: "by_status_prio", maxExamined: 500, count: 500},
 	} {
 		c.q.Table, c.q.Explain = "t", true
-		res, err := Run(r.s, c.q, env)
+		res, err := Run(r.S, c.q, env)
 		if err != nil {
 			t.Fatalf("%+v: %v", c.q, err)
 		}
@@ -100,10 +101,10 @@ func TestExplain(t *testing.T) {
 	}
 
 	// An index declared but not built yet is not used.
-	if err := r.s.DropIndex("by_owner"); err != nil {
+	if err := r.S.DropIndex("by_owner"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(r.s, query.Query{Table: "t", Where: "owner == 'o3'", Limit: 10, Explain: true}, env)
+	res, err := Run(r.S, query.Query{Table: "t", Where: "owner == 'o3'", Limit: 10, Explain: true}, env)
 	if err != nil || res.Plan.Index != nil || res.Plan.Examined < 60 {
 		t.Fatalf("after the drop: %v, plan %+v", err, res.Plan)
 	}

@@ -2,253 +2,34 @@ package source
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/filter"
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/query"
+	"github.com/replicad/replicad/query/internal/modeltest"
 	"github.com/replicad/replicad/query/ordkey"
 	"github.com/replicad/replicad/store"
 )
 
 var modelSeed = flag.Uint64("query.seed", 0, "seed of TestQueryModel (0: from the time, printed)")
 
+// The model's times (query/internal/modeltest: the replica model that
+// TestQueryModel drives).
 const (
-	t0    = 1_700_000_000_000
-	nowMs = t0 + 10*24*3600*1000
-	nIDs  = 30
+	t0    = modeltest.T0
+	nowMs = modeltest.NowMs
 )
 
-func clockAt(start int64) *hlc.Clock {
-	var ms atomic.Int64
-	ms.Store(start)
-	return hlc.NewClock(func() int64 { return ms.Add(1) }, time.Minute)
-}
-
-type replica struct {
-	s     *store.Store
-	clock *hlc.Clock
-}
-
-func open(t *testing.T, dir string, start int64) *replica {
-	s, err := store.Open(store.Options{Dir: dir, FS: vfs.NewMem(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return &replica{s: s, clock: clockAt(start)}
-}
-
-// model drives a replica with random changes of every kind and checks
-// random queries against a brute-force evaluation of the records' views.
-type model struct {
-	t       *testing.T
-	rng     *rand.Rand
-	r       *replica
-	peers   []*replica
-	sent    []uint64
-	retired map[string]bool // purged or collected: never written again
-	touched map[string]bool // written since the last reset
-}
-
-func (m *model) value(field string) any {
-	switch field {
-	case "status":
-		return []any{"open", "done", "open", nil, "2026-01-02"}[m.rng.IntN(5)]
-	case "owner":
-		return []any{"a", "b", "c", "a"}[m.rng.IntN(4)]
-	case "prio":
-		return []any{int64(1), int64(2), int64(3), 2.5, "high", true, int64(1) << 60}[m.rng.IntN(7)]
-	}
-	return []any{int64(m.rng.IntN(3)), "x", []any{int64(1)}, nil}[m.rng.IntN(4)]
-}
-
-func (m *model) fields() []crdt.FieldValue {
-	var fs []crdt.FieldValue
-	for _, f := range []string{"status", "owner", "prio", "x"} {
-		if m.rng.IntN(3) > 0 {
-			fs = append(fs, crdt.FieldValue{Name: f, Value: crdt.MustValue(m.value(f))})
-		}
-	}
-	if len(fs) == 0 {
-		fs = append(fs, crdt.FieldValue{Name: "owner", Value: crdt.MustValue("a")})
-	}
-	return fs
-}
-
-// step makes one random change.
-func (m *model) step() {
-	t, rng := m.t, m.rng
-	id := fmt.Sprintf("j%02d", rng.IntN(nIDs))
-	op := rng.IntN(20)
-	if m.retired[id] && op < 17 {
-		return
-	}
-	switch {
-	case op < 7: // local write, delete or re-creation
-		if m.r.s.Hidden("t", id) {
-			return
-		}
-		del := rng.IntN(5) == 0
-		var fs []crdt.FieldValue
-		if !del {
-			fs = m.fields()
-		}
-		if _, err := m.r.s.Write(m.r.clock, "t", id, fs, del); err != nil {
-			t.Fatal(err)
-		}
-		m.touched[id] = true
-	case op < 13: // peers write concurrently; their writes arrive
-		i := rng.IntN(len(m.peers))
-		p := m.peers[i]
-		for n := 1 + rng.IntN(3); n > 0; n-- {
-			pid := fmt.Sprintf("j%02d", rng.IntN(nIDs))
-			if m.retired[pid] {
-				continue
-			}
-			del := rng.IntN(6) == 0
-			var fs []crdt.FieldValue
-			if !del {
-				fs = m.fields()
-			}
-			if _, err := p.s.Write(p.clock, "t", pid, fs, del); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if rng.IntN(3) == 0 {
-			return // not delivered yet: a later batch or a merge brings them
-		}
-		var ws []*crdt.Write
-		if err := p.s.Stream(p.s.NodeID(), m.sent[i], func(w *crdt.Write) error { ws = append(ws, w); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		m.sent[i] += uint64(len(ws))
-		purge := rng.IntN(5) == 0 && len(ws) > 0
-		var pw *crdt.Write
-		if purge {
-			pw = ws[rng.IntN(len(ws))]
-		}
-		if _, err := m.r.s.ApplyRemoteWith(m.r.clock, ws, nil, func(b *store.Batch, _ *store.Result) error {
-			if purge {
-				b.Purge(pw.Table, pw.ID, nil)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range ws {
-			m.touched[w.ID] = true
-		}
-		if purge {
-			m.retired[pw.ID] = true
-		}
-	case op < 15: // a peer's whole record merged
-		p := m.peers[rng.IntN(len(m.peers))]
-		rec, err := p.s.GetAny("t", id)
-		if errors.Is(err, store.ErrNotFound) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.r.s.MergeRecord(m.r.clock, "t", id, rec); err != nil {
-			t.Fatal(err)
-		}
-		m.touched[id] = true
-	case op < 17: // the scope narrows and widens: hide, show, purge
-		hidden := m.r.s.Hidden("t", id)
-		if err := m.r.s.Update(func(b *store.Batch) error {
-			if rng.IntN(3) == 0 {
-				b.Purge("t", id, nil)
-				m.retired[id] = true
-			} else {
-				b.SetHidden("t", id, !hidden, nil)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		m.touched[id] = true
-	case op < 18: // tombstone collection once every replica has every write
-		m.collect()
-	}
-}
-
-func (m *model) collect() {
-	t := m.t
-	all := []*replica{m.r}
-	all = append(all, m.peers...)
-	for round := 0; round < 2; round++ {
-		for _, src := range all {
-			for _, dst := range all {
-				if src == dst {
-					continue
-				}
-				for o := range src.s.Holdings() {
-					var ws []*crdt.Write
-					if err := src.s.Stream(o, dst.s.HeldOf(o).Contig, func(w *crdt.Write) error { ws = append(ws, w); return nil }); err != nil {
-						t.Fatal(err)
-					}
-					if len(ws) == 0 {
-						continue
-					}
-					if _, err := dst.s.ApplyRemote(dst.clock, ws, nil); err != nil {
-						t.Fatal(err)
-					}
-					if dst == m.r {
-						for _, w := range ws {
-							m.touched[w.ID] = true
-						}
-					}
-				}
-			}
-		}
-	}
-	for i, p := range m.peers {
-		m.sent[i] = m.r.s.HeldOf(p.s.NodeID()).Contig
-	}
-	var h crdt.VV
-	for o, held := range m.r.s.Holdings() {
-		if held.Contig > 0 {
-			h.Set(crdt.Dot{Node: o, Seq: held.Contig})
-		}
-	}
-	stored := map[string]bool{}
-	for i := 0; i < nIDs; i++ {
-		id := fmt.Sprintf("j%02d", i)
-		for _, r := range all {
-			if _, err := r.s.GetAny("t", id); err == nil {
-				stored[id] = true
-			}
-		}
-	}
-	for _, r := range all {
-		if _, err := r.s.RaiseGCHorizon(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.s.Collect(0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for id := range stored {
-		for _, r := range all {
-			if _, err := r.s.GetAny("t", id); errors.Is(err, store.ErrNotFound) {
-				m.retired[id] = true
-				m.touched[id] = true
-			}
-		}
-	}
-}
+// model is the shared replica model with this test's brute-force
+// evaluation and paged walks.
+type model struct{ *modeltest.Model }
 
 var wheres = []string{
 	"",
@@ -272,8 +53,8 @@ var wheres = []string{
 var orders = [][]string{nil, {"prio"}, {"-prio"}, {"owner", "prio"}, {"-owner", "-prio"}, {"status", "-id"}, {"x"}, {"-id"}, {"owner"}, {"prio", "owner"}}
 
 func (m *model) randQuery() query.Query {
-	q := query.Query{Table: "t", Where: wheres[m.rng.IntN(len(wheres))], Order: orders[m.rng.IntN(len(orders))], Limit: 1 + m.rng.IntN(7)}
-	if m.rng.IntN(4) == 0 {
+	q := query.Query{Table: "t", Where: wheres[m.Rng.IntN(len(wheres))], Order: orders[m.Rng.IntN(len(orders))], Limit: 1 + m.Rng.IntN(7)}
+	if m.Rng.IntN(4) == 0 {
 		q.Fields = []string{"owner", "prio"}
 	}
 	return q
@@ -285,7 +66,7 @@ var env = query.Env{NowMs: nowMs, Device: map[string]string{"user": "b"}}
 // package: a full scan, the filter, the order by comparing encoded
 // values field by field.
 func (m *model) brute(q query.Query) []query.Record {
-	t := m.t
+	t := m.T
 	var x *filter.Expr
 	if q.Where != "" {
 		var err error
@@ -301,7 +82,7 @@ func (m *model) brute(q query.Query) []query.Record {
 	var rows []row
 	after := ""
 	for {
-		page, next, err := m.r.s.Scan("t", after, 100)
+		page, next, err := m.R.S.Scan("t", after, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,14 +170,14 @@ func (m *model) walk(q query.Query, steps int) (all []query.Record, plans map[st
 	q.Explain = true
 	for pages := 0; ; pages++ {
 		if pages > 1000 {
-			m.t.Fatal("more than 1000 pages")
+			m.T.Fatal("more than 1000 pages")
 		}
-		res, err := Run(m.r.s, q, env)
+		res, err := Run(m.R.S, q, env)
 		if err != nil {
-			m.t.Fatalf("query %+v: %v", q, err)
+			m.T.Fatalf("query %+v: %v", q, err)
 		}
 		if len(res.Records) > q.Limit {
-			m.t.Fatalf("query %+v: %d records on a page of %d", q, len(res.Records), q.Limit)
+			m.T.Fatalf("query %+v: %d records on a page of %d", q, len(res.Records), q.Limit)
 		}
 		name := "scan"
 		if res.Plan.Index != nil {
@@ -409,7 +190,7 @@ func (m *model) walk(q query.Query, steps int) (all []query.Record, plans map[st
 		}
 		q.Cursor = res.Next
 		for i := 0; i < steps; i++ {
-			m.step()
+			m.Step()
 		}
 	}
 }
@@ -429,11 +210,10 @@ func TestQueryModel(t *testing.T) {
 	for run := uint64(0); run < 6; run++ {
 		indexed := run%2 == 1
 		rng := rand.New(rand.NewPCG(seed, run))
-		m := &model{t: t, rng: rng, r: open(t, fmt.Sprint("/m", run), t0), retired: map[string]bool{}, touched: map[string]bool{}}
-		m.peers = []*replica{open(t, fmt.Sprint("/p", run), t0+500), open(t, fmt.Sprint("/q", run), t0+900)}
-		m.sent = make([]uint64, len(m.peers))
+		m := &model{modeltest.New(t, rng, modeltest.Open(t, fmt.Sprint("/m", run), t0),
+			modeltest.Open(t, fmt.Sprint("/p", run), t0+500), modeltest.Open(t, fmt.Sprint("/q", run), t0+900))}
 		for i := 0; i < 60; i++ {
-			m.step()
+			m.Step()
 		}
 		if indexed {
 			for _, d := range []store.IndexDef{
@@ -442,17 +222,17 @@ func TestQueryModel(t *testing.T) {
 				{Name: "by_prio", Table: "t", Fields: []string{"prio"}},
 				{Name: "by_owner_status", Table: "t", Fields: []string{"owner", "status"}},
 			} {
-				if err := m.r.s.DeclareIndex(d); err != nil {
+				if err := m.R.S.DeclareIndex(d); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := m.r.s.WaitIndexes(); err != nil {
+			if err := m.R.S.WaitIndexes(); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i := 0; i < 120; i++ {
 			for j := rng.IntN(4); j > 0; j-- {
-				m.step()
+				m.Step()
 			}
 			q := m.randQuery()
 			want := m.brute(q)
@@ -465,7 +245,7 @@ func TestQueryModel(t *testing.T) {
 			}
 			cq := q
 			cq.Count, cq.Limit = true, 0
-			res, err := Run(m.r.s, cq, env)
+			res, err := Run(m.R.S, cq, env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -474,7 +254,7 @@ func TestQueryModel(t *testing.T) {
 			}
 			// Pages while writes continue.
 			if i%3 == 0 {
-				m.touched = map[string]bool{}
+				m.Touched = map[string]bool{}
 				before := m.brute(q)
 				got, _ := m.walk(q, 1+rng.IntN(3))
 				after := m.brute(q)
@@ -487,7 +267,7 @@ func TestQueryModel(t *testing.T) {
 					seen[r.ID]++
 				}
 				for _, r := range before {
-					if m.touched[r.ID] || !inAfter[r.ID] {
+					if m.Touched[r.ID] || !inAfter[r.ID] {
 						continue
 					}
 					if seen[r.ID] != 1 {
@@ -495,13 +275,13 @@ func TestQueryModel(t *testing.T) {
 					}
 				}
 				for id, n := range seen {
-					if n > 1 && !m.touched[id] {
+					if n > 1 && !m.Touched[id] {
 						t.Fatalf("seed %d run %d query %+v: untouched record %s returned %d times", seed, run, q, id, n)
 					}
 				}
 			}
 		}
-		if err := m.r.s.Verify(); err != nil {
+		if err := m.R.S.Verify(); err != nil {
 			t.Fatalf("seed %d run %d: %v", seed, run, err)
 		}
 	}
