@@ -63,7 +63,7 @@ gobench ./internal/httpapi '^BenchmarkQueryHTTP$' -count "$count" -benchtime 200
 rm -rf "$qdir"
 unset REPLICAD_QUERY_BENCH_DIR
 gobench ./query/source '^BenchmarkWriteIndexed$' -count "$count" -benchtime 1000x
-gobench ./query/live '^BenchmarkLive(LocalWrite|RemoteWrite|1000Subscribers)$' -count "$count" -benchtime 500x
+gobench ./query/live '^BenchmarkLive(LocalWrite|RemoteWrite|1000Subscribers|SyncSession)$' -count "$count" -benchtime 500x
 gobench ./internal/httpapi '^BenchmarkWatchSSE1000$' -count "$bigcount" -benchtime 100x
 echo "go benchmarks: $(( $(date +%s) - start ))s" >&2
 
