@@ -246,10 +246,14 @@ func (b *Batch) close() {
 //
 // Any error or Pebble panic marks the store failed: a batch may already be
 // visible while its fsync failed, so nothing more is trusted until a
-// reopen replays exactly what is durable.
+// reopen replays exactly what is durable. A store failed already (a log
+// write or sync failed: walerr.go) hands Pebble nothing.
 func (s *Store) submit(b *Batch) (wait func() error, err error) {
 	if b.err != nil {
 		return nil, b.err
+	}
+	if err := s.usable(); err != nil {
+		return nil, err // a dead log is never handed a batch (walerr.go)
 	}
 	if s.testHookBatch != nil {
 		s.testHookBatch(b.b.Repr())

@@ -70,7 +70,8 @@
 // fsync is in progress; a peer that learns of it loses nothing if it is
 // taken back (it is resent or superseded). If an fsync fails, the batch
 // may already be visible, so the store refuses everything (ErrFailed)
-// until reopened.
+// until reopened. A failed write or sync of a log file fails the store at
+// once (walerr.go): no batch is handed to Pebble's dead log writer.
 //
 // Pebble calls its logger's Fatalf when it cannot continue (for example
 // after a WAL write error) and its code assumes Fatalf does not return;

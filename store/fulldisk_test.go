@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,5 +100,80 @@ func TestNoFlushOnNearlyFullDisk(t *testing.T) {
 				t.Fatalf("%s (%d bytes free): flushed %v, want %v", tc.name, tc.avail, got, tc.flush)
 			}
 		})
+	}
+}
+
+// TestFullDiskConcurrentWrites: writers racing on a disk that is full
+// (every write and sync of the log fails with ENOSPC). The first failed
+// write of the log ends Pebble's log writer for good, and it hands that
+// error to every batch written after it, panicking in its commit
+// pipeline with the pipeline's mutex held: a store that let a batch
+// through then failed with a recovered panic, and its Close (the agent's
+// reopen of a failed store) waited on that mutex forever. Each write must
+// succeed or fail with ErrFailed naming ENOSPC, never with a recovered
+// panic; Close must return; the store reopens with every acknowledged
+// write. Each writer makes at most two writes of 20 KiB (more than a log
+// block each, less than Pebble's first memtable in all: no memtable
+// rotation, whose failure on a dead log ends the process).
+func TestFullDiskConcurrentWrites(t *testing.T) {
+	const rounds, writers = 500, 6
+	big := strings.Repeat("x", 20<<10)
+	for round := 0; round < rounds; round++ {
+		mem := vfs.NewCrashableMem()
+		full := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+			switch op.Kind {
+			case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+				if strings.HasSuffix(op.Path, ".log") {
+					return &os.PathError{Op: "write", Path: op.Path, Err: syscall.ENOSPC}
+				}
+			}
+			return nil
+		})}
+		fs := errorfs.Wrap(mem, full)
+		s := mustOpen(t, Options{Dir: "/db", FS: fs})
+		c := fakeClock(t0)
+		full.On()
+		start := make(chan struct{})
+		var mu sync.Mutex
+		var acked []crdt.Dot
+		var bad []string
+		var wg sync.WaitGroup
+		for g := 0; g < writers; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for i := 0; i < 2; i++ {
+					w, err := s.Write(c, "t", fmt.Sprint(g, "-", i), []crdt.FieldValue{fv("f", big)}, false)
+					mu.Lock()
+					switch {
+					case err == nil:
+						acked = append(acked, w.Dot())
+					case !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "pebble: "):
+						bad = append(bad, err.Error())
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		full.Off()
+		closed := make(chan struct{})
+		go func() { s.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close of the failed store does not return (writes failed with %q)", round, bad)
+		}
+		if len(bad) > 0 {
+			t.Fatalf("round %d: writes on a full disk failed otherwise than with ErrFailed naming ENOSPC: %q", round, bad)
+		}
+		if err := checkReopened(fs, "/db", dots(acked), nil); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
 	}
 }

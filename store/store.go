@@ -144,6 +144,7 @@ type Store struct {
 	durableFeed atomic.Uint64
 
 	state atomic.Pointer[error] // nil: usable; else ErrClosed or a wrapped ErrFailed
+	wal   *walErrors            // the first write or sync error of a log file (walerr.go)
 
 	// testHookBatch, if set, sees each write batch's representation.
 	testHookBatch func(repr []byte)
@@ -169,7 +170,7 @@ func (a hclogAdapter) Fatalf(format string, args ...any) {
 	panic(fatalPanic{msg})
 }
 
-func (o *Options) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Options {
+func (o *Options) pebbleOptions(cache *pebble.Cache, readOnly bool, wal *walErrors) *pebble.Options {
 	po := &pebble.Options{
 		FS:                 o.FS,
 		Cache:              cache,
@@ -186,6 +187,12 @@ func (o *Options) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Opti
 	}
 	if !o.WALRecycling {
 		po.Cleaner = noRecycleCleaner{}
+	}
+	if wal != nil {
+		if po.FS == nil {
+			po.FS = vfs.Default
+		}
+		po.FS = walErrFS{po.FS, wal} // walerr.go
 	}
 	return po
 }
@@ -264,7 +271,7 @@ func checkDir(opts Options, ciph *valueCipher) (fresh bool, err error) {
 	}
 	cache := pebble.NewCache(1 << 20)
 	defer cache.Unref()
-	db, err := safeOpen(opts.Dir, opts.pebbleOptions(cache, true))
+	db, err := safeOpen(opts.Dir, opts.pebbleOptions(cache, true, nil))
 	if err != nil {
 		return false, fmt.Errorf("store: open %s (read-only check): %w", opts.Dir, err)
 	}
@@ -396,11 +403,12 @@ func safeOpen(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 }
 
 func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*Store, error) {
-	db, err := safeOpen(opts.Dir, opts.pebbleOptions(cache, false))
+	wal := &walErrors{}
+	db, err := safeOpen(opts.Dir, opts.pebbleOptions(cache, false, wal))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, cache: cache, opts: opts, log: opts.Logger, held: map[hlc.NodeID]*Held{}, ciph: ciph}
+	s := &Store{db: db, cache: cache, opts: opts, log: opts.Logger, held: map[hlc.NodeID]*Held{}, ciph: ciph, wal: wal}
 	fail := func(err error) (*Store, error) {
 		db.Close()
 		return nil, err
@@ -589,6 +597,7 @@ func (s *Store) Close() error {
 	s.stopIndexBuilds()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.usable() // a failed log write fails the store: no flush then (walerr.go)
 	prev := s.state.Load()
 	if prev != nil && errors.Is(*prev, ErrClosed) {
 		return ErrClosed
@@ -617,10 +626,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// usable returns nil, ErrClosed or the failure.
+// usable returns nil, ErrClosed or the failure. A write or sync of the
+// log that failed fails the store (walerr.go).
 func (s *Store) usable() error {
 	if p := s.state.Load(); p != nil {
 		return *p
+	}
+	if err := s.wal.err(); err != nil {
+		return s.failWith(err)
 	}
 	return nil
 }
