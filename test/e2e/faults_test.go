@@ -988,15 +988,23 @@ func (r *frun) diskFault(e faultEvent) func() {
 			return err == nil
 		}
 		if n.running() {
-			for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			// Until it writes, or its process ends (a crash is not a
+			// store that failed to reopen: it is restarted below).
+			for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && n.running(); time.Sleep(200 * time.Millisecond) {
 				if ok() {
 					r.logf("disk fault: %s writes again by itself after space returned", n.name)
 					return
 				}
 			}
-			r.problem("disk fault: %s does not write within 15 s after space returned (it should reopen its store by itself)", n.name)
+			if n.running() {
+				r.problem("disk fault: %s does not write within 15 s after space returned (it should reopen its store by itself)", n.name)
+			}
 		}
-		r.logf("disk fault: %s does not write after space returned (running %v); restarting it", n.name, n.running())
+		if n.running() {
+			r.logf("disk fault: %s does not write after space returned; restarting it", n.name)
+		} else {
+			r.logf("disk fault: %s exited (%s): %s; restarting it", n.name, n.exitStatus(), crashLine(n.logPath))
+		}
 		n.kill()
 		if err := n.start(r.maxOffset); err != nil {
 			r.problem("disk fault: restart after space returned: %v", err)
