@@ -17,6 +17,22 @@ import (
 	"github.com/replicad/replicad/crdt"
 )
 
+// fullDiskFS is a crashable memory filesystem whose disk is full while
+// the toggle is on: the log's writes and syncs fail as they do then (the
+// bytes the log takes beyond its end need blocks).
+func fullDiskFS() (vfs.FS, *errorfs.Toggle) {
+	full := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if strings.HasSuffix(op.Path, ".log") {
+				return &os.PathError{Op: "write", Path: op.Path, Err: syscall.ENOSPC}
+			}
+		}
+		return nil
+	})}
+	return errorfs.Wrap(vfs.NewCrashableMem(), full), full
+}
+
 // TestFullDiskGrownWAL: a write on a full disk that takes the write-ahead
 // log past the bound at which the store flushes (noteWAL) fails with
 // ErrFailed, and the process lives on; the store reopens with every
@@ -36,19 +52,7 @@ func TestFullDiskGrownWAL(t *testing.T) {
 		}
 		return
 	}
-	mem := vfs.NewCrashableMem()
-	full := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
-		// The disk is full: the log's writes and syncs fail as they do
-		// then (the bytes the log takes beyond its end need blocks).
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if strings.HasSuffix(op.Path, ".log") {
-				return &os.PathError{Op: "write", Path: op.Path, Err: syscall.ENOSPC}
-			}
-		}
-		return nil
-	})}
-	fs := errorfs.Wrap(mem, full)
+	fs, full := fullDiskFS()
 	// A 1 MiB memtable: the store flushes past 64 KiB of log.
 	s := mustOpen(t, Options{Dir: "/db", FS: fs, MemTableSize: 1 << 20})
 	c := fakeClock(t0)
@@ -119,17 +123,7 @@ func TestFullDiskConcurrentWrites(t *testing.T) {
 	const rounds, writers = 500, 6
 	big := strings.Repeat("x", 20<<10)
 	for round := 0; round < rounds; round++ {
-		mem := vfs.NewCrashableMem()
-		full := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
-			switch op.Kind {
-			case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-				if strings.HasSuffix(op.Path, ".log") {
-					return &os.PathError{Op: "write", Path: op.Path, Err: syscall.ENOSPC}
-				}
-			}
-			return nil
-		})}
-		fs := errorfs.Wrap(mem, full)
+		fs, full := fullDiskFS()
 		s := mustOpen(t, Options{Dir: "/db", FS: fs})
 		c := fakeClock(t0)
 		full.On()

@@ -169,37 +169,53 @@ func benchLocalWrite(b *testing.B, indexed bool) {
 	l.report(b)
 }
 
+// peerView is the receiving side of the remote-write benchmarks: a store
+// on disk with 1,000 records and an index on owner, its clock, its live
+// engine and a subscriber to the peer's records (owner == 'peer', order
+// -n, limit 10), closed when the benchmark ends.
+func peerView(b *testing.B) (*store.Store, *hlc.Clock, *Engine, *Subscription) {
+	st, clock := diskStore(b, b.TempDir()), realClock()
+	fill(b, st, clock, 1000, 10)
+	ownerIndex(b, st)
+	e := New(st, Options{})
+	b.Cleanup(e.Close)
+	sub, err := e.Subscribe(query.Query{Table: "jobs", Where: "owner == 'peer'", Order: []string{"-n"}, Limit: 10}, nil, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sub.Close() })
+	return st, clock, e, sub
+}
+
+// peerBatch writes record id (owner 'peer', field n) on peer and returns
+// the peer's writes after *sent (advanced past them): the batch a session
+// would carry.
+func peerBatch(b *testing.B, peer *store.Store, clock *hlc.Clock, id string, n int64, sent *uint64) []*crdt.Write {
+	fs := []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue("peer")}, {Name: "n", Value: crdt.MustValue(n)}}
+	if _, err := peer.Write(clock, "jobs", id, fs, false); err != nil {
+		b.Fatal(err)
+	}
+	var ws []*crdt.Write
+	if err := peer.Stream(peer.NodeID(), *sent, func(w *crdt.Write) error { ws = append(ws, w); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	*sent += uint64(len(ws))
+	return ws
+}
+
 // BenchmarkLiveRemoteWrite: a peer's write arriving (store.ApplyRemote of
 // the batch a sync session received) to its add event at a subscriber of
 // the peer's records (order -n, limit 10; an index on owner): p50 and p99 (target p99 <= 50
 // ms). write-p50/p99-ms: the durable ApplyRemote alone.
 func BenchmarkLiveRemoteWrite(b *testing.B) {
-	st := diskStore(b, b.TempDir())
-	peer := diskStore(b, b.TempDir())
-	clock, pclock := realClock(), realClock()
-	fill(b, st, clock, 1000, 10)
-	ownerIndex(b, st)
-	e := New(st, Options{})
-	defer e.Close()
-	sub, err := e.Subscribe(query.Query{Table: "jobs", Where: "owner == 'peer'", Order: []string{"-n"}, Limit: 10}, nil, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sub.Close()
+	st, clock, e, sub := peerView(b)
+	peer, pclock := diskStore(b, b.TempDir()), realClock()
 	l := &latencies{starts: make([]time.Time, b.N)}
 	var sent uint64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		fs := []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue("peer")}, {Name: "n", Value: crdt.MustValue(int64(i))}}
-		if _, err := peer.Write(pclock, "jobs", fmt.Sprintf("p%07d", i), fs, false); err != nil {
-			b.Fatal(err)
-		}
-		var ws []*crdt.Write
-		if err := peer.Stream(peer.NodeID(), sent, func(w *crdt.Write) error { ws = append(ws, w); return nil }); err != nil {
-			b.Fatal(err)
-		}
-		sent += uint64(len(ws))
+		ws := peerBatch(b, peer, pclock, fmt.Sprintf("p%07d", i), int64(i), &sent)
 		b.StartTimer()
 		l.mu.Lock()
 		l.starts[i] = time.Now()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/query"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -139,17 +138,8 @@ func quantileMs(ds []time.Duration, p float64) float64 {
 }
 
 func benchSyncSession(b *testing.B, watch bool) {
-	src, dst := diskStore(b, b.TempDir()), diskStore(b, b.TempDir())
-	sclock, dclock := realClock(), realClock()
-	fill(b, dst, dclock, 1000, 10)
-	ownerIndex(b, dst)
-	e := New(dst, Options{})
-	defer e.Close()
-	sub, err := e.Subscribe(query.Query{Table: "jobs", Where: "owner == 'peer'", Order: []string{"-n"}, Limit: 10}, nil, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sub.Close()
+	dst, dclock, e, sub := peerView(b)
+	src, sclock := diskStore(b, b.TempDir()), realClock()
 
 	rc := &readClock{}
 	a := &arrivals{arrived: map[int64]time.Time{}, event: map[int64]time.Time{}}
@@ -249,15 +239,7 @@ func benchSyncSession(b *testing.B, watch bool) {
 	var sent uint64
 	based := map[int64]time.Time{}
 	baseWrite := func(n int64) {
-		fs := []crdt.FieldValue{{Name: "owner", Value: crdt.MustValue("peer")}, {Name: "n", Value: crdt.MustValue(n)}}
-		if _, err := peer.Write(pclock, "jobs", fmt.Sprintf("q%07d", n), fs, false); err != nil {
-			b.Fatal(err)
-		}
-		var ws []*crdt.Write
-		if err := peer.Stream(peer.NodeID(), sent, func(w *crdt.Write) error { ws = append(ws, w); return nil }); err != nil {
-			b.Fatal(err)
-		}
-		sent += uint64(len(ws))
+		ws := peerBatch(b, peer, pclock, fmt.Sprintf("q%07d", n), n, &sent)
 		based[n] = time.Now()
 		if _, err := dst.ApplyRemote(dclock, ws, nil); err != nil {
 			b.Fatal(err)
