@@ -81,7 +81,7 @@ func TestExplain(t *testing.T) {
 		{"device.state == status && prio >= 8", "by_status_prio", 10, 100}, // the range read whole: ties go by id
 		{"owner == device.nobody || prio == 1", "", 10, 1000},
 	} {
-		res, err := Run(r.s, query.Query{Table: "t", Where: c.where, Limit: 10, Explain: true}, denv)
+		res, err := Run(r.S, query.Query{Table: "t", Where: c.where, Limit: 10, Explain: true}, denv)
 		if err != nil {
 			t.Fatalf("%s: %v", c.where, err)
 		}
