@@ -44,8 +44,9 @@ type Query struct {
 
 // Result is a query's answer.
 type Result struct {
-	// Records are the page, in the query's order. Their Conflicts and
-	// Pending are not filled in: Get a record for them.
+	// Records are the page, in the query's order, with their Conflicts
+	// and Pending as Get shows them (of the projected fields only, with
+	// Query.Fields).
 	Records []Record
 	// Next is the cursor of the next page ("" when there are no more).
 	Next string
@@ -92,7 +93,7 @@ func (r *Replica) Query(ctx context.Context, q Query) (*Result, error) {
 	}
 	out := &Result{Records: make([]Record, 0, len(res.Records)), Next: res.Next, Count: res.Count}
 	for _, rec := range res.Records {
-		out.Records = append(out.Records, r.record(q.Table, rec))
+		out.Records = append(out.Records, r.record(q.Table, rec, q.Fields))
 	}
 	if res.Plan != nil {
 		out.Plan = &Plan{Examined: res.Plan.Examined}
@@ -125,10 +126,26 @@ func queryErr(err error) error {
 	return storeErr(err)
 }
 
-func (r *Replica) record(table string, rec query.Record) Record {
+func (r *Replica) record(table string, rec query.Record, fields []string) Record {
 	out := Record{Table: table, ID: rec.ID, Fields: make(map[string]any, len(rec.Fields))}
 	for name, v := range rec.Fields {
 		out.Fields[name], _ = v.Decode()
+	}
+	state := rec.State
+	if state == nil { // a live event's record: its state now
+		if st, err := r.st.Get(table, rec.ID); err == nil {
+			state = st
+		}
+	}
+	if state != nil {
+		var keep map[string]bool
+		if len(fields) > 0 {
+			keep = make(map[string]bool, len(fields))
+			for _, f := range fields {
+				keep[f] = true
+			}
+		}
+		r.addConflicts(&out, state, keep)
 	}
 	return out
 }
@@ -216,11 +233,11 @@ func (r *Replica) WatchFrom(ctx context.Context, q Query, lastEventID string) (<
 			}
 			out := Event{Type: ev.Type, ID: ev.ID}
 			if ev.Record != nil {
-				rec := r.record(q.Table, *ev.Record)
+				rec := r.record(q.Table, *ev.Record, q.Fields)
 				out.Record = &rec
 			}
 			for _, rec := range ev.Records {
-				out.Records = append(out.Records, r.record(q.Table, rec))
+				out.Records = append(out.Records, r.record(q.Table, rec, q.Fields))
 			}
 			select {
 			case ch <- out:

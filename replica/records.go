@@ -114,11 +114,22 @@ func (r *Replica) Get(ctx context.Context, table, id string) (*Record, error) {
 	if derr != nil {
 		return nil, derr
 	}
-	k := r.n.PolicyOf(table)
+	r.addConflicts(out, rec, nil)
+	return out, nil
+}
+
+// addConflicts sets out's Conflicts and Pending from rec, its state, as
+// Get shows them; with keep, only the conflicts of the fields it holds
+// (a projection; "_exists" always).
+func (r *Replica) addConflicts(out *Record, rec *crdt.Record, keep map[string]bool) {
+	k := r.n.PolicyOf(out.Table)
 	for _, c := range policy.Conflicts(k, rec) {
 		name := c.Field
 		if name == "" {
 			name = "_exists"
+		}
+		if keep != nil && name != "_exists" && !keep[name] {
+			continue
 		}
 		cs := make([]Candidate, 0, len(c.Candidates))
 		for _, e := range c.Candidates {
@@ -134,7 +145,6 @@ func (r *Replica) Get(ctx context.Context, table, id string) (*Record, error) {
 		out.Conflicts[name] = cs
 	}
 	out.Pending = r.n.Pending(k, rec)
-	return out, nil
 }
 
 // storeErr maps the store's errors to the package's.

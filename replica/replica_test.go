@@ -424,6 +424,28 @@ func TestConflicts(t *testing.T) {
 	if got["open"] != a.NodeID() || got["done"] != b.NodeID() {
 		t.Fatalf("candidates by node: %v (a %s, b %s)", got, a.NodeID(), b.NodeID())
 	}
+	// A query's records and a watch's carry the candidates as Get does
+	// (a projection keeps those of the fields it keeps).
+	if err := a.Put(ctx, "jobs", "j1", map[string]any{"prio": 2}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Query(ctx, Query{Table: "jobs", Where: "prio == 2"})
+	if err != nil || len(res.Records) != 1 || len(res.Records[0].Conflicts["status"]) != 2 {
+		t.Fatalf("query: %v %+v", err, res)
+	}
+	res, err = a.Query(ctx, Query{Table: "jobs", Where: "prio == 2", Fields: []string{"prio"}})
+	if err != nil || len(res.Records) != 1 || res.Records[0].Conflicts != nil {
+		t.Fatalf("query of prio: %v %+v", err, res)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := a.Watch(wctx, Query{Table: "jobs", Where: "prio >= 2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Type != "result" || len(ev.Records) != 1 || len(ev.Records[0].Conflicts["status"]) != 2 {
+		t.Fatalf("watch: %+v", ev)
+	}
 }
 
 // Replicas of different clusters do not sync; the error names the
