@@ -35,4 +35,9 @@ type (
 	Delivery            = api.Delivery
 	TableCount          = api.TableCount
 	Preview             = api.Preview
+	Plan                = api.Plan
+	View                = api.View
+	WatchEvent          = api.WatchEvent
+	WatchPage           = api.WatchPage
+	IndexStatus         = api.IndexStatus
 )
