@@ -38,6 +38,8 @@ type flagValues struct {
 	limit, pick                            int
 	after, value, text, since, kind, table string
 	with, prefer, before                   string
+	where, order, cursor, fields           string // query, view
+	count, explain, watch                  bool
 }
 
 // call is one run of a command: its output, flags and arguments.
@@ -219,6 +221,11 @@ func report(err error, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runOn(ctx, args, stdout, stderr, isTerminal(stdout))
+}
+
+// runOn is run with stdout a terminal or not.
+func runOn(ctx context.Context, args []string, stdout, stderr io.Writer, term bool) error {
 	if len(args) == 0 {
 		return usagef("no command (see replicad help)")
 	}
@@ -234,7 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("%s: %v", cmd.Name, err)
 	}
 	c := &call{cmd: cmd, fs: fs, f: f, args: fs.Args(),
-		env: &env{ctx: ctx, c: client.New(f.addr), out: stdout, stderr: stderr, term: isTerminal(stdout), guess: f.guess}}
+		env: &env{ctx: ctx, c: client.New(f.addr), out: stdout, stderr: stderr, term: term, guess: f.guess}}
 	c.json = f.json || !c.term
 	if len(c.args) < cmd.MinArgs || cmd.MaxArgs >= 0 && len(c.args) > cmd.MaxArgs {
 		return c.usage()

@@ -25,6 +25,21 @@ stored. A FIELD=TEXT that is valid JSON gets a note on stderr. With
 		Summary: "delete a record"},
 	{Name: "list", Args: "TABLE", MinArgs: 1, MaxArgs: 1, run: runList, flags: listFlags,
 		Summary: "list records (--limit N, --after ID; --online: live from the hub)"},
+	{Name: "query", Args: "TABLE", MinArgs: 1, MaxArgs: 1, run: runQuery, flags: queryFlags,
+		Summary: "query records: --where CEL, --order F1,-F2, --limit N, --cursor C, --fields a,b, --count, --explain (--watch: live)",
+		Help: `The where clause is CEL over the record's fields by name, id, now, today,
+days(n), hours(n) and device.<attribute>. A page on a terminal ends with
+the command for the next one (its --cursor). --watch keeps the result
+live: on a terminal a table updated in place in the query's order, under
+a line naming the last event; piped, one JSON event per line. A query
+the agent refuses (it names the option and the offset in it) is exit 2.`},
+	{Name: "views", MaxArgs: 0, run: runViews,
+		Summary: "the views declared on the hub, with how many records each holds here"},
+	{Name: "view", Args: "NAME", MinArgs: 1, MaxArgs: 1, run: runView, flags: viewFlags,
+		Summary: "a view's records (--limit N, --cursor C, --fields a,b, --count, --explain; --watch: live)",
+		Help: `A view is a query declared on the hub (its table, where clause and order);
+device.* in its where clause are this device's attributes. --watch as for
+replicad query.`},
 	{Name: "drafts", MaxArgs: 0, run: runDrafts, flags: draftsFlags,
 		Summary: "list the drafts kept on this device (--table T)"},
 	{Name: "commit", Args: "TABLE ID", MinArgs: 2, MaxArgs: 2, run: runCommit,
