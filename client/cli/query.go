@@ -213,17 +213,22 @@ func (c *call) watch(q client.Query, order []string) error {
 		var b bytes.Buffer
 		rs := live.Records()
 		rows := recordRows(rs, q.Fields)
-		if h := termHeight(c.out); h > 3 && len(rows) > h-2 { // the status line stays on screen
+		h, w := termSize(c.out)
+		if h > 3 && len(rows) > h-2 { // the status line stays on screen
 			keep := h - 3 // the header and records, then a row saying how many more
 			rows = append(rows[:keep], []string{fmt.Sprintf("(%d more)", len(rows)-keep)})
 		}
 		(&env{out: &b}).table(rows)
 		fmt.Fprintln(&b, watchStatus(ev, live.Len(), time.Now()))
+		frame := b.Bytes()
+		if w > 1 { // a line the terminal wraps would throw the redraw's count off
+			frame = cutLines(frame, w-1)
+		}
 		if drawn > 0 {
 			fmt.Fprintf(c.out, "\033[%dF\033[J", drawn) // up to the first line drawn, and clear below
 		}
-		drawn = bytes.Count(b.Bytes(), []byte("\n"))
-		_, err := c.out.Write(b.Bytes())
+		drawn = bytes.Count(frame, []byte("\n"))
+		_, err := c.out.Write(frame)
 		return err
 	})
 	if c.ctx.Err() != nil { // Ctrl-C
@@ -260,17 +265,33 @@ func plural(n int) string {
 	return "s"
 }
 
-// termHeight is the height of the terminal out is, or 0.
-func termHeight(out any) int {
+// termSize is the height and width of the terminal out is, or 0, 0.
+func termSize(out any) (rows, cols int) {
 	f, ok := out.(*os.File)
 	if !ok {
-		return 0
+		return 0, 0
 	}
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	return int(ws.Row)
+	return int(ws.Row), int(ws.Col)
+}
+
+// cutLines cuts every line of b to at most width characters.
+func cutLines(b []byte, width int) []byte {
+	var out []byte
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		text, nl := strings.CutSuffix(line, "\n")
+		if r := []rune(text); len(r) > width {
+			text = string(r[:width])
+		}
+		out = append(out, text...)
+		if nl {
+			out = append(out, '\n')
+		}
+	}
+	return out
 }
 
 func runViews(c *call) error {

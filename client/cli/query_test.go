@@ -276,3 +276,11 @@ theirs  jobs   owner == device.team               error: no attribute device.tea
 		t.Errorf("views:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
+
+// TestCutLines: a live table's lines are cut to the terminal's width,
+// so that none wraps and the redraw goes up exactly over the drawing.
+func TestCutLines(t *testing.T) {
+	if got := string(cutLines([]byte("abcdef\nab\nélan vital\n"), 4)); got != "abcd\nab\nélan\n" {
+		t.Errorf("cutLines: %q", got)
+	}
+}
