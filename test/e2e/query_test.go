@@ -25,6 +25,7 @@ import (
 // queryHubConfig declares, in the hub's config file, an index of jobs
 // and a view whose where clause reads the asking device's attributes.
 const queryHubConfig = `
+role = "hub"
 table "jobs" {
   index "by_owner_prio" {
     fields = ["owner", "prio"]
