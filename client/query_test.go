@@ -218,9 +218,15 @@ func TestWatchResumes(t *testing.T) {
 }
 
 // TestWatchRefused: a 4xx ends Watch at once with the agent's error (no
-// retry); an error of fn ends it with that error.
+// retry), so does an "error" event (the agent cannot go on), and an
+// error of fn ends it with that error.
 func TestWatchRefused(t *testing.T) {
 	stub, c := newAgentStub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.URL.Query().Get("where") == "broken" { // the agent's error event, then the end
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: error\ndata: \"store closed\"\n\n")
+			return
+		}
 		if r.URL.Query().Get("where") == "ok" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			sse(w, api.WatchEvent{Type: "result", ID: "e1"})
@@ -234,6 +240,9 @@ func TestWatchRefused(t *testing.T) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "offset 0") || len(stub.requests()) != 1 {
 		t.Fatalf("Watch: %v after %d requests", err, len(stub.requests()))
+	}
+	if err := c.Watch(ctx, Query{Table: "jobs", Where: "broken"}, "", func(WatchEvent) error { return nil }); err == nil || !strings.Contains(err.Error(), "the agent ended the watch: store closed") {
+		t.Fatalf("Watch ended by an error event: %v", err)
 	}
 	stop := errors.New("enough")
 	if err := c.Watch(ctx, Query{Table: "jobs", Where: "ok"}, "", func(WatchEvent) error { return stop }); err != stop {

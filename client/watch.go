@@ -116,13 +116,20 @@ func (c *Client) watchOnce(ctx context.Context, q Query, last string, fn func(Wa
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), maxEventBytes)
-	var id string
+	var id, event string
 	var data []byte
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(line) == 0 { // the end of an event
 			if data == nil {
 				continue
+			}
+			if event == "error" { // the agent cannot go on: data is a JSON string saying why
+				var msg string
+				if json.Unmarshal(data, &msg) != nil {
+					msg = string(data)
+				}
+				return got, &fnError{fmt.Errorf("the agent ended the watch: %s", msg)}
 			}
 			var ev WatchEvent
 			if err := json.Unmarshal(data, &ev); err != nil {
@@ -131,7 +138,7 @@ func (c *Client) watchOnce(ctx context.Context, q Query, last string, fn func(Wa
 			if ev.ID == "" {
 				ev.ID = id
 			}
-			id, data, got = "", nil, true
+			id, event, data, got = "", "", nil, true
 			if err := fn(ev); err != nil {
 				return got, &fnError{err}
 			}
@@ -142,6 +149,8 @@ func (c *Client) watchOnce(ctx context.Context, q Query, last string, fn func(Wa
 		switch string(field) {
 		case "id":
 			id = string(value)
+		case "event":
+			event = string(value)
 		case "data":
 			if data == nil {
 				data = []byte{}
@@ -150,8 +159,7 @@ func (c *Client) watchOnce(ctx context.Context, q Query, last string, fn func(Wa
 			}
 			data = append(data, value...)
 		}
-		// "event" repeats the data's type; "" (a comment) keeps the
-		// connection alive.
+		// "" (a comment) keeps the connection alive.
 	}
 	if err := sc.Err(); err != nil {
 		return got, err
