@@ -41,7 +41,9 @@ type Query struct {
 // (count, watch ...).
 func (q Query) path(extra url.Values) string {
 	v := url.Values{}
-	if q.Where != "" {
+	if q.Where != "" || q.View == "" {
+		// Always given on a table: GET .../records with none of the
+		// query's parameters is the plain list (limit and after).
 		v.Set("where", q.Where)
 	}
 	if len(q.Order) > 0 {

@@ -105,7 +105,7 @@ func TestQueryRequests(t *testing.T) {
 		{"/v1/tables/jobs/records", url.Values{"where": {"prio > 1"}, "count": {"true"}}},
 		{"/v1/views", url.Values{}},
 		{"/v1/views/my view", url.Values{"limit": {"2"}, "cursor": {"C"}}},
-		{"/v1/tables/jobs/records", url.Values{"limit": {"-1"}}}, // the agent refuses it, not the client
+		{"/v1/tables/jobs/records", url.Values{"where": {""}, "limit": {"-1"}}}, // the agent refuses it, not the client
 	}
 	got := stub.requests()
 	if len(got) != len(want) {

@@ -109,8 +109,8 @@ more: replicad query jobs --where 'owner == '\''ana'\''' --order -prio --limit 2
 	}
 	want2 := []string{
 		"/v1/tables/jobs/records?" + url.Values{"where": {"owner == 'ana'"}, "order": {"-prio"}, "limit": {"2"}, "explain": {"true"}}.Encode(),
-		"/v1/tables/jobs/records?" + url.Values{"fields": {"prio,owner"}, "cursor": {"CUR/2"}, "draft": {"true"}}.Encode(),
-		"/v1/tables/jobs/records?online=true",
+		"/v1/tables/jobs/records?" + url.Values{"fields": {"prio,owner"}, "cursor": {"CUR/2"}, "draft": {"true"}, "where": {""}}.Encode(),
+		"/v1/tables/jobs/records?online=true&where=",
 		"/v1/tables/jobs/records?" + url.Values{"count": {"true"}, "where": {"prio > 1"}}.Encode(),
 		"/v1/views/mine?count=true",
 	}
