@@ -36,7 +36,7 @@ the agent refuses (it names the option and the offset in it) is exit 2.`},
 	{Name: "views", MaxArgs: 0, run: runViews,
 		Summary: "the views declared on the hub, with how many records each holds here"},
 	{Name: "view", Args: "NAME", MinArgs: 1, MaxArgs: 1, run: runView, flags: viewFlags,
-		Summary: "a view's records (--limit N, --cursor C, --fields a,b, --count, --explain; --watch: live)",
+		Summary: "a view's records (--limit N, --cursor C, --fields a,b, --count, --explain, --draft, --online; --watch: live)",
 		Help: `A view is a query declared on the hub (its table, where clause and order);
 device.* in its where clause are this device's attributes. --watch as for
 replicad query.`},

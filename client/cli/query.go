@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,20 +22,18 @@ import (
 func queryFlags(fs *pflag.FlagSet, f *flagValues) {
 	fs.StringVar(&f.where, "where", "", "select records: a `CEL` expression over their fields (prio >= 2 && owner == 'ana')")
 	fs.StringVar(&f.order, "order", "", "order by these `FIELDS`, comma-separated, - for descending (-prio,start); ties by id")
-	pageFlags(fs, f)
-	fs.BoolVar(&f.draft, "draft", false, "lay each record's draft over it")
-	fs.BoolVar(&f.online, "online", false, "ask the hub live (not stored here; fails offline)")
+	viewFlags(fs, f)
 }
 
-func viewFlags(fs *pflag.FlagSet, f *flagValues) { pageFlags(fs, f) }
-
-// pageFlags are the flags query and view share.
-func pageFlags(fs *pflag.FlagSet, f *flagValues) {
+// viewFlags are the flags query and view share.
+func viewFlags(fs *pflag.FlagSet, f *flagValues) {
 	fs.IntVar(&f.limit, "limit", 0, "records per page (default 100, at most 10000)")
 	fs.StringVar(&f.cursor, "cursor", "", "the next page: the `CURSOR` the previous one showed")
 	fs.StringVar(&f.fields, "fields", "", "show only these `FIELDS`, comma-separated")
 	fs.BoolVar(&f.count, "count", false, "print how many records match (--limit and --cursor do not apply)")
 	fs.BoolVar(&f.explain, "explain", false, "show the plan: the index used (or a scan), records examined")
+	fs.BoolVar(&f.draft, "draft", false, "lay each record's draft over it")
+	fs.BoolVar(&f.online, "online", false, "ask the hub live (not stored here; fails offline)")
 	fs.BoolVar(&f.watch, "watch", false, "keep the result live: a table updated in place on a terminal, one JSON event per line when piped (Ctrl-C stops)")
 }
 
@@ -204,6 +203,10 @@ func shellQuote(s string) string {
 // query's or the view's) under a status line naming the last event.
 func (c *call) watch(q client.Query, order []string) error {
 	live := client.NewLiveResult(order)
+	shown := q.Fields
+	if !c.json && len(shown) > 0 { // the table is kept in order by the order's fields: ask for them too
+		q.Fields = withOrderFields(shown, order)
+	}
 	drawn := 0 // lines of the last drawing
 	err := c.c.Watch(c.ctx, q, "", func(ev api.WatchEvent) error {
 		if c.json {
@@ -212,7 +215,7 @@ func (c *call) watch(q client.Query, order []string) error {
 		live.Apply(ev)
 		var b bytes.Buffer
 		rs := live.Records()
-		rows := recordRows(rs, q.Fields)
+		rows := recordRows(rs, shown)
 		h, w := termSize(c.out)
 		if h > 3 && len(rows) > h-2 { // the status line stays on screen
 			keep := h - 3 // the header and records, then a row saying how many more
@@ -235,6 +238,18 @@ func (c *call) watch(q client.Query, order []string) error {
 		return nil
 	}
 	return err
+}
+
+// withOrderFields is fields and then the fields of order it lacks.
+func withOrderFields(fields, order []string) []string {
+	out := append([]string(nil), fields...)
+	for _, o := range order {
+		name := strings.TrimPrefix(o, "-")
+		if name != "id" && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // watchStatus is the status line under a live table.

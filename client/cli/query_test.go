@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,31 @@ theirs  jobs   owner == device.team               error: no attribute device.tea
 func TestCutLines(t *testing.T) {
 	if got := string(cutLines([]byte("abcdef\nab\nélan vital\n"), 4)); got != "abcd\nab\nélan\n" {
 		t.Errorf("cutLines: %q", got)
+	}
+}
+
+// TestWatchAsksOrderFields: a live table with --fields asks for the
+// order's fields too (it sorts by them) and shows only those asked.
+func TestWatchAsksOrderFields(t *testing.T) {
+	if got := withOrderFields([]string{"title"}, []string{"-prio", "title", "id"}); !slices.Equal(got, []string{"title", "prio"}) {
+		t.Errorf("withOrderFields: %v", got)
+	}
+	addr, asked := stubAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		b, _ := json.Marshal(api.WatchEvent{Type: "result", ID: "e1", Records: []api.Record{record("j1", `{"prio":1,"title":"a"}`), record("j2", `{"prio":2,"title":"b"}`)}})
+		fmt.Fprintf(w, "id: e1\nevent: result\ndata: %s\n\n", b)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := &cancelAfter{n: 1, cancel: cancel}
+	var stderr bytes.Buffer
+	if code := report(runOn(ctx, []string{"query", "jobs", "--order", "-prio", "--fields", "title", "--watch", "--addr", addr}, w, &stderr, true), &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	q := asked()
+	if len(q) != 1 || !strings.Contains(q[0], "fields=title%2Cprio&") || !strings.HasPrefix(w.String(), "ID  TITLE\nj2  \"b\"\nj1  \"a\"\n") {
+		t.Errorf("asked %q, drew:\n%s", q, w.String())
 	}
 }
