@@ -218,8 +218,8 @@ func TestWatchResumes(t *testing.T) {
 }
 
 // TestWatchRefused: a 4xx ends Watch at once with the agent's error (no
-// retry), so does an "error" event (the agent cannot go on), and an
-// error of fn ends it with that error.
+// retry), so does an "error" event (the agent cannot go on), an agent
+// not there before the first event, and an error of fn (that error).
 func TestWatchRefused(t *testing.T) {
 	stub, c := newAgentStub(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.URL.Query().Get("where") == "broken" { // the agent's error event, then the end
@@ -247,6 +247,12 @@ func TestWatchRefused(t *testing.T) {
 	stop := errors.New("enough")
 	if err := c.Watch(ctx, Query{Table: "jobs", Where: "ok"}, "", func(WatchEvent) error { return stop }); err != stop {
 		t.Fatalf("Watch with fn failing: %v", err)
+	}
+	down := New(stub.srv.URL)
+	stub.srv.Close()
+	start := time.Now()
+	if err := down.Watch(ctx, Query{Table: "jobs"}, "", func(WatchEvent) error { return nil }); err == nil || !strings.Contains(err.Error(), "cannot reach the agent") || time.Since(start) > 5*time.Second {
+		t.Fatalf("Watch of an agent that is not there: %v after %v", err, time.Since(start))
 	}
 }
 

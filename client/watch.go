@@ -43,11 +43,14 @@ var errStreamEnded = errors.New("the agent ended the stream")
 // passed to fn) is reopened with Last-Event-ID, the last event ID
 // received: the agent sends the changes since, or a "reset" event whose
 // Records replace the result when it cannot. Reopening is retried, with
-// a growing pause, for up to WatchRetry. LiveResult applies the events.
+// a growing pause, for up to WatchRetry; an agent that cannot be reached
+// before the first event is an error at once. LiveResult applies the
+// events.
 func (c *Client) Watch(ctx context.Context, q Query, lastEventID string, fn func(WatchEvent) error) error {
 	last := lastEventID
 	pause := 100 * time.Millisecond
 	var failingSince time.Time
+	opened := false // a stream was open once: a failure to reach the agent before is returned at once
 	for {
 		got, err := c.watchOnce(ctx, q, last, func(ev WatchEvent) error {
 			if ev.ID != "" {
@@ -67,7 +70,9 @@ func (c *Client) Watch(ctx context.Context, q Query, lastEventID string, fn func
 			return err
 		}
 		if got {
-			failingSince, pause = time.Time{}, 100*time.Millisecond
+			opened, failingSince, pause = true, time.Time{}, 100*time.Millisecond
+		} else if !opened {
+			return err
 		} else if failingSince.IsZero() {
 			failingSince = time.Now()
 		} else if time.Since(failingSince) > WatchRetry {
