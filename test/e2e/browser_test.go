@@ -165,10 +165,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 	})
 
 	// text reads an element's innerText; sel is a CSS selector.
+	// text reads sel's text in one evaluation: the page rebuilds its
+	// tables at every refresh, so a node found first and read after may
+	// be gone ("No node with given id found"). "" when there is none.
 	text := func(sel string) string {
 		t.Helper()
 		var s string
-		if err := chromedp.Run(bctx, chromedp.Text(sel, &s, chromedp.ByQuery)); err != nil {
+		js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : ""; })()`, sel)
+		if err := chromedp.Run(bctx, chromedp.Evaluate(js, &s)); err != nil {
 			t.Fatalf("reading %s: %v", sel, err)
 		}
 		return s
