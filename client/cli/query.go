@@ -138,24 +138,31 @@ func (c *call) answer(q client.Query, order []string) error {
 }
 
 // recordRows are the rows of a table of records: a column per field
-// with a projection, else the fields as NAME=JSON.
+// with a projection, else the fields as NAME=JSON; then, when a record
+// has some, the conflicted fields.
 func recordRows(rs []api.Record, fields []string) [][]string {
-	if len(fields) == 0 {
-		rows := [][]string{{"ID", "FIELDS"}}
-		for _, r := range rs {
-			rows = append(rows, []string{r.ID, fieldsText(r.Fields)})
+	conflicts := slices.ContainsFunc(rs, func(r api.Record) bool { return len(r.Conflicts) > 0 })
+	head := []string{"ID", "FIELDS"}
+	if len(fields) > 0 {
+		head = head[:1]
+		for _, f := range fields {
+			head = append(head, strings.ToUpper(f))
 		}
-		return rows
 	}
-	head := []string{"ID"}
-	for _, f := range fields {
-		head = append(head, strings.ToUpper(f))
+	if conflicts {
+		head = append(head, "CONFLICTS")
 	}
 	rows := [][]string{head}
 	for _, r := range rs {
 		row := []string{r.ID}
+		if len(fields) == 0 {
+			row = append(row, fieldsText(r.Fields))
+		}
 		for _, f := range fields {
 			row = append(row, string(r.Fields[f]))
+		}
+		if conflicts {
+			row = append(row, conflictNames(r))
 		}
 		rows = append(rows, row)
 	}

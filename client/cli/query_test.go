@@ -311,3 +311,18 @@ func TestWatchAsksOrderFields(t *testing.T) {
 		t.Errorf("asked %q, drew:\n%s", q, w.String())
 	}
 }
+
+// TestRecordRowsConflicts: a table of records names each record's
+// conflicted fields in a column of its own, there only when one has.
+func TestRecordRowsConflicts(t *testing.T) {
+	r := record("j1", `{"prio":1}`)
+	r.Conflicts = map[string][]api.Candidate{"title": {{}, {}}}
+	got := recordRows([]api.Record{r, record("j2", `{"prio":2}`)}, []string{"prio"})
+	want := [][]string{{"ID", "PRIO", "CONFLICTS"}, {"j1", "1", "title"}, {"j2", "2", ""}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	if got := recordRows([]api.Record{record("j2", `{"prio":2}`)}, nil); fmt.Sprint(got) != fmt.Sprint([][]string{{"ID", "FIELDS"}, {"j2", "prio=2"}}) {
+		t.Errorf("rows without conflicts %q", got)
+	}
+}
