@@ -230,7 +230,12 @@ func DefaultConfig() Config {
 
 // LoadFile reads an HCL config file over c. Unknown keys and bad values
 // are errors naming the file position.
-func (c *Config) LoadFile(path string) error {
+func (c *Config) LoadFile(path string) error { return c.loadFile(path, nil, nil) }
+
+// loadFile is LoadFile with flags applied (flags, nil: none) after the
+// file and before the validation; an error of a key in flagged (set by
+// a flag) names the flag, not the file's line.
+func (c *Config) loadFile(path string, flags func(*Config) error, flagged map[string]bool) error {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -328,11 +333,19 @@ func (c *Config) LoadFile(path string) error {
 		}
 		*d.dst = v
 	}
+	if flags != nil {
+		if err := flags(c); err != nil {
+			return err
+		}
+	}
 	if err := c.Validate(); err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			if set(ke.key) {
+			if set(ke.key) && !flagged[ke.key] {
 				return fmt.Errorf("%s: %s", pos(ke.key), ke.msg)
+			}
+			if flags != nil { // as ParseArgs names a key: its flag
+				return errors.New("--" + strings.ReplaceAll(ke.key, "_", "-") + ke.msg[len(ke.key):])
 			}
 		}
 		return err

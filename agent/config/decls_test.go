@@ -82,6 +82,7 @@ func TestDeclsErrors(t *testing.T) {
 		{"bad --index", hub, []string{"--index", "t"}, "--index \"t\": want TABLE=FIELD[,FIELD...]"},
 		{"--index field twice", hub, []string{"--index", "t=a,a"}, "--index: table t: index \"a_a\": fields: \"a\" listed twice"},
 		{"--index on a device", "", []string{"--index", "t=a"}, "--role: only a hub"},
+		{"a hub's file run with --role device", hub + "table \"t\" {\n  index \"i\" { fields = [\"a\"] }\n}\n", []string{"--role", "device"}, "--role: only a hub declares"},
 		{"bad view where", hub + "view \"v\" {\n  table = \"t\"\n  where = \"owner == && x\"\n}\n", nil, "c.hcl:4:21: view \"v\": where: Syntax error"},
 		{"unknown function in where", hub + "view \"v\" {\n  table = \"t\"\n  where = \"a == 1 && nope(b)\"\n}\n", nil, "c.hcl:4:26: view \"v\": where: undeclared reference to 'nope'"},
 		{"bad view order", hub + "view \"v\" {\n  table = \"t\"\n  order = [\"a\", \"\"]\n}\n", nil, "c.hcl:4:17: view \"v\": order: empty field name"},
@@ -97,5 +98,12 @@ func TestDeclsErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	// A file without a role declares indexes and views for a hub started
+	// with --role hub: the file is judged with the flags applied.
+	path := filepath.Join(dir, "c.hcl")
+	os.WriteFile(path, []byte("table \"t\" {\n  index \"i\" { fields = [\"a\"] }\n}\nview \"v\" {\n  table = \"t\"\n}\n"), 0o644)
+	if c, err := ParseArgs([]string{"--config", path, "--role", "hub"}, os.Stderr); err != nil || len(c.Indexes) != 1 || len(c.Views) != 1 {
+		t.Errorf("declarations with --role hub: %v, %+v %+v", err, c.Indexes, c.Views)
 	}
 }

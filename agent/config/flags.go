@@ -92,12 +92,37 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (see replicad agent --help)", fs.Arg(0))
 	}
+	// The flags override the file's settings; the file is validated with
+	// them applied (a file's index declarations with --role hub), its
+	// errors naming the file's line unless a flag set the key at fault.
+	flagged := map[string]bool{}
+	applyFlags := func(cfg *Config) error {
+		fs.Visit(func(f *pflag.Flag) { flagged[strings.ReplaceAll(f.Name, "-", "_")] = true })
+		return applyFlagValues(fs, &fv, cfg, policies, keys, indexes)
+	}
 	cfg := DefaultConfig()
 	if configPath != "" {
-		if err := cfg.LoadFile(configPath); err != nil {
+		if err := cfg.loadFile(configPath, applyFlags, flagged); err != nil {
 			return Config{}, err
 		}
+	} else if err := applyFlags(&cfg); err != nil {
+		return Config{}, err
 	}
+	if err := cfg.Validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			return Config{}, errors.New("--" + strings.ReplaceAll(ke.key, "_", "-") + ke.msg[len(ke.key):])
+		}
+		return Config{}, err
+	}
+	cfg.DebugAPI = os.Getenv(DebugAPIEnv) == "1"
+	cfg.Pprof = os.Getenv(PprofEnv) == "1"
+	return cfg, nil
+}
+
+// applyFlagValues sets in cfg what the flags given (fs.Visit) hold (fv,
+// and the repeatable ones' values).
+func applyFlagValues(fs *pflag.FlagSet, fv *Config, cfg *Config, policies, keys, indexes []string) error {
 	var perr error
 	atRestFlags := false // an encryption key flag replaces the file's source
 	atRest := func() *AtRestConfig {
@@ -201,17 +226,5 @@ func ParseArgs(args []string, out io.Writer) (Config, error) {
 			applySecurityFlag(f.Name, &cfg.Security, &fv.Security)
 		}
 	})
-	if perr != nil {
-		return Config{}, perr
-	}
-	if err := cfg.Validate(); err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			return Config{}, errors.New("--" + strings.ReplaceAll(ke.key, "_", "-") + ke.msg[len(ke.key):])
-		}
-		return Config{}, err
-	}
-	cfg.DebugAPI = os.Getenv(DebugAPIEnv) == "1"
-	cfg.Pprof = os.Getenv(PprofEnv) == "1"
-	return cfg, nil
+	return perr
 }
