@@ -163,7 +163,7 @@ func IntParam(r *http.Request, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return 0, Errorf(http.StatusBadRequest, "%s=%q: want a non-negative integer", name, s)
+		return 0, Errorf(http.StatusBadRequest, "%s: at offset 0: %q is not a non-negative integer", name, s)
 	}
 	if n == 0 {
 		n = def

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -32,6 +33,18 @@ func TestReadModes(t *testing.T) {
 		}
 		if err != nil || d != c.draft || o != c.online {
 			t.Errorf("%s: %v %v %v", c.query, d, o, err)
+		}
+	}
+}
+
+// TestIntParamNamesPosition: a bad paging number is a 400 naming the
+// parameter and the position, as a query's options are.
+func TestIntParamNamesPosition(t *testing.T) {
+	for _, v := range []string{"-1", "ten", "1.5"} {
+		r := httptest.NewRequest(http.MethodGet, "/v1/tables/t/records?limit="+v, nil)
+		_, err := IntParam(r, "limit", DefaultPageLimit, MaxPageLimit)
+		if err == nil || !strings.Contains(err.Error(), "limit: at offset 0:") || !strings.Contains(err.Error(), v) {
+			t.Errorf("limit=%s: %v", v, err)
 		}
 	}
 }
