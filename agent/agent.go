@@ -155,8 +155,8 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.guard = httpapi.NewGuard(cfg.Security.Guard, cfg.MaxBodyBytes, log, a.apiError)
 	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.parked = &node.ParkRefusals{Max: cfg.Security.Guard.WithDefaults().MaxParked, Log: log, Counted: a.metrics.ParkRefused}
-	a.drafts = drafts.New(apiHost{a})
-	a.online = onlineread.New(onlineHost{apiHost{a}})
+	a.drafts = drafts.New(hostOf(a, (*running).records))
+	a.online = onlineread.New(onlineHost{hostOf(a, (*running).records)})
 	cmem.LimitArenas(cmemArenas) // before the store allocates (cmem.go)
 	if a.sec, err = authz.NewSecurity(cfg, log); err != nil {
 		return nil, err

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/agent/config"
-	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -99,7 +97,7 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/compact", sy.Compact)
 	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
 	rt.Handle("GET /v1/parked", parked.List)
-	profiles.NewAPI(profilesHost{a}).Routes(rt) // internal/ext/profiles
+	profiles.NewAPI(hostOf(a, func(rp *running) profiles.Replica { return profilesReplica{rp.n, rp} })).Routes(rt) // internal/ext/profiles
 	rt.Handle("POST /v1/parked/{origin}/{seq}/release", parked.Release)
 	a.debugRoutes(rt) // testing only: agent/debug.go
 	if a.cfg.Pprof {  // REPLICAD_PPROF=1
@@ -122,24 +120,8 @@ func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) 
 
 // --- records ---
 
-// recordView is table/id as the API shows it (node.Node.View).
-func (r *running) recordView(table, id string, rec *crdt.Record) api.Record {
-	return r.n.View(table, id, rec)
-}
-
-// existing returns a record that exists here, or a 404 saying why not.
-func (rp *running) existing(table, id string) (*crdt.Record, error) {
-	return httpapi.Existing(rp.store, table, id)
-}
-
 // records serves the record routes (internal/httpapi).
 func (a *Agent) records() httpapi.Records { return httpapi.Records{Core: coreHost{a}} }
-
-// names returns the table and record id of r's path (httpapi.Records.Names;
-// the system tables' guard needs no agent).
-func names(r *http.Request) (table, id string, err error) {
-	return httpapi.Records{Core: coreHost{}}.Names(r)
-}
 
 // --- conflicts ---
 

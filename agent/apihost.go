@@ -4,61 +4,31 @@ import (
 	"net/http"
 
 	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/authz"
-	"github.com/replicad/replicad/internal/ext/drafts"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 )
 
-// apiHost is what the extensions that serve routes share of the public
-// API: its record names, PUT bodies and page limits, and the current
-// replica.
-type apiHost struct{ a *Agent }
-
-func (h apiHost) RecordNames(r *http.Request) (string, string, error) { return names(r) }
-
-// PutFields decodes a PUT body; check (nil: none) judges the number of
-// fields before their values are converted.
-func (h apiHost) PutFields(r *http.Request, check func(n int) error) ([]crdt.FieldValue, bool, error) {
-	var body httpapi.PutBody
-	if err := decodeBody(r, &body); err != nil {
-		return nil, false, err
-	}
-	if check != nil {
-		if err := check(len(body.Fields)); err != nil {
-			return nil, body.Fields != nil, err
-		}
-	}
-	if body.Fields == nil {
-		return nil, false, nil
-	}
-	fields, err := body.Values()
-	return fields, true, err
+// current is the Host of an extension that serves routes: R, what it
+// reads of the current replica (extapi.Current), and the public API's
+// request parsing (httpapi.Requests, with the system tables' guard).
+type current[R any] struct {
+	httpapi.Requests
+	a  *Agent
+	of func(*running) R
 }
 
-func (h apiHost) DecodeBody(r *http.Request, v any) error { return decodeBody(r, v) }
-
-func (h apiHost) PageLimit(r *http.Request) (int, error) {
-	return httpapi.IntParam(r, "limit", defaultPageLimit, maxPageLimit)
+func hostOf[R any](a *Agent, of func(*running) R) current[R] {
+	return current[R]{Requests: httpapi.Requests{Guard: guardSystemWrite}, a: a, of: of}
 }
 
-func (h apiHost) With(fn func(drafts.Replica) (any, error)) (any, error) {
-	return h.a.with(func(rp *running) (any, error) { return fn(apiReplica{rp.n, rp}) })
+func (c current[R]) With(fn func(R) (any, error)) (any, error) {
+	return c.a.with(func(rp *running) (any, error) { return fn(c.of(rp)) })
 }
 
-// apiReplica is a replica as the extensions that serve routes see it: the
-// node, and the public API's record look-up and view.
-type apiReplica struct {
-	*node.Node
-	rp *running
-}
-
-func (p apiReplica) Existing(table, id string) (*crdt.Record, error) { return p.rp.existing(table, id) }
-
-func (p apiReplica) RecordView(table, id string, rec *crdt.Record) api.Record {
-	return p.rp.recordView(table, id, rec)
-}
+// records is the replica as the extensions' record routes see it.
+func (rp *running) records() extapi.Records { return httpapi.NodeRecords{Node: rp.n} }
 
 // changeFeed is the change feed's source: the current replica's store and
 // the agent's notifier (which outlives resets).

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/ext/onlineread"
 )
 
@@ -70,7 +71,7 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 }
 
 // onlineHost is the online reads' Host.
-type onlineHost struct{ apiHost }
+type onlineHost struct{ current[extapi.Records] }
 
 func (h onlineHost) Gate() (string, bool, error) { return h.a.onlineReadGate() }
 

@@ -66,7 +66,7 @@ func TestReadViewSameAsSync(t *testing.T) {
 			t.Fatalf("%s/%s: the device holds it, the API answers %d", k[0], k[1], code)
 		}
 		c.tech.mu.RLock()
-		local := c.tech.rep.recordView(k[0], k[1], rec)
+		local := c.tech.rep.n.View(k[0], k[1], rec)
 		c.tech.mu.RUnlock()
 		if !reflect.DeepEqual(local.Fields, view.Fields) || len(local.Conflicts) != len(view.Conflicts) {
 			t.Errorf("%s/%s: the API shows %v (conflicts %v), the device holds %v (%v)", k[0], k[1], view.Fields, view.Conflicts, local.Fields, local.Conflicts)

@@ -69,13 +69,6 @@ func (r *running) setupProfileScopes(ecfg *replication.Config) (profile func(rep
 	return nil, profiles.KeepScope(cfg.DataDir, r.a.log), nil
 }
 
-// profilesHost is the profiles' API's Host.
-type profilesHost struct{ a *Agent }
-
-func (h profilesHost) With(fn func(profiles.Replica) (any, error)) (any, error) {
-	return h.a.with(func(rp *running) (any, error) { return fn(profilesReplica{rp.n, rp}) })
-}
-
 // profilesReplica is the profiles' API's view of a replica.
 type profilesReplica struct {
 	*node.Node

@@ -152,7 +152,8 @@ func TestLayering(t *testing.T) {
 }
 
 // checkAgentLayers checks the daemon's layers (ARCHITECTURE.md, "The
-// agent's layers"): extensions (internal/ext/*) never import each other;
+// agent's layers"): extensions (internal/ext/*) never import each other
+// (but every one may import internal/ext/extapi, which imports none);
 // only agent imports internal/httpapi and the extensions; only
 // cmd/replicad imports agent; internal/node imports none of them; only
 // replica imports internal/replicacore (the agent is built on replica,
@@ -166,6 +167,10 @@ func checkAgentLayers(t *testing.T, name, imp string) {
 		return ""
 	}
 	switch {
+	case ext(imp) == "extapi" && (ext(name) != "" || name == "agent"):
+		// What the extensions share of the assembly, declared once.
+	case ext(name) == "extapi" && (ext(imp) != "" || imp == "agent" || imp == "internal/httpapi"):
+		t.Errorf("internal/ext/extapi imports %s: the extensions' shared declarations import no extension, agent or HTTP machinery", imp)
 	case ext(imp) != "" && ext(name) != "" && ext(imp) != ext(name):
 		t.Errorf("%s imports %s: extensions never import each other (the assembly wires what one needs of another through an interface)", name, imp)
 	case ext(imp) != "" && ext(name) == "" && name != "agent":

@@ -40,6 +40,12 @@ type Records struct{ Core Core }
 // Names returns the table and record id of r's path (400 when invalid);
 // a route that writes names a table GuardWrite allows.
 func (rs Records) Names(r *http.Request) (table, id string, err error) {
+	return RecordNames(r, rs.Core.GuardWrite)
+}
+
+// RecordNames returns the table and record id of r's path (400 when
+// invalid); a route that writes names a table guard allows.
+func RecordNames(r *http.Request, guard func(table string) error) (table, id string, err error) {
 	table, id = r.PathValue("table"), r.PathValue("id")
 	if !store.ValidTable(table) {
 		return "", "", Errorf(http.StatusBadRequest, "bad table name %q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
@@ -49,7 +55,7 @@ func (rs Records) Names(r *http.Request) (table, id string, err error) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Every route that writes a record names it here.
-		if err := rs.Core.GuardWrite(table); err != nil {
+		if err := guard(table); err != nil {
 			return "", "", err
 		}
 	}

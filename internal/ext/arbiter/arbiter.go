@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/policy"
 	"github.com/replicad/replicad/store"
@@ -21,13 +21,8 @@ const Queue store.QueueName = 'a'
 
 // Host is what the arbiter needs of the node it runs on.
 type Host interface {
-	Store() *store.Store
-	ID() hlc.NodeID
-	Log() hclog.Logger
-	// WriteDecided is the node's write pipeline for a decided write.
-	WriteDecided(table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), also node.LocalHook) (*store.WriteResult, error)
-	// PublishSyncError sends a sync error to every replica.
-	PublishSyncError(id string, e *store.SyncError) error
+	extapi.Node
+	extapi.Decider
 }
 
 // Arbiter makes a hub's policy decisions (package policy) durable: they

@@ -2,13 +2,13 @@ package authz
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 )
@@ -27,21 +27,6 @@ import (
 // bases), and of the sync errors (_replicad_errors) it reads only those
 // naming it. Every other route answers 403.
 
-// Error is an answer's error with its HTTP status (its Status method).
-type Error struct {
-	Code int
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Status is the HTTP status the error is answered with.
-func (e *Error) Status() int { return e.Code }
-
-func errorf(code int, format string, args ...any) error {
-	return &Error{code, fmt.Sprintf(format, args...)}
-}
-
 // APIReader returns the node an API request reads for, if any; header is
 // the header a node is named in.
 func APIReader(r *http.Request, header string) (hlc.NodeID, bool, error) {
@@ -50,14 +35,14 @@ func APIReader(r *http.Request, header string) (hlc.NodeID, bool, error) {
 	if claim != "" {
 		n, err := hlc.ParseNodeID(claim)
 		if err != nil {
-			return 0, false, errorf(http.StatusBadRequest, "%s: %v", header, err)
+			return 0, false, extapi.Errorf(http.StatusBadRequest, "%s: %v", header, err)
 		}
 		claimed = n
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		id, err := secure.StateIdentity(r.TLS)
 		if err != nil {
-			return 0, false, errorf(http.StatusForbidden, "client certificate: %v", err)
+			return 0, false, extapi.Errorf(http.StatusForbidden, "client certificate: %v", err)
 		}
 		if id.Role != "device" {
 			return 0, false, nil // a hub's (or an operator's hub) certificate
@@ -66,7 +51,7 @@ func APIReader(r *http.Request, header string) (hlc.NodeID, bool, error) {
 			return hlc.NodeID(id.ID), true, nil
 		}
 		if !id.Allows(uint64(claimed)) {
-			return 0, false, errorf(http.StatusForbidden, "%s %s: the client certificate binds %016x/%d", header, claim, id.ID, id.Bits)
+			return 0, false, extapi.Errorf(http.StatusForbidden, "%s %s: the client certificate binds %016x/%d", header, claim, id.ID, id.Bits)
 		}
 		return claimed, true, nil
 	}
@@ -105,11 +90,11 @@ func ReadGuard(next http.Handler, perms *Rules, header string, fail func(w http.
 			return
 		}
 		if !isRead || r.URL.Query().Has("draft") {
-			fail(w, errorf(http.StatusForbidden, "node %s (read permissions) may only read records and views on this hub's API", node))
+			fail(w, extapi.Errorf(http.StatusForbidden, "node %s (read permissions) may only read records and views on this hub's API", node))
 			return
 		}
 		if !lim.Selects(table, "", nil, nil) && !lim.NeedsRecord(table) {
-			fail(w, errorf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
+			fail(w, extapi.Errorf(http.StatusNotFound, "table %s: not found (node %s may not read it)", table, node))
 			return
 		}
 		// The record handlers build the reader's views (Reader.Narrow).

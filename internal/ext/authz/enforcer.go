@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -21,12 +21,8 @@ const SystemPolicy = "system"
 
 // Host is what the enforcer needs of the node it runs on.
 type Host interface {
-	Store() *store.Store
-	Log() hclog.Logger
-	// WriteDecided is the node's write pipeline for a decided write.
-	WriteDecided(table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), also node.LocalHook) (*store.WriteResult, error)
-	// PublishSyncError sends a sync error to every replica.
-	PublishSyncError(id string, e *store.SyncError) error
+	extapi.Node
+	extapi.Decider
 }
 
 // Enforcer applies the permission rules to remote writes on this node: a

@@ -5,11 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
 )
@@ -17,10 +15,8 @@ import (
 // PublishHost is what a hub's grant publisher needs of its node: the
 // store, the node id, a logger and the write pipeline.
 type PublishHost interface {
-	Store() *store.Store
-	ID() hlc.NodeID
-	Log() hclog.Logger
-	Write(table, id string, fields []crdt.FieldValue, del bool, also node.LocalHook) (*store.WriteResult, error)
+	extapi.Node
+	extapi.Writer
 }
 
 // Publisher publishes a hub's grants of the configured permission rules

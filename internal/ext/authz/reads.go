@@ -5,10 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -39,10 +38,9 @@ import (
 // ReadHost is what the read rules need of the node: its store, a logger,
 // the cached system records and the write pipeline (the hub's marker).
 type ReadHost interface {
-	Store() *store.Store
-	Log() hclog.Logger
+	extapi.Node
+	extapi.Writer
 	SysRecord(table, id string) *crdt.Record
-	Write(table, id string, fields []crdt.FieldValue, del bool, also node.LocalHook) (*store.WriteResult, error)
 }
 
 // Reads applies the read rules of a node: a hub's configured rules

@@ -11,21 +11,15 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
 // Host is what the debug endpoints need of the agent.
 type Host interface {
-	// With runs fn on the current replica (a reset may replace it between
-	// calls); fn's error is the answer's.
-	With(fn func(r Replica) (any, error)) (any, error)
-	// RecordNames validates a record route's table and id as the public
-	// API does.
-	RecordNames(r *http.Request) (table, id string, err error)
-	// PutFields decodes a PUT body ({"fields": {...}}) as the public API
-	// does.
-	PutFields(r *http.Request) ([]crdt.FieldValue, error)
+	extapi.Current[Replica]
+	extapi.Requests
 	// MaxClockOffset is the bound on remote stamps ahead of local time.
 	MaxClockOffset() time.Duration
 	// Queues are the store's named work queues (the arbiter's, the
@@ -33,17 +27,10 @@ type Host interface {
 	Queues() []store.QueueName
 }
 
-// Replica is the replica the endpoints read and write.
+// Replica is the replica the endpoints read and write: its clock too.
 type Replica interface {
-	Store() *store.Store
+	extapi.Records
 	Clock() *hlc.Clock
-	ID() hlc.NodeID
-	// Write is the node's write pipeline for a local write.
-	Write(table, id string, fields []crdt.FieldValue, del bool, also node.LocalHook) (*store.WriteResult, error)
-	// Existing returns the record, or the public API's 404.
-	Existing(table, id string) (*crdt.Record, error)
-	// RecordView is the record as the public API shows it.
-	RecordView(table, id string, rec *crdt.Record) any
 }
 
 // API is the debug endpoints.
@@ -52,14 +39,8 @@ type API struct{ h Host }
 // New returns the debug endpoints of h.
 func New(h Host) *API { return &API{h: h} }
 
-// Registrar adds a route whose handler returns a value (answered as
-// JSON) or an error (answered with its status): the agent's HTTP API.
-type Registrar interface {
-	Handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) (any, error))
-}
-
 // Routes adds the endpoints.
-func (a *API) Routes(rt Registrar) {
+func (a *API) Routes(rt extapi.Registrar) {
 	rt.Handle("GET /v1/debug/digest", a.debugDigest)
 	rt.Handle("GET /v1/debug/dump", a.debugDump)
 	rt.Handle("PUT /v1/debug/tables/{table}/records/{id}", a.debugPut)
@@ -311,7 +292,10 @@ func (a *API) debugPut(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	fields, err := a.h.PutFields(r)
+	fields, present, err := a.h.PutFields(r, nil)
+	if err == nil && !present {
+		err = extapi.Errorf(http.StatusBadRequest, `body needs "fields": an object of field names to JSON values`)
+	}
 	if err != nil {
 		return nil, err
 	}

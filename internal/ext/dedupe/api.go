@@ -3,7 +3,6 @@ package dedupe
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -14,39 +13,20 @@ import (
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
-// APIHost is what the duplicates' API needs of the agent.
+// APIHost is what the duplicates' API needs of the agent: the current
+// replica and the public API's request parsing.
 type APIHost interface {
-	// With runs fn on the current replica (a reset may replace it between
-	// calls); fn's error is the answer's.
-	With(fn func(r APIReplica) (any, error)) (any, error)
-	// RecordNames validates a record route's table and id as the public
-	// API does; DecodeBody decodes a request body as it does.
-	RecordNames(r *http.Request) (table, id string, err error)
-	DecodeBody(r *http.Request, v any) error
+	extapi.Current[APIReplica]
+	extapi.Requests
 }
 
 // APIReplica is the replica the duplicates' API reads and writes.
-type APIReplica interface {
-	Store() *store.Store
-	ID() hlc.NodeID
-	// Write is the node's write pipeline for a local write.
-	Write(table, id string, fields []crdt.FieldValue, del bool, also node.LocalHook) (*store.WriteResult, error)
-	// Existing returns the record, or the public API's 404.
-	Existing(table, id string) (*crdt.Record, error)
-	// RecordView is the record as the public API shows it.
-	RecordView(table, id string, rec *crdt.Record) api.Record
-}
-
-// Registrar adds a route whose handler returns a value (answered as
-// JSON) or an error (answered with its status): the agent's HTTP API.
-type Registrar interface {
-	Handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) (any, error))
-}
+type APIReplica = extapi.Records
 
 // API is the duplicates' endpoints.
 type API struct{ h APIHost }
@@ -55,7 +35,7 @@ type API struct{ h APIHost }
 func NewAPI(h APIHost) *API { return &API{h: h} }
 
 // Routes adds GET /v1/duplicates and POST /v1/duplicates/{table}/{id}.
-func (a *API) Routes(rt Registrar) {
+func (a *API) Routes(rt extapi.Registrar) {
 	rt.Handle("GET /v1/duplicates", a.list)
 	rt.Handle("POST /v1/duplicates/{table}/{id}", a.resolve)
 }
@@ -66,7 +46,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s := r.URL.Query().Get("all"); s != "" {
 		var err error
 		if all, err = strconv.ParseBool(s); err != nil {
-			return nil, errorf(http.StatusBadRequest, "all=%q: want true or false", s)
+			return nil, extapi.Errorf(http.StatusBadRequest, "all=%q: want true or false", s)
 		}
 	}
 	return a.h.With(func(rp APIReplica) (any, error) {
@@ -90,21 +70,6 @@ func (a *API) resolve(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.h.With(func(rp APIReplica) (any, error) {
 		return resolve(rp, table, id, body)
 	})
-}
-
-// Error is an answer's error with its HTTP status (its Status method).
-type Error struct {
-	Code int
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Status is the HTTP status the error is answered with.
-func (e *Error) Status() int { return e.Code }
-
-func errorf(code int, format string, args ...any) error {
-	return &Error{code, fmt.Sprintf(format, args...)}
 }
 
 // --- the flags as every replica sees them ---
@@ -203,26 +168,26 @@ func resolve(rp APIReplica, table, id string, body api.DuplicateRequest) (map[st
 		f, ok = flagView(FlagID(table, id), frec)
 	}
 	if !ok || f.Status != "open" || f.Table != table || f.ID != id {
-		return nil, errorf(http.StatusNotFound, "%v on %s/%s", errNoFlag, table, id)
+		return nil, extapi.Errorf(http.StatusNotFound, "%v on %s/%s", errNoFlag, table, id)
 	}
 	switch body.Action {
 	case "keep", "discard", "merge":
 	default:
-		return nil, errorf(http.StatusBadRequest, `action %q: want "keep", "merge" or "discard"`, body.Action)
+		return nil, extapi.Errorf(http.StatusBadRequest, `action %q: want "keep", "merge" or "discard"`, body.Action)
 	}
 	with := body.With
 	if with == "" && len(f.With) == 1 {
 		with = f.With[0]
 	}
 	if with != "" && !slices.Contains(f.With, with) {
-		return nil, errorf(http.StatusBadRequest, "%s/%s was flagged as a duplicate of %s, not of %q", table, id, strings.Join(f.With, ", "), with)
+		return nil, extapi.Errorf(http.StatusBadRequest, "%s/%s was flagged as a duplicate of %s, not of %q", table, id, strings.Join(f.With, ", "), with)
 	}
 	prefer := body.Prefer
 	if prefer == "" {
 		prefer = "existing"
 	}
 	if prefer != "existing" && prefer != "new" {
-		return nil, errorf(http.StatusBadRequest, `prefer %q: want "existing" or "new"`, body.Prefer)
+		return nil, extapi.Errorf(http.StatusBadRequest, `prefer %q: want "existing" or "new"`, body.Prefer)
 	}
 	out := map[string]any{}
 	status := ""
@@ -239,7 +204,7 @@ func resolve(rp APIReplica, table, id string, body api.DuplicateRequest) (map[st
 	case "merge":
 		status = "merged"
 		if with == "" {
-			return nil, errorf(http.StatusBadRequest, `merge needs "with": one of %s`, strings.Join(f.With, ", "))
+			return nil, extapi.Errorf(http.StatusBadRequest, `merge needs "with": one of %s`, strings.Join(f.With, ", "))
 		}
 		surv, err := rp.Existing(table, with)
 		if err != nil {

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -27,10 +27,8 @@ type Detector struct {
 
 // Host is what duplicate detection needs of the node it runs on.
 type Host interface {
-	Store() *store.Store
-	Log() hclog.Logger
-	// Write is the node's write pipeline for a local write.
-	Write(table, id string, fields []crdt.FieldValue, del bool, also node.LocalHook) (*store.WriteResult, error)
+	extapi.Node
+	extapi.Writer
 }
 
 // Table is the system table of suspected duplicates: one record per

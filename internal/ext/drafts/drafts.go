@@ -3,49 +3,26 @@ package drafts
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
-// Host is what the drafts need of the agent.
+// Host is what the drafts need of the agent: the current replica and the
+// public API's request parsing.
 type Host interface {
-	// With runs fn on the current replica (a reset may replace it between
-	// calls); fn's error is the answer's.
-	With(fn func(r Replica) (any, error)) (any, error)
-	// RecordNames validates a record route's table and id as the public
-	// API does.
-	RecordNames(r *http.Request) (table, id string, err error)
-	// PutFields decodes a PUT body ({"fields": {...}}) as the public API
-	// does; check (nil: none) judges the number of fields given before
-	// their values are converted. present: the body had "fields".
-	PutFields(r *http.Request, check func(n int) error) (fields []crdt.FieldValue, present bool, err error)
-	// PageLimit is the request's ?limit as the public API takes it.
-	PageLimit(r *http.Request) (int, error)
+	extapi.Current[Replica]
+	extapi.Requests
 }
 
 // Replica is the replica the drafts live in.
-type Replica interface {
-	Store() *store.Store
-	// Write is the node's write pipeline for a local write.
-	Write(table, id string, fields []crdt.FieldValue, del bool, also node.LocalHook) (*store.WriteResult, error)
-	// Existing returns the record, or the public API's 404.
-	Existing(table, id string) (*crdt.Record, error)
-	// RecordView is the record as the public API shows it.
-	RecordView(table, id string, rec *crdt.Record) api.Record
-}
-
-// Registrar adds a route whose handler returns a value (answered as
-// JSON) or an error (answered with its status): the agent's HTTP API.
-type Registrar interface {
-	Handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) (any, error))
-}
+type Replica = extapi.Records
 
 // API is the drafts' endpoints.
 type API struct{ h Host }
@@ -55,26 +32,11 @@ func New(h Host) *API { return &API{h: h} }
 
 // Routes adds the /v1/drafts calls (the ?draft=true reads and writes of
 // a record are the record routes': GetDrafted, PutDraft).
-func (a *API) Routes(rt Registrar) {
+func (a *API) Routes(rt extapi.Registrar) {
 	rt.Handle("GET /v1/drafts", a.listDrafts)
 	rt.Handle("GET /v1/drafts/{table}/{id}", a.getDraft)
 	rt.Handle("POST /v1/drafts/{table}/{id}/commit", a.commitDraft)
 	rt.Handle("DELETE /v1/drafts/{table}/{id}", a.discardDraft)
-}
-
-// Error is an answer's error with its HTTP status (its Status method).
-type Error struct {
-	Code int
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Status is the HTTP status the error is answered with.
-func (e *Error) Status() int { return e.Code }
-
-func errorf(code int, format string, args ...any) error {
-	return &Error{code, fmt.Sprintf(format, args...)}
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
@@ -154,7 +116,7 @@ func (a *API) PutDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	fields, _, err := a.h.PutFields(r, func(n int) error {
 		if n == 0 {
-			return errorf(http.StatusBadRequest, `a draft needs "fields": an object of at least one field name to a JSON value`)
+			return extapi.Errorf(http.StatusBadRequest, `a draft needs "fields": an object of at least one field name to a JSON value`)
 		}
 		return nil
 	})
@@ -166,7 +128,7 @@ func (a *API) PutDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 		rec, err := rp.Store().Get(table, id)
 		switch {
 		case errors.Is(err, store.ErrOutOfScope):
-			return nil, errorf(http.StatusNotFound, "record %s/%s is not in this device's offline profile: a draft could not be committed", table, id)
+			return nil, extapi.Errorf(http.StatusNotFound, "record %s/%s is not in this device's offline profile: a draft could not be committed", table, id)
 		case err == nil:
 			base = rec.Context()
 		case !errors.Is(err, store.ErrNotFound):
@@ -187,7 +149,7 @@ func (a *API) getDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.h.With(func(rp Replica) (any, error) {
 		d, err := rp.Store().GetDraft(table, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
+			return nil, extapi.Errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
 		}
 		if err != nil {
 			return nil, err
@@ -201,7 +163,7 @@ func (a *API) listDrafts(w http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	table := q.Get("table")
 	if table != "" && !store.ValidTable(table) {
-		return nil, errorf(http.StatusBadRequest, "table=%q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
+		return nil, extapi.Errorf(http.StatusBadRequest, "table=%q: 1-%d characters from [A-Za-z0-9_.-]", table, store.MaxTableLen)
 	}
 	limit, err := a.h.PageLimit(r)
 	if err != nil {
@@ -212,7 +174,7 @@ func (a *API) listDrafts(w http.ResponseWriter, r *http.Request) (any, error) {
 		var ok bool
 		afterTable, afterID, ok = strings.Cut(s, "/")
 		if !ok || !store.ValidTable(afterTable) || !store.ValidID(afterID) {
-			return nil, errorf(http.StatusBadRequest, "after=%q: want TABLE/ID (the next of an earlier answer)", s)
+			return nil, extapi.Errorf(http.StatusBadRequest, "after=%q: want TABLE/ID (the next of an earlier answer)", s)
 		}
 	}
 	return a.h.With(func(rp Replica) (any, error) {
@@ -245,7 +207,7 @@ func (a *API) commitDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 		for attempt := 0; ; attempt++ {
 			d, err := rp.Store().GetDraft(table, id)
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
+				return nil, extapi.Errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
 			}
 			if err != nil {
 				return nil, err
@@ -255,9 +217,9 @@ func (a *API) commitDraft(w http.ResponseWriter, r *http.Request) (any, error) {
 			case errors.Is(err, store.ErrDraftChanged) && attempt < 3:
 				continue // changed (or committed) meanwhile: read it again
 			case errors.Is(err, store.ErrDraftChanged):
-				return nil, errorf(http.StatusConflict, "the draft of %s/%s keeps changing: commit it again", table, id)
+				return nil, extapi.Errorf(http.StatusConflict, "the draft of %s/%s keeps changing: commit it again", table, id)
 			case errors.Is(err, store.ErrOutOfScope):
-				return nil, errorf(http.StatusConflict, "record %s/%s left this device's offline profile: the draft is kept, discard it with DELETE /v1/drafts/%s/%s", table, id, table, id)
+				return nil, extapi.Errorf(http.StatusConflict, "record %s/%s left this device's offline profile: the draft is kept, discard it with DELETE /v1/drafts/%s/%s", table, id, table, id)
 			case err != nil:
 				return nil, err
 			}
@@ -274,7 +236,7 @@ func (a *API) discardDraft(w http.ResponseWriter, r *http.Request) (any, error) 
 	return a.h.With(func(rp Replica) (any, error) {
 		d, err := rp.Store().DeleteDraft(table, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
+			return nil, extapi.Errorf(http.StatusNotFound, "no draft of %s/%s", table, id)
 		}
 		if err != nil {
 			return nil, err

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/store"
 )
 
@@ -44,9 +44,8 @@ type Host interface {
 	// ClientTLS is the TLS configuration to reach host's API over mutual
 	// TLS, nil without a TLS identity.
 	ClientTLS(host string) *tls.Config
-	// RecordNames and PageLimit validate as the public API does.
-	RecordNames(r *http.Request) (table, id string, err error)
-	PageLimit(r *http.Request) (int, error)
+	// Requests validates as the public API does.
+	extapi.Requests
 	// GetRecord and ListRecords are the local reads a hub serves.
 	GetRecord(w http.ResponseWriter, r *http.Request) (any, error)
 	ListRecords(w http.ResponseWriter, r *http.Request) (any, error)
@@ -58,23 +57,8 @@ type API struct{ h Host }
 // New returns the online reads of h.
 func New(h Host) *API { return &API{h: h} }
 
-// Error is an answer's error with its HTTP status (its Status method).
-type Error struct {
-	Code int
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Status is the HTTP status the error is answered with.
-func (e *Error) Status() int { return e.Code }
-
-func errorf(code int, format string, args ...any) error {
-	return &Error{code, fmt.Sprintf(format, args...)}
-}
-
 func offlinef(format string, args ...any) error {
-	return errorf(http.StatusServiceUnavailable, "offline: "+format, args...)
+	return extapi.Errorf(http.StatusServiceUnavailable, "offline: "+format, args...)
 }
 
 // hubClient returns the HTTP client for the hub's API at base: for https
@@ -114,7 +98,7 @@ func (a *API) forwardToHub(ctx context.Context, base, path string) (map[string]j
 	if f := a.h.TokenFile(); f != "" {
 		tok, err := os.ReadFile(f)
 		if err != nil {
-			return nil, errorf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
+			return nil, extapi.Errorf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
@@ -136,7 +120,7 @@ func (a *API) forwardToHub(ctx context.Context, base, path string) (map[string]j
 		return nil, offlinef("reading the hub's answer from %s: %v", base, err)
 	}
 	if len(data) > maxReadOnlineBytes {
-		return nil, errorf(http.StatusBadGateway, "the hub's answer is over %d bytes", maxReadOnlineBytes)
+		return nil, extapi.Errorf(http.StatusBadGateway, "the hub's answer is over %d bytes", maxReadOnlineBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -149,11 +133,11 @@ func (a *API) forwardToHub(ctx context.Context, base, path string) (map[string]j
 		if code < 400 || code >= 500 {
 			code = http.StatusBadGateway
 		}
-		return nil, errorf(code, "on the hub: %s", e.Error)
+		return nil, extapi.Errorf(code, "on the hub: %s", e.Error)
 	}
 	var out map[string]json.RawMessage
 	if err := json.Unmarshal(data, &out); err != nil || out == nil {
-		return nil, errorf(http.StatusBadGateway, "the hub's API at %s answered something that is not a JSON object", base)
+		return nil, extapi.Errorf(http.StatusBadGateway, "the hub's API at %s answered something that is not a JSON object", base)
 	}
 	out["online"] = json.RawMessage("true")
 	out["hub_api"], _ = json.Marshal(base)
@@ -207,7 +191,7 @@ func (a *API) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
 // request is refused without asking the hub.
 func (a *API) checkList(r *http.Request, table string) error {
 	if !store.ValidTable(table) {
-		return errorf(http.StatusBadRequest, "bad table name %q", table)
+		return extapi.Errorf(http.StatusBadRequest, "bad table name %q", table)
 	}
 	_, err := a.h.PageLimit(r)
 	return err

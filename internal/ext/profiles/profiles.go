@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/profile"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -105,18 +106,6 @@ func (ps *State) Watch(stop <-chan struct{}, log hclog.Logger) {
 
 // ---- API ----
 
-// Error is an answer's error with its HTTP status; the agent's API answers
-// it like its own (its Status method).
-type Error struct {
-	Code int
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Status is the HTTP status the error is answered with.
-func (e *Error) Status() int { return e.Code }
-
 type profilesJSON struct {
 	File     string                       `json:"file,omitempty"`
 	Loaded   string                       `json:"loaded,omitempty"`
@@ -127,11 +116,7 @@ type profilesJSON struct {
 }
 
 // Host is what the profiles' API needs of the agent.
-type Host interface {
-	// With runs fn on the current replica (a reset may replace it between
-	// calls); fn's error is the answer's.
-	With(fn func(r Replica) (any, error)) (any, error)
-}
+type Host = extapi.Current[Replica]
 
 // Replica is the replica the API reads.
 type Replica interface {
@@ -147,12 +132,6 @@ type Replica interface {
 	ReadLimit(node hlc.NodeID) (replication.Scope, bool)
 }
 
-// Registrar adds a route whose handler returns a value (answered as
-// JSON) or an error (answered with its status): the agent's HTTP API.
-type Registrar interface {
-	Handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) (any, error))
-}
-
 // API is the profiles' endpoints.
 type API struct{ h Host }
 
@@ -160,7 +139,7 @@ type API struct{ h Host }
 func NewAPI(h Host) *API { return &API{h: h} }
 
 // Routes adds the endpoints.
-func (a *API) Routes(rt Registrar) {
+func (a *API) Routes(rt extapi.Registrar) {
 	rt.Handle("GET /v1/profiles", a.getProfiles)
 	rt.Handle("GET /v1/profiles/preview", a.previewProfile)
 	rt.Handle("POST /v1/profiles/reload", a.reloadProfiles)
@@ -187,7 +166,7 @@ func (a *API) getProfiles(w http.ResponseWriter, r *http.Request) (any, error) {
 
 // errNoProfiles answers the calls a node without profiles cannot serve.
 func errNoProfiles() error {
-	return &Error{Code: http.StatusConflict, Msg: "this node has no profiles file (a hub's --profiles)"}
+	return &extapi.Error{Code: http.StatusConflict, Msg: "this node has no profiles file (a hub's --profiles)"}
 }
 
 // POST /v1/profiles/reload: reload the profiles file now.
@@ -198,7 +177,7 @@ func (a *API) reloadProfiles(w http.ResponseWriter, r *http.Request) (any, error
 			return nil, errNoProfiles()
 		}
 		if err := ps.Load(); err != nil {
-			return nil, &Error{Code: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("%v (the previous profiles stay)", err)}
+			return nil, &extapi.Error{Code: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("%v (the previous profiles stay)", err)}
 		}
 		return map[string]any{"profiles": ps.set.Profiles()}, nil
 	})
@@ -220,7 +199,7 @@ func (a *API) previewProfile(w http.ResponseWriter, r *http.Request) (any, error
 	q := r.URL.Query()
 	id, err := hlc.ParseNodeID(q.Get("device"))
 	if err != nil {
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("device: %v", err)}
+		return nil, &extapi.Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("device: %v", err)}
 	}
 	return a.h.With(func(rp Replica) (any, error) {
 		ps := rp.Profiles()
@@ -234,7 +213,7 @@ func (a *API) previewProfile(w http.ResponseWriter, r *http.Request) (any, error
 		if name := q.Get("profile"); name != "" {
 			p, found := set.Profile(name)
 			if !found {
-				return nil, &Error{Code: http.StatusNotFound, Msg: fmt.Sprintf("no profile %q", name)}
+				return nil, &extapi.Error{Code: http.StatusNotFound, Msg: fmt.Sprintf("no profile %q", name)}
 			}
 			p.Device = sc.Device
 			sc, ok = p, true

@@ -15,11 +15,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -28,11 +28,7 @@ import (
 const workflowMinBackoff = 250 * time.Millisecond
 
 // Host is what the workflows need of the node they run on.
-type Host interface {
-	Store() *store.Store
-	ID() hlc.NodeID
-	Log() hclog.Logger
-}
+type Host = extapi.Node
 
 // Feed wakes the workflows at each change (node.Feed).
 type Feed interface {
