@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
@@ -153,7 +154,7 @@ func TestGrantBook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var list []GrantStatus
+	var list []api.GrantStatus
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func TestGrantsTwoHubs(t *testing.T) {
 	dev, _ := grantDevice(t, pki, "dev1", "", hub.syncAddr(), hub2.syncAddr())
 	dev.mustSync(t)
 	b := dev.sec.Grants
-	inForce := func(st []GrantStatus) (cur []GrantStatus) {
+	inForce := func(st []api.GrantStatus) (cur []api.GrantStatus) {
 		for _, g := range st {
 			if g.InForce {
 				cur = append(cur, g)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"crypto/tls"
-	"net"
 	"net/http"
 
 	"github.com/replicad/replicad/hlc"
@@ -26,20 +25,13 @@ func (a *Agent) hubAPIBase(rp *running) string {
 	return onlineread.HubAPI(d)
 }
 
-// advertisedAPI is the API address this node advertises in its gossip
-// metadata: the bound address once listening, else the configured one
-// unless its port is chosen at bind (0).
+// advertisedAPI is the API address this node advertises
+// (onlineread.Advertised).
 func (a *Agent) advertisedAPI() string {
-	addr := a.cfg.APIAddr
 	if a.apiLn != nil {
-		addr = a.apiLn.Addr().String()
-	} else if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
-		return ""
+		return onlineread.Advertised(a.cfg.APIAddr, a.apiLn.Addr())
 	}
-	if len(addr) > 160 { // gossip.Meta's limit
-		return ""
-	}
-	return addr
+	return onlineread.Advertised(a.cfg.APIAddr, nil)
 }
 
 // advertise returns the API and gossip addresses this node tells the
@@ -59,13 +51,8 @@ func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
 		return "", true, nil
 	}
 	_, err = a.with(func(rp *running) (any, error) {
-		if !rp.engine.Online() {
-			return nil, onlineread.Offline("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
-		}
-		if base = a.hubAPIBase(rp); base == "" {
-			return nil, onlineread.Offline("no hub API address is known for online reads: start the agent with --hub HOST:PORT (a hub's sync address: the hub tells its API address when this device syncs with it), --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
-		}
-		return nil, nil
+		base, err = onlineread.DeviceGate(rp.engine.Online(), a.hubAPIBase(rp))
+		return nil, err
 	})
 	return base, false, err
 }

@@ -1,11 +1,7 @@
 package agent
 
 import (
-	"path/filepath"
-
 	"github.com/replicad/replicad/internal/ext/authz"
-	"github.com/replicad/replicad/internal/ext/profiles"
-	"github.com/replicad/replicad/replication"
 )
 
 // Read permissions: the read lists of the permission rules decide what a
@@ -26,21 +22,4 @@ func (r *running) reads() *authz.Reads { return r.a.sec.Reads(extHost{Node: r.n,
 // nothing is published without TLS or off a hub).
 func (r *running) grants() *authz.Publisher {
 	return r.a.sec.Publisher(extHost{Node: r.n, log: r.a.log}, r.a.cfg.Security.Permissions)
-}
-
-// setupStripped loads a device's tables held projected at some time
-// (Local.Stripped, authz.StrippedFile) and returns what keeps them as
-// scopes are assigned.
-func (r *running) setupStripped(ecfg *replication.Config) (func(replication.Scope), error) {
-	st, err := authz.LoadStripped(filepath.Join(r.a.cfg.DataDir, authz.StrippedFile), profiles.WriteFileAtomic)
-	if err != nil {
-		return nil, err
-	}
-	st.Add(ecfg.Local.Scope)
-	ecfg.Local.Stripped = st.Has
-	return func(sc replication.Scope) {
-		if err := st.Add(sc); err != nil {
-			r.a.log.Error("keeping the tables held projected", "error", err)
-		}
-	}, nil
 }

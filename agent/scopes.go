@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
@@ -18,20 +19,25 @@ import (
 // sync configuration, in this order: a hub assigns a device its profile
 // narrowed to its read limit (readperm.go); a device, told its scope,
 // keeps the tables it held projected (readperm.go), then the scope.
-func (r *running) setupProfiles(ecfg *replication.Config) error {
-	profile, keep, err := r.setupProfileScopes(ecfg)
-	if err != nil {
+func (r *running) setupProfiles(ecfg *replication.Config) (err error) {
+	cfg := r.a.cfg
+	var keep func(replication.Scope)
+	if r.profiles, keep, err = profiles.Scopes(ecfg, cfg.Profiles, cfg.Role, cfg.DataDir, r.a.log); err != nil {
 		return err
+	}
+	var profile func(replication.Peer) (replication.Scope, bool)
+	if r.profiles != nil {
+		profile = r.profiles.Assign
 	}
 	ecfg.Local.Limit = r.reads().PeerLimit
 	ecfg.Local.Assign = profile
-	if r.a.cfg.Role == "hub" {
+	if cfg.Role == "hub" {
 		if perms := r.a.sec.Rules(); perms.HasReadRules() {
 			ecfg.Local.Assign = r.reads().Assign(profile)
 		}
 		return nil
 	}
-	stripped, err := r.setupStripped(ecfg)
+	stripped, err := authz.KeepStripped(ecfg, cfg.DataDir, profiles.WriteFileAtomic, r.a.log)
 	if err != nil {
 		return err
 	}
@@ -41,32 +47,6 @@ func (r *running) setupProfiles(ecfg *replication.Config) error {
 	}
 	ecfg.Local.OnAssigned = r.n.Assigned()
 	return nil
-}
-
-// setupProfileScopes loads a hub's offline profiles (profile: what it
-// assigns a device) or a device's assigned scope (keep: keeps the next
-// one assigned); either may be nil.
-func (r *running) setupProfileScopes(ecfg *replication.Config) (profile func(replication.Peer) (replication.Scope, bool), keep func(replication.Scope), err error) {
-	cfg := r.a.cfg
-	if cfg.Profiles != "" {
-		ps, err := profiles.New(cfg.Profiles)
-		if err != nil {
-			return nil, nil, err
-		}
-		r.profiles = ps
-		return ps.Assign, nil, nil
-	}
-	if cfg.Role != "device" {
-		return nil, nil, nil
-	}
-	sc, ok, err := profiles.KeptScope(cfg.DataDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ok {
-		ecfg.Local.Scope = sc
-	}
-	return nil, profiles.KeepScope(cfg.DataDir, r.a.log), nil
 }
 
 // profilesReplica is the profiles' API's view of a replica.

@@ -41,13 +41,3 @@ func apiHandler(s *security, a *Agent, h http.Handler) http.Handler {
 		}).ServeHTTP(w, r)
 	})
 }
-
-// SecurityStatus (GET /v1/security), TLSStatus, GossipStatus and
-// GrantStatus (GET /v1/grants) are declared in package api, with the
-// API's other bodies.
-type (
-	GrantStatus    = api.GrantStatus
-	SecurityStatus = api.SecurityStatus
-	TLSStatus      = api.TLSStatus
-	GossipStatus   = api.GossipStatus
-)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/client"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/internal/ext/authz"
@@ -418,13 +419,13 @@ func TestGossipKeyRotationAPI(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	status := func() SecurityStatus {
+	status := func() api.SecurityStatus {
 		resp, err := http.Get("http://" + a.APIAddr() + "/v1/security")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var st SecurityStatus
+		var st api.SecurityStatus
 		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 			t.Fatal(err)
 		}

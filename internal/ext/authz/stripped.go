@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -71,4 +73,22 @@ func (s *Stripped) Add(sc replication.Scope) error {
 	}
 	sort.Strings(list)
 	return s.save(s.path, list)
+}
+
+// KeepStripped loads a device's tables held projected at some time (the
+// file StrippedFile in dir, written with save), tells them to the engine
+// (ecfg.Local.Stripped) and returns what keeps them as scopes are
+// assigned.
+func KeepStripped(ecfg *replication.Config, dir string, save func(path string, v any) error, log hclog.Logger) (func(replication.Scope), error) {
+	st, err := LoadStripped(filepath.Join(dir, StrippedFile), save)
+	if err != nil {
+		return nil, err
+	}
+	st.Add(ecfg.Local.Scope)
+	ecfg.Local.Stripped = st.Has
+	return func(sc replication.Scope) {
+		if err := st.Add(sc); err != nil {
+			log.Error("keeping the tables held projected", "error", err)
+		}
+	}, nil
 }

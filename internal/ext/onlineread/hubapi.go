@@ -99,3 +99,32 @@ func (d Discovery) learnedHubAPI() string {
 	}
 	return best
 }
+
+// Advertised is the API address a node advertises to its peers (gossip
+// metadata, the sync handshake's Welcome): the bound address once
+// listening (bound non-nil), else the configured one unless its port is
+// chosen at bind (0); "" over gossip.Meta's limit.
+func Advertised(configured string, bound net.Addr) string {
+	addr := configured
+	if bound != nil {
+		addr = bound.String()
+	} else if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return ""
+	}
+	if len(addr) > 160 { // gossip.Meta's limit
+		return ""
+	}
+	return addr
+}
+
+// DeviceGate is Host.Gate on a device: an online read needs it online
+// and knowing the hub's API (base, HubAPI); else the error says how.
+func DeviceGate(online bool, base string) (string, error) {
+	if !online {
+		return "", Offline("this device is set offline (POST /v1/connectivity {\"online\": true}, or replicad online, to reconnect); online reads need the hub")
+	}
+	if base == "" {
+		return "", Offline("no hub API address is known for online reads: start the agent with --hub HOST:PORT (a hub's sync address: the hub tells its API address when this device syncs with it), --hub-api HOST:PORT (the hub's --api-addr), or gossip with a hub (--join), which advertises it")
+	}
+	return base, nil
+}

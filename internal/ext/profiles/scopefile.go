@@ -76,3 +76,25 @@ func WriteFileAtomic(path string, v any) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// Scopes loads a hub's offline profiles (file: --profiles; profile: what
+// it assigns a device) or a device's assigned scope in dir (put in
+// ecfg.Local.Scope; keep: keeps the next one assigned); on any other
+// node all are nil.
+func Scopes(ecfg *replication.Config, file, role, dir string, log hclog.Logger) (ps *State, keep func(replication.Scope), err error) {
+	if file != "" {
+		ps, err = New(file)
+		return ps, nil, err
+	}
+	if role != "device" {
+		return nil, nil, nil
+	}
+	sc, ok, err := KeptScope(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ok {
+		ecfg.Local.Scope = sc
+	}
+	return nil, KeepScope(dir, log), nil
+}
