@@ -44,8 +44,10 @@ type Host interface {
 	// ClientTLS is the TLS configuration to reach host's API over mutual
 	// TLS, nil without a TLS identity.
 	ClientTLS(host string) *tls.Config
-	// Requests validates as the public API does.
-	extapi.Requests
+	// RecordNames and PageLimit validate as the public API does
+	// (extapi.Requests).
+	RecordNames(r *http.Request) (table, id string, err error)
+	PageLimit(r *http.Request) (int, error)
 	// GetRecord and ListRecords are the local reads a hub serves.
 	GetRecord(w http.ResponseWriter, r *http.Request) (any, error)
 	ListRecords(w http.ResponseWriter, r *http.Request) (any, error)
