@@ -41,17 +41,8 @@ import (
 // ErrLocked is returned by New when another agent holds the data directory.
 var ErrLocked = datadir.ErrLocked
 
-// NewLogger returns the agent's logger: text (colored on a terminal) or
-// JSON lines with cfg.LogJSON, on w, at cfg.LogLevel.
-func NewLogger(cfg Config, w io.Writer) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       "replicad",
-		Level:      cfg.HclogLevel(),
-		Output:     w,
-		JSONFormat: cfg.LogJSON,
-		Color:      hclog.AutoColor,
-	})
-}
+// NewLogger returns the agent's logger (config.Config.NewLogger).
+func NewLogger(cfg Config, w io.Writer) hclog.Logger { return cfg.NewLogger(w) }
 
 // Agent is a running replicad node. Create it with New, run it with Run.
 type Agent struct {
@@ -270,18 +261,8 @@ func (a *Agent) openReplica() (*running, error) {
 		SyncListener: a.sec.SyncListener(a.guardListener(ln, "sync", syncMax)),
 		TLS:          a.sec.TLS,
 		ClockOffset:  cfg.ClockOffset,
-		Opened: func(st *store.Store) error {
-			if err := a.sec.CheckNode(st.NodeID()); err != nil {
-				return err
-			}
-			if n, err := authz.MigrateLegacyQueue(st, arbiter.Queue); err != nil {
-				return err
-			} else if n > 0 {
-				a.log.Info("work queue moved to the named queues", "entries", n)
-			}
-			return nil
-		},
-		Configure: func(p *replicaopt.Parts, ecfg *replication.Config) error { return r.configure(p, ecfg, syncMax) },
+		Opened:       a.sec.Opened(arbiter.Queue, a.log),
+		Configure:    func(p *replicaopt.Parts, ecfg *replication.Config) error { return r.configure(p, ecfg, syncMax) },
 		Gossip: func(g *gossip.Config) {
 			g.Meta.APIAddr = a.advertisedAPI()
 			g.Profile = cfg.GossipProfile

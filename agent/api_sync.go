@@ -75,7 +75,8 @@ func (h statusHost) APIAddr() string { return h.a.APIAddr() }
 func (rp *running) figures() httpapi.Figures {
 	return httpapi.Figures{Node: rp.n, Eng: rp.engine, Gossip: rp.gossip, SyncLn: rp.syncLn, Out: rp.out, Book: rp.book,
 		Hub: rp.a.cfg.Role == "hub", Hubs: rp.a.cfg.Hubs, Duplicates: dedupe.Conflicts,
-		HubAPIOf: func() string { return rp.a.hubAPIBase(rp) }, SyncState: rp.a.prog.State, Log: rp.a.log}
+		HubAPIOf: func() string { return rp.a.hubAPIBase(rp) }, SyncState: rp.a.prog.State, Log: rp.a.log,
+		WorkflowsOf: rp.flows.Views, OpenOf: dedupe.Open}
 }
 
 // statusRoute is GET /v1/status (internal/httpapi) with this agent's

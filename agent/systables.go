@@ -63,16 +63,5 @@ func guardSystemWrite(table string) error { return sysTables.Guard(table) }
 // certificate says so, with TLS; remembered across restarts by the peer
 // table), or it is a gossip member whose metadata says so.
 func (r *running) knownHub(origin hlc.NodeID) bool {
-	if r.n.IsHub(origin) || r.book != nil && r.book.IsHub(origin) {
-		return true
-	}
-	if r.gossip != nil {
-		name := origin.String()
-		for _, m := range r.gossip.Members() {
-			if m.Name == name && string(m.Meta.Role) == "hub" {
-				return true
-			}
-		}
-	}
-	return false
+	return r.n.IsHub(origin) || r.book != nil && r.book.IsHub(origin) || authz.GossipHub(r.gossip, origin)
 }

@@ -17,6 +17,7 @@ import (
 type PeerTable interface {
 	Rows(partners []replication.PartnerStatus, st *store.Store, full bool) []api.Peer
 	TableSync(table string) time.Time
+	Counts() map[string]int
 }
 
 // Figures gathers the status's figures (StatusFigures) and the metrics'
@@ -38,7 +39,31 @@ type Figures struct {
 	HubAPIOf func() string
 	// SyncState is the progress of the syncs asked for.
 	SyncState func() api.SyncState
-	Log       hclog.Logger
+	// WorkflowsOf and OpenOf are the metrics' workflow states and open
+	// duplicate flags (nil: none).
+	WorkflowsOf func() []api.Workflow
+	OpenOf      func(st *store.Store) (int, error)
+	Log         hclog.Logger
+}
+
+// Store, Engine, PeerCounts, Workflows and OpenDuplicates are what a
+// metrics scrape reads beyond the status's figures.
+func (f Figures) Store() *store.Store         { return f.Node.Store() }
+func (f Figures) Engine() *replication.Engine { return f.Eng }
+func (f Figures) PeerCounts() map[string]int  { return f.Book.Counts() }
+
+func (f Figures) Workflows() []api.Workflow {
+	if f.WorkflowsOf == nil {
+		return nil
+	}
+	return f.WorkflowsOf()
+}
+
+func (f Figures) OpenDuplicates() (int, error) {
+	if f.OpenOf == nil {
+		return 0, nil
+	}
+	return f.OpenOf(f.Node.Store())
 }
 
 func (f Figures) Online() bool     { return f.Eng.Online() }

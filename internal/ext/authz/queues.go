@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/store"
 )
 
@@ -35,5 +36,23 @@ func MigrateLegacyQueue(st *store.Store, decisions store.QueueName) (int, error)
 			return n, fmt.Errorf("moving the work queue to its named queues: %w", err)
 		}
 		n += len(qs)
+	}
+}
+
+// Opened is what the agent checks and migrates on a store it opens: its
+// node id against this node's certificate (CheckNode), then a work queue
+// of an older version moved to the named queues (MigrateLegacyQueue;
+// decisions: the arbiter's queue).
+func (s *Security) Opened(decisions store.QueueName, log hclog.Logger) func(*store.Store) error {
+	return func(st *store.Store) error {
+		if err := s.CheckNode(st.NodeID()); err != nil {
+			return err
+		}
+		if n, err := MigrateLegacyQueue(st, decisions); err != nil {
+			return err
+		} else if n > 0 {
+			log.Info("work queue moved to the named queues", "entries", n)
+		}
+		return nil
 	}
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/gossip"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/replication"
@@ -78,4 +79,19 @@ func (j *SysJudge) refused(peer, origin hlc.NodeID, table, id, reason string) {
 		j.log.Warn("system-table write refused (not applied; written back over)", "peer", peer, "origin", origin,
 			"table", table, "id", id, "reason", reason, "refused_since_last_line", n)
 	}
+}
+
+// GossipHub reports whether origin is a member of g (nil: no gossip)
+// whose metadata says it is a hub (a source of NewSysJudge's knownHub).
+func GossipHub(g *gossip.Gossip, origin hlc.NodeID) bool {
+	if g == nil {
+		return false
+	}
+	name := origin.String()
+	for _, m := range g.Members() {
+		if m.Name == name && string(m.Meta.Role) == "hub" {
+			return true
+		}
+	}
+	return false
 }

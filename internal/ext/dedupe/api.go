@@ -104,6 +104,12 @@ func flagView(flagID string, rec *crdt.Record) (api.Duplicate, bool) {
 }
 
 // duplicates lists the flags of Table here (all, or only open ones).
+// Open returns the number of open flags in st.
+func Open(st *store.Store) (int, error) {
+	ds, err := List(st, false)
+	return len(ds), err
+}
+
 // List lists the flags of Table in st (all, or only the open ones).
 func List(st *store.Store, all bool) ([]api.Duplicate, error) {
 	out := []api.Duplicate{}

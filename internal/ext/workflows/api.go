@@ -29,9 +29,9 @@ func (a *API) Routes(rt extapi.Registrar) {
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.h.With(func(ws *Set) (any, error) {
-		out := []Status{}
-		for _, f := range ws.All() {
-			out = append(out, f.View())
+		out := ws.Views()
+		if out == nil {
+			out = []Status{}
 		}
 		return map[string]any{"workflows": out}, nil
 	})

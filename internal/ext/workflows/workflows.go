@@ -493,6 +493,16 @@ func (ws *Set) All() []*Workflow {
 	return ws.flows
 }
 
+// Views returns the workflows' states in configuration order (ws nil:
+// none).
+func (ws *Set) Views() []api.Workflow {
+	var out []api.Workflow
+	for _, w := range ws.All() {
+		out = append(out, w.View())
+	}
+	return out
+}
+
 // Start runs every workflow in its own goroutine, on wg, until ctx is
 // done.
 func (ws *Set) Start(ctx context.Context, wg *sync.WaitGroup) {
