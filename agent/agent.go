@@ -32,6 +32,7 @@ import (
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/internal/replicaopt"
+	"github.com/replicad/replicad/internal/replicaslot"
 	"github.com/replicad/replicad/internal/syncround"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/replication"
@@ -56,12 +57,9 @@ type Agent struct {
 	http    *http.Server
 	started time.Time
 
-	// mu guards rep: handlers hold it shared, a reset exclusively.
-	mu  sync.RWMutex
-	rep *running
-	// recovering: rep is nil because the store failed and is being
-	// reopened (recover.go).
-	recovering bool
+	// cur is the current replica: handlers hold it shared, a reset
+	// exclusively; a failed store is reopened (internal/replicaslot).
+	cur replicaslot.Slot[*running]
 
 	prog syncround.Progress // the syncs asked for in progress
 
@@ -155,10 +153,13 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	if a.atRestKey, err = credentials.LoadKey(&cfg.AtRest); err != nil {
 		return nil, err
 	}
-	a.rep, err = a.openReplica()
+	rp, err := a.openReplica()
 	if err != nil {
 		return nil, err
 	}
+	a.cur.Set(rp, false)
+	a.cur.Open, a.cur.Log = a.startReplica, log
+	a.cur.Opened = func(rp *running) { log.Info("store reopened", "node", rp.node); a.feed.Notify() }
 	a.apiLn = a.sec.APIListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
 	a.http = a.guard.Server(a.metrics.Instrument(a.route, apiHandler(a.sec, a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
 	return a, nil
@@ -170,18 +171,18 @@ func (a *Agent) APIAddr() string { return a.apiLn.Addr().String() }
 // Run serves until ctx is done, then shuts down cleanly: the API, the
 // engine, gossip (leaving the cluster), and the store.
 func (a *Agent) Run(ctx context.Context) error {
-	a.mu.Lock()
-	a.rep.start()
-	a.mu.Unlock()
+	a.cur.Lock()
+	a.cur.Get().start()
+	a.cur.Unlock()
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
-	go func() { defer close(watched); a.watchStore(wctx) }() // reopen a store failed by an I/O error (recover.go)
-	trimmed := startCmem(wctx)                               // C malloc's free memory back to the OS (cmem.go)
+	go func() { defer close(watched); a.cur.Watch(wctx, storeRecoverEvery) }() // reopen a store failed by an I/O error
+	trimmed := startCmem(wctx)                                                 // C malloc's free memory back to the OS (cmem.go)
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.apiLn) }()
-	a.mu.RLock()
-	r := a.rep
-	a.mu.RUnlock()
+	a.cur.RLock()
+	r := a.cur.Get()
+	a.cur.RUnlock()
 	a.log.Info("agent running", "node", r.node, "role", a.cfg.Role, "api", a.APIAddr(), "sync", r.syncLn.Addr().String(),
 		"gossip", r.gossipAddr(), "hubs", strings.Join(a.cfg.Hubs, ","), "data_dir", a.cfg.DataDir)
 	var err error
@@ -214,12 +215,7 @@ func (a *Agent) closeAll() {
 		a.syncLn.Close() // bound by New, never handed to a replica
 		a.syncLn = nil
 	}
-	a.mu.Lock()
-	if a.rep != nil {
-		a.rep.close()
-		a.rep = nil
-	}
-	a.mu.Unlock()
+	a.cur.Close()
 	if a.lock != nil {
 		datadir.Unlock(a.lock)
 		a.lock = nil
@@ -343,6 +339,18 @@ func (r *running) build(p *replicaopt.Parts, ecfg *replication.Config) error {
 	return nil
 }
 
+// storeRecoverEvery is how often a failed store is retried.
+const storeRecoverEvery = 2 * time.Second
+
+// startReplica opens and starts a replica (a store recovery's, a reset's).
+func (a *Agent) startReplica() (*running, error) {
+	rp, err := a.openReplica()
+	if err == nil {
+		rp.start()
+	}
+	return rp, err
+}
+
 // start starts the replica: its table policies, then started, then the
 // sync listener and the engine.
 func (r *running) start() {
@@ -387,8 +395,11 @@ func (r *running) stopped(*replicaopt.Parts) {
 	}
 }
 
-// close closes the replica: everything stops and the store closes.
-func (r *running) close() {
+// Failed returns the store's failure (replicaslot.Replica).
+func (r *running) Failed() error { return r.store.Failed() }
+
+// Close closes the replica: everything stops and the store closes.
+func (r *running) Close() {
 	if err := r.pub.Close(); err != nil {
 		r.a.log.Error("closing the store", "error", err)
 	}

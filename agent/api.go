@@ -34,44 +34,16 @@ func (a *Agent) apiError(code int, err error) {
 // writeError answers err as a JSON error.
 func (a *Agent) writeError(w http.ResponseWriter, err error) { httpapi.WriteError(w, err, a.apiError) }
 
-var errResetting = httpapi.ErrResetting
-
-// replica returns the current replica with a.mu held shared; call
-// a.mu.RUnlock when done.
-func (a *Agent) acquire() (*running, error) {
-	a.mu.RLock()
-	if a.rep == nil {
-		recovering := a.recovering
-		a.mu.RUnlock()
-		if recovering {
-			return nil, errRecovering
-		}
-		return nil, errResetting
-	}
-	return a.rep, nil
-}
-
-// with runs fn on the current replica.
-func (a *Agent) with(fn func(r *running) (any, error)) (any, error) {
-	r, err := a.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer a.mu.RUnlock()
-	return fn(r)
-}
+// with runs fn on the current replica (replicaslot.Slot.With).
+func (a *Agent) with(fn func(r *running) (any, error)) (any, error) { return a.cur.With(fn) }
 
 // withReplica runs fn with the current replica held (a.mu shared: no
 // reset or store recovery replaces it meanwhile). While there is none it
 // returns the error the other routes answer then: 503 while the store is
 // being recovered or the replica reset.
 func (a *Agent) withReplica(fn func(*replica.Replica) error) error {
-	r, err := a.acquire()
-	if err != nil {
-		return err
-	}
-	defer a.mu.RUnlock()
-	return fn(r.pub)
+	_, err := a.cur.With(func(r *running) (any, error) { return nil, fn(r.pub) })
+	return err
 }
 
 func (a *Agent) routes() http.Handler {
@@ -138,27 +110,14 @@ func (a *Agent) conflicts() httpapi.Conflicts {
 // id is opened, and a sync round runs. Writes not yet pushed are in the
 // moved-aside store only.
 func (a *Agent) reset(ctx context.Context) (any, error) {
-	a.mu.Lock()
-	old := a.rep
-	a.rep = nil
 	var moved string
-	err := func() error {
-		if old != nil {
-			old.close()
-		}
+	_, err := a.cur.Replace(func() (*running, error) {
 		moved = fmt.Sprintf("%s/reset-%d", a.cfg.DataDir, time.Now().UnixMilli())
 		if err := os.Rename(a.storeDir(), moved); err != nil {
-			return fmt.Errorf("moving the store aside: %w", err)
+			return nil, fmt.Errorf("moving the store aside: %w", err)
 		}
-		rp, err := a.openReplica()
-		if err != nil {
-			return err
-		}
-		rp.start()
-		a.rep = rp
-		return nil
-	}()
-	a.mu.Unlock()
+		return a.startReplica()
+	})
 	if err != nil {
 		a.log.Error("reset failed; restart the agent", "error", err)
 		return nil, err

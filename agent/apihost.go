@@ -35,11 +35,11 @@ func (rp *running) records() extapi.Records { return httpapi.NodeRecords{Node: r
 type changeFeed struct{ a *Agent }
 
 func (f changeFeed) Read(after uint64, limit int) ([]api.Change, uint64, error) {
-	rp, err := f.a.acquire()
+	rp, err := f.a.cur.Acquire()
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.a.mu.RUnlock()
+	defer f.a.cur.RUnlock()
 	return httpapi.StoreChanges(rp.store, after, limit)
 }
 

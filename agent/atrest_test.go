@@ -43,25 +43,25 @@ func TestAgentEncryptedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !a.rep.store.Encrypted() {
+	if !a.cur.Get().store.Encrypted() {
 		t.Fatal("store not encrypted")
 	}
-	if _, err := a.rep.localWrite("t", "a", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("secret value")}}, false); err != nil {
+	if _, err := a.cur.Get().localWrite("t", "a", []crdt.FieldValue{{Name: "f", Value: crdt.MustValue("secret value")}}, false); err != nil {
 		t.Fatal(err)
 	}
 	if st := a.sec.Status(); !st.AtRest {
 		t.Fatalf("security status %+v", st)
 	}
 	// Reopen as after a failure: the key is kept.
-	a.mu.Lock()
-	a.rep.close()
-	a.rep, a.recovering = nil, true
-	a.mu.Unlock()
-	a.recoverStore(nil)
-	if a.rep == nil || !a.rep.store.Encrypted() {
+	a.cur.Lock()
+	a.cur.Get().Close()
+	a.cur.Set(nil, true)
+	a.cur.Unlock()
+	a.cur.Recover(nil)
+	if a.cur.Get() == nil || !a.cur.Get().store.Encrypted() {
 		t.Fatal("the reopened store is not open, or not encrypted")
 	}
-	if rec, err := a.rep.store.Get("t", "a"); err != nil || rec.Deleted() {
+	if rec, err := a.cur.Get().store.Get("t", "a"); err != nil || rec.Deleted() {
 		t.Fatalf("after reopen: %v %v", rec, err)
 	}
 	a.closeAll()

@@ -32,9 +32,9 @@ func statusIndexes(t *testing.T, a *Agent) []api.IndexStatus {
 }
 
 func (a *Agent) storeIndexes() []store.IndexInfo {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.rep.store.Indexes()
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	return a.cur.Get().store.Indexes()
 }
 
 // TestDeclarationsFromHubConfig: a hub publishes the indexes and views of
@@ -64,7 +64,7 @@ func TestDeclarationsFromHubConfig(t *testing.T) {
 	}
 
 	// The device forges declarations.
-	dev.mu.RLock()
+	dev.cur.RLock()
 	for _, f := range []struct {
 		table, id string
 		fields    map[string]any
@@ -77,11 +77,11 @@ func TestDeclarationsFromHubConfig(t *testing.T) {
 		for name, v := range f.fields {
 			fv = append(fv, crdt.FieldValue{Name: name, Value: crdt.MustValue(v)})
 		}
-		if _, err := dev.rep.localWrite(f.table, f.id, fv, false); err != nil {
+		if _, err := dev.cur.Get().localWrite(f.table, f.id, fv, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dev.mu.RUnlock()
+	dev.cur.RUnlock()
 	if f := dev.syncT(t); len(f) > 0 {
 		t.Fatalf("sync: %v", f)
 	}
@@ -93,10 +93,10 @@ func TestDeclarationsFromHubConfig(t *testing.T) {
 		!strings.Contains(errs, "the views the hubs declare") {
 		t.Errorf("hub sync errors: %q", errs)
 	}
-	hub.mu.RLock()
-	decl, err := hub.rep.n.DeclaredIndexes()
-	views, _ := hub.rep.n.DeclaredViews()
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	decl, err := hub.cur.Get().n.DeclaredIndexes()
+	views, _ := hub.cur.Get().n.DeclaredViews()
+	hub.cur.RUnlock()
 	if err != nil || len(decl) != 1 || !reflect.DeepEqual(decl[0].Fields, []string{"owner", "start"}) || len(views) != 1 {
 		t.Fatalf("hub's declarations after the forged ones: %+v %+v %v", decl, views, err)
 	}

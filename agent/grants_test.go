@@ -71,16 +71,16 @@ func (a *Agent) mustSync(t *testing.T) {
 }
 
 func (a *Agent) holds(origin hlc.NodeID, seq uint64) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.rep.store.HeldOf(origin).Contains(seq)
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	return a.cur.Get().store.HeldOf(origin).Contains(seq)
 }
 
 func (a *Agent) writeSeq(t *testing.T, table, id, field, v string) uint64 {
 	t.Helper()
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	res, err := a.rep.localWrite(table, id, []crdt.FieldValue{{Name: field, Value: crdt.MustValue(v)}}, false)
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	res, err := a.cur.Get().localWrite(table, id, []crdt.FieldValue{{Name: field, Value: crdt.MustValue(v)}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,15 +124,15 @@ func TestGrantBook(t *testing.T) {
 	// Forged records in the table: a tampered copy of the hub's grant
 	// (claiming every table) under another rule's record, garbage, and
 	// the hub's genuine grant moved to another rule's record.
-	hub.mu.RLock()
-	raw := hub.rep.currentGrantRaw(t, "techs")
-	hubField := authz.GrantField(hub.rep.node)
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	raw := hub.cur.Get().currentGrantRaw(t, "techs")
+	hubField := authz.GrantField(hub.cur.Get().node)
+	hub.cur.RUnlock()
 	tampered := strings.Replace(raw, "jobs:status", "payroll", 1)
 	for id, v := range map[string]string{"admins": tampered, "junk": "not a grant", "moved": raw} {
-		dev.mu.RLock()
-		_, err := dev.rep.localWrite(authz.GrantTable, id, []crdt.FieldValue{{Name: hubField, Value: crdt.MustValue(v)}}, false)
-		dev.mu.RUnlock()
+		dev.cur.RLock()
+		_, err := dev.cur.Get().localWrite(authz.GrantTable, id, []crdt.FieldValue{{Name: hubField, Value: crdt.MustValue(v)}}, false)
+		dev.cur.RUnlock()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,9 +225,9 @@ func TestGrantsTwoHubs(t *testing.T) {
 	}
 	// hub2 re-signs later: its grant is the newest.
 	later := time.Now().Add(13 * time.Hour)
-	hub2.mu.RLock()
-	err := hub2.rep.grants().Publish(later)
-	hub2.mu.RUnlock()
+	hub2.cur.RLock()
+	err := hub2.cur.Get().grants().Publish(later)
+	hub2.cur.RUnlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestDevicePeerOwnWrites(t *testing.T) {
 		t.Errorf("dev2 title %q: a write outside dev1's grant was applied", v)
 	}
 	if dev2.holds(gDev1, badSeq) || !dev2.holds(gDev1, okSeq) || !dev2.holds(gDev1, afterSeq) {
-		t.Errorf("dev2 holdings of dev1: %v (refused %d must not be held)", dev2.rep.store.HeldOf(gDev1), badSeq)
+		t.Errorf("dev2 holdings of dev1: %v (refused %d must not be held)", dev2.cur.Get().store.HeldOf(gDev1), badSeq)
 	}
 	waitLog(t, dev2Logs, "write from a device peer refused")
 	if m := scrape(t, dev2); !strings.Contains(m, "replicad_peer_writes_refused_total 1\n") {
@@ -348,11 +348,11 @@ func TestDevicePeerRelay(t *testing.T) {
 // syncWithOnly runs one session with the node at addr.
 func (a *Agent) syncWithOnly(t *testing.T, addr string) {
 	t.Helper()
-	a.mu.RLock()
-	defer a.mu.RUnlock()
+	a.cur.RLock()
+	defer a.cur.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := a.rep.engine.SyncWith(ctx, addr); err != nil {
+	if _, err := a.cur.Get().engine.SyncWith(ctx, addr); err != nil {
 		t.Fatalf("sync with %s: %v", addr, err)
 	}
 }
@@ -410,9 +410,9 @@ func TestGrantExpiry(t *testing.T) {
 	}
 	// The hub re-signs (its clock a day later too); dev2 gets the new
 	// grant from the hub, then takes dev1's write from dev1.
-	hub.mu.RLock()
-	err := hub.rep.grants().Publish(time.Now().Add(skew))
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	err := hub.cur.Get().grants().Publish(time.Now().Add(skew))
+	hub.cur.RUnlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,18 +442,18 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 	dev, _ := grantDevice(t, pki, "dev1", "", syncAddr)
 	dev.mustSync(t)
 
-	hub.mu.RLock()
-	hub.rep.enf.HoldWriteBacks.Store(true) // the "crash": queued, not carried out
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	hub.cur.Get().enf.HoldWriteBacks.Store(true) // the "crash": queued, not carried out
+	hub.cur.RUnlock()
 	dev.writeSeq(t, "jobs", "j1", "title", "hacked")
 	dev.mustSync(t)
 	if v, _ := hub.value(t, "jobs", "j1", "title"); v == "hacked" {
 		t.Fatal("hub applied the rejected value")
 	}
-	hub.mu.RLock()
-	qs, err := hub.rep.store.QueueOf(authz.WriteBackQueue, -1)
-	ds, derr := hub.rep.store.QueueOf(arbiter.Queue, -1)
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	qs, err := hub.cur.Get().store.QueueOf(authz.WriteBackQueue, -1)
+	ds, derr := hub.cur.Get().store.QueueOf(arbiter.Queue, -1)
+	hub.cur.RUnlock()
 	if err != nil || derr != nil || len(qs) != 1 || len(ds) != 0 {
 		t.Fatalf("queues after the skeleton's batch: %d write-backs, %d decisions, %v %v", len(qs), len(ds), err, derr)
 	}
@@ -464,9 +464,9 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 
 	hub2, hubLogs := runAgentStoppable(t, hcfg) // same data dir: replays the queue
 	waitLog(t, hubLogs, "write rejected by permissions")
-	hub2.mu.RLock()
-	qs, _ = hub2.rep.store.QueueOf(authz.WriteBackQueue, -1)
-	hub2.mu.RUnlock()
+	hub2.cur.RLock()
+	qs, _ = hub2.cur.Get().store.QueueOf(authz.WriteBackQueue, -1)
+	hub2.cur.RUnlock()
 	if len(qs) != 0 {
 		t.Fatalf("%d entries left queued after the replay", len(qs))
 	}
@@ -519,9 +519,9 @@ func TestGrantResign(t *testing.T) {
 	pki := grantsPKI(t)
 	hub, logs := grantHub(t, pki, "hub")
 	waitLog(t, logs, "grant published") // at start, by Run
-	hub.mu.RLock()
-	defer hub.mu.RUnlock()
-	r := hub.rep
+	hub.cur.RLock()
+	defer hub.cur.RUnlock()
+	r := hub.cur.Get()
 	v := secure.DefaultGrantValidity
 	issued := func() int64 { return r.grants().Current("techs").IssuedMs }
 	first := issued()

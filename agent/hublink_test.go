@@ -31,9 +31,9 @@ func TestWatchOverTLS(t *testing.T) {
 	icfg.Hubs = []string{hub.syncAddr()}
 	runAgent(t, icfg)
 	waitLog(t, hubLogs, "incoming session failed") // its watch's TLS handshake
-	hub.mu.RLock()
-	n := hub.rep.engine.Watchers()
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	n := hub.cur.Get().engine.Watchers()
+	hub.cur.RUnlock()
 	if n != 1 {
 		t.Fatalf("the hub serves %d watch connections, want the device's only", n)
 	}
@@ -62,9 +62,9 @@ func TestSyncRoundWaitsForDecisions(t *testing.T) {
 		}
 	}
 	end := func(a *Agent) string {
-		a.mu.RLock()
-		defer a.mu.RUnlock()
-		rec, err := a.rep.store.Get("wo", "1")
+		a.cur.RLock()
+		defer a.cur.RUnlock()
+		rec, err := a.cur.Get().store.Get("wo", "1")
 		if err != nil {
 			return err.Error()
 		}
@@ -72,17 +72,17 @@ func TestSyncRoundWaitsForDecisions(t *testing.T) {
 		return v.String()
 	}
 	waitFor("the record on the device", func() bool { return end(dev) == "17" })
-	dev.mu.RLock()
-	dev.rep.setOnline(false)
-	dev.mu.RUnlock()
+	dev.cur.RLock()
+	dev.cur.Get().setOnline(false)
+	dev.cur.RUnlock()
 	dev.write(t, "wo", "1", "end", 19)
 	hub.write(t, "wo", "1", "end", 18)
-	dev.mu.RLock()
-	dev.rep.setOnline(true) // a background round pushes the write at once
-	dev.mu.RUnlock()
-	dev.mu.RLock()
-	sum := dev.syncRound(context.Background(), dev.rep, 10*time.Second)
-	dev.mu.RUnlock()
+	dev.cur.RLock()
+	dev.cur.Get().setOnline(true) // a background round pushes the write at once
+	dev.cur.RUnlock()
+	dev.cur.RLock()
+	sum := dev.syncRound(context.Background(), dev.cur.Get(), 10*time.Second)
+	dev.cur.RUnlock()
 	if sum.Decisions == nil || sum.Decisions.State != "decided" || end(dev) != "19" {
 		t.Fatalf("after the sync: the device shows %s, decisions %+v", end(dev), sum.Decisions)
 	}

@@ -7,9 +7,5 @@ import "github.com/replicad/replicad/internal/ext/metrics"
 type metricsHost struct{ a *Agent }
 
 func (h metricsHost) Scrape(fn func(metrics.Replica)) {
-	h.a.mu.RLock()
-	defer h.a.mu.RUnlock()
-	if h.a.rep != nil {
-		fn(h.a.rep.figures())
-	}
+	h.a.cur.Peek(func(rp *running) { fn(rp.figures()) })
 }

@@ -74,9 +74,9 @@ func (n *olNode) stop() {
 }
 
 func (n *olNode) syncAddr() string {
-	n.a.mu.RLock()
-	defer n.a.mu.RUnlock()
-	return n.a.rep.syncLn.Addr().String()
+	n.a.cur.RLock()
+	defer n.a.cur.RUnlock()
+	return n.a.cur.Get().syncLn.Addr().String()
 }
 
 // call makes an API request and decodes the answer into out (if not
@@ -302,9 +302,9 @@ func TestDuplicatesKeysDeclaredLater(t *testing.T) {
 	n.cfg.Tables = nil
 	n.start()
 	n.dupConflicts() // answered once the replica started
-	n.a.mu.RLock()
-	ts, err := n.a.rep.store.KeyIndexTables()
-	n.a.mu.RUnlock()
+	n.a.cur.RLock()
+	ts, err := n.a.cur.Get().store.KeyIndexTables()
+	n.a.cur.RUnlock()
 	if err != nil || len(ts) != 0 {
 		t.Fatalf("index of undeclared tables: %v, %v", ts, err)
 	}
@@ -561,7 +561,7 @@ func TestWorkflowAfterArbiter(t *testing.T) {
 	if len(h.got) != 4 {
 		t.Fatalf("%d deliveries", len(h.got))
 	}
-	devNode := dev.a.rep.node.String()
+	devNode := dev.a.cur.Get().node.String()
 	p := h.got[2]
 	if p.Origin != devNode || string(p.Fields["start"]) != "9" || p.Record == nil || string(p.Record.Fields["start"]) != "8" || string(p.Record.Fields["end"]) != "12" {
 		t.Fatalf("the rejected change was delivered as %+v (record %+v)", p, p.Record)
@@ -594,7 +594,7 @@ func TestDuplicateFlagPendingAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.rep.store.Update(func(b *store.Batch) error {
+	if err := a.cur.Get().store.Update(func(b *store.Batch) error {
 		b.PutDupPending("contacts", "c2", []byte(`{"with":["c1"],"keys":{"email":"x"},"detected":1}`))
 		return b.Err()
 	}); err != nil {
@@ -608,7 +608,7 @@ func TestDuplicateFlagPendingAtStart(t *testing.T) {
 	olEventually(t, "the pending flag published", func() bool {
 		return reflect.DeepEqual(n.dupConflicts(), []string{"contacts/c2:c1"})
 	})
-	if ps, err := a.rep.store.DupPendings(0); err != nil || len(ps) != 0 {
+	if ps, err := a.cur.Get().store.DupPendings(0); err != nil || len(ps) != 0 {
 		t.Fatalf("still pending: %v, %v", ps, err)
 	}
 }

@@ -9,16 +9,16 @@ import (
 )
 
 func (a *Agent) node() hlc.NodeID {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.rep.node
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	return a.cur.Get().node
 }
 
 func (a *Agent) value(t *testing.T, table, id, field string) (string, bool) {
 	t.Helper()
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	rec, err := a.rep.store.Get(table, id)
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	rec, err := a.cur.Get().store.Get(table, id)
 	if err != nil || rec == nil {
 		return "", false
 	}
@@ -36,9 +36,9 @@ func (a *Agent) value(t *testing.T, table, id, field string) (string, bool) {
 
 func (a *Agent) syncErrors(t *testing.T, policy string) []string {
 	t.Helper()
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	es, err := a.rep.store.ListSyncErrors(0, 1000)
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	es, err := a.cur.Get().store.ListSyncErrors(0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestOneWritePipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.closeAll()
-	r := a.rep
+	r := a.cur.Get()
 	if r.arb == nil || r.enf == nil || r.dupes == nil {
 		t.Fatalf("a hub with keys: arbiter %v, enforcer %v, dedupe %v", r.arb != nil, r.enf != nil, r.dupes != nil)
 	}

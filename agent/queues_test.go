@@ -27,7 +27,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := a.rep
+	r := a.cur.Get()
 	remote := hlc.NodeID(0xabc)
 	w := &crdt.Write{Table: "jobs", ID: "r", Origin: remote, Seq: 1, TS: hlc.NewClock(hlc.SystemClock, time.Minute).Now(),
 		Fields: []crdt.FieldValue{{Name: "v", Value: crdt.MustValue("p")}}}
@@ -56,7 +56,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.closeAll()
-	r = a.rep
+	r = a.cur.Get()
 	if err := r.arb.Drain(); err != nil {
 		t.Fatal(err)
 	}

@@ -66,9 +66,9 @@ func newReadCluster(t *testing.T, hubOpts ...func(*Config)) *readCluster {
 // fieldNames returns the fields a's store shows of table/id ("" if it
 // shows none).
 func (a *Agent) fieldNames(table, id string) string {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	rec, err := a.rep.store.Get(table, id)
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	rec, err := a.cur.Get().store.Get(table, id)
 	if err != nil {
 		return ""
 	}
@@ -117,9 +117,9 @@ func TestReadPermissionsCluster(t *testing.T) {
 		t.Fatalf("tech's sync errors %q", errs)
 	}
 	errRecs := func(a *Agent) int {
-		a.mu.RLock()
-		defer a.mu.RUnlock()
-		page, _, err := a.rep.store.Scan(errorTable, "", 100)
+		a.cur.RLock()
+		defer a.cur.RUnlock()
+		page, _, err := a.cur.Get().store.Scan(errorTable, "", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestReadPermissionsCluster(t *testing.T) {
 		t.Fatal(f)
 	}
 	if got := tech.fieldNames("jobs", "j2"); got != "[status]" {
-		rules, ok := lead.rep.a.sec.GrantRules(techID, time.Now())
+		rules, ok := lead.cur.Get().a.sec.GrantRules(techID, time.Now())
 		t.Fatalf("tech holds j2 fields %q after meeting lead (lead knows tech's rules: %v %v)\nhub log:\n%s", got, rules, ok, c.hubLog.buf.String())
 	}
 
@@ -159,7 +159,7 @@ func TestReadPermissionsCluster(t *testing.T) {
 		t.Fatal("a device whose grant is unknown got jobs from a device peer")
 	}
 	plain, _ := runAgent(t, testConfig(t, "device"))
-	if lim, ok := plain.rep.reads().PeerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
+	if lim, ok := plain.cur.Get().reads().PeerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
 		t.Fatalf("a device of a cluster without permissions limits its peers: %s", lim)
 	}
 

@@ -21,15 +21,15 @@ func TestReadViewSameAsSync(t *testing.T) {
 	c := newReadCluster(t)
 	c.hub.write(t, "jobs", "j1", "status", "open")
 	c.hub.write(t, "jobs", "j1", "notes", "secret")
-	c.hub.mu.RLock()
+	c.hub.cur.RLock()
 	for id, n := range map[string]hlc.NodeID{"e-tech": techID, "e-lead": leadID} {
 		e := &store.SyncError{Table: "jobs", Record: "j1", Fields: []string{"notes"}, Losing: map[string][]byte{"notes": []byte("x")},
 			Policy: "permission", Kind: "rejected", Nodes: []uint64{uint64(n)}, Detail: "test"}
-		if err := c.hub.rep.n.PublishSyncError(id, e); err != nil {
+		if err := c.hub.cur.Get().n.PublishSyncError(id, e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.hub.mu.RUnlock()
+	c.hub.cur.RUnlock()
 	if f := c.tech.syncT(t); len(f) > 0 {
 		t.Fatal(f)
 	}
@@ -48,9 +48,9 @@ func TestReadViewSameAsSync(t *testing.T) {
 		return rec.Code, v
 	}
 	held := func(table, id string) (*crdt.Record, bool) {
-		c.tech.mu.RLock()
-		defer c.tech.mu.RUnlock()
-		rec, err := c.tech.rep.store.Get(table, id)
+		c.tech.cur.RLock()
+		defer c.tech.cur.RUnlock()
+		rec, err := c.tech.cur.Get().store.Get(table, id)
 		return rec, err == nil && rec.Exists()
 	}
 	for _, k := range [][2]string{{"jobs", "j1"}, {errorTable, "e-tech"}, {errorTable, "e-lead"}} {
@@ -65,9 +65,9 @@ func TestReadViewSameAsSync(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("%s/%s: the device holds it, the API answers %d", k[0], k[1], code)
 		}
-		c.tech.mu.RLock()
-		local := c.tech.rep.n.View(k[0], k[1], rec)
-		c.tech.mu.RUnlock()
+		c.tech.cur.RLock()
+		local := c.tech.cur.Get().n.View(k[0], k[1], rec)
+		c.tech.cur.RUnlock()
 		if !reflect.DeepEqual(local.Fields, view.Fields) || len(local.Conflicts) != len(view.Conflicts) {
 			t.Errorf("%s/%s: the API shows %v (conflicts %v), the device holds %v (%v)", k[0], k[1], view.Fields, view.Conflicts, local.Fields, local.Conflicts)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicad/replicad/internal/replicaslot"
 	"github.com/replicad/replicad/replica"
 )
 
@@ -83,16 +84,16 @@ func TestWithReplica(t *testing.T) {
 	}
 
 	// While the store is recovered, no replica: the routes' error.
-	hub.mu.Lock()
-	saved, recovering := hub.rep, hub.recovering
-	hub.rep, hub.recovering = nil, true
-	hub.mu.Unlock()
+	hub.cur.Lock()
+	saved, recovering := hub.cur.Get(), hub.cur.Recovering()
+	hub.cur.Set(nil, true)
+	hub.cur.Unlock()
 	called := false
 	err = hub.withReplica(func(*replica.Replica) error { called = true; return nil })
-	hub.mu.Lock()
-	hub.rep, hub.recovering = saved, recovering
-	hub.mu.Unlock()
-	if called || !errors.Is(err, errRecovering) {
-		t.Fatalf("while recovering: called %v, %v; want %v", called, err, errRecovering)
+	hub.cur.Lock()
+	hub.cur.Set(saved, recovering)
+	hub.cur.Unlock()
+	if called || !errors.Is(err, replicaslot.ErrRecovering) {
+		t.Fatalf("while recovering: called %v, %v; want %v", called, err, replicaslot.ErrRecovering)
 	}
 }

@@ -76,9 +76,9 @@ func runAgent(t *testing.T, cfg Config) (*Agent, *logSink) {
 }
 
 func (a *Agent) syncAddr() string {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.rep.syncLn.Addr().String()
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	return a.cur.Get().syncLn.Addr().String()
 }
 
 func TestAPITokenRequired(t *testing.T) {
@@ -186,31 +186,31 @@ func withTLS(cfg Config, dir, name string) Config {
 
 func (a *Agent) write(t *testing.T, table, id, field string, v any) {
 	t.Helper()
-	a.mu.RLock()
-	defer a.mu.RUnlock()
+	a.cur.RLock()
+	defer a.cur.RUnlock()
 	b, _ := json.Marshal(v)
 	val, err := crdt.ValueFromJSON(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.rep.localWrite(table, id, []crdt.FieldValue{{Name: field, Value: val}}, false); err != nil {
+	if _, err := a.cur.Get().localWrite(table, id, []crdt.FieldValue{{Name: field, Value: val}}, false); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (a *Agent) syncT(t *testing.T) (failed []string) {
 	t.Helper()
-	a.mu.RLock()
-	defer a.mu.RUnlock()
+	a.cur.RLock()
+	defer a.cur.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return a.rep.engine.SyncNow(ctx, nil).Failed
+	return a.cur.Get().engine.SyncNow(ctx, nil).Failed
 }
 
 func (a *Agent) has(table, id string) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	rec, err := a.rep.store.Get(table, id)
+	a.cur.RLock()
+	defer a.cur.RUnlock()
+	rec, err := a.cur.Get().store.Get(table, id)
 	return err == nil && rec != nil
 }
 
@@ -223,7 +223,7 @@ func TestTLSCluster(t *testing.T) {
 
 	// Node ids are drawn under the certificates' bindings.
 	for _, a := range []*Agent{hub, dev} {
-		if err := a.sec.CheckNode(a.rep.node); err != nil {
+		if err := a.sec.CheckNode(a.cur.Get().node); err != nil {
 			t.Fatal(err)
 		}
 	}

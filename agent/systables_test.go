@@ -96,9 +96,9 @@ func TestAPIRefusesSystemTableWrites(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want 403 naming the system table", c.method, c.path, code, body)
 		}
 	}
-	hub.mu.RLock()
-	k := hub.rep.n.PolicyOf("jobs")
-	hub.mu.RUnlock()
+	hub.cur.RLock()
+	k := hub.cur.Get().n.PolicyOf("jobs")
+	hub.cur.RUnlock()
 	if k != policy.ServerWins {
 		t.Errorf("jobs is %s after the refused writes", k)
 	}
@@ -144,13 +144,13 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 			}
 
 			// The device's own code writes what only hubs write.
-			dev.mu.RLock()
+			dev.cur.RLock()
 			var forged []*crdt.Write
 			for _, f := range []struct {
 				table, id string
 				fields    map[string]any
 			}{
-				{policyTable, "sw", map[string]any{node.HistoryField(dev.rep.clock.Now()): "lww", "policy": "lww"}},
+				{policyTable, "sw", map[string]any{node.HistoryField(dev.cur.Get().clock.Now()): "lww", "policy": "lww"}},
 				{errorTable, "forged", map[string]any{"error": `{"table":"sw"}`, "nodes": []any{}}},
 				{securityTable, readsMarker, map[string]any{"restricted": false}},
 				{"notes", "n1", map[string]any{"text": "honest"}},
@@ -159,25 +159,25 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 				for name, v := range f.fields {
 					fv = append(fv, crdt.FieldValue{Name: name, Value: crdt.MustValue(v)})
 				}
-				res, err := dev.rep.localWrite(f.table, f.id, fv, false)
+				res, err := dev.cur.Get().localWrite(f.table, f.id, fv, false)
 				if err != nil {
 					t.Fatal(err)
 				}
 				forged = append(forged, res.Write)
 			}
-			devNode := dev.rep.node
-			dev.mu.RUnlock()
+			devNode := dev.cur.Get().node
+			dev.cur.RUnlock()
 			if mode == "gossip" {
 				// What gossip's OnMessage hands the engine.
-				hub.mu.RLock()
+				hub.cur.RLock()
 				for _, w := range forged {
 					b, err := crdt.AppendWrite(nil, w)
 					if err != nil {
 						t.Fatal(err)
 					}
-					hub.rep.engine.HandlePushFrom(devNode, b)
+					hub.cur.Get().engine.HandlePushFrom(devNode, b)
 				}
-				hub.mu.RUnlock()
+				hub.cur.RUnlock()
 			} else {
 				sync(dev)
 			}
@@ -190,9 +190,9 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 				if v, _ := a.value(t, policyTable, "sw", "policy"); v != "server-wins" {
 					t.Errorf("%s: policy of sw %q", who, v)
 				}
-				a.mu.RLock()
-				k := a.rep.n.PolicyAt("sw", a.rep.clock.Now())
-				a.mu.RUnlock()
+				a.cur.RLock()
+				k := a.cur.Get().n.PolicyAt("sw", a.cur.Get().clock.Now())
+				a.cur.RUnlock()
 				if k != policy.ServerWins {
 					t.Errorf("%s: sw judged as %s now", who, k)
 				}
@@ -256,8 +256,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // from hubs only; a policy cannot be configured for a system table.
 func TestAdmitRecordAndConfig(t *testing.T) {
 	hub, hubLogs := runAgent(t, testConfig(t, "hub"))
-	hub.mu.RLock()
-	r := hub.rep
+	hub.cur.RLock()
+	r := hub.cur.Get()
 	for _, c := range []struct {
 		role, table string
 		want        bool
@@ -268,7 +268,7 @@ func TestAdmitRecordAndConfig(t *testing.T) {
 			t.Errorf("a whole record of %s from a %q peer: admitted %v, want %v", c.table, c.role, got, c.want)
 		}
 	}
-	hub.mu.RUnlock()
+	hub.cur.RUnlock()
 	waitLog(t, hubLogs, "a whole record of a system table is taken from hubs only")
 	cfg := testConfig(t, "hub")
 	cfg.Policies = map[string]string{"_replicad_policy": "manual"}
@@ -302,9 +302,9 @@ func TestRelayedHubPolicyAfterRestart(t *testing.T) {
 	hubA, aLogs := runAgent(t, acfg)
 
 	// B changes the policy; a device brings the change from B to A.
-	hubB.mu.RLock()
-	err := hubB.rep.n.PublishPolicies(map[string]string{"t": "server-wins"})
-	hubB.mu.RUnlock()
+	hubB.cur.RLock()
+	err := hubB.cur.Get().n.PublishPolicies(map[string]string{"t": "server-wins"})
+	hubB.cur.RUnlock()
 	if err != nil {
 		t.Fatal(err)
 	}

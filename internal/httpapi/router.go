@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/replicad/replicad/internal/replicaslot"
 	"github.com/replicad/replicad/store"
 )
 
@@ -28,10 +29,11 @@ func Errorf(code int, format string, args ...any) error {
 	return &Error{code, fmt.Sprintf(format, args...)}
 }
 
-// Errors of a replica not serving for a moment (503).
+// Errors of a replica not serving for a moment (503): the current
+// replica's slot is empty (internal/replicaslot).
 var (
-	ErrResetting  = errors.New("the replica is being reset; retry shortly")
-	ErrRecovering = errors.New("the store failed after an I/O error (a full disk?) and is being reopened; retry shortly")
+	ErrResetting  = replicaslot.ErrResetting
+	ErrRecovering = replicaslot.ErrRecovering
 )
 
 // Status returns the status and message err is answered with.
