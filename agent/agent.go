@@ -30,6 +30,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
+	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/internal/replicaopt"
 	"github.com/replicad/replicad/internal/replicaslot"
@@ -146,7 +147,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.parked = &node.ParkRefusals{Max: cfg.Security.Guard.WithDefaults().MaxParked, Log: log, Counted: a.metrics.ParkRefused}
 	a.drafts = drafts.New(hostOf(a, (*running).records))
 	a.online = onlineread.New(onlineHost{hostOf(a, (*running).records)})
-	cmem.LimitArenas(cmemArenas) // before the store allocates (cmem.go)
+	cmem.LimitArenas(cmem.Arenas) // before the store allocates (internal/cmem)
 	if a.sec, err = authz.NewSecurity(cfg, log); err != nil {
 		return nil, err
 	}
@@ -177,14 +178,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { defer close(watched); a.cur.Watch(wctx, storeRecoverEvery) }() // reopen a store failed by an I/O error
-	trimmed := startCmem(wctx)                                                 // C malloc's free memory back to the OS (cmem.go)
+	trimmed := cmem.Start(wctx, cmem.TrimEvery)                                // C malloc's free memory back to the OS
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.apiLn) }()
 	a.cur.RLock()
 	r := a.cur.Get()
 	a.cur.RUnlock()
 	a.log.Info("agent running", "node", r.node, "role", a.cfg.Role, "api", a.APIAddr(), "sync", r.syncLn.Addr().String(),
-		"gossip", r.gossipAddr(), "hubs", strings.Join(a.cfg.Hubs, ","), "data_dir", a.cfg.DataDir)
+		"gossip", r.figures().GossipAddr(), "hubs", strings.Join(a.cfg.Hubs, ","), "data_dir", a.cfg.DataDir)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -405,13 +406,6 @@ func (r *running) Close() {
 	}
 }
 
-func (r *running) gossipAddr() string {
-	if r.gossip == nil {
-		return "off"
-	}
-	return r.gossip.Addr()
-}
-
 // onApplied is told of remote writes applied here (sessions and gossip
 // pushes).
 func (r *running) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Result) {
@@ -420,17 +414,13 @@ func (r *running) onApplied(peer hlc.NodeID, writes []*crdt.Write, res *store.Re
 	r.a.feed.Notify()
 }
 
-// localWrite makes a local write, then wakes feed waiters and the engine.
+// localWrite makes a local write through the node's pipeline.
 func (r *running) localWrite(table, id string, fields []crdt.FieldValue, del bool) (*store.WriteResult, error) {
-	return r.localWriteWith(table, id, fields, del, nil)
+	return r.n.Write(table, id, fields, del, nil)
 }
 
-// localWriteWith is localWrite whose batch also carries what also adds
-// (committed atomically with the write; publishing a draft removes it).
-func (r *running) localWriteWith(table, id string, fields []crdt.FieldValue, del bool, also func(b *store.Batch)) (*store.WriteResult, error) {
-	var add node.LocalHook
-	if also != nil {
-		add = func(b *store.Batch, _ *store.WriteResult) error { also(b); return b.Err() }
-	}
-	return r.n.Write(table, id, fields, del, add)
+// guardListener bounds a listener's connections and keeps its accept loop
+// alive through temporary errors (internal/netguard).
+func (a *Agent) guardListener(l net.Listener, name string, max int) net.Listener {
+	return netguard.Wrap(l, name, httpapi.ConnBound(max), a.log.Named(name))
 }

@@ -10,15 +10,9 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/profiles"
+	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/replica"
-)
-
-// Limits of the API.
-const (
-	defaultPageLimit = httpapi.DefaultPageLimit
-	maxPageLimit     = httpapi.MaxPageLimit
-	maxPollTimeout   = httpapi.MaxPollTimeout
 )
 
 // apiError answers an API error (httpapi.Router's onError): a client
@@ -76,8 +70,8 @@ func (a *Agent) routes() http.Handler {
 		a.log.Info("profiling endpoints enabled", "env", config.PprofEnv, "path", "/debug/pprof/")
 		httpapi.Pprof(rt)
 	}
-	// Duplicates and workflows: agent/online_api.go.
-	a.onlineRoutes(rt)
+	dedupe.NewAPI(hostOf(a, (*running).records)).Routes(rt) // internal/ext/dedupe, workflows
+	workflows.NewAPI(hostOf(a, func(rp *running) *workflows.Set { return rp.flows })).Routes(rt)
 	rt.HandleHTTP("GET /metrics", a.metrics.Handler())
 	httpapi.StatusPage(rt)
 	a.routeOf = rt.Pattern // the metrics' route label
@@ -85,12 +79,6 @@ func (a *Agent) routes() http.Handler {
 	// with Allow, anything else a 404 (httpapi/routing.go).
 	return rt.Handler(a.cfg.MaxBodyBytes)
 }
-
-// decodeBody decodes one JSON object into v, refusing unknown fields and
-// trailing data.
-func decodeBody(r *http.Request, v any) error { return httpapi.DecodeBody(r, v) }
-
-// --- records ---
 
 // records serves the record routes (internal/httpapi).
 func (a *Agent) records() httpapi.Records { return httpapi.Records{Core: coreHost{a}} }

@@ -85,5 +85,5 @@ func (a *Agent) statusRoute() httpapi.StatusRoute {
 	return httpapi.StatusRoute{Host: statusHost{a}, Role: a.cfg.Role, ClusterID: a.cfg.ClusterID, Hubs: a.cfg.Hubs, Policies: a.cfg.Policies,
 		Insecure: config.InsecureSync(&a.cfg), // security.go
 		Started:  a.started,
-		System:   func(t string) bool { return t == policyTable || t == errorTable || t == dedupe.Table }}
+		System:   func(t string) bool { return t == node.PolicyTable || t == node.ErrorTable || t == dedupe.Table }}
 }

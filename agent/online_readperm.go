@@ -12,17 +12,13 @@ import (
 // reads are forwarded to the hub's API and judged there by the device's
 // read rules (authz.ReadGuard), as sync judges what it sends the device.
 
-// nodeHeader names the node an API request is made for (a device's
-// forwarded online read).
-const nodeHeader = onlineread.NodeHeader
-
 // readGuard applies the requesting node's read rules to the API of a hub
 // with read rules; elsewhere it passes requests through.
 func (a *Agent) readGuard(next http.Handler) http.Handler {
 	if a.cfg.Role != "hub" || !a.sec.Rules().HasReadRules() {
 		return next
 	}
-	return authz.ReadGuard(next, a.sec.Rules(), nodeHeader, a.writeError)
+	return authz.ReadGuard(next, a.sec.Rules(), onlineread.NodeHeader, a.writeError)
 }
 
 // nodeID returns this node's id (0 while the replica is being reset).

@@ -9,12 +9,6 @@ import (
 // hub's API (internal/ext/authz: Reads; the API's side:
 // online_readperm.go).
 
-// The hubs' marker of read rules (a system table: systables.go).
-const (
-	securityTable = authz.SecurityTable
-	readsMarker   = authz.ReadsMarker
-)
-
 // reads returns the replica's read rules (authz.Security.Reads).
 func (r *running) reads() *authz.Reads { return r.a.sec.Reads(extHost{Node: r.n, log: r.a.log}) }
 

@@ -24,7 +24,7 @@ func apiHandler(s *security, a *Agent, h http.Handler) http.Handler {
 	rt.Handle("GET /v1/grants", func(w http.ResponseWriter, r *http.Request) (any, error) { return s.GrantStatus(), nil })
 	rt.HandleHTTP("POST /v1/gossip/keys", http.MaxBytesHandler(rt.Func(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		var body api.GossipKeyRequest
-		if err := decodeBody(r, &body); err != nil {
+		if err := httpapi.DecodeBody(r, &body); err != nil {
 			return nil, err
 		}
 		return s.Rotate(body)

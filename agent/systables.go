@@ -5,6 +5,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/node"
 )
 
 // The system tables (replication.SystemPrefix, "_replicad_") hold what the
@@ -21,10 +22,10 @@ import (
 // delete a record. A system table not listed (one a newer version added)
 // is written by hubs only.
 var sysTables = authz.SystemTables{
-	policyTable: {
+	node.PolicyTable: {
 		About: "the table policies, published by the hubs from their --policy",
 	},
-	errorTable: {
+	node.ErrorTable: {
 		About: "the sync errors a hub logged (arbiter, permissions), sent to the nodes they name",
 	},
 	dedupe.Table: {
@@ -44,13 +45,13 @@ var sysTables = authz.SystemTables{
 		// Each hub publishes its grants in its own field (publishGrants).
 		HubField: func(origin hlc.NodeID, field string) bool { return field == authz.GrantField(origin) },
 	},
-	securityTable: {
+	authz.SecurityTable: {
 		About: "whether the hubs enforce read permissions",
 	},
-	indexTable: {
+	node.IndexTable: {
 		About: "the secondary indexes the hubs declare, which every replica builds",
 	},
-	viewTable: {
+	node.ViewTable: {
 		About: "the views the hubs declare, which every replica lists and runs",
 	},
 }

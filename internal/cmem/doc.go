@@ -31,6 +31,23 @@ type Stats struct {
 	Releasable int64
 }
 
+// What a daemon that opens one Pebble store does (the agent): no more
+// than Arenas arenas once it opens its store, and a trim every TrimEvery,
+// so that resident memory follows what the caches hold rather than what
+// malloc kept since the start.
+const (
+	Arenas    = 2
+	TrimEvery = 30 * time.Second
+)
+
+// Start runs Run in its own goroutine; the returned channel closes when
+// it has returned.
+func Start(ctx context.Context, every time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, every) }()
+	return done
+}
+
 // Run calls Trim every interval until ctx is done (at once if the
 // platform has no trim).
 func Run(ctx context.Context, every time.Duration) {
