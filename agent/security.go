@@ -3,7 +3,6 @@ package agent
 import (
 	"net/http"
 
-	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/secure"
@@ -20,16 +19,8 @@ type security = authz.Security
 // answers what it would do before the request is authenticated.
 func apiHandler(s *security, a *Agent, h http.Handler) http.Handler {
 	rt := httpapi.NewRouter(a.apiError)
-	rt.Handle("GET /v1/security", func(w http.ResponseWriter, r *http.Request) (any, error) { return s.Status(), nil })
-	rt.Handle("GET /v1/grants", func(w http.ResponseWriter, r *http.Request) (any, error) { return s.GrantStatus(), nil })
-	rt.HandleHTTP("POST /v1/gossip/keys", http.MaxBytesHandler(rt.Func(func(w http.ResponseWriter, r *http.Request) (any, error) {
-		var body api.GossipKeyRequest
-		if err := httpapi.DecodeBody(r, &body); err != nil {
-			return nil, err
-		}
-		return s.Rotate(body)
-	}), a.cfg.MaxBodyBytes))
-	root := rt.Before(h) // the rest (and their 405s) are h's
+	s.Routes(rt, httpapi.DecodeBody)                               // internal/ext/authz
+	root := http.MaxBytesHandler(rt.Before(h), a.cfg.MaxBodyBytes) // the rest (and their 405s) are h's
 	guarded := a.guard.Sites(a.readGuard(root))
 	if s.Token == "" {
 		return guarded

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/credentials"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -159,4 +161,18 @@ func (s *Security) GrantStatus() []api.GrantStatus {
 		return []api.GrantStatus{}
 	}
 	return s.Grants.Status()
+}
+
+// Routes adds GET /v1/security, GET /v1/grants and POST /v1/gossip/keys
+// (its body read by decode).
+func (s *Security) Routes(rt extapi.Registrar, decode func(r *http.Request, v any) error) {
+	rt.Handle("GET /v1/security", func(http.ResponseWriter, *http.Request) (any, error) { return s.Status(), nil })
+	rt.Handle("GET /v1/grants", func(http.ResponseWriter, *http.Request) (any, error) { return s.GrantStatus(), nil })
+	rt.Handle("POST /v1/gossip/keys", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		var body api.GossipKeyRequest
+		if err := decode(r, &body); err != nil {
+			return nil, err
+		}
+		return s.Rotate(body)
+	})
 }
