@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/ext/peers"
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
@@ -57,7 +58,9 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/sync", sy.Now)
 	rt.Handle("POST /v1/connectivity", sy.Connectivity)
 	rt.Handle("GET /v1/status", a.statusRoute().Get)
-	rt.Handle("GET /v1/peers", a.listPeers) // peers.go
+	peers.Routes(rt, hostOf(a, func(rp *running) peers.Replica {
+		return peers.Replica{Book: rp.book, Partners: rp.engine.Partners, Store: rp.store}
+	}))
 	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
 	rt.Handle("POST /v1/reset", sy.Reset)
 	rt.Handle("POST /v1/compact", sy.Compact)

@@ -19,11 +19,3 @@ func (a *Agent) route(r *http.Request) string {
 	}
 	return a.routeOf(r)
 }
-
-// listPeers serves GET /v1/peers: the peer table with each peer's pending
-// writes and sync errors.
-func (a *Agent) listPeers(w http.ResponseWriter, r *http.Request) (any, error) {
-	return a.with(func(rp *running) (any, error) {
-		return map[string]any{"peers": rp.book.Rows(rp.engine.Partners(), rp.store, true)}, nil
-	})
-}

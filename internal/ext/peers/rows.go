@@ -1,11 +1,13 @@
 package peers
 
 import (
+	"net/http"
 	"sort"
 	"time"
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
@@ -146,4 +148,22 @@ func timeStr(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// Replica is what GET /v1/peers reads of the current replica: its peer
+// table, its engine's partners and its store.
+type Replica struct {
+	Book     *Book
+	Partners func() []replication.PartnerStatus
+	Store    *store.Store
+}
+
+// Routes adds GET /v1/peers: the peer table with each peer's pending
+// writes and sync errors.
+func Routes(rt extapi.Registrar, h extapi.Current[Replica]) {
+	rt.Handle("GET /v1/peers", func(http.ResponseWriter, *http.Request) (any, error) {
+		return h.With(func(r Replica) (any, error) {
+			return map[string]any{"peers": r.Book.Rows(r.Partners(), r.Store, true)}, nil
+		})
+	})
 }
