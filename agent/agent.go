@@ -298,12 +298,9 @@ func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncM
 	if r.book, err = peers.New(r.store, a.log, nil); err != nil {
 		return fmt.Errorf("reading the peer table: %w", err)
 	}
-	// Watch connections share the sync listener's connection bound: by
-	// default they leave room for every session slot.
-	watchers := cfg.Watchers()
-	if room := max(0, httpapi.ConnBound(syncMax)-cfg.Sessions()-16); cfg.MaxWatchers == 0 {
-		watchers = min(watchers, room)
-	} else if watchers > room {
+	// Watch connections share the sync listener's connection bound.
+	watchers, over := cfg.WatchersWithin(httpapi.ConnBound(syncMax))
+	if over {
 		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", httpapi.ConnBound(syncMax), "max_sessions", cfg.Sessions())
 	}
 	observe := ecfg.Local.OnPeerHave
@@ -329,12 +326,8 @@ func (r *running) build(p *replicaopt.Parts, ecfg *replication.Config) error {
 	}
 	if cfg.Role == "hub" && !cfg.NoArbiter {
 		r.arb = arbiter.New(r.host("arbiter"))
-		ecfg.Local.Decided = r.arb.DecidedUpTo // told to devices in the handshake (syncround.go)
-		keys := map[string][]string{}
-		for t, tc := range cfg.Tables {
-			keys[t] = tc.Keys
-		}
-		r.dupes = dedupe.New(r.host("dedupe"), keys) // nil: no table has key fields
+		ecfg.Local.Decided = r.arb.DecidedUpTo                  // told to devices in the handshake (syncround.go)
+		r.dupes = dedupe.New(r.host("dedupe"), cfg.TableKeys()) // nil: no table has key fields
 	}
 	r.registerHooks()
 	return nil

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/onlineread"
 )
 
@@ -13,12 +12,9 @@ import (
 // read rules (authz.ReadGuard), as sync judges what it sends the device.
 
 // readGuard applies the requesting node's read rules to the API of a hub
-// with read rules; elsewhere it passes requests through.
+// with read rules (authz.Security.APIReads).
 func (a *Agent) readGuard(next http.Handler) http.Handler {
-	if a.cfg.Role != "hub" || !a.sec.Rules().HasReadRules() {
-		return next
-	}
-	return authz.ReadGuard(next, a.sec.Rules(), onlineread.NodeHeader, a.writeError)
+	return a.sec.APIReads(next, a.cfg.Role == "hub", onlineread.NodeHeader, a.writeError)
 }
 
 // nodeID returns this node's id (0 while the replica is being reset).

@@ -66,12 +66,7 @@ func (h onlineHost) NodeID() hlc.NodeID { return h.a.nodeID() }
 
 func (h onlineHost) TokenFile() string { return h.a.cfg.HubAPITokenFile }
 
-func (h onlineHost) ClientTLS(host string) *tls.Config {
-	if !h.a.sec.HasTLS() {
-		return nil
-	}
-	return h.a.sec.TLS.Client(host)
-}
+func (h onlineHost) ClientTLS(host string) *tls.Config { return h.a.sec.ClientTLS(host) }
 
 func (h onlineHost) GetRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	return h.a.records().Get(w, r)

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"sync"
 	"time"
@@ -175,4 +176,23 @@ func (s *Security) Routes(rt extapi.Registrar, decode func(r *http.Request, v an
 		}
 		return s.Rotate(body)
 	})
+}
+
+// ClientTLS is the TLS configuration to reach host's API over mutual TLS
+// (a device's online reads), nil without a TLS identity.
+func (s *Security) ClientTLS(host string) *tls.Config {
+	if !s.HasTLS() {
+		return nil
+	}
+	return s.TLS.Client(host)
+}
+
+// APIReads applies the requesting node's read rules (named by header) to
+// the API of a hub with read rules (ReadGuard); elsewhere it passes
+// requests through.
+func (s *Security) APIReads(next http.Handler, hub bool, header string, fail func(http.ResponseWriter, error)) http.Handler {
+	if !hub || !s.Rules().HasReadRules() {
+		return next
+	}
+	return ReadGuard(next, s.Rules(), header, fail)
 }
