@@ -162,7 +162,8 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.cur.Open, a.cur.Log = a.startReplica, log
 	a.cur.Opened = func(rp *running) { log.Info("store reopened", "node", rp.node); a.feed.Notify() }
 	a.apiLn = a.sec.APIListener(a.guardListener(a.apiLn, "api", cfg.Security.Guard.APIMaxConns))
-	a.http = a.guard.Server(a.metrics.Instrument(a.route, apiHandler(a.sec, a, a.routes())), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
+	h := apiHandler(a.sec, a, a.routes())                                                // routes sets routeOf
+	a.http = a.guard.Server(a.metrics.Instrument(a.routeOf, h), a.apiLn.Addr().String()) // the guards: internal/httpapi/guard.go
 	return a, nil
 }
 

@@ -2,9 +2,6 @@ package agent
 
 import (
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/ext/authz"
-	"github.com/replicad/replicad/store"
 )
 
 // registerHooks plugs the features into the node's write pipeline, in
@@ -37,14 +34,10 @@ func (r *running) registerHooks() {
 		r.n.OnApply("syncerrors", r.n.MirrorSyncErrors)
 	}
 	if s := r.a.sec; s != nil && s.TLS != nil {
-		r.n.OnRemoteApplied("grants", func(_ hlc.NodeID, ws []*crdt.Write, _ *store.Result) {
-			if authz.TouchesGrants(ws) {
-				s.Grants.Invalidate()
-			}
-		})
+		r.n.OnRemoteApplied("grants", s.Grants.Applied)
 	}
 	if r.enf != nil {
-		r.n.OnRemoteApplied("permissions", func(_ hlc.NodeID, ws []*crdt.Write, res *store.Result) { r.enf.Applied(ws, res) })
+		r.n.OnRemoteApplied("permissions", r.enf.Applied)
 	}
 	r.n.OnRemoteApplied("replica", r.onApplied) // metrics, parked-write refusals, the feed
 	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.Wrote(w.Seq) })

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"net/http"
-
 	"github.com/replicad/replicad/replication"
 )
 
@@ -11,11 +9,4 @@ func (r *running) onSession(in replication.SessionInfo) {
 	r.book.Ended(in)
 	r.book.LogSession(in)
 	r.a.metrics.Session(in)
-}
-
-func (a *Agent) route(r *http.Request) string {
-	if a.routeOf == nil {
-		return ""
-	}
-	return a.routeOf(r)
 }

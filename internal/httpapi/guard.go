@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/internal/netguard"
+	"github.com/replicad/replicad/secure"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,6 +75,21 @@ func (gd *Guard) refuse(w http.ResponseWriter, r *http.Request, code int, reason
 	gd.LogRefused(r, reason)
 	w.Header().Set("Connection", "close")
 	WriteError(w, Errorf(code, "%s", reason), gd.onError)
+}
+
+// Bearer puts the bearer check in front of h (token "": none): a request
+// without the token is refused, logged (LogRefused) and its connection
+// closed after the answer.
+func (gd *Guard) Bearer(h http.Handler, token string) http.Handler {
+	if token == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secure.RequireBearer(h, token, func(r *http.Request, reason string) {
+			w.Header().Set("Connection", "close") // nothing more on this connection
+			gd.LogRefused(r, reason)
+		}).ServeHTTP(w, r)
+	})
 }
 
 // LogRefused logs a refused API request at WARN: at most one line per

@@ -190,7 +190,7 @@ func flatVV(f []uint64) crdt.VV {
 // Applied is told of applied remote writes (an observer of the node's
 // committed batches): it carries out the write-backs
 // queued for the rejected ones.
-func (e *Enforcer) Applied(writes []*crdt.Write, res *store.Result) {
+func (e *Enforcer) Applied(_ hlc.NodeID, writes []*crdt.Write, res *store.Result) {
 	var ids []uint64
 	e.mu.Lock()
 	for _, w := range writes {

@@ -91,6 +91,15 @@ func (b *Grants) Invalidate() {
 	b.mu.Unlock()
 }
 
+// Applied is told of applied remote writes (an observer of the node's
+// committed batches): a write to GrantTable empties the cache of
+// verified grants.
+func (g *Grants) Applied(_ hlc.NodeID, writes []*crdt.Write, _ *store.Result) {
+	if TouchesGrants(writes) {
+		g.Invalidate()
+	}
+}
+
 // TouchesGrants reports whether writes include one to GrantTable.
 func TouchesGrants(writes []*crdt.Write) bool {
 	for _, w := range writes {
