@@ -32,7 +32,7 @@ func (a *Agent) writeError(w http.ResponseWriter, err error) { httpapi.WriteErro
 // with runs fn on the current replica (replicaslot.Slot.With).
 func (a *Agent) with(fn func(r *running) (any, error)) (any, error) { return a.cur.With(fn) }
 
-// withReplica runs fn with the current replica held (a.mu shared: no
+// withReplica runs fn with the current replica held (the slot shared: no
 // reset or store recovery replaces it meanwhile). While there is none it
 // returns the error the other routes answer then: 503 while the store is
 // being recovered or the replica reset.
