@@ -5,7 +5,15 @@ import (
 
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/node"
+)
+
+// Requests and NodeRecords are what the extensions' Hosts ask of the
+// public API.
+var (
+	_ extapi.Requests = Requests{}
+	_ extapi.Records  = NodeRecords{}
 )
 
 // Requests reads a request as the public API does, for the extensions

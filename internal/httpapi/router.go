@@ -9,25 +9,17 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/replicaslot"
 	"github.com/replicad/replicad/store"
 )
 
-// Error is an error with an HTTP status.
-type Error struct {
-	Code int
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Status is the HTTP status the error is answered with.
-func (e *Error) Status() int { return e.Code }
+// Error is an error with an HTTP status, the extensions' own
+// (extapi.Error).
+type Error = extapi.Error
 
 // Errorf returns an Error with status code.
-func Errorf(code int, format string, args ...any) error {
-	return &Error{code, fmt.Sprintf(format, args...)}
-}
+func Errorf(code int, format string, args ...any) error { return extapi.Errorf(code, format, args...) }
 
 // Errors of a replica not serving for a moment (503): the current
 // replica's slot is empty (internal/replicaslot).
