@@ -66,7 +66,9 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/compact", sy.Compact)
 	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
 	rt.Handle("GET /v1/parked", parked.List)
-	profiles.NewAPI(hostOf(a, func(rp *running) profiles.Replica { return profilesReplica{rp.n, rp} })).Routes(rt) // internal/ext/profiles
+	profiles.NewAPI(hostOf(a, func(rp *running) profiles.Replica {
+		return profiles.Replica{Store: rp.store, Clock: rp.clock, Profiles: rp.profiles, Scope: rp.engine.Scope, ReadLimit: a.sec.Rules().ReadLimit}
+	})).Routes(rt)
 	rt.Handle("POST /v1/parked/{origin}/{seq}/release", parked.Release)
 	a.debugRoutes(rt) // testing only: agent/debug.go
 	if a.cfg.Pprof {  // REPLICAD_PPROF=1

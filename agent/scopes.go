@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/profiles"
-	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -47,18 +45,4 @@ func (r *running) setupProfiles(ecfg *replication.Config) (err error) {
 	}
 	ecfg.Local.OnAssigned = r.n.Assigned()
 	return nil
-}
-
-// profilesReplica is the profiles' API's view of a replica.
-type profilesReplica struct {
-	*node.Node
-	rp *running
-}
-
-func (p profilesReplica) Profiles() *profiles.State { return p.rp.profiles }
-
-func (p profilesReplica) Scope() replication.Scope { return p.rp.engine.Scope() }
-
-func (p profilesReplica) ReadLimit(n hlc.NodeID) (replication.Scope, bool) {
-	return p.rp.a.sec.Rules().ReadLimit(n)
 }

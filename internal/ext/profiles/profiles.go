@@ -118,18 +118,16 @@ type profilesJSON struct {
 // Host is what the profiles' API needs of the agent.
 type Host = extapi.Current[Replica]
 
-// Replica is the replica the API reads.
-type Replica interface {
-	Store() *store.Store
-	Clock() *hlc.Clock
-	// Profiles returns the replica's loaded profiles, nil on a node
-	// without a profiles file.
-	Profiles() *State
-	// Scope is the scope this node holds (a device's assigned one).
-	Scope() replication.Scope
-	// ReadLimit is what node may read, false when its reads are not
-	// restricted.
-	ReadLimit(node hlc.NodeID) (replication.Scope, bool)
+// Replica is the replica the API reads: its store and clock, its loaded
+// profiles (nil on a node without a profiles file), the scope it holds
+// (a device's assigned one) and what a node may read (ReadLimit: false
+// when its reads are not restricted).
+type Replica struct {
+	Store     *store.Store
+	Clock     *hlc.Clock
+	Profiles  *State
+	Scope     func() replication.Scope
+	ReadLimit func(node hlc.NodeID) (replication.Scope, bool)
 }
 
 // API is the profiles' endpoints.
@@ -149,7 +147,7 @@ func (a *API) Routes(rt extapi.Registrar) {
 // error); on a device, the scope it holds.
 func (a *API) getProfiles(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.h.With(func(rp Replica) (any, error) {
-		ps := rp.Profiles()
+		ps := rp.Profiles
 		if ps == nil {
 			sc := rp.Scope()
 			return profilesJSON{Scope: &sc}, nil
@@ -172,7 +170,7 @@ func errNoProfiles() error {
 // POST /v1/profiles/reload: reload the profiles file now.
 func (a *API) reloadProfiles(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.h.With(func(rp Replica) (any, error) {
-		ps := rp.Profiles()
+		ps := rp.Profiles
 		if ps == nil {
 			return nil, errNoProfiles()
 		}
@@ -202,7 +200,7 @@ func (a *API) previewProfile(w http.ResponseWriter, r *http.Request) (any, error
 		return nil, &extapi.Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("device: %v", err)}
 	}
 	return a.h.With(func(rp Replica) (any, error) {
-		ps := rp.Profiles()
+		ps := rp.Profiles
 		if ps == nil {
 			return nil, errNoProfiles()
 		}
@@ -231,7 +229,7 @@ func (a *API) previewProfile(w http.ResponseWriter, r *http.Request) (any, error
 			return out, nil
 		}
 		out.Profile = sc.Profile
-		out.Tables, err = profile.Preview(rp.Store(), sc, rp.Clock().Physical())
+		out.Tables, err = profile.Preview(rp.Store, sc, rp.Clock.Physical())
 		if err != nil {
 			return nil, err
 		}
