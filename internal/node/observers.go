@@ -46,3 +46,13 @@ func (n *Node) Assigned() func(sc replication.Scope) {
 		}
 	}
 }
+
+// AssignedHooks returns the names of the observers of assigned scopes in
+// the order they run.
+func (n *Node) AssignedHooks() []string {
+	var names []string
+	for _, o := range n.assigned {
+		names = append(names, o.name)
+	}
+	return names
+}
