@@ -22,13 +22,10 @@ import (
 	"github.com/replicad/replicad/internal/datadir"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/authz"
-	"github.com/replicad/replicad/internal/ext/dedupe"
 	"github.com/replicad/replicad/internal/ext/drafts"
+	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/ext/metrics"
 	"github.com/replicad/replicad/internal/ext/onlineread"
-	"github.com/replicad/replicad/internal/ext/peers"
-	"github.com/replicad/replicad/internal/ext/profiles"
-	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/netguard"
 	"github.com/replicad/replicad/internal/node"
@@ -95,19 +92,10 @@ type running struct {
 	engine *replication.Engine
 	gossip *gossip.Gossip
 	syncLn net.Listener
-	wg     sync.WaitGroup   // the extensions' goroutines
-	out    *node.Outbound   // own writes no hub is known to hold
-	arb    *arbiter.Arbiter // on the arbitrating hub
+	wg     sync.WaitGroup // the extensions' goroutines
+	out    *node.Outbound // own writes no hub is known to hold
 
-	book *peers.Book // every node that synced with this one (internal/ext/peers)
-
-	// The work that only runs online (dedupe.go, workflows.go).
-	dupes *dedupe.Detector
-	flows *workflows.Set
-
-	profiles *profiles.State // a hub's offline profiles (internal/ext/profiles)
-
-	enf *authz.Enforcer // a hub's write permissions (internal/ext/authz)
+	exts []extapi.Extension // the extensions, in their fixed order (extensions.go)
 
 	syncer *syncround.Syncer // the syncs asked for (internal/syncround)
 	// sys is a hub's judge of what peers send to the system tables (systables.go).
@@ -288,49 +276,59 @@ func (a *Agent) openReplica() (*running, error) {
 	return r, nil
 }
 
-// configure builds the extensions that configure the engine, before
-// gossip is joined.
-func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncMax int) (err error) {
+// configure builds the extensions and sets what the engine needs of the
+// replica and of them, before gossip is joined.
+func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncMax int) error {
 	a, cfg := r.a, r.a.cfg
 	r.parts, r.n, r.node, r.store, r.clock, r.syncLn = p, p.Node, p.Store.NodeID(), p.Store, p.Clock, p.SyncLn
 	r.sys = authz.NewSysJudge(sysTables, r.node, r.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
 	r.out = node.NewOutbound(r.store.HeldOf(r.node).Max())
 	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
-	if r.book, err = peers.New(r.store, a.log, nil); err != nil {
-		return fmt.Errorf("reading the peer table: %w", err)
-	}
 	// Watch connections share the sync listener's connection bound.
 	watchers, over := cfg.WatchersWithin(httpapi.ConnBound(syncMax))
 	if over {
 		a.log.Warn("--max-watchers leaves too few of the sync listener's connections for sessions", "max_watchers", watchers, "sync_max_conns", httpapi.ConnBound(syncMax), "max_sessions", cfg.Sessions())
 	}
-	observe := ecfg.Local.OnPeerHave
-	ecfg.Local.OnPeerHave = func(p replication.Peer, have map[hlc.NodeID]store.Held) {
-		observe(p, have)
-		r.book.Started(p, have)
-	}
 	ecfg.Local.Version = buildinfo.Get().String()
 	ecfg.Local.Advertise = r.advertise
-	ecfg.OnSession = r.onSession
-	ecfg.Watch = true // a watch connection with each of Hubs (replication/watch.go)
+	ecfg.OnSession = a.metrics.Session // after the peer table's (internal/ext/peers)
+	ecfg.Watch = true                  // a watch connection with each of Hubs (replication/watch.go)
 	ecfg.MaxWatchers = watchers
-	r.enf = a.sec.Wire(ecfg, r.host("authz"), r.store, r.sys, a.metrics.PeerRefused) // the permissions (hooks.go)
-	return r.setupProfiles(ecfg)
+	r.exts = r.extensions()
+	for _, e := range r.exts {
+		if c, ok := e.(extapi.Configurer); ok {
+			if err := c.Configure(extapi.Parts{Node: r.n}, ecfg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// build finishes the engine's configuration once gossip is joined and
-// registers the hooks (hooks.go).
+// build registers, once gossip is joined, the extensions' hooks in the
+// list's order, then the replica's own: the mirrored sync errors (where
+// no arbiter decides), its bookkeeping of applied batches, and the
+// observers of local writes (the pending count, the metrics, the change
+// feed). replica.Open registers the live queries after these.
 func (r *running) build(p *replicaopt.Parts, ecfg *replication.Config) error {
-	cfg := r.a.cfg
-	if r.gossip = p.Gossip; r.gossip != nil {
-		ecfg.Broadcast = r.reads().SafeBroadcast(r.gossip.Broadcast)
+	r.gossip = p.Gossip
+	for _, e := range r.exts {
+		if b, ok := e.(extapi.Builder); ok {
+			if err := b.Build(extapi.Parts{Node: r.n, Gossip: r.gossip}, ecfg); err != nil {
+				return err
+			}
+		}
 	}
-	if cfg.Role == "hub" && !cfg.NoArbiter {
-		r.arb = arbiter.New(r.host("arbiter"))
-		ecfg.Local.Decided = r.arb.DecidedUpTo                  // told to devices in the handshake (syncround.go)
-		r.dupes = dedupe.New(r.host("dedupe"), cfg.TableKeys()) // nil: no table has key fields
+	if r.a.cfg.Role != "hub" {
+		ecfg.Local.OnAssigned = r.n.Assigned() // stripped tables, then the kept scope
 	}
-	r.registerHooks()
+	if extOf[*arbiter.Arbiter](r) == nil {
+		r.n.OnApply("syncerrors", r.n.MirrorSyncErrors)
+	}
+	r.n.OnRemoteApplied("replica", r.onApplied) // metrics, parked-write refusals, the feed
+	r.n.OnWritten("outbound", func(w *crdt.Write) { r.out.Wrote(w.Seq) })
+	r.n.OnWritten("metrics", func(*crdt.Write) { r.a.metrics.LocalWrite() })
+	r.n.OnWritten("feed", func(*crdt.Write) { r.a.feed.Notify() })
 	return nil
 }
 
@@ -354,38 +352,26 @@ func (r *running) start() {
 	}
 }
 
-// started runs, before any session, what the extensions do at start and
-// their goroutines, until ctx is done (the replica closing).
+// started starts, before any session, the extensions in the list's
+// order and the replica's bookkeeping of what hubs hold; their
+// goroutines run until ctx is done (the replica closing).
 func (r *running) started(ctx context.Context, p *replicaopt.Parts) {
-	if r.a.cfg.Role == "hub" {
-		if err := r.reads().Mark(); err != nil {
-			r.a.log.Error("publishing whether read permissions are in force", "error", err)
+	for _, e := range r.exts {
+		if s, ok := e.(extapi.Starter); ok {
+			s.Start(ctx, &r.wg)
 		}
 	}
-	r.a.sec.Start(ctx, r.enf, r.grants(), &r.wg) // write-backs left queued, grants
-	r.startOnline(ctx)                           // duplicate detection and workflows (online.go)
-	if r.profiles != nil {
-		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.profiles.Watch(ctx.Done(), r.a.log) }()
-	}
-	r.wg.Add(2)
-	go func() { defer r.wg.Done(); r.book.FlushLoop(ctx.Done()) }() // the peer table, to the store
+	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.out.ObserveEvery(ctx, 500*time.Millisecond, r.engine.Partners) }()
-	if r.arb != nil {
-		// Carry out the policy decisions queued by applied batches (and
-		// any left by a crash), as they come.
-		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.arb.Run(ctx) }()
-	}
 }
 
-// stopped waits for the extensions' goroutines and writes the peer table,
-// before the store closes.
+// stopped waits for the goroutines, then stops the extensions (the peer
+// table written), before the store closes.
 func (r *running) stopped(*replicaopt.Parts) {
 	r.wg.Wait()
-	if r.book != nil {
-		if err := r.book.Flush(); err != nil {
-			r.a.log.Warn("writing the peer table", "error", err)
+	for _, e := range r.exts {
+		if s, ok := e.(extapi.Stopper); ok {
+			s.Stop()
 		}
 	}
 }

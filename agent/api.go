@@ -59,7 +59,7 @@ func (a *Agent) routes() http.Handler {
 	rt.Handle("POST /v1/connectivity", sy.Connectivity)
 	rt.Handle("GET /v1/status", a.statusRoute().Get)
 	peers.Routes(rt, hostOf(a, func(rp *running) peers.Replica {
-		return peers.Replica{Book: rp.book, Partners: rp.engine.Partners, Store: rp.store}
+		return peers.Replica{Book: extOf[*peers.Ext](rp).Book, Partners: rp.engine.Partners, Store: rp.store}
 	}))
 	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
 	rt.Handle("POST /v1/reset", sy.Reset)
@@ -67,7 +67,7 @@ func (a *Agent) routes() http.Handler {
 	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
 	rt.Handle("GET /v1/parked", parked.List)
 	profiles.NewAPI(hostOf(a, func(rp *running) profiles.Replica {
-		return profiles.Replica{Store: rp.store, Clock: rp.clock, Profiles: rp.profiles, Scope: rp.engine.Scope, ReadLimit: a.sec.Rules().ReadLimit}
+		return profiles.Replica{Store: rp.store, Clock: rp.clock, Profiles: extOf[*profiles.Ext](rp).State, Scope: rp.engine.Scope, ReadLimit: a.sec.Rules().ReadLimit}
 	})).Routes(rt)
 	rt.Handle("POST /v1/parked/{origin}/{seq}/release", parked.Release)
 	a.debugRoutes(rt) // testing only: agent/debug.go
@@ -76,7 +76,7 @@ func (a *Agent) routes() http.Handler {
 		httpapi.Pprof(rt)
 	}
 	dedupe.NewAPI(hostOf(a, (*running).records)).Routes(rt) // internal/ext/dedupe, workflows
-	workflows.NewAPI(hostOf(a, func(rp *running) *workflows.Set { return rp.flows })).Routes(rt)
+	workflows.NewAPI(hostOf(a, func(rp *running) *workflows.Set { return extOf[*workflows.Ext](rp).Set })).Routes(rt)
 	rt.HandleHTTP("GET /metrics", a.metrics.Handler())
 	httpapi.StatusPage(rt)
 	a.routeOf = rt.Pattern // the metrics' route label

@@ -7,6 +7,8 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/ext/peers"
+	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 )
@@ -73,10 +75,10 @@ func (h statusHost) APIAddr() string { return h.a.APIAddr() }
 // figures are what the status and the metrics report of the replica
 // beyond its store (httpapi.Figures).
 func (rp *running) figures() httpapi.Figures {
-	return httpapi.Figures{Node: rp.n, Eng: rp.engine, Gossip: rp.gossip, SyncLn: rp.syncLn, Out: rp.out, Book: rp.book,
+	return httpapi.Figures{Node: rp.n, Eng: rp.engine, Gossip: rp.gossip, SyncLn: rp.syncLn, Out: rp.out, Book: extOf[*peers.Ext](rp).Book,
 		Hub: rp.a.cfg.Role == "hub", Hubs: rp.a.cfg.Hubs, Duplicates: dedupe.Conflicts,
 		HubAPIOf: func() string { return rp.a.hubAPIBase(rp) }, SyncState: rp.a.prog.State, Log: rp.a.log,
-		WorkflowsOf: rp.flows.Views, OpenOf: dedupe.Open}
+		WorkflowsOf: extOf[*workflows.Ext](rp).Views, OpenOf: dedupe.Open}
 }
 
 // statusRoute is GET /v1/status (internal/httpapi) with this agent's

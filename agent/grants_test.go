@@ -226,7 +226,7 @@ func TestGrantsTwoHubs(t *testing.T) {
 	// hub2 re-signs later: its grant is the newest.
 	later := time.Now().Add(13 * time.Hour)
 	hub2.cur.RLock()
-	err := hub2.cur.Get().grants().Publish(later)
+	err := extOf[*authz.Ext](hub2.cur.Get()).Publisher().Publish(later)
 	hub2.cur.RUnlock()
 	if err != nil {
 		t.Fatal(err)
@@ -411,7 +411,7 @@ func TestGrantExpiry(t *testing.T) {
 	// The hub re-signs (its clock a day later too); dev2 gets the new
 	// grant from the hub, then takes dev1's write from dev1.
 	hub.cur.RLock()
-	err := hub.cur.Get().grants().Publish(time.Now().Add(skew))
+	err := extOf[*authz.Ext](hub.cur.Get()).Publisher().Publish(time.Now().Add(skew))
 	hub.cur.RUnlock()
 	if err != nil {
 		t.Fatal(err)
@@ -443,7 +443,7 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 	dev.mustSync(t)
 
 	hub.cur.RLock()
-	hub.cur.Get().enf.HoldWriteBacks.Store(true) // the "crash": queued, not carried out
+	extOf[*authz.Ext](hub.cur.Get()).HoldWriteBacks.Store(true) // the "crash": queued, not carried out
 	hub.cur.RUnlock()
 	dev.writeSeq(t, "jobs", "j1", "title", "hacked")
 	dev.mustSync(t)
@@ -523,7 +523,7 @@ func TestGrantResign(t *testing.T) {
 	defer hub.cur.RUnlock()
 	r := hub.cur.Get()
 	v := secure.DefaultGrantValidity
-	issued := func() int64 { return r.grants().Current("techs").IssuedMs }
+	issued := func() int64 { return extOf[*authz.Ext](r).Publisher().Current("techs").IssuedMs }
 	first := issued()
 	t0 := time.UnixMilli(first)
 	for _, c := range []struct {
@@ -531,7 +531,7 @@ func TestGrantResign(t *testing.T) {
 		resign bool
 	}{{time.Hour, false}, {v/2 - v/8 - time.Minute, false}, {v/2 - v/8, true}} {
 		before := issued()
-		if err := r.grants().Publish(t0.Add(c.at)); err != nil {
+		if err := extOf[*authz.Ext](r).Publisher().Publish(t0.Add(c.at)); err != nil {
 			t.Fatal(err)
 		}
 		if got := issued() != before; got != c.resign {
@@ -542,10 +542,10 @@ func TestGrantResign(t *testing.T) {
 	before := issued()
 	r.a.cfg.Security.Permissions = []Permission{{Name: "techs", Nodes: techRules[0].Nodes, Write: []string{"jobs"}}}
 	defer func() { r.a.cfg.Security.Permissions = techRules }()
-	if err := r.grants().Publish(time.UnixMilli(before).Add(time.Minute)); err != nil {
+	if err := extOf[*authz.Ext](r).Publisher().Publish(time.UnixMilli(before).Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	g := r.grants().Current("techs")
+	g := extOf[*authz.Ext](r).Publisher().Current("techs")
 	if g.IssuedMs == before || strings.Join(g.Write, ",") != "jobs" {
 		t.Fatalf("changed rule not re-signed: %+v", g)
 	}

@@ -72,8 +72,9 @@ func TestOneWritePipeline(t *testing.T) {
 	}
 	defer a.closeAll()
 	r := a.cur.Get()
-	if r.arb == nil || r.enf == nil || r.dupes == nil || r.engine == nil {
-		t.Fatalf("a hub with keys: arbiter %v, enforcer %v, dedupe %v, engine %v", r.arb != nil, r.enf != nil, r.dupes != nil, r.engine != nil)
+	arb, enf, dupes := extOf[*arbiter.Arbiter](r), extOf[*authz.Ext](r).Enforcer, extOf[*dedupe.Ext](r).Detector
+	if arb == nil || enf == nil || dupes == nil || r.engine == nil {
+		t.Fatalf("a hub with keys: arbiter %v, enforcer %v, dedupe %v, engine %v", arb != nil, enf != nil, dupes != nil, r.engine != nil)
 	}
 	// Both tables manual (the duplicates' table through a policy record:
 	// the config refuses system tables).
@@ -194,7 +195,7 @@ func TestOneWritePipeline(t *testing.T) {
 			}
 		},
 		do: func() {
-			if err := r.arb.Drain(); err != nil {
+			if err := arb.Drain(); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -211,7 +212,7 @@ func TestOneWritePipeline(t *testing.T) {
 			compensation = qc
 		},
 		do: func() {
-			if err := r.enf.CarryOut(0, compensation); err != nil {
+			if err := enf.CarryOut(0, compensation); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -231,7 +232,7 @@ func TestOneWritePipeline(t *testing.T) {
 			}
 		},
 		do: func() {
-			if err := r.dupes.Publish(); err != nil {
+			if err := dupes.Publish(); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -242,7 +243,7 @@ func TestOneWritePipeline(t *testing.T) {
 		setup: func() {
 			put("orig", map[string]any{"code": "K", "v": "o"})
 			put("copy", map[string]any{"code": "K", "v": "c"}) // flagged as a duplicate of orig
-			if err := r.dupes.Publish(); err != nil {
+			if err := dupes.Publish(); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -57,7 +57,7 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 	}
 	defer a.closeAll()
 	r = a.cur.Get()
-	if err := r.arb.Drain(); err != nil {
+	if err := extOf[*arbiter.Arbiter](r).Drain(); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := r.store.Get("jobs", "r")

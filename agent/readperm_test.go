@@ -159,7 +159,7 @@ func TestReadPermissionsCluster(t *testing.T) {
 		t.Fatal("a device whose grant is unknown got jobs from a device peer")
 	}
 	plain, _ := runAgent(t, testConfig(t, "device"))
-	if lim, ok := plain.cur.Get().reads().PeerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
+	if lim, ok := extOf[*authz.Ext](plain.cur.Get()).Reads().PeerLimit(replication.Peer{Node: strangerID, Role: "device"}); ok {
 		t.Fatalf("a device of a cluster without permissions limits its peers: %s", lim)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/ext/peers"
 	"github.com/replicad/replicad/internal/node"
 )
 
@@ -64,5 +65,5 @@ func guardSystemWrite(table string) error { return sysTables.Guard(table) }
 // certificate says so, with TLS; remembered across restarts by the peer
 // table), or it is a gossip member whose metadata says so.
 func (r *running) knownHub(origin hlc.NodeID) bool {
-	return r.n.IsHub(origin) || r.book != nil && r.book.IsHub(origin) || authz.GossipHub(r.gossip, origin)
+	return r.n.IsHub(origin) || extOf[*peers.Ext](r).IsHub(origin) || authz.GossipHub(r.gossip, origin)
 }
