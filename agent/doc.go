@@ -2,8 +2,10 @@
 // replica: the lock on the data directory, one *replica.Replica opened
 // through the seam internal/replicaopt (the agent's store options,
 // listener, TLS identity and engine additions), the extensions
-// (internal/ext/*) plugged into the node's write pipeline and hooks in a
-// fixed order (hooks.go), each with its Host (host.go, apihost.go), and
+// (internal/ext/*, each an extapi.Extension) kept in one ordered list
+// (extensions.go) that each phase of the replica's life loops over, so
+// their hooks run in a fixed order, each with its Host (host.go,
+// apihost.go), and
 // the HTTP API under /v1 on internal/httpapi, whose core routes reach
 // the replica through the narrow Core and Replica this package
 // implements. Its configuration is package agent/config.
