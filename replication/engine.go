@@ -627,8 +627,10 @@ func (e *Engine) syncWith(ctx context.Context, p Partner, ps *partnerState, prog
 			// gossip announced, which anyone on the network can).
 			configured := p.Node == 0 && slices.Contains(e.cfg.Hubs, p.Addr)
 			s.TrustHorizon = func(Peer) bool { return e.cfg.Authenticate != nil || configured }
+			// Untracked when the session's aftermath (record, OnSession,
+			// the collector) is over too: Close waits for it.
+			defer e.untrack(c)
 			err = RunConn(ctx, c, s, ConnOptions{IdleTimeout: e.cfg.IdleTimeout, Progress: progress})
-			e.untrack(c)
 			st, peer = s.Snapshot(), s.Peer()
 		}
 	}
@@ -758,8 +760,10 @@ func (e *Engine) due() bool {
 	return false
 }
 
-// Close waits for incoming sessions to end (the caller closes the
-// listener first) after cutting them.
+// Close cuts every session in flight, served, dialed or watching, and
+// waits for them to end (the caller closes the listener first); a round
+// that Run or SyncNow starts afterwards dials nothing. The store may be
+// closed once Close returns.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	e.closed = true

@@ -3,8 +3,11 @@ package replication
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // sessionLog collects what OnSession is told.
@@ -58,4 +61,46 @@ func TestOnSession(t *testing.T) {
 	if r := devLog.all()[1]; !errors.As(r.Err, &re) || !r.Dialed {
 		t.Errorf("the device's report of a refusal: %+v", r)
 	}
+}
+
+// TestCloseWaitsForDialedSessions: Close waits for the sessions this
+// engine dialed, and everything after them (OnSession, the collector),
+// as it does for the sessions it serves, so a store closed after Close
+// is never read by a session still ending (a dialed handshake used to
+// read the horizon of a closed store and panic).
+func TestCloseWaitsForDialedSessions(t *testing.T) {
+	mn := NewMemNet()
+	l, err := mn.Listen("silent:7401") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	var reported atomic.Bool
+	dev := startEngine(t, mn, "dev", "device", nil, func(c *Config) {
+		c.OnSession = func(SessionInfo) { time.Sleep(100 * time.Millisecond); reported.Store(true) }
+	})
+	done := make(chan struct{})
+	go func() { dev.eng.SyncWith(context.Background(), "silent:7401"); close(done) }()
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session was not dialed")
+	}
+	waitFor(t, "the session to be in flight", func() bool {
+		dev.eng.mu.Lock()
+		defer dev.eng.mu.Unlock()
+		return len(dev.eng.inflight) == 1
+	})
+	dev.eng.Close()
+	if !reported.Load() {
+		t.Fatal("Close returned while a dialed session was still ending (OnSession not yet told)")
+	}
+	<-done
 }

@@ -239,6 +239,11 @@ func (e *Engine) stepCollector() {
 	}
 }
 
+// track registers c, a session's connection, for Close to cut and wait
+// for (false: the engine is closed or offline; c is not to be used).
+// Every tracked connection is untracked once its session and what
+// follows it are over: Close waits for that (served, dialed and watch
+// sessions alike), so the store outlives them.
 func (e *Engine) track(c net.Conn) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -246,6 +251,7 @@ func (e *Engine) track(c net.Conn) bool {
 		return false
 	}
 	e.inflight[c] = struct{}{}
+	e.wg.Add(1) // under mu, before closed is set: never after Close's Wait began
 	return true
 }
 
@@ -253,4 +259,5 @@ func (e *Engine) untrack(c net.Conn) {
 	e.mu.Lock()
 	delete(e.inflight, c)
 	e.mu.Unlock()
+	e.wg.Done()
 }
