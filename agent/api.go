@@ -13,7 +13,6 @@ import (
 	"github.com/replicad/replicad/internal/ext/profiles"
 	"github.com/replicad/replicad/internal/ext/workflows"
 	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/replica"
 )
 
 // apiError answers an API error (httpapi.Router's onError): a client
@@ -32,15 +31,6 @@ func (a *Agent) writeError(w http.ResponseWriter, err error) { httpapi.WriteErro
 // with runs fn on the current replica (replicaslot.Slot.With).
 func (a *Agent) with(fn func(r *running) (any, error)) (any, error) { return a.cur.With(fn) }
 
-// withReplica runs fn with the current replica held (the slot shared: no
-// reset or store recovery replaces it meanwhile). While there is none it
-// returns the error the other routes answer then: 503 while the store is
-// being recovered or the replica reset.
-func (a *Agent) withReplica(fn func(*replica.Replica) error) error {
-	_, err := a.cur.With(func(r *running) (any, error) { return nil, fn(r.pub) })
-	return err
-}
-
 func (a *Agent) routes() http.Handler {
 	rt := httpapi.NewRouter(a.apiError)
 	modes := httpapi.Modes{Records: a.records(), Drafts: a.drafts, Online: a.online} // ?draft, ?online
@@ -52,19 +42,19 @@ func (a *Agent) routes() http.Handler {
 	a.drafts.Routes(rt) // internal/ext/drafts
 	rt.Handle("GET /v1/conflicts", a.conflicts().Get)
 	rt.Handle("POST /v1/conflicts/{table}/{id}/{field}", a.conflicts().Resolve)
-	rt.Handle("GET /v1/sync-errors", httpapi.SyncErrors{Core: coreHost{a}}.List)
-	rt.Handle("POST /v1/sync-errors/{eid}/retry", httpapi.SyncErrors{Core: coreHost{a}}.Retry)
-	sy := httpapi.Sync{Core: coreHost{a}, Replica: replicaHost{a}, Log: a.log}
+	rt.Handle("GET /v1/sync-errors", httpapi.SyncErrors{Core: a.coreHost()}.List)
+	rt.Handle("POST /v1/sync-errors/{eid}/retry", httpapi.SyncErrors{Core: a.coreHost()}.Retry)
+	sy := httpapi.Sync{Core: a.coreHost(), Replica: replicaHost{a}, Log: a.log}
 	rt.Handle("POST /v1/sync", sy.Now)
 	rt.Handle("POST /v1/connectivity", sy.Connectivity)
 	rt.Handle("GET /v1/status", a.statusRoute().Get)
 	peers.Routes(rt, hostOf(a, func(rp *running) peers.Replica {
 		return peers.Replica{Book: extOf[*peers.Ext](rp).Book, Partners: rp.engine.Partners, Store: rp.store}
 	}))
-	rt.Handle("GET /v1/changes", httpapi.Changes(changeFeed{a}))
+	rt.Handle("GET /v1/changes", httpapi.Changes(httpapi.CurrentFeed{Cur: slot{a}, Notify: a.feed}))
 	rt.Handle("POST /v1/reset", sy.Reset)
 	rt.Handle("POST /v1/compact", sy.Compact)
-	parked := httpapi.Parked{Core: coreHost{a}, MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
+	parked := httpapi.Parked{Core: a.coreHost(), MaxPerOrigin: a.cfg.Security.Guard.WithDefaults().MaxParked, Notify: a.feed.Notify, Log: a.log}
 	rt.Handle("GET /v1/parked", parked.List)
 	profiles.NewAPI(hostOf(a, func(rp *running) profiles.Replica {
 		return profiles.Replica{Store: rp.store, Clock: rp.clock, Profiles: extOf[*profiles.Ext](rp).State, Scope: rp.engine.Scope, ReadLimit: a.sec.Rules().ReadLimit}
@@ -86,14 +76,14 @@ func (a *Agent) routes() http.Handler {
 }
 
 // records serves the record routes (internal/httpapi).
-func (a *Agent) records() httpapi.Records { return httpapi.Records{Core: coreHost{a}} }
+func (a *Agent) records() httpapi.Records { return httpapi.Records{Core: a.coreHost()} }
 
 // --- conflicts ---
 
 // conflicts serves the conflict routes (internal/httpapi), with the
 // suspected duplicates (internal/ext/dedupe).
 func (a *Agent) conflicts() httpapi.Conflicts {
-	return httpapi.Conflicts{Core: coreHost{a}, Duplicates: dedupe.Conflicts}
+	return httpapi.Conflicts{Core: a.coreHost(), Duplicates: dedupe.Conflicts}
 }
 
 // --- reset ---

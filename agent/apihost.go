@@ -3,12 +3,32 @@ package agent
 import (
 	"net/http"
 
-	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/replica"
 )
+
+// slot is the current replica as every route host reaches it
+// (httpapi.Current): the agent's slot, held shared while fn runs.
+type slot struct{ a *Agent }
+
+func (s slot) With(fn func(*replica.Replica, *node.Node) (any, error)) (any, error) {
+	return s.a.cur.With(func(rp *running) (any, error) { return fn(rp.pub, rp.n) })
+}
+
+// coreHost is the core and query routes' host (httpapi.Host): the current
+// replica, the system tables' guard, the read rules of a restricted node
+// (authz.ReaderOf, online_readperm.go).
+func (a *Agent) coreHost() httpapi.Host {
+	return httpapi.Host{Cur: slot{a}, Guard: guardSystemWrite, ReaderOf: func(r *http.Request) httpapi.Reader {
+		if rd := authz.ReaderOf(r); rd != nil {
+			return rd
+		}
+		return nil
+	}}
+}
 
 // current is the Host of an extension that serves routes: R, what it
 // reads of the current replica (extapi.Current), and the public API's
@@ -29,39 +49,3 @@ func (c current[R]) With(fn func(R) (any, error)) (any, error) {
 
 // records is the replica as the extensions' record routes see it.
 func (rp *running) records() extapi.Records { return httpapi.NodeRecords{Node: rp.n} }
-
-// changeFeed is the change feed's source: the current replica's store and
-// the agent's notifier (which outlives resets).
-type changeFeed struct{ a *Agent }
-
-func (f changeFeed) Read(after uint64, limit int) ([]api.Change, uint64, error) {
-	rp, err := f.a.cur.Acquire()
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.a.cur.RUnlock()
-	return httpapi.StoreChanges(rp.store, after, limit)
-}
-
-func (f changeFeed) Wait() <-chan struct{} { return f.a.feed.Wait() }
-
-func (f changeFeed) Closed() bool { return f.a.feed.Closed() }
-
-// coreHost is the core routes' Core (internal/httpapi): the current
-// replica's node, the system tables' guard, the hub API's read rules.
-type coreHost struct{ a *Agent }
-
-func (h coreHost) With(fn func(*node.Node) (any, error)) (any, error) {
-	return h.a.with(func(rp *running) (any, error) { return fn(rp.n) })
-}
-
-// GuardWrite refuses (403) an API write to a system table (systables.go).
-func (coreHost) GuardWrite(table string) error { return guardSystemWrite(table) }
-
-// Reader is the restricted node r reads for (online_readperm.go).
-func (coreHost) Reader(r *http.Request) httpapi.Reader {
-	if rd := authz.ReaderOf(r); rd != nil {
-		return rd
-	}
-	return nil
-}

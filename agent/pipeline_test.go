@@ -17,6 +17,7 @@ import (
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/dedupe"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -314,7 +315,7 @@ func TestOneWritePipeline(t *testing.T) {
 		}
 		// The counts before the path.
 		woken := a.feed.Wait()
-		_, head, err := changeFeed{a}.Read(0, 1)
+		_, head, err := httpapi.CurrentFeed{Cur: slot{a}, Notify: a.feed}.Read(0, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/internal/replicaslot"
 	"github.com/replicad/replicad/replica"
 )
@@ -45,10 +46,10 @@ func nextEvent(t *testing.T, ch <-chan replica.Event) replica.Event {
 	return replica.Event{}
 }
 
-// The agent runs on a *replica.Replica: withReplica hands it the current
+// The agent runs on a *replica.Replica: slot{a}.With (httpapi.Current) hands it the current
 // one, whose reads see the API's writes and whose live queries are fed
 // by the API's writes and by the writes a session applies; while the
-// store is being recovered withReplica fails as the other routes do
+// store is being recovered it fails as the other routes do
 // (503).
 func TestWithReplica(t *testing.T) {
 	ctx := context.Background()
@@ -59,7 +60,7 @@ func TestWithReplica(t *testing.T) {
 
 	apiDo(t, hub, "PUT", "/v1/tables/jobs/records/a", `{"fields":{"status":"open"}}`)
 	var ch <-chan replica.Event
-	err := hub.withReplica(func(r *replica.Replica) error {
+	err := withReplica(hub, func(r *replica.Replica) error {
 		rec, err := r.Get(ctx, "jobs", "a")
 		if err != nil || rec.Fields["status"] != "open" {
 			t.Fatalf("the API's write through the replica: %+v %v", rec, err)
@@ -89,11 +90,18 @@ func TestWithReplica(t *testing.T) {
 	hub.cur.Set(nil, true)
 	hub.cur.Unlock()
 	called := false
-	err = hub.withReplica(func(*replica.Replica) error { called = true; return nil })
+	err = withReplica(hub, func(*replica.Replica) error { called = true; return nil })
 	hub.cur.Lock()
 	hub.cur.Set(saved, recovering)
 	hub.cur.Unlock()
 	if called || !errors.Is(err, replicaslot.ErrRecovering) {
 		t.Fatalf("while recovering: called %v, %v; want %v", called, err, replicaslot.ErrRecovering)
 	}
+}
+
+// withReplica runs fn with a's current replica held, as the route hosts
+// reach it (httpapi.Current).
+func withReplica(a *Agent, fn func(*replica.Replica) error) error {
+	_, err := slot{a}.With(func(r *replica.Replica, _ *node.Node) (any, error) { return nil, fn(r) })
+	return err
 }

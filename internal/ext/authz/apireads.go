@@ -175,3 +175,7 @@ func (rd *Reader) TableReadable(table string) bool {
 
 // String names the reader's node.
 func (rd *Reader) String() string { return rd.Node.String() }
+
+// FieldAllowed reports whether rd may read field of table (its read
+// limit; httpapi.FieldReader).
+func (rd *Reader) FieldAllowed(table, field string) bool { return rd.Limit.FieldAllowed(table, field) }
