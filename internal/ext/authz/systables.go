@@ -8,6 +8,7 @@ import (
 
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -29,13 +30,6 @@ type Writers struct {
 // never delete a record. A system table not listed (one a newer version
 // added) is written by hubs only.
 type SystemTables map[string]Writers
-
-// StringOf is v as a string, if it is one.
-func StringOf(v crdt.Value) (string, bool) {
-	x, err := v.Decode()
-	s, ok := x.(string)
-	return s, err == nil && ok
-}
 
 // isSystemTable reports whether table is a system table.
 func isSystemTable(table string) bool { return strings.HasPrefix(table, replication.SystemPrefix) }
@@ -115,3 +109,29 @@ func (e *forbidden) Error() string { return e.msg }
 
 // Status is the HTTP status the error is answered with.
 func (e *forbidden) Status() int { return http.StatusForbidden }
+
+// Tables is the one statement of who writes each system table: those of
+// the node and of this package, and extra, the tables other extensions
+// own (each stating its own writers), which the assembly hands here.
+//
+// A hub (any hub: arbitrating or not) may write every table here; the
+// grants narrow the fields it may set to its own. A device may set none
+// of these, nor delete a record.
+func Tables(extra SystemTables) SystemTables {
+	t := SystemTables{
+		node.PolicyTable: {About: "the table policies, published by the hubs from their --policy"},
+		node.ErrorTable:  {About: "the sync errors a hub logged (arbiter, permissions), sent to the nodes they name"},
+		GrantTable: {
+			About: "the permission grants the hubs sign",
+			// Each hub publishes its grants in its own field (publishGrants).
+			HubField: func(origin hlc.NodeID, field string) bool { return field == GrantField(origin) },
+		},
+		SecurityTable:   {About: "whether the hubs enforce read permissions"},
+		node.IndexTable: {About: "the secondary indexes the hubs declare, which every replica builds"},
+		node.ViewTable:  {About: "the views the hubs declare, which every replica lists and runs"},
+	}
+	for table, w := range extra {
+		t[table] = w
+	}
+	return t
+}
