@@ -131,7 +131,7 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	}
 	bi := buildinfo.Get()
 	a.guard = httpapi.NewGuard(cfg.Security.Guard, cfg.MaxBodyBytes, log, a.apiError)
-	a.metrics = metrics.New(metricsHost{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
+	a.metrics = metrics.New(slot{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.parked = &node.ParkRefusals{Max: cfg.Security.Guard.WithDefaults().MaxParked, Log: log, Counted: a.metrics.ParkRefused}
 	a.drafts = drafts.New(hostOf(a, (*running).records))
 	a.online = onlineread.New(onlineHost{hostOf(a, (*running).records)})

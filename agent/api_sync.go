@@ -62,16 +62,6 @@ func (rp *running) setOnline(on bool) {
 	rp.a.log.Info("connectivity", "online", on)
 }
 
-// statusHost is the status's host (internal/httpapi): the current
-// replica's node and figures, and the API's address.
-type statusHost struct{ a *Agent }
-
-func (h statusHost) With(fn func(*node.Node, httpapi.StatusFigures) (any, error)) (any, error) {
-	return h.a.with(func(rp *running) (any, error) { return fn(rp.n, rp.figures()) })
-}
-
-func (h statusHost) APIAddr() string { return h.a.APIAddr() }
-
 // figures are what the status and the metrics report of the replica
 // beyond its store (httpapi.Figures).
 func (rp *running) figures() httpapi.Figures {
@@ -84,7 +74,7 @@ func (rp *running) figures() httpapi.Figures {
 // statusRoute is GET /v1/status (internal/httpapi) with this agent's
 // configuration; the system tables are left out of its tables.
 func (a *Agent) statusRoute() httpapi.StatusRoute {
-	return httpapi.StatusRoute{Host: statusHost{a}, Role: a.cfg.Role, ClusterID: a.cfg.ClusterID, Hubs: a.cfg.Hubs, Policies: a.cfg.Policies,
+	return httpapi.StatusRoute{Cur: slot{a}, APIAddr: a.APIAddr, Role: a.cfg.Role, ClusterID: a.cfg.ClusterID, Hubs: a.cfg.Hubs, Policies: a.cfg.Policies,
 		Insecure: config.InsecureSync(&a.cfg), // security.go
 		Started:  a.started,
 		System:   func(t string) bool { return t == node.PolicyTable || t == node.ErrorTable || t == dedupe.Table }}

@@ -5,18 +5,23 @@ import (
 
 	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/extapi"
+	"github.com/replicad/replicad/internal/ext/metrics"
 	"github.com/replicad/replicad/internal/httpapi"
-	"github.com/replicad/replicad/internal/node"
-	"github.com/replicad/replicad/replica"
 )
 
 // slot is the current replica as every route host reaches it
 // (httpapi.Current): the agent's slot, held shared while fn runs.
 type slot struct{ a *Agent }
 
-func (s slot) With(fn func(*replica.Replica, *node.Node) (any, error)) (any, error) {
-	return s.a.cur.With(func(rp *running) (any, error) { return fn(rp.pub, rp.n) })
+func (s slot) With(fn func(httpapi.Held) (any, error)) (any, error) {
+	return s.a.cur.With(func(rp *running) (any, error) {
+		return fn(httpapi.Held{Replica: rp.pub, Node: rp.n, Figures: func() httpapi.StatusFigures { return rp.figures() }})
+	})
 }
+
+// Scrape runs fn on the current replica's figures, not while there is
+// none (metrics.Host).
+func (s slot) Scrape(fn func(metrics.Replica)) { s.a.cur.Peek(func(rp *running) { fn(rp.figures()) }) }
 
 // coreHost is the core and query routes' host (httpapi.Host): the current
 // replica, the system tables' guard, the read rules of a restricted node

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/internal/httpapi"
 	"github.com/replicad/replicad/internal/replicaslot"
 	"github.com/replicad/replicad/replica"
 )
@@ -102,6 +102,6 @@ func TestWithReplica(t *testing.T) {
 // withReplica runs fn with a's current replica held, as the route hosts
 // reach it (httpapi.Current).
 func withReplica(a *Agent, fn func(*replica.Replica) error) error {
-	_, err := slot{a}.With(func(r *replica.Replica, _ *node.Node) (any, error) { return nil, fn(r) })
+	_, err := slot{a}.With(func(r httpapi.Held) (any, error) { return nil, fn(r.Replica) })
 	return err
 }

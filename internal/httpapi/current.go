@@ -15,7 +15,16 @@ import (
 // replaces it meanwhile); ErrResetting or ErrRecovering while there is
 // none.
 type Current interface {
-	With(fn func(r *replica.Replica, n *node.Node) (any, error)) (any, error)
+	With(fn func(Held) (any, error)) (any, error)
+}
+
+// Held is the current replica, held, as the routes see it: the
+// embeddable replica, its node (the write pipeline) and the figures the
+// status reports beyond its store.
+type Held struct {
+	*replica.Replica
+	Node    *node.Node
+	Figures func() StatusFigures
 }
 
 // Host is the core routes' Core and the query routes' QueryCore over the
@@ -34,7 +43,7 @@ type Host struct {
 
 // With runs fn on the current replica's node (Core).
 func (h Host) With(fn func(*node.Node) (any, error)) (any, error) {
-	return h.Cur.With(func(_ *replica.Replica, n *node.Node) (any, error) { return fn(n) })
+	return h.Cur.With(func(r Held) (any, error) { return fn(r.Node) })
 }
 
 // GuardWrite refuses an API write to table (Core).
@@ -45,7 +54,7 @@ func (h Host) Reader(r *http.Request) Reader { return h.ReaderOf(r) }
 
 // withReplica runs fn on the current replica.
 func (h Host) withReplica(fn func(*replica.Replica) error) error {
-	_, err := h.Cur.With(func(r *replica.Replica, _ *node.Node) (any, error) { return nil, fn(r) })
+	_, err := h.Cur.With(func(r Held) (any, error) { return nil, fn(r.Replica) })
 	return err
 }
 
@@ -90,8 +99,8 @@ func (f CurrentFeed) Read(after uint64, limit int) ([]api.Change, uint64, error)
 		cs   []api.Change
 		head uint64
 	}
-	v, err := f.Cur.With(func(_ *replica.Replica, n *node.Node) (any, error) {
-		cs, head, err := StoreChanges(n.Store(), after, limit)
+	v, err := f.Cur.With(func(r Held) (any, error) {
+		cs, head, err := StoreChanges(r.Node.Store(), after, limit)
 		return page{cs, head}, err
 	})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/internal/node"
 )
 
 // StatusFigures is what GET /v1/status reports of the running replica
@@ -41,18 +40,12 @@ type StatusFigures interface {
 	Sync() api.SyncState
 }
 
-// StatusHost is what the status needs of the assembly.
-type StatusHost interface {
-	// With runs fn on the current replica's node and figures.
-	With(fn func(*node.Node, StatusFigures) (any, error)) (any, error)
-	// APIAddr is the API listener's address.
-	APIAddr() string
-}
-
-// StatusRoute serves GET /v1/status (api.Status). The fields other than Host
-// are the agent's configuration and start.
+// StatusRoute serves GET /v1/status (api.Status) of the current replica
+// (its node and figures). The fields other than Cur are the agent's
+// configuration, its API listener's address and its start.
 type StatusRoute struct {
-	Host      StatusHost
+	Cur       Current
+	APIAddr   func() string
 	Role      string
 	ClusterID string
 	Hubs      []string
@@ -72,14 +65,15 @@ const (
 // mean nothing here (pending_outbound on a hub without hubs, hub_api,
 // gossip_members) are left out.
 func (s StatusRoute) Get(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.Host.With(func(n *node.Node, f StatusFigures) (any, error) {
+	return s.Cur.With(func(r Held) (any, error) {
+		n, f := r.Node, r.Figures()
 		st := n.Store()
 		out := map[string]any{}
 		out["node"] = n.ID().String()
 		out["role"] = s.Role
 		out["cluster_id"] = s.ClusterID
 		out["online"] = f.Online()
-		out["api_addr"] = s.Host.APIAddr()
+		out["api_addr"] = s.APIAddr()
 		out["sync_addr"] = f.SyncAddr()
 		out["gossip_addr"] = f.GossipAddr()
 		hubs := s.Hubs

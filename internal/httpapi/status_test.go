@@ -35,15 +35,15 @@ func (f figures) Drafts() int                     { return 6 }
 func (f figures) HubAPI() string                  { return f.hubAPI }
 func (f figures) Sync() api.SyncState             { return api.SyncState{Started: ""} }
 
-type statusHost struct {
+// statusCur is a current replica of node n with figures f.
+type statusCur struct {
 	n *node.Node
 	f figures
 }
 
-func (h statusHost) With(fn func(*node.Node, StatusFigures) (any, error)) (any, error) {
-	return fn(h.n, h.f)
+func (h statusCur) With(fn func(Held) (any, error)) (any, error) {
+	return fn(Held{Node: h.n, Figures: func() StatusFigures { return h.f }})
 }
-func (statusHost) APIAddr() string { return "127.0.0.1:3" }
 
 // TestStatusRoute: GET /v1/status decodes strictly into api.Status, lists
 // the user tables only, and leaves out the figures that mean nothing here
@@ -63,7 +63,7 @@ func TestStatusRoute(t *testing.T) {
 	}
 	get := func(f figures) (map[string]json.RawMessage, api.Status) {
 		rt := NewRouter(nil)
-		rt.Handle("GET /v1/status", StatusRoute{Host: statusHost{n, f}, Role: "device", ClusterID: "c", Started: time.Now(),
+		rt.Handle("GET /v1/status", StatusRoute{Cur: statusCur{n, f}, APIAddr: func() string { return "127.0.0.1:3" }, Role: "device", ClusterID: "c", Started: time.Now(),
 			System: func(t string) bool { return t == "_sys" }}.Get)
 		w := httptest.NewRecorder()
 		rt.Handler(1<<20).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/status", nil))
