@@ -134,11 +134,11 @@ func New(cfg Config, log hclog.Logger) (_ *Agent, err error) {
 	a.metrics = metrics.New(slot{a}, metrics.Build{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion})
 	a.parked = &node.ParkRefusals{Max: cfg.Security.Guard.WithDefaults().MaxParked, Log: log, Counted: a.metrics.ParkRefused}
 	a.drafts = drafts.New(hostOf(a, (*running).records))
-	a.online = onlineread.New(onlineHost{hostOf(a, (*running).records)})
 	cmem.LimitArenas(cmem.Arenas) // before the store allocates (internal/cmem)
 	if a.sec, err = authz.NewSecurity(cfg, log); err != nil {
 		return nil, err
 	}
+	a.online = a.onlineReads() // onlinereads.go
 	if a.atRestKey, err = credentials.LoadKey(&cfg.AtRest); err != nil {
 		return nil, err
 	}

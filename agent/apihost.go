@@ -25,7 +25,7 @@ func (s slot) Scrape(fn func(metrics.Replica)) { s.a.cur.Peek(func(rp *running) 
 
 // coreHost is the core and query routes' host (httpapi.Host): the current
 // replica, the system tables' guard, the read rules of a restricted node
-// (authz.ReaderOf, online_readperm.go).
+// (authz.ReaderOf; readGuard, security.go).
 func (a *Agent) coreHost() httpapi.Host {
 	return httpapi.Host{Cur: slot{a}, Guard: guardSystemWrite, ReaderOf: func(r *http.Request) httpapi.Reader {
 		if rd := authz.ReaderOf(r); rd != nil {

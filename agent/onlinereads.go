@@ -1,16 +1,11 @@
 package agent
 
 import (
-	"crypto/tls"
-	"net/http"
-
-	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/ext/extapi"
 	"github.com/replicad/replicad/internal/ext/onlineread"
 )
 
 // Online reads (internal/ext/onlineread) on a device: where the hub's
-// API is, and whether a read can be made now (onlineHost).
+// API is (onlineread.Replica).
 
 // hubAPIBase returns the base URL of the hub's API (onlineread.HubAPI):
 // Config.HubAPI, else one a hub advertised; "" if none is known.
@@ -43,35 +38,11 @@ func (rp *running) advertise() (api, gossip string) {
 	return rp.a.advertisedAPI(), gossip
 }
 
-// onlineReadGate checks that an online read can be made: this node is a
-// device, online, and knows the hub's API. hub is true on a hub (serve
-// the read locally).
-func (a *Agent) onlineReadGate() (base string, hub bool, err error) {
-	if a.cfg.Role == "hub" {
-		return "", true, nil
-	}
-	_, err = a.with(func(rp *running) (any, error) {
-		base, err = onlineread.DeviceGate(rp.engine.Online(), a.hubAPIBase(rp))
-		return nil, err
-	})
-	return base, false, err
-}
-
-// onlineHost is the online reads' Host.
-type onlineHost struct{ current[extapi.Records] }
-
-func (h onlineHost) Gate() (string, bool, error) { return h.a.onlineReadGate() }
-
-func (h onlineHost) NodeID() hlc.NodeID { return h.a.nodeID() }
-
-func (h onlineHost) TokenFile() string { return h.a.cfg.HubAPITokenFile }
-
-func (h onlineHost) ClientTLS(host string) *tls.Config { return h.a.sec.ClientTLS(host) }
-
-func (h onlineHost) GetRecord(w http.ResponseWriter, r *http.Request) (any, error) {
-	return h.a.records().Get(w, r)
-}
-
-func (h onlineHost) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
-	return h.a.records().List(w, r)
+// onlineReads are the online reads (internal/ext/onlineread): on a
+// device, a read is forwarded to the hub's API, judged there by this
+// node's read rules (readGuard, security.go); a hub serves it locally.
+func (a *Agent) onlineReads() *onlineread.API {
+	return onlineread.New(hostOf(a, func(rp *running) onlineread.Replica {
+		return onlineread.Replica{Node: rp.node, Online: rp.engine.Online(), HubAPI: a.hubAPIBase(rp)}
+	}), onlineread.Config{Hub: a.cfg.Role == "hub", TokenFile: a.cfg.HubAPITokenFile, ClientTLS: a.sec.ClientTLS, Local: a.records()})
 }

@@ -31,33 +31,67 @@ var hubReadHTTP = &http.Client{Timeout: readOnlineTimeout}
 // permissions).
 const NodeHeader = "X-Replicad-Node"
 
-// Host is what online reads need of the agent.
+// Host is what online reads need of the agent: the current replica as
+// they see it, and the public API's request validation.
 type Host interface {
-	// Gate checks that an online read can be made: base is the hub's API;
-	// hub is true on a hub (the read is served locally); err (503,
-	// "offline: ...") when this device is offline or knows no hub API.
-	Gate() (base string, hub bool, err error)
-	// NodeID is this node's id (0 while its replica is being reset).
-	NodeID() hlc.NodeID
-	// TokenFile holds the hub API's bearer token ("": none).
-	TokenFile() string
-	// ClientTLS is the TLS configuration to reach host's API over mutual
-	// TLS, nil without a TLS identity.
-	ClientTLS(host string) *tls.Config
+	extapi.Current[Replica]
 	// RecordNames and PageLimit validate as the public API does
 	// (extapi.Requests).
 	RecordNames(r *http.Request) (table, id string, err error)
 	PageLimit(r *http.Request) (int, error)
-	// GetRecord and ListRecords are the local reads a hub serves.
-	GetRecord(w http.ResponseWriter, r *http.Request) (any, error)
-	ListRecords(w http.ResponseWriter, r *http.Request) (any, error)
+}
+
+// Replica is what an online read needs of the current replica (on a
+// device).
+type Replica struct {
+	// Node is this node's id: the hub judges the read by its read rules.
+	Node hlc.NodeID
+	// Online is whether sync is on (POST /v1/connectivity).
+	Online bool
+	// HubAPI is the hub API's base URL ("" none known: HubAPI).
+	HubAPI string
+}
+
+// Config is a node's configuration of online reads.
+type Config struct {
+	// Hub is true on a hub: the reads are served locally (Local).
+	Hub bool
+	// TokenFile holds the hub API's bearer token ("": none).
+	TokenFile string
+	// ClientTLS is the TLS configuration to reach host's API over mutual
+	// TLS, nil without a TLS identity.
+	ClientTLS func(host string) *tls.Config
+	// Local serves the record reads locally (a hub's).
+	Local interface {
+		Get(w http.ResponseWriter, r *http.Request) (any, error)
+		List(w http.ResponseWriter, r *http.Request) (any, error)
+	}
 }
 
 // API is the online reads.
-type API struct{ h Host }
+type API struct {
+	h Host
+	c Config
+}
 
 // New returns the online reads of h.
-func New(h Host) *API { return &API{h: h} }
+func New(h Host, c Config) *API { return &API{h: h, c: c} }
+
+// gate checks that an online read can be made: hub is true on a hub
+// (the read is served locally); else base is the hub's API and node this
+// node's id; err (503, "offline: ...") when this device is offline or
+// knows no hub API, or the error of the replica being reset.
+func (a *API) gate() (base string, node hlc.NodeID, hub bool, err error) {
+	if a.c.Hub {
+		return "", 0, true, nil
+	}
+	_, err = a.h.With(func(r Replica) (any, error) {
+		base, node = r.HubAPI, r.Node
+		_, err := DeviceGate(r.Online, r.HubAPI)
+		return nil, err
+	})
+	return base, node, false, err
+}
 
 func offlinef(format string, args ...any) error {
 	return extapi.Errorf(http.StatusServiceUnavailable, "offline: "+format, args...)
@@ -72,7 +106,7 @@ func (a *API) hubClient(base string) *http.Client {
 	if err != nil || u.Scheme != "https" {
 		return hubReadHTTP
 	}
-	tc := a.h.ClientTLS(u.Host)
+	tc := a.c.ClientTLS(u.Host)
 	if tc == nil {
 		return hubReadHTTP
 	}
@@ -82,9 +116,9 @@ func (a *API) hubClient(base string) *http.Client {
 	return &http.Client{Timeout: readOnlineTimeout, Transport: tr}
 }
 
-// forwardToHub makes GET base+path on the hub's API and returns its JSON
-// object answer with "online" and "hub_api" added. Nothing is stored.
-func (a *API) forwardToHub(ctx context.Context, base, path string) (map[string]json.RawMessage, error) {
+// forwardToHub makes GET base+path on the hub's API for node and returns
+// its JSON object answer with "online" and "hub_api" added. Nothing is stored.
+func (a *API) forwardToHub(ctx context.Context, base string, node hlc.NodeID, path string) (map[string]json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, readOnlineTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
@@ -93,11 +127,11 @@ func (a *API) forwardToHub(ctx context.Context, base, path string) (map[string]j
 	}
 	req.Header.Set("Accept", "application/json")
 	// The hub judges the read by this node's read permissions (bound to
-	// the client certificate with TLS; online_readperm.go).
-	if n := a.h.NodeID(); n != 0 {
-		req.Header.Set(NodeHeader, n.String())
+	// the client certificate with TLS; authz.ReadGuard).
+	if node != 0 {
+		req.Header.Set(NodeHeader, node.String())
 	}
-	if f := a.h.TokenFile(); f != "" {
+	if f := a.c.TokenFile; f != "" {
 		tok, err := os.ReadFile(f)
 		if err != nil {
 			return nil, extapi.Errorf(http.StatusInternalServerError, "reading the hub API token (--hub-api-token-file): %v", err)
@@ -152,14 +186,14 @@ func (a *API) GetRecord(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, hub, err := a.h.Gate()
+	base, node, hub, err := a.gate()
 	if err != nil {
 		return nil, err
 	}
 	if hub {
-		return a.h.GetRecord(w, r)
+		return a.c.Local.Get(w, r)
 	}
-	return a.forwardToHub(r.Context(), base, "/v1/tables/"+url.PathEscape(table)+"/records/"+url.PathEscape(id))
+	return a.forwardToHub(r.Context(), base, node, "/v1/tables/"+url.PathEscape(table)+"/records/"+url.PathEscape(id))
 }
 
 // ListRecords answers GET /v1/tables/{table}/records?online=true&limit=N&after=ID.
@@ -168,12 +202,12 @@ func (a *API) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := a.checkList(r, table); err != nil {
 		return nil, err
 	}
-	base, hub, err := a.h.Gate()
+	base, node, hub, err := a.gate()
 	if err != nil {
 		return nil, err
 	}
 	if hub {
-		return a.h.ListRecords(w, r)
+		return a.c.Local.List(w, r)
 	}
 	q := url.Values{}
 	if s := r.URL.Query().Get("limit"); s != "" {
@@ -186,7 +220,7 @@ func (a *API) ListRecords(w http.ResponseWriter, r *http.Request) (any, error) {
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
-	return a.forwardToHub(r.Context(), base, p)
+	return a.forwardToHub(r.Context(), base, node, p)
 }
 
 // checkList validates a list's table and limit here, so a bad

@@ -11,7 +11,7 @@ import (
 // "hub_api" added), judged there by this node's read permissions. On a
 // hub, local answers it.
 func (a *API) Forward(w http.ResponseWriter, r *http.Request, local func() (any, error)) (any, error) {
-	base, hub, err := a.h.Gate()
+	base, node, hub, err := a.gate()
 	if err != nil {
 		return nil, err
 	}
@@ -24,5 +24,5 @@ func (a *API) Forward(w http.ResponseWriter, r *http.Request, local func() (any,
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
-	return a.forwardToHub(r.Context(), base, p)
+	return a.forwardToHub(r.Context(), base, node, p)
 }

@@ -1,31 +1,20 @@
 package onlineread
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/replicad/replicad/hlc"
 )
 
-// gateHost is a Host whose hub API is base (hub: this node is the hub).
-type gateHost struct {
-	base string
-	hub  bool
-}
+// gateHost is a Host whose hub API is base, node 7, online.
+type gateHost struct{ base string }
 
-func (h gateHost) Gate() (string, bool, error)                             { return h.base, h.hub, nil }
-func (gateHost) NodeID() hlc.NodeID                                        { return 7 }
-func (gateHost) TokenFile() string                                         { return "" }
-func (gateHost) ClientTLS(string) *tls.Config                              { return nil }
-func (gateHost) RecordNames(*http.Request) (string, string, error)         { return "", "", nil }
-func (gateHost) PageLimit(*http.Request) (int, error)                      { return 100, nil }
-func (gateHost) GetRecord(http.ResponseWriter, *http.Request) (any, error) { return nil, nil }
-func (gateHost) ListRecords(http.ResponseWriter, *http.Request) (any, error) {
-	return nil, nil
+func (h gateHost) With(fn func(Replica) (any, error)) (any, error) {
+	return fn(Replica{Node: 7, Online: true, HubAPI: h.base})
 }
+func (gateHost) RecordNames(*http.Request) (string, string, error) { return "", "", nil }
+func (gateHost) PageLimit(*http.Request) (int, error)              { return 100, nil }
 
 func TestForwardQuery(t *testing.T) {
 	var got *http.Request
@@ -39,7 +28,7 @@ func TestForwardQuery(t *testing.T) {
 		w.Write([]byte(`{"count":3}`))
 	}))
 	defer hub.Close()
-	a := New(gateHost{base: hub.URL})
+	a := New(gateHost{base: hub.URL}, Config{})
 	r := httptest.NewRequest(http.MethodGet, "/v1/tables/jobs/records?online=true&where=prio+%3E+1&count=true", nil)
 	out, err := a.Forward(nil, r, func() (any, error) { t.Fatal("served locally on a device"); return nil, nil })
 	if err != nil {
@@ -63,7 +52,7 @@ func TestForwardQuery(t *testing.T) {
 		t.Fatalf("hub's 400: %v", err)
 	}
 	// On the hub: answered locally.
-	a = New(gateHost{hub: true})
+	a = New(gateHost{}, Config{Hub: true})
 	out, err = a.Forward(nil, r, func() (any, error) { return "local", nil })
 	if err != nil || out != "local" {
 		t.Fatalf("on the hub: %v %v", out, err)
