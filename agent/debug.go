@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"time"
-
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/authz"
@@ -18,14 +16,6 @@ func (a *Agent) debugRoutes(rt *httpapi.Router) {
 		return
 	}
 	a.log.Warn("debug endpoints enabled (testing only)", "env", config.DebugAPIEnv)
-	debugapi.New(debugHost{hostOf(a, func(rp *running) debugapi.Replica { return httpapi.NodeRecords{Node: rp.n} })}).Routes(rt)
-}
-
-// debugHost is the debug endpoints' Host.
-type debugHost struct{ current[debugapi.Replica] }
-
-func (h debugHost) MaxClockOffset() time.Duration { return h.a.cfg.MaxClockOffset }
-
-func (debugHost) Queues() []store.QueueName {
-	return []store.QueueName{arbiter.Queue, authz.WriteBackQueue}
+	debugapi.New(hostOf(a, func(rp *running) debugapi.Replica { return httpapi.NodeRecords{Node: rp.n} }),
+		debugapi.Config{MaxClockOffset: a.cfg.MaxClockOffset, Queues: []store.QueueName{arbiter.Queue, authz.WriteBackQueue}}).Routes(rt)
 }

@@ -16,15 +16,20 @@ import (
 	"github.com/replicad/replicad/store"
 )
 
-// Host is what the debug endpoints need of the agent.
+// Host is what the debug endpoints need of the agent: the current
+// replica and the public API's request parsing.
 type Host interface {
 	extapi.Current[Replica]
 	extapi.Requests
+}
+
+// Config is what the debug endpoints report of the node's configuration.
+type Config struct {
 	// MaxClockOffset is the bound on remote stamps ahead of local time.
-	MaxClockOffset() time.Duration
+	MaxClockOffset time.Duration
 	// Queues are the store's named work queues (the arbiter's, the
 	// permission write-backs').
-	Queues() []store.QueueName
+	Queues []store.QueueName
 }
 
 // Replica is the replica the endpoints read and write: its clock too.
@@ -34,10 +39,13 @@ type Replica interface {
 }
 
 // API is the debug endpoints.
-type API struct{ h Host }
+type API struct {
+	h Host
+	c Config
+}
 
 // New returns the debug endpoints of h.
-func New(h Host) *API { return &API{h: h} }
+func New(h Host, c Config) *API { return &API{h: h, c: c} }
 
 // Routes adds the endpoints.
 func (a *API) Routes(rt extapi.Registrar) {
@@ -196,7 +204,7 @@ func (a *API) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		nq, err := queued(rp.Store(), a.h.Queues(), 1000)
+		nq, err := queued(rp.Store(), a.c.Queues, 1000)
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +213,7 @@ func (a *API) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 			"node": rp.ID().String(), "digest": hex.EncodeToString(all.Sum(nil)), "view_digest": hex.EncodeToString(view.Sum(nil)),
 			"records": records, "tables": tables,
 			"parked": len(parked), "queued": nq,
-			"physical_ms": rp.Clock().Physical(), "high_water_ms": hw.Wall(), "max_offset_ms": a.h.MaxClockOffset().Milliseconds(),
+			"physical_ms": rp.Clock().Physical(), "high_water_ms": hw.Wall(), "max_offset_ms": a.c.MaxClockOffset.Milliseconds(),
 		}, nil
 	})
 }
