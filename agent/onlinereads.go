@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/replicad/replicad/internal/ext/onlineread"
+	"github.com/replicad/replicad/internal/httpapi"
 )
 
 // Online reads (internal/ext/onlineread) on a device: where the hub's
@@ -44,5 +45,5 @@ func (rp *running) advertise() (api, gossip string) {
 func (a *Agent) onlineReads() *onlineread.API {
 	return onlineread.New(hostOf(a, func(rp *running) onlineread.Replica {
 		return onlineread.Replica{Node: rp.node, Online: rp.engine.Online(), HubAPI: a.hubAPIBase(rp)}
-	}), onlineread.Config{Hub: a.cfg.Role == "hub", TokenFile: a.cfg.HubAPITokenFile, ClientTLS: a.sec.ClientTLS, Local: a.records()})
+	}), onlineread.Config{Hub: a.cfg.Role == "hub", TokenFile: a.cfg.HubAPITokenFile, ClientTLS: a.sec.ClientTLS, Local: httpapi.Records{Core: a.coreHost()}})
 }
