@@ -66,7 +66,7 @@ type Agent struct {
 	drafts *drafts.API     // the drafts' endpoints (internal/ext/drafts)
 	online *onlineread.API // online reads (internal/ext/onlineread)
 
-	queries *httpapi.Queries // queries and live queries (queries.go)
+	queries *httpapi.Queries // queries and live queries (httpapi.CoreRoutes)
 
 	routeOf func(*http.Request) string // the route pattern a request matches (set by routes)
 

@@ -6,9 +6,9 @@
 // (extensions.go) that each phase of the replica's life loops over, so
 // their hooks run in a fixed order, each with its Host (host.go,
 // apihost.go), and
-// the HTTP API under /v1 on internal/httpapi, whose core routes reach
-// the replica through the narrow Core and Replica this package
-// implements. Its configuration is package agent/config.
+// the HTTP API under /v1 on internal/httpapi, whose core routes
+// (httpapi.CoreRoutes) and extensions' route hosts reach the current
+// replica through one httpapi.Current (apihost.go's slot) or hostOf. Its configuration is package agent/config.
 //
 // # Layout of the data directory
 //
