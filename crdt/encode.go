@@ -210,6 +210,26 @@ func (r *Record) Digest() [32]byte {
 	return out
 }
 
+// AppendEntriesDigest appends es's canonical form to buf (their count,
+// then each entry's origin, seq, stamp, delete flag and value), as
+// WriteDigest writes a record's candidates.
+func AppendEntriesDigest(buf []byte, es []Entry) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(es)))
+	for _, e := range es {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(e.Origin))
+		buf = binary.AppendUvarint(buf, e.Seq)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(e.TS))
+		if e.Delete {
+			buf = append(buf, 1)
+		} else {
+			buf = append(buf, 0)
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(e.Value)))
+		buf = append(buf, e.Value...)
+	}
+	return buf
+}
+
 // WriteDigest writes r's canonical form to h, for digests over many records.
 // The form does not depend on how r's slices were allocated.
 func (r *Record) WriteDigest(h hash.Hash) {
@@ -221,21 +241,7 @@ func (r *Record) WriteDigest(h hash.Hash) {
 			buf = binary.AppendUvarint(buf, d.Seq)
 		}
 	}
-	entries := func(es []Entry) {
-		buf = binary.AppendUvarint(buf, uint64(len(es)))
-		for _, e := range es {
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.Origin))
-			buf = binary.AppendUvarint(buf, e.Seq)
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.TS))
-			if e.Delete {
-				buf = append(buf, 1)
-			} else {
-				buf = append(buf, 0)
-			}
-			buf = binary.AppendUvarint(buf, uint64(len(e.Value)))
-			buf = append(buf, e.Value...)
-		}
-	}
+	entries := func(es []Entry) { buf = AppendEntriesDigest(buf, es) }
 	vv(r.Applied)
 	entries(r.Exist)
 	vv(r.ExCov)

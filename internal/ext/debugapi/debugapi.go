@@ -221,21 +221,7 @@ func (a *API) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 // writeViewDigest writes what rec shows to h (see debugDigest).
 func writeViewDigest(h hash.Hash, rec *crdt.Record) {
 	var buf []byte
-	entries := func(es []crdt.Entry) {
-		buf = binary.AppendUvarint(buf, uint64(len(es)))
-		for _, e := range es {
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.Origin))
-			buf = binary.AppendUvarint(buf, e.Seq)
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.TS))
-			if e.Delete {
-				buf = append(buf, 1)
-			} else {
-				buf = append(buf, 0)
-			}
-			buf = binary.AppendUvarint(buf, uint64(len(e.Value)))
-			buf = append(buf, e.Value...)
-		}
-	}
+	entries := func(es []crdt.Entry) { buf = crdt.AppendEntriesDigest(buf, es) }
 	if rec.Exists() {
 		buf = append(buf, 1)
 	} else {
