@@ -11,141 +11,35 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
-	"slices"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/replicad/replicad/api"
-	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/querybench"
 	"github.com/replicad/replicad/replica"
-	"github.com/replicad/replicad/store"
 )
 
-// The HTTP query benchmark runs on the store of query/source's query
-// benchmarks (same records: REPLICAD_QUERY_BENCH_RECORDS, default
-// 1,000,000, of 20 fields; owner "o%05d" of i/50; the index by_owner),
-// found in REPLICAD_QUERY_BENCH_DIR when an earlier run built it there,
-// else built here (in that directory, or a temporary one).
-const benchPerOwner = 50
+// The HTTP query benchmark runs on the store of package querybench, the
+// one query/source's benchmarks run on (found in REPLICAD_QUERY_BENCH_DIR
+// when an earlier run built it there, else built here).
+const benchPerOwner = querybench.PerOwner
 
-const benchT0 = 1_700_000_000_000
-
-func benchRecords() int {
-	if s := os.Getenv("REPLICAD_QUERY_BENCH_RECORDS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n >= benchPerOwner {
-			return n
-		}
-	}
-	return 1_000_000
-}
-
-var benchStore struct {
-	once sync.Once
-	dir  string
-	n    int
-	err  error
-}
-
-func benchFields(i int, rng *rand.Rand) []crdt.FieldValue {
-	owner := fmt.Sprintf("o%05d", i/benchPerOwner)
-	fs := []crdt.FieldValue{
-		{Name: "owner", Value: crdt.MustValue(owner)},
-		{Name: "team", Value: crdt.MustValue(owner)},
-		{Name: "status", Value: crdt.MustValue([]string{"open", "assigned", "done", "closed", "parked"}[i%5])},
-		{Name: "prio", Value: crdt.MustValue(int64(i % 10))},
-	}
-	for f := 4; f < 20; f++ {
-		fs = append(fs, crdt.FieldValue{Name: fmt.Sprintf("f%02d", f), Value: crdt.MustValue(fmt.Sprintf("value-%08x", rng.Uint32()))})
-	}
-	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	return fs
-}
-
-// buildBenchStore returns the store's directory and record count,
-// building it (as query/source does) unless REPLICAD_QUERY_BENCH_DIR
-// holds it.
 func buildBenchStore(b *testing.B) (string, int) {
-	benchStore.once.Do(func() {
-		n := benchRecords()
-		dir := os.Getenv("REPLICAD_QUERY_BENCH_DIR")
-		done := ""
-		if dir != "" {
-			done = filepath.Join(dir, fmt.Sprintf("built-%d", n))
-			if _, err := os.Stat(done); err == nil {
-				benchStore.dir, benchStore.n = dir, n
-				return
-			}
-			if err := os.RemoveAll(dir); err != nil {
-				benchStore.err = err
-				return
-			}
-		} else {
-			var err error
-			if dir, err = os.MkdirTemp("", "replicad-httpquerybench-"); err != nil {
-				benchStore.err = err
-				return
-			}
-			b.Cleanup(func() { os.RemoveAll(dir) })
-		}
-		benchStore.dir, benchStore.n = dir, n
-		start := time.Now()
-		s, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), NoSync: true})
-		if err != nil {
-			benchStore.err = err
-			return
-		}
-		defer func() {
-			if err := s.Close(); err != nil && benchStore.err == nil {
-				benchStore.err = err
-			}
-		}()
-		clock := hlc.NewClock(func() int64 { return benchT0 + 100_000_000 }, time.Minute)
-		rng := rand.New(rand.NewPCG(1, 2))
-		const origin = hlc.NodeID(0xbe)
-		for i := 0; i < n; i += 1000 {
-			var ws []*crdt.Write
-			for j := i; j < min(i+1000, n); j++ {
-				ws = append(ws, &crdt.Write{Table: "t", ID: fmt.Sprintf("%07d", j), Origin: origin, Seq: uint64(j + 1),
-					TS: hlc.New(benchT0+int64(j), 0), Fields: benchFields(j, rng)})
-			}
-			if _, err := s.ApplyRemote(clock, ws, nil); err != nil {
-				benchStore.err = err
-				return
-			}
-		}
-		if err := s.DeclareIndex(store.IndexDef{Name: "by_owner", Table: "t", Fields: []string{"owner"}}); err != nil {
-			benchStore.err = err
-			return
-		}
-		if err := s.WaitIndexes(); err != nil {
-			benchStore.err = err
-			return
-		}
-		if done != "" {
-			benchStore.err = os.WriteFile(done, nil, 0o644)
-		}
-		fmt.Fprintf(os.Stderr, "http query bench: %d records of 20 fields built in %s\n", n, time.Since(start).Round(time.Second))
-	})
-	if benchStore.err != nil {
-		b.Fatal(benchStore.err)
+	dir, n, err := querybench.Store("http query bench")
+	if err != nil {
+		b.Fatal(err)
 	}
-	return filepath.Join(benchStore.dir, "db"), benchStore.n
+	return dir, n
 }
 
-func latencies(b *testing.B, lat []time.Duration) {
-	slices.Sort(lat)
-	if len(lat) == 0 {
-		return
-	}
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
+// TestMain removes the benchmarks' store when it was built in a
+// temporary directory (after every run of -count).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	querybench.Cleanup()
+	os.Exit(code)
 }
 
 // benchReplica opens the bench store as a replica (no sync) and serves
@@ -205,7 +99,7 @@ func BenchmarkQueryHTTP(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		latencies(b, lat)
+		querybench.Percentiles(b, lat)
 		b.ReportMetric(float64(n), "records")
 	})
 	b.Run("embedded", func(b *testing.B) {
@@ -224,12 +118,10 @@ func BenchmarkQueryHTTP(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		latencies(b, lat)
+		querybench.Percentiles(b, lat)
 	})
 	b.Run("raw-pebble", func(b *testing.B) {
-		cache := pebble.NewCache(store.DefaultCacheSize)
-		defer cache.Unref()
-		db, err := pebble.Open(dir, &pebble.Options{Cache: cache, FormatMajorVersion: store.PebbleFormat, ReadOnly: true, Logger: quietLogger{}})
+		db, err := querybench.OpenRaw(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -238,38 +130,20 @@ func BenchmarkQueryHTTP(b *testing.B) {
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			o := rng.IntN(owners)
+			lo, hi := querybench.OwnerRange(rng.IntN(owners))
 			t := time.Now()
-			it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(fmt.Sprintf("rt\x00%07d", o*benchPerOwner)), UpperBound: []byte(fmt.Sprintf("rt\x00%07d", (o+1)*benchPerOwner))})
+			got, err := querybench.RawRange(db, lo, hi, true)
 			if err != nil {
 				b.Fatal(err)
 			}
-			got := 0
-			for it.First(); it.Valid(); it.Next() {
-				var rec crdt.Record
-				if err := rec.UnmarshalBinary(it.Value()); err != nil {
-					b.Fatal(err)
-				}
-				got++
-			}
-			it.Close()
 			lat = append(lat, time.Since(t))
 			if got != benchPerOwner {
 				b.Fatalf("raw: %d records", got)
 			}
 		}
 		b.StopTimer()
-		latencies(b, lat)
+		querybench.Percentiles(b, lat)
 	})
-}
-
-// quietLogger drops Pebble's informational messages.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
 }
 
 // BenchmarkWatchSSE1000: 1,000 event streams (watch=true, text/event-
@@ -357,7 +231,7 @@ func BenchmarkWatchSSE1000(b *testing.B) {
 	lost := int64(b.N)*subs - got.Load() + overflow.Load()
 	cancel()
 	wg.Wait()
-	latencies(b, lat)
+	querybench.Percentiles(b, lat)
 	b.ReportMetric(float64(lost), "events-lost")
 	b.ReportMetric(subs, "streams")
 	if lost != 0 {

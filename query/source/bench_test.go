@@ -5,183 +5,47 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/querybench"
 	"github.com/replicad/replicad/query"
 	"github.com/replicad/replicad/store"
 )
 
-// The query benchmarks run on one store of REPLICAD_QUERY_BENCH_RECORDS
-// records (default 1,000,000; make bench's quick mode sets 100,000) of 20
-// fields, built once (remote batches of 1,000 records, then the build of
-// the index) in REPLICAD_QUERY_BENCH_DIR, where later runs find it (make
-// bench shares it between its two query benchmarks and removes it), or
-// else in a temporary directory removed at the end.
-// Record i has id %07d, owner = team = "o%05d" of i/50 (50 records per
-// owner, their ids contiguous), and 18 more fields.
-const benchPerOwner = 50
-
-func benchRecords() int {
-	if s := os.Getenv("REPLICAD_QUERY_BENCH_RECORDS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n >= benchPerOwner {
-			return n
-		}
-	}
-	return 1_000_000
-}
-
-var benchStore struct {
-	once sync.Once
-	dir  string
-	n    int
-	err  error
-	temp bool // remove dir at the end
-}
+// The query benchmarks run on the store of package querybench (1,000,000
+// records of 20 fields by default, 50 per owner, the index by_owner),
+// shared with internal/httpapi's HTTP query benchmark.
+const benchPerOwner = querybench.PerOwner
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if benchStore.temp {
-		os.RemoveAll(benchStore.dir)
-	}
+	querybench.Cleanup()
 	os.Exit(code)
 }
 
-func benchFields(i int, rng *rand.Rand) []crdt.FieldValue {
-	owner := fmt.Sprintf("o%05d", i/benchPerOwner)
-	fs := []crdt.FieldValue{
-		{Name: "owner", Value: crdt.MustValue(owner)},
-		{Name: "team", Value: crdt.MustValue(owner)},
-		{Name: "status", Value: crdt.MustValue([]string{"open", "assigned", "done", "closed", "parked"}[i%5])},
-		{Name: "prio", Value: crdt.MustValue(int64(i % 10))},
-	}
-	for f := 4; f < 20; f++ {
-		fs = append(fs, crdt.FieldValue{Name: fmt.Sprintf("f%02d", f), Value: crdt.MustValue(fmt.Sprintf("value-%08x", rng.Uint32()))})
-	}
-	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name }) // a write's fields are sorted
-	return fs
-}
-
-// buildBenchStore builds the store once: records by remote batches of
-// 1,000 (NoSync), the index "by_owner" on owner, built.
 func buildBenchStore(b *testing.B) (string, int) {
-	benchStore.once.Do(func() {
-		n := benchRecords()
-		dir := os.Getenv("REPLICAD_QUERY_BENCH_DIR")
-		done := filepath.Join(dir, fmt.Sprintf("built-%d", n))
-		if dir != "" {
-			benchStore.dir, benchStore.n = dir, n
-			if _, err := os.Stat(done); err == nil {
-				return // built by an earlier run
-			}
-			if err := os.RemoveAll(dir); err != nil {
-				benchStore.err = err
-				return
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				benchStore.err = err
-				return
-			}
-		} else {
-			var err error
-			if dir, err = os.MkdirTemp("", "replicad-querybench-"); err != nil {
-				benchStore.err = err
-				return
-			}
-			benchStore.dir, benchStore.n, benchStore.temp = dir, n, true
-			done = ""
-		}
-		start := time.Now()
-		s, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), NoSync: true})
-		if err != nil {
-			benchStore.err = err
-			return
-		}
-		defer func() {
-			if benchStore.err != nil {
-				s.Close()
-			}
-		}()
-		clock := hlc.NewClock(func() int64 { return t0 + 100_000_000 }, time.Minute)
-		rng := rand.New(rand.NewPCG(1, 2))
-		const origin = hlc.NodeID(0xbe)
-		for i := 0; i < n; i += 1000 {
-			var ws []*crdt.Write
-			for j := i; j < min(i+1000, n); j++ {
-				ws = append(ws, &crdt.Write{Table: "t", ID: fmt.Sprintf("%07d", j), Origin: origin, Seq: uint64(j + 1),
-					TS: hlc.New(t0+int64(j), 0), Fields: benchFields(j, rng)})
-			}
-			if _, err := s.ApplyRemote(clock, ws, nil); err != nil {
-				benchStore.err = err
-				return
-			}
-		}
-		if err := s.DeclareIndex(store.IndexDef{Name: "by_owner", Table: "t", Fields: []string{"owner"}}); err != nil {
-			benchStore.err = err
-			return
-		}
-		if err := s.WaitIndexes(); err != nil {
-			benchStore.err = err
-			return
-		}
-		if err := s.Close(); err != nil {
-			benchStore.err = err
-			return
-		}
-		if done != "" {
-			benchStore.err = os.WriteFile(done, nil, 0o644)
-		}
-		fmt.Fprintf(os.Stderr, "query bench: %d records of 20 fields built in %s\n", n, time.Since(start).Round(time.Second))
-	})
-	if benchStore.err != nil {
-		b.Fatal(benchStore.err)
-	}
-	return filepath.Join(benchStore.dir, "db"), benchStore.n
-}
-
-func latencies(b *testing.B, lat []time.Duration) {
-	slices.Sort(lat)
-	if len(lat) == 0 {
-		return
-	}
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
-}
-
-// rawRange reads the record keys of ids [lo, hi) of table t with raw
-// Pebble and decodes each record: the least a query for them must do.
-func rawRange(b *testing.B, db *pebble.DB, lo, hi string, decode bool) int {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("rt\x00" + lo), UpperBound: []byte("rt\x00" + hi)})
+	dir, n, err := querybench.Store("query bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	n := 0
-	for it.First(); it.Valid(); it.Next() {
-		if decode {
-			var rec crdt.Record
-			if err := rec.UnmarshalBinary(it.Value()); err != nil {
-				b.Fatal(err)
-			}
-		}
-		n++
-	}
-	if err := it.Close(); err != nil {
+	return dir, n
+}
+
+func rawRange(b *testing.B, db *pebble.DB, lo, hi string, decode bool) int {
+	n, err := querybench.RawRange(db, lo, hi, decode)
+	if err != nil {
 		b.Fatal(err)
 	}
 	return n
 }
 
 func openRawDB(b *testing.B, dir string) *pebble.DB {
-	cache := pebble.NewCache(store.DefaultCacheSize)
-	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, FormatMajorVersion: store.PebbleFormat, ReadOnly: true, Logger: quietLogger{}})
+	db, err := querybench.OpenRaw(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -215,7 +79,7 @@ func BenchmarkQueryIndexed(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		latencies(b, lat)
+		querybench.Percentiles(b, lat)
 		b.ReportMetric(float64(n), "records")
 	})
 	b.Run("raw-pebble", func(b *testing.B) {
@@ -234,7 +98,7 @@ func BenchmarkQueryIndexed(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		latencies(b, lat)
+		querybench.Percentiles(b, lat)
 	})
 }
 
@@ -298,7 +162,7 @@ func BenchmarkWriteIndexed(b *testing.B) {
 				c := hlc.NewClock(nil, time.Minute)
 				rng := rand.New(rand.NewPCG(7, 8))
 				for i := 0; i < 1000; i++ { // the records exist
-					if _, err := s.Write(c, "t", strconv.Itoa(i), benchFields(i, rng), false); err != nil {
+					if _, err := s.Write(c, "t", strconv.Itoa(i), querybench.Fields(i, rng), false); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -327,16 +191,8 @@ func BenchmarkWriteIndexed(b *testing.B) {
 					lat = append(lat, time.Since(t))
 				}
 				b.StopTimer()
-				latencies(b, lat)
+				querybench.Percentiles(b, lat)
 			})
 		}
 	}
 }
-
-// quietLogger drops Pebble's informational messages (the raw baseline's
-// open); errors still fail the benchmark through the calls that meet them.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)           {}
-func (quietLogger) Errorf(string, ...any)          {}
-func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
