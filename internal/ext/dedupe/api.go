@@ -20,10 +20,7 @@ import (
 
 // APIHost is what the duplicates' API needs of the agent: the current
 // replica and the public API's request parsing.
-type APIHost interface {
-	extapi.Current[APIReplica]
-	extapi.Requests
-}
+type APIHost = extapi.RecordsHost
 
 // APIReplica is the replica the duplicates' API reads and writes.
 type APIReplica = extapi.Records

@@ -16,10 +16,7 @@ import (
 
 // Host is what the drafts need of the agent: the current replica and the
 // public API's request parsing.
-type Host interface {
-	extapi.Current[Replica]
-	extapi.Requests
-}
+type Host = extapi.RecordsHost
 
 // Replica is the replica the drafts live in.
 type Replica = extapi.Records

@@ -88,3 +88,10 @@ type Records interface {
 	// RecordView is the record as the public API shows it.
 	RecordView(table, id string, rec *crdt.Record) api.Record
 }
+
+// RecordsHost is the Host of a record API (drafts, duplicates): the
+// current replica's records and the public API's request parsing.
+type RecordsHost interface {
+	Current[Records]
+	Requests
+}
