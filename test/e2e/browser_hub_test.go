@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -16,33 +12,14 @@ import (
 // version), and no "pending outbound" (a hub with no other hub has
 // nothing to wait for).
 func TestHubStatusPageDevices(t *testing.T) {
-	if fi, err := os.Stat(chromiumPath); err != nil || fi.Mode()&0o111 == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI: .ci/run's ensure_chromium should have installed it", chromiumPath)
-		}
-		t.Skipf("%s not found: install Debian's chromium (apt-get install chromium; .ci/run does)", chromiumPath)
-	}
+	needChromium(t)
 	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off")
 	d1 := startNode(t, "d1", "--hub", hub.sync)
 	d2 := startNode(t, "d2", "--hub", hub.sync)
 	d1.mustCLI("put", "jobs", "j1", "title=one")
 	d1.mustCLI("sync")
 	d2.mustCLI("sync")
-	ctx := context.Background()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(browserProfile(t)))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 45*time.Second)
-	defer cancelTimeout()
-	var thrown []string
-	chromedp.ListenTarget(bctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			thrown = append(thrown, e.ExceptionDetails.Text)
-		}
-	})
+	bctx, thrownp := headlessChromium(t)
 	var rows []string
 	var summary, dialed string
 	err := chromedp.Run(bctx,
@@ -53,7 +30,7 @@ func TestHubStatusPageDevices(t *testing.T) {
 		chromedp.Text("#peers", &dialed, chromedp.ByQuery),
 	)
 	if err != nil {
-		t.Fatalf("loading the hub's page: %v (exceptions: %v)", err, thrown)
+		t.Fatalf("loading the hub's page: %v (exceptions: %v)", err, *thrownp)
 	}
 	if len(rows) != 2 {
 		t.Fatalf("devices table rows %q, want d1 and d2", rows)
@@ -70,7 +47,7 @@ func TestHubStatusPageDevices(t *testing.T) {
 	if !strings.Contains(dialed, "dials no other hub") {
 		t.Errorf("the hub's dialed-peers table: %q", dialed)
 	}
-	if len(thrown) > 0 {
+	if thrown := *thrownp; len(thrown) > 0 {
 		t.Errorf("uncaught exceptions: %v", thrown)
 	}
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +15,7 @@ import (
 // alarm colour and with a quiet "re-apply" instead; the summary counts
 // them apart.
 func TestSyncErrorKindsInBrowser(t *testing.T) {
-	if fi, err := os.Stat(chromiumPath); err != nil || fi.Mode()&0o111 == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI", chromiumPath)
-		}
-		t.Skipf("%s not found: install Debian's chromium (apt-get install chromium; .ci/run does)", chromiumPath)
-	}
+	needChromium(t)
 	_, tech := syncErrorsSetup(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,

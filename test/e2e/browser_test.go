@@ -32,12 +32,7 @@ const chromiumPath = "/usr/bin/chromium"
 // the record changed, then goes online and syncs from the page. Any console
 // error, uncaught exception or request to another origin fails the test.
 func TestStatusPageInBrowser(t *testing.T) {
-	if fi, err := os.Stat(chromiumPath); err != nil || fi.Mode()&0o111 == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI: .ci/run's ensure_chromium should have installed it", chromiumPath)
-		}
-		t.Skipf("%s not found: install Debian's chromium (apt-get install chromium; .ci/run does)", chromiumPath)
-	}
+	needChromium(t)
 	start := time.Now()
 	// The hub's clock runs 1.5 s ahead, so the device shows a clock skew.
 	const hubSkew = 1500

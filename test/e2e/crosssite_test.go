@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -54,12 +53,7 @@ fetch("API/v1/connectivity", {method: "POST", headers: {"Content-Type": "applica
 // (what DNS rebinding yields) gets no data. The status page's own buttons
 // still work, and an origin given with --api-cors-origin may write.
 func TestCrossSiteRequestsRefused(t *testing.T) {
-	if fi, err := os.Stat(chromiumPath); err != nil || fi.Mode()&0o111 == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI: .ci/run's ensure_chromium should have installed it", chromiumPath)
-		}
-		t.Skipf("%s not found: install Debian's chromium (apt-get install chromium; .ci/run does)", chromiumPath)
-	}
+	needChromium(t)
 	ctx := context.Background()
 	// The attacker's page, on another loopback origin.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/replicad/replicad/api"
 )
@@ -315,27 +314,9 @@ func TestQueriesAndViews(t *testing.T) {
 // TestViewsPanelInBrowser: a device's status page lists the hub's view
 // with the device's own count, and the index with its build.
 func TestViewsPanelInBrowser(t *testing.T) {
-	if fi, err := os.Stat(chromiumPath); err != nil || fi.Mode()&0o111 == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI: .ci/run's ensure_chromium should have installed it", chromiumPath)
-		}
-		t.Skipf("%s not found: install Debian's chromium (apt-get install chromium; .ci/run does)", chromiumPath)
-	}
+	needChromium(t)
 	c := startQueryCluster(t)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(browserProfile(t)))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 45*time.Second)
-	defer cancelTimeout()
-	var thrown []string
-	chromedp.ListenTarget(bctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			thrown = append(thrown, e.ExceptionDetails.Text)
-		}
-	})
+	bctx, thrownp := headlessChromium(t)
 	var views, indexes []string
 	err := chromedp.Run(bctx,
 		chromedp.Navigate("http://"+c.a.api+"/"),
@@ -345,7 +326,7 @@ func TestViewsPanelInBrowser(t *testing.T) {
 		chromedp.Evaluate(`Array.from(document.querySelectorAll("#indexes tr.index")).map(r => r.innerText)`, &indexes),
 	)
 	if err != nil {
-		t.Fatalf("loading a's page: %v (exceptions: %v)", err, thrown)
+		t.Fatalf("loading a's page: %v (exceptions: %v)", err, *thrownp)
 	}
 	if want := []string{"my_open\tjobs\towner == device.user && status == 'open'\t-prio\t4"}; !reflect.DeepEqual(views, want) {
 		t.Errorf("views panel %q, want %q", views, want)
@@ -358,7 +339,7 @@ func TestViewsPanelInBrowser(t *testing.T) {
 	if err := chromedp.Run(bctx, chromedp.Poll(`document.querySelector("#views tr.view").innerText.endsWith("\t5")`, nil, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Errorf("the views panel did not count the new job: %v", err)
 	}
-	if len(thrown) > 0 {
+	if thrown := *thrownp; len(thrown) > 0 {
 		t.Errorf("uncaught exceptions: %v", thrown)
 	}
 }
