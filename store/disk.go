@@ -138,16 +138,37 @@ func (s *Store) Compact(ctx context.Context) (Compacted, error) {
 
 // awaitSettled waits until no flush or compaction is in progress and
 // Pebble has deleted the tables and logs they made obsolete (it does all
-// of this in the background), or d passes.
+// of this in the background), or d passes. Pebble's metrics count the
+// obsolete tables still queued for deletion but not the obsolete logs
+// (WAL.ObsoleteFiles counts only logs kept for recycling, which this
+// store turns off), so the logs are counted in the directory: no more
+// than the live ones.
 func (s *Store) awaitSettled(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		m := s.db.Metrics()
-		if m.Flush.NumInProgress == 0 && m.Compact.NumInProgress == 0 && m.Table.ObsoleteCount == 0 && m.WAL.ObsoleteFiles == 0 {
+		if m.Flush.NumInProgress == 0 && m.Compact.NumInProgress == 0 && m.Table.ObsoleteCount == 0 && m.WAL.ObsoleteFiles == 0 &&
+			s.logFilesOnDisk() <= m.WAL.Files {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// logFilesOnDisk counts the write-ahead logs in the store's directory,
+// live and obsolete; -1 if it cannot be listed (then nothing waits on it).
+func (s *Store) logFilesOnDisk() int64 {
+	names, err := s.opts.FS.List(s.opts.Dir)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, name := range names {
+		if strings.HasSuffix(name, ".log") {
+			n++
+		}
+	}
+	return n
 }
 
 // Settle waits (up to 10 s) until the store's background flushes and

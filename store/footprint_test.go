@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 )
@@ -186,5 +187,62 @@ func BenchmarkDiskFootprint(b *testing.B) {
 		b.ReportMetric(float64(fp.syncedLive.Total)/(1<<20), "synced-live-MiB")
 		b.ReportMetric(float64(fp.compact.Before.Total)/(1<<20), "compact-before-MiB")
 		b.ReportMetric(fp.compact.Duration.Seconds(), "compact-s")
+	}
+}
+
+// slowLogRemoveFS deletes write-ahead logs late, as Pebble's cleanup
+// goroutine does on a loaded machine.
+type slowLogRemoveFS struct {
+	vfs.FS
+	delay time.Duration
+}
+
+func (f slowLogRemoveFS) Remove(name string) error {
+	if strings.HasSuffix(name, ".log") {
+		time.Sleep(f.delay)
+	}
+	return f.FS.Remove(name)
+}
+
+// TestSettleWaitsForObsoleteLogs: Settle returns only once the logs the
+// flushes made obsolete are gone from the directory, however late
+// Pebble's cleanup deletes them (its metrics count the tables queued for
+// deletion, not the logs).
+func TestSettleWaitsForObsoleteLogs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	s := mustOpen(t, Options{Dir: dir, FS: slowLogRemoveFS{vfs.Default, 300 * time.Millisecond}, NoSync: true, MemTableSize: DeviceMemTableSize})
+	defer s.Close()
+	clock := fakeClock(t0)
+	write := func(i int) {
+		if _, err := s.Write(clock, "jobs", fmt.Sprintf("job-%04d", i%300), []crdt.FieldValue{fv("note", strings.Repeat("x", 300))}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 1000 {
+		write(i)
+	}
+	if _, err := s.Compact(context.Background()); err != nil { // nothing left to compact: the next flush is alone
+		t.Fatal(err)
+	}
+	flushes := s.db.Metrics().Flush.Count
+	for i := 0; s.db.Metrics().Flush.Count == flushes; i++ { // past the 512 KiB bound: a flush, leaving an obsolete log
+		if i == 100000 {
+			t.Fatal("no flush after 100,000 writes")
+		}
+		write(i)
+	}
+	if err := s.Settle(); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.DiskUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.db.Metrics()
+	if n := s.logFilesOnDisk(); n > m.WAL.Files {
+		t.Fatalf("after Settle: %d logs on disk, %d live (%+v)", n, m.WAL.Files, u)
+	}
+	if u.WAL > int64(DeviceMemTableSize/16)+64<<10 {
+		t.Fatalf("after Settle: %d bytes of logs on disk, want at most the 512 KiB bound and a little: %+v", u.WAL, u)
 	}
 }
