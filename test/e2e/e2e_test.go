@@ -25,6 +25,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv(claimChildEnv); p != "" {
+		claimChild(p) // TestClaimPortAcrossProcesses's other process
+	}
 	dir, err := os.MkdirTemp("", "replicad-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,6 +58,9 @@ func freeAddr(t *testing.T) string {
 	if lo > freePortLow+1000 {
 		for i := 0; i < 64; i++ {
 			port := freePortLow + rand.IntN(lo-freePortLow)
+			if !claimPort(port) {
+				continue
+			}
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err == nil {
 				l.Close()
@@ -72,6 +78,50 @@ func freeAddr(t *testing.T) string {
 
 // freePortLow is the lowest port freeAddr picks below the ephemeral range.
 const freePortLow = 10000
+
+// claimed is the ports this test process has handed out, and the file
+// that claims them from other processes (claimPort).
+var claimed struct {
+	sync.Mutex
+	ports map[int]bool
+	file  *os.File // nil: claims are this process's only
+	tried bool
+}
+
+// claimPort claims port for this test process, for its whole life: a
+// port is handed out once per process, and never while another test
+// process (a second go test run on the same machine) holds it. A port
+// freeAddr finds free may otherwise be taken meanwhile by an agent of
+// another run that picked it a moment earlier and has not bound it yet.
+// The claim is a write lock on the port's byte of one file shared by
+// every process (os.TempDir()/replicad-e2e-ports.lock; fcntl record
+// locks, which the kernel releases when the process exits, however it
+// exits). When that file cannot be used, claims are this process's only.
+func claimPort(port int) bool {
+	claimed.Lock()
+	defer claimed.Unlock()
+	if claimed.ports[port] {
+		return false
+	}
+	if claimed.ports == nil {
+		claimed.ports = map[int]bool{}
+	}
+	if !claimed.tried {
+		claimed.tried = true
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "replicad-e2e-ports.lock"), os.O_RDWR|os.O_CREATE, 0o666)
+		if err == nil {
+			claimed.file = f // kept open: closing any descriptor of it drops the process's locks
+		}
+	}
+	if f := claimed.file; f != nil {
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart, Start: int64(port), Len: 1}
+		if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+			return false // another process holds it
+		}
+	}
+	claimed.ports[port] = true
+	return true
+}
 
 // ephemeralRange reads the kernel's ephemeral port range (Linux), or
 // 0, 0 when it cannot.
