@@ -143,8 +143,8 @@ type Config struct {
 	// channel is closed.
 	WatchQueue int
 	// Indexes and Views, on a hub, are the secondary indexes and the
-	// views it declares to every replica; at Open it publishes exactly
-	// these, removing those declared before (views.go).
+	// views it declares to every replica; at Open it publishes these,
+	// removing those it declared before (another hub's stay: views.go).
 	Indexes []Index
 	Views   []View
 	// Device holds the attributes device.* reads in queries and views
