@@ -346,6 +346,11 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Role == RoleHub && ecfg.Local.Admit == nil {
+		// A hub refuses what devices may not write to the system tables
+		// (the agent's assembly wires the same, with its permissions).
+		r.core.JudgeSystemTables(&ecfg)
+	}
 	// The live queries' engine, told last of what changes what they see:
 	// local writes, remote applies, scope changes.
 	r.n.OnWritten("live", func(*crdt.Write) { r.live.Notify() })

@@ -54,7 +54,8 @@ type Core struct {
 	SyncLn net.Listener
 
 	log    hclog.Logger
-	engMu  sync.Mutex // Engine, for gossip's handler
+	enf    *node.Enforcer // a hub's judge of system-table writes (systables.go); nil: none here
+	engMu  sync.Mutex     // Engine, for gossip's handler
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -126,9 +127,11 @@ func (c *Core) NewEngine(ecfg replication.Config) (*replication.Engine, error) {
 	return e, nil
 }
 
-// Start serves the sync listener (if any) and runs the engine's
-// triggers and the index declarations' loop until Stop.
+// Start carries out the system tables' write-backs left queued (if
+// JudgeSystemTables wired them), serves the sync listener (if any) and
+// runs the engine's triggers and the index declarations' loop until Stop.
 func (c *Core) Start() {
+	c.replay()
 	if ln := c.SyncLn; ln != nil {
 		c.wg.Add(1)
 		go func() {
