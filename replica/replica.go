@@ -86,7 +86,9 @@ type Config struct {
 	// time per directory.
 	DataDir string
 	// Role is "device" (the default) or "hub". A hub decides when deleted
-	// records are collected everywhere.
+	// records are collected everywhere, and refuses what a device may not
+	// write to the system tables ("_replicad_*": a policy, a declaration),
+	// writing back over it, as the agent's hubs do.
 	Role string
 	// SyncAddr is the address the sync listener binds ("host:port"; port
 	// 0 picks a free one). "": the replica does not listen, it only dials
