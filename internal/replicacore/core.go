@@ -5,7 +5,9 @@
 // to it, gossip (pushes forwarded to the engine, alive members as sync
 // partners), and the lifecycle: the sync listener served, the engine's
 // triggers run, and everything stopped in order (listener, engine,
-// gossip leaving the cluster, goroutines).
+// gossip leaving the cluster, goroutines). On a hub whose assembly
+// wires no judge of remote writes (an embedded hub), JudgeSystemTables
+// wires the one every hub runs on the system tables.
 //
 // The core opens no store (the caller does, with its options) and closes
 // none. Like internal/node it has no HTTP and reads no flags. Only
