@@ -21,7 +21,8 @@ import (
 // declarations), it writes back over them, so that after its next sync
 // the forging device holds the hub's values again, and it sends the
 // device a sync error of policy "system" for each. The device's ordinary
-// write made after them is taken.
+// write made after them is taken, and so is what a device may write to a
+// system table (a duplicate's resolution).
 func TestHubRefusesSystemTableWrites(t *testing.T) {
 	ctx := context.Background()
 	x := Index{Name: "x", Table: "jobs", Fields: []string{"status"}}
@@ -70,6 +71,9 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 	if p := policyOf(dev); p != "lww" || len(declared(dev)) != 1 || declared(dev)[0].Name != "forged" {
 		t.Fatalf("the forgeries in the device's store: policy %q, indexes %+v", p, declared(dev))
 	}
+	// What a device may write to a system table (the agent's devices
+	// resolve a suspected duplicate) is taken.
+	forge(node.DuplicatesTable, "f1", []crdt.FieldValue{{Name: "status", Value: crdt.MustValue("kept")}}, false)
 	if err := dev.Put(ctx, "jobs", "j1", map[string]any{"status": "open"}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +90,11 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 	}
 	if rec, err := hub.Get(ctx, "jobs", "j1"); err != nil || rec.Fields["status"] != "open" {
 		t.Errorf("hub: the device's ordinary write: %+v %v", rec, err)
+	}
+	if rec, err := hub.st.Get(node.DuplicatesTable, "f1"); err != nil || !rec.Exists() {
+		t.Errorf("hub: a device's resolution of a duplicate refused: %v", err)
+	} else if v, _ := rec.Get("status"); string(v) != string(crdt.MustValue("kept")) {
+		t.Errorf("hub: the duplicate's status %s, want kept", v)
 	}
 	// Another device obeys the hub.
 	if err := other.Sync(ctx); err != nil {
