@@ -99,7 +99,7 @@ type running struct {
 
 	syncer *syncround.Syncer // the syncs asked for (internal/syncround)
 	// sys is a hub's judge of what peers send to the system tables (systables.go).
-	sys *authz.SysJudge
+	sys *node.SysJudge
 }
 
 // New locks the data directory, opens the store, and binds the API and
@@ -281,7 +281,7 @@ func (a *Agent) openReplica() (*running, error) {
 func (r *running) configure(p *replicaopt.Parts, ecfg *replication.Config, syncMax int) error {
 	a, cfg := r.a, r.a.cfg
 	r.parts, r.n, r.node, r.store, r.clock, r.syncLn = p, p.Node, p.Store.NodeID(), p.Store, p.Clock, p.SyncLn
-	r.sys = authz.NewSysJudge(sysTables, r.node, r.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
+	r.sys = node.NewSysJudge(sysTables, r.node, r.knownHub, a.metrics.SysRefused, a.log.Named("systables"))
 	r.out = node.NewOutbound(r.store.HeldOf(r.node).Max())
 	r.syncer = syncround.New(r.n, r.out, cfg.Role == "hub", a.log)
 	// Watch connections share the sync listener's connection bound.

@@ -3,9 +3,9 @@ package agent
 import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/internal/ext/arbiter"
-	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/ext/debugapi"
 	"github.com/replicad/replicad/internal/httpapi"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
@@ -17,5 +17,5 @@ func (a *Agent) debugRoutes(rt *httpapi.Router) {
 	}
 	a.log.Warn("debug endpoints enabled (testing only)", "env", config.DebugAPIEnv)
 	debugapi.New(hostOf(a, func(rp *running) debugapi.Replica { return httpapi.NodeRecords{Node: rp.n} }),
-		debugapi.Config{MaxClockOffset: a.cfg.MaxClockOffset, Queues: []store.QueueName{arbiter.Queue, authz.WriteBackQueue}}).Routes(rt)
+		debugapi.Config{MaxClockOffset: a.cfg.MaxClockOffset, Queues: []store.QueueName{arbiter.Queue, node.WriteBackQueue}}).Routes(rt)
 }

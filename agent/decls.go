@@ -5,7 +5,7 @@ import "github.com/replicad/replicad/replica"
 // declared is a hub's configured indexes and views as the replica
 // publishes them at start (replica.Config.Indexes and Views: system
 // tables _replicad_index and _replicad_view; a declaration removed from
-// the configuration is removed everywhere). Every replica applies them:
+// the configuration is removed everywhere, another hub's are left). Every replica applies them:
 // internal/replicacore builds the indexes, package replica lists and
 // runs the views.
 func declared(cfg Config) ([]replica.Index, []replica.View) {

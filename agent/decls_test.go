@@ -11,7 +11,6 @@ import (
 	"github.com/replicad/replicad/agent/config"
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
-	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -87,9 +86,9 @@ func TestDeclarationsFromHubConfig(t *testing.T) {
 	}
 	waitLog(t, hubLogs, "system-table write refused")
 	eventually(t, "the hub refuses the forged declarations", func() bool {
-		return len(hub.syncErrors(t, authz.SystemPolicy)) == 3
+		return len(hub.syncErrors(t, node.SystemPolicy)) == 3
 	})
-	if errs := strings.Join(hub.syncErrors(t, authz.SystemPolicy), "\n"); !strings.Contains(errs, "the secondary indexes the hubs declare") ||
+	if errs := strings.Join(hub.syncErrors(t, node.SystemPolicy), "\n"); !strings.Contains(errs, "the secondary indexes the hubs declare") ||
 		!strings.Contains(errs, "the views the hubs declare") {
 		t.Errorf("hub sync errors: %q", errs)
 	}

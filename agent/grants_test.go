@@ -18,6 +18,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
 	"github.com/replicad/replicad/internal/ext/authz"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/secure"
 )
 
@@ -451,7 +452,7 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 		t.Fatal("hub applied the rejected value")
 	}
 	hub.cur.RLock()
-	qs, err := hub.cur.Get().store.QueueOf(authz.WriteBackQueue, -1)
+	qs, err := hub.cur.Get().store.QueueOf(node.WriteBackQueue, -1)
 	ds, derr := hub.cur.Get().store.QueueOf(arbiter.Queue, -1)
 	hub.cur.RUnlock()
 	if err != nil || derr != nil || len(qs) != 1 || len(ds) != 0 {
@@ -465,7 +466,7 @@ func TestPermissionWriteBackReplay(t *testing.T) {
 	hub2, hubLogs := runAgentStoppable(t, hcfg) // same data dir: replays the queue
 	waitLog(t, hubLogs, "write rejected by permissions")
 	hub2.cur.RLock()
-	qs, _ = hub2.cur.Get().store.QueueOf(authz.WriteBackQueue, -1)
+	qs, _ = hub2.cur.Get().store.QueueOf(node.WriteBackQueue, -1)
 	hub2.cur.RUnlock()
 	if len(qs) != 0 {
 		t.Fatalf("%d entries left queued after the replay", len(qs))

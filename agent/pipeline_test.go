@@ -166,7 +166,7 @@ func TestOneWritePipeline(t *testing.T) {
 
 	var syncErr uint64 // the sync error the retry re-applies
 	var conflictBase string
-	var compensation *authz.Compensation
+	var compensation *node.Compensation
 	var parked crdt.Dot // the parked write released
 	flag := dedupe.FlagID("jobs", "dup")
 	paths := []struct {
@@ -207,7 +207,7 @@ func TestOneWritePipeline(t *testing.T) {
 		name: "permission write-back",
 		setup: func() {
 			rejected := applyRemote("back", crdt.FieldValue{Name: "code", Value: str("B")}, crdt.FieldValue{Name: "v", Value: str("new")})
-			qc := &authz.Compensation{Table: "jobs", ID: "back", Origin: uint64(rejected.Node), Seq: rejected.Seq,
+			qc := &node.Compensation{Table: "jobs", ID: "back", Origin: uint64(rejected.Node), Seq: rejected.Seq,
 				Fields: []crdt.FieldValue{{Name: "v", Value: str("old")}}, Reason: "test",
 				Error: &store.SyncError{Time: time.Now().UnixMilli(), Table: "jobs", Record: "back", Policy: "permission", Kind: node.KindRejected}}
 			compensation = qc

@@ -10,7 +10,6 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/arbiter"
-	"github.com/replicad/replicad/internal/ext/authz"
 	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
@@ -37,10 +36,10 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 	const writeBacks = 150
 	if err := r.store.Update(func(b *store.Batch) error {
 		for i := 0; i < writeBacks; i++ {
-			qc, _ := json.Marshal(authz.Compensation{Table: "jobs", ID: fmt.Sprint("c", i), Origin: uint64(remote), Seq: uint64(100 + i),
+			qc, _ := json.Marshal(node.Compensation{Table: "jobs", ID: fmt.Sprint("c", i), Origin: uint64(remote), Seq: uint64(100 + i),
 				Fields: []crdt.FieldValue{{Name: "v", Value: crdt.MustValue("old")}}, Reason: "test",
 				Error: &store.SyncError{Table: "jobs", Record: fmt.Sprint("c", i), Policy: "permission", Kind: node.KindRejected}})
-			b.Enqueue(append([]byte(authz.LegacyPrefix), qc...))
+			b.Enqueue(append([]byte(node.LegacyPrefix), qc...))
 		}
 		d, _ := json.Marshal(arbiter.Decision{Table: "jobs", ID: "r", Origin: uint64(remote), Seq: 1, Policy: "server-wins",
 			Fields: []crdt.FieldValue{{Name: "v", Value: crdt.MustValue("q")}}})
@@ -70,11 +69,11 @@ func TestWriteBacksDoNotStarveDecisions(t *testing.T) {
 	if old, err := r.store.Queue(-1); err != nil || len(old) != 0 {
 		t.Fatalf("the old queue still holds %d entries (%v)", len(old), err)
 	}
-	wb, err := r.store.QueueOf(authz.WriteBackQueue, -1)
+	wb, err := r.store.QueueOf(node.WriteBackQueue, -1)
 	if err != nil || len(wb) != writeBacks {
 		t.Fatalf("write-back queue: %d entries (%v), want %d", len(wb), err, writeBacks)
 	}
-	var qc authz.Compensation
+	var qc node.Compensation
 	if err := json.Unmarshal(wb[0].Value, &qc); err != nil || qc.ID != "c0" {
 		t.Fatalf("first write-back moved as %q (%v), want c0 first", qc.ID, err)
 	}

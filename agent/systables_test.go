@@ -204,17 +204,17 @@ func TestHubRefusesSystemTableWrites(t *testing.T) {
 				}
 			}
 			eventually(t, "the hub writes back over the refused writes", func() bool {
-				return len(hub.syncErrors(t, authz.SystemPolicy)) == 3
+				return len(hub.syncErrors(t, node.SystemPolicy)) == 3
 			})
 			check(hub, "hub")
-			if errs := hub.syncErrors(t, authz.SystemPolicy); !strings.Contains(strings.Join(errs, "\n"), "may not write system table _replicad_policy") {
+			if errs := hub.syncErrors(t, node.SystemPolicy); !strings.Contains(strings.Join(errs, "\n"), "may not write system table _replicad_policy") {
 				t.Errorf("hub sync errors: %q", errs)
 			}
 			// The device converges and lists the refusals.
 			if mode != "gossip" {
 				sync(dev)
 				check(dev, "device")
-				if errs := dev.syncErrors(t, authz.SystemPolicy); len(errs) != 3 {
+				if errs := dev.syncErrors(t, node.SystemPolicy); len(errs) != 3 {
 					t.Errorf("device sync errors: %q", errs)
 				}
 			}

@@ -86,7 +86,9 @@ type Config struct {
 	// time per directory.
 	DataDir string
 	// Role is "device" (the default) or "hub". A hub decides when deleted
-	// records are collected everywhere.
+	// records are collected everywhere, and refuses what a device may not
+	// write to the system tables ("_replicad_*": a policy, a declaration),
+	// writing back over it, as the agent's hubs do.
 	Role string
 	// SyncAddr is the address the sync listener binds ("host:port"; port
 	// 0 picks a free one). "": the replica does not listen, it only dials
@@ -143,8 +145,8 @@ type Config struct {
 	// channel is closed.
 	WatchQueue int
 	// Indexes and Views, on a hub, are the secondary indexes and the
-	// views it declares to every replica; at Open it publishes exactly
-	// these, removing those declared before (views.go).
+	// views it declares to every replica; at Open it publishes these,
+	// removing those it declared before (another hub's stay: views.go).
 	Indexes []Index
 	Views   []View
 	// Device holds the attributes device.* reads in queries and views
@@ -345,6 +347,11 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if err := o.Build(p, &ecfg); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Role == RoleHub && ecfg.Local.Admit == nil {
+		// A hub refuses what devices may not write to the system tables
+		// (the agent's assembly wires the same, with its permissions).
+		r.core.JudgeSystemTables(&ecfg)
 	}
 	// The live queries' engine, told last of what changes what they see:
 	// local writes, remote applies, scope changes.

@@ -118,8 +118,9 @@ func checkDeclTable(what, name, table string) error {
 	return nil
 }
 
-// publishDecls, on a hub, makes the declared indexes and views those of
-// its Config (removing the ones declared before).
+// publishDecls, on a hub, publishes the indexes and views of its Config,
+// removing the ones it declared before and no longer does
+// (node.PublishIndexes: another hub's stay).
 func (r *Replica) publishDecls() error {
 	if r.cfg.Role != RoleHub {
 		return nil

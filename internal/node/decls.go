@@ -23,6 +23,12 @@ const (
 	// ViewTable holds one record per declared view, its id the view name:
 	// fields "table", "where" (strings) and "order" (a list of strings).
 	ViewTable = "_replicad_view"
+	// PublisherField, in a record of IndexTable or ViewTable, is the node
+	// id of the hub that wrote the declaration (a string). A hub deletes
+	// only the declarations it wrote, and those without the field
+	// (written by older versions): in a cluster of hubs, one with other
+	// declarations (or none) leaves the others' in place.
+	PublisherField = "hub"
 )
 
 // ViewDef is a declared view: a named query (table, where, order) whose
@@ -93,10 +99,12 @@ func listField(rec *crdt.Record, name string) ([]string, bool) {
 	return out, true
 }
 
-// PublishIndexes makes IndexTable hold exactly defs (on a hub, at start:
-// its configuration's): a declaration that differs is written, one not in
-// defs is deleted, so that every replica builds, rebuilds or drops the
-// index.
+// PublishIndexes makes IndexTable hold defs (on a hub, at start: its
+// configuration's): a declaration that differs is written, and one not in
+// defs that this hub wrote (PublisherField) is deleted, so that every
+// replica builds, rebuilds or drops the index. Another hub's declarations
+// stay; two hubs declaring one name differently: the last write wins, as
+// for any record.
 func (n *Node) PublishIndexes(defs []store.IndexDef) error {
 	want := map[string]store.IndexDef{}
 	for _, d := range defs {
@@ -119,8 +127,8 @@ func (n *Node) PublishIndexes(defs []store.IndexDef) error {
 		})
 }
 
-// PublishViews makes ViewTable hold exactly views (on a hub, at start),
-// as PublishIndexes does for indexes.
+// PublishViews makes ViewTable hold views (on a hub, at start), as
+// PublishIndexes does for indexes.
 func (n *Node) PublishViews(views []ViewDef) error {
 	want := map[string]ViewDef{}
 	for _, v := range views {
@@ -144,14 +152,18 @@ func (n *Node) PublishViews(views []ViewDef) error {
 }
 
 // publish writes each declaration of want that have (the well-formed
-// records of table) lacks or holds differently, and deletes every record
-// of table not in want (malformed ones too), in name order.
+// records of table) lacks, holds differently or holds without a publisher,
+// and deletes every record of table not in want (malformed ones too) that
+// this hub published or that names no publisher, in name order.
 func publish[D any](n *Node, table string, want, have map[string]D, equal func(a, b D) bool, fields func(D) []crdt.FieldValue) error {
+	self := n.id.String()
 	names := make([]string, 0, len(want)+len(have))
 	for name := range want {
 		names = append(names, name)
 	}
-	if err := n.scanDecls(table, func(id string, _ *crdt.Record) {
+	by := map[string]string{} // the publisher of each record ("": none)
+	if err := n.scanDecls(table, func(id string, rec *crdt.Record) {
+		by[id], _ = strField(rec, PublisherField)
 		if _, ok := want[id]; !ok {
 			names = append(names, id)
 		}
@@ -163,13 +175,15 @@ func publish[D any](n *Node, table string, want, have map[string]D, equal func(a
 		w, keep := want[name]
 		h, held := have[name]
 		switch {
-		case keep && held && equal(w, h):
+		case keep && held && equal(w, h) && by[name] != "":
 			continue
 		case keep:
-			_, err := n.Write(table, name, fields(w), false, nil)
-			if err != nil {
+			fs := append(fields(w), crdt.FieldValue{Name: PublisherField, Value: crdt.MustValue(self)})
+			if _, err := n.Write(table, name, fs, false, nil); err != nil {
 				return err
 			}
+		case by[name] != "" && by[name] != self:
+			continue // another hub's
 		default:
 			if _, err := n.Write(table, name, nil, true, nil); err != nil {
 				return err

@@ -12,6 +12,12 @@
 // other replicas run the registered apply hooks, in registration order,
 // inside the batch that applies them (ApplyHook).
 //
+// Every hub, the agent's and an embedded one, judges the remote writes to
+// the system tables by the one statement of their writers (SysTables)
+// with SysJudge, and the Enforcer elides a refused write and writes back
+// over it with its sync error (the agent's permission rules run in it
+// too).
+//
 // The package has no HTTP and reads no flags: it is the engine of a
 // replica whatever embeds it.
 package node

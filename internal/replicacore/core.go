@@ -5,7 +5,9 @@
 // to it, gossip (pushes forwarded to the engine, alive members as sync
 // partners), and the lifecycle: the sync listener served, the engine's
 // triggers run, and everything stopped in order (listener, engine,
-// gossip leaving the cluster, goroutines).
+// gossip leaving the cluster, goroutines). On a hub whose assembly
+// wires no judge of remote writes (an embedded hub), JudgeSystemTables
+// wires the one every hub runs on the system tables.
 //
 // The core opens no store (the caller does, with its options) and closes
 // none. Like internal/node it has no HTTP and reads no flags. Only
@@ -54,7 +56,8 @@ type Core struct {
 	SyncLn net.Listener
 
 	log    hclog.Logger
-	engMu  sync.Mutex // Engine, for gossip's handler
+	enf    *node.Enforcer // a hub's judge of system-table writes (systables.go); nil: none here
+	engMu  sync.Mutex     // Engine, for gossip's handler
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -126,9 +129,11 @@ func (c *Core) NewEngine(ecfg replication.Config) (*replication.Engine, error) {
 	return e, nil
 }
 
-// Start serves the sync listener (if any) and runs the engine's
-// triggers and the index declarations' loop until Stop.
+// Start carries out the system tables' write-backs left queued (if
+// JudgeSystemTables wired them), serves the sync listener (if any) and
+// runs the engine's triggers and the index declarations' loop until Stop.
 func (c *Core) Start() {
+	c.replay()
 	if ln := c.SyncLn; ln != nil {
 		c.wg.Add(1)
 		go func() {

@@ -7,6 +7,7 @@ import (
 	"github.com/replicad/replicad/agent/config"
 
 	"github.com/replicad/replicad/internal/ext/extapi"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 )
 
@@ -14,12 +15,12 @@ import (
 // replica: the security state (Security, which outlives resets) wired
 // into the replica's engine and hooks, and started with it.
 type Ext struct {
-	*Enforcer // the write permissions (nil without rules off a hub); set by Configure
+	*node.Enforcer // the write permissions, a hub's system tables' rules (nil without rules off a hub); set by Configure
 
 	sec     *Security
 	h       Host     // the enforcer's
 	plain   ReadHost // the read rules' and the grant publisher's
-	sys     *SysJudge
+	sys     *node.SysJudge
 	refused func()
 	dir     string
 	save    func(path string, v any) error
@@ -31,7 +32,7 @@ type Ext struct {
 // writes sys, refused counting each peer write a grant refuses; a
 // device keeps the tables it held projected in dir (written with save);
 // a hub grants the rules rules returns.
-func NewExt(sec *Security, h Host, plain ReadHost, sys *SysJudge, refused func(), dir string, save func(path string, v any) error, rules func() []config.Permission) *Ext {
+func NewExt(sec *Security, h Host, plain ReadHost, sys *node.SysJudge, refused func(), dir string, save func(path string, v any) error, rules func() []config.Permission) *Ext {
 	return &Ext{sec: sec, h: h, plain: plain, sys: sys, refused: refused, dir: dir, save: save, rules: rules}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/secure"
 	"github.com/replicad/replicad/store"
@@ -27,12 +28,14 @@ import (
 // writes never contend; a reader takes, per rule, the newest-issued grant
 // that verifies and is valid at the time of use, from whichever hub. Like
 // every _replicad_* table it replicates to every node in every scope.
-const GrantTable = "_replicad_grants"
+// (The name and its writers are stated with every system table's, in
+// node.SysTables.)
+const GrantTable = node.GrantTable
 
-const grantFieldPrefix = "hub-"
+const grantFieldPrefix = node.GrantFieldPrefix
 
 // GrantField is the field of GrantTable where issuer publishes its grant.
-func GrantField(issuer hlc.NodeID) string { return grantFieldPrefix + issuer.String() }
+func GrantField(issuer hlc.NodeID) string { return node.GrantField(issuer) }
 
 // grantReverify is how long a verified grant is trusted before its
 // signer's certificate is checked again (a revocation takes effect

@@ -5,13 +5,14 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/store"
 )
 
 // MigrateLegacyQueue moves the entries of the one work queue older
 // versions shared between the arbiter and the permission enforcer into
 // their named queues (decisions: the arbiter's, arbiter.Queue; the
-// write-backs: WriteBackQueue), oldest first, a page per batch: each
+// write-backs: node.WriteBackQueue), oldest first, a page per batch: each
 // entry is dequeued in the batch that enqueues it anew, so a crash in
 // between loses or doubles nothing. It runs at start, before either reads
 // its queue, and returns how many entries it moved.
@@ -25,8 +26,8 @@ func MigrateLegacyQueue(st *store.Store, decisions store.QueueName) (int, error)
 		if err := st.Update(func(b *store.Batch) error {
 			for _, q := range qs {
 				b.Dequeue(q.ID)
-				if strings.HasPrefix(string(q.Value), LegacyPrefix) {
-					b.EnqueueIn(WriteBackQueue, q.Value[len(LegacyPrefix):])
+				if strings.HasPrefix(string(q.Value), node.LegacyPrefix) {
+					b.EnqueueIn(node.WriteBackQueue, q.Value[len(node.LegacyPrefix):])
 				} else {
 					b.EnqueueIn(decisions, q.Value)
 				}

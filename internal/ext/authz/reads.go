@@ -8,6 +8,7 @@ import (
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/ext/extapi"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -93,9 +94,9 @@ func (r *Reads) PeerLimit(p replication.Peer) (replication.Scope, bool) {
 
 // The hubs of a cluster with read rules say so in a system record, so
 // that a device knows to hold back from peers whose rules it does not
-// know.
+// know (the table's writers: node.SysTables).
 const (
-	SecurityTable = "_replicad_security"
+	SecurityTable = node.SecurityTable
 	ReadsMarker   = "reads"
 )
 

@@ -14,6 +14,7 @@ import (
 	"github.com/replicad/replicad/hlc"
 	"github.com/replicad/replicad/internal/credentials"
 	"github.com/replicad/replicad/internal/ext/extapi"
+	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -60,24 +61,36 @@ func (s *Security) Rules() *Rules {
 	return s.perms
 }
 
+// Host is what the enforcer needs of the node it runs on.
+type Host interface {
+	extapi.Node
+	extapi.Decider
+}
+
 // Wire sets on c what judges remote writes: on a hub, the system tables'
 // records taken whole from hubs only and their writers judged (sys); the
-// write permissions (the enforcer returned, built on h; nil without
-// rules off a hub); with TLS, device peers' writes judged by their
-// origins' grants (refused, if set, counts each refusal). The replica
-// keeps the grants' cache on st.
-func (s *Security) Wire(c *replication.Config, h Host, st *store.Store, sys *SysJudge, refused func()) *Enforcer {
+// write permissions, with a hub's sys, applied by one enforcer
+// (node.Enforcer, returned, built on h; nil without rules off a hub);
+// with TLS, device peers' writes judged by their origins' grants
+// (refused, if set, counts each refusal). The replica keeps the grants'
+// cache on st.
+func (s *Security) Wire(c *replication.Config, h Host, st *store.Store, sys *node.SysJudge, refused func()) *node.Enforcer {
 	isHub := s.cfg.Role == "hub"
 	if isHub {
 		c.Local.AdmitRecord = sys.AdmitRecord
 	}
-	var enf *Enforcer
+	var enf *node.Enforcer
 	if s.perms != nil || isHub {
-		var judge func(replication.Peer, *crdt.Write) string
-		if isHub {
-			judge = sys.Judge
-		}
-		enf = NewEnforcer(h, s.perms, judge)
+		perms := s.perms
+		enf = node.NewEnforcer(h, func(from replication.Peer, w *crdt.Write) (string, bool) {
+			if reason := perms.Check(w); reason != "" {
+				return reason, false
+			}
+			if isHub {
+				return sys.Judge(from, w), true
+			}
+			return "", false
+		})
 		c.Local.Admit = enf.Admit // Hook and Applied: the assembly's hooks
 	}
 	if s.TLS == nil {
@@ -119,7 +132,7 @@ func (s *Security) Publisher(h PublishHost, rules []config.Permission) *Publishe
 // Start, before any session: carries out the permission write-backs a
 // crash left queued (enf, if any), publishes a hub's grants with g, and
 // keeps them re-signed in a goroutine of wg until ctx is done.
-func (s *Security) Start(ctx context.Context, enf *Enforcer, g *Publisher, wg *sync.WaitGroup) {
+func (s *Security) Start(ctx context.Context, enf *node.Enforcer, g *Publisher, wg *sync.WaitGroup) {
 	if enf != nil {
 		if err := enf.Replay(); err != nil {
 			s.log.Error("permission: write-backs left queued", "error", err)

@@ -36,23 +36,12 @@ type Host interface {
 // (the ids it matched), "keys" (the key values), "detected" (Unix ms),
 // "status" ("open", then "kept", "merged" or "discarded"), and once
 // resolved "resolution" ({"action", "with", "prefer", "node", "time"}).
-const Table = "_replicad_duplicates"
-
-// TableAbout says what Table holds (in a hub's refusal of a write to it).
-const TableAbout = "the suspected duplicates the arbitrating hub flags; any replica resolves one through POST /v1/duplicates/{table}/{id}"
-
-// DeviceFields are the fields of Table a device may set (the system
-// tables' writers, authz.Tables), each with the values it may set them
-// to: resolving a flag (this package's API), its status and how it was
-// resolved, never the flag itself (table, id, with, keys, detected).
-var DeviceFields = map[string]func(crdt.Value) bool{
-	"status": func(v crdt.Value) bool {
-		x, err := v.Decode()
-		s, _ := x.(string)
-		return err == nil && (s == "kept" || s == "merged" || s == "discarded")
-	},
-	"resolution": func(crdt.Value) bool { return true },
-}
+//
+// Its name and who writes it (the arbitrating hub; a device resolving a
+// flag sets "status" and "resolution" only: node.DuplicateDeviceFields)
+// are stated with every system table's (node.SysTables), by which every
+// hub judges remote writes.
+const Table = node.DuplicatesTable
 
 // FlagID is the id of the flag about table/id in Table.
 func FlagID(table, id string) string {

@@ -1,4 +1,4 @@
-package authz
+package node
 
 import (
 	"encoding/json"
@@ -7,10 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/hlc"
-	"github.com/replicad/replicad/internal/ext/extapi"
-	"github.com/replicad/replicad/internal/node"
 	"github.com/replicad/replicad/replication"
 	"github.com/replicad/replicad/store"
 )
@@ -19,14 +18,23 @@ import (
 // by the system tables' rules.
 const SystemPolicy = "system"
 
-// Host is what the enforcer needs of the node it runs on.
-type Host interface {
-	extapi.Node
-	extapi.Decider
+// EnforcerHost is what the enforcer needs of the node it runs on: the
+// node's store, write pipeline and sync errors (a *Node) with a logger.
+type EnforcerHost interface {
+	Store() *store.Store
+	Log() hclog.Logger
+	WriteDecided(table, id string, decide func(rec *crdt.Record) ([]crdt.FieldValue, bool, bool), also LocalHook) (*store.WriteResult, error)
+	PublishSyncError(id string, e *store.SyncError) error
 }
 
-// Enforcer applies the permission rules to remote writes on this node: a
-// write outside its origin's permissions is elided before it is applied
+// Judge returns why a remote write (sent by from) may not be made by its
+// origin, "" if it may; system says the refusal is by the system tables'
+// rules (SysJudge), not by permissions.
+type Judge func(from replication.Peer, w *crdt.Write) (reason string, system bool)
+
+// Enforcer applies a judge of remote writes on this node (the agent's
+// permission rules; on every hub, the system tables' rules: SysJudge): a
+// write its judge refuses is elided before it is applied
 // (its sequence number is kept, so the origin's later writes still apply;
 // its values are stored and relayed nowhere), then the node writes back
 // what the write would have replaced (a write whose context covers it, so
@@ -39,12 +47,8 @@ type Host interface {
 // applies the skeleton, and carried out as the local write whose batch
 // dequeues it; entries left by a crash are carried out at start (replay).
 type Enforcer struct {
-	perms *Rules // nil: no rules
-	h     Host
-	// sys (nil: none) judges the writes to system tables: why their
-	// origin may not make them, "" if it may (a hub's system tables'
-	// rules).
-	sys func(from replication.Peer, w *crdt.Write) string
+	judge Judge
+	h     EnforcerHost
 
 	mu       sync.Mutex
 	rejected map[crdt.Dot]rejection // elided, not yet applied
@@ -56,23 +60,25 @@ type Enforcer struct {
 	HoldWriteBacks atomic.Bool
 }
 
-// NewEnforcer returns the enforcer of perms (nil: no rules) on h; sys
-// (nil: none) judges the writes to system tables.
-func NewEnforcer(h Host, perms *Rules, sys func(from replication.Peer, w *crdt.Write) string) *Enforcer {
-	return &Enforcer{perms: perms, h: h, sys: sys, rejected: map[crdt.Dot]rejection{}, queued: map[crdt.Dot]uint64{}}
+// NewEnforcer returns the enforcer of judge on h. Set Admit as the
+// engine's replication.Local.Admit, and register Hook (an apply hook)
+// and Applied (an observer of remote batches) on the node; call Replay
+// at start, before any session.
+func NewEnforcer(h EnforcerHost, judge Judge) *Enforcer {
+	return &Enforcer{judge: judge, h: h, rejected: map[crdt.Dot]rejection{}, queued: map[crdt.Dot]uint64{}}
 }
 
 type rejection struct {
 	w      *crdt.Write // the original write
 	reason string
-	system bool // refused by the system tables' rules (sysTables)
+	system bool // refused by the system tables' rules (SysJudge)
 	// before is the record as this replica held it before the skeleton
 	// was applied (nil if absent): an elided write still supersedes what
 	// its context covers, so the values to write back are read first.
 	before *crdt.Record
 }
 
-// WriteBackQueue is the store's work queue of the permission write-backs
+// WriteBackQueue is the store's work queue of the enforcer's write-backs
 // (the arbiter's decisions have their own).
 const WriteBackQueue store.QueueName = 'p'
 
@@ -98,19 +104,12 @@ type Compensation struct {
 	Error  *store.SyncError
 }
 
-// Admit returns writes with each write outside its origin's permissions
-// (or, on a hub, the rules of the system tables) replaced by its elided
-// skeleton (same length and order). from sent them.
+// Admit returns writes with each write its judge refuses replaced by its
+// elided skeleton (same length and order). from sent them.
 func (e *Enforcer) Admit(from replication.Peer, writes []*crdt.Write) []*crdt.Write {
 	var out []*crdt.Write
 	for i, w := range writes {
-		reason := e.perms.Check(w)
-		system := false
-		if reason == "" && e.sys != nil {
-			if reason = e.sys(from, w); reason != "" {
-				system = true
-			}
-		}
+		reason, system := e.judge(from, w)
 		if reason == "" {
 			continue
 		}
@@ -206,7 +205,7 @@ func (e *Enforcer) Applied(_ hlc.NodeID, writes []*crdt.Write, res *store.Result
 	e.mu.Unlock()
 	if len(ids) > 0 && !e.HoldWriteBacks.Load() {
 		if err := e.drain(ids); err != nil {
-			e.h.Log().Error("permission: writing back over rejected writes failed (retried at start)", "error", err)
+			e.h.Log().Error("writing back over refused writes failed (retried at start)", "error", err)
 		}
 	}
 }
@@ -233,7 +232,7 @@ func (e *Enforcer) drain(ids []uint64) error {
 		}
 		var qc Compensation
 		if err := json.Unmarshal(q.Value, &qc); err != nil || qc.Error == nil {
-			e.h.Log().Error("permission: dropping an undecodable queued write-back", "id", q.ID, "error", err)
+			e.h.Log().Error("dropping an undecodable queued write-back", "id", q.ID, "error", err)
 			if err := e.h.Store().Update(func(b *store.Batch) error { b.DequeueFrom(WriteBackQueue, q.ID); return b.Err() }); err != nil {
 				return err
 			}
@@ -293,7 +292,7 @@ func compensation(rj rejection) *Compensation {
 		pol = SystemPolicy
 	}
 	se := &store.SyncError{Time: time.Now().UnixMilli(), Table: w.Table, Record: w.ID, Fields: names, Losing: losing, Winning: winning,
-		Policy: pol, Kind: node.KindRejected, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
+		Policy: pol, Kind: KindRejected, Nodes: []uint64{uint64(w.Origin)}, Detail: "rejected: " + rj.reason}
 	return &Compensation{Table: w.Table, ID: w.ID, Origin: uint64(w.Origin), Seq: w.Seq, Fields: fields, Delete: del, Reason: rj.reason, Error: se}
 }
 
@@ -344,7 +343,7 @@ func (e *Enforcer) CarryOut(id uint64, qc *Compensation) error {
 		return err
 	}
 	if qc.Error.Policy == SystemPolicy {
-		// Logged, rate-limited, when it was refused (sysLogger).
+		// Logged, rate-limited, when it was refused (SysJudge).
 		e.h.Log().Debug("written back over a refused system-table write", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID)
 	} else {
 		e.h.Log().Warn("write rejected by permissions", "origin", w.Node, "seq", w.Seq, "table", qc.Table, "id", qc.ID, "reason", qc.Reason)

@@ -1,6 +1,8 @@
-package authz
+package node
 
 import (
+	"time"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/replicad/replicad/crdt"
 	"github.com/replicad/replicad/gossip"
@@ -9,11 +11,15 @@ import (
 	"github.com/replicad/replicad/replication"
 )
 
+// RefusedLogInterval is how often refused writes of one origin (or peer)
+// are logged, at most, with the count of those not logged.
+const RefusedLogInterval = 10 * time.Second
+
 // SysJudge is a hub's check of what peers send to the system tables: the
-// writes by the SystemTables (the enforcer's judge of system-table
-// writes) and whole records (replication's AdmitRecord). Refusals are
-// logged, at most one line per origin every RefusedLogInterval with the
-// count of those not logged (a device can send them as fast as it likes).
+// writes by the SystemTables (Judge, run by the Enforcer) and whole
+// records (replication's AdmitRecord). Refusals are logged, at most one
+// line per origin every RefusedLogInterval with the count of those not
+// logged (a device can send them as fast as it likes).
 type SysJudge struct {
 	tables SystemTables
 	self   hlc.NodeID
@@ -41,19 +47,13 @@ func (j *SysJudge) vetted(from replication.Peer, origin hlc.NodeID) bool {
 	return from.Role == "hub" || origin == j.self || j.knownHub != nil && j.knownHub(origin)
 }
 
-// check returns why the hub refuses remote write w (sent by from) to a
-// system table, or "".
-func (j *SysJudge) check(from replication.Peer, w *crdt.Write) string {
-	if !isSystemTable(w.Table) {
-		return ""
-	}
-	return j.tables.Refusal(w, j.vetted(from, w.Origin))
-}
-
 // Judge returns why w's origin may not make it (sent by from), logged
 // (rate-limited) and counted when refused; "" if it may.
 func (j *SysJudge) Judge(from replication.Peer, w *crdt.Write) string {
-	reason := j.check(from, w)
+	if !replication.IsSystemTable(w.Table) {
+		return ""
+	}
+	reason := j.tables.Refusal(w, j.vetted(from, w.Origin))
 	if reason != "" {
 		j.refused(from.Node, w.Origin, w.Table, w.ID, reason)
 		if j.onRefused != nil {
@@ -67,7 +67,7 @@ func (j *SysJudge) Judge(from replication.Peer, w *crdt.Write) string {
 // table's records are taken only from hubs (a record's state carries
 // writes no check has seen).
 func (j *SysJudge) AdmitRecord(from replication.Peer, table, id string) bool {
-	if !isSystemTable(table) || from.Role == "hub" {
+	if !replication.IsSystemTable(table) || from.Role == "hub" {
 		return true
 	}
 	j.refused(from.Node, from.Node, table, id, "a whole record of a system table is taken from hubs only")
