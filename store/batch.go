@@ -249,6 +249,7 @@ func (b *Batch) close() {
 // reopen replays exactly what is durable. A store failed already (a log
 // write or sync failed: walerr.go) hands Pebble nothing.
 func (s *Store) submit(b *Batch) (wait func() error, err error) {
+	b.countScope() // boots.go
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -267,6 +268,7 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 		if err := s.db.Apply(b.b, pebble.NoSync); err != nil {
 			return nil, s.failWith(err)
 		}
+		s.scopeSeq += uint64(len(b.hides))
 		flush := s.noteWAL(len(b.b.Repr()))
 		return func() error {
 			if flush {
@@ -278,6 +280,7 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 	if err := s.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
 		return nil, s.failWith(err)
 	}
+	s.scopeSeq += uint64(len(b.hides))
 	flush := s.noteWAL(len(b.b.Repr())) // the flush waits for the sync (disk.go, flushWAL)
 	pb := b.b
 	return func() error {

@@ -39,6 +39,9 @@ const (
 	metaNode    = "node"
 	metaCluster = "cluster"
 	metaHLC     = "hlc"
+	// boots.go
+	metaScopeSeq = "scope-seq"
+	metaBoots    = "boots"
 )
 
 // magicValue is stored under m"magic".

@@ -13,10 +13,12 @@ import (
 // them here instead.
 
 // ScopeWatcher is told of the records a committed batch hid, showed,
-// purged or collected, as table, id pairs. It is called with the store's
-// write mutex held, right after the batch is published: it must return
-// quickly and must not call the store (hand the keys to another goroutine).
-type ScopeWatcher func(keys [][2]string)
+// purged or collected, as table, id pairs, and the scope-change position
+// after them (ScopeHead: the batch's changes are the positions end-len+1
+// to end). It is called with the store's write mutex held, right after
+// the batch is published: it must return quickly and must not call the
+// store (hand the keys to another goroutine).
+type ScopeWatcher func(keys [][2]string, end uint64)
 
 // scopeWatch holds the registered watchers.
 type scopeWatch struct {
@@ -31,8 +33,11 @@ type scopeWatch struct {
 var scopeWatches sync.Map
 
 // WatchScope registers fn for the scope changes of s's committed batches
-// and returns the function that unregisters it.
-func (s *Store) WatchScope(fn ScopeWatcher) (cancel func()) {
+// and returns the function that unregisters it and the scope-change
+// position fn is told of the changes after.
+func (s *Store) WatchScope(fn ScopeWatcher) (cancel func(), head uint64) {
+	s.mu.Lock() // no batch is published meanwhile: head is exact
+	defer s.mu.Unlock()
 	var w *scopeWatch
 	for {
 		v, _ := scopeWatches.LoadOrStore(s, &scopeWatch{fn: map[int]ScopeWatcher{}})
@@ -47,6 +52,10 @@ func (s *Store) WatchScope(fn ScopeWatcher) (cancel func()) {
 	id := w.n
 	w.fn[id] = fn
 	w.mu.Unlock()
+	return s.unwatchScope(w, id), s.scopeSeq
+}
+
+func (s *Store) unwatchScope(w *scopeWatch, id int) func() {
 	return func() {
 		w.mu.Lock()
 		delete(w.fn, id)
@@ -76,7 +85,7 @@ func (s *Store) noteScope(ops []hideOp) {
 		keys = append(keys, [2]string{table, id})
 	}
 	for _, fn := range w.fn {
-		fn(keys)
+		fn(keys, s.scopeSeq)
 	}
 }
 

@@ -117,6 +117,7 @@ type Store struct {
 	otabs    originTables  // the tables each origin's log entries write (origintables.go)
 	ix       indexSet      // secondary indexes (index.go)
 	feed     uint64        // last feed sequence number used
+	scopeSeq uint64        // scope changes published (boots.go)
 	errSeq   uint64        // last sync-error id used
 	qSeq     uint64        // last queue id used
 	hw       hlc.Timestamp // HLC high-water last written
@@ -145,6 +146,8 @@ type Store struct {
 
 	state atomic.Pointer[error] // nil: usable; else ErrClosed or a wrapped ErrFailed
 	wal   *walErrors            // the first write or sync error of a log file (walerr.go)
+
+	boots []Boot // this Open's and the last ones before it (boots.go)
 
 	// testHookBatch, if set, sees each write batch's representation.
 	testHookBatch func(repr []byte)
@@ -460,6 +463,9 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*
 	}
 	s.node, s.cluster, s.hw = m.node, m.cluster, m.hlc
 	if err := s.load(); err != nil {
+		return fail(err)
+	}
+	if err := s.loadBoots(); err != nil {
 		return fail(err)
 	}
 	if err := s.buildConflictIndex(); err != nil {

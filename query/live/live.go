@@ -66,8 +66,6 @@ package live
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -137,9 +135,9 @@ var ErrClosed = errors.New("live: subscription closed")
 
 // Engine runs the live queries of one store. Close it.
 type Engine struct {
-	st   *store.Store
-	opts Options
-	gen  uint64
+	st    *store.Store
+	opts  Options
+	boots []store.Boot // the store's boots; the last is its current one
 
 	mu        sync.Mutex // rounds, views, subscriptions
 	pos       uint64     // feed position read up to
@@ -205,20 +203,25 @@ func New(st *store.Store, opts Options) *Engine {
 	if opts.TimeStep <= 0 {
 		opts.TimeStep = time.Second
 	}
-	var g [8]byte
-	_, _ = rand.Read(g[:])
-	e := &Engine{st: st, opts: opts, gen: binary.BigEndian.Uint64(g[:]) | 1, views: map[string]*view{},
+	e := &Engine{st: st, opts: opts, boots: st.Boots(), views: map[string]*view{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	e.unwatch = st.WatchScope(e.noteScope)
+	var head uint64
+	e.unwatch, head = st.WatchScope(e.noteScope)
+	e.scopeBase, e.scopeDone = head, head
 	e.pos = st.FeedHead()
 	go e.loop()
 	return e
 }
 
-// noteScope logs the scope changes of a committed batch (called under the
-// store's write mutex: no store calls, no waiting on e.mu).
-func (e *Engine) noteScope(keys [][2]string) {
+// noteScope logs the scope changes of a committed batch, which end at
+// scope position end (called under the store's write mutex: no store
+// calls, no waiting on e.mu).
+func (e *Engine) noteScope(keys [][2]string, end uint64) {
 	e.smu.Lock()
+	if start := end - uint64(len(keys)); start != e.scopeBase+uint64(len(e.scopeLog)) {
+		// Changes the engine was not told of: those before start are lost.
+		e.scopeLog, e.scopeBase = nil, start
+	}
 	e.scopeLog = append(e.scopeLog, keys...)
 	if over := len(e.scopeLog) - e.opts.ScopeLog; over > 0 {
 		e.scopeLog = append(e.scopeLog[:0:0], e.scopeLog[over:]...)
@@ -453,7 +456,7 @@ func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible uint6
 	evs := diff(v.recs, recs)
 	v.setRecs(recs, full)
 	v.visible = visible
-	v.id = e.id(full)
+	v.id = e.id(full, visible)
 	if len(evs) == 0 {
 		return nil
 	}
@@ -526,33 +529,62 @@ func sameFields(a, b *query.Record) bool {
 	return true
 }
 
-// id encodes the engine's position: generation, feed and scope positions,
-// whether the window is full.
-func (e *Engine) id(full bool) string {
+// id encodes the engine's position for a result whose snapshot shows no
+// write after feed entry visible: the store's boot, the feed position
+// read up to, visible, the scope position read up to, whether the window
+// is full.
+func (e *Engine) id(full bool, visible uint64) string {
 	f := 0
 	if full {
 		f = 1
 	}
-	return fmt.Sprintf("%x.%d.%d.%d", e.gen, e.pos, e.scopeDone, f)
+	return fmt.Sprintf("%x.%d.%d.%d.%d", e.boots[len(e.boots)-1].ID, e.pos, max(visible, e.pos), e.scopeDone, f)
+}
+
+// eventID is an id's content.
+type eventID struct {
+	boot, feed, visible, scope uint64
+	full                       bool
 }
 
 // parseID reads an id; ok is false when it is malformed.
-func parseID(s string) (gen, feed, scope uint64, full, ok bool) {
+func parseID(s string) (id eventID, ok bool) {
 	p := strings.Split(s, ".")
-	if len(p) != 4 || (p[3] != "0" && p[3] != "1") {
-		return 0, 0, 0, false, false
+	if len(p) != 5 || (p[4] != "0" && p[4] != "1") {
+		return id, false
 	}
-	var err error
-	if gen, err = strconv.ParseUint(p[0], 16, 64); err != nil {
-		return 0, 0, 0, false, false
+	var n [4]uint64
+	for i := range n {
+		base := 10
+		if i == 0 {
+			base = 16
+		}
+		var err error
+		if n[i], err = strconv.ParseUint(p[i], base, 64); err != nil {
+			return id, false
+		}
 	}
-	if feed, err = strconv.ParseUint(p[1], 10, 64); err != nil {
-		return 0, 0, 0, false, false
+	id = eventID{boot: n[0], feed: n[1], visible: n[2], scope: n[3], full: p[4] == "1"}
+	return id, id.feed <= id.visible
+}
+
+// durable reports whether what id's result shows is still this store's
+// (all of it for an id of the current boot): an id of an earlier boot
+// shows writes and scope changes up to its visible and scope positions,
+// which a crash may have taken back (and numbered again) unless the next
+// boot started at or after them.
+func (e *Engine) durable(id eventID) bool {
+	for i, b := range e.boots {
+		if b.ID != id.boot {
+			continue
+		}
+		if i == len(e.boots)-1 {
+			return true
+		}
+		next := e.boots[i+1]
+		return id.visible <= next.Feed && id.scope <= next.Scope
 	}
-	if scope, err = strconv.ParseUint(p[2], 10, 64); err != nil {
-		return 0, 0, 0, false, false
-	}
-	return gen, feed, scope, p[3] == "1", true
+	return false
 }
 
 // viewKey names what decides a view's result.

@@ -280,13 +280,25 @@ func TestLiveModel(t *testing.T) {
 		if msg := check(t, m.R.S, slow.q, slow.state); msg != "" {
 			t.Fatalf("seed %d run %d: slow subscriber resumed: %s", seed, run, msg)
 		}
-		// A resumption from a malformed or foreign id is a reset.
-		sub, err = e.Subscribe(slow.q, env.Device, slow.last)
-		if err != nil {
+		// Ids are the store's positions: another engine of the store
+		// resumes from one correctly.
+		other := &client{q: slow.q, state: slow.state}
+		if other.sub, err = e.Subscribe(slow.q, env.Device, slow.last); err != nil {
 			t.Fatal(err)
 		}
-		if ev, _ := peek(sub); ev.Type != Reset {
-			t.Fatalf("resuming from another engine's id: %s, want a reset", ev.Type)
+		other.drain(t, nil)
+		if msg := check(t, m.R.S, slow.q, other.state); msg != "" {
+			t.Fatalf("seed %d run %d: resumed on another engine: %s", seed, run, msg)
+		}
+		// A resumption from a malformed or foreign id is a reset.
+		for _, id := range []string{"x", "1.2.3.0", fmt.Sprintf("%x.0.0.0.0", rng.Uint64()|1), "1.2.x.3.0", slow.last + ".0"} {
+			if sub, err = e.Subscribe(slow.q, env.Device, id); err != nil {
+				t.Fatal(err)
+			}
+			if ev, _ := peek(sub); ev.Type != Reset {
+				t.Fatalf("resuming from %q: %s, want a reset", id, ev.Type)
+			}
+			sub.Close()
 		}
 		e.Close()
 		slowE.Close()

@@ -103,7 +103,7 @@ func (e *Engine) viewFor(q query.Query, device map[string]string, p *query.Prepa
 	}
 	v.setRecs(recs, full)
 	v.visible = visible
-	v.id = e.id(v.full)
+	v.id = e.id(v.full, visible)
 	e.views[key] = v
 	if v.timed {
 		e.timed++
@@ -123,10 +123,11 @@ type resumption struct {
 // resumeFrom returns what resuming v from id replays, or ok false when
 // it must be a reset. Caller holds e.mu.
 func (e *Engine) resumeFrom(v *view, id string) (r resumption, ok bool) {
-	gen, feed, scope, full, good := parseID(id)
+	x, good := parseID(id)
+	feed, scope := x.feed, x.scope
 	// A view reading the time changes as it passes, touching no record:
 	// what it gained or lost since id is not known.
-	if !good || gen != e.gen || full || v.full || v.timed || feed > e.pos || scope > e.scopeDone {
+	if !good || !e.durable(x) || x.full || v.full || v.timed || feed > e.pos || scope > e.scopeDone {
 		return r, false
 	}
 	// v.recs may show writes made after e.pos (the snapshot it came from
