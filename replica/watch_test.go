@@ -183,3 +183,58 @@ func TestWatchOverflow(t *testing.T) {
 	readUntilID(t, ch, h)
 	checkCurrent(t, r, q, h)
 }
+
+// TestWatchFromAfterReopen: an event id from before the replica closed
+// resumes incrementally once it is open again on the same directory: the
+// writes made before and after the reopen come as change and remove
+// events.
+func TestWatchFromAfterReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := open(t, Config{DataDir: dir})
+	put := func(r *Replica, id, status string, prio int) {
+		t.Helper()
+		if err := r.Put(ctx, "jobs", id, map[string]any{"status": status, "prio": prio}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		put(r, fmt.Sprintf("j%d", i), "open", i)
+	}
+	q := Query{Table: "jobs", Where: "status == 'open'"}
+	wctx, cancel := context.WithCancel(ctx)
+	ch, err := r.Watch(wctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := held{}
+	last, _ := readUntilID(t, ch, h)
+	put(r, "j5", "open", 5)
+	last, _ = readUntilID(t, ch, h)
+	cancel()
+	for range ch {
+	}
+	put(r, "j1", "open", 10) // before the close
+	put(r, "j2", "done", 2)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r = open(t, Config{DataDir: dir})
+	put(r, "j6", "open", 6) // after the reopen
+	if err := r.Delete(ctx, "jobs", "j3"); err != nil {
+		t.Fatal(err)
+	}
+	put(r, "x", "done", 0)
+	ch, err = r.WatchFrom(ctx, q, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, types := readUntilID(t, ch, h)
+	for _, ty := range types {
+		if ty != "change" && ty != "remove" {
+			t.Fatalf("resumption after a reopen sent %v, want only change and remove events", types)
+		}
+	}
+	checkCurrent(t, r, q, h)
+}
