@@ -88,6 +88,7 @@ type Queries struct {
 	heartbeat time.Duration
 	done      chan struct{}
 	closeOnce sync.Once
+	held      heldSets // restricted readers' held sets (watchheld.go)
 }
 
 // DefaultMaxLiveQueries bounds the live queries (event streams and long

@@ -690,11 +690,83 @@ func TestWatchReadPermissions(t *testing.T) {
 		t.Fatalf("events: %v, want j2 added and j1 removed only", got)
 	}
 	s.resp.Body.Close()
-	// Resuming, it starts again: a reset of what it may read.
-	s2 := e.stream("/v1/tables/jobs/records?watch=true&where=prio>=0", http.Header{"X-Test-Reader": {"1"}, "Last-Event-ID": {lastID}})
+	// Resuming from an id whose held set the node does not know (the
+	// token left out), it starts again: a reset of what it may read.
+	engineID, _, _ := strings.Cut(lastID, "~")
+	s2 := e.stream("/v1/tables/jobs/records?watch=true&where=prio>=0", http.Header{"X-Test-Reader": {"1"}, "Last-Event-ID": {engineID}})
 	reset := s2.must("reset")
 	if got := ids(reset.data.Records); got != "j2,j3,j5,j7" {
 		t.Fatalf("reset: %s", got)
+	}
+}
+
+// TestWatchReadPermissionsResume: a restricted reader resuming from the
+// last id it was given gets what changed meanwhile as it would have
+// live (narrowed; a record it no longer may read as a remove, one it now
+// may as an add), not a reset, and nothing of a record it never could
+// read; a reader with another read limit resuming from that id gets a
+// reset.
+func TestWatchReadPermissionsResume(t *testing.T) {
+	e := newQueryEnv(t, 0, replica.Config{})
+	seedJobs(e)
+	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
+		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
+	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
+	path := "/v1/tables/jobs/records?watch=true&where=prio>=0"
+	s := e.stream(path, http.Header{"X-Test-Reader": {"1"}})
+	res := s.must("result")
+	if got := ids(res.data.Records); got != "j1,j3,j5,j7" {
+		t.Fatalf("result: %s", got)
+	}
+	e.put("jobs", "j1", map[string]any{"prio": int64(2)})
+	e.put("jobs", "j4", map[string]any{"secret": "x"}) // last in its round, perhaps: the id moves to j1's event
+	ev := s.must("change")
+	if ev.data.RecordID != "j1" || ev.id == "" {
+		t.Fatalf("live change: %+v", ev)
+	}
+	lastID := ev.id
+	s.resp.Body.Close()
+
+	// While it is away: a record it reads changes, one it never could
+	// read changes, one it held it may no longer read, one it now may.
+	e.put("jobs", "j3", map[string]any{"prio": int64(0), "secret": "changed"})
+	e.put("jobs", "j4", map[string]any{"prio": int64(2), "secret": "changed"})
+	e.put("jobs", "j5", map[string]any{"owner": "you"})
+	e.put("jobs", "j6", map[string]any{"owner": "me"})
+	s2 := e.stream(path, http.Header{"X-Test-Reader": {"1"}, "Last-Event-ID": {lastID}})
+	got := map[string]string{}
+	var last sseEvent
+	for len(got) < 3 {
+		ev, ok := s2.next()
+		if !ok {
+			t.Fatalf("stream ended after %v", got)
+		}
+		if ev.event == "reset" || ev.event == "result" {
+			t.Fatalf("resumption sent a %s: %+v", ev.event, ev.data)
+		}
+		if ev.data.RecordID == "j4" {
+			t.Fatalf("an event of a record it never could read: %+v", ev.data)
+		}
+		if ev.data.Record != nil && ev.data.Record.Fields["secret"] != nil {
+			t.Fatalf("hidden field shown: %+v", ev.data.Record.Fields)
+		}
+		got[ev.data.RecordID], last = ev.event, ev
+	}
+	if got["j3"] != "change" || got["j5"] != "remove" || got["j6"] != "add" || last.id == "" {
+		t.Fatalf("events %v (last id %q), want j3 changed, j5 removed, j6 added", got, last.id)
+	}
+	// It goes on live from the set it holds.
+	e.put("jobs", "j6", map[string]any{"owner": "you"})
+	if ev := s2.must("remove"); ev.data.RecordID != "j6" {
+		t.Fatalf("live after the resumption: %+v", ev.data)
+	}
+	s2.resp.Body.Close()
+
+	// Another read limit: the held set is not its.
+	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: replication.Scope{Tables: []replication.TableScope{{Table: "jobs"}}}}}
+	s3 := e.stream(path, http.Header{"X-Test-Reader": {"1"}, "Last-Event-ID": {last.id}})
+	if reset := s3.must("reset"); ids(reset.data.Records) != "j1,j2,j3,j4,j5,j6,j7" {
+		t.Fatalf("reset for another limit: %s", ids(reset.data.Records))
 	}
 }
 
@@ -717,17 +789,36 @@ func TestWatchLongPollReadPermissions(t *testing.T) {
 	if len(idle.Events) != 0 || idle.LastEventID != first.LastEventID {
 		t.Fatalf("idle poll: %+v", idle)
 	}
-	// A change: the whole result it may read again.
+	// A change: the poll answers it, narrowed (j2 may now be read: an
+	// add), not the whole result again.
 	e.put("jobs", "j2", map[string]any{"owner": "me"})
 	var p api.WatchPage
 	e.get(base+"&timeout=10s&last_event_id="+url.QueryEscape(first.LastEventID), rd, &p)
-	if len(p.Events) != 1 || p.Events[0].Type != "reset" || ids(p.Events[0].Records) != "j1,j2,j3,j5,j7" || p.LastEventID == "" {
+	if len(p.Events) != 1 || p.Events[0].Type != "add" || p.Events[0].RecordID != "j2" || p.LastEventID == "" || p.LastEventID == first.LastEventID {
 		t.Fatalf("poll after a change: %+v", p)
 	}
-	for _, r := range p.Events[0].Records {
-		if r.Fields["secret"] != nil {
-			t.Fatalf("hidden field: %s", r.Fields)
-		}
+	if f := p.Events[0].Record.Fields; f["secret"] != nil || f["owner"] == nil {
+		t.Fatalf("fields shown: %s", f)
+	}
+	// A change to a record it may not read: nothing of it; then one it
+	// held no longer readable: a remove.
+	e.put("jobs", "j4", map[string]any{"secret": "changed"})
+	var p2 api.WatchPage
+	e.get(base+"&timeout=300ms&last_event_id="+url.QueryEscape(p.LastEventID), rd, &p2)
+	if len(p2.Events) != 0 {
+		t.Fatalf("poll after a change it may not read: %+v", p2)
+	}
+	e.put("jobs", "j3", map[string]any{"owner": "you"})
+	var p3 api.WatchPage
+	e.get(base+"&timeout=10s&last_event_id="+url.QueryEscape(p2.LastEventID), rd, &p3)
+	if len(p3.Events) != 1 || p3.Events[0].Type != "remove" || p3.Events[0].RecordID != "j3" {
+		t.Fatalf("poll after a record left what it may read: %+v", p3)
+	}
+	// A retried poll (its answer lost) gets the same answer again.
+	var p4 api.WatchPage
+	e.get(base+"&timeout=10s&last_event_id="+url.QueryEscape(p2.LastEventID), rd, &p4)
+	if len(p4.Events) != 1 || p4.Events[0].Type != "remove" || p4.Events[0].RecordID != "j3" {
+		t.Fatalf("retried poll: %+v", p4)
 	}
 }
 

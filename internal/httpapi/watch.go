@@ -29,8 +29,10 @@ import (
 // after ID, waiting up to timeout (30s by default) for the first, as an
 // api.WatchPage. At most the bound given NewQueries watches are served at
 // once (503 beyond it). A restricted reader's watch shows the records as
-// it may read them; it does not resume: its first event after a
-// Last-Event-ID is a "reset" (a long poll's once a change came).
+// it may read them; it resumes after an id it was given as a watch does
+// while the node knows which records it holds at that id (watchheld.go),
+// else its first event after the id is a "reset" (a long poll's once a
+// change came).
 
 // errTooManyWatches is the 503 of a watch beyond the bound.
 func (qs *Queries) errTooManyWatches() error {
@@ -84,32 +86,47 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 
 	lw := &liveWriter{qs: qs, req: req}
 	lq := req.liveQuery(qs.Core.DeviceAttrs())
-	if req.reader != nil && last != "" {
-		// Resuming would replay changes judged on records it may not
-		// read whole (a remove would name a record it may not see): a
-		// restricted reader starts again, with a reset; a long poll
-		// first waits for a change since last.
-		if !sse {
-			changed, err := qs.changedSince(ctx, r, req, lq, last, timeout)
-			if err != nil || !changed {
-				if err == nil {
-					WriteJSON(w, http.StatusOK, &api.WatchPage{Events: []api.WatchEvent{}, LastEventID: last})
+	from := last // the engine's id
+	if req.reader != nil {
+		lw.key, lw.token = heldKey(req.reader, lq), newHeldToken()
+		var token string
+		from, token = splitHeldID(last)
+		if held, ok := qs.held.get(token, lw.key, from); ok {
+			// It holds held at from: the replayed events are narrowed
+			// as the live ones are.
+			lw.held, lw.shared = held, true
+		} else if last != "" {
+			// Which records it holds is not known: a remove could name
+			// a record it may not see. It starts again, with a reset; a
+			// long poll first waits for a change since last.
+			if !sse {
+				changed, err := qs.changedSince(ctx, r, req, lq, from, timeout)
+				if err != nil || !changed {
+					if err == nil {
+						WriteJSON(w, http.StatusOK, &api.WatchPage{Events: []api.WatchEvent{}, LastEventID: last})
+					}
+					return err
 				}
-				return err
 			}
+			from, lw.reset = "", true
 		}
-		last, lw.reset = "", true
+		lw.from = from
 	}
-	ch, err := qs.Core.WatchFrom(ctx, lq, last)
+	ch, err := qs.Core.WatchFrom(ctx, lq, from)
 	if err != nil {
 		return watchError(err)
 	}
 	if sse {
 		return qs.stream(ctx, w, ch, lw)
 	}
-	page, err := qs.poll(ctx, r, ch, lw, last, timeout)
+	page, err := qs.poll(ctx, r, ch, lw, last, from, timeout)
 	if err != nil {
 		return err
+	}
+	if lw.token != "" && (len(page.Events) > 0 || page.LastEventID != last) {
+		// The set it holds once it applied page.
+		qs.held.put(lw.token, lw.key, lw.from, lw.share())
+		page.LastEventID = lw.from + "~" + lw.token
 	}
 	WriteJSON(w, http.StatusOK, page)
 	return nil
@@ -186,6 +203,7 @@ func (qs *Queries) stream(ctx context.Context, w http.ResponseWriter, ch <-chan 
 	fl.Flush()
 	heartbeat := time.NewTicker(qs.heartbeat)
 	defer heartbeat.Stop()
+	var round []api.WatchEvent // a restricted reader's, up to the round's id
 	for {
 		select {
 		case ev, ok := <-ch:
@@ -197,6 +215,23 @@ func (qs *Queries) stream(ctx context.Context, w http.ResponseWriter, ch <-chan 
 				fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
 				fl.Flush()
 				return nil
+			}
+			if lw.token != "" {
+				// A restricted reader's round is written whole, its id on
+				// its last event the reader may know of (the engine's may
+				// be about a record it may not), and its held set kept
+				// before (it may resume from the id at once). A round with
+				// none leaves it where its last id is.
+				round = append(round, evs...)
+				if ev.ID == "" {
+					continue
+				}
+				evs, round = round, nil
+				if len(evs) == 0 {
+					continue
+				}
+				evs[len(evs)-1].ID = lw.outID(ev.ID)
+				qs.held.put(lw.token, lw.key, ev.ID, lw.share())
 			}
 			for _, e := range evs {
 				b, _ := json.Marshal(e)
@@ -221,8 +256,9 @@ func (qs *Queries) stream(ctx context.Context, w http.ResponseWriter, ch <-chan 
 }
 
 // poll answers one long poll: the events ch gives within timeout (all
-// that come at once after the first), as an api.WatchPage.
-func (qs *Queries) poll(ctx context.Context, r *http.Request, ch <-chan replica.Event, lw *liveWriter, last string, timeout time.Duration) (*api.WatchPage, error) {
+// that come at once after the first), as an api.WatchPage; from is the
+// engine's id in last.
+func (qs *Queries) poll(ctx context.Context, r *http.Request, ch <-chan replica.Event, lw *liveWriter, last, from string, timeout time.Duration) (*api.WatchPage, error) {
 	page := &api.WatchPage{Events: []api.WatchEvent{}, LastEventID: last}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -254,7 +290,7 @@ func (qs *Queries) poll(ctx context.Context, r *http.Request, ch <-chan replica.
 			}
 			return page, nil
 		}
-		if lw.req.unchanged(ev, last) {
+		if lw.req.unchanged(ev, from) {
 			continue // the client holds that result: wait for a change
 		}
 		evs, err := lw.events(ev)
@@ -264,7 +300,7 @@ func (qs *Queries) poll(ctx context.Context, r *http.Request, ch <-chan replica.
 		page.Events = append(page.Events, evs...)
 		roundOpen = ev.ID == "" && ev.Type != "overflow"
 		if ev.ID != "" {
-			page.LastEventID = ev.ID
+			page.LastEventID = lw.outID(ev.ID)
 		}
 		if ev.Type == "overflow" {
 			return page, nil
@@ -280,12 +316,49 @@ type liveWriter struct {
 	req   *request
 	reset bool            // the first event is a reset (a restricted reader resuming)
 	held  map[string]bool // a restricted reader's: the records it was sent
+	// A restricted reader's: held is kept (watchheld.go) under token for
+	// key; shared: held is kept, copy it before a change; from: the
+	// engine's id of the last event with one.
+	key, token, from string
+	shared           bool
+}
+
+// outID is the id a client is given for the engine's id: with the
+// token naming its held set, for a restricted reader.
+func (lw *liveWriter) outID(id string) string {
+	if id == "" || lw.token == "" {
+		return id
+	}
+	return id + "~" + lw.token
+}
+
+// share returns held to be kept: lw copies it before changing it.
+func (lw *liveWriter) share() map[string]bool {
+	if lw.held == nil {
+		lw.held = map[string]bool{}
+	}
+	lw.shared = true
+	return lw.held
+}
+
+// own makes held lw's own to change.
+func (lw *liveWriter) own() {
+	if lw.shared || lw.held == nil {
+		held := make(map[string]bool, len(lw.held))
+		for id := range lw.held {
+			held[id] = true
+		}
+		lw.held, lw.shared = held, false
+	}
 }
 
 // events returns the API events of ev (none when a restricted reader may
 // not know of it).
 func (lw *liveWriter) events(ev replica.Event) ([]api.WatchEvent, error) {
-	out := api.WatchEvent{Type: ev.Type, ID: ev.ID}
+	if ev.ID != "" {
+		lw.from = ev.ID
+	}
+	out := api.WatchEvent{Type: ev.Type, ID: lw.outID(ev.ID)}
 	switch ev.Type {
 	case "result", "reset":
 		if lw.reset {
@@ -296,7 +369,7 @@ func (lw *liveWriter) events(ev replica.Event) ([]api.WatchEvent, error) {
 			return nil, err
 		}
 		if lw.req.reader != nil {
-			lw.held = map[string]bool{}
+			lw.held, lw.shared = map[string]bool{}, false
 			for _, rec := range recs {
 				lw.held[rec.ID] = true
 			}
@@ -311,10 +384,11 @@ func (lw *liveWriter) events(ev replica.Event) ([]api.WatchEvent, error) {
 		}
 		out.RecordID = ev.Record.ID
 		if lw.req.reader != nil {
+			lw.own()
 			switch {
 			case len(recs) == 0 && lw.held[ev.Record.ID]: // it may no longer read it
 				delete(lw.held, ev.Record.ID)
-				return []api.WatchEvent{{Type: "remove", ID: ev.ID, RecordID: ev.Record.ID}}, nil
+				return []api.WatchEvent{{Type: "remove", ID: out.ID, RecordID: ev.Record.ID}}, nil
 			case len(recs) == 0:
 				return lw.none(ev), nil
 			case !lw.held[ev.Record.ID]:
@@ -329,6 +403,7 @@ func (lw *liveWriter) events(ev replica.Event) ([]api.WatchEvent, error) {
 			if !lw.held[ev.Record.ID] {
 				return lw.none(ev), nil
 			}
+			lw.own()
 			delete(lw.held, ev.Record.ID)
 		}
 	case "overflow":
