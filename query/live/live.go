@@ -32,10 +32,18 @@
 // at 10:00:00 enters a "due < now" view by about 10:00:01).
 //
 // Ids: the last event of each round (and every result, reset and
-// overflow) carries an id: the feed position and scope-signal position
-// the round read up to, the engine's generation (a random number per
-// Engine), and whether the window was full. Events inside a round carry
-// no id, as a server-sent event stream keeps the last one given.
+// overflow) carries an id: the store's boot (store.Boots: a random number
+// per Open of the store), the feed position the round read up to, the
+// last feed position the result may show (store.FeedVisible), the
+// scope-change position read up to (store.ScopeHead: scope changes are
+// numbered durably, with the batches that make them), and whether the
+// window was full. Events inside a round carry no id, as a server-sent
+// event stream keeps the last one given. The positions are the store's,
+// so an id resumes on any engine of the store, after a restart too: an
+// id of an earlier boot is good when the boot after it started at or
+// after its positions (always after a clean stop; after a crash, unless
+// the crash took back a write or scope change the result showed, whose
+// positions were then numbered again).
 // Resuming with an id N (Subscribe's lastEventID) re-evaluates every
 // record of the table touched after N (feed entries and scope changes)
 // and sends it as change if it is in the result now, remove if not;
@@ -44,18 +52,20 @@
 // result. The client's result at N is not known to the engine, so a
 // resumption sends the whole result again as a reset event (which
 // replaces the client's result) instead when an incremental one could be
-// wrong or cost more: the id is malformed or from another generation
-// (the node restarted: scope changes before the restart are not kept),
-// the window was full at N or is full when the resumption starts (records
-// untouched after N may have entered or left it), the where clause reads
-// the time (records enter and leave as it passes, untouched), more than
-// Options.MaxReplay feed entries or Options.ScopeLog scope changes were
-// made since N, its events would not fit the subscriber's queue, or the
-// writes its view shows took more than five seconds to become durable.
-// A resumption replays the feed up to the writes its view's result
-// shows, once durable: it waits for their fsync without holding the
-// engine, whose rounds go on for every other subscription (and for its
-// view, whose changes meanwhile follow the replay's events).
+// wrong or cost more: the id is malformed, of another store or of a boot
+// it cannot vouch for (see above), scope changes since it are not kept
+// (those before the engine started: a scope change between the id and a
+// restart; or more than Options.ScopeLog since), the window was full at
+// N or is full when the resumption starts (records untouched after N may
+// have entered or left it), the where clause reads the time (records
+// enter and leave as it passes, untouched), more than Options.MaxReplay
+// feed entries were made since N, its events would not fit the
+// subscriber's queue, or the writes its view shows took more than five
+// seconds to become durable. A resumption replays the feed up to the
+// writes its view's result shows, once durable: it waits for their fsync
+// without holding the engine, whose rounds go on for every other
+// subscription (and for its view, whose changes meanwhile follow the
+// replay's events).
 //
 // Bounds: a subscriber's queue holds at most Options.Queue events (a
 // result or reset counts as one); a round whose events do not fit ends
