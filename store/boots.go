@@ -131,3 +131,12 @@ func (b *Batch) countScope() {
 		b.set(metaKey(metaScopeSeq), u64val(b.s.scopeSeq+uint64(len(b.hides))))
 	}
 }
+
+// Visible returns FeedVisible and ScopeHead at once: a snapshot taken
+// before the call shows no write with a later feed entry and no scope
+// change with a later position.
+func (s *Store) Visible() (feed, scope uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.feed, s.scopeSeq
+}

@@ -34,10 +34,10 @@
 // Ids: the last event of each round (and every result, reset and
 // overflow) carries an id: the store's boot (store.Boots: a random number
 // per Open of the store), the feed position the round read up to, the
-// last feed position the result may show (store.FeedVisible), the
-// scope-change position read up to (store.ScopeHead: scope changes are
-// numbered durably, with the batches that make them), and whether the
-// window was full. Events inside a round carry no id, as a server-sent
+// last feed position the result may show, the same two scope-change
+// positions (store.ScopeHead: scope changes are numbered durably, with
+// the batches that make them; store.Visible gives both bounds after the
+// snapshot), and whether the window was full. Events inside a round carry no id, as a server-sent
 // event stream keeps the last one given. The positions are the store's,
 // so an id resumes on any engine of the store, after a restart too: an
 // id of an earlier boot is good when the boot after it started at or
@@ -381,7 +381,7 @@ feed:
 		return err
 	}
 	defer src.Close()
-	visible := e.st.FeedVisible() // after the snapshot: see view.visible
+	visible, scopeVis := e.st.Visible() // after the snapshot: see view.visible
 	type got struct {
 		rec *crdt.Record
 		ok  bool
@@ -401,7 +401,7 @@ feed:
 	fenv := filter.Env{NowMs: now.UnixMilli()}
 	for _, v := range e.views {
 		if tick && v.timed {
-			if err := e.refresh(v, src, now, visible); err != nil {
+			if err := e.refresh(v, src, now, visible, scopeVis); err != nil {
 				return err
 			}
 			continue
@@ -431,7 +431,7 @@ feed:
 		if !relevant {
 			continue
 		}
-		if err := e.refresh(v, src, now, visible); err != nil {
+		if err := e.refresh(v, src, now, visible, scopeVis); err != nil {
 			return err
 		}
 	}
@@ -458,7 +458,7 @@ func (e *Engine) run(v *view, src query.Source, now time.Time) ([]query.Record, 
 // refresh runs v's query at time now on src, whose snapshot shows no
 // write after feed entry visible, and sends the difference to its
 // subscribers.
-func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible uint64) error {
+func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible, scopeVis uint64) error {
 	recs, full, err := e.run(v, src, now)
 	if err != nil {
 		return err
@@ -466,7 +466,7 @@ func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible uint6
 	evs := diff(v.recs, recs)
 	v.setRecs(recs, full)
 	v.visible = visible
-	v.id = e.id(full, visible)
+	v.id = e.id(full, visible, scopeVis)
 	if len(evs) == 0 {
 		return nil
 	}
@@ -540,30 +540,30 @@ func sameFields(a, b *query.Record) bool {
 }
 
 // id encodes the engine's position for a result whose snapshot shows no
-// write after feed entry visible: the store's boot, the feed position
-// read up to, visible, the scope position read up to, whether the window
-// is full.
-func (e *Engine) id(full bool, visible uint64) string {
+// write after feed entry visible and no scope change after scopeVis:
+// the store's boot, the feed position read up to, visible, the scope
+// position read up to, scopeVis, whether the window is full.
+func (e *Engine) id(full bool, visible, scopeVis uint64) string {
 	f := 0
 	if full {
 		f = 1
 	}
-	return fmt.Sprintf("%x.%d.%d.%d.%d", e.boots[len(e.boots)-1].ID, e.pos, max(visible, e.pos), e.scopeDone, f)
+	return fmt.Sprintf("%x.%d.%d.%d.%d.%d", e.boots[len(e.boots)-1].ID, e.pos, max(visible, e.pos), e.scopeDone, max(scopeVis, e.scopeDone), f)
 }
 
 // eventID is an id's content.
 type eventID struct {
-	boot, feed, visible, scope uint64
-	full                       bool
+	boot, feed, visible, scope, scopeVisible uint64
+	full                                     bool
 }
 
 // parseID reads an id; ok is false when it is malformed.
 func parseID(s string) (id eventID, ok bool) {
 	p := strings.Split(s, ".")
-	if len(p) != 5 || (p[4] != "0" && p[4] != "1") {
+	if len(p) != 6 || (p[5] != "0" && p[5] != "1") {
 		return id, false
 	}
-	var n [4]uint64
+	var n [5]uint64
 	for i := range n {
 		base := 10
 		if i == 0 {
@@ -574,13 +574,13 @@ func parseID(s string) (id eventID, ok bool) {
 			return id, false
 		}
 	}
-	id = eventID{boot: n[0], feed: n[1], visible: n[2], scope: n[3], full: p[4] == "1"}
-	return id, id.feed <= id.visible
+	id = eventID{boot: n[0], feed: n[1], visible: n[2], scope: n[3], scopeVisible: n[4], full: p[5] == "1"}
+	return id, id.feed <= id.visible && id.scope <= id.scopeVisible
 }
 
 // durable reports whether what id's result shows is still this store's
 // (all of it for an id of the current boot): an id of an earlier boot
-// shows writes and scope changes up to its visible and scope positions,
+// shows writes and scope changes up to its visible positions,
 // which a crash may have taken back (and numbered again) unless the next
 // boot started at or after them.
 func (e *Engine) durable(id eventID) bool {
@@ -592,7 +592,7 @@ func (e *Engine) durable(id eventID) bool {
 			return true
 		}
 		next := e.boots[i+1]
-		return id.visible <= next.Feed && id.scope <= next.Scope
+		return id.visible <= next.Feed && id.scopeVisible <= next.Scope
 	}
 	return false
 }

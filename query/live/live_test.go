@@ -291,7 +291,7 @@ func TestLiveModel(t *testing.T) {
 			t.Fatalf("seed %d run %d: resumed on another engine: %s", seed, run, msg)
 		}
 		// A resumption from a malformed or foreign id is a reset.
-		for _, id := range []string{"x", "1.2.3.0", fmt.Sprintf("%x.0.0.0.0", rng.Uint64()|1), "1.2.x.3.0", slow.last + ".0"} {
+		for _, id := range []string{"x", "1.2.3.0", "1.2.3.4.0", fmt.Sprintf("%x.0.0.0.0.0", rng.Uint64()|1), "1.2.x.3.3.0", "1.3.2.0.0.0", "1.0.0.2.1.0", slow.last + ".0"} {
 			if sub, err = e.Subscribe(slow.q, env.Device, id); err != nil {
 				t.Fatal(err)
 			}

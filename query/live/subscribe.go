@@ -95,7 +95,7 @@ func (e *Engine) viewFor(q query.Query, device map[string]string, p *query.Prepa
 	if err != nil {
 		return nil, err
 	}
-	visible := e.st.FeedVisible() // after the snapshot: see view.visible
+	visible, scopeVis := e.st.Visible() // after the snapshot: see view.visible
 	recs, full, err := e.run(v, src, e.opts.Now())
 	src.Close()
 	if err != nil {
@@ -103,7 +103,7 @@ func (e *Engine) viewFor(q query.Query, device map[string]string, p *query.Prepa
 	}
 	v.setRecs(recs, full)
 	v.visible = visible
-	v.id = e.id(v.full, visible)
+	v.id = e.id(v.full, visible, scopeVis)
 	e.views[key] = v
 	if v.timed {
 		e.timed++
