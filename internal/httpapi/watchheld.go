@@ -23,15 +23,18 @@ import (
 // token not found, after a restart say, resumes with a reset, as does
 // an id for another reader, read limit or query).
 //
-// An event stream's token names the set as of the last event with an id
-// it wrote (withdrawn while it writes the events of a round before the
-// round's id); a long poll's answer gets a token of its own, naming the
-// set the client holds once it applied the answer.
+// An event stream writes a round whole, and its token names the sets
+// as of the last few ids it wrote; a long poll's answer gets a token of
+// its own, naming the set the client holds once it applied the answer.
 
 // Bounds of the held sets kept.
 const (
 	heldMaxEntries = 4096
 	heldMaxIDs     = 1 << 18 // record ids, over every set kept
+	// heldPerToken: an event stream's last sets (a client resumes from
+	// the last id it received, which the stream may have written a few
+	// rounds before it noticed the client gone).
+	heldPerToken = 4
 )
 
 // heldSets keeps the held sets by token, least recently used first out.
@@ -45,9 +48,21 @@ type heldSets struct {
 
 type heldEntry struct {
 	token string
-	key   string // reader, read limit and query (heldKey)
-	id    string // the live engine's id the set is as of
-	held  map[string]bool
+	key   string   // reader, read limit and query (heldKey)
+	sets  []heldAt // oldest first
+}
+
+// heldAt is the set a client holds as of the live engine's id.
+type heldAt struct {
+	id   string
+	held map[string]bool
+}
+
+func (e *heldEntry) size() (n int) {
+	for _, s := range e.sets {
+		n += len(s.held)
+	}
+	return n
 }
 
 // get returns the set token names, if it was kept for key as of the
@@ -63,45 +78,51 @@ func (h *heldSets) get(token, key, id string) (map[string]bool, bool) {
 		return nil, false
 	}
 	e := el.Value.(*heldEntry)
-	if e.key != key || e.id != id {
+	if e.key != key {
 		return nil, false
 	}
-	h.lru.MoveToFront(el)
-	return e.held, true
+	for _, s := range e.sets {
+		if s.id == id {
+			h.lru.MoveToFront(el)
+			return s.held, true
+		}
+	}
+	return nil, false
 }
 
 // put keeps held (which the caller no longer modifies) under token, for
-// key as of the engine's id, replacing what token named.
+// key as of the engine's id, with the last sets token named.
 func (h *heldSets) put(token, key, id string, held map[string]bool) {
-	if token == "" || key == "" || id == "" {
+	if token == "" || key == "" || id == "" || len(held) > heldMaxIDs {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.dropLocked(token)
-	if len(held) > heldMaxIDs {
-		return
-	}
 	if h.m == nil {
 		h.m = map[string]*list.Element{}
 	}
-	h.m[token] = h.lru.PushFront(&heldEntry{token: token, key: key, id: id, held: held})
-	h.ids += len(held)
+	el, ok := h.m[token]
+	if !ok || el.Value.(*heldEntry).key != key {
+		h.dropLocked(token)
+		el = h.lru.PushFront(&heldEntry{token: token, key: key})
+		h.m[token] = el
+	}
+	e := el.Value.(*heldEntry)
+	h.ids -= e.size()
+	e.sets = append(e.sets, heldAt{id: id, held: held})
+	if len(e.sets) > heldPerToken {
+		e.sets = append(e.sets[:0:0], e.sets[len(e.sets)-heldPerToken:]...)
+	}
+	h.ids += e.size()
+	h.lru.MoveToFront(el)
 	for len(h.m) > heldMaxEntries || h.ids > heldMaxIDs {
 		h.dropLocked(h.lru.Back().Value.(*heldEntry).token)
 	}
 }
 
-// drop forgets what token names.
-func (h *heldSets) drop(token string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.dropLocked(token)
-}
-
 func (h *heldSets) dropLocked(token string) {
 	if el, ok := h.m[token]; ok {
-		h.ids -= len(el.Value.(*heldEntry).held)
+		h.ids -= el.Value.(*heldEntry).size()
 		h.lru.Remove(el)
 		delete(h.m, token)
 	}
