@@ -268,7 +268,7 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 		if err := s.db.Apply(b.b, pebble.NoSync); err != nil {
 			return nil, s.failWith(err)
 		}
-		s.scopeSeq += uint64(len(b.hides))
+		s.countedScope(b)
 		flush := s.noteWAL(len(b.b.Repr()))
 		return func() error {
 			if flush {
@@ -280,7 +280,7 @@ func (s *Store) submit(b *Batch) (wait func() error, err error) {
 	if err := s.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
 		return nil, s.failWith(err)
 	}
-	s.scopeSeq += uint64(len(b.hides))
+	s.countedScope(b)
 	flush := s.noteWAL(len(b.b.Repr())) // the flush waits for the sync (disk.go, flushWAL)
 	pb := b.b
 	return func() error {

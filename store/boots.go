@@ -35,8 +35,11 @@ type Boot struct {
 const maxBoots = 16
 
 // loadBoots reads the scope-change count and the boots, and records this
-// Open as a new boot, durably. Called by Open after load.
+// Open as a new boot, durably. Called last by Open (no batch with scope
+// changes or feed entries is made before).
 func (s *Store) loadBoots() error {
+	s.mu.Lock() // index builds may commit meanwhile
+	defer s.mu.Unlock()
 	v, c, err := s.get(metaKey(metaScopeSeq))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -125,7 +128,7 @@ func (s *Store) ScopeHead() uint64 {
 }
 
 // countScope adds b's scope changes to the durable count, in b. Caller
-// holds s.mu; publishScope follows once b is handed to Pebble.
+// holds s.mu; countedScope follows once b is handed to Pebble.
 func (b *Batch) countScope() {
 	if len(b.hides) > 0 {
 		b.set(metaKey(metaScopeSeq), u64val(b.s.scopeSeq+uint64(len(b.hides))))
@@ -139,4 +142,12 @@ func (s *Store) Visible() (feed, scope uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.feed, s.scopeSeq
+}
+
+// countedScope counts b's scope changes, handed to Pebble. Caller holds
+// s.mu.
+func (s *Store) countedScope(b *Batch) {
+	if n := len(b.hides); n > 0 {
+		s.scopeSeq += uint64(n)
+	}
 }

@@ -465,9 +465,6 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*
 	if err := s.load(); err != nil {
 		return fail(err)
 	}
-	if err := s.loadBoots(); err != nil {
-		return fail(err)
-	}
 	if err := s.buildConflictIndex(); err != nil {
 		return fail(err)
 	}
@@ -475,6 +472,10 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*
 		return fail(err)
 	}
 	if err := s.loadIndexes(); err != nil {
+		s.stopIndexBuilds()
+		return fail(err)
+	}
+	if err := s.loadBoots(); err != nil { // last: a failed Open records no boot
 		s.stopIndexBuilds()
 		return fail(err)
 	}
