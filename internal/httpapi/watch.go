@@ -123,7 +123,7 @@ func (qs *Queries) watch(w http.ResponseWriter, r *http.Request, req *request) e
 	if err != nil {
 		return err
 	}
-	if lw.token != "" && (len(page.Events) > 0 || page.LastEventID != last) {
+	if lw.token != "" && lw.from != "" && (len(page.Events) > 0 || page.LastEventID != last) {
 		// The set it holds once it applied page.
 		qs.held.put(lw.token, lw.key, lw.from, lw.share())
 		page.LastEventID = lw.from + "~" + lw.token
@@ -384,9 +384,9 @@ func (lw *liveWriter) events(ev replica.Event) ([]api.WatchEvent, error) {
 		}
 		out.RecordID = ev.Record.ID
 		if lw.req.reader != nil {
-			lw.own()
 			switch {
 			case len(recs) == 0 && lw.held[ev.Record.ID]: // it may no longer read it
+				lw.own()
 				delete(lw.held, ev.Record.ID)
 				return []api.WatchEvent{{Type: "remove", ID: out.ID, RecordID: ev.Record.ID}}, nil
 			case len(recs) == 0:
@@ -394,7 +394,10 @@ func (lw *liveWriter) events(ev replica.Event) ([]api.WatchEvent, error) {
 			case !lw.held[ev.Record.ID]:
 				out.Type = "add"
 			}
-			lw.held[ev.Record.ID] = true
+			if !lw.held[ev.Record.ID] {
+				lw.own()
+				lw.held[ev.Record.ID] = true
+			}
 		}
 		out.Record = &recs[0]
 	case "remove":
