@@ -208,9 +208,9 @@ func TestWatchFromAfterReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := held{}
-	last, _ := readUntilID(t, ch, h)
+	readUntilID(t, ch, h) // the result
 	put(r, "j5", "open", 5)
-	last, _ = readUntilID(t, ch, h)
+	last, _ := readUntilID(t, ch, h)
 	cancel()
 	for range ch {
 	}
