@@ -13,6 +13,7 @@ import (
 	"github.com/replicad/replicad/api"
 	"github.com/replicad/replicad/filter"
 	"github.com/replicad/replicad/internal/node"
+	"github.com/replicad/replicad/query/live"
 	"github.com/replicad/replicad/replica"
 	"github.com/replicad/replicad/store"
 )
@@ -152,11 +153,13 @@ func (qs *Queries) changedSince(ctx context.Context, r *http.Request, req *reque
 // unchanged reports whether ev, the first event of a watch resumed after
 // last, is a reset to the very result the client held at last: the
 // live engine resets a full window however little changed, and the
-// result at an id is that id's (the where clause does not read the
-// time). A long poll waits on instead of answering it, which would
-// start the client's next poll at once, and the next.
+// result at an exact id is that id's (live.ExactID; the where clause
+// does not read the time). A long poll waits on instead of answering
+// it, which would start the client's next poll at once, and the next.
+// A result at an inexact id may show writes the other did not (its
+// snapshot was taken after the engine's read): it is answered.
 func (req *request) unchanged(ev replica.Event, last string) bool {
-	if last == "" || ev.Type != "reset" || ev.ID != last {
+	if last == "" || ev.Type != "reset" || ev.ID != last || !live.ExactID(last) {
 		return false
 	}
 	x, err := filter.Cached(req.q.Where)

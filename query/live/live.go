@@ -611,3 +611,14 @@ func viewKey(q query.Query, device map[string]string) string {
 	}
 	return b.String()
 }
+
+// ExactID reports whether id names exactly one result of its query: its
+// snapshot showed exactly the writes and scope changes the engine had
+// read (the feed and scope positions read equal the last ones it can
+// show). Two results of one query (not reading the time) with the same
+// exact id are the same; with the same inexact id they may differ. False
+// for a malformed id.
+func ExactID(id string) bool {
+	p, ok := parseID(id)
+	return ok && p.feed == p.visible && p.scope == p.scopeVisible
+}
