@@ -41,6 +41,9 @@ type Record struct {
 	// State is the record's state the view comes from, as the Source
 	// gave it (read only: an API renders its conflicts from it).
 	State *crdt.Record
+	// pos is its position under the query's order (Prepared.Compare),
+	// nil for a record made elsewhere.
+	pos *position
 }
 
 // PlanInfo is the plan a query ran with (explain).
@@ -137,6 +140,7 @@ func (p *Prepared) Run(src Source, env Env) (*Result, error) {
 		res.Records = make([]Record, n)
 		for i := 0; i < n; i++ {
 			res.Records[i] = p.view(r.hits[i].pos.id, r.hits[i].rec)
+			res.Records[i].pos = &r.hits[i].pos
 		}
 	}
 	if p.q.Explain {

@@ -17,9 +17,14 @@
 // cursor, fields and device attributes) share a view, which holds the
 // result its subscribers have. When a round of changes touches a record
 // of a view's table that is in the view's result or matches its where
-// clause now, the view runs its query once on a snapshot and sends the
-// difference with the result it held to each subscriber (any other
-// touched record cannot change the result). The result is
+// clause now (any other touched record cannot change the result), the
+// view judges the touched records alone on the round's snapshot
+// (query.Prepared.Judge: in the result or not, and where in its order)
+// and sends the difference with the result it held to each subscriber.
+// It runs its query once on the snapshot instead when judging cannot
+// give the result a run would: a record leaves a full window (the next
+// match is not known), the round touched too many records to list or
+// lost scope changes, or the where clause reads the time. The result is
 // the query's page: at most limit records (query.DefaultLimit when 0)
 // in the query's order, after the cursor if any. So in a full window a
 // record that leaves lets the next one in (remove, then add), and one
@@ -185,6 +190,9 @@ type view struct {
 	id     string          // the id of the state recs is
 	subs   map[*Subscription]struct{}
 	runs   int // times its query ran
+	// updates counts the rounds that judged only the touched records
+	// (update) instead of running the query.
+	updates int
 	// visible is the store's FeedVisible when the snapshot recs came
 	// from was taken: recs show no write with a later feed entry.
 	visible uint64
@@ -431,11 +439,85 @@ feed:
 		if !relevant {
 			continue
 		}
+		if !lost && ids != nil && !v.timed {
+			done, err := e.update(v, ids, get, now, visible, scopeVis)
+			if err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+		}
 		if err := e.refresh(v, src, now, visible, scopeVis); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// update brings v's result up to date by judging only the records
+// touched (ids, read through get on the round's snapshot) instead of
+// running its query (query.Prepared.Judge), when that gives the result
+// a run would: done is false when it cannot, and the view must run. A
+// window that is not full holds every match, so the matches now are its
+// records untouched and the touched ones that match, in the query's
+// order, cut at the limit (then full). A full window holds the first
+// matches only: a touched record entering ahead of its last record
+// takes its place (the last goes to the next page), one that changes
+// within it stays; but one that leaves it, or moves past its last
+// record, lets in a record not known here: the view runs. A view whose
+// where clause reads the time always runs (untouched records may cross
+// it).
+func (e *Engine) update(v *view, ids map[string]bool, get func(table, id string) (*crdt.Record, bool, error), now time.Time, visible, scopeVis uint64) (done bool, err error) {
+	if !query.Ordered(v.recs) {
+		return false, nil
+	}
+	var last query.Record
+	if v.full {
+		if len(v.recs) == 0 {
+			return false, nil
+		}
+		last = v.recs[len(v.recs)-1]
+	}
+	env := query.Env{NowMs: now.UnixMilli(), Device: v.device}
+	recs := make([]query.Record, 0, len(v.recs)+len(ids))
+	for _, r := range v.recs {
+		if !ids[r.ID] {
+			recs = append(recs, r)
+		}
+	}
+	for id := range ids {
+		rec, ok, err := get(v.table, id)
+		if err != nil {
+			return false, err
+		}
+		var r query.Record
+		in := false
+		if ok {
+			r, in = v.p.Judge(id, rec, env)
+		}
+		if v.full {
+			beyond := in && v.p.Compare(r, last) > 0
+			if v.in[id] && (!in || beyond) {
+				return false, nil // it leaves the window: the next match is not known here
+			}
+			if beyond {
+				continue // on a later page
+			}
+		}
+		if in {
+			r.State = nil // a view keeps the projected values only
+			recs = append(recs, r)
+		}
+	}
+	v.p.Sort(recs)
+	full := v.full
+	if n := v.p.Limit(); len(recs) > n {
+		recs, full = recs[:n], true
+	}
+	v.updates++
+	e.publish(v, recs, full, visible, scopeVis)
+	return true, nil
 }
 
 // maxTouched bounds the records a round lists; past it, every view of a
@@ -463,12 +545,20 @@ func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible, scop
 	if err != nil {
 		return err
 	}
+	e.publish(v, recs, full, visible, scopeVis)
+	return nil
+}
+
+// publish makes recs (full: the query has a next page) v's result, on a
+// snapshot that shows no write after feed entry visible and no scope
+// change after scopeVis, and sends the difference to its subscribers.
+func (e *Engine) publish(v *view, recs []query.Record, full bool, visible, scopeVis uint64) {
 	evs := diff(v.recs, recs)
 	v.setRecs(recs, full)
 	v.visible = visible
 	v.id = e.id(full, visible, scopeVis)
 	if len(evs) == 0 {
-		return nil
+		return
 	}
 	evs[len(evs)-1].ID = v.id
 	for s := range v.subs {
@@ -477,7 +567,6 @@ func (e *Engine) refresh(v *view, src query.Source, now time.Time, visible, scop
 		}
 	}
 	e.dropIfIdle(v)
-	return nil
 }
 
 func (v *view) setRecs(recs []query.Record, full bool) {
