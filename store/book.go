@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/replicad/replicad/crdt"
@@ -209,6 +210,61 @@ func (s *Store) unmarkParked(d crdt.Dot) {
 			delete(s.parkedBy, d.Node)
 		}
 	}
+}
+
+// dropHeldParked adds to b the removal of origin o's parked writes whose
+// numbers got holds: a claim made them held without the write (the
+// numbers covered by transferred record states, which include the writes;
+// or an empty range), so they can never apply (a held number is a
+// duplicate) and no peer offers them again. Kept, they would stay parked
+// for good, count against the origin's bound, and a release would write
+// their old values anew. pending are the writes parked earlier in b (none
+// of them in s.parked). It returns the dots removed, to unmark once b is
+// published. s.mu held.
+func (s *Store) dropHeldParked(b *Batch, o hlc.NodeID, got Held, pending map[crdt.Dot]bool) []crdt.Dot {
+	if s.parkedBy[o] == 0 && len(pending) == 0 {
+		return nil
+	}
+	var out []crdt.Dot
+	for _, m := range []map[crdt.Dot]bool{s.parked, pending} {
+		for d := range m {
+			if d.Node == o && got.Contains(d.Seq) {
+				out = append(out, d)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	for _, d := range out {
+		b.del(parkedKey(o, d.Seq))
+	}
+	return out
+}
+
+// dropHeldParkedAtOpen removes the parked writes whose numbers are held
+// (versions before dropHeldParked kept them after a state claim); Open,
+// once the holdings and the parked writes are loaded.
+func (s *Store) dropHeldParkedAtOpen() error {
+	var drop []crdt.Dot
+	for d := range s.parked {
+		if h := s.held[d.Node]; h != nil && h.Contains(d.Seq) {
+			drop = append(drop, d)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	b := s.newBatch()
+	for _, d := range drop {
+		b.del(parkedKey(d.Node, d.Seq))
+	}
+	if err := s.commitNow(b); err != nil {
+		return fmt.Errorf("store: drop held parked writes: %w", err)
+	}
+	for _, d := range drop {
+		s.unmarkParked(d)
+	}
+	s.log.Info("store: dropped parked writes whose numbers are held (the record states claimed include them)", "count", len(drop))
+	return nil
 }
 
 // ParkedCount returns the number of parked writes, and per origin, kept

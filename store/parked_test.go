@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -111,4 +112,80 @@ func TestParkedCountIsCheap(t *testing.T) {
 		t.Fatalf("count %d, page %d (%v), list %d (%v)", total, len(page), err, len(all), err2)
 	}
 	t.Logf("%d parked writes: count %v, one page of 100 %v, full list %v", n, count, pageT, list)
+}
+
+// TestParkedDroppedWhenHeld: a parked write whose number becomes held
+// without it (a state claim: the transferred record states include it;
+// an empty range, in a later batch or in the batch that parked it) is no
+// longer parked: it could never apply (a held number is a duplicate) and
+// no peer would offer it again. The counts, the list, Verify and a reopen
+// agree. A store that kept such writes (earlier versions did, after a
+// state claim) fails Verify, and Open drops them.
+func TestParkedDroppedWhenHeld(t *testing.T) {
+	fs := vfs.NewMem()
+	o := Options{Dir: "/s", FS: fs, NoSync: true}
+	s := mustOpen(t, o)
+	defer func() { s.Close() }()
+	c := fakeClock(t0)
+	ws := []*crdt.Write{farWrite(77, 1), farWrite(77, 2), farWrite(77, 3), farWrite(77, 4), farWrite(78, 1)}
+	if res, err := s.ApplyRemote(c, ws, nil); err != nil || len(res.Parked) != 5 {
+		t.Fatalf("park: %+v %v", res, err)
+	}
+	check := func(what string, total int, by map[hlc.NodeID]int, list string) {
+		t.Helper()
+		n, b := s.ParkedCount()
+		ps, err := s.ListParked()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, fmt.Sprintf("%d:%d", p.Write.Origin, p.Write.Seq))
+		}
+		if n != total || fmt.Sprint(b) != fmt.Sprint(by) || fmt.Sprint(got) != list {
+			t.Errorf("%s: %d %v %v, want %d %v %s", what, n, b, got, total, by, list)
+		}
+		if err := s.Verify(); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	check("parked", 5, map[hlc.NodeID]int{77: 4, 78: 1}, "[77:1 77:2 77:3 77:4 78:1]")
+
+	// Held through states a peer transferred.
+	if _, err := s.ClaimState(map[hlc.NodeID][]SeqRange{77: {{1, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	check("state claim", 3, map[hlc.NodeID]int{77: 2, 78: 1}, "[77:3 77:4 78:1]")
+	// Held as an empty range.
+	if _, err := s.ApplyRemote(c, nil, map[hlc.NodeID][]SeqRange{77: {{3, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	check("empty range", 2, map[hlc.NodeID]int{77: 1, 78: 1}, "[77:4 78:1]")
+	// Parked and held as empty in one batch.
+	if res, err := s.ApplyRemote(c, []*crdt.Write{farWrite(79, 1)}, map[hlc.NodeID][]SeqRange{79: {{1, 1}}}); err != nil || len(res.Parked) != 1 {
+		t.Fatalf("park and hold: %+v %v", res, err)
+	}
+	check("one batch", 2, map[hlc.NodeID]int{77: 1, 78: 1}, "[77:4 78:1]")
+	s.Close()
+	s = mustOpen(t, o)
+	check("reopened", 2, map[hlc.NodeID]int{77: 1, 78: 1}, "[77:4 78:1]")
+
+	// A held parked write left by an earlier version: Verify names it,
+	// Open drops it.
+	enc, err := crdt.AppendWrite(nil, farWrite(77, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.commitBook(func(b *Batch) error {
+		b.setEncoded(parkedKey(77, 2), &parkedValue{Write: enc, Reason: "old", Time: t0})
+		return b.err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify of a held parked write: %v", err)
+	}
+	s.Close()
+	s = mustOpen(t, o)
+	check("reopened after an earlier version", 2, map[hlc.NodeID]int{77: 1, 78: 1}, "[77:4 78:1]")
 }

@@ -177,7 +177,8 @@ func (s *Store) mergeStatesLocked(clock *hlc.Clock, recs []StateRecord, ok []boo
 // ClaimState marks as held, with no log entry, the sequence numbers in
 // ranges: writes a peer's transferred record states include (MergeStates
 // merged them first). Only the numbers not already held are claimed; they
-// are remembered under s keys. It returns, per origin, what it newly
+// are remembered under s keys. Parked writes among them are dropped: the
+// states include them (dropHeldParked). It returns, per origin, what it newly
 // holds. This node's own origin is ErrInvalid (it holds all its writes),
 // as is a range with Lo 0 or Hi < Lo.
 func (s *Store) ClaimState(ranges map[hlc.NodeID][]SeqRange) (map[hlc.NodeID]Held, error) {
@@ -212,6 +213,7 @@ func (s *Store) claimStateLocked(origins []hlc.NodeID, ranges map[hlc.NodeID][]S
 	}
 	b := s.newBatch()
 	held := map[hlc.NodeID]*Held{}
+	var unparked []crdt.Dot
 	for _, o := range origins {
 		h := s.heldOf(o)
 		var got Held
@@ -228,6 +230,7 @@ func (s *Store) claimStateLocked(origins []hlc.NodeID, ranges map[hlc.NodeID][]S
 			held[o] = &h
 			out[o] = got
 			b.setEncoded(originKey(o), h.flat())
+			unparked = append(unparked, s.dropHeldParked(b, o, got, nil)...)
 		}
 	}
 	if len(held) == 0 {
@@ -239,6 +242,9 @@ func (s *Store) claimStateLocked(origins []hlc.NodeID, ranges map[hlc.NodeID][]S
 		return nil, err
 	}
 	s.publishHeld(held)
+	for _, d := range unparked {
+		s.unmarkParked(d)
+	}
 	return p, nil
 }
 

@@ -465,6 +465,9 @@ func openDB(opts Options, cache *pebble.Cache, fresh bool, ciph *valueCipher) (*
 	if err := s.load(); err != nil {
 		return fail(err)
 	}
+	if err := s.dropHeldParkedAtOpen(); err != nil {
+		return fail(err)
+	}
 	if err := s.buildConflictIndex(); err != nil {
 		return fail(err)
 	}

@@ -124,6 +124,19 @@ func (s *Store) Verify() error {
 			return fmt.Errorf("%w: holdings of %v are %v, log holds nothing", ErrCorrupt, o, h)
 		}
 	}
+	// A parked write is not held: a claim that holds its number drops it
+	// (dropHeldParked), else it could never apply.
+	if err := iter(pParked, func(k, v []byte) error {
+		if len(k) != 17 {
+			return corruptf(k, "parked key of %d bytes", len(k))
+		}
+		if o, seq := hlc.NodeID(be(k[1:9])), be(k[9:]); stored[o].Contains(seq) {
+			return corruptf(k, "parked write %v:%d is held", o, seq)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	// Records purged (out of scope, state removed): the log may name them.
 	purged := map[string]bool{}
 	hiddenAny := map[string]bool{} // records hidden at some point may have lost merge marks to a purge

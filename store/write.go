@@ -671,7 +671,8 @@ func (a *remoteApply) putRecords() error {
 }
 
 // holdEmpties holds the empty ranges, and remembers them (g keys) for
-// Verify and so that their holding is explained.
+// Verify and so that their holding is explained; parked writes they cover
+// are dropped (dropHeldParked).
 func (a *remoteApply) holdEmpties(empties map[hlc.NodeID][]SeqRange) {
 	origins := make([]hlc.NodeID, 0, len(empties))
 	for o := range empties {
@@ -680,16 +681,21 @@ func (a *remoteApply) holdEmpties(empties map[hlc.NodeID][]SeqRange) {
 	sort.Slice(origins, func(i, j int) bool { return origins[i] < origins[j] })
 	for _, o := range origins {
 		h := a.heldFor(o)
+		var got Held
 		for _, r := range empties[o] {
 			var want Held
 			want.Add(r.Lo, r.Hi)
 			for _, m := range h.Missing(want) {
 				a.b.set(emptyKey(o, m.Lo), u64val(m.Hi))
 				h.Add(m.Lo, m.Hi)
+				got.Add(m.Lo, m.Hi)
 				if o == a.s.node {
 					a.ownMax = max(a.ownMax, m.Hi)
 				}
 			}
+		}
+		if got.Max() > 0 {
+			a.unparked = append(a.unparked, a.s.dropHeldParked(a.b, o, got, a.pendingPark)...)
 		}
 	}
 }
