@@ -350,6 +350,17 @@ type dDigest struct {
 	Queued      int    `json:"queued"`
 	PhysicalMs  int64  `json:"physical_ms"`
 	HighWaterMs int64  `json:"high_water_ms"`
+	MaxOffsetMs int64  `json:"max_offset_ms"`
+	// ParkedBy says, per origin, what the parked writes wait for: their
+	// numbers, how many are held already (those never apply) and how far
+	// the furthest stamp is still ahead of the node's clock.
+	ParkedBy map[string]struct {
+		Count      int    `json:"count"`
+		Lo         uint64 `json:"lo"`
+		Hi         uint64 `json:"hi"`
+		Held       int    `json:"held"`
+		AheadNowMs int64  `json:"ahead_now_ms"`
+	} `json:"parked_by_origin"`
 }
 
 // ---------------------------------------------------------------------------
@@ -1131,6 +1142,9 @@ func (r *frun) converge(bound time.Duration) bool {
 	}
 	for _, d := range last {
 		r.problem("not converged after %v: node %s view digest %.12s (bytes %.12s) records %d parked %d queued %d", bound, d.Node, d.ViewDigest, d.Digest, d.Records, d.Parked, d.Queued)
+		for o, p := range d.ParkedBy {
+			r.logf("node %s: %d writes of %s parked (seqs %d-%d), %d of them held already (they never apply), the furthest %dms ahead of its clock (max offset %dms)", d.Node, p.Count, o, p.Lo, p.Hi, p.Held, p.AheadNowMs, d.MaxOffsetMs)
+		}
 	}
 	for _, n := range r.nodes {
 		var st struct {

@@ -21,8 +21,11 @@ import (
 // records, so the hub catches it up by record states, which include the
 // parked writes: the device drops them. It shows the hub's records and
 // lists nothing parked (a write left parked there could never apply: its
-// number is held, no peer sends it again).
+// number is held, no peer sends it again). Meanwhile the debug digest says
+// what the parked writes wait for (the fault harness prints it when a run
+// does not converge).
 func TestParkedWritesClaimedByStates(t *testing.T) {
+	t.Setenv("REPLICAD_TESTING_DEBUG_API", "1") // the digest's parked_by_origin
 	hub := startNode(t, "hub", "--role", "hub", "--gossip-addr", "off")
 	dev := startNode(t, "dev", "--hub", hub.sync, "--gossip-addr", "off", "--pull-interval", "1h", "--clock-offset", "-1h")
 
@@ -76,6 +79,12 @@ func TestParkedWritesClaimedByStates(t *testing.T) {
 	}
 	if !slices.Equal(mine, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
 		t.Fatalf("the slow device parked %+v, want the writer's 10 writes", p)
+	}
+	// The debug digest says what they wait for: the clock, not a write.
+	var d dDigest
+	mustGet(t, dev.api, "/v1/debug/digest", &d)
+	if w := d.ParkedBy[st.NodeID().String()]; w.Count != 10 || w.Lo != 1 || w.Hi != 10 || w.Held != 0 || w.AheadNowMs < 3_000_000 {
+		t.Fatalf("debug digest: parked by origin %+v", d.ParkedBy)
 	}
 
 	dev.stop()

@@ -212,10 +212,45 @@ func (a *API) debugDigest(w http.ResponseWriter, r *http.Request) (any, error) {
 		return map[string]any{
 			"node": rp.ID().String(), "digest": hex.EncodeToString(all.Sum(nil)), "view_digest": hex.EncodeToString(view.Sum(nil)),
 			"records": records, "tables": tables,
-			"parked": len(parked), "queued": nq,
+			"parked": len(parked), "parked_by_origin": parkedByOrigin(rp, parked), "queued": nq,
 			"physical_ms": rp.Clock().Physical(), "high_water_ms": hw.Wall(), "max_offset_ms": a.c.MaxClockOffset.Milliseconds(),
 		}, nil
 	})
+}
+
+// parkedSummary is what one origin's parked writes wait for (debugDigest):
+// how many, their sequence numbers, how many of those are held already
+// (such a write never applies: it is not sent again), and how far the
+// furthest stamp is still ahead of this node's physical clock (beyond
+// the maximum offset: it waits for the clock).
+type parkedSummary struct {
+	Count      int    `json:"count"`
+	Lo         uint64 `json:"lo"`
+	Hi         uint64 `json:"hi"`
+	Held       int    `json:"held"`
+	AheadNowMs int64  `json:"ahead_now_ms"`
+}
+
+func parkedByOrigin(rp Replica, parked []*store.ParkedWrite) map[string]*parkedSummary {
+	out := map[string]*parkedSummary{}
+	held := map[hlc.NodeID]store.Held{}
+	now := rp.Clock().Physical()
+	for _, p := range parked {
+		w := p.Write
+		o := out[w.Origin.String()]
+		if o == nil {
+			o = &parkedSummary{Lo: w.Seq, AheadNowMs: w.TS.Wall() - now}
+			out[w.Origin.String()] = o
+			held[w.Origin] = rp.Store().HeldOf(w.Origin)
+		}
+		o.Count++
+		o.Lo, o.Hi = min(o.Lo, w.Seq), max(o.Hi, w.Seq)
+		if held[w.Origin].Contains(w.Seq) {
+			o.Held++
+		}
+		o.AheadNowMs = max(o.AheadNowMs, w.TS.Wall()-now)
+	}
+	return out
 }
 
 // writeViewDigest writes what rec shows to h (see debugDigest).
