@@ -640,7 +640,13 @@ func (r *frun) draw() {
 
 func (r *frun) printSchedule() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault schedule (seed %d, %d nodes, replay with -fault.seed=%d -fault.nodes=%d -fault.run=%v):\n", r.seed, len(r.nodes), r.seed, len(r.nodes), r.length)
+	// A soak's run draws another schedule (its fault kinds, longer holds)
+	// and has a wider clock bound: its replay is a soak of one run.
+	soak := ""
+	if r.soak {
+		soak = " -fault.duration=1s"
+	}
+	fmt.Fprintf(&b, "fault schedule (seed %d, %d nodes, replay with -fault.seed=%d -fault.nodes=%d -fault.run=%v%s):\n", r.seed, len(r.nodes), r.seed, len(r.nodes), r.length, soak)
 	for _, e := range r.schedule {
 		fmt.Fprintf(&b, "  %s\n", e)
 	}
