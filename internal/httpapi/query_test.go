@@ -133,6 +133,20 @@ func ids(recs []api.Record) string {
 	return strings.Join(s, ",")
 }
 
+// restrictToMine makes the reader a restricted one (node 42, the hub's
+// read rules): jobs whose owner is me, fields owner, prio and status
+// only; it returns the header that marks a request as that reader's.
+func (e *queryEnv) restrictToMine() http.Header {
+	e.t.Helper()
+	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
+		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
+	if err := lim.Validate(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
+	return http.Header{"X-Test-Reader": {"1"}}
+}
+
 func seedJobs(e *queryEnv) {
 	for i := 1; i <= 7; i++ {
 		owner := "me"
@@ -306,13 +320,7 @@ func waitBuilt(t *testing.T, r *replica.Replica, name string) {
 func TestQueryReadPermissions(t *testing.T) {
 	e := newQueryEnv(t, 0, replica.Config{})
 	seedJobs(e)
-	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
-		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
-	if err := lim.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
-	rd := http.Header{"X-Test-Reader": {"1"}}
+	rd := e.restrictToMine()
 	for _, q := range []string{
 		"where=" + url.QueryEscape("secret == 's2'"),
 		"where=" + url.QueryEscape("record['secret'] == 's2'"),
@@ -651,10 +659,7 @@ func TestWatchOverflow(t *testing.T) {
 func TestWatchReadPermissions(t *testing.T) {
 	e := newQueryEnv(t, 0, replica.Config{})
 	seedJobs(e)
-	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
-		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
-	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
-	rd := http.Header{"X-Test-Reader": {"1"}}
+	rd := e.restrictToMine()
 	if code, body := e.get("/v1/tables/jobs/records?watch=true&where="+url.QueryEscape("secret != ''"), rd, nil); code != 403 || !strings.Contains(body, "secret") {
 		t.Fatalf("watch naming a hidden field: %d %s", code, body)
 	}
@@ -709,9 +714,7 @@ func TestWatchReadPermissions(t *testing.T) {
 func TestWatchReadPermissionsResume(t *testing.T) {
 	e := newQueryEnv(t, 0, replica.Config{})
 	seedJobs(e)
-	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
-		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
-	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
+	e.restrictToMine()
 	path := "/v1/tables/jobs/records?watch=true&where=prio>=0"
 	s := e.stream(path, http.Header{"X-Test-Reader": {"1"}})
 	res := s.must("result")
@@ -773,10 +776,7 @@ func TestWatchReadPermissionsResume(t *testing.T) {
 func TestWatchLongPollReadPermissions(t *testing.T) {
 	e := newQueryEnv(t, 0, replica.Config{})
 	seedJobs(e)
-	lim := replication.Scope{Tables: []replication.TableScope{{Table: "jobs", Projected: true,
-		Fields: []string{"owner", "prio", "status"}, Filter: "owner == 'me'"}}}
-	e.core.reader = fieldReader{&authz.Reader{Node: hlc.NodeID(42), Limit: lim}}
-	rd := http.Header{"X-Test-Reader": {"1"}}
+	rd := e.restrictToMine()
 	base := "/v1/tables/jobs/records?watch=true&where=prio>=0"
 	var first api.WatchPage
 	e.get(base, rd, &first)
