@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,45 +134,36 @@ func TestQueriesAndViews(t *testing.T) {
 	}
 
 	// Pages of 2 of alice's jobs, highest prio first, ties by id.
-	var got []string
-	cursor := ""
-	for i := 0; ; i++ {
-		args := []string{"query", "jobs", "--where", "owner == 'alice'", "--order", "-prio", "--limit", "2"}
-		if cursor != "" {
-			args = append(args, "--cursor", cursor)
-		}
-		var p api.Page
-		decode(a.mustCLI(args...), &p)
-		if len(p.Records) > 2 || i > 4 {
-			t.Fatalf("page %d: %+v", i, p)
-		}
-		got = append(got, pageIDs(p)...)
-		if cursor = p.Next; cursor == "" {
-			break
+	// walk pages through a query with the CLI, by its cursors, and
+	// returns the ids in page order (at most limit a page, maxPages pages).
+	walk := func(limit, maxPages int, args ...string) []string {
+		t.Helper()
+		var got []string
+		cursor := ""
+		for i := 0; ; i++ {
+			args := append([]string{"query", "jobs"}, args...)
+			args = append(args, "--limit", strconv.Itoa(limit))
+			if cursor != "" {
+				args = append(args, "--cursor", cursor)
+			}
+			var p api.Page
+			decode(a.mustCLI(args...), &p)
+			if len(p.Records) > limit || i >= maxPages {
+				t.Fatalf("page %d: %+v", i, p)
+			}
+			got = append(got, pageIDs(p)...)
+			if cursor = p.Next; cursor == "" {
+				return got
+			}
 		}
 	}
+	got := walk(2, 5, "--where", "owner == 'alice'", "--order", "-prio")
 	if want := []string{"j7", "j4", "j1", "j5", "j8", "j2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("alice's jobs by -prio, paged by 2: %v, want %v", got, want)
 	}
 
 	// Without a where clause too, the pages are a query's (cursors).
-	got = nil
-	cursor = ""
-	for i := 0; ; i++ {
-		args := []string{"query", "jobs", "--limit", "3"}
-		if cursor != "" {
-			args = append(args, "--cursor", cursor)
-		}
-		var p api.Page
-		decode(a.mustCLI(args...), &p)
-		if len(p.Records) > 3 || i > 3 {
-			t.Fatalf("page %d: %+v", i, p)
-		}
-		got = append(got, pageIDs(p)...)
-		if cursor = p.Next; cursor == "" {
-			break
-		}
-	}
+	got = walk(3, 4)
 	if want := []string{"j1", "j2", "j3", "j4", "j5", "j6", "j7", "j8"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("every job, paged by 3: %v, want %v", got, want)
 	}
